@@ -1,0 +1,59 @@
+// Package config is the one typed place for the controller's configuration:
+// the cloud-config file (YAML, --cloud-config) and SAKURACLOUD_* environment
+// variables, with environment winning over the file. Names follow the earlier
+// sacloud/sakura-cloud-controller-manager so existing configs keep working.
+package config
+
+// Config is the whole configuration after loading, defaulting and validation.
+type Config struct {
+	// AccessToken and AccessTokenSecret authenticate to the API. They are
+	// secrets: never log them; use Redacted() to print a Config.
+	AccessToken       string `json:"accessToken"`
+	AccessTokenSecret string `json:"accessTokenSecret"`
+	// Zone the cluster's servers live in, e.g. is1a.
+	Zone string `json:"zone"`
+	// ClusterID tags and finds what this cluster owns. Defaults to --cluster-name.
+	ClusterID string `json:"clusterID"`
+	// APIRootURL overrides the API endpoint (simulator, proxies).
+	APIRootURL string `json:"apiRootURL"`
+
+	// Client tuning.
+	RetryMax          int     `json:"retryMax"`
+	RetryIntervalSec  int     `json:"retryIntervalSec"` // minimum wait between retries
+	RetryMaxWaitSec   int     `json:"retryMaxWaitSec"`  // cap on one wait between retries
+	RequestsPerSecond float64 `json:"requestsPerSecond"`
+	RequestTimeoutSec int     `json:"requestTimeoutSec"`
+	// ServerCacheTTLSec bounds how stale the shared server list may get.
+	ServerCacheTTLSec int `json:"serverCacheTTLSec"`
+
+	// DisableLoadBalancer turns the Service controller's cloud side off.
+	DisableLoadBalancer bool `json:"disableLoadBalancer"`
+
+	LoadBalancer LoadBalancerConfig `json:"loadBalancer"`
+}
+
+// LoadBalancerConfig holds cluster-wide defaults for LoadBalancer Services;
+// Service annotations override them per Service.
+type LoadBalancerConfig struct {
+	// RouterID / SwitchID pin the router+switch block (or, for type switch,
+	// the switch) that VIPs come from. Empty: choose by selector or by nodes.
+	RouterID string `json:"routerID"`
+	SwitchID string `json:"switchID"`
+	// RouterSelector / SwitchSelector are tags the router or switch must carry.
+	RouterSelector []string `json:"routerSelector"`
+	SwitchSelector []string `json:"switchSelector"`
+	// ReservedIPRanges are addresses (a.b.c.d, a.b.c.d-e.f.g.h or CIDR) that
+	// the controller must never hand out.
+	ReservedIPRanges []string `json:"reservedIPRanges"`
+	// Plan is standard or highspec (premium is accepted as highspec).
+	Plan string `json:"plan"`
+	// HA makes new appliances redundant pairs.
+	HA bool `json:"ha"`
+	// Type is internet (router+switch, global VIPs) or switch (private).
+	Type string `json:"type"`
+	// For Type switch: the network (CIDR), where addresses may be taken from
+	// (CIDR inside IPRange) and the default gateway.
+	IPRange              string `json:"ipRange"`
+	AssignIPRange        string `json:"assignIPRange"`
+	AssignDefaultGateway string `json:"assignDefaultGateway"`
+}

@@ -1,0 +1,175 @@
+// Package sakuraapi is the controller's one door to the SAKURA Cloud API.
+//
+// Every operation goes through Client.call, which applies the process-wide
+// request budget (a token bucket shared by all controllers), retries 429, 503
+// and 423 answers a bounded number of times with jittered backoff, and counts
+// each call by operation and result. Because the wrapping happens above
+// iaas-api-go's operations, it works the same over HTTP and in the library's
+// in-memory fake mode, so unit tests and benchmarks see the true call counts.
+package sakuraapi
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"net/http"
+	"time"
+
+	"github.com/sacloud/iaas-api-go"
+	"golang.org/x/time/rate"
+)
+
+// Limits tunes how the client spends the API's request budget.
+type Limits struct {
+	// RequestsPerSecond is the sustained rate shared by every caller in the process.
+	RequestsPerSecond float64
+	// Burst is how many requests may go out at once after a quiet period.
+	Burst int
+	// RetryMax is how many times a throttled or unavailable answer is retried (0 = never).
+	RetryMax int
+	// RetryWaitMin and RetryWaitMax bound the jittered wait between retries.
+	RetryWaitMin time.Duration
+	RetryWaitMax time.Duration
+	// RequestTimeout bounds one attempt; zero leaves it to the caller's context.
+	RequestTimeout time.Duration
+}
+
+// DefaultLimits match SAKURA Cloud's documented per-token limit with headroom.
+func DefaultLimits() Limits {
+	return Limits{
+		RequestsPerSecond: 5,
+		Burst:             5,
+		RetryMax:          5,
+		RetryWaitMin:      500 * time.Millisecond,
+		RetryWaitMax:      8 * time.Second,
+		RequestTimeout:    30 * time.Second,
+	}
+}
+
+// Client holds the wrapped operations for one zone. Build one per process and
+// share it: iaas-api-go keeps some settings in package globals.
+type Client struct {
+	Zone string
+
+	Servers        ServerAPI
+	Switches       SwitchAPI
+	Internet       InternetAPI
+	LoadBalancers  LoadBalancerAPI
+	VPCRouters     VPCRouterAPI
+	Databases      DatabaseAPI
+	NFS            NFSAPI
+	MobileGateways MobileGatewayAPI
+
+	limits  Limits
+	limiter *rate.Limiter
+	stats   *Stats
+	// sleep is replaceable so tests of the retry policy do not wait.
+	sleep func(ctx context.Context, d time.Duration) error
+}
+
+// NewFromCaller wraps the iaas-api-go operations built on caller.
+func NewFromCaller(caller iaas.APICaller, zone string, limits Limits) *Client {
+	c := &Client{Zone: zone, limits: limits, stats: NewStats(), sleep: sleepContext}
+	burst := limits.Burst
+	if burst < 1 {
+		burst = 1
+	}
+	c.limiter = rate.NewLimiter(rate.Limit(limits.RequestsPerSecond), burst)
+	if limits.RequestsPerSecond <= 0 {
+		c.limiter = rate.NewLimiter(rate.Inf, burst)
+	}
+	c.Servers = &serverOp{c, iaas.NewServerOp(caller)}
+	c.Switches = &switchOp{c, iaas.NewSwitchOp(caller)}
+	c.Internet = &internetOp{c, iaas.NewInternetOp(caller)}
+	c.LoadBalancers = &loadBalancerOp{c, iaas.NewLoadBalancerOp(caller)}
+	c.VPCRouters = &vpcRouterOp{c, iaas.NewVPCRouterOp(caller)}
+	c.Databases = &databaseOp{c, iaas.NewDatabaseOp(caller)}
+	c.NFS = &nfsOp{c, iaas.NewNFSOp(caller)}
+	c.MobileGateways = &mobileGatewayOp{c, iaas.NewMobileGatewayOp(caller)}
+	return c
+}
+
+// Stats returns the call counters of this client.
+func (c *Client) Stats() *Stats { return c.stats }
+
+// retryable reports whether an answer means "try again later" rather than "no".
+func retryable(err error) bool {
+	var apiErr iaas.APIError
+	if !errors.As(err, &apiErr) {
+		return false
+	}
+	switch apiErr.ResponseCode() {
+	case http.StatusTooManyRequests, http.StatusServiceUnavailable, http.StatusLocked:
+		return true
+	}
+	return false
+}
+
+// call runs one operation under the shared budget and retry policy.
+func (c *Client) call(ctx context.Context, op string, fn func(ctx context.Context) error) error {
+	var err error
+	for attempt := 0; ; attempt++ {
+		if werr := c.limiter.Wait(ctx); werr != nil {
+			c.stats.record(op, ResultError, 0)
+			return fmt.Errorf("%s: waiting for the API request budget: %w", op, werr)
+		}
+		started := time.Now()
+		err = c.attempt(ctx, fn)
+		result := resultOf(err)
+		c.stats.record(op, result, time.Since(started))
+		if err == nil || !retryable(err) || attempt >= c.limits.RetryMax {
+			break
+		}
+		c.stats.recordRetry(op, result)
+		if serr := c.sleep(ctx, c.backoff(attempt, result)); serr != nil {
+			break
+		}
+	}
+	if err != nil {
+		return fmt.Errorf("%s: %w", op, err)
+	}
+	return nil
+}
+
+func (c *Client) attempt(ctx context.Context, fn func(ctx context.Context) error) error {
+	if c.limits.RequestTimeout <= 0 {
+		return fn(ctx)
+	}
+	ctx, cancel := context.WithTimeout(ctx, c.limits.RequestTimeout)
+	defer cancel()
+	return fn(ctx)
+}
+
+// backoff is "full jitter" between RetryWaitMin and an exponentially growing
+// cap that never exceeds RetryWaitMax, so a crowd of workers that were
+// throttled together does not come back together. A 429 waits at least a
+// second: the budget it ran into is per second.
+func (c *Client) backoff(attempt int, result string) time.Duration {
+	lo, hi := c.limits.RetryWaitMin, c.limits.RetryWaitMax
+	if result == ResultThrottled && lo < time.Second {
+		lo = time.Second
+	}
+	if hi < lo {
+		hi = lo
+	}
+	ceiling := lo << min(attempt, 16)
+	if ceiling > hi || ceiling <= 0 {
+		ceiling = hi
+	}
+	if ceiling == lo {
+		return lo
+	}
+	return lo + rand.N(ceiling-lo)
+}
+
+func sleepContext(ctx context.Context, d time.Duration) error {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-t.C:
+		return nil
+	}
+}

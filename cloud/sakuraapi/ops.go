@@ -1,0 +1,144 @@
+package sakuraapi
+
+import (
+	"context"
+
+	"github.com/sacloud/iaas-api-go"
+	"github.com/sacloud/iaas-api-go/types"
+)
+
+// Each wrapper below forwards to iaas-api-go through Client.call. They are
+// deliberately mechanical: the policy lives in call, not here.
+
+// do runs fn through c.call and returns its value.
+func do[T any](ctx context.Context, c *Client, op string, fn func(ctx context.Context) (T, error)) (T, error) {
+	var out T
+	err := c.call(ctx, op, func(ctx context.Context) error {
+		var err error
+		out, err = fn(ctx)
+		return err
+	})
+	return out, err
+}
+
+type serverOp struct {
+	c  *Client
+	op iaas.ServerAPI
+}
+
+func (s *serverOp) Find(ctx context.Context, zone string, cond *iaas.FindCondition) (*iaas.ServerFindResult, error) {
+	return do(ctx, s.c, "Server.Find", func(ctx context.Context) (*iaas.ServerFindResult, error) { return s.op.Find(ctx, zone, cond) })
+}
+
+func (s *serverOp) Read(ctx context.Context, zone string, id types.ID) (*iaas.Server, error) {
+	return do(ctx, s.c, "Server.Read", func(ctx context.Context) (*iaas.Server, error) { return s.op.Read(ctx, zone, id) })
+}
+
+type switchOp struct {
+	c  *Client
+	op iaas.SwitchAPI
+}
+
+func (s *switchOp) Find(ctx context.Context, zone string, cond *iaas.FindCondition) (*iaas.SwitchFindResult, error) {
+	return do(ctx, s.c, "Switch.Find", func(ctx context.Context) (*iaas.SwitchFindResult, error) { return s.op.Find(ctx, zone, cond) })
+}
+
+func (s *switchOp) Read(ctx context.Context, zone string, id types.ID) (*iaas.Switch, error) {
+	return do(ctx, s.c, "Switch.Read", func(ctx context.Context) (*iaas.Switch, error) { return s.op.Read(ctx, zone, id) })
+}
+
+func (s *switchOp) GetServers(ctx context.Context, zone string, id types.ID) (*iaas.SwitchGetServersResult, error) {
+	return do(ctx, s.c, "Switch.GetServers", func(ctx context.Context) (*iaas.SwitchGetServersResult, error) { return s.op.GetServers(ctx, zone, id) })
+}
+
+type internetOp struct {
+	c  *Client
+	op iaas.InternetAPI
+}
+
+func (s *internetOp) Find(ctx context.Context, zone string, cond *iaas.FindCondition) (*iaas.InternetFindResult, error) {
+	return do(ctx, s.c, "Internet.Find", func(ctx context.Context) (*iaas.InternetFindResult, error) { return s.op.Find(ctx, zone, cond) })
+}
+
+func (s *internetOp) Read(ctx context.Context, zone string, id types.ID) (*iaas.Internet, error) {
+	return do(ctx, s.c, "Internet.Read", func(ctx context.Context) (*iaas.Internet, error) { return s.op.Read(ctx, zone, id) })
+}
+
+type loadBalancerOp struct {
+	c  *Client
+	op iaas.LoadBalancerAPI
+}
+
+func (s *loadBalancerOp) Find(ctx context.Context, zone string, cond *iaas.FindCondition) (*iaas.LoadBalancerFindResult, error) {
+	return do(ctx, s.c, "LoadBalancer.Find", func(ctx context.Context) (*iaas.LoadBalancerFindResult, error) { return s.op.Find(ctx, zone, cond) })
+}
+
+func (s *loadBalancerOp) Create(ctx context.Context, zone string, p *iaas.LoadBalancerCreateRequest) (*iaas.LoadBalancer, error) {
+	return do(ctx, s.c, "LoadBalancer.Create", func(ctx context.Context) (*iaas.LoadBalancer, error) { return s.op.Create(ctx, zone, p) })
+}
+
+func (s *loadBalancerOp) Read(ctx context.Context, zone string, id types.ID) (*iaas.LoadBalancer, error) {
+	return do(ctx, s.c, "LoadBalancer.Read", func(ctx context.Context) (*iaas.LoadBalancer, error) { return s.op.Read(ctx, zone, id) })
+}
+
+func (s *loadBalancerOp) Update(ctx context.Context, zone string, id types.ID, p *iaas.LoadBalancerUpdateRequest) (*iaas.LoadBalancer, error) {
+	return do(ctx, s.c, "LoadBalancer.Update", func(ctx context.Context) (*iaas.LoadBalancer, error) { return s.op.Update(ctx, zone, id, p) })
+}
+
+func (s *loadBalancerOp) UpdateSettings(ctx context.Context, zone string, id types.ID, p *iaas.LoadBalancerUpdateSettingsRequest) (*iaas.LoadBalancer, error) {
+	return do(ctx, s.c, "LoadBalancer.UpdateSettings", func(ctx context.Context) (*iaas.LoadBalancer, error) {
+		return s.op.UpdateSettings(ctx, zone, id, p)
+	})
+}
+
+func (s *loadBalancerOp) Delete(ctx context.Context, zone string, id types.ID) error {
+	return s.c.call(ctx, "LoadBalancer.Delete", func(ctx context.Context) error { return s.op.Delete(ctx, zone, id) })
+}
+
+func (s *loadBalancerOp) Config(ctx context.Context, zone string, id types.ID) error {
+	return s.c.call(ctx, "LoadBalancer.Config", func(ctx context.Context) error { return s.op.Config(ctx, zone, id) })
+}
+
+func (s *loadBalancerOp) Shutdown(ctx context.Context, zone string, id types.ID, o *iaas.ShutdownOption) error {
+	return s.c.call(ctx, "LoadBalancer.Shutdown", func(ctx context.Context) error { return s.op.Shutdown(ctx, zone, id, o) })
+}
+
+func (s *loadBalancerOp) Status(ctx context.Context, zone string, id types.ID) (*iaas.LoadBalancerStatusResult, error) {
+	return do(ctx, s.c, "LoadBalancer.Status", func(ctx context.Context) (*iaas.LoadBalancerStatusResult, error) { return s.op.Status(ctx, zone, id) })
+}
+
+type vpcRouterOp struct {
+	c  *Client
+	op iaas.VPCRouterAPI
+}
+
+func (s *vpcRouterOp) Find(ctx context.Context, zone string, cond *iaas.FindCondition) (*iaas.VPCRouterFindResult, error) {
+	return do(ctx, s.c, "VPCRouter.Find", func(ctx context.Context) (*iaas.VPCRouterFindResult, error) { return s.op.Find(ctx, zone, cond) })
+}
+
+type databaseOp struct {
+	c  *Client
+	op iaas.DatabaseAPI
+}
+
+func (s *databaseOp) Find(ctx context.Context, zone string, cond *iaas.FindCondition) (*iaas.DatabaseFindResult, error) {
+	return do(ctx, s.c, "Database.Find", func(ctx context.Context) (*iaas.DatabaseFindResult, error) { return s.op.Find(ctx, zone, cond) })
+}
+
+type nfsOp struct {
+	c  *Client
+	op iaas.NFSAPI
+}
+
+func (s *nfsOp) Find(ctx context.Context, zone string, cond *iaas.FindCondition) (*iaas.NFSFindResult, error) {
+	return do(ctx, s.c, "NFS.Find", func(ctx context.Context) (*iaas.NFSFindResult, error) { return s.op.Find(ctx, zone, cond) })
+}
+
+type mobileGatewayOp struct {
+	c  *Client
+	op iaas.MobileGatewayAPI
+}
+
+func (s *mobileGatewayOp) Find(ctx context.Context, zone string, cond *iaas.FindCondition) (*iaas.MobileGatewayFindResult, error) {
+	return do(ctx, s.c, "MobileGateway.Find", func(ctx context.Context) (*iaas.MobileGatewayFindResult, error) { return s.op.Find(ctx, zone, cond) })
+}

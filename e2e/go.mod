@@ -1,0 +1,3 @@
+module github.com/sakura-ccm/sakura-cloud-controller-manager/e2e
+
+go 1.26.0
