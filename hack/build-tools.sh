@@ -10,7 +10,9 @@ root=$(cd "$(dirname "$0")/.." && pwd)
 KUBE_VERSION=v1.37.2
 ETCD_VERSION=v3.6.16
 HELM_VERSION=v3.22.0
-out="${SAKURA_TOOLS_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/sakura-ccm/tools}/kube-$KUBE_VERSION-etcd-$ETCD_VERSION-helm-$HELM_VERSION"
+# Bump when a build flag below changes, so no machine reuses a stale binary.
+RECIPE=2
+out="${SAKURA_TOOLS_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/sakura-ccm/tools}/kube-$KUBE_VERSION-etcd-$ETCD_VERSION-helm-$HELM_VERSION-r$RECIPE"
 mkdir -p "$out"
 kube_ldflags="-s -w -X k8s.io/component-base/version.gitVersion=$KUBE_VERSION -X k8s.io/component-base/version.gitMajor=1 -X k8s.io/component-base/version.gitMinor=37 -X k8s.io/component-base/version.gitTreeState=clean"
 build() { # name module-dir package ldflags
@@ -24,5 +26,11 @@ build etcd "$root/e2e/tools/etcd" . "-s -w"
 build kube-apiserver "$root/e2e/tools" k8s.io/kubernetes/cmd/kube-apiserver "$kube_ldflags"
 build kube-controller-manager "$root/e2e/tools" k8s.io/kubernetes/cmd/kube-controller-manager "$kube_ldflags"
 build kubectl "$root/e2e/tools" k8s.io/kubernetes/cmd/kubectl "$kube_ldflags"
-build helm "$root/e2e/tools" helm.sh/helm/v3/cmd/helm "-s -w -X helm.sh/helm/v3/internal/version.version=$HELM_VERSION"
+# helm renders charts for the Kubernetes version it was built against; without
+# these it claims v1.20 and refuses charts that need a newer cluster.
+helm_ldflags="-s -w -X helm.sh/helm/v3/internal/version.version=$HELM_VERSION"
+for pkg in pkg/chartutil pkg/lint/rules; do
+  helm_ldflags="$helm_ldflags -X helm.sh/helm/v3/$pkg.k8sVersionMajor=1 -X helm.sh/helm/v3/$pkg.k8sVersionMinor=37"
+done
+build helm "$root/e2e/tools" helm.sh/helm/v3/cmd/helm "$helm_ldflags"
 echo "$out"

@@ -1,0 +1,230 @@
+// Package chart tests the helm chart: lint, rendered manifests for default
+// and custom values, and the schema's refusals.
+package chart
+
+import (
+	"bytes"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"slices"
+	"strings"
+	"testing"
+
+	"sigs.k8s.io/yaml"
+)
+
+const (
+	fakeToken  = "tok-0123456789abcdef"
+	fakeSecret = "sec-THIS-MUST-NEVER-BE-RENDERED-IN-PLAIN"
+)
+
+func chartDir(t *testing.T) string {
+	_, file, _, _ := runtime.Caller(0)
+	return filepath.Join(filepath.Dir(file), "..", "..", "charts", "sakura-cloud-controller-manager")
+}
+
+// helmBinary finds the pinned helm that hack/build-tools.sh builds.
+func helmBinary(t *testing.T) string {
+	t.Helper()
+	dir := os.Getenv("SAKURA_TOOLS_BIN")
+	if dir == "" {
+		out, err := exec.Command(filepath.Join(chartDir(t), "..", "..", "hack", "build-tools.sh")).Output()
+		if err != nil {
+			t.Fatalf("building tools: %v", err)
+		}
+		dir = strings.TrimSpace(string(out))
+	}
+	return filepath.Join(dir, "helm")
+}
+
+func helm(t *testing.T, args ...string) (string, error) {
+	t.Helper()
+	cmd := exec.Command(helmBinary(t), args...)
+	// Keep helm's caches and config out of the user's home.
+	home := t.TempDir()
+	cmd.Env = append(os.Environ(), "HELM_CACHE_HOME="+home, "HELM_CONFIG_HOME="+home, "HELM_DATA_HOME="+home)
+	var out bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &out
+	err := cmd.Run()
+	return out.String(), err
+}
+
+type object = map[string]any
+
+func render(t *testing.T, args ...string) map[string]object {
+	t.Helper()
+	out, err := helm(t, append([]string{"template", "ccm", chartDir(t), "--namespace", "kube-system"}, args...)...)
+	if err != nil {
+		t.Fatalf("helm template %v: %v\n%s", args, err, out)
+	}
+	objs := map[string]object{}
+	for _, doc := range strings.Split(out, "\n---") {
+		var o object
+		if err := yaml.Unmarshal([]byte(doc), &o); err != nil {
+			t.Fatalf("rendered YAML does not parse: %v\n%s", err, doc)
+		}
+		if o == nil {
+			continue
+		}
+		md := o["metadata"].(map[string]any)
+		objs[o["kind"].(string)+"/"+md["name"].(string)] = o
+	}
+	return objs
+}
+
+func dig(o any, path ...any) any {
+	for _, p := range path {
+		switch k := p.(type) {
+		case string:
+			m, ok := o.(map[string]any)
+			if !ok {
+				return nil
+			}
+			o = m[k]
+		case int:
+			s, ok := o.([]any)
+			if !ok || k >= len(s) {
+				return nil
+			}
+			o = s[k]
+		}
+	}
+	return o
+}
+
+var tokenValues = []string{"--set", "accessToken=" + fakeToken, "--set", "accessTokenSecret=" + fakeSecret}
+
+func TestLint(t *testing.T) {
+	if out, err := helm(t, append([]string{"lint", "--strict", chartDir(t)}, tokenValues...)...); err != nil {
+		t.Fatalf("helm lint: %v\n%s", err, out)
+	}
+}
+
+func TestDefaultValues(t *testing.T) {
+	objs := render(t, tokenValues...)
+	for _, want := range []string{
+		"Deployment/ccm-sakura-cloud-controller-manager", "Secret/ccm-sakura-cloud-controller-manager",
+		"ConfigMap/ccm-sakura-cloud-controller-manager", "ServiceAccount/ccm-sakura-cloud-controller-manager",
+		"ClusterRole/ccm-sakura-cloud-controller-manager", "ClusterRoleBinding/ccm-sakura-cloud-controller-manager",
+		"PodDisruptionBudget/ccm-sakura-cloud-controller-manager", "Role/ccm-sakura-cloud-controller-manager-leader-election",
+	} {
+		if objs[want] == nil {
+			t.Errorf("missing %s", want)
+		}
+	}
+	dep := objs["Deployment/ccm-sakura-cloud-controller-manager"]
+	if got := dig(dep, "spec", "replicas"); got != float64(2) {
+		t.Errorf("replicas = %v, want 2 (leader election keeps one active)", got)
+	}
+	pod := dig(dep, "spec", "template", "spec")
+	if dig(pod, "securityContext", "runAsNonRoot") != true {
+		t.Error("pod must run as non-root")
+	}
+	if dig(pod, "priorityClassName") != "system-cluster-critical" {
+		t.Error("default priority class should be system-cluster-critical")
+	}
+	tolerations, _ := yaml.Marshal(dig(pod, "tolerations"))
+	if !strings.Contains(string(tolerations), "node.cloudprovider.kubernetes.io/uninitialized") {
+		t.Error("must tolerate uninitialized nodes: it is what initializes them")
+	}
+	args := dig(pod, "containers", 0, "args").([]any)
+	for _, want := range []string{"--cloud-provider=sakuracloud", "--leader-elect=true", "--cluster-name=kubernetes", "--configure-cloud-routes=false"} {
+		if !slices.Contains(args, any(want)) {
+			t.Errorf("args %v lack %s", args, want)
+		}
+	}
+	env := dig(pod, "containers", 0, "env").([]any)
+	for _, e := range env {
+		if dig(e, "value") != nil {
+			t.Errorf("env %v carries a plain value; credentials must come from the Secret", e)
+		}
+		if dig(e, "valueFrom", "secretKeyRef", "name") != "ccm-sakura-cloud-controller-manager" {
+			t.Errorf("env %v does not come from the chart's Secret", e)
+		}
+	}
+	cm := objs["ConfigMap/ccm-sakura-cloud-controller-manager"]
+	var cloudConfig map[string]any
+	if err := yaml.UnmarshalStrict([]byte(dig(cm, "data", "cloud-config.yaml").(string)), &cloudConfig); err != nil {
+		t.Fatalf("cloud-config does not parse: %v", err)
+	}
+	if cloudConfig["zone"] != "is1a" || cloudConfig["clusterID"] != "kubernetes" || cloudConfig["disableLoadBalancer"] != false {
+		t.Errorf("cloud-config = %v", cloudConfig)
+	}
+	// The credentials appear only base64-encoded in the Secret.
+	for name, o := range objs {
+		raw, _ := yaml.Marshal(o)
+		if strings.Contains(string(raw), fakeSecret) || strings.Contains(string(raw), fakeToken) {
+			t.Errorf("%s carries a credential in plain text", name)
+		}
+	}
+}
+
+func TestCustomValues(t *testing.T) {
+	objs := render(t,
+		"--set", "existingSecret=my-sakura-creds",
+		"--set", "zone=tk1b", "--set", "clusterName=prod-a",
+		"--set", "replicaCount=1", "--set", "loadBalancer.enabled=false",
+		"--set", "loadBalancer.reservedIPRanges={203.0.113.20-203.0.113.22}",
+		"--set", "loadBalancer.plan=highspec", "--set", "loadBalancer.ha=true",
+		"--set", "logVerbosity=4", "--set", "image.tag=v9.9.9",
+	)
+	if objs["Secret/ccm-sakura-cloud-controller-manager"] != nil {
+		t.Error("with existingSecret the chart must not create its own Secret")
+	}
+	if objs["PodDisruptionBudget/ccm-sakura-cloud-controller-manager"] != nil {
+		t.Error("a PDB with minAvailable 1 would block drains of a single replica")
+	}
+	pod := dig(objs["Deployment/ccm-sakura-cloud-controller-manager"], "spec", "template", "spec")
+	if got := dig(pod, "containers", 0, "image"); got != "ghcr.io/sakura-ccm/sakura-cloud-controller-manager:v9.9.9" {
+		t.Errorf("image = %v", got)
+	}
+	args := dig(pod, "containers", 0, "args").([]any)
+	if !slices.Contains(args, any("--v=4")) || !slices.Contains(args, any("--cluster-name=prod-a")) {
+		t.Errorf("args = %v", args)
+	}
+	if dig(pod, "containers", 0, "env", 0, "valueFrom", "secretKeyRef", "name") != "my-sakura-creds" {
+		t.Error("env must reference the existing Secret")
+	}
+	var cc map[string]any
+	if err := yaml.Unmarshal([]byte(dig(objs["ConfigMap/ccm-sakura-cloud-controller-manager"], "data", "cloud-config.yaml").(string)), &cc); err != nil {
+		t.Fatal(err)
+	}
+	if cc["zone"] != "tk1b" || cc["clusterID"] != "prod-a" || cc["disableLoadBalancer"] != true {
+		t.Errorf("cloud-config = %v", cc)
+	}
+	lb := cc["loadBalancer"].(map[string]any)
+	if lb["plan"] != "highspec" || lb["ha"] != true || dig(lb, "reservedIPRanges", 0) != "203.0.113.20-203.0.113.22" {
+		t.Errorf("loadBalancer = %v", lb)
+	}
+}
+
+func TestBadValuesAreRefused(t *testing.T) {
+	tests := []struct {
+		name string
+		args []string
+		want string
+	}{
+		{"no credentials", nil, "set accessToken and accessTokenSecret, or existingSecret"},
+		{"unknown zone", append([]string{"--set", "zone=us-east-1"}, tokenValues...), "zone"},
+		{"bad plan", append([]string{"--set", "loadBalancer.plan=huge"}, tokenValues...), "plan"},
+		{"zero replicas", append([]string{"--set", "replicaCount=0"}, tokenValues...), "replicaCount"},
+		{"negative retries", append([]string{"--set", "client.retryMax=-1"}, tokenValues...), "retryMax"},
+		{"typo in loadBalancer", append([]string{"--set", "loadBalancer.palm=standard"}, tokenValues...), "palm"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			out, err := helm(t, append([]string{"template", "ccm", chartDir(t)}, tt.args...)...)
+			if err == nil {
+				t.Fatalf("helm template accepted bad values:\n%s", out)
+			}
+			if !strings.Contains(out, tt.want) {
+				t.Errorf("error does not name %q:\n%s", tt.want, out)
+			}
+			if strings.Contains(out, fakeSecret) {
+				t.Error("error output echoes the secret")
+			}
+		})
+	}
+}
