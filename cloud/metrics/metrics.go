@@ -1,0 +1,105 @@
+// Package metrics exposes the controller's own Prometheus metrics on the
+// cloud-controller-manager's existing /metrics endpoint (the component-base
+// legacy registry). Names are listed once, in Names, and docs/metrics.md is
+// tested against that list.
+package metrics
+
+import (
+	"sync"
+	"time"
+
+	"k8s.io/component-base/metrics"
+	"k8s.io/component-base/metrics/legacyregistry"
+)
+
+const namespace = "sakuracloud_ccm"
+
+var (
+	apiRequests = metrics.NewCounterVec(&metrics.CounterOpts{
+		Namespace:      namespace,
+		Name:           "api_requests_total",
+		Help:           "SAKURA Cloud API requests by operation and result (ok, not_found, throttled, unavailable, error). Each retry counts as a request.",
+		StabilityLevel: metrics.ALPHA,
+	}, []string{"operation", "result"})
+
+	apiLatency = metrics.NewHistogramVec(&metrics.HistogramOpts{
+		Namespace:      namespace,
+		Name:           "api_request_duration_seconds",
+		Help:           "Duration of one SAKURA Cloud API request by operation, not counting the wait for the request budget.",
+		Buckets:        []float64{0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30},
+		StabilityLevel: metrics.ALPHA,
+	}, []string{"operation"})
+
+	apiRetries = metrics.NewCounterVec(&metrics.CounterOpts{
+		Namespace:      namespace,
+		Name:           "api_retries_total",
+		Help:           "SAKURA Cloud API requests retried, by operation and the answer that caused the retry (throttled = 429, unavailable = 503/423).",
+		StabilityLevel: metrics.ALPHA,
+	}, []string{"operation", "reason"})
+
+	managedLoadBalancers = metrics.NewGauge(&metrics.GaugeOpts{
+		Namespace:      namespace,
+		Name:           "managed_load_balancers",
+		Help:           "Load balancer appliances owned by this cluster, as last seen.",
+		StabilityLevel: metrics.ALPHA,
+	})
+
+	blockAddresses = metrics.NewGaugeVec(&metrics.GaugeOpts{
+		Namespace:      namespace,
+		Name:           "block_addresses",
+		Help:           "Usable addresses of a router+switch block or switch range by state (free, used), as of the last address search.",
+		StabilityLevel: metrics.ALPHA,
+	}, []string{"switch", "state"})
+
+	reconcileErrors = metrics.NewCounterVec(&metrics.CounterOpts{
+		Namespace:      namespace,
+		Name:           "reconcile_errors_total",
+		Help:           "Load balancer reconciliations that failed, by the Event reason reported on the Service.",
+		StabilityLevel: metrics.ALPHA,
+	}, []string{"reason"})
+)
+
+// Names lists every metric this package exports (without the namespace).
+var Names = []string{
+	"api_requests_total", "api_request_duration_seconds", "api_retries_total",
+	"managed_load_balancers", "block_addresses", "reconcile_errors_total",
+}
+
+// Namespace is the prefix of every metric name.
+const Namespace = namespace
+
+var registerOnce sync.Once
+
+// Register adds the metrics to the legacy registry; safe to call repeatedly.
+func Register() {
+	registerOnce.Do(func() {
+		legacyregistry.MustRegister(apiRequests, apiLatency, apiRetries, managedLoadBalancers, blockAddresses, reconcileErrors)
+	})
+}
+
+// APIObserver feeds API call counts into the metrics; it implements
+// sakuraapi.Observer.
+type APIObserver struct{}
+
+// ObserveCall records one API request.
+func (APIObserver) ObserveCall(op, result string, d time.Duration) {
+	apiRequests.WithLabelValues(op, result).Inc()
+	apiLatency.WithLabelValues(op).Observe(d.Seconds())
+}
+
+// ObserveRetry records one retry.
+func (APIObserver) ObserveRetry(op, reason string) {
+	apiRetries.WithLabelValues(op, reason).Inc()
+}
+
+// SetManagedLoadBalancers reports how many appliances this cluster owns.
+func SetManagedLoadBalancers(n int) { managedLoadBalancers.Set(float64(n)) }
+
+// SetBlockAddresses reports the free and used usable addresses of a switch.
+func SetBlockAddresses(switchID string, free, used int) {
+	blockAddresses.WithLabelValues(switchID, "free").Set(float64(free))
+	blockAddresses.WithLabelValues(switchID, "used").Set(float64(used))
+}
+
+// CountReconcileError records a failed reconciliation by its Event reason.
+func CountReconcileError(reason string) { reconcileErrors.WithLabelValues(reason).Inc() }

@@ -1,0 +1,68 @@
+package metrics
+
+import (
+	"os"
+	"strings"
+	"testing"
+	"time"
+
+	"k8s.io/component-base/metrics/legacyregistry"
+	"k8s.io/component-base/metrics/testutil"
+)
+
+func TestObserverFeedsRegistry(t *testing.T) {
+	Register()
+	Register() // idempotent
+	o := APIObserver{}
+	o.ObserveCall("LoadBalancer.Create", "ok", 120*time.Millisecond)
+	o.ObserveCall("LoadBalancer.Create", "throttled", 5*time.Millisecond)
+	o.ObserveRetry("LoadBalancer.Create", "throttled")
+	SetManagedLoadBalancers(3)
+	SetBlockAddresses("113000000001", 8, 3)
+	CountReconcileError("UnsupportedProtocol")
+
+	want := `
+# HELP sakuracloud_ccm_api_requests_total [ALPHA] SAKURA Cloud API requests by operation and result (ok, not_found, throttled, unavailable, error). Each retry counts as a request.
+# TYPE sakuracloud_ccm_api_requests_total counter
+sakuracloud_ccm_api_requests_total{operation="LoadBalancer.Create",result="ok"} 1
+sakuracloud_ccm_api_requests_total{operation="LoadBalancer.Create",result="throttled"} 1
+# HELP sakuracloud_ccm_api_retries_total [ALPHA] SAKURA Cloud API requests retried, by operation and the answer that caused the retry (throttled = 429, unavailable = 503/423).
+# TYPE sakuracloud_ccm_api_retries_total counter
+sakuracloud_ccm_api_retries_total{operation="LoadBalancer.Create",reason="throttled"} 1
+# HELP sakuracloud_ccm_block_addresses [ALPHA] Usable addresses of a router+switch block or switch range by state (free, used), as of the last address search.
+# TYPE sakuracloud_ccm_block_addresses gauge
+sakuracloud_ccm_block_addresses{state="free",switch="113000000001"} 8
+sakuracloud_ccm_block_addresses{state="used",switch="113000000001"} 3
+# HELP sakuracloud_ccm_managed_load_balancers [ALPHA] Load balancer appliances owned by this cluster, as last seen.
+# TYPE sakuracloud_ccm_managed_load_balancers gauge
+sakuracloud_ccm_managed_load_balancers 3
+# HELP sakuracloud_ccm_reconcile_errors_total [ALPHA] Load balancer reconciliations that failed, by the Event reason reported on the Service.
+# TYPE sakuracloud_ccm_reconcile_errors_total counter
+sakuracloud_ccm_reconcile_errors_total{reason="UnsupportedProtocol"} 1
+`
+	names := []string{}
+	for _, n := range Names {
+		if n != "api_request_duration_seconds" {
+			names = append(names, Namespace+"_"+n)
+		}
+	}
+	if err := testutil.GatherAndCompare(legacyregistry.DefaultGatherer, strings.NewReader(want), names...); err != nil {
+		t.Fatal(err)
+	}
+	if n, err := testutil.GetHistogramMetricCount(apiLatency.WithLabelValues("LoadBalancer.Create")); err != nil || n != 2 {
+		t.Fatalf("latency histogram count = %d, %v; want 2", n, err)
+	}
+}
+
+// TestDocsListEveryMetric keeps docs/metrics.md in step with the code.
+func TestDocsListEveryMetric(t *testing.T) {
+	doc, err := os.ReadFile("../../docs/metrics.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, n := range Names {
+		if !strings.Contains(string(doc), "`"+Namespace+"_"+n+"`") {
+			t.Errorf("docs/metrics.md does not describe %s_%s", Namespace, n)
+		}
+	}
+}
