@@ -1,0 +1,479 @@
+package sakurasim
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/sacloud/iaas-api-go/naked"
+	"github.com/sacloud/iaas-api-go/types"
+)
+
+// FaultRule injects failures into API operations. Op (or its alias Route)
+// matches an operation name exactly ("LoadBalancer.Create"), by resource
+// ("LoadBalancer.*") or everything ("*").
+type FaultRule struct {
+	Op      string  `json:"op,omitempty"`
+	Route   string  `json:"route,omitempty"`
+	Status  int     `json:"status,omitempty"`  // e.g. 429, 503, 500; 0 = no error (latency only)
+	Rate    float64 `json:"rate,omitempty"`    // 0..1; 0 means 1 (always)
+	Latency string  `json:"latency,omitempty"` // Go duration added before answering
+	Drop    bool    `json:"drop,omitempty"`    // close the connection without an answer
+	Times   int     `json:"times,omitempty"`   // fire at most this many times (0 = unlimited)
+	// After performs the operation first and then answers the error (or
+	// drops): the change happened but the client never learns it.
+	After   bool `json:"after,omitempty"`
+	Fired   int  `json:"fired"` // how often it fired (read only)
+	latency time.Duration
+}
+
+func (f *FaultRule) matches(op string) bool {
+	pat := f.Op
+	if pat == "" {
+		pat = f.Route
+	}
+	switch {
+	case pat == "*" || pat == op:
+		return true
+	case strings.HasSuffix(pat, ".*"):
+		return strings.HasPrefix(op, strings.TrimSuffix(pat, "*"))
+	}
+	return false
+}
+
+var errorCodes = map[int]string{
+	400: "bad_request", 401: "unauthorized", 403: "forbidden", 404: "not_found", 409: "conflict",
+	423: "locked", 429: "too_many_requests", 500: "internal_server_error", 502: "bad_gateway",
+	503: "service_unavailable", 504: "gateway_timeout",
+}
+
+// injectFault rolls the first matching fault rule. It returns done when the
+// request was answered (or dropped) by the fault, or a rule to apply after
+// the operation ran (After rules).
+func (s *Simulator) injectFault(w *statusWriter, req *request) (done bool, after *FaultRule) {
+	s.mu.Lock()
+	var rule *FaultRule
+	for i := range s.faults {
+		f := &s.faults[i]
+		if !f.matches(req.op) || (f.Times > 0 && f.Fired >= f.Times) {
+			continue
+		}
+		rate := f.Rate
+		if rate <= 0 {
+			rate = 1
+		}
+		if s.rng.Float64() < rate {
+			f.Fired++
+			c := *f
+			rule = &c
+		}
+		break
+	}
+	s.mu.Unlock()
+	if rule == nil {
+		return false, nil
+	}
+	if rule.latency > 0 {
+		time.Sleep(rule.latency)
+	}
+	if rule.After {
+		return false, rule
+	}
+	return s.applyFault(w, req, rule), nil
+}
+
+// applyFault answers the request as the rule says; false when the rule only adds latency.
+func (s *Simulator) applyFault(w *statusWriter, req *request, rule *FaultRule) bool {
+	if rule.Drop {
+		s.count(req.op, 0)
+		if hj, ok := w.ResponseWriter.(http.Hijacker); ok {
+			if conn, _, err := hj.Hijack(); err == nil {
+				_ = conn.Close()
+				return true
+			}
+		}
+		panic(http.ErrAbortHandler) // aborts the response without an answer
+	}
+	if rule.Status == 0 {
+		return false
+	}
+	code := errorCodes[rule.Status]
+	if code == "" {
+		code = "injected_fault"
+	}
+	s.finish(w, req, &apiErr{rule.Status, code, fmt.Sprintf("injected fault (%d) for %s", rule.Status, req.op)})
+	return true
+}
+
+// State is the JSON answer of GET /_admin/state.
+type State struct {
+	Zone               string                `json:"zone"`
+	BootDelay          string                `json:"bootDelay"`
+	ReadNotFoundWindow string                `json:"readNotFoundWindow"`
+	Servers            []*naked.Server       `json:"servers"`
+	Switches           []*naked.Switch       `json:"switches"`
+	Routers            []*naked.Internet     `json:"routers"`
+	LoadBalancers      []*naked.LoadBalancer `json:"loadBalancers"`
+	VPCRouters         []*naked.VPCRouter    `json:"vpcRouters"`
+	Faults             []FaultRule           `json:"faults"`
+}
+
+// RequestStats is the JSON answer of GET /_admin/requests.
+type RequestStats struct {
+	Total      int                       `json:"total"`
+	Operations map[string]OperationStats `json:"operations"`
+}
+
+// OperationStats counts one operation's requests by HTTP status ("dropped" for dropped ones).
+type OperationStats struct {
+	Total    int            `json:"total"`
+	ByStatus map[string]int `json:"byStatus"`
+}
+
+// Snapshot returns the current state (same as GET /_admin/state).
+func (s *Simulator) Snapshot() *State {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.settle()
+	st := &State{Zone: s.zone, BootDelay: s.bootDelay.String(), ReadNotFoundWindow: s.notFoundAfter.String(),
+		Servers: []*naked.Server{}, Switches: []*naked.Switch{}, Routers: []*naked.Internet{},
+		LoadBalancers: []*naked.LoadBalancer{}, VPCRouters: []*naked.VPCRouter{}, Faults: append([]FaultRule{}, s.faults...)}
+	for _, sv := range s.servers {
+		st.Servers = append(st.Servers, s.nakedServer(sv))
+	}
+	for _, sw := range s.switches {
+		st.Switches = append(st.Switches, s.nakedSwitch(sw))
+	}
+	for _, r := range s.routers {
+		st.Routers = append(st.Routers, s.nakedInternet(r))
+	}
+	for _, lb := range s.lbs {
+		st.LoadBalancers = append(st.LoadBalancers, s.nakedLB(lb))
+	}
+	for _, v := range s.vpcRouters {
+		st.VPCRouters = append(st.VPCRouters, s.nakedVPCRouter(v))
+	}
+	return st
+}
+
+// Requests returns the request counts (same as GET /_admin/requests).
+func (s *Simulator) Requests() *RequestStats {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := &RequestStats{Operations: map[string]OperationStats{}}
+	for op, m := range s.requests {
+		os := OperationStats{ByStatus: map[string]int{}}
+		for k, v := range m {
+			os.ByStatus[k] = v
+			os.Total += v
+		}
+		out.Total += os.Total
+		out.Operations[op] = os
+	}
+	return out
+}
+
+// ResetRequests clears the request counts.
+func (s *Simulator) ResetRequests() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.requests = map[string]map[string]int{}
+}
+
+// SetFaults replaces the fault rules (nil clears them).
+func (s *Simulator) SetFaults(rules []FaultRule) error {
+	for i := range rules {
+		if rules[i].Op == "" && rules[i].Route == "" {
+			return fmt.Errorf("rule %d: op is required (e.g. \"LoadBalancer.Create\", \"LoadBalancer.*\" or \"*\")", i)
+		}
+		if rules[i].Latency != "" {
+			d, err := time.ParseDuration(rules[i].Latency)
+			if err != nil || d < 0 {
+				return fmt.Errorf("rule %d: latency %q is not a duration", i, rules[i].Latency)
+			}
+			rules[i].latency = d
+		}
+		if rules[i].Rate < 0 || rules[i].Rate > 1 {
+			return fmt.Errorf("rule %d: rate must be 0..1", i)
+		}
+		if rules[i].Status != 0 && (rules[i].Status < 400 || rules[i].Status > 599) {
+			return fmt.Errorf("rule %d: status must be 400..599", i)
+		}
+		rules[i].Fired = 0
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.faults = rules
+	return nil
+}
+
+// AddServer adds a server as if a user created it.
+func (s *Simulator) AddServer(spec ServerSpec) (*naked.Server, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	sv, e := s.addServerLocked(spec, nil)
+	if e != nil {
+		return nil, e
+	}
+	return s.nakedServer(sv), nil
+}
+
+// findServer resolves a name or an ID; names must be unique.
+func (s *Simulator) findServer(ref string) (*server, *apiErr) {
+	if n, err := strconv.ParseInt(ref, 10, 64); err == nil {
+		if sv := s.serverByID(types.ID(n)); sv != nil {
+			return sv, nil
+		}
+	}
+	var found []*server
+	for _, sv := range s.servers {
+		if sv.Name == ref {
+			found = append(found, sv)
+		}
+	}
+	switch len(found) {
+	case 0:
+		return nil, notFound("server " + ref + " not found")
+	case 1:
+		return found[0], nil
+	}
+	return nil, conflict(fmt.Sprintf("%d servers are named %s; use the ID", len(found), ref))
+}
+
+func (s *Simulator) removeServer(sv *server) {
+	for i, x := range s.servers {
+		if x == sv {
+			s.servers = append(s.servers[:i], s.servers[i+1:]...)
+			return
+		}
+	}
+}
+
+// DeleteServer removes a server by name or ID.
+func (s *Simulator) DeleteServer(ref string) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	sv, e := s.findServer(ref)
+	if e != nil {
+		return e
+	}
+	s.removeServer(sv)
+	return nil
+}
+
+// PowerServer turns a server on or off.
+func (s *Simulator) PowerServer(ref string, on bool) (*naked.Server, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	sv, e := s.findServer(ref)
+	if e != nil {
+		return nil, e
+	}
+	if sv.Up != on {
+		sv.Up = on
+		sv.StatusChangedAt = s.now()
+	}
+	return s.nakedServer(sv), nil
+}
+
+// ReplaceServer simulates a plan change: the server gets a new ID and the tag
+// @previous-id=<old id>; NICs, name and power state are kept.
+func (s *Simulator) ReplaceServer(ref string, cpu, memoryGB int) (*naked.Server, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	old, e := s.findServer(ref)
+	if e != nil {
+		return nil, e
+	}
+	spec := ServerSpec{Name: old.Name, CPU: old.CPU, MemoryGB: old.MemoryMB / 1024, GPU: old.GPU, Status: "down"}
+	if old.Up {
+		spec.Status = "up"
+	}
+	if cpu > 0 {
+		spec.CPU = cpu
+	}
+	if memoryGB > 0 {
+		spec.MemoryGB = memoryGB
+	}
+	for _, t := range old.Tags {
+		if !strings.HasPrefix(t, "@previous-id=") {
+			spec.Tags = append(spec.Tags, t)
+		}
+	}
+	for _, n := range old.NICs {
+		if n.Shared {
+			spec.NICs = append(spec.NICs, NICSpec{Shared: true, IPAddress: n.IP})
+		} else if sw := s.switchByID(n.SwitchID); sw != nil {
+			spec.NICs = append(spec.NICs, NICSpec{Switch: sw.Name, UserIPAddress: n.IP})
+		}
+	}
+	idx := -1
+	for i, x := range s.servers {
+		if x == old {
+			idx = i
+		}
+	}
+	s.removeServer(old)
+	nsv, e := s.addServerLocked(spec, []string{"@previous-id=" + old.ID.String()})
+	if e != nil {
+		s.servers = append(s.servers[:idx], append([]*server{old}, s.servers[idx:]...)...)
+		return nil, e
+	}
+	return s.nakedServer(nsv), nil
+}
+
+func adminJSON(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	_ = enc.Encode(v)
+}
+
+func adminErr(w http.ResponseWriter, err error) {
+	status := http.StatusBadRequest
+	if e, ok := err.(*apiErr); ok {
+		status = e.status
+	}
+	adminJSON(w, status, map[string]string{"error": err.Error()})
+}
+
+func decodeAdmin(r *http.Request, v any) error {
+	data, err := io.ReadAll(io.LimitReader(r.Body, 1<<20))
+	if err != nil {
+		return err
+	}
+	if len(strings.TrimSpace(string(data))) == 0 {
+		return nil
+	}
+	dec := json.NewDecoder(strings.NewReader(string(data)))
+	dec.DisallowUnknownFields()
+	return dec.Decode(v)
+}
+
+func (s *Simulator) serveAdmin(w http.ResponseWriter, r *http.Request) {
+	parts := strings.Split(strings.Trim(strings.TrimPrefix(r.URL.Path, "/_admin"), "/"), "/")
+	m := r.Method
+	switch {
+	case len(parts) == 1 && parts[0] == "state" && m == http.MethodGet:
+		adminJSON(w, http.StatusOK, s.Snapshot())
+	case len(parts) == 1 && parts[0] == "servers" && m == http.MethodGet:
+		adminJSON(w, http.StatusOK, s.Snapshot().Servers)
+	case len(parts) == 1 && parts[0] == "servers" && m == http.MethodPost:
+		var spec ServerSpec
+		if err := decodeAdmin(r, &spec); err != nil {
+			adminErr(w, err)
+			return
+		}
+		sv, err := s.AddServer(spec)
+		if err != nil {
+			adminErr(w, err)
+			return
+		}
+		adminJSON(w, http.StatusCreated, sv)
+	case len(parts) == 2 && parts[0] == "servers" && m == http.MethodDelete:
+		if err := s.DeleteServer(parts[1]); err != nil {
+			adminErr(w, err)
+			return
+		}
+		adminJSON(w, http.StatusOK, map[string]string{"deleted": parts[1]})
+	case len(parts) == 3 && parts[0] == "servers" && parts[2] == "power" && m == http.MethodPost:
+		var body struct {
+			On *bool `json:"on"`
+		}
+		if err := decodeAdmin(r, &body); err != nil || body.On == nil {
+			adminErr(w, fmt.Errorf(`body must be {"on": true|false}`))
+			return
+		}
+		sv, err := s.PowerServer(parts[1], *body.On)
+		if err != nil {
+			adminErr(w, err)
+			return
+		}
+		adminJSON(w, http.StatusOK, sv)
+	case len(parts) == 3 && parts[0] == "servers" && parts[2] == "replace" && m == http.MethodPost:
+		var body struct {
+			CPU      int `json:"cpu"`
+			MemoryGB int `json:"memoryGB"`
+		}
+		if err := decodeAdmin(r, &body); err != nil {
+			adminErr(w, err)
+			return
+		}
+		sv, err := s.ReplaceServer(parts[1], body.CPU, body.MemoryGB)
+		if err != nil {
+			adminErr(w, err)
+			return
+		}
+		adminJSON(w, http.StatusOK, sv)
+	case len(parts) == 1 && parts[0] == "faults" && m == http.MethodGet:
+		adminJSON(w, http.StatusOK, map[string]any{"rules": s.Snapshot().Faults})
+	case len(parts) == 1 && parts[0] == "faults" && m == http.MethodPost:
+		var body struct {
+			Rules []FaultRule `json:"rules"`
+		}
+		if err := decodeAdmin(r, &body); err != nil {
+			adminErr(w, err)
+			return
+		}
+		if err := s.SetFaults(body.Rules); err != nil {
+			adminErr(w, err)
+			return
+		}
+		adminJSON(w, http.StatusOK, map[string]any{"rules": s.Snapshot().Faults})
+	case len(parts) == 1 && parts[0] == "faults" && m == http.MethodDelete:
+		_ = s.SetFaults(nil)
+		adminJSON(w, http.StatusOK, map[string]any{"rules": []FaultRule{}})
+	case len(parts) == 1 && parts[0] == "boot-delay" && (m == http.MethodPost || m == http.MethodGet):
+		if m == http.MethodPost {
+			var body struct {
+				BootDelay          string `json:"bootDelay"`
+				ReadNotFoundWindow string `json:"readNotFoundWindow"`
+			}
+			if err := decodeAdmin(r, &body); err != nil {
+				adminErr(w, err)
+				return
+			}
+			var bd, nf time.Duration = -1, -1
+			var err error
+			if body.BootDelay != "" {
+				if bd, err = time.ParseDuration(body.BootDelay); err != nil || bd < 0 {
+					adminErr(w, fmt.Errorf("bootDelay %q is not a duration", body.BootDelay))
+					return
+				}
+			}
+			if body.ReadNotFoundWindow != "" {
+				if nf, err = time.ParseDuration(body.ReadNotFoundWindow); err != nil || nf < 0 {
+					adminErr(w, fmt.Errorf("readNotFoundWindow %q is not a duration", body.ReadNotFoundWindow))
+					return
+				}
+			}
+			s.mu.Lock()
+			if bd >= 0 {
+				s.bootDelay = bd
+			}
+			if nf >= 0 {
+				s.notFoundAfter = nf
+			}
+			s.mu.Unlock()
+		}
+		st := s.Snapshot()
+		adminJSON(w, http.StatusOK, map[string]string{"bootDelay": st.BootDelay, "readNotFoundWindow": st.ReadNotFoundWindow})
+	case len(parts) == 1 && parts[0] == "requests" && m == http.MethodGet:
+		adminJSON(w, http.StatusOK, s.Requests())
+	case len(parts) == 2 && parts[0] == "requests" && parts[1] == "reset" && m == http.MethodPost:
+		s.ResetRequests()
+		adminJSON(w, http.StatusOK, s.Requests())
+	default:
+		routes := []string{"GET /_admin/state", "GET|POST /_admin/servers", "DELETE /_admin/servers/{name-or-id}",
+			"POST /_admin/servers/{name-or-id}/power", "POST /_admin/servers/{name-or-id}/replace",
+			"GET|POST|DELETE /_admin/faults", "GET|POST /_admin/boot-delay", "GET /_admin/requests", "POST /_admin/requests/reset"}
+		sort.Strings(routes)
+		adminJSON(w, http.StatusNotFound, map[string]any{"error": "unknown admin route " + m + " " + r.URL.Path, "routes": routes})
+	}
+}

@@ -1,0 +1,267 @@
+package sakurasim
+
+import (
+	"encoding/json"
+	"fmt"
+	"net/http"
+
+	"github.com/sacloud/iaas-api-go/naked"
+	"github.com/sacloud/iaas-api-go/types"
+)
+
+// applianceEnvelope is the request body of appliance writes.
+type applianceEnvelope struct {
+	Appliance json.RawMessage
+}
+
+func decodeAppliance(body []byte) (json.RawMessage, *naked.LoadBalancer, map[string]json.RawMessage, *apiErr) {
+	var env applianceEnvelope
+	if err := json.Unmarshal(body, &env); err != nil || len(env.Appliance) == 0 || string(env.Appliance) == "null" {
+		return nil, nil, nil, badRequest("request body must be {\"Appliance\":{...}}")
+	}
+	var lb naked.LoadBalancer
+	if err := json.Unmarshal(env.Appliance, &lb); err != nil {
+		return nil, nil, nil, badRequest("invalid Appliance: " + err.Error())
+	}
+	keys := map[string]json.RawMessage{}
+	_ = json.Unmarshal(env.Appliance, &keys)
+	return env.Appliance, &lb, keys, nil
+}
+
+func settingsOf(n *naked.LoadBalancer) []*naked.LoadBalancerSetting {
+	if n.Settings == nil {
+		return nil
+	}
+	return n.Settings.LoadBalancer
+}
+
+func (s *Simulator) lbCreate(body []byte) (int, any, *apiErr) {
+	raw, n, _, e := decodeAppliance(body)
+	if e != nil {
+		return 0, nil, e
+	}
+	if n.Class != "loadbalancer" {
+		return 0, nil, badRequest(fmt.Sprintf("Class: the simulator only creates \"loadbalancer\" appliances, got %q", n.Class))
+	}
+	now := s.now()
+	lb := &loadBalancer{Name: n.Name, Description: n.Description, Tags: n.Tags, CreatedAt: now, ModifiedAt: now,
+		Availability: types.Availabilities.Migrating, Settings: cloneSettings(settingsOf(n))}
+	if n.Remark != nil {
+		if n.Remark.Switch != nil {
+			lb.SwitchID = n.Remark.Switch.ID
+		}
+		if n.Remark.Plan != nil {
+			lb.PlanID = n.Remark.Plan.ID
+		}
+		if n.Remark.VRRP != nil {
+			lb.VRID = n.Remark.VRRP.VRID
+		}
+		if n.Remark.Network != nil {
+			lb.MaskLen = n.Remark.Network.NetworkMaskLen
+			lb.DefaultRoute = n.Remark.Network.DefaultRoute
+		}
+		for _, sv := range n.Remark.Servers {
+			if sv != nil {
+				lb.IPs = append(lb.IPs, sv.IPAddress)
+			}
+		}
+	}
+	if lb.PlanID == 0 && n.Plan != nil {
+		lb.PlanID = n.Plan.ID
+	}
+	if e := s.validateNewLB(lb, raw); e != nil {
+		return 0, nil, e
+	}
+	lb.ID = s.newID()
+	for range lb.IPs {
+		lb.NICIDs = append(lb.NICIDs, s.newID())
+	}
+	lb.Hash = settingsHash(lb.Settings)
+	lb.PendingTo, lb.PendingAt = types.ServerInstanceStatuses.Up, now.Add(s.bootDelay)
+	s.lbs = append(s.lbs, lb)
+	s.settle() // a zero boot delay makes it available at once
+	return http.StatusCreated, map[string]any{"is_ok": true, "Success": true, "Appliance": s.nakedLB(lb)}, nil
+}
+
+func (s *Simulator) lbForRead(id types.ID) (*loadBalancer, *apiErr) {
+	lb := s.lbByID(id)
+	if lb == nil {
+		return nil, notFound(fmt.Sprintf("appliance %s not found", id))
+	}
+	if s.notFoundAfter > 0 && s.now().Before(lb.CreatedAt.Add(s.notFoundAfter)) {
+		return nil, notFound(fmt.Sprintf("appliance %s not found", id))
+	}
+	return lb, nil
+}
+
+// lbForWrite refuses operations on an appliance that is still being created.
+func (s *Simulator) lbForWrite(id types.ID) (*loadBalancer, *apiErr) {
+	lb, e := s.lbForRead(id)
+	if e != nil {
+		return nil, e
+	}
+	if lb.Availability == types.Availabilities.Migrating {
+		return nil, stillCreating(fmt.Sprintf("appliance %s is still being created", id))
+	}
+	return lb, nil
+}
+
+func (s *Simulator) lbUpdate(id types.ID, body []byte, settingsOnly bool) (int, any, *apiErr) {
+	lb, e := s.lbForRead(id)
+	if e != nil {
+		return 0, nil, e
+	}
+	raw, n, keys, e := decodeAppliance(body)
+	if e != nil {
+		return 0, nil, e
+	}
+	if e := immutableCheck(lb, n); e != nil {
+		return 0, nil, e
+	}
+	if n.SettingsHash != "" && n.SettingsHash != lb.Hash {
+		return 0, nil, conflict(fmt.Sprintf("SettingsHash: %s is stale; the settings were changed since they were read (current %s)", n.SettingsHash, lb.Hash))
+	}
+	newSettings := lb.Settings
+	if _, has := keys["Settings"]; has {
+		newSettings = cloneSettings(settingsOf(n))
+		if e := s.validateSettings(lb, newSettings, raw); e != nil {
+			return 0, nil, e
+		}
+	}
+	name, desc, tags := lb.Name, lb.Description, lb.Tags
+	if !settingsOnly {
+		if _, has := keys["Name"]; has {
+			if n.Name == "" {
+				return 0, nil, badRequest("Name: must not be empty")
+			}
+			name = n.Name
+		}
+		if _, has := keys["Description"]; has {
+			desc = n.Description
+		}
+		if _, has := keys["Tags"]; has {
+			if len(n.Tags) > maxTags {
+				return 0, nil, badRequest(fmt.Sprintf("Tags: at most %d tags (got %d)", maxTags, len(n.Tags)))
+			}
+			tags = n.Tags
+		}
+	}
+	lb.Name, lb.Description, lb.Tags, lb.Settings = name, desc, tags, newSettings
+	lb.Hash = settingsHash(lb.Settings)
+	lb.ModifiedAt = s.now()
+	return ok(map[string]any{"Appliance": s.nakedLB(lb)})
+}
+
+// immutableCheck refuses changes to what cannot change after create.
+func immutableCheck(lb *loadBalancer, n *naked.LoadBalancer) *apiErr {
+	imm := func(field string) *apiErr {
+		return badRequest(field + ": cannot be changed after create (create a new load balancer instead)")
+	}
+	if n.Class != "" && n.Class != "loadbalancer" {
+		return imm("Class")
+	}
+	if n.Plan != nil && n.Plan.ID != 0 && n.Plan.ID != lb.PlanID {
+		return imm("Plan.ID")
+	}
+	r := n.Remark
+	if r == nil {
+		return nil
+	}
+	if r.Switch != nil && r.Switch.ID != 0 && r.Switch.ID != lb.SwitchID {
+		return imm("Remark.Switch.ID")
+	}
+	if r.Plan != nil && r.Plan.ID != 0 && r.Plan.ID != lb.PlanID {
+		return imm("Remark.Plan.ID")
+	}
+	if r.VRRP != nil && r.VRRP.VRID != 0 && r.VRRP.VRID != lb.VRID {
+		return imm("Remark.VRRP.VRID")
+	}
+	if r.Network != nil {
+		if r.Network.NetworkMaskLen != 0 && r.Network.NetworkMaskLen != lb.MaskLen {
+			return imm("Remark.Network.NetworkMaskLen")
+		}
+		if r.Network.DefaultRoute != "" && r.Network.DefaultRoute != lb.DefaultRoute {
+			return imm("Remark.Network.DefaultRoute")
+		}
+	}
+	if len(r.Servers) > 0 {
+		var ips []string
+		for _, sv := range r.Servers {
+			if sv != nil && sv.IPAddress != "" {
+				ips = append(ips, sv.IPAddress)
+			}
+		}
+		if len(ips) > 0 && fmt.Sprint(ips) != fmt.Sprint(lb.IPs) {
+			return imm("Remark.Servers")
+		}
+	}
+	return nil
+}
+
+func (s *Simulator) lbDelete(id types.ID) (int, any, *apiErr) {
+	lb, e := s.lbForWrite(id)
+	if e != nil {
+		return 0, nil, e
+	}
+	if lb.Status == types.ServerInstanceStatuses.Up || lb.PendingTo == types.ServerInstanceStatuses.Up {
+		return 0, nil, conflict(fmt.Sprintf("appliance %s is running; shut it down and wait until it is down before deleting", id))
+	}
+	out := s.nakedLB(lb)
+	for i, x := range s.lbs {
+		if x == lb {
+			s.lbs = append(s.lbs[:i], s.lbs[i+1:]...)
+			break
+		}
+	}
+	return ok(map[string]any{"Appliance": out})
+}
+
+func (s *Simulator) lbPower(id types.ID, on bool, body []byte) (int, any, *apiErr) {
+	lb, e := s.lbForWrite(id)
+	if e != nil {
+		return 0, nil, e
+	}
+	if !on && len(body) > 0 {
+		var opt struct{ Force bool }
+		if err := json.Unmarshal(body, &opt); err != nil {
+			return 0, nil, badRequest("invalid shutdown option: " + err.Error())
+		}
+	}
+	now := s.now()
+	target := types.ServerInstanceStatuses.Down
+	delay := s.bootDelay / 2
+	if on {
+		target, delay = types.ServerInstanceStatuses.Up, s.bootDelay
+	}
+	if lb.PendingTo == "" && lb.Status == target {
+		return http.StatusAccepted, map[string]any{"is_ok": true, "Success": "Accepted"}, nil
+	}
+	lb.PendingTo, lb.PendingAt = target, now.Add(delay)
+	s.settle()
+	return http.StatusAccepted, map[string]any{"is_ok": true, "Success": "Accepted"}, nil
+}
+
+func (s *Simulator) lbStatus(id types.ID) (int, any, *apiErr) {
+	lb, e := s.lbForRead(id)
+	if e != nil {
+		return 0, nil, e
+	}
+	lbUp := lb.Status == types.ServerInstanceStatuses.Up
+	var out []*naked.LoadBalancerStatus
+	for _, v := range lb.Settings {
+		st := &naked.LoadBalancerStatus{VirtualIPAddress: v.VirtualIPAddress, Port: v.Port, CPS: 0}
+		for _, rs := range v.Servers {
+			status := types.EServerInstanceStatus("DOWN")
+			if lbUp && rs.Enabled.Bool() && s.serverUp(lb.SwitchID, rs.IPAddress) {
+				status = "UP"
+			}
+			st.Servers = append(st.Servers, &naked.LoadBalancerServerStatus{ActiveConn: 0, Status: status,
+				IPAddress: rs.IPAddress, Port: rs.Port, CPS: 0})
+		}
+		out = append(out, st)
+	}
+	if out == nil {
+		out = []*naked.LoadBalancerStatus{}
+	}
+	return http.StatusOK, map[string]any{"Total": len(out), "From": 0, "Count": len(out), "LoadBalancer": out}, nil
+}

@@ -1,0 +1,216 @@
+package sakurasim
+
+import (
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/sacloud/iaas-api-go/naked"
+	"github.com/sacloud/iaas-api-go/types"
+)
+
+var zoneIDs = map[string]types.ID{"is1a": 31001, "is1b": 31002, "is1c": 31003, "tk1a": 21001, "tk1b": 21002, "tk1v": 29001}
+
+func (s *Simulator) zoneID() types.ID {
+	if id, ok := zoneIDs[s.zone]; ok {
+		return id
+	}
+	return 99001
+}
+
+func (s *Simulator) nakedZone() *naked.Zone {
+	region := strings.TrimRight(s.zone, "abcdefghijklmnopqrstuvwxyz")
+	if s.zone == "tk1v" {
+		region = "tk1v"
+	}
+	regionNames := map[string]string{"is1": "石狩", "tk1": "東京", "tk1v": "Sandbox"}
+	name := regionNames[region]
+	if name == "" {
+		name = region
+	}
+	return &naked.Zone{ID: s.zoneID(), Name: s.zone, Description: s.zone,
+		Region: &naked.Region{ID: s.zoneID() / 100, Name: name, Description: name}}
+}
+
+func tp(t time.Time) *time.Time {
+	if t.IsZero() {
+		return nil
+	}
+	t = t.UTC().Truncate(time.Second)
+	return &t
+}
+
+func (s *Simulator) nakedSwitchRef(sw *switchRes) *naked.Switch {
+	out := &naked.Switch{ID: sw.ID, Name: sw.Name, Scope: types.Scopes.User}
+	if sw.RouterID != 0 {
+		out.Subnet = &naked.Subnet{ID: sw.SubnetID, NetworkAddress: sw.Prefix.Addr().String(),
+			NetworkMaskLen: sw.Prefix.Bits(), DefaultRoute: sw.DefaultRoute.String()}
+		if r := s.routerByID(sw.RouterID); r != nil {
+			out.Subnet.Internet = &naked.Internet{BandWidthMbps: r.BandWidth}
+		}
+	} else {
+		out.UserSubnet = &naked.UserSubnet{NetworkMaskLen: sw.Prefix.Bits()}
+		if sw.DefaultRoute.IsValid() {
+			out.UserSubnet.DefaultRoute = sw.DefaultRoute.String()
+		}
+	}
+	return out
+}
+
+func (s *Simulator) nakedServer(sv *server) *naked.Server {
+	status := types.ServerInstanceStatuses.Down
+	if sv.Up {
+		status = types.ServerInstanceStatuses.Up
+	}
+	out := &naked.Server{
+		ID: sv.ID, Name: sv.Name, Tags: sortedTags(sv.Tags), Availability: types.Availabilities.Available,
+		HostName: sv.Name, ServiceClass: "cloud/plan/core/" + itoa(sv.CPU) + "core-" + itoa(sv.MemoryMB/1024) + "gb",
+		InterfaceDriver: types.InterfaceDrivers.VirtIO,
+		ServerPlan: &naked.ServerPlan{ID: types.ID(int64(sv.MemoryMB/1024)*1000 + int64(sv.CPU)),
+			Name: itoa(sv.CPU) + "core-" + itoa(sv.MemoryMB/1024) + "GB", CPU: sv.CPU, MemoryMB: sv.MemoryMB, GPU: sv.GPU,
+			Generation: 200, Commitment: types.Commitments.Standard},
+		Zone:       s.nakedZone(),
+		Instance:   &naked.Instance{Status: status, StatusChangedAt: tp(sv.StatusChangedAt)},
+		CreatedAt:  tp(sv.CreatedAt),
+		ModifiedAt: tp(sv.StatusChangedAt),
+	}
+	for _, n := range sv.NICs {
+		iface := &naked.Interface{ID: n.ID, MACAddress: n.MAC}
+		if n.Shared {
+			iface.IPAddress = n.IP
+			iface.HostName = sv.Name
+			iface.Switch = &naked.Switch{ID: s.sharedSwitch, Name: "スイッチ", Scope: types.Scopes.Shared,
+				Subnet: &naked.Subnet{NetworkMaskLen: 23, DefaultRoute: sharedGateway(n.IP)}}
+		} else {
+			iface.UserIPAddress = n.IP
+			if sw := s.switchByID(n.SwitchID); sw != nil {
+				iface.Switch = s.nakedSwitchRef(sw)
+			}
+		}
+		out.Interfaces = append(out.Interfaces, iface)
+	}
+	return out
+}
+
+// sharedGateway guesses a plausible gateway of the shared segment (x.y.z.1 of the /23).
+func sharedGateway(ip string) string {
+	i := strings.LastIndex(ip, ".")
+	if i < 0 {
+		return ""
+	}
+	return ip[:i] + ".1"
+}
+
+func (s *Simulator) subnetOf(sw *switchRes) *naked.Subnet {
+	min, max := assignedRange(sw)
+	sub := &naked.Subnet{ID: sw.SubnetID, NetworkAddress: sw.Prefix.Addr().String(), NetworkMaskLen: sw.Prefix.Bits(),
+		DefaultRoute: sw.DefaultRoute.String(), IPAddresses: &naked.SubnetIPAddressRange{Min: min.String(), Max: max.String()}}
+	if r := s.routerByID(sw.RouterID); r != nil {
+		sub.Internet = &naked.Internet{ID: r.ID, Name: r.Name, BandWidthMbps: r.BandWidth}
+	}
+	return sub
+}
+
+func (s *Simulator) nakedSwitch(sw *switchRes) *naked.Switch {
+	count := 0
+	for _, sv := range s.servers {
+		for _, n := range sv.NICs {
+			if n.SwitchID == sw.ID {
+				count++
+				break
+			}
+		}
+	}
+	out := &naked.Switch{ID: sw.ID, Name: sw.Name, Tags: sortedTags(sw.Tags), Scope: types.Scopes.User,
+		CreatedAt: tp(sw.CreatedAt), ModifiedAt: tp(sw.CreatedAt), ServerCount: count, Zone: s.nakedZone(),
+		UserSubnet: &naked.UserSubnet{NetworkMaskLen: sw.Prefix.Bits()}}
+	if sw.DefaultRoute.IsValid() {
+		out.UserSubnet.DefaultRoute = sw.DefaultRoute.String()
+	}
+	if sw.RouterID != 0 {
+		out.Subnets = []*naked.Subnet{s.subnetOf(sw)}
+		if r := s.routerByID(sw.RouterID); r != nil {
+			out.Internet = &naked.Internet{ID: r.ID, Name: r.Name, BandWidthMbps: r.BandWidth, Scope: types.Scopes.User}
+		}
+	}
+	return out
+}
+
+func (s *Simulator) nakedInternet(r *router) *naked.Internet {
+	out := &naked.Internet{ID: r.ID, Name: r.Name, Tags: sortedTags(r.Tags), CreatedAt: tp(r.CreatedAt),
+		Scope: types.Scopes.User, ServiceClass: "cloud/internet/router/" + itoa(r.BandWidth) + "m", BandWidthMbps: r.BandWidth}
+	if sw := s.switchByID(r.SwitchID); sw != nil {
+		out.NetworkMaskLen = sw.Prefix.Bits()
+		sub := s.subnetOf(sw)
+		sub.Internet = nil
+		sub.IPAddresses = nil
+		out.Switch = &naked.Switch{ID: sw.ID, Name: sw.Name, Tags: sortedTags(sw.Tags), Scope: types.Scopes.User,
+			Subnets: []*naked.Subnet{sub}}
+	}
+	return out
+}
+
+func (s *Simulator) nakedLB(lb *loadBalancer) *naked.LoadBalancer {
+	out := &naked.LoadBalancer{
+		ID: lb.ID, Name: lb.Name, Description: lb.Description, Tags: sortedTags(lb.Tags),
+		CreatedAt: tp(lb.CreatedAt), ModifiedAt: tp(lb.ModifiedAt), Availability: lb.Availability,
+		Class: "loadbalancer", ServiceClass: "cloud/appliance/loadbalancer/" + lb.PlanID.String(),
+		Plan:         &naked.AppliancePlan{ID: lb.PlanID},
+		Instance:     &naked.Instance{Status: lb.Status, StatusChangedAt: tp(lb.StatusAt)},
+		Settings:     &naked.LoadBalancerSettings{LoadBalancer: cloneSettings(lb.Settings)},
+		SettingsHash: lb.Hash,
+		Remark: &naked.ApplianceRemark{
+			Zone:    &naked.ApplianceRemarkZone{ID: s.zoneID()},
+			Switch:  &naked.ApplianceRemarkSwitch{ID: lb.SwitchID},
+			VRRP:    &naked.ApplianceVRRP{VRID: lb.VRID},
+			Network: &naked.ApplianceRemarkNetwork{DefaultRoute: lb.DefaultRoute, NetworkMaskLen: lb.MaskLen},
+			Plan:    &naked.AppliancePlan{ID: lb.PlanID},
+		},
+	}
+	for _, ip := range lb.IPs {
+		out.Remark.Servers = append(out.Remark.Servers, &naked.ApplianceRemarkServer{IPAddress: ip})
+	}
+	sw := s.switchByID(lb.SwitchID)
+	if sw != nil {
+		out.Switch = s.nakedSwitchRef(sw)
+		for i, ip := range lb.IPs {
+			iface := &naked.Interface{IPAddress: ip, UserIPAddress: ip, Switch: s.nakedSwitchRef(sw), Index: i}
+			if i < len(lb.NICIDs) {
+				iface.ID = lb.NICIDs[i]
+			}
+			out.Interfaces = append(out.Interfaces, iface)
+		}
+	}
+	return out
+}
+
+func (s *Simulator) nakedVPCRouter(v *vpcRouter) *naked.VPCRouter {
+	now := tp(v.CreatedAt)
+	sw := s.switchByID(v.SwitchID)
+	ifs := naked.VPCRouterInterfaces{{IPAddress: v.IPs, VirtualIPAddress: v.VIP, Index: v.InterfaceIndex}}
+	if sw != nil {
+		ifs[0].NetworkMaskLen = sw.Prefix.Bits()
+	}
+	out := &naked.VPCRouter{
+		ID: v.ID, Class: "vpcrouter", Name: v.Name, Tags: sortedTags(v.Tags), Plan: &naked.AppliancePlan{ID: 2},
+		Availability: types.Availabilities.Available, ServiceClass: "cloud/appliance/vpc-router/2",
+		Instance:  &naked.Instance{Status: types.ServerInstanceStatuses.Up, StatusChangedAt: now},
+		CreatedAt: now,
+		Settings:  &naked.VPCRouterSettings{Router: &naked.VPCRouterSetting{VRID: v.VRID, Interfaces: ifs}},
+		Remark: &naked.ApplianceRemark{Zone: &naked.ApplianceRemarkZone{ID: s.zoneID()},
+			Router: &naked.ApplianceRemarkRouter{VPCRouterVersion: 2}, VRRP: &naked.ApplianceVRRP{VRID: v.VRID}},
+	}
+	for _, ip := range v.IPs {
+		out.Remark.Servers = append(out.Remark.Servers, &naked.ApplianceRemarkServer{IPAddress: ip})
+	}
+	if sw != nil {
+		out.Interfaces = naked.Interfaces{{Index: v.InterfaceIndex, Switch: s.nakedSwitchRef(sw)}}
+		if v.InterfaceIndex != 0 {
+			out.Interfaces = append(out.Interfaces, &naked.Interface{Index: 0,
+				Switch: &naked.Switch{ID: s.sharedSwitch, Scope: types.Scopes.Shared}})
+		}
+	}
+	return out
+}
+
+func itoa(i int) string { return strconv.Itoa(i) }

@@ -1,0 +1,112 @@
+package sakurasim
+
+import (
+	"fmt"
+	"os"
+
+	"sigs.k8s.io/yaml"
+)
+
+// Topology is the starting state of a simulated zone. It is read from YAML
+// (or JSON) with LoadTopology; field names are the JSON tags below.
+type Topology struct {
+	Zone          string             `json:"zone"`
+	Routers       []RouterSpec       `json:"routers,omitempty"`
+	Switches      []SwitchSpec       `json:"switches,omitempty"`
+	Servers       []ServerSpec       `json:"servers,omitempty"`
+	LoadBalancers []LoadBalancerSpec `json:"loadBalancers,omitempty"`
+	VPCRouters    []VPCRouterSpec    `json:"vpcRouters,omitempty"`
+}
+
+// RouterSpec is a router+switch: a block of global addresses behind a router.
+type RouterSpec struct {
+	Name          string   `json:"name"`
+	Tags          []string `json:"tags,omitempty"`
+	BandWidthMbps int      `json:"bandWidthMbps,omitempty"` // default 100
+	Switch        struct {
+		Name    string   `json:"name"`
+		Tags    []string `json:"tags,omitempty"`
+		Network string   `json:"network"` // network address, e.g. 203.0.113.16
+		MaskLen int      `json:"maskLen"` // e.g. 28
+	} `json:"switch"`
+}
+
+// SwitchSpec is a plain (user) switch with the subnet the user runs on it.
+type SwitchSpec struct {
+	Name         string   `json:"name"`
+	Tags         []string `json:"tags,omitempty"`
+	Network      string   `json:"network"`
+	MaskLen      int      `json:"maskLen"`
+	DefaultRoute string   `json:"defaultRoute,omitempty"` // optional gateway on the segment
+}
+
+// NICSpec is one server NIC: either on the shared segment (shared: true,
+// ipAddress = global address) or on a switch by name (userIPAddress).
+type NICSpec struct {
+	Shared        bool   `json:"shared,omitempty"`
+	IPAddress     string `json:"ipAddress,omitempty"`
+	Switch        string `json:"switch,omitempty"`
+	UserIPAddress string `json:"userIPAddress,omitempty"`
+}
+
+// ServerSpec is a server (a Kubernetes node candidate).
+type ServerSpec struct {
+	Name     string    `json:"name"`
+	CPU      int       `json:"cpu,omitempty"`      // default 2
+	MemoryGB int       `json:"memoryGB,omitempty"` // default 4
+	GPU      int       `json:"gpu,omitempty"`
+	Status   string    `json:"status,omitempty"` // up (default) or down
+	Tags     []string  `json:"tags,omitempty"`
+	NICs     []NICSpec `json:"nics,omitempty"`
+}
+
+// VIPSpec is a virtual IP entry of a foreign load balancer.
+type VIPSpec struct {
+	Address string   `json:"address"`
+	Port    int      `json:"port"`
+	Servers []string `json:"servers,omitempty"` // real server IPs (ping check)
+}
+
+// LoadBalancerSpec is a load balancer that exists before the test starts
+// (not owned by the cluster).
+type LoadBalancerSpec struct {
+	Name        string    `json:"name"`
+	Switch      string    `json:"switch"`
+	IPAddresses []string  `json:"ipAddresses"`
+	VRID        int       `json:"vrid"`
+	PlanID      int       `json:"planID,omitempty"` // default 1
+	Tags        []string  `json:"tags,omitempty"`
+	VIPs        []VIPSpec `json:"vips,omitempty"`
+}
+
+// VPCRouterSpec is a VPC router with an interface on a switch.
+type VPCRouterSpec struct {
+	Name             string   `json:"name"`
+	Switch           string   `json:"switch"`
+	InterfaceIndex   int      `json:"interfaceIndex,omitempty"` // default 1; 0 = public side on a router switch
+	IPAddresses      []string `json:"ipAddresses"`
+	VirtualIPAddress string   `json:"virtualIPAddress,omitempty"`
+	VRID             int      `json:"vrid"`
+	Tags             []string `json:"tags,omitempty"`
+}
+
+// LoadTopology reads a YAML or JSON topology file.
+func LoadTopology(path string) (*Topology, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("reading topology: %w", err)
+	}
+	return ParseTopology(data)
+}
+
+// ParseTopology parses YAML or JSON topology data strictly (unknown fields are errors).
+func ParseTopology(data []byte) (*Topology, error) {
+	var t Topology
+	if err := yaml.UnmarshalStrict(data, &t); err != nil {
+		return nil, fmt.Errorf("parsing topology: %w", err)
+	}
+	if t.Zone == "" {
+		t.Zone = "is1a"
+	}
+	return &t, nil
+}
