@@ -429,14 +429,13 @@ func (s *Simulator) page(fc *findCond, key string, items []any) (int, any, *apiE
 
 func (s *Simulator) findAppliances(fc *findCond) (int, any, *apiErr) {
 	var items []any
-	now := s.now()
 	type entry struct {
 		id   types.ID
 		item any
 	}
 	var all []entry
 	for _, lb := range s.lbs {
-		if s.notFoundAfter > 0 && now.Before(lb.CreatedAt.Add(s.notFoundAfter)) {
+		if s.hiddenByCreateWindow(lb) {
 			continue
 		}
 		if fc.match(lb.ID, lb.Name, lb.Tags, "loadbalancer", "") {

@@ -44,7 +44,7 @@ func (s *Simulator) lbCreate(body []byte) (int, any, *apiErr) {
 		return 0, nil, badRequest(fmt.Sprintf("Class: the simulator only creates \"loadbalancer\" appliances, got %q", n.Class))
 	}
 	now := s.now()
-	lb := &loadBalancer{Name: n.Name, Description: n.Description, Tags: n.Tags, CreatedAt: now, ModifiedAt: now,
+	lb := &loadBalancer{created: true, Name: n.Name, Description: n.Description, Tags: n.Tags, CreatedAt: now, ModifiedAt: now,
 		Availability: types.Availabilities.Migrating, Settings: cloneSettings(settingsOf(n))}
 	if n.Remark != nil {
 		if n.Remark.Switch != nil {
@@ -88,7 +88,7 @@ func (s *Simulator) lbForRead(id types.ID) (*loadBalancer, *apiErr) {
 	if lb == nil {
 		return nil, notFound(fmt.Sprintf("appliance %s not found", id))
 	}
-	if s.notFoundAfter > 0 && s.now().Before(lb.CreatedAt.Add(s.notFoundAfter)) {
+	if s.hiddenByCreateWindow(lb) {
 		return nil, notFound(fmt.Sprintf("appliance %s not found", id))
 	}
 	return lb, nil

@@ -98,6 +98,9 @@ type loadBalancer struct {
 	PendingTo types.EServerInstanceStatus
 	PendingAt time.Time
 	NICIDs    []types.ID
+	// created is true for appliances made through the API; only those go
+	// through the brief window in which reads may 404 (seeded ones are old).
+	created bool
 }
 
 type vpcRouter struct {
@@ -445,4 +448,10 @@ func sortedTags(t []string) types.Tags {
 	out := append(types.Tags{}, t...)
 	sort.Strings(out)
 	return out
+}
+
+// hiddenByCreateWindow reports whether lb was created through the API so
+// recently that reads still answer 404, as the real API briefly does.
+func (s *Simulator) hiddenByCreateWindow(lb *loadBalancer) bool {
+	return lb.created && s.notFoundAfter > 0 && s.now().Before(lb.CreatedAt.Add(s.notFoundAfter))
 }
