@@ -6,20 +6,86 @@ package main
 import (
 	"os"
 
+	"github.com/spf13/cobra"
 	"k8s.io/apimachinery/pkg/util/wait"
+	cloudprovider "k8s.io/cloud-provider"
 	"k8s.io/cloud-provider/app"
+	cloudcontrollerconfig "k8s.io/cloud-provider/app/config"
 	"k8s.io/cloud-provider/names"
 	"k8s.io/cloud-provider/options"
 	"k8s.io/component-base/cli"
 	cliflag "k8s.io/component-base/cli/flag"
+	_ "k8s.io/component-base/logs/json/register"          // --logging-format=json
+	_ "k8s.io/component-base/metrics/prometheus/clientgo" // client-go metrics
+	_ "k8s.io/component-base/metrics/prometheus/version"  // version metric
 	"k8s.io/klog/v2"
+
+	"github.com/sakura-ccm/sakura-cloud-controller-manager/cloud"
 )
 
 func main() {
+	os.Exit(cli.Run(newCommand()))
+}
+
+func newCommand() *cobra.Command {
 	opts, err := options.NewCloudControllerManagerOptions()
 	if err != nil {
 		klog.Fatalf("unable to initialize command options: %v", err)
 	}
-	cmd := app.NewCloudControllerManagerCommand(opts, nil, app.DefaultInitFuncConstructors, names.CCMControllerAliases(), cliflag.NamedFlagSets{}, wait.NeverStop)
-	os.Exit(cli.Run(cmd))
+	cmd := app.NewCloudControllerManagerCommand(opts, cloudInitializer, controllerInitializers(),
+		names.CCMControllerAliases(), cliflag.NamedFlagSets{}, wait.NeverStop)
+	cmd.Use = "sakura-cloud-controller-manager"
+	// SAKURA Cloud has no routes to program and one provider to choose.
+	setFlagDefault(cmd, "configure-cloud-routes", "false")
+	setFlagDefault(cmd, "cloud-provider", cloud.ProviderName)
+	return cmd
+}
+
+// controllerInitializers is the app's default set without the route
+// controller (the provider has no Routes): cloud-node, cloud-node-lifecycle
+// and service. Client names stay the upstream ones (node-controller,
+// service-controller) so existing RBAC for cloud controller managers applies.
+func controllerInitializers() map[string]app.ControllerInitFuncConstructor {
+	out := map[string]app.ControllerInitFuncConstructor{}
+	for name, c := range app.DefaultInitFuncConstructors {
+		if name == names.NodeRouteController {
+			continue
+		}
+		out[name] = c
+	}
+	return out
+}
+
+func setFlagDefault(cmd *cobra.Command, name, value string) {
+	f := cmd.Flags().Lookup(name)
+	if f == nil {
+		klog.Fatalf("flag --%s not found", name)
+	}
+	if err := f.Value.Set(value); err != nil {
+		klog.Fatalf("flag --%s: %v", name, err)
+	}
+	f.DefValue = value
+}
+
+// cloudInitializer builds the provider and, when the configuration names no
+// cluster ID, takes it from --cluster-name.
+func cloudInitializer(c *cloudcontrollerconfig.CompletedConfig) cloudprovider.Interface {
+	shared := c.ComponentConfig.KubeCloudShared
+	if shared.CloudProvider.Name != cloud.ProviderName {
+		klog.Fatalf("--cloud-provider is %q; this binary only provides %q", shared.CloudProvider.Name, cloud.ProviderName)
+	}
+	provider, err := cloudprovider.InitCloudProvider(shared.CloudProvider.Name, shared.CloudProvider.CloudConfigFile)
+	if err != nil {
+		// Configuration errors name the field; they never contain credentials.
+		klog.Fatalf("SAKURA Cloud provider could not be initialized: %v", err)
+	}
+	sakura, ok := provider.(*cloud.Cloud)
+	if !ok || sakura == nil {
+		klog.Fatalf("SAKURA Cloud provider is not available")
+	}
+	sakura.SetDefaultClusterID(shared.ClusterName)
+	if !sakura.HasClusterID() {
+		klog.Fatalf("no cluster ID: set clusterID in the cloud-config, SAKURACLOUD_CLUSTER_ID or --cluster-name")
+	}
+	return sakura
 }

@@ -1,0 +1,171 @@
+// Package cloud is the sakuracloud cloudprovider.Interface: it loads the
+// configuration, builds the one shared API client and server cache, and hands
+// out the InstancesV2 and LoadBalancer adapters.
+package cloud
+
+import (
+	"fmt"
+	"io"
+	"os"
+
+	v1 "k8s.io/api/core/v1"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/kubernetes/scheme"
+	typedcorev1 "k8s.io/client-go/kubernetes/typed/core/v1"
+	"k8s.io/client-go/tools/record"
+	cloudprovider "k8s.io/cloud-provider"
+	"k8s.io/klog/v2"
+
+	"github.com/sakura-ccm/sakura-cloud-controller-manager/cloud/config"
+	"github.com/sakura-ccm/sakura-cloud-controller-manager/cloud/metrics"
+	"github.com/sakura-ccm/sakura-cloud-controller-manager/cloud/sakuraapi"
+	"github.com/sakura-ccm/sakura-cloud-controller-manager/cloud/servercache"
+	"github.com/sakura-ccm/sakura-cloud-controller-manager/instances"
+)
+
+const (
+	// ProviderName is --cloud-provider, shared with the earlier controller.
+	ProviderName = "sakuracloud"
+	// EventComponent is the source of the controller's Events.
+	EventComponent = "sakura-cloud-controller-manager"
+	// KubeClientName is the client (and, with --use-service-account-credentials,
+	// the kube-system ServiceAccount) the provider itself uses for Events.
+	KubeClientName = "sakura-cloud-controller-manager"
+)
+
+func init() {
+	cloudprovider.RegisterCloudProvider(ProviderName, func(r io.Reader) (cloudprovider.Interface, error) {
+		cfg, err := config.FromReader(r, os.LookupEnv)
+		if err != nil {
+			return nil, err
+		}
+		return New(cfg)
+	})
+}
+
+// Cloud implements cloudprovider.Interface.
+type Cloud struct {
+	cfg       *config.Config
+	client    *sakuraapi.Client
+	servers   *servercache.Cache
+	instances *instances.Instances
+	lb        cloudprovider.LoadBalancer
+
+	kube     kubernetes.Interface
+	recorder record.EventRecorder
+}
+
+var _ cloudprovider.Interface = (*Cloud)(nil)
+
+// New builds the provider on a real API caller.
+func New(cfg *config.Config) (*Cloud, error) {
+	caller, err := NewCaller(cfg)
+	if err != nil {
+		return nil, err
+	}
+	client := sakuraapi.NewFromCaller(caller, cfg.Zone, cfg.Limits())
+	// Every API call shows on the controller manager's /metrics.
+	metrics.Register()
+	client.Stats().AddObserver(metrics.APIObserver{})
+	return NewWithClient(cfg, client), nil
+}
+
+// NewWithClient builds the provider on an existing client (tests use fake mode).
+func NewWithClient(cfg *config.Config, client *sakuraapi.Client) *Cloud {
+	servers := servercache.New(client, cfg.ServerCacheTTL())
+	klog.InfoS("SAKURA Cloud provider configured", "zone", cfg.Zone, "clusterID", cfg.ClusterID,
+		"apiRootURLOverridden", cfg.APIRootURL != "", "loadBalancers", !cfg.DisableLoadBalancer)
+	return &Cloud{
+		cfg:       cfg,
+		client:    client,
+		servers:   servers,
+		instances: instances.New(client, servers, nil),
+	}
+}
+
+// SetDefaultClusterID uses --cluster-name when the configuration names no
+// cluster ID. Call it before Initialize.
+func (c *Cloud) SetDefaultClusterID(clusterName string) {
+	if c.cfg.ClusterID == "" && clusterName != "" {
+		c.cfg.ClusterID = clusterName
+		klog.InfoS("Using --cluster-name as the cluster ID", "clusterID", clusterName)
+	}
+}
+
+// Config returns the configuration in use (print it with Redacted()).
+func (c *Cloud) Config() *config.Config { return c.cfg }
+
+// Client returns the shared API client (for its Stats).
+func (c *Cloud) Client() *sakuraapi.Client { return c.client }
+
+// Servers returns the shared server cache.
+func (c *Cloud) Servers() *servercache.Cache { return c.servers }
+
+// Initialize builds the kube client and the event recorder, then the load
+// balancer adapter, which needs both.
+func (c *Cloud) Initialize(clientBuilder cloudprovider.ControllerClientBuilder, stop <-chan struct{}) {
+	kube, err := clientBuilder.Client(KubeClientName)
+	if err != nil {
+		klog.ErrorS(err, "Cannot build a Kubernetes client; Events will not be recorded")
+	} else {
+		c.setKube(kube, stop)
+	}
+	c.initLoadBalancer()
+}
+
+func (c *Cloud) setKube(kube kubernetes.Interface, stop <-chan struct{}) {
+	c.kube = kube
+	broadcaster := record.NewBroadcaster()
+	broadcaster.StartStructuredLogging(4)
+	broadcaster.StartRecordingToSink(&typedcorev1.EventSinkImpl{Interface: kube.CoreV1().Events("")})
+	c.recorder = broadcaster.NewRecorder(scheme.Scheme, v1.EventSource{Component: EventComponent})
+	c.instances.SetRecorder(c.recorder)
+	if stop != nil {
+		go func() {
+			<-stop
+			broadcaster.Shutdown()
+		}()
+	}
+}
+
+func (c *Cloud) initLoadBalancer() {
+	if c.cfg.DisableLoadBalancer {
+		klog.InfoS("Load balancers are disabled by configuration (disableLoadBalancer)")
+		return
+	}
+	c.lb = newLoadBalancer(c)
+}
+
+// LoadBalancer is available unless disableLoadBalancer is set.
+func (c *Cloud) LoadBalancer() (cloudprovider.LoadBalancer, bool) {
+	if c.lb == nil {
+		return nil, false
+	}
+	return c.lb, true
+}
+
+// Instances is the legacy interface; InstancesV2 replaces it.
+func (c *Cloud) Instances() (cloudprovider.Instances, bool) { return nil, false }
+
+// InstancesV2 matches Nodes to servers.
+func (c *Cloud) InstancesV2() (cloudprovider.InstancesV2, bool) { return c.instances, true }
+
+// Zones is not needed: InstancesV2 reports zone and region.
+func (c *Cloud) Zones() (cloudprovider.Zones, bool) { return nil, false }
+
+// Clusters is not supported.
+func (c *Cloud) Clusters() (cloudprovider.Clusters, bool) { return nil, false }
+
+// Routes is not supported: pod networking is the CNI's job.
+func (c *Cloud) Routes() (cloudprovider.Routes, bool) { return nil, false }
+
+// ProviderName returns "sakuracloud".
+func (c *Cloud) ProviderName() string { return ProviderName }
+
+// HasClusterID is true once a cluster ID is configured or taken from --cluster-name.
+func (c *Cloud) HasClusterID() bool { return c.cfg.ClusterID != "" }
+
+// String keeps %v of the provider from reaching the credentials.
+func (c *Cloud) String() string {
+	return fmt.Sprintf("sakuracloud(zone=%s, clusterID=%s)", c.cfg.Zone, c.cfg.ClusterID)
+}

@@ -1,0 +1,370 @@
+package cloud
+
+import (
+	"bytes"
+	"context"
+	"encoding/base64"
+	"flag"
+	"fmt"
+	"io"
+	"log"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	v1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	ktypes "k8s.io/apimachinery/pkg/types"
+	"k8s.io/apimachinery/pkg/util/wait"
+	"k8s.io/client-go/kubernetes"
+	kubefake "k8s.io/client-go/kubernetes/fake"
+	restclient "k8s.io/client-go/rest"
+	cloudprovider "k8s.io/cloud-provider"
+	"k8s.io/component-base/metrics/legacyregistry"
+	"k8s.io/klog/v2"
+
+	"github.com/sakura-ccm/sakura-cloud-controller-manager/cloud/config"
+	"github.com/sakura-ccm/sakura-cloud-controller-manager/cloud/metrics"
+	"github.com/sakura-ccm/sakura-cloud-controller-manager/cloud/sakuraapi"
+	"github.com/sakura-ccm/sakura-cloud-controller-manager/instances"
+)
+
+const (
+	testToken  = "tok-7a6b5c4d3e2f"
+	testSecret = "sec-0f1e2d3c4b5a-never-print-me"
+)
+
+// fakeAPI speaks just enough of the SAKURA Cloud API over HTTP: Server.Find.
+type fakeAPI struct {
+	mu       sync.Mutex
+	requests map[string]int
+	authOK   int
+	fail     int // answer every request with this status when non-zero
+}
+
+const serversJSON = `{"Total":3,"From":0,"Count":3,"Servers":[
+ {"ID":"113500000001","Name":"dup","ServerPlan":{"CPU":2,"MemoryMB":4096},"Instance":{"Status":"up"},"Interfaces":[{"IPAddress":"203.0.113.1"}]},
+ {"ID":"113500000002","Name":"dup","ServerPlan":{"CPU":2,"MemoryMB":4096},"Instance":{"Status":"up"},"Interfaces":[{"IPAddress":"203.0.113.2"}]},
+ {"ID":"113500000003","Name":"solo","ServerPlan":{"CPU":4,"MemoryMB":8192},"Instance":{"Status":"down"},"Interfaces":[{"UserIPAddress":"192.168.0.3"}]}]}`
+
+func (f *fakeAPI) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	f.mu.Lock()
+	f.requests[r.Method+" "+r.URL.Path]++
+	if r.Header.Get("Authorization") == "Basic "+base64.StdEncoding.EncodeToString([]byte(testToken+":"+testSecret)) {
+		f.authOK++
+	}
+	fail := f.fail
+	f.mu.Unlock()
+	w.Header().Set("Content-Type", "application/json")
+	if fail != 0 {
+		w.WriteHeader(fail)
+		fmt.Fprintf(w, `{"is_fatal":true,"serial":"s","status":"%d %s","error_code":"busy","error_msg":"try later"}`, fail, http.StatusText(fail))
+		return
+	}
+	if r.Method == http.MethodGet && r.URL.Path == "/is1a/api/cloud/1.1/server" {
+		_, _ = io.WriteString(w, serversJSON)
+		return
+	}
+	w.WriteHeader(http.StatusNotFound)
+	_, _ = io.WriteString(w, `{"is_fatal":true,"serial":"s","status":"404 Not Found","error_code":"not_found","error_msg":"no"}`)
+}
+
+func (f *fakeAPI) count(key string) int {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.requests[key]
+}
+
+func (f *fakeAPI) setFail(code int) { f.mu.Lock(); f.fail = code; f.mu.Unlock() }
+
+func startAPI(t *testing.T) (*fakeAPI, string) {
+	t.Helper()
+	api := &fakeAPI{requests: map[string]int{}}
+	srv := httptest.NewServer(api)
+	t.Cleanup(srv.Close)
+	return api, srv.URL
+}
+
+func testConfig(t *testing.T, root string) *config.Config {
+	t.Helper()
+	cfg, err := config.Parse([]byte(fmt.Sprintf("accessToken: %s\naccessTokenSecret: %s\nzone: is1a\napiRootURL: %s\nretryIntervalSec: 0\nretryMaxWaitSec: 0\nretryMax: 2\n",
+		testToken, testSecret, root)), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return cfg
+}
+
+type builder struct{ kube kubernetes.Interface }
+
+func (b builder) Config(string) (*restclient.Config, error)   { return &restclient.Config{}, nil }
+func (b builder) ConfigOrDie(string) *restclient.Config       { return &restclient.Config{} }
+func (b builder) Client(string) (kubernetes.Interface, error) { return b.kube, nil }
+func (b builder) ClientOrDie(string) kubernetes.Interface     { return b.kube }
+func node(name, providerID string) *v1.Node {
+	return &v1.Node{ObjectMeta: metav1.ObjectMeta{Name: name, UID: ktypes.UID("uid-" + name)}, Spec: v1.NodeSpec{ProviderID: providerID}}
+}
+
+func TestRegisteredProviderReadsConfigAndEnvironment(t *testing.T) {
+	_, root := startAPI(t)
+	t.Setenv("SAKURACLOUD_ACCESS_TOKEN", testToken)
+	t.Setenv("SAKURACLOUD_ACCESS_TOKEN_SECRET", testSecret)
+	t.Setenv("SAKURACLOUD_API_ROOT_URL", root)
+	t.Setenv("SAKURACLOUD_ZONE", "is1a")
+	p, err := cloudprovider.GetCloudProvider(ProviderName, strings.NewReader("zone: tk1a\nclusterID: from-file\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, ok := p.(*Cloud)
+	if !ok {
+		t.Fatalf("provider is %T", p)
+	}
+	if c.Config().Zone != "is1a" || c.Config().ClusterID != "from-file" || c.ProviderName() != "sakuracloud" {
+		t.Errorf("config %s", c.Config().Redacted())
+	}
+	if _, ok := c.InstancesV2(); !ok {
+		t.Error("InstancesV2 not offered")
+	}
+	for name, ok := range map[string]bool{
+		"Instances": second(c.Instances()), "Zones": second(c.Zones()), "Routes": second(c.Routes()),
+		"Clusters": second(c.Clusters()), "LoadBalancer before Initialize": second(c.LoadBalancer()),
+	} {
+		if ok {
+			t.Errorf("%s offered", name)
+		}
+	}
+	// An invalid configuration is refused with the config's message.
+	t.Setenv("SAKURACLOUD_ZONE", "nowhere")
+	if _, err := cloudprovider.GetCloudProvider(ProviderName, nil); err == nil || !strings.Contains(err.Error(), "SAKURACLOUD_ZONE") {
+		t.Errorf("invalid zone: %v", err)
+	}
+}
+
+func second[T any](_ T, ok bool) bool { return ok }
+
+func TestClusterID(t *testing.T) {
+	_, root := startAPI(t)
+	cfg := testConfig(t, root)
+	c := NewWithClient(cfg, sakuraapi.NewFromCaller(nil, "is1a", cfg.Limits()))
+	if c.HasClusterID() {
+		t.Fatal("no cluster ID configured, yet HasClusterID")
+	}
+	c.SetDefaultClusterID("from-flag")
+	if !c.HasClusterID() || c.Config().ClusterID != "from-flag" {
+		t.Fatalf("clusterID %q", c.Config().ClusterID)
+	}
+	c.SetDefaultClusterID("other") // a configured ID wins over --cluster-name
+	if c.Config().ClusterID != "from-flag" {
+		t.Fatalf("clusterID overwritten: %q", c.Config().ClusterID)
+	}
+}
+
+func TestLoadBalancerSwitch(t *testing.T) {
+	_, root := startAPI(t)
+	for _, disabled := range []bool{false, true} {
+		cfg := testConfig(t, root)
+		cfg.ClusterID = "c1"
+		cfg.DisableLoadBalancer = disabled
+		c, err := New(cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		c.Initialize(builder{kubefake.NewSimpleClientset()}, make(chan struct{}))
+		if lb, ok := c.LoadBalancer(); ok == disabled || (ok && lb == nil) {
+			t.Errorf("disableLoadBalancer=%v: LoadBalancer() ok=%v", disabled, ok)
+		}
+	}
+}
+
+// TestCallerOverHTTP drives the real caller against a local API: credentials
+// come from the configuration only, the library never retries by itself
+// (503 → exactly 1 + retryMax requests), and the instances adapter works end
+// to end.
+func TestCallerOverHTTP(t *testing.T) {
+	api, root := startAPI(t)
+	// Variables the SAKURA client library would read on its own: ignored.
+	t.Setenv("SAKURA_ACCESS_TOKEN", "wrong-token")
+	t.Setenv("SAKURA_ACCESS_TOKEN_SECRET", "wrong-secret")
+	t.Setenv("SAKURA_API_ROOT_URL", "http://127.0.0.1:1")
+	t.Setenv("SAKURACLOUD_RETRY_MAX", "9")
+	cfg := testConfig(t, root)
+	c, err := New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	inst, _ := c.InstancesV2()
+	md, err := inst.InstanceMetadata(context.Background(), node("solo", ""))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if md.ProviderID != "sakuracloud://is1a/113500000003" || md.InstanceType != "4core-8gb" || md.Region != "is1" {
+		t.Errorf("metadata %+v", md)
+	}
+	if down, err := inst.InstanceShutdown(context.Background(), node("solo", "")); !down || err != nil {
+		t.Errorf("shutdown=%v err=%v", down, err)
+	}
+	if api.count("GET /is1a/api/cloud/1.1/server") != 1 || api.authOK != 1 {
+		t.Fatalf("requests %v, authenticated %d", api.requests, api.authOK)
+	}
+	api.setFail(http.StatusServiceUnavailable)
+	c.Servers().Invalidate()
+	_, err = inst.InstanceExists(context.Background(), node("solo", ""))
+	if err == nil || sakuraapi.StatusCode(err) != 503 {
+		t.Fatalf("outage: %v", err)
+	}
+	if got := api.count("GET /is1a/api/cloud/1.1/server"); got != 1+3 {
+		t.Errorf("server saw %d requests for one list under 503, want 3 (1 + retryMax 2; no inner retries)", got-1)
+	}
+	if got := c.Client().Stats().Retries()[sakuraapi.CallKey{Op: "Server.Find", Result: sakuraapi.ResultUnavailable}]; got != 2 {
+		t.Errorf("retries counted %d", got)
+	}
+	// The same calls reach the Prometheus registry behind /metrics.
+	families, err := legacyregistry.DefaultGatherer.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	seen := false
+	for _, f := range families {
+		if f.GetName() == metrics.Namespace+"_api_requests_total" {
+			for _, m := range f.GetMetric() {
+				for _, l := range m.GetLabel() {
+					if l.GetName() == "operation" && l.GetValue() == "Server.Find" {
+						seen = true
+					}
+				}
+			}
+		}
+	}
+	if !seen {
+		t.Error("Server.Find calls are not in the metrics registry")
+	}
+}
+
+// TestEventOnDuplicateNames goes through Initialize's recorder to the
+// Kubernetes API (a fake clientset) and checks the Warning Event on the Node.
+func TestEventOnDuplicateNames(t *testing.T) {
+	_, root := startAPI(t)
+	cfg := testConfig(t, root)
+	cfg.DisableLoadBalancer = true
+	c, err := New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	kube := kubefake.NewSimpleClientset()
+	stop := make(chan struct{})
+	defer close(stop)
+	c.Initialize(builder{kube}, stop)
+	inst, _ := c.InstancesV2()
+	_, err = inst.InstanceMetadata(context.Background(), node("dup", ""))
+	if err == nil || !strings.Contains(err.Error(), "113500000001, 113500000002") {
+		t.Fatalf("duplicate names: %v", err)
+	}
+	var found *v1.Event
+	_ = wait.PollUntilContextTimeout(context.Background(), 20*time.Millisecond, 30*time.Second, true, func(ctx context.Context) (bool, error) {
+		evs, err := kube.CoreV1().Events("").List(ctx, metav1.ListOptions{})
+		if err != nil {
+			return false, nil
+		}
+		for i := range evs.Items {
+			if evs.Items[i].Reason == instances.ReasonDuplicateServerName {
+				found = &evs.Items[i]
+				return true, nil
+			}
+		}
+		return false, nil
+	})
+	if found == nil {
+		t.Fatal("no DuplicateServerName event recorded")
+	}
+	if found.Type != v1.EventTypeWarning || found.InvolvedObject.Kind != "Node" || found.InvolvedObject.Name != "dup" ||
+		!strings.Contains(found.Message, "113500000001, 113500000002") || found.Source.Component != EventComponent {
+		t.Errorf("event %+v", found)
+	}
+}
+
+// TestSecretsNeverLogged runs the provider at klog -v=10 with the library's
+// trace variables set, captures klog, the standard logger and the process's
+// stdout/stderr, and greps all of it (and every error) for the credentials.
+func TestSecretsNeverLogged(t *testing.T) {
+	api, root := startAPI(t)
+	t.Setenv("SAKURACLOUD_TRACE", "all")
+	t.Setenv("SAKURA_TRACE", "all")
+	t.Setenv("USACLOUD_TRACE", "all")
+	t.Setenv("SAKURACLOUD_TRACE_MODE", "all")
+
+	var klogBuf, logBuf bytes.Buffer
+	fs := flag.NewFlagSet("klog", flag.ContinueOnError)
+	klog.InitFlags(fs)
+	_ = fs.Set("v", "10")
+	_ = fs.Set("logtostderr", "false")
+	klog.SetOutput(&klogBuf)
+	log.SetOutput(&logBuf)
+	stdout, stderr := os.Stdout, os.Stderr
+	r, w, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	os.Stdout, os.Stderr = w, w
+	var piped bytes.Buffer
+	done := make(chan struct{})
+	go func() { _, _ = io.Copy(&piped, r); close(done) }()
+	restore := func() {
+		os.Stdout, os.Stderr = stdout, stderr
+		_ = w.Close()
+		<-done
+		_ = fs.Set("v", "0")
+		_ = fs.Set("logtostderr", "true")
+		klog.SetOutput(os.Stderr)
+		log.SetOutput(os.Stderr)
+	}
+
+	var errs []string
+	cfg := testConfig(t, root)
+	klog.InfoS("configuration", "config", cfg)
+	c, err := New(cfg)
+	if err != nil {
+		restore()
+		t.Fatal(err)
+	}
+	kube := kubefake.NewSimpleClientset()
+	stop := make(chan struct{})
+	c.Initialize(builder{kube}, stop)
+	inst, _ := c.InstancesV2()
+	ctx := context.Background()
+	for _, n := range []*v1.Node{node("solo", ""), node("dup", ""), node("x", "sakuracloud://is1a/9"), node("y", "sakuracloud://tk1a/9")} {
+		_, err1 := inst.InstanceExists(ctx, n)
+		_, err2 := inst.InstanceMetadata(ctx, n)
+		for _, e := range []error{err1, err2} {
+			if e != nil {
+				errs = append(errs, e.Error())
+			}
+		}
+	}
+	api.setFail(http.StatusTooManyRequests)
+	c.Servers().Invalidate()
+	if _, err := inst.InstanceShutdown(ctx, node("solo", "")); err != nil {
+		errs = append(errs, err.Error())
+	}
+	_, cfgErr := config.Parse([]byte("accessToken: "+testToken+"\naccessTokenSecret: "+testSecret+"\nzone: bad\n"), nil)
+	errs = append(errs, cfgErr.Error())
+	klog.Flush()
+	close(stop)
+	restore()
+
+	if api.authOK == 0 {
+		t.Fatal("no authenticated request reached the API; the test proves nothing")
+	}
+	all := klogBuf.String() + logBuf.String() + piped.String() + strings.Join(errs, "\n") + fmt.Sprint(c, cfg)
+	if !strings.Contains(klogBuf.String(), "<redacted>") {
+		t.Errorf("klog did not see the (redacted) configuration")
+	}
+	for _, s := range []string{testToken, testSecret, base64.StdEncoding.EncodeToString([]byte(testToken + ":" + testSecret)), "Authorization"} {
+		if strings.Contains(all, s) {
+			t.Errorf("captured output contains %q", s)
+		}
+	}
+}

@@ -1,0 +1,344 @@
+package config
+
+import (
+	"bytes"
+	"flag"
+	"fmt"
+	"os"
+	"path/filepath"
+	"reflect"
+	"strings"
+	"testing"
+	"time"
+
+	"k8s.io/klog/v2"
+)
+
+const (
+	testToken  = "tok-4b1d3c0ffee"
+	testSecret = "sec-9f8e7d6c5b4a-do-not-print"
+)
+
+func envOf(m map[string]string) LookupEnv {
+	return func(k string) (string, bool) { v, ok := m[k]; return v, ok }
+}
+
+const minimalFile = "accessToken: " + testToken + "\naccessTokenSecret: " + testSecret + "\nzone: is1a\n"
+
+func TestDefaults(t *testing.T) {
+	c, err := Parse([]byte(minimalFile), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := Config{
+		AccessToken: testToken, AccessTokenSecret: testSecret, Zone: "is1a",
+		RetryMax: 5, RetryIntervalSec: 1, RetryMaxWaitSec: 8, RequestsPerSecond: 5, RequestTimeoutSec: 30,
+		ServerCacheTTLSec: 60,
+		LoadBalancer:      LoadBalancerConfig{Type: "internet", Plan: "standard"},
+	}
+	if fmt.Sprintf("%#v", want) != fmt.Sprintf("%#v", *c) || c.AccessToken != testToken || c.AccessTokenSecret != testSecret {
+		t.Fatalf("defaults:\n got %s\nwant %s", c.Redacted(), want.Redacted())
+	}
+	if c.ServerCacheTTL() != time.Minute {
+		t.Errorf("ServerCacheTTL = %v", c.ServerCacheTTL())
+	}
+	l := c.Limits()
+	if l.RetryMax != 5 || l.RetryWaitMin != time.Second || l.RetryWaitMax != 8*time.Second || l.RequestsPerSecond != 5 || l.Burst != 5 || l.RequestTimeout != 30*time.Second {
+		t.Errorf("Limits = %+v", l)
+	}
+}
+
+func TestEnvironmentWinsOverFile(t *testing.T) {
+	file := minimalFile + `clusterID: from-file
+apiRootURL: http://127.0.0.1:1/file
+retryMax: 2
+retryIntervalSec: 2
+retryMaxWaitSec: 3
+requestsPerSecond: 2.5
+requestTimeoutSec: 7
+serverCacheTTLSec: 30
+disableLoadBalancer: false
+loadBalancer:
+  type: switch
+  plan: premium
+  ha: true
+  routerID: "113100000001"
+  switchSelector: [a, b]
+  ipRange: 192.168.0.0/24
+  assignIPRange: 192.168.0.128/25
+  assignDefaultGateway: 192.168.0.1
+`
+	c, err := Parse([]byte(file), envOf(map[string]string{
+		"SAKURACLOUD_ACCESS_TOKEN":          "env-token",
+		"SAKURACLOUD_ACCESS_TOKEN_SECRET":   "env-secret",
+		"SAKURACLOUD_ZONE":                  "tk1b",
+		"SAKURACLOUD_CLUSTER_ID":            "from-env",
+		"SAKURACLOUD_API_ROOT_URL":          "http://127.0.0.1:2/env",
+		"SAKURACLOUD_RETRY_MAX":             "0",
+		"SAKURACLOUD_RETRY_INTERVAL_SEC":    "1",
+		"SAKURACLOUD_RETRY_MAX_WAIT_SEC":    "4",
+		"SAKURACLOUD_REQUESTS_PER_SECOND":   "10",
+		"SAKURACLOUD_REQUEST_TIMEOUT_SEC":   "9",
+		"SAKURACLOUD_SERVER_CACHE_TTL_SEC":  "15",
+		"SAKURACLOUD_DISABLE_LOAD_BALANCER": "true",
+	}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.AccessToken != "env-token" || c.AccessTokenSecret != "env-secret" || c.Zone != "tk1b" ||
+		c.ClusterID != "from-env" || c.APIRootURL != "http://127.0.0.1:2/env" || c.RetryMax != 0 ||
+		c.RetryIntervalSec != 1 || c.RetryMaxWaitSec != 4 || c.RequestsPerSecond != 10 ||
+		c.RequestTimeoutSec != 9 || c.ServerCacheTTLSec != 15 || !c.DisableLoadBalancer {
+		t.Errorf("environment did not win: %s", c.Redacted())
+	}
+	// Values only in the file survive.
+	lb := c.LoadBalancer
+	if lb.Type != "switch" || lb.Plan != "premium" || !lb.HA || lb.RouterID != "113100000001" ||
+		strings.Join(lb.SwitchSelector, ",") != "a,b" || lb.AssignDefaultGateway != "192.168.0.1" {
+		t.Errorf("file values lost: %+v", lb)
+	}
+	// File over defaults, without environment.
+	c, err = Parse([]byte(file), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.RetryMax != 2 || c.RequestsPerSecond != 2.5 || c.ClusterID != "from-file" || c.Limits().Burst != 3 {
+		t.Errorf("file did not win over defaults: %s", c.Redacted())
+	}
+}
+
+func TestEmptyVariableIsUnset(t *testing.T) {
+	c, err := Parse([]byte(minimalFile+"clusterID: keep\n"), envOf(map[string]string{
+		"SAKURACLOUD_CLUSTER_ID": "", "SAKURACLOUD_ACCESS_TOKEN": "", "SAKURACLOUD_RETRY_MAX": "",
+	}))
+	if err != nil || c.ClusterID != "keep" || c.AccessToken != testToken || c.RetryMax != 5 {
+		t.Fatalf("empty variables overrode the file: %v %v", c, err)
+	}
+}
+
+func TestEnvironmentOnly(t *testing.T) {
+	c, err := Parse(nil, envOf(map[string]string{
+		"SAKURACLOUD_ACCESS_TOKEN": testToken, "SAKURACLOUD_ACCESS_TOKEN_SECRET": testSecret, "SAKURACLOUD_ZONE": "is1b",
+	}))
+	if err != nil || c.Zone != "is1b" {
+		t.Fatalf("c=%v err=%v", c, err)
+	}
+}
+
+func TestLoadFile(t *testing.T) {
+	p := filepath.Join(t.TempDir(), "cloud.yaml")
+	if err := os.WriteFile(p, []byte(minimalFile), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if c, err := Load(p, nil); err != nil || c.Zone != "is1a" {
+		t.Fatalf("Load: %v %v", c, err)
+	}
+	_, err := Load(filepath.Join(t.TempDir(), "missing.yaml"), nil)
+	if err == nil || !strings.Contains(err.Error(), "reading cloud-config") || !os.IsNotExist(unwrapAll(err)) {
+		t.Fatalf("missing file: %v", err)
+	}
+	if c, err := FromReader(strings.NewReader(minimalFile), nil); err != nil || c.Zone != "is1a" {
+		t.Fatalf("FromReader: %v %v", c, err)
+	}
+}
+
+func unwrapAll(err error) error {
+	for {
+		u, ok := err.(interface{ Unwrap() error })
+		if !ok || u.Unwrap() == nil {
+			return err
+		}
+		err = u.Unwrap()
+	}
+}
+
+func TestErrorMessages(t *testing.T) {
+	creds := "accessToken: " + testToken + "\naccessTokenSecret: " + testSecret + "\n"
+	for _, tc := range []struct {
+		name, file string
+		env        map[string]string
+		want       string
+	}{
+		{"missing token", "accessTokenSecret: " + testSecret + "\nzone: is1a\n", nil,
+			"invalid configuration: accessToken (SAKURACLOUD_ACCESS_TOKEN) is required"},
+		{"missing secret", "accessToken: " + testToken + "\nzone: is1a\n", nil,
+			"invalid configuration: accessTokenSecret (SAKURACLOUD_ACCESS_TOKEN_SECRET) is required"},
+		{"missing zone", creds, nil,
+			"invalid configuration: zone (SAKURACLOUD_ZONE) is required (one of is1a, is1b, is1c, tk1a, tk1b, tk1v)"},
+		{"unknown zone", creds + "zone: is2z\n", nil,
+			`invalid configuration: zone (SAKURACLOUD_ZONE) is "is2z", which is not a known zone (one of is1a, is1b, is1c, tk1a, tk1b, tk1v)`},
+		{"unknown zone from env", creds + "zone: is1a\n", map[string]string{"SAKURACLOUD_ZONE": "us1"},
+			`invalid configuration: zone (SAKURACLOUD_ZONE) is "us1", which is not a known zone (one of is1a, is1b, is1c, tk1a, tk1b, tk1v)`},
+		{"bad url", minimalFile + "apiRootURL: ftp://x\n", nil,
+			"invalid configuration: apiRootURL (SAKURACLOUD_API_ROOT_URL) must be an absolute http(s) URL such as https://secure.sakura.ad.jp/cloud/zone"},
+		{"relative url", minimalFile, map[string]string{"SAKURACLOUD_API_ROOT_URL": "/cloud/zone"},
+			"invalid configuration: apiRootURL (SAKURACLOUD_API_ROOT_URL) must be an absolute http(s) URL such as https://secure.sakura.ad.jp/cloud/zone"},
+		{"negative retryMax", minimalFile + "retryMax: -1\n", nil,
+			"invalid configuration: retryMax (SAKURACLOUD_RETRY_MAX) must not be negative (got -1)"},
+		{"negative retryIntervalSec", minimalFile, map[string]string{"SAKURACLOUD_RETRY_INTERVAL_SEC": "-3"},
+			"invalid configuration: retryIntervalSec (SAKURACLOUD_RETRY_INTERVAL_SEC) must not be negative (got -3)"},
+		{"negative retryMaxWaitSec", minimalFile + "retryIntervalSec: 0\nretryMaxWaitSec: -2\n", nil,
+			"invalid configuration: retryMaxWaitSec (SAKURACLOUD_RETRY_MAX_WAIT_SEC) must not be negative (got -2)"},
+		{"wait below interval", minimalFile + "retryIntervalSec: 9\nretryMaxWaitSec: 3\n", nil,
+			"invalid configuration: retryMaxWaitSec (SAKURACLOUD_RETRY_MAX_WAIT_SEC) must be at least retryIntervalSec (9), got 3"},
+		{"zero rate", minimalFile + "requestsPerSecond: 0\n", nil,
+			"invalid configuration: requestsPerSecond (SAKURACLOUD_REQUESTS_PER_SECOND) must be greater than 0 (got 0)"},
+		{"negative rate", minimalFile, map[string]string{"SAKURACLOUD_REQUESTS_PER_SECOND": "-1.5"},
+			"invalid configuration: requestsPerSecond (SAKURACLOUD_REQUESTS_PER_SECOND) must be greater than 0 (got -1.5)"},
+		{"zero timeout", minimalFile + "requestTimeoutSec: 0\n", nil,
+			"invalid configuration: requestTimeoutSec (SAKURACLOUD_REQUEST_TIMEOUT_SEC) must be at least 1 (got 0)"},
+		{"negative ttl", minimalFile + "serverCacheTTLSec: -5\n", nil,
+			"invalid configuration: serverCacheTTLSec (SAKURACLOUD_SERVER_CACHE_TTL_SEC) must be at least 1 (got -5)"},
+		{"lb type", minimalFile + "loadBalancer:\n  type: vpc\n", nil,
+			`invalid configuration: loadBalancer.type is "vpc"; allowed: internet, switch`},
+		{"lb plan", minimalFile + "loadBalancer:\n  plan: gold\n", nil,
+			`invalid configuration: loadBalancer.plan is "gold"; allowed: standard, highspec (premium = highspec)`},
+		{"lb ipRange", minimalFile + "loadBalancer:\n  ipRange: 10.0.0.0\n", nil,
+			`invalid configuration: loadBalancer.ipRange is "10.0.0.0", which is not a CIDR such as 192.168.0.0/24`},
+		{"lb assignIPRange", minimalFile + "loadBalancer:\n  assignIPRange: x/24\n", nil,
+			`invalid configuration: loadBalancer.assignIPRange is "x/24", which is not a CIDR such as 192.168.0.0/24`},
+		{"lb gateway", minimalFile + "loadBalancer:\n  assignDefaultGateway: gw\n", nil,
+			`invalid configuration: loadBalancer.assignDefaultGateway is "gw", which is not an IP address`},
+		{"lb routerID", minimalFile + "loadBalancer:\n  routerID: abc\n", nil,
+			`invalid configuration: loadBalancer.routerID is "abc", which is not a numeric resource ID`},
+		{"lb switchID", minimalFile + "loadBalancer:\n  switchID: \"-1\"\n", nil,
+			`invalid configuration: loadBalancer.switchID is "-1", which is not a numeric resource ID`},
+		{"env not a number", minimalFile, map[string]string{"SAKURACLOUD_RETRY_MAX": "many"},
+			`invalid configuration: environment variable SAKURACLOUD_RETRY_MAX: "many" is not a whole number`},
+		{"env not a float", minimalFile, map[string]string{"SAKURACLOUD_REQUESTS_PER_SECOND": "fast"},
+			`invalid configuration: environment variable SAKURACLOUD_REQUESTS_PER_SECOND: "fast" is not a number`},
+		{"env not a bool", minimalFile, map[string]string{"SAKURACLOUD_DISABLE_LOAD_BALANCER": "yes please"},
+			`invalid configuration: environment variable SAKURACLOUD_DISABLE_LOAD_BALANCER: "yes please" is not true or false`},
+		{"malformed yaml", minimalFile + "loadBalancer:\n  plan: [standard\n", nil,
+			"invalid cloud-config: yaml: line 5: did not find expected ',' or ']'"},
+		{"malformed yaml near secret", "zone: is1a\naccessTokenSecret: [" + testSecret + "\n", nil,
+			"invalid cloud-config: yaml: line 2: did not find expected ',' or ']'"},
+		{"unknown key", minimalFile + "retryMaxx: 3\n", nil,
+			`invalid cloud-config: unknown key "retryMaxx" at line 4 (allowed keys are listed in docs/configuration.md)`},
+		{"unknown nested key", minimalFile + "loadBalancer:\n  plan: standard\n  vrid: 3\n", nil,
+			`invalid cloud-config: unknown key "vrid" at line 6 (allowed keys are listed in docs/configuration.md)`},
+		{"wrong type", minimalFile + "retryMax: lots\n", nil,
+			`invalid cloud-config: key "retryMax" at line 4 must be of type int`},
+		{"several at once", "zone: is1a\nretryMax: -1\n", nil,
+			"invalid configuration: accessToken (SAKURACLOUD_ACCESS_TOKEN) is required; accessTokenSecret (SAKURACLOUD_ACCESS_TOKEN_SECRET) is required; retryMax (SAKURACLOUD_RETRY_MAX) must not be negative (got -1)"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := Parse([]byte(tc.file), envOf(tc.env))
+			if err == nil {
+				t.Fatalf("no error, want %q", tc.want)
+			}
+			if err.Error() != tc.want {
+				t.Errorf("error:\n got %q\nwant %q", err.Error(), tc.want)
+			}
+			assertNoSecret(t, err.Error())
+		})
+	}
+}
+
+func assertNoSecret(t *testing.T, s string) {
+	t.Helper()
+	for _, secret := range []string{testToken, testSecret} {
+		if strings.Contains(s, secret) {
+			t.Errorf("output contains a secret: %s", s)
+		}
+	}
+}
+
+func TestRedaction(t *testing.T) {
+	c, err := Parse([]byte(minimalFile), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, s := range []string{c.Redacted(), c.String(), fmt.Sprint(c), fmt.Sprintf("%v %+v %#v %s", c, c, c, c),
+		fmt.Sprintf("%v %+v %#v", *c, *c, *c)} {
+		assertNoSecret(t, s)
+		if !strings.Contains(s, "<redacted>") || !strings.Contains(s, "is1a") {
+			t.Errorf("unexpected rendering: %s", s)
+		}
+	}
+}
+
+// TestNoSecretInKlog loads configurations (valid and invalid) with klog at
+// the highest verbosity and greps everything it wrote for the secrets.
+func TestNoSecretInKlog(t *testing.T) {
+	var buf bytes.Buffer
+	fs := flag.NewFlagSet("klog", flag.ContinueOnError)
+	klog.InitFlags(fs)
+	_ = fs.Set("v", "10")
+	_ = fs.Set("logtostderr", "false")
+	_ = fs.Set("alsologtostderr", "false")
+	klog.SetOutput(&buf)
+	t.Cleanup(func() {
+		_ = fs.Set("v", "0")
+		_ = fs.Set("logtostderr", "true")
+		klog.SetOutput(os.Stderr)
+	})
+	c, err := Parse([]byte(minimalFile), envOf(map[string]string{"SAKURACLOUD_CLUSTER_ID": "c1"}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	klog.InfoS("config", "c", c)
+	klog.V(9).Infof("config %v %+v", c, *c)
+	_, err = Parse([]byte(strings.Replace(minimalFile, "is1a", "nowhere", 1)), nil)
+	klog.ErrorS(err, "invalid")
+	klog.Flush()
+	out := buf.String()
+	if !strings.Contains(out, "Loaded cloud configuration") || !strings.Contains(out, "<redacted>") {
+		t.Fatalf("expected the redacted config in the log, got:\n%s", out)
+	}
+	assertNoSecret(t, out)
+}
+
+// TestDocsListEverySetting fails when docs/configuration.md misses a key,
+// an environment variable or a default of the Settings table.
+func TestDocsListEverySetting(t *testing.T) {
+	data, err := os.ReadFile(filepath.Join("..", "..", "docs", "configuration.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	doc := string(data)
+	for _, s := range Settings {
+		row := ""
+		for _, line := range strings.Split(doc, "\n") {
+			if strings.HasPrefix(line, "| `"+s.Key+"` |") {
+				row = line
+			}
+		}
+		if row == "" {
+			t.Errorf("docs/configuration.md has no table row for %s; regenerate it from config.MarkdownTable()", s.Key)
+			continue
+		}
+		if s.Env != "" && !strings.Contains(row, "`"+s.Env+"`") {
+			t.Errorf("docs row for %s does not name %s", s.Key, s.Env)
+		}
+		if s.Default != "" && !strings.Contains(row, "`"+s.Default+"`") {
+			t.Errorf("docs row for %s does not give the default %s", s.Key, s.Default)
+		}
+	}
+	if !strings.Contains(doc, MarkdownTable()) {
+		t.Errorf("docs/configuration.md table differs from config.MarkdownTable(); paste this:\n%s", MarkdownTable())
+	}
+}
+
+func TestEveryConfigFieldHasASetting(t *testing.T) {
+	// Each YAML key of Config must have a row in Settings, so docs and env stay complete.
+	keys := map[string]bool{}
+	for _, s := range Settings {
+		keys[s.Key] = true
+	}
+	var walk func(prefix string, typ reflect.Type)
+	walk = func(prefix string, typ reflect.Type) {
+		for i := 0; i < typ.NumField(); i++ {
+			f := typ.Field(i)
+			key := prefix + strings.Split(f.Tag.Get("json"), ",")[0]
+			if f.Type.Kind() == reflect.Struct {
+				walk(key+".", f.Type)
+				continue
+			}
+			if !keys[key] {
+				t.Errorf("config key %s has no row in Settings", key)
+			}
+		}
+	}
+	walk("", reflect.TypeOf(Config{}))
+}

@@ -1,0 +1,192 @@
+package config
+
+import (
+	"fmt"
+	"math"
+	"strconv"
+	"strings"
+
+	"github.com/sakura-ccm/sakura-cloud-controller-manager/cloud/sakuraapi"
+)
+
+// Setting describes one configuration value: its cloud-config key, its
+// environment variable, its default and what it means. Settings is the one
+// table that drives defaulting, environment overrides and
+// docs/configuration.md (a test fails when the docs drift from it).
+type Setting struct {
+	// Key is the cloud-config YAML key; nested keys are dotted (loadBalancer.plan).
+	Key string
+	// Env is the environment variable that overrides Key, or "" if none.
+	Env string
+	// Default is the value used when neither the file nor the environment sets it
+	// ("" = empty / not set). It is applied through set, so it is always parseable.
+	Default string
+	// Secret values are never printed, logged or echoed in errors.
+	Secret bool
+	// Doc is a one-line description for docs/configuration.md.
+	Doc string
+
+	set func(c *Config, v string) error
+}
+
+// Zones lists the zones the controller accepts.
+var Zones = []string{"is1a", "is1b", "is1c", "tk1a", "tk1b", "tk1v"}
+
+// Values of loadBalancer.type and loadBalancer.plan.
+const (
+	LoadBalancerTypeInternet = "internet"
+	LoadBalancerTypeSwitch   = "switch"
+	LoadBalancerPlanStandard = "standard"
+	LoadBalancerPlanHighSpec = "highspec"
+	// LoadBalancerPlanPremium is the earlier controller's name for highspec.
+	LoadBalancerPlanPremium = "premium"
+)
+
+// Settings is the table of every configuration value.
+var Settings = []Setting{
+	{Key: "accessToken", Env: "SAKURACLOUD_ACCESS_TOKEN", Secret: true,
+		Doc: "API access token (required).",
+		set: func(c *Config, v string) error { c.AccessToken = v; return nil }},
+	{Key: "accessTokenSecret", Env: "SAKURACLOUD_ACCESS_TOKEN_SECRET", Secret: true,
+		Doc: "API access token secret (required).",
+		set: func(c *Config, v string) error { c.AccessTokenSecret = v; return nil }},
+	{Key: "zone", Env: "SAKURACLOUD_ZONE",
+		Doc: "Zone of the cluster's servers: " + strings.Join(Zones, ", ") + " (required).",
+		set: func(c *Config, v string) error { c.Zone = v; return nil }},
+	{Key: "clusterID", Env: "SAKURACLOUD_CLUSTER_ID",
+		Doc: "Cluster identity used to tag and find what this cluster owns. Empty: the value of --cluster-name.",
+		set: func(c *Config, v string) error { c.ClusterID = v; return nil }},
+	{Key: "apiRootURL", Env: "SAKURACLOUD_API_ROOT_URL",
+		Doc: "API endpoint override (simulator, proxies). Empty: https://secure.sakura.ad.jp/cloud/zone.",
+		set: func(c *Config, v string) error { c.APIRootURL = v; return nil }},
+	{Key: "retryMax", Env: "SAKURACLOUD_RETRY_MAX", Default: strconv.Itoa(sakuraapi.DefaultLimits().RetryMax),
+		Doc: "How many times an answer of 429, 503 or 423 is retried (0 = never).",
+		set: intSetter(func(c *Config) *int { return &c.RetryMax })},
+	{Key: "retryIntervalSec", Env: "SAKURACLOUD_RETRY_INTERVAL_SEC", Default: secondsCeil(sakuraapi.DefaultLimits().RetryWaitMin.Seconds()),
+		Doc: "Minimum wait in seconds between retries (a 429 always waits at least 1s).",
+		set: intSetter(func(c *Config) *int { return &c.RetryIntervalSec })},
+	{Key: "retryMaxWaitSec", Env: "SAKURACLOUD_RETRY_MAX_WAIT_SEC", Default: secondsCeil(sakuraapi.DefaultLimits().RetryWaitMax.Seconds()),
+		Doc: "Cap in seconds on one jittered wait between retries.",
+		set: intSetter(func(c *Config) *int { return &c.RetryMaxWaitSec })},
+	{Key: "requestsPerSecond", Env: "SAKURACLOUD_REQUESTS_PER_SECOND", Default: strconv.FormatFloat(sakuraapi.DefaultLimits().RequestsPerSecond, 'g', -1, 64),
+		Doc: "Client-side request budget shared by all controllers of the process.",
+		set: func(c *Config, v string) error {
+			f, err := strconv.ParseFloat(strings.TrimSpace(v), 64)
+			if err != nil || math.IsNaN(f) || math.IsInf(f, 0) {
+				return fmt.Errorf("%q is not a number", v)
+			}
+			c.RequestsPerSecond = f
+			return nil
+		}},
+	{Key: "requestTimeoutSec", Env: "SAKURACLOUD_REQUEST_TIMEOUT_SEC", Default: secondsCeil(sakuraapi.DefaultLimits().RequestTimeout.Seconds()),
+		Doc: "Timeout in seconds of one API request attempt.",
+		set: intSetter(func(c *Config) *int { return &c.RequestTimeoutSec })},
+	{Key: "serverCacheTTLSec", Env: "SAKURACLOUD_SERVER_CACHE_TTL_SEC", Default: "60",
+		Doc: "How old, in seconds, the shared list of the zone's servers may get before it is listed again.",
+		set: intSetter(func(c *Config) *int { return &c.ServerCacheTTLSec })},
+	{Key: "disableLoadBalancer", Env: "SAKURACLOUD_DISABLE_LOAD_BALANCER", Default: "false",
+		Doc: "true turns off the load balancer part of the service controller.",
+		set: boolSetter(func(c *Config) *bool { return &c.DisableLoadBalancer })},
+	{Key: "loadBalancer.type", Default: LoadBalancerTypeInternet,
+		Doc: "Default load balancer type: internet (router+switch, global VIPs) or switch (private).",
+		set: func(c *Config, v string) error { c.LoadBalancer.Type = v; return nil }},
+	{Key: "loadBalancer.plan", Default: LoadBalancerPlanStandard,
+		Doc: "Default plan: standard or highspec (premium is accepted as highspec).",
+		set: func(c *Config, v string) error { c.LoadBalancer.Plan = v; return nil }},
+	{Key: "loadBalancer.ha", Default: "false",
+		Doc: "Create load balancers as redundant (VRRP) pairs by default.",
+		set: boolSetter(func(c *Config) *bool { return &c.LoadBalancer.HA })},
+	{Key: "loadBalancer.routerID",
+		Doc: "Pin the router+switch that VIPs come from (type internet).",
+		set: func(c *Config, v string) error { c.LoadBalancer.RouterID = v; return nil }},
+	{Key: "loadBalancer.switchID",
+		Doc: "Pin the switch that VIPs come from (type switch).",
+		set: func(c *Config, v string) error { c.LoadBalancer.SwitchID = v; return nil }},
+	{Key: "loadBalancer.routerSelector",
+		Doc: "Tags (list) the router+switch must carry.",
+		set: listSetter(func(c *Config) *[]string { return &c.LoadBalancer.RouterSelector })},
+	{Key: "loadBalancer.switchSelector",
+		Doc: "Tags (list) the switch must carry.",
+		set: listSetter(func(c *Config) *[]string { return &c.LoadBalancer.SwitchSelector })},
+	{Key: "loadBalancer.reservedIPRanges",
+		Doc: "Addresses (a.b.c.d, a.b.c.d-e.f.g.h or CIDR, list) never handed out as VIPs.",
+		set: listSetter(func(c *Config) *[]string { return &c.LoadBalancer.ReservedIPRanges })},
+	{Key: "loadBalancer.ipRange",
+		Doc: "Type switch: the switch's network as a CIDR (gives the mask).",
+		set: func(c *Config, v string) error { c.LoadBalancer.IPRange = v; return nil }},
+	{Key: "loadBalancer.assignIPRange",
+		Doc: "Type switch: CIDR inside ipRange that addresses may be taken from.",
+		set: func(c *Config, v string) error { c.LoadBalancer.AssignIPRange = v; return nil }},
+	{Key: "loadBalancer.assignDefaultGateway",
+		Doc: "Type switch: the default gateway of the load balancers.",
+		set: func(c *Config, v string) error { c.LoadBalancer.AssignDefaultGateway = v; return nil }},
+}
+
+func secondsCeil(s float64) string { return strconv.Itoa(int(math.Ceil(s))) }
+
+func intSetter(field func(*Config) *int) func(*Config, string) error {
+	return func(c *Config, v string) error {
+		n, err := strconv.Atoi(strings.TrimSpace(v))
+		if err != nil {
+			return fmt.Errorf("%q is not a whole number", v)
+		}
+		*field(c) = n
+		return nil
+	}
+}
+
+func boolSetter(field func(*Config) *bool) func(*Config, string) error {
+	return func(c *Config, v string) error {
+		b, err := strconv.ParseBool(strings.TrimSpace(v))
+		if err != nil {
+			return fmt.Errorf("%q is not true or false", v)
+		}
+		*field(c) = b
+		return nil
+	}
+}
+
+func listSetter(field func(*Config) *[]string) func(*Config, string) error {
+	return func(c *Config, v string) error {
+		var out []string
+		for _, s := range strings.Split(v, ",") {
+			if s = strings.TrimSpace(s); s != "" {
+				out = append(out, s)
+			}
+		}
+		*field(c) = out
+		return nil
+	}
+}
+
+// Defaults returns a Config holding every default of Settings.
+func Defaults() *Config {
+	c := &Config{}
+	for _, s := range Settings {
+		if s.Default == "" {
+			continue
+		}
+		if err := s.set(c, s.Default); err != nil {
+			panic(fmt.Sprintf("config: default of %s does not parse: %v", s.Key, err))
+		}
+	}
+	return c
+}
+
+// MarkdownTable renders Settings as the table in docs/configuration.md.
+func MarkdownTable() string {
+	var b strings.Builder
+	b.WriteString("| cloud-config key | environment variable | default | meaning |\n")
+	b.WriteString("|---|---|---|---|\n")
+	for _, s := range Settings {
+		env, def := "-", "-"
+		if s.Env != "" {
+			env = "`" + s.Env + "`"
+		}
+		if s.Default != "" {
+			def = "`" + s.Default + "`"
+		}
+		fmt.Fprintf(&b, "| `%s` | %s | %s | %s |\n", s.Key, env, def, s.Doc)
+	}
+	return b.String()
+}

@@ -1,0 +1,287 @@
+package sakuraapi
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"net/url"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/sacloud/iaas-api-go"
+	"github.com/sacloud/iaas-api-go/types"
+)
+
+// scriptedServers answers Read with the scripted HTTP status codes in order
+// (0 = success) and counts attempts. Other operations are not implemented.
+type scriptedServers struct {
+	iaas.ServerAPI
+	mu       sync.Mutex
+	codes    []int
+	attempts int
+}
+
+func apiError(code int) error {
+	u, _ := url.Parse("http://127.0.0.1/is1a/api/cloud/1.1/server/1")
+	return iaas.NewAPIError(http.MethodGet, u, code, &iaas.APIErrorResponse{
+		Status: http.StatusText(code), ErrorCode: "scripted", ErrorMessage: "scripted answer",
+	})
+}
+
+func (s *scriptedServers) Read(ctx context.Context, zone string, id types.ID) (*iaas.Server, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	code := 0
+	if s.attempts < len(s.codes) {
+		code = s.codes[s.attempts]
+	}
+	s.attempts++
+	if code != 0 {
+		return nil, apiError(code)
+	}
+	return &iaas.Server{ID: id, Name: "srv"}, nil
+}
+
+func (s *scriptedServers) Find(ctx context.Context, zone string, c *iaas.FindCondition) (*iaas.ServerFindResult, error) {
+	return &iaas.ServerFindResult{}, nil
+}
+
+type sleepRecorder struct {
+	mu     sync.Mutex
+	waits  []time.Duration
+	cancel context.CancelFunc // cancel the call's context on the first sleep, if set
+}
+
+func (r *sleepRecorder) sleep(ctx context.Context, d time.Duration) error {
+	r.mu.Lock()
+	r.waits = append(r.waits, d)
+	cancel := r.cancel
+	r.mu.Unlock()
+	if cancel != nil {
+		cancel()
+		return ctx.Err()
+	}
+	return nil
+}
+
+func newTestClient(limits Limits, codes ...int) (*Client, *scriptedServers, *sleepRecorder) {
+	c := NewFromCaller(nil, "is1a", limits)
+	s := &scriptedServers{codes: codes}
+	c.UseServerOp(s)
+	r := &sleepRecorder{}
+	c.sleep = r.sleep
+	return c, s, r
+}
+
+func testLimits() Limits {
+	l := DefaultLimits()
+	l.RequestsPerSecond = 0 // unlimited: these tests are about retries
+	l.RetryMax = 3
+	l.RetryWaitMin = 100 * time.Millisecond
+	l.RetryWaitMax = 2 * time.Second
+	return l
+}
+
+func TestRetryIsBoundedOnRetryableAnswers(t *testing.T) {
+	for _, tc := range []struct {
+		code   int
+		result string
+		minGap time.Duration
+	}{
+		{http.StatusTooManyRequests, ResultThrottled, time.Second}, // a 429 waits at least 1s
+		{http.StatusServiceUnavailable, ResultUnavailable, 100 * time.Millisecond},
+		{http.StatusLocked, ResultUnavailable, 100 * time.Millisecond},
+	} {
+		t.Run(http.StatusText(tc.code), func(t *testing.T) {
+			c, s, r := newTestClient(testLimits(), tc.code, tc.code, tc.code, tc.code, tc.code, tc.code)
+			_, err := c.Servers.Read(context.Background(), "is1a", 1)
+			var apiErr iaas.APIError
+			if !errors.As(err, &apiErr) || apiErr.ResponseCode() != tc.code {
+				t.Fatalf("err = %v, want API error %d", err, tc.code)
+			}
+			if !strings.HasPrefix(err.Error(), "Server.Read: ") {
+				t.Errorf("error does not name the operation: %v", err)
+			}
+			if s.attempts != 4 || len(r.waits) != 3 {
+				t.Fatalf("attempts=%d sleeps=%d, want 4 attempts (1 + RetryMax 3) and 3 sleeps", s.attempts, len(r.waits))
+			}
+			for _, w := range r.waits {
+				if w < tc.minGap || w > 2*time.Second {
+					t.Errorf("wait %v outside [%v, 2s]", w, tc.minGap)
+				}
+			}
+			if got := c.Stats().Snapshot()[CallKey{"Server.Read", tc.result}]; got != 4 {
+				t.Errorf("counted %d %s calls, want 4", got, tc.result)
+			}
+			if got := c.Stats().Retries()[CallKey{"Server.Read", tc.result}]; got != 3 {
+				t.Errorf("counted %d retries, want 3", got)
+			}
+		})
+	}
+}
+
+func TestRetryThenSuccess(t *testing.T) {
+	c, s, r := newTestClient(testLimits(), http.StatusServiceUnavailable, http.StatusTooManyRequests)
+	srv, err := c.Servers.Read(context.Background(), "is1a", 42)
+	if err != nil || srv.ID != 42 {
+		t.Fatalf("srv=%v err=%v", srv, err)
+	}
+	if s.attempts != 3 || len(r.waits) != 2 {
+		t.Fatalf("attempts=%d sleeps=%d", s.attempts, len(r.waits))
+	}
+	snap := c.Stats().Snapshot()
+	if snap[CallKey{"Server.Read", ResultOK}] != 1 || snap[CallKey{"Server.Read", ResultUnavailable}] != 1 ||
+		snap[CallKey{"Server.Read", ResultThrottled}] != 1 {
+		t.Errorf("counts = %v", snap)
+	}
+}
+
+func TestNoRetryOnFinalAnswers(t *testing.T) {
+	for _, tc := range []struct {
+		code   int
+		result string
+	}{
+		{http.StatusNotFound, ResultNotFound},
+		{http.StatusBadRequest, ResultError},
+		{http.StatusConflict, ResultError},
+		{http.StatusInternalServerError, ResultError},
+	} {
+		c, s, r := newTestClient(testLimits(), tc.code, tc.code)
+		_, err := c.Servers.Read(context.Background(), "is1a", 1)
+		if err == nil || s.attempts != 1 || len(r.waits) != 0 {
+			t.Errorf("%d: err=%v attempts=%d sleeps=%d, want one attempt", tc.code, err, s.attempts, len(r.waits))
+		}
+		if IsNotFound(err) != (tc.code == http.StatusNotFound) || StatusCode(err) != tc.code {
+			t.Errorf("%d: IsNotFound=%v StatusCode=%d after wrapping", tc.code, IsNotFound(err), StatusCode(err))
+		}
+		if got := c.Stats().Snapshot()[CallKey{"Server.Read", tc.result}]; got != 1 {
+			t.Errorf("%d: counted %d %s", tc.code, got, tc.result)
+		}
+		if len(c.Stats().Retries()) != 0 {
+			t.Errorf("%d: retries counted: %v", tc.code, c.Stats().Retries())
+		}
+	}
+}
+
+func TestRetryMaxZeroNeverRetries(t *testing.T) {
+	l := testLimits()
+	l.RetryMax = 0
+	c, s, r := newTestClient(l, http.StatusTooManyRequests)
+	if _, err := c.Servers.Read(context.Background(), "is1a", 1); err == nil {
+		t.Fatal("want error")
+	}
+	if s.attempts != 1 || len(r.waits) != 0 {
+		t.Fatalf("attempts=%d sleeps=%d", s.attempts, len(r.waits))
+	}
+}
+
+func TestCancelledContextStopsRetrying(t *testing.T) {
+	c, s, r := newTestClient(testLimits(), 503, 503, 503, 503)
+	ctx, cancel := context.WithCancel(context.Background())
+	r.cancel = cancel
+	_, err := c.Servers.Read(ctx, "is1a", 1)
+	if err == nil || s.attempts != 1 || len(r.waits) != 1 {
+		t.Fatalf("err=%v attempts=%d sleeps=%d: a cancelled wait must end the call", err, s.attempts, len(r.waits))
+	}
+}
+
+// TestSharedBudget: every operation draws from one token bucket. With a burst
+// of one and a near-zero refill, the first call takes the only token and the
+// next call, of another resource, cannot get one before its deadline.
+func TestSharedBudget(t *testing.T) {
+	l := testLimits()
+	l.RequestsPerSecond = 0.001
+	l.Burst = 1
+	c, s, _ := newTestClient(l)
+	if _, err := c.Servers.Read(context.Background(), "is1a", 1); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	_, err := c.Servers.Find(ctx, "is1a", nil)
+	if err == nil || !strings.Contains(err.Error(), "waiting for the API request budget") {
+		t.Fatalf("second call got a token from a separate budget: %v", err)
+	}
+	if s.attempts != 1 {
+		t.Errorf("attempts=%d", s.attempts)
+	}
+	if got := c.Stats().Snapshot()[CallKey{"Server.Find", ResultError}]; got != 1 {
+		t.Errorf("budget failure not counted: %v", c.Stats().Snapshot())
+	}
+}
+
+func TestBackoffBounds(t *testing.T) {
+	c := NewFromCaller(nil, "is1a", Limits{RetryWaitMin: 200 * time.Millisecond, RetryWaitMax: 3 * time.Second})
+	for attempt := 0; attempt < 70; attempt++ {
+		for i := 0; i < 50; i++ {
+			if d := c.backoff(attempt, ResultUnavailable); d < 200*time.Millisecond || d > 3*time.Second {
+				t.Fatalf("attempt %d: %v outside [200ms, 3s]", attempt, d)
+			}
+			if d := c.backoff(attempt, ResultThrottled); d < time.Second || d > 3*time.Second {
+				t.Fatalf("attempt %d (429): %v outside [1s, 3s]", attempt, d)
+			}
+		}
+	}
+	// A max below the 429 floor still never exceeds the floor.
+	c = NewFromCaller(nil, "is1a", Limits{RetryWaitMin: 0, RetryWaitMax: 0})
+	if d := c.backoff(5, ResultThrottled); d != time.Second {
+		t.Errorf("429 with zero limits waited %v, want 1s", d)
+	}
+}
+
+func TestIsWriteAndOps(t *testing.T) {
+	for op, want := range map[string]bool{"LoadBalancer.Create": true, "LoadBalancer.UpdateSettings": true,
+		"LoadBalancer.Config": true, "Server.Find": false, "Server.Read": false, "LoadBalancer.Status": false} {
+		if IsWrite(op) != want {
+			t.Errorf("IsWrite(%s) != %v", op, want)
+		}
+	}
+	c, _, _ := newTestClient(testLimits())
+	_, _ = c.Servers.Read(context.Background(), "is1a", 1)
+	_, _ = c.Servers.Find(context.Background(), "is1a", nil)
+	if got := strings.Join(c.Stats().Ops(), ","); got != "Server.Find,Server.Read" {
+		t.Errorf("Ops = %s", got)
+	}
+	if c.Stats().Total(nil) != 2 || c.Stats().Total(IsWrite) != 0 {
+		t.Errorf("Total = %d", c.Stats().Total(nil))
+	}
+}
+
+type countingObserver struct {
+	mu             sync.Mutex
+	calls, retries int
+}
+
+func (o *countingObserver) ObserveCall(op, result string, d time.Duration) {
+	o.mu.Lock()
+	o.calls++
+	o.mu.Unlock()
+}
+
+func (o *countingObserver) ObserveRetry(op, result string) { o.mu.Lock(); o.retries++; o.mu.Unlock() }
+
+func TestObserverSeesEveryAttempt(t *testing.T) {
+	c, _, _ := newTestClient(testLimits(), 503)
+	o := &countingObserver{}
+	c.Stats().AddObserver(o)
+	if _, err := c.Servers.Read(context.Background(), "is1a", 1); err != nil {
+		t.Fatal(err)
+	}
+	if o.calls != 2 || o.retries != 1 {
+		t.Errorf("observer saw %d calls, %d retries", o.calls, o.retries)
+	}
+}
+
+func TestErrorHelpersLookThroughWrapping(t *testing.T) {
+	u, _ := url.Parse("http://127.0.0.1/")
+	still := fmt.Errorf("LoadBalancer.Read: %w", iaas.NewAPIError("GET", u, http.StatusConflict, &iaas.APIErrorResponse{ErrorCode: "still_creating"}))
+	if !IsStillCreating(still) || IsNotFound(still) || StatusCode(still) != 409 {
+		t.Errorf("still_creating not recognised through wrapping")
+	}
+	if IsNotFound(errors.New("plain")) || StatusCode(nil) != 0 || IsStillCreating(nil) {
+		t.Errorf("non-API errors misclassified")
+	}
+}
