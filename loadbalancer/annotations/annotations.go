@@ -1,0 +1,279 @@
+// Package annotations is the one typed place for the Service annotations the
+// load balancer controller reads: their names, defaults, allowed values and
+// parsers. docs/annotations.md is checked against Table by a test.
+package annotations
+
+import (
+	"fmt"
+	"net/netip"
+	"strconv"
+	"strings"
+
+	v1 "k8s.io/api/core/v1"
+)
+
+// Prefix is shared with the earlier SAKURA controller so users keep their manifests.
+const Prefix = "k8s.usacloud.jp/"
+
+// Annotation names. Names that existed in the earlier controller keep their meaning.
+const (
+	Type                = Prefix + "load-balancer-type"
+	HA                  = Prefix + "load-balancer-ha"
+	Plan                = Prefix + "load-balancer-plan"
+	HealthzInterval     = Prefix + "load-balancer-healthz-interval"
+	HealthCheckProtocol = Prefix + "load-balancer-healthcheck-protocol"
+	HealthCheckPath     = Prefix + "load-balancer-healthcheck-path"
+	HealthCheckStatus   = Prefix + "load-balancer-healthcheck-status"
+	HealthCheckRetry    = Prefix + "load-balancer-healthcheck-retry"
+	HealthCheckTimeout  = Prefix + "load-balancer-healthcheck-timeout"
+	SorryServer         = Prefix + "load-balancer-sorry-server"
+	LoadBalancerIP      = Prefix + "load-balancer-ip"
+	RouterSelector      = Prefix + "router-selector"
+	SwitchSelector      = Prefix + "switch-selector"
+)
+
+// Values and bounds. Numbers that come from SAKURA's manual live here so they
+// are easy to change.
+const (
+	TypeInternet = "internet"
+	TypeSwitch   = "switch"
+
+	PlanStandard = "standard"
+	PlanHighSpec = "highspec"
+	planPremium  = "premium" // earlier controller's name for highspec
+
+	ProtocolPing  = "ping"
+	ProtocolTCP   = "tcp"
+	ProtocolHTTP  = "http"
+	ProtocolHTTPS = "https"
+
+	MinInterval, MaxInterval, DefaultInterval = 10, 60, 10
+	MinRetry, MaxRetry                        = 1, 5
+	MinTimeout, MaxTimeout                    = 1, 30
+	MinStatus, MaxStatus, DefaultStatus       = 100, 599, 200
+	DefaultPath                               = "/"
+)
+
+// Spec documents one annotation. Table is the single source for docs.
+type Spec struct {
+	Name    string
+	Default string
+	Allowed string
+	Meaning string
+}
+
+// Table lists every annotation, in documentation order.
+var Table = []Spec{
+	{Type, TypeInternet + " (or config `type`)", "internet, switch", "Where the VIP comes from: internet = a global address of a router+switch block. switch (private addresses) is not supported yet."},
+	{Plan, PlanStandard + " (or config `plan`)", "standard, highspec, premium (= highspec)", "Appliance plan. Cannot change in place: a change is reported, not applied."},
+	{HA, "false (or config `ha`)", "true, false", "Redundant pair (two appliance addresses and a VRRP VRID). Cannot change in place."},
+	{LoadBalancerIP, "(none)", "an IPv4 address of the block", "Pins the VIP; same as spec.loadBalancerIP (which wins if both are set). Must be in the block and free."},
+	{RouterSelector, "(none; or config `routerSelector`)", "comma-separated tags", "Tags the router (of the router+switch block) must carry."},
+	{SwitchSelector, "(none; or config `switchSelector`)", "comma-separated tags", "Tags the router+switch's switch must carry."},
+	{HealthCheckProtocol, ProtocolPing, "ping, tcp, http, https", "Health check of each real server. ping is the safe default: kube-proxy does not listen on nodeIP:port."},
+	{HealthCheckPath, DefaultPath, "a path starting with /", "Request path for http/https checks."},
+	{HealthCheckStatus, strconv.Itoa(DefaultStatus), "100-599", "Expected HTTP status for http/https checks."},
+	{HealthzInterval, strconv.Itoa(DefaultInterval), fmt.Sprintf("%d-%d (seconds)", MinInterval, MaxInterval), "Health check interval (DelayLoop)."},
+	{HealthCheckRetry, "(API default)", fmt.Sprintf("%d-%d", MinRetry, MaxRetry), "Failed checks before a real server is taken out."},
+	{HealthCheckTimeout, "(API default)", fmt.Sprintf("%d-%d (seconds)", MinTimeout, MaxTimeout), "Connect timeout of one check."},
+	{SorryServer, "(none)", "an IPv4 address", "Server that answers when every real server is down."},
+}
+
+// Defaults are the cluster-wide values from the cloud-config that an
+// annotation overrides.
+type Defaults struct {
+	Type           string
+	Plan           string
+	HA             bool
+	RouterSelector []string
+	SwitchSelector []string
+}
+
+// HealthCheck is the parsed health check. Zero Retry/Timeout mean "leave to the API".
+type HealthCheck struct {
+	Protocol string
+	Path     string // http/https only
+	Status   int    // http/https only
+	Interval int
+	Retry    int
+	Timeout  int
+}
+
+// Options is everything the annotations (and defaults) say about one Service.
+type Options struct {
+	Type           string
+	Plan           string
+	HA             bool
+	IP             string // pinned VIP, "" = allocate
+	RouterSelector []string
+	SwitchSelector []string
+	HealthCheck    HealthCheck
+	SorryServer    string
+}
+
+// Error names the annotation, the value given and what is allowed.
+type Error struct {
+	Annotation string
+	Value      string
+	Allowed    string
+}
+
+func (e *Error) Error() string {
+	return fmt.Sprintf("annotation %s: invalid value %q (allowed: %s)", e.Annotation, e.Value, e.Allowed)
+}
+
+// Parse reads the Service's annotations over defaults. It returns every
+// invalid annotation, not just the first, so one Event can name them all.
+func Parse(svc *v1.Service, d Defaults) (Options, []error) {
+	a := svc.Annotations
+	var errs []error
+	bad := func(name, allowed string) {
+		errs = append(errs, &Error{Annotation: name, Value: a[name], Allowed: allowed})
+	}
+	get := func(name string) (string, bool) {
+		v, ok := a[name]
+		return strings.TrimSpace(v), ok
+	}
+	o := Options{
+		Type:           orDefault(d.Type, TypeInternet),
+		Plan:           orDefault(d.Plan, PlanStandard),
+		HA:             d.HA,
+		RouterSelector: d.RouterSelector,
+		SwitchSelector: d.SwitchSelector,
+		HealthCheck:    HealthCheck{Protocol: ProtocolPing, Interval: DefaultInterval},
+	}
+	if p, err := normalizePlan(o.Plan); err == nil {
+		o.Plan = p
+	}
+
+	if v, ok := get(Type); ok {
+		switch strings.ToLower(v) {
+		case TypeInternet, TypeSwitch:
+			o.Type = strings.ToLower(v)
+		default:
+			bad(Type, specOf(Type).Allowed)
+		}
+	}
+	if v, ok := get(Plan); ok {
+		if p, err := normalizePlan(v); err == nil {
+			o.Plan = p
+		} else {
+			bad(Plan, specOf(Plan).Allowed)
+		}
+	}
+	if v, ok := get(HA); ok {
+		// Strict: the earlier controller treated any non-empty value as true.
+		switch v {
+		case "true":
+			o.HA = true
+		case "false":
+			o.HA = false
+		default:
+			bad(HA, specOf(HA).Allowed)
+		}
+	}
+	if v, ok := get(LoadBalancerIP); ok && v != "" {
+		if ip, err := netip.ParseAddr(v); err == nil && ip.Is4() {
+			o.IP = ip.String()
+		} else {
+			bad(LoadBalancerIP, specOf(LoadBalancerIP).Allowed)
+		}
+	}
+	if svc.Spec.LoadBalancerIP != "" {
+		if ip, err := netip.ParseAddr(svc.Spec.LoadBalancerIP); err == nil && ip.Is4() {
+			o.IP = ip.String()
+		} else {
+			errs = append(errs, &Error{Annotation: "spec.loadBalancerIP", Value: svc.Spec.LoadBalancerIP, Allowed: "an IPv4 address of the block"})
+		}
+	}
+	if v, ok := get(RouterSelector); ok {
+		o.RouterSelector = splitTags(v)
+	}
+	if v, ok := get(SwitchSelector); ok {
+		o.SwitchSelector = splitTags(v)
+	}
+	if v, ok := get(HealthCheckProtocol); ok {
+		switch strings.ToLower(v) {
+		case ProtocolPing, ProtocolTCP, ProtocolHTTP, ProtocolHTTPS:
+			o.HealthCheck.Protocol = strings.ToLower(v)
+		default:
+			bad(HealthCheckProtocol, specOf(HealthCheckProtocol).Allowed)
+		}
+	}
+	isHTTP := o.HealthCheck.Protocol == ProtocolHTTP || o.HealthCheck.Protocol == ProtocolHTTPS
+	if isHTTP {
+		o.HealthCheck.Path, o.HealthCheck.Status = DefaultPath, DefaultStatus
+	}
+	if v, ok := get(HealthCheckPath); ok {
+		if !strings.HasPrefix(v, "/") || strings.ContainsAny(v, " \t\r\n") {
+			bad(HealthCheckPath, specOf(HealthCheckPath).Allowed)
+		} else if isHTTP {
+			o.HealthCheck.Path = v
+		}
+	}
+	intAnn := func(name string, lo, hi int, dst *int, apply bool) {
+		v, ok := get(name)
+		if !ok {
+			return
+		}
+		n, err := strconv.Atoi(v)
+		if err != nil || n < lo || n > hi {
+			bad(name, specOf(name).Allowed)
+			return
+		}
+		if apply {
+			*dst = n
+		}
+	}
+	intAnn(HealthCheckStatus, MinStatus, MaxStatus, &o.HealthCheck.Status, isHTTP)
+	intAnn(HealthzInterval, MinInterval, MaxInterval, &o.HealthCheck.Interval, true)
+	intAnn(HealthCheckRetry, MinRetry, MaxRetry, &o.HealthCheck.Retry, true)
+	intAnn(HealthCheckTimeout, MinTimeout, MaxTimeout, &o.HealthCheck.Timeout, true)
+	if v, ok := get(SorryServer); ok && v != "" {
+		if ip, err := netip.ParseAddr(v); err == nil && ip.Is4() {
+			o.SorryServer = ip.String()
+		} else {
+			bad(SorryServer, specOf(SorryServer).Allowed)
+		}
+	}
+	return o, errs
+}
+
+// NormalizePlan maps a plan name (annotation or config) to standard|highspec.
+func NormalizePlan(v string) (string, error) { return normalizePlan(v) }
+
+func normalizePlan(v string) (string, error) {
+	switch strings.ToLower(strings.TrimSpace(v)) {
+	case PlanStandard:
+		return PlanStandard, nil
+	case PlanHighSpec, planPremium:
+		return PlanHighSpec, nil
+	}
+	return "", fmt.Errorf("plan %q: allowed %s", v, specOf(Plan).Allowed)
+}
+
+func specOf(name string) Spec {
+	for _, s := range Table {
+		if s.Name == name {
+			return s
+		}
+	}
+	panic("annotations: no spec for " + name)
+}
+
+func splitTags(v string) []string {
+	var out []string
+	for _, t := range strings.Split(v, ",") {
+		if t = strings.TrimSpace(t); t != "" {
+			out = append(out, t)
+		}
+	}
+	return out
+}
+
+func orDefault(v, d string) string {
+	if v == "" {
+		return d
+	}
+	return strings.ToLower(v)
+}

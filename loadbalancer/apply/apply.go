@@ -1,0 +1,204 @@
+// Package apply turns plan actions into API calls. It is the only place in
+// the load balancer controller that writes to the API, and it only ever
+// writes to appliances that carry this cluster's ownership tags.
+package apply
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"net/netip"
+	"sort"
+	"sync"
+	"time"
+
+	"github.com/sacloud/iaas-api-go"
+	"github.com/sacloud/iaas-api-go/search"
+	"github.com/sacloud/iaas-api-go/types"
+	"github.com/sakura-ccm/sakura-cloud-controller-manager/cloud/sakuraapi"
+	"github.com/sakura-ccm/sakura-cloud-controller-manager/loadbalancer/desired"
+	"github.com/sakura-ccm/sakura-cloud-controller-manager/loadbalancer/ipam"
+	"github.com/sakura-ccm/sakura-cloud-controller-manager/loadbalancer/plan"
+)
+
+// ShutdownGrace is how long a requested shutdown is trusted to be under way
+// before it is requested again: the status can still read "up" for a while.
+const ShutdownGrace = 2 * time.Minute
+
+// Executor performs actions with one client.
+type Executor struct {
+	Client    *sakuraapi.Client
+	ClusterID string
+
+	mu           sync.Mutex
+	shutdownSent map[types.ID]time.Time
+}
+
+// shutdownRecently reports (and otherwise records) a shutdown request.
+func (e *Executor) shutdownRecently(id types.ID) bool {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.shutdownSent == nil {
+		e.shutdownSent = map[types.ID]time.Time{}
+	}
+	if at, ok := e.shutdownSent[id]; ok && time.Since(at) < ShutdownGrace {
+		return true
+	}
+	return false
+}
+
+func (e *Executor) markShutdown(id types.ID, sent bool) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.shutdownSent == nil {
+		e.shutdownSent = map[types.ID]time.Time{}
+	}
+	if sent {
+		e.shutdownSent[id] = time.Now()
+	} else {
+		delete(e.shutdownSent, id)
+	}
+}
+
+// Owned reports whether lb carries every tag in tags.
+func Owned(lb *iaas.LoadBalancer, tags ...string) bool {
+	have := map[string]bool{}
+	for _, t := range lb.Tags {
+		have[t] = true
+	}
+	for _, t := range tags {
+		if !have[t] {
+			return false
+		}
+	}
+	return true
+}
+
+// FindOwned returns the appliances tagged for this cluster and Service UID,
+// oldest first. The tag filter is re-checked locally: the API's filter is a
+// search, not a guarantee.
+func (e *Executor) FindOwned(ctx context.Context, uid string) ([]*iaas.LoadBalancer, error) {
+	tags := []string{desired.ClusterTag(e.ClusterID), desired.ServiceTag(uid)}
+	cond := &iaas.FindCondition{Filter: search.Filter{search.Key("Tags.Name"): search.TagsAndEqual(tags...)}}
+	all, err := ipam.FindAll(ctx, func(ctx context.Context, c *iaas.FindCondition) ([]*iaas.LoadBalancer, int, error) {
+		r, err := e.Client.LoadBalancers.Find(ctx, e.Client.Zone, c)
+		if err != nil {
+			return nil, 0, err
+		}
+		return r.LoadBalancers, r.Total, nil
+	}, cond)
+	if err != nil {
+		return nil, fmt.Errorf("looking for the Service's load balancer: %w", err)
+	}
+	var out []*iaas.LoadBalancer
+	for _, lb := range all {
+		if lb != nil && Owned(lb, tags...) {
+			out = append(out, lb)
+		}
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].ID < out[j].ID })
+	return out, nil
+}
+
+// Create makes the appliance. The block gives mask and default route.
+func (e *Executor) Create(ctx context.Context, want *desired.Appliance, block ipam.Block, ips []netip.Addr, vrid int) (*iaas.LoadBalancer, error) {
+	req := &iaas.LoadBalancerCreateRequest{
+		SwitchID:           want.SwitchID,
+		PlanID:             want.PlanID,
+		VRID:               vrid,
+		NetworkMaskLen:     block.Prefix.Bits(),
+		DefaultRoute:       block.Gateway.String(),
+		Name:               want.Name,
+		Description:        want.Description,
+		Tags:               types.Tags(append([]string(nil), want.Tags...)),
+		VirtualIPAddresses: plan.ToAPI(want.VIPs),
+	}
+	for _, ip := range ips {
+		req.IPAddresses = append(req.IPAddresses, ip.String())
+	}
+	lb, err := e.Client.LoadBalancers.Create(ctx, e.Client.Zone, req)
+	if err != nil {
+		return nil, fmt.Errorf("creating load balancer %s: %w", want.Name, err)
+	}
+	return lb, nil
+}
+
+// ErrNotOwned guards every write against touching someone else's appliance.
+var ErrNotOwned = errors.New("load balancer is not owned by this cluster")
+
+// UpdateSettings replaces the VIP entries with read-modify-write: it reads
+// the current SettingsHash so a concurrent edit makes the write fail instead
+// of being overwritten, then applies the settings with Config.
+func (e *Executor) UpdateSettings(ctx context.Context, id types.ID, vips iaas.LoadBalancerVirtualIPAddresses) error {
+	cur, err := e.Client.LoadBalancers.Read(ctx, e.Client.Zone, id)
+	if err != nil {
+		return fmt.Errorf("reading load balancer %s before update: %w", id, err)
+	}
+	if !Owned(cur, desired.ClusterTag(e.ClusterID)) {
+		return fmt.Errorf("load balancer %s: %w", id, ErrNotOwned)
+	}
+	if _, err := e.Client.LoadBalancers.UpdateSettings(ctx, e.Client.Zone, id, &iaas.LoadBalancerUpdateSettingsRequest{
+		VirtualIPAddresses: vips,
+		SettingsHash:       cur.SettingsHash,
+	}); err != nil {
+		return fmt.Errorf("updating settings of load balancer %s: %w", id, err)
+	}
+	if err := e.Client.LoadBalancers.Config(ctx, e.Client.Zone, id); err != nil {
+		return fmt.Errorf("applying settings of load balancer %s: %w", id, err)
+	}
+	return nil
+}
+
+// DeleteStep says where a deletion stands.
+type DeleteStep int
+
+const (
+	// Deleted: the appliance is gone (or was never there).
+	Deleted DeleteStep = iota
+	// ShuttingDown: a shutdown is in progress; come back later.
+	ShuttingDown
+	// ShutdownSent: this call asked for the shutdown; come back later.
+	ShutdownSent
+)
+
+// Delete advances deletion of lb by one non-blocking step: shut it down if
+// it runs, delete it once it is down. Already-gone counts as deleted.
+func (e *Executor) Delete(ctx context.Context, lb *iaas.LoadBalancer) (DeleteStep, error) {
+	if !Owned(lb, desired.ClusterTag(e.ClusterID)) {
+		return 0, fmt.Errorf("load balancer %s: %w", lb.ID, ErrNotOwned)
+	}
+	cur, err := e.Client.LoadBalancers.Read(ctx, e.Client.Zone, lb.ID)
+	if sakuraapi.IsNotFound(err) {
+		return Deleted, nil
+	}
+	if sakuraapi.IsStillCreating(err) {
+		return ShuttingDown, nil // cannot shut down what is still being created; wait
+	}
+	if err != nil {
+		return 0, fmt.Errorf("reading load balancer %s: %w", lb.ID, err)
+	}
+	switch {
+	case cur.InstanceStatus.IsUp():
+		if e.shutdownRecently(lb.ID) {
+			return ShuttingDown, nil
+		}
+		err := e.Client.LoadBalancers.Shutdown(ctx, e.Client.Zone, lb.ID, &iaas.ShutdownOption{Force: true})
+		// 409: a shutdown (e.g. sent before a restart) is already under way.
+		if err != nil && !sakuraapi.IsNotFound(err) && sakuraapi.StatusCode(err) != http.StatusConflict {
+			return 0, fmt.Errorf("shutting down load balancer %s: %w", lb.ID, err)
+		}
+		e.markShutdown(lb.ID, true)
+		return ShutdownSent, nil
+	case cur.Availability.IsFailed() || (cur.InstanceStatus.IsDown() && !cur.Availability.IsMigrating()):
+		err := e.Client.LoadBalancers.Delete(ctx, e.Client.Zone, lb.ID)
+		if err != nil && !sakuraapi.IsNotFound(err) {
+			return 0, fmt.Errorf("deleting load balancer %s: %w", lb.ID, err)
+		}
+		e.markShutdown(lb.ID, false)
+		return Deleted, nil
+	default:
+		// Booting, cleaning or still being created: wait for a stable state.
+		return ShuttingDown, nil
+	}
+}

@@ -1,0 +1,69 @@
+package apply
+
+import (
+	"context"
+	"errors"
+	"testing"
+
+	"github.com/sacloud/iaas-api-go"
+	"github.com/sacloud/iaas-api-go/fake"
+	"github.com/sacloud/iaas-api-go/helper/api"
+	"github.com/sacloud/iaas-api-go/types"
+	"github.com/sakura-ccm/sakura-cloud-controller-manager/cloud/sakuraapi"
+	"github.com/sakura-ccm/sakura-cloud-controller-manager/loadbalancer/desired"
+)
+
+func setup(t *testing.T) (*Executor, context.Context) {
+	fake.SwitchFactoryFuncToFake()
+	api.SetupFakeDefaults()
+	fake.DataStore = fake.NewInMemoryStore()
+	return &Executor{Client: sakuraapi.NewFromCaller(nil, "is1a", sakuraapi.Limits{}), ClusterID: "c1"}, context.Background()
+}
+
+func put(id types.ID, tags ...string) *iaas.LoadBalancer {
+	lb := &iaas.LoadBalancer{ID: id, Name: "lb", Class: "loadbalancer", Tags: tags,
+		Availability: types.Availabilities.Available, InstanceStatus: types.ServerInstanceStatuses.Up}
+	fake.DataStore.Put(fake.ResourceLoadBalancer, "is1a", id, lb)
+	return lb
+}
+
+func TestFindOwnedRequiresBothTags(t *testing.T) {
+	e, ctx := setup(t)
+	put(11, desired.ClusterTag("c1"), desired.ServiceTag("u1"))
+	put(10, desired.ClusterTag("c1"), desired.ServiceTag("u1"), "extra")
+	put(12, desired.ClusterTag("c2"), desired.ServiceTag("u1"))
+	put(13, desired.ServiceTag("u1"))
+	put(14, desired.ClusterTag("c1"), desired.ServiceTag("u2"))
+	got, err := e.FindOwned(ctx, "u1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != 2 || got[0].ID != 10 || got[1].ID != 11 {
+		t.Fatalf("got %v", got)
+	}
+}
+
+func TestWritesRefuseForeignAppliances(t *testing.T) {
+	e, ctx := setup(t)
+	foreign := put(20, desired.ClusterTag("other"), desired.ServiceTag("u1"))
+	if _, err := e.Delete(ctx, foreign); !errors.Is(err, ErrNotOwned) {
+		t.Fatalf("delete: %v", err)
+	}
+	if err := e.UpdateSettings(ctx, foreign.ID, nil); !errors.Is(err, ErrNotOwned) {
+		t.Fatalf("update: %v", err)
+	}
+	for k, v := range e.Client.Stats().Snapshot() {
+		if sakuraapi.IsWrite(k.Op) && v > 0 {
+			t.Fatalf("wrote %s to a foreign appliance", k.Op)
+		}
+	}
+}
+
+func TestDeleteToleratesAlreadyGone(t *testing.T) {
+	e, ctx := setup(t)
+	gone := &iaas.LoadBalancer{ID: 30, Tags: types.Tags{desired.ClusterTag("c1")}}
+	step, err := e.Delete(ctx, gone)
+	if err != nil || step != Deleted {
+		t.Fatalf("step %v err %v", step, err)
+	}
+}

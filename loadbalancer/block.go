@@ -1,0 +1,245 @@
+package loadbalancer
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/sacloud/iaas-api-go"
+	"github.com/sacloud/iaas-api-go/search"
+	"github.com/sacloud/iaas-api-go/types"
+	"github.com/sakura-ccm/sakura-cloud-controller-manager/cloud/sakuraapi"
+	"github.com/sakura-ccm/sakura-cloud-controller-manager/loadbalancer/annotations"
+	"github.com/sakura-ccm/sakura-cloud-controller-manager/loadbalancer/desired"
+	"github.com/sakura-ccm/sakura-cloud-controller-manager/loadbalancer/ipam"
+	v1 "k8s.io/api/core/v1"
+)
+
+// switchTTL bounds how long a switch's block description is reused for
+// choosing a block; allocation always reads the switch fresh.
+const switchTTL = 5 * time.Minute
+
+// blockError is a user-facing problem choosing the block.
+type blockError struct {
+	reason string
+	msg    string
+}
+
+func (e *blockError) Error() string { return e.msg }
+
+const howToChoose = "set the Service annotation " + annotations.SwitchSelector + " or " + annotations.RouterSelector +
+	" (tags the router+switch carries), or routerID/switchID/routerSelector/switchSelector under loadBalancer in the cloud-config"
+
+type switchCache struct {
+	mu        sync.Mutex
+	items     map[types.ID]cachedSwitch
+	selectors map[string]cachedBlock
+}
+
+type cachedBlock struct {
+	block ipam.Block
+	at    time.Time
+}
+
+type cachedSwitch struct {
+	sw *iaas.Switch
+	at time.Time
+}
+
+func (l *LoadBalancer) readSwitch(ctx context.Context, id types.ID, fresh bool) (*iaas.Switch, error) {
+	l.switches.mu.Lock()
+	c, ok := l.switches.items[id]
+	l.switches.mu.Unlock()
+	if ok && !fresh && time.Since(c.at) < switchTTL {
+		return c.sw, nil
+	}
+	sw, err := l.client.Switches.Read(ctx, l.client.Zone, id)
+	if err != nil {
+		return nil, err
+	}
+	l.switches.mu.Lock()
+	l.switches.items[id] = cachedSwitch{sw: sw, at: time.Now()}
+	l.switches.mu.Unlock()
+	return sw, nil
+}
+
+// resolveBlock chooses the router+switch: Service selectors, else the
+// configured router/switch ID, else configured selectors, else the one the
+// nodes' NICs sit on.
+func (l *LoadBalancer) resolveBlock(ctx context.Context, svc *v1.Service, opts annotations.Options, nodes []*v1.Node, servers []desired.Server) (ipam.Block, error) {
+	_, svcRouterSel := svc.Annotations[annotations.RouterSelector]
+	_, svcSwitchSel := svc.Annotations[annotations.SwitchSelector]
+	cfg := l.cfg
+	switch {
+	case svcRouterSel || svcSwitchSel:
+		return l.blockBySelectors(ctx, opts.RouterSelector, opts.SwitchSelector)
+	case cfg.SwitchID != "":
+		return l.blockBySwitchID(ctx, types.StringID(cfg.SwitchID), "cloud-config switchID")
+	case cfg.RouterID != "":
+		r, err := l.client.Internet.Read(ctx, l.client.Zone, types.StringID(cfg.RouterID))
+		if err != nil {
+			return ipam.Block{}, fmt.Errorf("reading router %s from cloud-config routerID: %w", cfg.RouterID, err)
+		}
+		if r.Switch == nil {
+			return ipam.Block{}, &blockError{ReasonNoAddressBlock, fmt.Sprintf("router %s (cloud-config routerID) has no switch", cfg.RouterID)}
+		}
+		return l.blockBySwitchID(ctx, r.Switch.ID, "cloud-config routerID "+cfg.RouterID)
+	case len(opts.RouterSelector) > 0 || len(opts.SwitchSelector) > 0:
+		return l.blockBySelectors(ctx, opts.RouterSelector, opts.SwitchSelector)
+	}
+	counts := desired.NodeSwitches(nodes, servers)
+	var ids []types.ID
+	for id := range counts {
+		ids = append(ids, id)
+	}
+	sort.Slice(ids, func(i, j int) bool { return ids[i] < ids[j] })
+	var blocks []ipam.Block
+	for _, id := range ids {
+		sw, err := l.readSwitch(ctx, id, false)
+		if err != nil {
+			if sakuraapi.IsNotFound(err) {
+				continue
+			}
+			return ipam.Block{}, fmt.Errorf("reading switch %s of the nodes: %w", id, err)
+		}
+		if b, err := ipam.BlockFromSwitch(sw); err == nil {
+			blocks = append(blocks, b)
+		}
+	}
+	switch len(blocks) {
+	case 0:
+		return ipam.Block{}, &blockError{ReasonNoAddressBlock, "no router+switch found: none of the nodes has a NIC on a router+switch; connect the nodes to one, or " + howToChoose}
+	case 1:
+		return blocks[0], nil
+	}
+	var names []string
+	for _, b := range blocks {
+		names = append(names, b.String())
+	}
+	return ipam.Block{}, &blockError{ReasonAmbiguousAddressBlock, fmt.Sprintf("the nodes sit on %d router+switch blocks (%s); choose one: %s", len(blocks), strings.Join(names, ", "), howToChoose)}
+}
+
+func (l *LoadBalancer) blockBySwitchID(ctx context.Context, id types.ID, from string) (ipam.Block, error) {
+	sw, err := l.readSwitch(ctx, id, false)
+	if err != nil {
+		if sakuraapi.IsNotFound(err) {
+			return ipam.Block{}, &blockError{ReasonNoAddressBlock, fmt.Sprintf("switch %s (%s) does not exist", id, from)}
+		}
+		return ipam.Block{}, fmt.Errorf("reading switch %s (%s): %w", id, from, err)
+	}
+	b, err := ipam.BlockFromSwitch(sw)
+	if err != nil {
+		return ipam.Block{}, &blockError{ReasonNoAddressBlock, fmt.Sprintf("%s: %v", from, err)}
+	}
+	return b, nil
+}
+
+// blockBySelectors resolves tags to one block; a success is reused for
+// switchTTL so steady-state resyncs do not search the zone each time.
+func (l *LoadBalancer) blockBySelectors(ctx context.Context, routerTags, switchTags []string) (ipam.Block, error) {
+	key := strings.Join(routerTags, ",") + "|" + strings.Join(switchTags, ",")
+	l.switches.mu.Lock()
+	c, ok := l.switches.selectors[key]
+	l.switches.mu.Unlock()
+	if ok && time.Since(c.at) < switchTTL {
+		return c.block, nil
+	}
+	b, err := l.searchBySelectors(ctx, routerTags, switchTags)
+	if err == nil {
+		l.switches.mu.Lock()
+		l.switches.selectors[key] = cachedBlock{block: b, at: time.Now()}
+		l.switches.mu.Unlock()
+	}
+	return b, err
+}
+
+func (l *LoadBalancer) searchBySelectors(ctx context.Context, routerTags, switchTags []string) (ipam.Block, error) {
+	var candidates map[types.ID]bool
+	if len(switchTags) > 0 {
+		sws, err := ipam.FindAll(ctx, func(ctx context.Context, c *iaas.FindCondition) ([]*iaas.Switch, int, error) {
+			r, err := l.client.Switches.Find(ctx, l.client.Zone, c)
+			if err != nil {
+				return nil, 0, err
+			}
+			return r.Switches, r.Total, nil
+		}, &iaas.FindCondition{Filter: search.Filter{search.Key("Tags.Name"): search.TagsAndEqual(switchTags...)}})
+		if err != nil {
+			return ipam.Block{}, fmt.Errorf("finding switches tagged %v: %w", switchTags, err)
+		}
+		candidates = map[types.ID]bool{}
+		for _, sw := range sws {
+			if hasTags(sw.Tags, switchTags) {
+				candidates[sw.ID] = true
+			}
+		}
+	}
+	if len(routerTags) > 0 {
+		rs, err := ipam.FindAll(ctx, func(ctx context.Context, c *iaas.FindCondition) ([]*iaas.Internet, int, error) {
+			r, err := l.client.Internet.Find(ctx, l.client.Zone, c)
+			if err != nil {
+				return nil, 0, err
+			}
+			return r.Internet, r.Total, nil
+		}, &iaas.FindCondition{Filter: search.Filter{search.Key("Tags.Name"): search.TagsAndEqual(routerTags...)}})
+		if err != nil {
+			return ipam.Block{}, fmt.Errorf("finding routers tagged %v: %w", routerTags, err)
+		}
+		byRouter := map[types.ID]bool{}
+		for _, r := range rs {
+			if r.Switch != nil && hasTags(r.Tags, routerTags) {
+				byRouter[r.Switch.ID] = true
+			}
+		}
+		if candidates == nil {
+			candidates = byRouter
+		} else {
+			for id := range candidates {
+				if !byRouter[id] {
+					delete(candidates, id)
+				}
+			}
+		}
+	}
+	desc := fmt.Sprintf("router tags %v, switch tags %v", routerTags, switchTags)
+	var blocks []ipam.Block
+	for id := range candidates {
+		b, err := l.blockBySwitchID(ctx, id, desc)
+		var be *blockError
+		if errors.As(err, &be) {
+			continue // a plain switch with those tags is not a router+switch
+		}
+		if err != nil {
+			return ipam.Block{}, err
+		}
+		blocks = append(blocks, b)
+	}
+	sort.Slice(blocks, func(i, j int) bool { return blocks[i].SwitchID < blocks[j].SwitchID })
+	switch len(blocks) {
+	case 0:
+		return ipam.Block{}, &blockError{ReasonNoAddressBlock, fmt.Sprintf("no router+switch matches %s; tag the router or its switch, or %s", desc, howToChoose)}
+	case 1:
+		return blocks[0], nil
+	}
+	var names []string
+	for _, b := range blocks {
+		names = append(names, b.String())
+	}
+	return ipam.Block{}, &blockError{ReasonAmbiguousAddressBlock, fmt.Sprintf("%d router+switch blocks match %s (%s); add tags so exactly one matches, or %s", len(blocks), desc, strings.Join(names, ", "), howToChoose)}
+}
+
+func hasTags(have types.Tags, want []string) bool {
+	set := map[string]bool{}
+	for _, t := range have {
+		set[t] = true
+	}
+	for _, t := range want {
+		if !set[t] {
+			return false
+		}
+	}
+	return true
+}

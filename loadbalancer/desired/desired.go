@@ -1,0 +1,324 @@
+// Package desired turns a Service, the cluster's nodes and the configuration
+// into the load balancer appliance the controller wants. It is pure: no API
+// calls, no clock, so table tests cover it completely.
+//
+// The unit is the appliance, not the Service: an Appliance carries VIP entries
+// that each name their owning Service, so several Services can later share one
+// appliance by a sharing key without changing the plan or apply packages.
+package desired
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"sort"
+	"strings"
+
+	"github.com/sacloud/iaas-api-go/types"
+	"github.com/sakura-ccm/sakura-cloud-controller-manager/cloud/providerid"
+	"github.com/sakura-ccm/sakura-cloud-controller-manager/loadbalancer/annotations"
+	v1 "k8s.io/api/core/v1"
+)
+
+// Limits of one DSR appliance (SAKURA manual); one place to change them.
+const (
+	MaxVIPEntries  = 20
+	MaxRealServers = 40
+)
+
+// Plan IDs of the DSR load balancer.
+const (
+	PlanIDStandard types.ID = 1
+	PlanIDHighSpec types.ID = 2
+)
+
+// Ownership tags. The cluster tag plus the Service UID tag identify an
+// appliance as ours; anything without both is never touched.
+const (
+	TagPrefix     = "k8s.usacloud.jp/"
+	ClusterTagKey = TagPrefix + "cluster="
+	ServiceTagKey = TagPrefix + "service-uid="
+)
+
+// ExcludeLabel takes a node out of every external load balancer.
+const ExcludeLabel = "node.kubernetes.io/exclude-from-external-load-balancers"
+
+// ClusterTag is the ownership tag of a cluster.
+func ClusterTag(clusterID string) string { return ClusterTagKey + clusterID }
+
+// ServiceTag ties an appliance to one Service.
+func ServiceTag(uid string) string { return ServiceTagKey + uid }
+
+// ServiceRef names the Service that owns a VIP entry.
+type ServiceRef struct {
+	Namespace, Name, UID string
+}
+
+func (r ServiceRef) String() string { return r.Namespace + "/" + r.Name }
+
+// RefOf returns the reference of svc.
+func RefOf(svc *v1.Service) ServiceRef {
+	return ServiceRef{Namespace: svc.Namespace, Name: svc.Name, UID: string(svc.UID)}
+}
+
+// Appliance is the wanted state of one load balancer appliance.
+type Appliance struct {
+	Name        string
+	Description string
+	Tags        []string // sorted
+	SwitchID    types.ID
+	PlanID      types.ID
+	HA          bool
+	VIPs        []VIP // sorted by (IP, Port)
+}
+
+// VIP is one VIP+port entry and the real servers behind it.
+type VIP struct {
+	Owner       ServiceRef
+	IP          string
+	Port        int
+	DelayLoop   int
+	SorryServer string
+	HealthCheck annotations.HealthCheck
+	Servers     []string // real-server IPs, sorted; port = Port
+}
+
+// Description is what a VIP entry's description says; it names the owner so
+// a shared appliance can tell whose entry it is.
+func (v VIP) Description() string { return "k8s:" + v.Owner.String() }
+
+// Name is the deterministic appliance name of a Service in a cluster.
+// It is readable for humans; identity is carried by the tags.
+func Name(clusterID string, svc *v1.Service) string {
+	sum := sha256.Sum256([]byte(clusterID + "/" + string(svc.UID)))
+	base := fmt.Sprintf("k8s-%s-%s-%s", clusterID, svc.Namespace, svc.Name)
+	if len(base) > 55 {
+		base = base[:55]
+	}
+	return base + "-" + hex.EncodeToString(sum[:])[:7]
+}
+
+// ErrUnsupportedProtocol marks a Service port the DSR appliance cannot serve.
+var ErrUnsupportedProtocol = errors.New("the SAKURA load balancer serves TCP only")
+
+// ErrTooManyPorts marks a Service with more ports than one appliance holds.
+var ErrTooManyPorts = errors.New("too many ports")
+
+// CheckPorts refuses what the appliance cannot do, naming the port.
+func CheckPorts(svc *v1.Service) error {
+	var bad []string
+	for _, p := range svc.Spec.Ports {
+		if p.Protocol != "" && p.Protocol != v1.ProtocolTCP {
+			bad = append(bad, fmt.Sprintf("%s %d/%s", portName(p), p.Port, p.Protocol))
+		}
+	}
+	if len(bad) > 0 {
+		return fmt.Errorf("port %s: %w; remove the port or serve it with a separate Service of another type (e.g. NodePort)", strings.Join(bad, ", "), ErrUnsupportedProtocol)
+	}
+	if n := len(svc.Spec.Ports); n > MaxVIPEntries {
+		return fmt.Errorf("%w: the Service has %d ports, a SAKURA load balancer holds at most %d VIP+port entries; split it into several Services", ErrTooManyPorts, n, MaxVIPEntries)
+	}
+	if len(svc.Spec.Ports) == 0 {
+		return errors.New("the Service has no ports")
+	}
+	return nil
+}
+
+func portName(p v1.ServicePort) string {
+	if p.Name != "" {
+		return fmt.Sprintf("%q", p.Name)
+	}
+	return ""
+}
+
+// Server is the part of a SAKURA server that backend selection needs.
+type Server struct {
+	ID   types.ID
+	Name string
+	// IPs maps switch ID to the NIC's user address on that switch.
+	IPs map[types.ID]string
+}
+
+// Backend is a node chosen as real server, with its address on the switch.
+type Backend struct {
+	Node string
+	IP   string
+}
+
+// Backends is the outcome of backend selection, with reasons for every node left out.
+type Backends struct {
+	Selected    []Backend // sorted by node name, at most MaxRealServers
+	Excluded    []string  // by ExcludeLabel
+	NotOnSwitch []string  // matched a server with no address on the switch
+	Unmatched   []string  // no server found (or ambiguous name)
+	Truncated   []string  // eligible but beyond MaxRealServers
+}
+
+// SelectBackends matches nodes to servers (providerID first, then unique name)
+// and takes each one's address on switchID. The subset beyond MaxRealServers is
+// deterministic: nodes sorted by name, first ones win.
+func SelectBackends(nodes []*v1.Node, servers []Server, switchID types.ID) Backends {
+	match := newMatcher(servers)
+	sorted := append([]*v1.Node(nil), nodes...)
+	sort.Slice(sorted, func(i, j int) bool { return sorted[i].Name < sorted[j].Name })
+	var out Backends
+	seen := map[string]bool{}
+	for _, n := range sorted {
+		if n == nil || seen[n.Name] {
+			continue
+		}
+		seen[n.Name] = true
+		if _, ok := n.Labels[ExcludeLabel]; ok {
+			out.Excluded = append(out.Excluded, n.Name)
+			continue
+		}
+		srv := match(n)
+		if srv == nil {
+			out.Unmatched = append(out.Unmatched, n.Name)
+			continue
+		}
+		ip := srv.IPs[switchID]
+		if ip == "" {
+			out.NotOnSwitch = append(out.NotOnSwitch, n.Name)
+			continue
+		}
+		if len(out.Selected) >= MaxRealServers {
+			out.Truncated = append(out.Truncated, n.Name)
+			continue
+		}
+		out.Selected = append(out.Selected, Backend{Node: n.Name, IP: ip})
+	}
+	return out
+}
+
+// newMatcher finds a node's server: by providerID (new or legacy form),
+// else by a name that exactly one server has.
+func newMatcher(servers []Server) func(*v1.Node) *Server {
+	byID := map[types.ID]*Server{}
+	byName := map[string][]*Server{}
+	for i := range servers {
+		s := &servers[i]
+		byID[s.ID] = s
+		byName[s.Name] = append(byName[s.Name], s)
+	}
+	return func(n *v1.Node) *Server {
+		if n.Spec.ProviderID != "" {
+			if _, id, err := providerid.Parse(n.Spec.ProviderID); err == nil {
+				if s := byID[id]; s != nil {
+					return s
+				}
+			}
+		}
+		if c := byName[n.Name]; len(c) == 1 {
+			return c[0]
+		}
+		return nil
+	}
+}
+
+// Input is everything Build needs, already resolved.
+type Input struct {
+	ClusterID string
+	Service   *v1.Service
+	Options   annotations.Options
+	SwitchID  types.ID
+	VIP       string
+	Backends  []Backend
+}
+
+// Build returns the appliance wanted for one Service.
+func Build(in Input) (*Appliance, error) {
+	if err := CheckPorts(in.Service); err != nil {
+		return nil, err
+	}
+	if in.VIP == "" {
+		return nil, errors.New("no VIP")
+	}
+	planID := PlanIDStandard
+	if in.Options.Plan == annotations.PlanHighSpec {
+		planID = PlanIDHighSpec
+	}
+	ref := RefOf(in.Service)
+	ips := make([]string, 0, len(in.Backends))
+	for _, b := range in.Backends {
+		ips = append(ips, b.IP)
+	}
+	SortIPs(ips)
+	a := &Appliance{
+		Name:        Name(in.ClusterID, in.Service),
+		Description: fmt.Sprintf("Service %s of Kubernetes cluster %s (managed by sakura-cloud-controller-manager)", ref, in.ClusterID),
+		Tags:        []string{ClusterTag(in.ClusterID), ServiceTag(ref.UID)},
+		SwitchID:    in.SwitchID,
+		PlanID:      planID,
+		HA:          in.Options.HA,
+	}
+	sort.Strings(a.Tags)
+	for _, p := range in.Service.Spec.Ports {
+		a.VIPs = append(a.VIPs, VIP{
+			Owner:       ref,
+			IP:          in.VIP,
+			Port:        int(p.Port),
+			DelayLoop:   in.Options.HealthCheck.Interval,
+			SorryServer: in.Options.SorryServer,
+			HealthCheck: in.Options.HealthCheck,
+			Servers:     append([]string(nil), ips...),
+		})
+	}
+	SortVIPs(a.VIPs)
+	return a, nil
+}
+
+// SortVIPs orders entries by address then port, the order plan compares in.
+func SortVIPs(v []VIP) {
+	sort.SliceStable(v, func(i, j int) bool {
+		if v[i].IP != v[j].IP {
+			return ipLess(v[i].IP, v[j].IP)
+		}
+		return v[i].Port < v[j].Port
+	})
+}
+
+// SortIPs orders dotted quads numerically.
+func SortIPs(ips []string) { sort.Slice(ips, func(i, j int) bool { return ipLess(ips[i], ips[j]) }) }
+
+func ipLess(a, b string) bool {
+	pa, pb := parts(a), parts(b)
+	for i := range pa {
+		if pa[i] != pb[i] {
+			return pa[i] < pb[i]
+		}
+	}
+	return a < b
+}
+
+func parts(s string) [4]int {
+	var p [4]int
+	_, _ = fmt.Sscanf(s, "%d.%d.%d.%d", &p[0], &p[1], &p[2], &p[3])
+	return p
+}
+
+// NodeSwitches counts, per switch, how many of the nodes (matched to servers
+// as in SelectBackends, exclusions ignored) have an address on it. It is the
+// evidence for choosing a block when nothing is configured.
+func NodeSwitches(nodes []*v1.Node, servers []Server) map[types.ID]int {
+	match := newMatcher(servers)
+	out := map[types.ID]int{}
+	seen := map[types.ID]bool{}
+	for _, n := range nodes {
+		if n == nil {
+			continue
+		}
+		s := match(n)
+		if s == nil || seen[s.ID] {
+			continue
+		}
+		seen[s.ID] = true
+		for sw, ip := range s.IPs {
+			if ip != "" {
+				out[sw]++
+			}
+		}
+	}
+	return out
+}

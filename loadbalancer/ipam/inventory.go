@@ -1,0 +1,195 @@
+package ipam
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/sacloud/iaas-api-go"
+	"github.com/sakura-ccm/sakura-cloud-controller-manager/cloud/sakuraapi"
+)
+
+// PageSize is how many resources one Find asks for.
+const PageSize = 100
+
+// FindAll pages through a Find until every result is read.
+func FindAll[T any](ctx context.Context, find func(ctx context.Context, cond *iaas.FindCondition) ([]T, int, error), cond *iaas.FindCondition) ([]T, error) {
+	if cond == nil {
+		cond = &iaas.FindCondition{}
+	}
+	var out []T
+	for from := 0; ; {
+		c := *cond
+		c.Count, c.From = PageSize, from
+		items, total, err := find(ctx, &c)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, items...)
+		from += len(items)
+		if len(items) == 0 || from >= total {
+			return out, nil
+		}
+	}
+}
+
+// Inventory lists every address and VRID in use on sw. It reads servers on
+// the switch, every load balancer, VPC router, database, NFS and mobile
+// gateway of the zone, and the switch's next hops.
+func Inventory(ctx context.Context, c *sakuraapi.Client, sw *iaas.Switch) (*Usage, error) {
+	u := NewUsage()
+	id := sw.ID
+	for _, s := range sw.Subnets {
+		if s != nil && s.NextHop != "" {
+			u.AddIP(s.NextHop, "a next-hop route")
+		}
+	}
+
+	servers, err := c.Switches.GetServers(ctx, c.Zone, id)
+	if err != nil {
+		return nil, fmt.Errorf("listing servers on switch %s: %w", id, err)
+	}
+	for _, s := range servers.Servers {
+		for _, nic := range s.Interfaces {
+			if nic.SwitchID == id {
+				u.AddIP(nic.UserIPAddress, fmt.Sprintf("server %s (%s)", s.Name, s.ID))
+				u.AddIP(nic.IPAddress, fmt.Sprintf("server %s (%s)", s.Name, s.ID))
+			}
+		}
+	}
+
+	lbs, err := FindAll(ctx, func(ctx context.Context, cond *iaas.FindCondition) ([]*iaas.LoadBalancer, int, error) {
+		r, err := c.LoadBalancers.Find(ctx, c.Zone, cond)
+		if err != nil {
+			return nil, 0, err
+		}
+		return r.LoadBalancers, r.Total, nil
+	}, nil)
+	if err != nil {
+		return nil, fmt.Errorf("listing load balancers: %w", err)
+	}
+	for _, lb := range lbs {
+		if lb.SwitchID != id {
+			continue
+		}
+		who := fmt.Sprintf("load balancer %s (%s)", lb.Name, lb.ID)
+		for _, ip := range lb.IPAddresses {
+			u.AddIP(ip, who)
+		}
+		for _, v := range lb.VirtualIPAddresses {
+			u.AddIP(v.VirtualIPAddress, who)
+		}
+		u.AddVRID(lb.VRID, who)
+	}
+
+	vrs, err := FindAll(ctx, func(ctx context.Context, cond *iaas.FindCondition) ([]*iaas.VPCRouter, int, error) {
+		r, err := c.VPCRouters.Find(ctx, c.Zone, cond)
+		if err != nil {
+			return nil, 0, err
+		}
+		return r.VPCRouters, r.Total, nil
+	}, nil)
+	if err != nil {
+		return nil, fmt.Errorf("listing VPC routers: %w", err)
+	}
+	for _, vr := range vrs {
+		who := fmt.Sprintf("VPC router %s (%s)", vr.Name, vr.ID)
+		on := false
+		for _, nic := range vr.Interfaces {
+			if nic == nil || nic.SwitchID != id {
+				continue
+			}
+			on = true
+			u.AddIP(nic.IPAddress, who)
+			u.AddIP(nic.UserIPAddress, who)
+			if vr.Settings != nil {
+				for _, s := range vr.Settings.Interfaces {
+					if s != nil && s.Index == nic.Index {
+						for _, ip := range s.IPAddress {
+							u.AddIP(ip, who)
+						}
+						for _, ip := range s.IPAliases {
+							u.AddIP(ip, who)
+						}
+						u.AddIP(s.VirtualIPAddress, who)
+					}
+				}
+			}
+		}
+		if on && vr.Settings != nil {
+			u.AddVRID(vr.Settings.VRID, who)
+		}
+	}
+
+	dbs, err := FindAll(ctx, func(ctx context.Context, cond *iaas.FindCondition) ([]*iaas.Database, int, error) {
+		r, err := c.Databases.Find(ctx, c.Zone, cond)
+		if err != nil {
+			return nil, 0, err
+		}
+		return r.Databases, r.Total, nil
+	}, nil)
+	if err != nil {
+		return nil, fmt.Errorf("listing databases: %w", err)
+	}
+	for _, db := range dbs {
+		if db.SwitchID != id {
+			continue
+		}
+		who := fmt.Sprintf("database %s (%s)", db.Name, db.ID)
+		for _, ip := range db.IPAddresses {
+			u.AddIP(ip, who)
+		}
+		for _, s := range db.InterfaceSettings {
+			if s != nil {
+				u.AddIP(s.VirtualIPAddress, who)
+			}
+		}
+	}
+
+	nfss, err := FindAll(ctx, func(ctx context.Context, cond *iaas.FindCondition) ([]*iaas.NFS, int, error) {
+		r, err := c.NFS.Find(ctx, c.Zone, cond)
+		if err != nil {
+			return nil, 0, err
+		}
+		return r.NFS, r.Total, nil
+	}, nil)
+	if err != nil {
+		return nil, fmt.Errorf("listing NFS appliances: %w", err)
+	}
+	for _, n := range nfss {
+		if n.SwitchID != id {
+			continue
+		}
+		for _, ip := range n.IPAddresses {
+			u.AddIP(ip, fmt.Sprintf("NFS %s (%s)", n.Name, n.ID))
+		}
+	}
+
+	mgws, err := FindAll(ctx, func(ctx context.Context, cond *iaas.FindCondition) ([]*iaas.MobileGateway, int, error) {
+		r, err := c.MobileGateways.Find(ctx, c.Zone, cond)
+		if err != nil {
+			return nil, 0, err
+		}
+		return r.MobileGateways, r.Total, nil
+	}, nil)
+	if err != nil {
+		return nil, fmt.Errorf("listing mobile gateways: %w", err)
+	}
+	for _, m := range mgws {
+		who := fmt.Sprintf("mobile gateway %s (%s)", m.Name, m.ID)
+		for _, nic := range m.Interfaces {
+			if nic == nil || nic.SwitchID != id {
+				continue
+			}
+			u.AddIP(nic.IPAddress, who)
+			u.AddIP(nic.UserIPAddress, who)
+			for _, s := range m.InterfaceSettings {
+				if s != nil && s.Index == nic.Index {
+					for _, ip := range s.IPAddress {
+						u.AddIP(ip, who)
+					}
+				}
+			}
+		}
+	}
+	return u, nil
+}

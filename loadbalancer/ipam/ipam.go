@@ -1,0 +1,387 @@
+// Package ipam finds free addresses and VRIDs on a router+switch block.
+//
+// "Free" is judged against every consumer on the switch (servers, load
+// balancers ours or not, VPC routers, databases, NFS, mobile gateways,
+// next hops), the operator's reserved ranges, and the block's own network,
+// gateway, router and broadcast addresses. The pure part (Block, Usage,
+// Allocate, PickVRID) is table-tested; Inventory gathers Usage from the API;
+// Allocator serializes search+create within the process and remembers
+// in-flight reservations until the new appliance shows up in an inventory.
+package ipam
+
+import (
+	"errors"
+	"fmt"
+	"net/netip"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/sacloud/iaas-api-go"
+	"github.com/sacloud/iaas-api-go/types"
+)
+
+// MaxVRID bounds VRRP router IDs.
+const MaxVRID = 255
+
+// Block is a router+switch's global address block.
+type Block struct {
+	SwitchID types.ID
+	RouterID types.ID
+	Prefix   netip.Prefix
+	Gateway  netip.Addr
+	// Min/Max bound the range the user may assign (from the API); invalid
+	// when the API did not say, then the whole prefix minus reserved is used.
+	Min, Max netip.Addr
+}
+
+// String names the block for messages.
+func (b Block) String() string {
+	return fmt.Sprintf("%s (switch %s)", b.Prefix, b.SwitchID)
+}
+
+// BlockFromSwitch reads the router+switch block of sw (its first subnet).
+func BlockFromSwitch(sw *iaas.Switch) (Block, error) {
+	if sw == nil || len(sw.Subnets) == 0 || sw.Subnets[0] == nil {
+		return Block{}, fmt.Errorf("switch %s is not a router+switch (it has no global subnet)", idOf(sw))
+	}
+	s := sw.Subnets[0]
+	addr, err := netip.ParseAddr(s.NetworkAddress)
+	if err != nil || !addr.Is4() || s.NetworkMaskLen < 8 || s.NetworkMaskLen > 30 {
+		return Block{}, fmt.Errorf("switch %s: subnet %s/%d is not a usable IPv4 block", sw.ID, s.NetworkAddress, s.NetworkMaskLen)
+	}
+	b := Block{SwitchID: sw.ID, Prefix: netip.PrefixFrom(addr, s.NetworkMaskLen).Masked()}
+	if s.Internet != nil {
+		b.RouterID = s.Internet.ID
+	}
+	if gw, err := netip.ParseAddr(s.DefaultRoute); err == nil {
+		b.Gateway = gw
+	} else {
+		b.Gateway = b.Prefix.Addr().Next()
+	}
+	// Min == Max is a legal one-address range; we compute ranges ourselves
+	// (Subnet.GetAssignedIPAddresses loops forever on it).
+	if lo, err := netip.ParseAddr(s.AssignedIPAddressMin); err == nil {
+		if hi, err := netip.ParseAddr(s.AssignedIPAddressMax); err == nil && b.Prefix.Contains(lo) && b.Prefix.Contains(hi) && !hi.Less(lo) {
+			b.Min, b.Max = lo, hi
+		}
+	}
+	return b, nil
+}
+
+func idOf(sw *iaas.Switch) string {
+	if sw == nil {
+		return "<nil>"
+	}
+	return sw.ID.String()
+}
+
+// broadcast returns the last address of the prefix.
+func (b Block) broadcast() netip.Addr {
+	a := b.Prefix.Addr().As4()
+	host := uint32(1)<<(32-b.Prefix.Bits()) - 1
+	v := (uint32(a[0])<<24 | uint32(a[1])<<16 | uint32(a[2])<<8 | uint32(a[3])) | host
+	return netip.AddrFrom4([4]byte{byte(v >> 24), byte(v >> 16), byte(v >> 8), byte(v)})
+}
+
+// Reserved lists the block's own addresses: network, gateway, the router's
+// two addresses after it, and broadcast.
+func (b Block) Reserved() []netip.Addr {
+	return []netip.Addr{b.Prefix.Addr(), b.Gateway, b.Gateway.Next(), b.Gateway.Next().Next(), b.broadcast()}
+}
+
+// Usable lists, ascending, the addresses a VIP or appliance may ever take.
+func (b Block) Usable() []netip.Addr {
+	res := map[netip.Addr]bool{}
+	for _, a := range b.Reserved() {
+		res[a] = true
+	}
+	var out []netip.Addr
+	for a := b.Prefix.Addr(); b.Prefix.Contains(a); a = a.Next() {
+		if res[a] {
+			continue
+		}
+		if b.Min.IsValid() && (a.Less(b.Min) || b.Max.Less(a)) {
+			continue
+		}
+		out = append(out, a)
+	}
+	return out
+}
+
+// Range is an inclusive address range the operator keeps for other uses.
+type Range struct{ From, To netip.Addr }
+
+// Contains reports whether a is in r.
+func (r Range) Contains(a netip.Addr) bool { return !a.Less(r.From) && !r.To.Less(a) }
+
+// ParseRanges reads "a.b.c.d", "a.b.c.d-e.f.g.h" and CIDR entries.
+func ParseRanges(in []string) ([]Range, error) {
+	var out []Range
+	for _, s := range in {
+		s = strings.TrimSpace(s)
+		if s == "" {
+			continue
+		}
+		if p, err := netip.ParsePrefix(s); err == nil {
+			p = p.Masked()
+			last := Block{Prefix: p}.broadcast()
+			out = append(out, Range{p.Addr(), last})
+			continue
+		}
+		if lo, hi, ok := strings.Cut(s, "-"); ok {
+			a, err1 := netip.ParseAddr(strings.TrimSpace(lo))
+			b, err2 := netip.ParseAddr(strings.TrimSpace(hi))
+			if err1 != nil || err2 != nil || b.Less(a) {
+				return nil, fmt.Errorf("reserved range %q: want a.b.c.d-e.f.g.h with the first address not above the second", s)
+			}
+			out = append(out, Range{a, b})
+			continue
+		}
+		a, err := netip.ParseAddr(s)
+		if err != nil {
+			return nil, fmt.Errorf("reserved range %q: want an address, a range a-b or a CIDR", s)
+		}
+		out = append(out, Range{a, a})
+	}
+	return out, nil
+}
+
+// Usage records who holds which address and VRID on one switch.
+type Usage struct {
+	IPs   map[netip.Addr]string
+	VRIDs map[int]string
+}
+
+// NewUsage returns an empty Usage.
+func NewUsage() *Usage { return &Usage{IPs: map[netip.Addr]string{}, VRIDs: map[int]string{}} }
+
+// AddIP records s (ignored when not an address) as held by who.
+func (u *Usage) AddIP(s, who string) {
+	s = strings.TrimSpace(s)
+	if i := strings.IndexByte(s, '/'); i >= 0 { // some fields carry a prefix length
+		s = s[:i]
+	}
+	if a, err := netip.ParseAddr(s); err == nil {
+		if _, ok := u.IPs[a]; !ok {
+			u.IPs[a] = who
+		}
+	}
+}
+
+// AddVRID records a VRID held by who.
+func (u *Usage) AddVRID(v int, who string) {
+	if v > 0 {
+		if _, ok := u.VRIDs[v]; !ok {
+			u.VRIDs[v] = who
+		}
+	}
+}
+
+// ExhaustedError says the block has too few free addresses.
+type ExhaustedError struct {
+	Block  Block
+	Usable int
+	InUse  int
+	Need   int
+}
+
+func (e *ExhaustedError) Error() string {
+	return fmt.Sprintf("address block %s is exhausted: %d usable addresses, %d in use or reserved, %d more needed; free addresses, or choose another router+switch", e.Block, e.Usable, e.InUse, e.Need)
+}
+
+// ErrPinnedUnavailable marks a requested address that cannot be used.
+var ErrPinnedUnavailable = errors.New("requested load balancer IP unavailable")
+
+// Request asks for a VIP (pinned or any) and n appliance addresses.
+type Request struct {
+	PinnedVIP string // "" = any free address
+	Appliance int    // 1, or 2 for HA
+}
+
+// Result is what Allocate hands out.
+type Result struct {
+	VIP       netip.Addr
+	Appliance []netip.Addr
+}
+
+// Allocate picks addresses from the block, lowest first, skipping everything
+// in use or reserved.
+func Allocate(b Block, u *Usage, reserved []Range, req Request) (Result, error) {
+	usable := b.Usable()
+	taken := func(a netip.Addr) (string, bool) {
+		if who, ok := u.IPs[a]; ok {
+			return who, true
+		}
+		for _, r := range reserved {
+			if r.Contains(a) {
+				return "the operator's reserved ranges", true
+			}
+		}
+		return "", false
+	}
+	var free []netip.Addr
+	for _, a := range usable {
+		if _, t := taken(a); !t {
+			free = append(free, a)
+		}
+	}
+	var res Result
+	if req.PinnedVIP != "" {
+		pin, err := netip.ParseAddr(req.PinnedVIP)
+		if err != nil {
+			return res, fmt.Errorf("%w: %q is not an IPv4 address", ErrPinnedUnavailable, req.PinnedVIP)
+		}
+		if !containsAddr(usable, pin) {
+			return res, fmt.Errorf("%w: %s is not a usable address of block %s", ErrPinnedUnavailable, pin, b)
+		}
+		if who, t := taken(pin); t {
+			return res, fmt.Errorf("%w: %s is already used by %s", ErrPinnedUnavailable, pin, who)
+		}
+		res.VIP = pin
+		free = removeAddr(free, pin)
+	}
+	need := req.Appliance
+	if !res.VIP.IsValid() {
+		need++
+	}
+	if len(free) < need {
+		return Result{}, &ExhaustedError{Block: b, Usable: len(usable), InUse: len(usable) - len(free), Need: need - len(free)}
+	}
+	if !res.VIP.IsValid() {
+		res.VIP, free = free[0], free[1:]
+	}
+	res.Appliance = append([]netip.Addr(nil), free[:req.Appliance]...)
+	return res, nil
+}
+
+// CheckVIP validates an address already chosen (e.g. a pinned VIP changed on
+// an existing appliance) against the block and usage; self is ignored.
+func CheckVIP(b Block, u *Usage, reserved []Range, vip string, self string) error {
+	a, err := netip.ParseAddr(vip)
+	if err != nil {
+		return fmt.Errorf("%w: %q is not an IPv4 address", ErrPinnedUnavailable, vip)
+	}
+	if !containsAddr(b.Usable(), a) {
+		return fmt.Errorf("%w: %s is not a usable address of block %s", ErrPinnedUnavailable, a, b)
+	}
+	if who, ok := u.IPs[a]; ok && who != self {
+		return fmt.Errorf("%w: %s is already used by %s", ErrPinnedUnavailable, a, who)
+	}
+	for _, r := range reserved {
+		if r.Contains(a) {
+			return fmt.Errorf("%w: %s is in the operator's reserved ranges", ErrPinnedUnavailable, a)
+		}
+	}
+	return nil
+}
+
+// PickVRID returns the lowest VRID nobody on the switch uses.
+func PickVRID(u *Usage) (int, error) {
+	for v := 1; v <= MaxVRID; v++ {
+		if _, ok := u.VRIDs[v]; !ok {
+			return v, nil
+		}
+	}
+	return 0, fmt.Errorf("every VRID 1-%d is in use on the switch", MaxVRID)
+}
+
+func containsAddr(list []netip.Addr, a netip.Addr) bool {
+	i := sort.Search(len(list), func(i int) bool { return !list[i].Less(a) })
+	return i < len(list) && list[i] == a
+}
+
+func removeAddr(list []netip.Addr, a netip.Addr) []netip.Addr {
+	out := list[:0:0]
+	for _, x := range list {
+		if x != a {
+			out = append(out, x)
+		}
+	}
+	return out
+}
+
+// Reservation is what an in-flight create holds.
+type Reservation struct {
+	SwitchID types.ID
+	IPs      []netip.Addr
+	VRID     int
+	// ApplianceID is the appliance created with these addresses (0: none yet).
+	ApplianceID types.ID
+	// At is when the reservation was made (set by Reserve).
+	At time.Time
+}
+
+// Allocator serializes allocation in the process. Hold Lock across
+// "inventory + allocate + create" so two Services never get the same address.
+type Allocator struct {
+	mu      sync.Mutex
+	inner   sync.Mutex // guards pending; separate so Release never waits for a create
+	pending map[string]Reservation
+}
+
+// NewAllocator returns an empty allocator.
+func NewAllocator() *Allocator { return &Allocator{pending: map[string]Reservation{}} }
+
+// Lock starts a search+create section.
+func (a *Allocator) Lock() { a.mu.Lock() }
+
+// Unlock ends it.
+func (a *Allocator) Unlock() { a.mu.Unlock() }
+
+// Reserve remembers addresses handed to owner until the API shows them.
+func (a *Allocator) Reserve(owner string, r Reservation) {
+	a.inner.Lock()
+	defer a.inner.Unlock()
+	r.At = time.Now()
+	a.pending[owner] = r
+}
+
+// Get returns owner's outstanding reservation.
+func (a *Allocator) Get(owner string) (Reservation, bool) {
+	a.inner.Lock()
+	defer a.inner.Unlock()
+	r, ok := a.pending[owner]
+	return r, ok
+}
+
+// Release forgets owner's reservation (its appliance is visible or gone).
+func (a *Allocator) Release(owner string) {
+	a.inner.Lock()
+	defer a.inner.Unlock()
+	delete(a.pending, owner)
+}
+
+// Pending reports how many reservations are outstanding.
+func (a *Allocator) Pending() int {
+	a.inner.Lock()
+	defer a.inner.Unlock()
+	return len(a.pending)
+}
+
+// Merge adds still-invisible reservations on switchID to u, and drops those
+// the inventory already shows.
+func (a *Allocator) Merge(u *Usage, switchID types.ID) {
+	a.inner.Lock()
+	defer a.inner.Unlock()
+	for owner, r := range a.pending {
+		if r.SwitchID != switchID {
+			continue
+		}
+		visible := true
+		for _, ip := range r.IPs {
+			if _, ok := u.IPs[ip]; !ok {
+				visible = false
+			}
+		}
+		if visible {
+			delete(a.pending, owner)
+			continue
+		}
+		for _, ip := range r.IPs {
+			u.AddIP(ip.String(), "a load balancer being created for "+owner)
+		}
+		u.AddVRID(r.VRID, "a load balancer being created for "+owner)
+	}
+}

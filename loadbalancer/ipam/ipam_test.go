@@ -1,0 +1,193 @@
+package ipam
+
+import (
+	"errors"
+	"net/netip"
+	"strings"
+	"testing"
+
+	"github.com/sacloud/iaas-api-go"
+)
+
+func sw28() *iaas.Switch {
+	return &iaas.Switch{ID: 5, Subnets: []*iaas.SwitchSubnet{{
+		NetworkAddress: "192.0.2.16", NetworkMaskLen: 28, DefaultRoute: "192.0.2.17",
+		AssignedIPAddressMin: "192.0.2.20", AssignedIPAddressMax: "192.0.2.30", Internet: &iaas.Internet{ID: 9},
+	}}}
+}
+
+func mustBlock(t *testing.T, sw *iaas.Switch) Block {
+	t.Helper()
+	b, err := BlockFromSwitch(sw)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+func addrs(ss ...string) []netip.Addr {
+	var out []netip.Addr
+	for _, s := range ss {
+		out = append(out, netip.MustParseAddr(s))
+	}
+	return out
+}
+
+func TestBlockUsable(t *testing.T) {
+	cases := []struct {
+		mask  int
+		count int
+	}{{28, 11}, {27, 27}, {26, 59}, {25, 123}, {24, 251}}
+	for _, c := range cases {
+		sw := &iaas.Switch{ID: 1, Subnets: []*iaas.SwitchSubnet{{NetworkAddress: "198.51.100.0", NetworkMaskLen: c.mask, DefaultRoute: "198.51.100.1"}}}
+		b := mustBlock(t, sw)
+		if got := len(b.Usable()); got != c.count {
+			t.Errorf("/%d: %d usable, want %d (manual)", c.mask, got, c.count)
+		}
+	}
+	b := mustBlock(t, sw28())
+	u := b.Usable()
+	if u[0].String() != "192.0.2.20" || u[len(u)-1].String() != "192.0.2.30" || b.RouterID != 9 {
+		t.Fatalf("usable %v router %s", u, b.RouterID)
+	}
+	// Min == Max (one address) must not loop and must yield that address.
+	one := sw28()
+	one.Subnets[0].AssignedIPAddressMax = "192.0.2.20"
+	if u := mustBlock(t, one).Usable(); len(u) != 1 || u[0].String() != "192.0.2.20" {
+		t.Fatalf("min==max: %v", u)
+	}
+	if _, err := BlockFromSwitch(&iaas.Switch{ID: 3}); err == nil {
+		t.Fatal("plain switch accepted as a block")
+	}
+}
+
+func TestAllocate(t *testing.T) {
+	b := mustBlock(t, sw28())
+	reserved, err := ParseRanges([]string{"192.0.2.26-192.0.2.27", "192.0.2.28/31"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cases := []struct {
+		name    string
+		used    []string
+		req     Request
+		vip     string
+		app     string
+		errIs   error
+		errText string
+	}{
+		{name: "lowest free", req: Request{Appliance: 1}, vip: "192.0.2.20", app: "192.0.2.21"},
+		{name: "ha takes two", req: Request{Appliance: 2}, vip: "192.0.2.20", app: "192.0.2.21,192.0.2.22"},
+		{name: "skips used", used: []string{"192.0.2.20", "192.0.2.22"}, req: Request{Appliance: 1}, vip: "192.0.2.21", app: "192.0.2.23"},
+		{name: "pinned", req: Request{PinnedVIP: "192.0.2.25", Appliance: 1}, vip: "192.0.2.25", app: "192.0.2.20"},
+		{name: "pinned used", used: []string{"192.0.2.25"}, req: Request{PinnedVIP: "192.0.2.25", Appliance: 1}, errIs: ErrPinnedUnavailable, errText: "already used by x"},
+		{name: "pinned reserved range", req: Request{PinnedVIP: "192.0.2.26", Appliance: 1}, errIs: ErrPinnedUnavailable, errText: "reserved"},
+		{name: "pinned gateway", req: Request{PinnedVIP: "192.0.2.17", Appliance: 1}, errIs: ErrPinnedUnavailable, errText: "not a usable address"},
+		{name: "pinned outside", req: Request{PinnedVIP: "10.0.0.1", Appliance: 1}, errIs: ErrPinnedUnavailable},
+		{name: "exhausted", used: []string{"192.0.2.20", "192.0.2.21", "192.0.2.22", "192.0.2.23", "192.0.2.24", "192.0.2.25"}, req: Request{Appliance: 1},
+			errText: "11 usable addresses, 10 in use or reserved, 1 more needed"},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			u := NewUsage()
+			for _, ip := range c.used {
+				u.AddIP(ip, "x")
+			}
+			res, err := Allocate(b, u, reserved, c.req)
+			if c.errIs != nil || c.errText != "" {
+				if err == nil || (c.errIs != nil && !errors.Is(err, c.errIs)) || !strings.Contains(err.Error(), c.errText) {
+					t.Fatalf("err %v", err)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			var app []string
+			for _, a := range res.Appliance {
+				app = append(app, a.String())
+			}
+			if res.VIP.String() != c.vip || strings.Join(app, ",") != c.app {
+				t.Fatalf("vip %s app %v", res.VIP, app)
+			}
+		})
+	}
+	var ex *ExhaustedError
+	u := NewUsage()
+	for _, a := range b.Usable() {
+		u.AddIP(a.String(), "x")
+	}
+	if _, err := Allocate(b, u, nil, Request{Appliance: 1}); !errors.As(err, &ex) || ex.Usable != 11 || ex.InUse != 11 {
+		t.Fatalf("exhausted: %v", err)
+	}
+}
+
+func TestCheckVIPIgnoresSelf(t *testing.T) {
+	b := mustBlock(t, sw28())
+	u := NewUsage()
+	u.AddIP("192.0.2.20", "me")
+	u.AddIP("192.0.2.21", "them")
+	if err := CheckVIP(b, u, nil, "192.0.2.20", "me"); err != nil {
+		t.Fatal(err)
+	}
+	if err := CheckVIP(b, u, nil, "192.0.2.21", "me"); !errors.Is(err, ErrPinnedUnavailable) {
+		t.Fatalf("conflict accepted: %v", err)
+	}
+}
+
+func TestParseRanges(t *testing.T) {
+	r, err := ParseRanges([]string{"192.0.2.1", " 192.0.2.5 - 192.0.2.7 ", "192.0.2.64/30", ""})
+	if err != nil || len(r) != 3 {
+		t.Fatalf("%v %v", r, err)
+	}
+	if !r[1].Contains(netip.MustParseAddr("192.0.2.6")) || !r[2].Contains(netip.MustParseAddr("192.0.2.67")) || r[2].Contains(netip.MustParseAddr("192.0.2.68")) {
+		t.Fatalf("ranges wrong: %v", r)
+	}
+	for _, bad := range []string{"192.0.2.9-192.0.2.1", "nope", "1.2.3.4-x"} {
+		if _, err := ParseRanges([]string{bad}); err == nil {
+			t.Errorf("%q accepted", bad)
+		}
+	}
+}
+
+func TestPickVRID(t *testing.T) {
+	u := NewUsage()
+	u.AddVRID(1, "vpc router")
+	u.AddVRID(2, "foreign lb")
+	u.AddVRID(4, "x")
+	if v, _ := PickVRID(u); v != 3 {
+		t.Fatalf("vrid %d", v)
+	}
+	for i := 1; i <= MaxVRID; i++ {
+		u.AddVRID(i, "x")
+	}
+	if _, err := PickVRID(u); err == nil {
+		t.Fatal("no error when all VRIDs are taken")
+	}
+}
+
+func TestAllocatorReservationsUntilVisible(t *testing.T) {
+	a := NewAllocator()
+	a.Reserve("svc-a", Reservation{SwitchID: 5, IPs: addrs("192.0.2.20", "192.0.2.21"), VRID: 3})
+	a.Reserve("svc-b", Reservation{SwitchID: 6, IPs: addrs("192.0.2.22")})
+	u := NewUsage()
+	a.Merge(u, 5)
+	if _, ok := u.IPs[netip.MustParseAddr("192.0.2.20")]; !ok || u.VRIDs[3] == "" || a.Pending() != 2 {
+		t.Fatalf("in-flight reservation not applied: %v %v", u.IPs, u.VRIDs)
+	}
+	if _, ok := u.IPs[netip.MustParseAddr("192.0.2.22")]; ok {
+		t.Fatal("other switch's reservation leaked")
+	}
+	// Once the inventory shows the appliance, the reservation is dropped.
+	seen := NewUsage()
+	seen.AddIP("192.0.2.20", "lb")
+	seen.AddIP("192.0.2.21", "lb")
+	a.Merge(seen, 5)
+	if a.Pending() != 1 {
+		t.Fatalf("pending %d", a.Pending())
+	}
+	a.Release("svc-b")
+	if a.Pending() != 0 {
+		t.Fatal("release failed")
+	}
+}

@@ -1,0 +1,545 @@
+// Package loadbalancer implements cloudprovider.LoadBalancer for Services of
+// type LoadBalancer on SAKURA Cloud DSR load balancer appliances.
+//
+// The adapter is thin: it gathers inputs, then hands over to pure packages
+// (annotations → desired → plan) and to ipam for addresses and apply for API
+// writes. Every user-visible problem becomes an Event on the Service.
+package loadbalancer
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/netip"
+	"reflect"
+	"strings"
+	"time"
+
+	"github.com/sacloud/iaas-api-go"
+	"github.com/sacloud/iaas-api-go/types"
+	"github.com/sakura-ccm/sakura-cloud-controller-manager/cloud/config"
+	"github.com/sakura-ccm/sakura-cloud-controller-manager/cloud/sakuraapi"
+	"github.com/sakura-ccm/sakura-cloud-controller-manager/loadbalancer/annotations"
+	"github.com/sakura-ccm/sakura-cloud-controller-manager/loadbalancer/apply"
+	"github.com/sakura-ccm/sakura-cloud-controller-manager/loadbalancer/desired"
+	"github.com/sakura-ccm/sakura-cloud-controller-manager/loadbalancer/ipam"
+	"github.com/sakura-ccm/sakura-cloud-controller-manager/loadbalancer/plan"
+	v1 "k8s.io/api/core/v1"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/tools/record"
+	cloudprovider "k8s.io/cloud-provider"
+	"k8s.io/cloud-provider/api"
+	"k8s.io/klog/v2"
+)
+
+// Retry intervals while an appliance boots or shuts down.
+const (
+	BootRetryAfter = 10 * time.Second
+	// CreateVisibilityGrace is how long a just-created appliance may stay
+	// invisible to reads before the controller stops waiting for it.
+	CreateVisibilityGrace = 2 * time.Minute
+)
+
+// ServerLister lists the zone's servers with their NICs; the shared server
+// cache implements it. Only List is needed, so this package does not depend
+// on the cache's full shape.
+type ServerLister interface {
+	List(ctx context.Context) ([]*iaas.Server, error)
+}
+
+// Deps are the collaborators of the adapter.
+type Deps struct {
+	Client *sakuraapi.Client
+	// Servers lists servers (cached). Nil: list through Client every time.
+	Servers   ServerLister
+	Config    config.LoadBalancerConfig
+	ClusterID string
+	// Recorder receives Events on Services; nil drops them (logs remain).
+	Recorder record.EventRecorder
+	// Kube is reserved for sharing one appliance between Services (it will
+	// need the other Services); may be nil.
+	Kube kubernetes.Interface
+}
+
+// LoadBalancer is the cloudprovider.LoadBalancer implementation.
+type LoadBalancer struct {
+	client    *sakuraapi.Client
+	servers   ServerLister
+	cfg       config.LoadBalancerConfig
+	clusterID string
+	recorder  record.EventRecorder
+	exec      *apply.Executor
+	alloc     *ipam.Allocator
+	reserved  []ipam.Range
+	cfgErr    error
+	switches  switchCache
+}
+
+var _ cloudprovider.LoadBalancer = (*LoadBalancer)(nil)
+
+// New builds the adapter.
+func New(d Deps) *LoadBalancer {
+	servers := d.Servers
+	if v := reflect.ValueOf(servers); servers != nil && v.Kind() == reflect.Pointer && v.IsNil() {
+		servers = nil // a typed nil (e.g. no cache built) means "list through the client"
+	}
+	l := &LoadBalancer{
+		client:    d.Client,
+		servers:   servers,
+		cfg:       d.Config,
+		clusterID: d.ClusterID,
+		recorder:  d.Recorder,
+		exec:      &apply.Executor{Client: d.Client, ClusterID: d.ClusterID},
+		alloc:     ipam.NewAllocator(),
+		switches:  switchCache{items: map[types.ID]cachedSwitch{}, selectors: map[string]cachedBlock{}},
+	}
+	l.reserved, l.cfgErr = ipam.ParseRanges(d.Config.ReservedIPRanges)
+	if l.cfgErr == nil && d.Config.Plan != "" {
+		if _, err := annotations.NormalizePlan(d.Config.Plan); err != nil {
+			l.cfgErr = fmt.Errorf("cloud-config loadBalancer.plan: %w", err)
+		}
+	}
+	if l.cfgErr != nil {
+		l.cfgErr = fmt.Errorf("invalid loadBalancer cloud-config: %w", l.cfgErr)
+	}
+	return l
+}
+
+// Allocator exposes the in-process allocator (tests check reservations).
+func (l *LoadBalancer) Allocator() *ipam.Allocator { return l.alloc }
+
+func (l *LoadBalancer) defaults() annotations.Defaults {
+	return annotations.Defaults{
+		Type: l.cfg.Type, Plan: l.cfg.Plan, HA: l.cfg.HA,
+		RouterSelector: l.cfg.RouterSelector, SwitchSelector: l.cfg.SwitchSelector,
+	}
+}
+
+func (l *LoadBalancer) event(svc *v1.Service, warning bool, reason, format string, args ...any) {
+	msg := fmt.Sprintf(format, args...)
+	typ := v1.EventTypeNormal
+	if warning {
+		typ = v1.EventTypeWarning
+		klog.Warningf("service %s/%s: %s: %s", svc.Namespace, svc.Name, reason, msg)
+	} else {
+		klog.Infof("service %s/%s: %s: %s", svc.Namespace, svc.Name, reason, msg)
+	}
+	if l.recorder != nil {
+		l.recorder.Event(svc, typ, reason, msg)
+	}
+}
+
+// fail records a Warning and returns the error for the service controller.
+func (l *LoadBalancer) fail(svc *v1.Service, reason string, err error) error {
+	l.event(svc, true, reason, "%s", err.Error())
+	return err
+}
+
+// GetLoadBalancerName is deterministic per cluster and Service UID.
+func (l *LoadBalancer) GetLoadBalancerName(_ context.Context, clusterName string, svc *v1.Service) string {
+	return desired.Name(l.cluster(clusterName), svc)
+}
+
+func (l *LoadBalancer) cluster(clusterName string) string {
+	if l.clusterID != "" {
+		return l.clusterID
+	}
+	return clusterName
+}
+
+func (l *LoadBalancer) executor(clusterName string) *apply.Executor {
+	if l.clusterID != "" || clusterName == "" {
+		return l.exec
+	}
+	return &apply.Executor{Client: l.client, ClusterID: clusterName}
+}
+
+// GetLoadBalancer finds the Service's appliance by its ownership tags.
+func (l *LoadBalancer) GetLoadBalancer(ctx context.Context, clusterName string, svc *v1.Service) (*v1.LoadBalancerStatus, bool, error) {
+	lbs, err := l.executor(clusterName).FindOwned(ctx, string(svc.UID))
+	if err != nil {
+		return nil, false, err
+	}
+	if len(lbs) == 0 {
+		return nil, false, nil
+	}
+	return statusOf(lbs[0]), true, nil
+}
+
+func isUp(lb *iaas.LoadBalancer) bool {
+	return lb.InstanceStatus.IsUp() && lb.Availability.IsAvailable()
+}
+
+func vipOf(lb *iaas.LoadBalancer) string {
+	for _, v := range lb.VirtualIPAddresses {
+		if v != nil && v.VirtualIPAddress != "" {
+			return v.VirtualIPAddress
+		}
+	}
+	return ""
+}
+
+func statusOf(lb *iaas.LoadBalancer) *v1.LoadBalancerStatus {
+	vip := vipOf(lb)
+	if !isUp(lb) || vip == "" {
+		return &v1.LoadBalancerStatus{}
+	}
+	mode := v1.LoadBalancerIPModeVIP
+	return &v1.LoadBalancerStatus{Ingress: []v1.LoadBalancerIngress{{IP: vip, IPMode: &mode}}}
+}
+
+// EnsureLoadBalancer creates or updates the Service's appliance. It never
+// waits for a boot: it returns a RetryError and reports status once up.
+func (l *LoadBalancer) EnsureLoadBalancer(ctx context.Context, clusterName string, svc *v1.Service, nodes []*v1.Node) (*v1.LoadBalancerStatus, error) {
+	return l.reconcile(ctx, clusterName, svc, nodes, true)
+}
+
+// UpdateLoadBalancer brings real servers (and everything else) in line; it
+// never creates an appliance.
+func (l *LoadBalancer) UpdateLoadBalancer(ctx context.Context, clusterName string, svc *v1.Service, nodes []*v1.Node) error {
+	_, err := l.reconcile(ctx, clusterName, svc, nodes, false)
+	var re *api.RetryError
+	if errors.As(err, &re) {
+		// Still booting: the pending EnsureLoadBalancer retry applies the nodes.
+		return nil
+	}
+	return err
+}
+
+// prepared is the validated input of one reconcile.
+type prepared struct {
+	opts    annotations.Options
+	servers []desired.Server
+}
+
+func (l *LoadBalancer) prepare(ctx context.Context, svc *v1.Service) (*prepared, error) {
+	if svc.Spec.LoadBalancerClass != nil {
+		// The service controller already skips these; never act on one anyway.
+		return nil, cloudprovider.ImplementedElsewhere
+	}
+	if l.cfgErr != nil {
+		return nil, l.fail(svc, ReasonConfigError, l.cfgErr)
+	}
+	opts, errs := annotations.Parse(svc, l.defaults())
+	if len(errs) > 0 {
+		var msgs []string
+		for _, e := range errs {
+			msgs = append(msgs, e.Error())
+		}
+		return nil, l.fail(svc, ReasonInvalidAnnotation, fmt.Errorf("%s; the load balancer is left as it is until this is fixed", strings.Join(msgs, "; ")))
+	}
+	if opts.Type == annotations.TypeSwitch {
+		return nil, l.fail(svc, ReasonUnsupportedType, fmt.Errorf("%s: type %q is not supported yet; use %q (a global address of a router+switch)", annotations.Type, annotations.TypeSwitch, annotations.TypeInternet))
+	}
+	if err := desired.CheckPorts(svc); err != nil {
+		reason := ReasonUnsupportedProtocol
+		if errors.Is(err, desired.ErrTooManyPorts) {
+			reason = ReasonTooManyPorts
+		}
+		return nil, l.fail(svc, reason, fmt.Errorf("%w; nothing was created or changed", err))
+	}
+	if svc.Spec.ExternalTrafficPolicy == v1.ServiceExternalTrafficPolicyLocal {
+		// Not an error (the Service still works on nodes with endpoints),
+		// but the DSR health check cannot see endpoints, so say so.
+		l.event(svc, true, ReasonTrafficPolicyLocal, "externalTrafficPolicy: Local is not followed by the SAKURA load balancer: every node is a real server and its health check cannot see which nodes run endpoints, so connections sent to nodes without one fail; use externalTrafficPolicy: Cluster")
+	}
+	servers, err := l.listServers(ctx)
+	if err != nil {
+		return nil, l.fail(svc, ReasonAPIError, err)
+	}
+	return &prepared{opts: opts, servers: servers}, nil
+}
+
+func (l *LoadBalancer) listServers(ctx context.Context) ([]desired.Server, error) {
+	var raw []*iaas.Server
+	var err error
+	if l.servers != nil {
+		raw, err = l.servers.List(ctx)
+	} else {
+		raw, err = ipam.FindAll(ctx, func(ctx context.Context, c *iaas.FindCondition) ([]*iaas.Server, int, error) {
+			r, err := l.client.Servers.Find(ctx, l.client.Zone, c)
+			if err != nil {
+				return nil, 0, err
+			}
+			return r.Servers, r.Total, nil
+		}, nil)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("listing servers: %w", err)
+	}
+	out := make([]desired.Server, 0, len(raw))
+	for _, s := range raw {
+		if s == nil {
+			continue
+		}
+		ds := desired.Server{ID: s.ID, Name: s.Name, IPs: map[types.ID]string{}}
+		for _, nic := range s.Interfaces {
+			if nic == nil || nic.SwitchID.IsEmpty() {
+				continue
+			}
+			if nic.UserIPAddress != "" {
+				ds.IPs[nic.SwitchID] = nic.UserIPAddress
+			}
+		}
+		out = append(out, ds)
+	}
+	return out, nil
+}
+
+func (l *LoadBalancer) reportBackends(svc *v1.Service, b desired.Backends, where string) {
+	if len(b.NotOnSwitch) > 0 {
+		l.event(svc, true, ReasonNodesNotOnSwitch, "nodes %s have no NIC on the load balancer's switch %s and are not real servers; connect them to that switch or exclude them with the label %s",
+			strings.Join(b.NotOnSwitch, ", "), where, desired.ExcludeLabel)
+	}
+	if len(b.Unmatched) > 0 {
+		l.event(svc, true, ReasonNodesWithoutServer, "nodes %s match no SAKURA server (by providerID or unique name) and are not real servers", strings.Join(b.Unmatched, ", "))
+	}
+	if len(b.Truncated) > 0 {
+		l.event(svc, true, ReasonTooManyNodes, "%d eligible nodes but a SAKURA load balancer takes at most %d real servers per port: using the first %d by node name; left out: %s",
+			len(b.Selected)+len(b.Truncated), desired.MaxRealServers, desired.MaxRealServers, strings.Join(b.Truncated, ", "))
+	}
+}
+
+func (l *LoadBalancer) reconcile(ctx context.Context, clusterName string, svc *v1.Service, nodes []*v1.Node, mayCreate bool) (*v1.LoadBalancerStatus, error) {
+	p, err := l.prepare(ctx, svc)
+	if err != nil {
+		return nil, err
+	}
+	exec := l.executor(clusterName)
+	cluster := l.cluster(clusterName)
+	owned, err := exec.FindOwned(ctx, string(svc.UID))
+	if err != nil {
+		return nil, l.fail(svc, ReasonAPIError, err)
+	}
+	visible := len(owned) > 0
+	if !visible {
+		lb, err := l.justCreated(ctx, exec, string(svc.UID))
+		if err != nil {
+			return nil, err
+		}
+		if lb == nil {
+			if !mayCreate {
+				return nil, nil
+			}
+			return l.create(ctx, exec, cluster, svc, nodes, p)
+		}
+		owned = []*iaas.LoadBalancer{lb}
+	}
+	if visible {
+		// The API lists the appliance: its reservation is no longer needed.
+		l.alloc.Release(string(svc.UID))
+	}
+	lb := owned[0]
+	if len(owned) > 1 {
+		var ids []string
+		for _, o := range owned[1:] {
+			ids = append(ids, o.ID.String())
+		}
+		l.event(svc, true, ReasonDuplicate, "more than one load balancer carries this Service's ownership tags; managing %s, leaving %s alone (delete them by hand if unused)", lb.ID, strings.Join(ids, ", "))
+	}
+	if lb.Availability.IsFailed() {
+		return nil, l.fail(svc, ReasonAPIError, fmt.Errorf("load balancer %s (%s) failed to be created by SAKURA Cloud; delete it (or delete and re-create the Service) to get a new one", lb.Name, lb.ID))
+	}
+	if !isUp(lb) {
+		return nil, api.NewRetryError(fmt.Sprintf("load balancer %s is not up yet (%s/%s)", lb.ID, lb.Availability, lb.InstanceStatus), BootRetryAfter)
+	}
+
+	// The appliance lives on its switch; a different wanted block is drift.
+	var drift []plan.Drift
+	if wantBlock, berr := l.resolveBlock(ctx, svc, p.opts, nodes, p.servers); berr == nil && wantBlock.SwitchID != lb.SwitchID {
+		drift = append(drift, plan.Drift{Field: "switch", Have: lb.SwitchID.String(), Want: wantBlock.SwitchID.String()})
+	}
+	backends := desired.SelectBackends(nodes, p.servers, lb.SwitchID)
+	l.reportBackends(svc, backends, "switch "+lb.SwitchID.String())
+
+	vip := vipOf(lb)
+	if p.opts.IP != "" && p.opts.IP != vip {
+		if err := l.checkNewVIP(ctx, string(svc.UID), lb, p.opts.IP); err != nil {
+			if errors.Is(err, ipam.ErrPinnedUnavailable) {
+				return nil, l.fail(svc, ReasonLoadBalancerIPInvalid, fmt.Errorf("%w; the load balancer keeps %s", err, vip))
+			}
+			return nil, l.fail(svc, ReasonAPIError, err)
+		}
+		vip = p.opts.IP
+	}
+	if vip == "" {
+		return nil, l.fail(svc, ReasonAPIError, fmt.Errorf("load balancer %s has no VIP; delete it to let the controller create a new one", lb.ID))
+	}
+	want, err := desired.Build(desired.Input{ClusterID: cluster, Service: svc, Options: p.opts, SwitchID: lb.SwitchID, VIP: vip, Backends: backends.Selected})
+	if err != nil {
+		return nil, l.fail(svc, ReasonInvalidAnnotation, err)
+	}
+	for _, a := range plan.Compute(want, lb) {
+		switch a.Kind {
+		case plan.UpdateSettings:
+			if err := exec.UpdateSettings(ctx, lb.ID, a.VIPs); err != nil {
+				return nil, l.fail(svc, ReasonAPIError, err)
+			}
+			l.event(svc, false, ReasonUpdated, "updated load balancer %s: %s", lb.ID, summarize(a.Changes))
+			lb.VirtualIPAddresses = a.VIPs
+		case plan.ReportDrift:
+			drift = append(drift, a.Drift...)
+		}
+	}
+	if len(drift) > 0 {
+		var parts []string
+		for _, d := range drift {
+			parts = append(parts, d.String())
+		}
+		l.event(svc, true, ReasonChangeNeedsNewAppliance, "load balancer %s: %s; SAKURA cannot change this in place, so the running load balancer is kept as it is. To apply it, delete and re-create the Service (its address will change) or revert the setting", lb.ID, strings.Join(parts, "; "))
+	}
+	return statusOf(lb), nil
+}
+
+func summarize(changes []string) string {
+	const max = 8
+	if len(changes) <= max {
+		return strings.Join(changes, "; ")
+	}
+	return strings.Join(changes[:max], "; ") + fmt.Sprintf("; and %d more", len(changes)-max)
+}
+
+// justCreated covers the moment after a create when the API does not list
+// the new appliance yet: rather than create a second one, it reads the one
+// this process created, and waits while that is still invisible.
+func (l *LoadBalancer) justCreated(ctx context.Context, exec *apply.Executor, uid string) (*iaas.LoadBalancer, error) {
+	r, ok := l.alloc.Get(uid)
+	if !ok || r.ApplianceID.IsEmpty() {
+		return nil, nil
+	}
+	lb, err := l.client.LoadBalancers.Read(ctx, l.client.Zone, r.ApplianceID)
+	switch {
+	case err == nil && apply.Owned(lb, desired.ClusterTag(exec.ClusterID), desired.ServiceTag(uid)):
+		return lb, nil
+	case err == nil, sakuraapi.IsNotFound(err) && time.Since(r.At) > CreateVisibilityGrace:
+		l.alloc.Release(uid) // gone for good (or not ours): allow a new create
+		return nil, nil
+	case sakuraapi.IsNotFound(err), sakuraapi.IsStillCreating(err):
+		return nil, api.NewRetryError(fmt.Sprintf("load balancer %s was just created and is not visible yet", r.ApplianceID), BootRetryAfter)
+	default:
+		return nil, fmt.Errorf("reading the just created load balancer %s: %w", r.ApplianceID, err)
+	}
+}
+
+// checkNewVIP validates a pinned address that differs from the current VIP.
+func (l *LoadBalancer) checkNewVIP(ctx context.Context, owner string, lb *iaas.LoadBalancer, ip string) error {
+	l.alloc.Lock()
+	defer l.alloc.Unlock()
+	sw, err := l.readSwitch(ctx, lb.SwitchID, true)
+	if err != nil {
+		return fmt.Errorf("reading switch %s: %w", lb.SwitchID, err)
+	}
+	block, err := ipam.BlockFromSwitch(sw)
+	if err != nil {
+		return err
+	}
+	usage, err := ipam.Inventory(ctx, l.client, sw)
+	if err != nil {
+		return err
+	}
+	l.alloc.Merge(usage, sw.ID)
+	if err := ipam.CheckVIP(block, usage, l.reserved, ip, fmt.Sprintf("load balancer %s (%s)", lb.Name, lb.ID)); err != nil {
+		return err
+	}
+	// Hold the address for the settings write that follows the lock; the
+	// next sync releases it once the appliance shows the new VIP.
+	l.alloc.Reserve(owner, ipam.Reservation{SwitchID: sw.ID, IPs: []netip.Addr{netip.MustParseAddr(ip)}})
+	return nil
+}
+
+// create allocates addresses and creates the appliance under the allocator
+// lock, so concurrent Services never receive the same address.
+func (l *LoadBalancer) create(ctx context.Context, exec *apply.Executor, cluster string, svc *v1.Service, nodes []*v1.Node, p *prepared) (*v1.LoadBalancerStatus, error) {
+	block, err := l.resolveBlock(ctx, svc, p.opts, nodes, p.servers)
+	if err != nil {
+		var be *blockError
+		if errors.As(err, &be) {
+			return nil, l.fail(svc, be.reason, err)
+		}
+		return nil, l.fail(svc, ReasonAPIError, err)
+	}
+	backends := desired.SelectBackends(nodes, p.servers, block.SwitchID)
+	l.reportBackends(svc, backends, block.String())
+
+	l.alloc.Lock()
+	defer l.alloc.Unlock()
+	sw, err := l.readSwitch(ctx, block.SwitchID, true)
+	if err != nil {
+		return nil, l.fail(svc, ReasonAPIError, fmt.Errorf("reading switch %s: %w", block.SwitchID, err))
+	}
+	if block, err = ipam.BlockFromSwitch(sw); err != nil {
+		return nil, l.fail(svc, ReasonNoAddressBlock, err)
+	}
+	usage, err := ipam.Inventory(ctx, l.client, sw)
+	if err != nil {
+		return nil, l.fail(svc, ReasonAPIError, err)
+	}
+	l.alloc.Merge(usage, sw.ID)
+	n := 1
+	if p.opts.HA {
+		n = 2
+	}
+	res, err := ipam.Allocate(block, usage, l.reserved, ipam.Request{PinnedVIP: p.opts.IP, Appliance: n})
+	if err != nil {
+		var ex *ipam.ExhaustedError
+		switch {
+		case errors.As(err, &ex):
+			return nil, l.fail(svc, ReasonAddressBlockExhausted, fmt.Errorf("%w; nothing was created", err))
+		case errors.Is(err, ipam.ErrPinnedUnavailable):
+			return nil, l.fail(svc, ReasonLoadBalancerIPInvalid, fmt.Errorf("%w; fix spec.loadBalancerIP or %s", err, annotations.LoadBalancerIP))
+		}
+		return nil, l.fail(svc, ReasonAPIError, err)
+	}
+	vrid, err := ipam.PickVRID(usage)
+	if err != nil {
+		return nil, l.fail(svc, ReasonAddressBlockExhausted, err)
+	}
+	want, err := desired.Build(desired.Input{ClusterID: cluster, Service: svc, Options: p.opts, SwitchID: block.SwitchID, VIP: res.VIP.String(), Backends: backends.Selected})
+	if err != nil {
+		return nil, l.fail(svc, ReasonInvalidAnnotation, err)
+	}
+	lb, err := exec.Create(ctx, want, block, res.Appliance, vrid)
+	if err != nil {
+		return nil, l.fail(svc, ReasonAPIError, err)
+	}
+	ips := append([]netip.Addr{res.VIP}, res.Appliance...)
+	l.alloc.Reserve(string(svc.UID), ipam.Reservation{SwitchID: block.SwitchID, IPs: ips, VRID: vrid, ApplianceID: lb.ID})
+	l.event(svc, false, ReasonCreated, "created load balancer %s (%s) on %s with VIP %s, %d real servers; it is booting", lb.Name, lb.ID, block, res.VIP, len(backends.Selected))
+	return nil, api.NewRetryError(fmt.Sprintf("load balancer %s created, waiting for it to boot", lb.ID), BootRetryAfter)
+}
+
+// EnsureLoadBalancerDeleted shuts the appliance down and deletes it, one
+// non-blocking step per call. Only appliances with this cluster's and this
+// Service's tags are touched.
+func (l *LoadBalancer) EnsureLoadBalancerDeleted(ctx context.Context, clusterName string, svc *v1.Service) error {
+	if svc.Spec.LoadBalancerClass != nil {
+		return cloudprovider.ImplementedElsewhere
+	}
+	exec := l.executor(clusterName)
+	owned, err := exec.FindOwned(ctx, string(svc.UID))
+	if err != nil {
+		return err
+	}
+	var waiting []string
+	for _, lb := range owned {
+		step, err := exec.Delete(ctx, lb)
+		if err != nil {
+			return l.fail(svc, ReasonAPIError, err)
+		}
+		if step != apply.Deleted {
+			waiting = append(waiting, lb.ID.String())
+			if step == apply.ShutdownSent {
+				l.event(svc, false, ReasonShuttingDown, "shutting down load balancer %s (%s) before deleting it", lb.Name, lb.ID)
+			}
+			continue
+		}
+		l.event(svc, false, ReasonDeleted, "deleted load balancer %s (%s); its addresses are free again", lb.Name, lb.ID)
+	}
+	if len(waiting) > 0 {
+		// The service controller requeues a failed delete with backoff; it
+		// does not honour RetryError on this path in v0.37.
+		return api.NewRetryError(fmt.Sprintf("waiting for load balancer %s to shut down before deleting it", strings.Join(waiting, ", ")), BootRetryAfter)
+	}
+	l.alloc.Release(string(svc.UID))
+	return nil
+}
