@@ -37,13 +37,6 @@ var (
 		StabilityLevel: metrics.ALPHA,
 	}, []string{"operation", "reason"})
 
-	managedLoadBalancers = metrics.NewGauge(&metrics.GaugeOpts{
-		Namespace:      namespace,
-		Name:           "managed_load_balancers",
-		Help:           "Load balancer appliances owned by this cluster, as last seen.",
-		StabilityLevel: metrics.ALPHA,
-	})
-
 	blockAddresses = metrics.NewGaugeVec(&metrics.GaugeOpts{
 		Namespace:      namespace,
 		Name:           "block_addresses",
@@ -62,7 +55,7 @@ var (
 // Names lists every metric this package exports (without the namespace).
 var Names = []string{
 	"api_requests_total", "api_request_duration_seconds", "api_retries_total",
-	"managed_load_balancers", "block_addresses", "reconcile_errors_total",
+	"block_addresses", "reconcile_errors_total",
 }
 
 // Namespace is the prefix of every metric name.
@@ -73,7 +66,7 @@ var registerOnce sync.Once
 // Register adds the metrics to the legacy registry; safe to call repeatedly.
 func Register() {
 	registerOnce.Do(func() {
-		legacyregistry.MustRegister(apiRequests, apiLatency, apiRetries, managedLoadBalancers, blockAddresses, reconcileErrors)
+		legacyregistry.MustRegister(apiRequests, apiLatency, apiRetries, blockAddresses, reconcileErrors)
 	})
 }
 
@@ -91,9 +84,6 @@ func (APIObserver) ObserveCall(op, result string, d time.Duration) {
 func (APIObserver) ObserveRetry(op, reason string) {
 	apiRetries.WithLabelValues(op, reason).Inc()
 }
-
-// SetManagedLoadBalancers reports how many appliances this cluster owns.
-func SetManagedLoadBalancers(n int) { managedLoadBalancers.Set(float64(n)) }
 
 // SetBlockAddresses reports the free and used usable addresses of a switch.
 func SetBlockAddresses(switchID string, free, used int) {

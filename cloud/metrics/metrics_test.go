@@ -17,7 +17,6 @@ func TestObserverFeedsRegistry(t *testing.T) {
 	o.ObserveCall("LoadBalancer.Create", "ok", 120*time.Millisecond)
 	o.ObserveCall("LoadBalancer.Create", "throttled", 5*time.Millisecond)
 	o.ObserveRetry("LoadBalancer.Create", "throttled")
-	SetManagedLoadBalancers(3)
 	SetBlockAddresses("113000000001", 8, 3)
 	CountReconcileError("UnsupportedProtocol")
 
@@ -33,9 +32,6 @@ sakuracloud_ccm_api_retries_total{operation="LoadBalancer.Create",reason="thrott
 # TYPE sakuracloud_ccm_block_addresses gauge
 sakuracloud_ccm_block_addresses{state="free",switch="113000000001"} 8
 sakuracloud_ccm_block_addresses{state="used",switch="113000000001"} 3
-# HELP sakuracloud_ccm_managed_load_balancers [ALPHA] Load balancer appliances owned by this cluster, as last seen.
-# TYPE sakuracloud_ccm_managed_load_balancers gauge
-sakuracloud_ccm_managed_load_balancers 3
 # HELP sakuracloud_ccm_reconcile_errors_total [ALPHA] Load balancer reconciliations that failed, by the Event reason reported on the Service.
 # TYPE sakuracloud_ccm_reconcile_errors_total counter
 sakuracloud_ccm_reconcile_errors_total{reason="UnsupportedProtocol"} 1
