@@ -74,9 +74,18 @@ func (l *LoadBalancer) resolveBlock(ctx context.Context, svc *v1.Service, opts a
 	_, svcRouterSel := svc.Annotations[annotations.RouterSelector]
 	_, svcSwitchSel := svc.Annotations[annotations.SwitchSelector]
 	cfg := l.cfg
+	switchSel := opts.SwitchSelector
+	if l.cfgDescribesSwitch() {
+		// The config's switch settings describe the plain switch of the
+		// default type switch, not a router+switch.
+		cfg.SwitchID = ""
+		if !svcSwitchSel {
+			switchSel = nil
+		}
+	}
 	switch {
 	case svcRouterSel || svcSwitchSel:
-		return l.blockBySelectors(ctx, opts.RouterSelector, opts.SwitchSelector)
+		return l.blockBySelectors(ctx, opts.RouterSelector, switchSel)
 	case cfg.SwitchID != "":
 		return l.blockBySwitchID(ctx, types.StringID(cfg.SwitchID), "cloud-config switchID")
 	case cfg.RouterID != "":
@@ -88,8 +97,8 @@ func (l *LoadBalancer) resolveBlock(ctx context.Context, svc *v1.Service, opts a
 			return ipam.Block{}, &blockError{ReasonNoAddressBlock, fmt.Sprintf("router %s (cloud-config routerID) has no switch", cfg.RouterID)}
 		}
 		return l.blockBySwitchID(ctx, r.Switch.ID, "cloud-config routerID "+cfg.RouterID)
-	case len(opts.RouterSelector) > 0 || len(opts.SwitchSelector) > 0:
-		return l.blockBySelectors(ctx, opts.RouterSelector, opts.SwitchSelector)
+	case len(opts.RouterSelector) > 0 || len(switchSel) > 0:
+		return l.blockBySelectors(ctx, opts.RouterSelector, switchSel)
 	}
 	counts := desired.NodeSwitches(nodes, servers)
 	var ids []types.ID

@@ -4,7 +4,6 @@ package loadbalancer
 // docs/load-balancers.md lists them.
 const (
 	ReasonInvalidAnnotation       = "InvalidAnnotation"
-	ReasonUnsupportedType         = "UnsupportedLoadBalancerType"
 	ReasonUnsupportedProtocol     = "UnsupportedProtocol"
 	ReasonTooManyPorts            = "TooManyPorts"
 	ReasonNoAddressBlock          = "NoAddressBlock"
@@ -27,7 +26,7 @@ const (
 
 // AllReasons lists every reason, for the documentation test.
 var AllReasons = []string{
-	ReasonInvalidAnnotation, ReasonUnsupportedType, ReasonUnsupportedProtocol, ReasonTooManyPorts,
+	ReasonInvalidAnnotation, ReasonUnsupportedProtocol, ReasonTooManyPorts,
 	ReasonNoAddressBlock, ReasonAmbiguousAddressBlock, ReasonAddressBlockExhausted, ReasonLoadBalancerIPInvalid,
 	ReasonNodesNotOnSwitch, ReasonNodesWithoutServer, ReasonTooManyNodes, ReasonTrafficPolicyLocal, ReasonChangeNeedsNewAppliance,
 	ReasonCreated, ReasonUpdated, ReasonShuttingDown, ReasonDeleted, ReasonDuplicate, ReasonAPIError, ReasonConfigError,

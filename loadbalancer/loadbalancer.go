@@ -18,6 +18,7 @@ import (
 	"github.com/sacloud/iaas-api-go"
 	"github.com/sacloud/iaas-api-go/types"
 	"github.com/sakura-ccm/sakura-cloud-controller-manager/cloud/config"
+	"github.com/sakura-ccm/sakura-cloud-controller-manager/cloud/metrics"
 	"github.com/sakura-ccm/sakura-cloud-controller-manager/cloud/sakuraapi"
 	"github.com/sakura-ccm/sakura-cloud-controller-manager/loadbalancer/annotations"
 	"github.com/sakura-ccm/sakura-cloud-controller-manager/loadbalancer/apply"
@@ -112,6 +113,7 @@ func (l *LoadBalancer) defaults() annotations.Defaults {
 	return annotations.Defaults{
 		Type: l.cfg.Type, Plan: l.cfg.Plan, HA: l.cfg.HA,
 		RouterSelector: l.cfg.RouterSelector, SwitchSelector: l.cfg.SwitchSelector,
+		IPRange: l.cfg.IPRange, AssignIPRange: l.cfg.AssignIPRange, AssignDefaultGateway: l.cfg.AssignDefaultGateway,
 	}
 }
 
@@ -131,6 +133,7 @@ func (l *LoadBalancer) event(svc *v1.Service, warning bool, reason, format strin
 
 // fail records a Warning and returns the error for the service controller.
 func (l *LoadBalancer) fail(svc *v1.Service, reason string, err error) error {
+	metrics.CountReconcileError(reason)
 	l.event(svc, true, reason, "%s", err.Error())
 	return err
 }
@@ -228,9 +231,6 @@ func (l *LoadBalancer) prepare(ctx context.Context, svc *v1.Service) (*prepared,
 		}
 		return nil, l.fail(svc, ReasonInvalidAnnotation, fmt.Errorf("%s; the load balancer is left as it is until this is fixed", strings.Join(msgs, "; ")))
 	}
-	if opts.Type == annotations.TypeSwitch {
-		return nil, l.fail(svc, ReasonUnsupportedType, fmt.Errorf("%s: type %q is not supported yet; use %q (a global address of a router+switch)", annotations.Type, annotations.TypeSwitch, annotations.TypeInternet))
-	}
 	if err := desired.CheckPorts(svc); err != nil {
 		reason := ReasonUnsupportedProtocol
 		if errors.Is(err, desired.ErrTooManyPorts) {
@@ -277,7 +277,8 @@ func (l *LoadBalancer) listServers(ctx context.Context) ([]desired.Server, error
 			if nic == nil || nic.SwitchID.IsEmpty() {
 				continue
 			}
-			if nic.UserIPAddress != "" {
+			// A NIC without a known address still counts (plain switches).
+			if ds.IPs[nic.SwitchID] == "" {
 				ds.IPs[nic.SwitchID] = nic.UserIPAddress
 			}
 		}
@@ -293,6 +294,10 @@ func (l *LoadBalancer) reportBackends(svc *v1.Service, b desired.Backends, where
 	}
 	if len(b.Unmatched) > 0 {
 		l.event(svc, true, ReasonNodesWithoutServer, "nodes %s match no SAKURA server (by providerID or unique name) and are not real servers", strings.Join(b.Unmatched, ", "))
+	}
+	if len(b.OutsideNetwork) > 0 {
+		l.event(svc, true, ReasonNodesNotOnSwitch, "nodes %s are on the load balancer's switch %s but have no address inside its network (SAKURA's NIC address or the Node's InternalIP); they are not real servers",
+			strings.Join(b.OutsideNetwork, ", "), where)
 	}
 	if len(b.Truncated) > 0 {
 		l.event(svc, true, ReasonTooManyNodes, "%d eligible nodes but a SAKURA load balancer takes at most %d real servers per port: using the first %d by node name; left out: %s",
@@ -344,17 +349,27 @@ func (l *LoadBalancer) reconcile(ctx context.Context, clusterName string, svc *v
 		return nil, api.NewRetryError(fmt.Sprintf("load balancer %s is not up yet (%s/%s)", lb.ID, lb.Availability, lb.InstanceStatus), BootRetryAfter)
 	}
 
-	// The appliance lives on its switch; a different wanted block is drift.
-	var drift []plan.Drift
-	if wantBlock, berr := l.resolveBlock(ctx, svc, p.opts, nodes, p.servers); berr == nil && wantBlock.SwitchID != lb.SwitchID {
+	// The appliance lives on its switch and network; a different wanted
+	// type, block or network is drift.
+	haveType, _, err := l.haveType(ctx, lb)
+	if err != nil {
+		return nil, l.fail(svc, ReasonAPIError, fmt.Errorf("reading switch %s of load balancer %s: %w", lb.SwitchID, lb.ID, err))
+	}
+	drift := plan.NetworkDrift(haveType, lb, networkOf(lb), p.opts)
+	if wantBlock, berr := l.resolve(ctx, svc, p.opts, nodes, p.servers); berr == nil && wantBlock.SwitchID != lb.SwitchID {
 		drift = append(drift, plan.Drift{Field: "switch", Have: lb.SwitchID.String(), Want: wantBlock.SwitchID.String()})
 	}
-	backends := desired.SelectBackends(nodes, p.servers, lb.SwitchID)
+	var backends desired.Backends
+	if haveType == annotations.TypeSwitch {
+		backends = desired.SelectBackendsOn(nodes, p.servers, lb.SwitchID, networkOf(lb))
+	} else {
+		backends = desired.SelectBackends(nodes, p.servers, lb.SwitchID)
+	}
 	l.reportBackends(svc, backends, "switch "+lb.SwitchID.String())
 
 	vip := vipOf(lb)
 	if p.opts.IP != "" && p.opts.IP != vip {
-		if err := l.checkNewVIP(ctx, string(svc.UID), lb, p.opts.IP); err != nil {
+		if err := l.checkNewVIP(ctx, string(svc.UID), lb, p.opts, nodes); err != nil {
 			if errors.Is(err, ipam.ErrPinnedUnavailable) {
 				return nil, l.fail(svc, ReasonLoadBalancerIPInvalid, fmt.Errorf("%w; the load balancer keeps %s", err, vip))
 			}
@@ -422,14 +437,15 @@ func (l *LoadBalancer) justCreated(ctx context.Context, exec *apply.Executor, ui
 }
 
 // checkNewVIP validates a pinned address that differs from the current VIP.
-func (l *LoadBalancer) checkNewVIP(ctx context.Context, owner string, lb *iaas.LoadBalancer, ip string) error {
+func (l *LoadBalancer) checkNewVIP(ctx context.Context, owner string, lb *iaas.LoadBalancer, opts annotations.Options, nodes []*v1.Node) error {
+	ip := opts.IP
 	l.alloc.Lock()
 	defer l.alloc.Unlock()
 	sw, err := l.readSwitch(ctx, lb.SwitchID, true)
 	if err != nil {
 		return fmt.Errorf("reading switch %s: %w", lb.SwitchID, err)
 	}
-	block, err := ipam.BlockFromSwitch(sw)
+	block, err := blockOf(sw, opts)
 	if err != nil {
 		return err
 	}
@@ -438,6 +454,7 @@ func (l *LoadBalancer) checkNewVIP(ctx context.Context, owner string, lb *iaas.L
 		return err
 	}
 	l.alloc.Merge(usage, sw.ID)
+	addNodeAddresses(usage, block, nodes)
 	if err := ipam.CheckVIP(block, usage, l.reserved, ip, fmt.Sprintf("load balancer %s (%s)", lb.Name, lb.ID)); err != nil {
 		return err
 	}
@@ -450,7 +467,7 @@ func (l *LoadBalancer) checkNewVIP(ctx context.Context, owner string, lb *iaas.L
 // create allocates addresses and creates the appliance under the allocator
 // lock, so concurrent Services never receive the same address.
 func (l *LoadBalancer) create(ctx context.Context, exec *apply.Executor, cluster string, svc *v1.Service, nodes []*v1.Node, p *prepared) (*v1.LoadBalancerStatus, error) {
-	block, err := l.resolveBlock(ctx, svc, p.opts, nodes, p.servers)
+	block, err := l.resolve(ctx, svc, p.opts, nodes, p.servers)
 	if err != nil {
 		var be *blockError
 		if errors.As(err, &be) {
@@ -458,7 +475,12 @@ func (l *LoadBalancer) create(ctx context.Context, exec *apply.Executor, cluster
 		}
 		return nil, l.fail(svc, ReasonAPIError, err)
 	}
-	backends := desired.SelectBackends(nodes, p.servers, block.SwitchID)
+	var backends desired.Backends
+	if block.Plain {
+		backends = desired.SelectBackendsOn(nodes, p.servers, block.SwitchID, block.Prefix)
+	} else {
+		backends = desired.SelectBackends(nodes, p.servers, block.SwitchID)
+	}
 	l.reportBackends(svc, backends, block.String())
 
 	l.alloc.Lock()
@@ -467,7 +489,7 @@ func (l *LoadBalancer) create(ctx context.Context, exec *apply.Executor, cluster
 	if err != nil {
 		return nil, l.fail(svc, ReasonAPIError, fmt.Errorf("reading switch %s: %w", block.SwitchID, err))
 	}
-	if block, err = ipam.BlockFromSwitch(sw); err != nil {
+	if block, err = blockOf(sw, p.opts); err != nil {
 		return nil, l.fail(svc, ReasonNoAddressBlock, err)
 	}
 	usage, err := ipam.Inventory(ctx, l.client, sw)
@@ -475,6 +497,9 @@ func (l *LoadBalancer) create(ctx context.Context, exec *apply.Executor, cluster
 		return nil, l.fail(svc, ReasonAPIError, err)
 	}
 	l.alloc.Merge(usage, sw.ID)
+	addNodeAddresses(usage, block, nodes)
+	free := len(ipam.Free(block, usage, l.reserved))
+	metrics.SetBlockAddresses(block.SwitchID.String(), free, len(block.Usable())-free)
 	n := 1
 	if p.opts.HA {
 		n = 2

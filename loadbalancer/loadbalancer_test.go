@@ -480,7 +480,7 @@ func TestImmutableChangesAreReported(t *testing.T) {
 	}
 }
 
-func TestLoadBalancerClassAndSwitchType(t *testing.T) {
+func TestLoadBalancerClassIsLeftAlone(t *testing.T) {
 	e := newEnv(t, 28)
 	nodes := e.addNodes(1, 0)
 	svc := service("other", 80)
@@ -494,11 +494,6 @@ func TestLoadBalancerClassAndSwitchType(t *testing.T) {
 	}
 	if calls(e.client, nil) != 0 {
 		t.Fatal("a Service of another class caused API calls")
-	}
-	sw := service("private", 80)
-	sw.Annotations[annotations.Type] = "switch"
-	if _, err := e.lb.EnsureLoadBalancer(e.ctx, "test", sw, nodes); err == nil || findEvent(e.events(), "Warning", ReasonUnsupportedType, "not supported yet") == "" {
-		t.Fatalf("type switch: %v", err)
 	}
 }
 

@@ -30,6 +30,10 @@ const (
 	LoadBalancerIP      = Prefix + "load-balancer-ip"
 	RouterSelector      = Prefix + "router-selector"
 	SwitchSelector      = Prefix + "switch-selector"
+	// Type switch only (names and meanings of the earlier controller).
+	IPRange              = Prefix + "load-balancer-ip-range"
+	AssignIPRange        = Prefix + "load-balancer-assign-ip-range"
+	AssignDefaultGateway = Prefix + "load-balancer-assign-default-gateway"
 )
 
 // Values and bounds. Numbers that come from SAKURA's manual live here so they
@@ -52,6 +56,8 @@ const (
 	MinTimeout, MaxTimeout                    = 1, 30
 	MinStatus, MaxStatus, DefaultStatus       = 100, 599, 200
 	DefaultPath                               = "/"
+	// MinAssignBits: an assign range is at most a /16 (ipam lists its candidates).
+	MinAssignBits = 16
 )
 
 // Spec documents one annotation. Table is the single source for docs.
@@ -64,12 +70,15 @@ type Spec struct {
 
 // Table lists every annotation, in documentation order.
 var Table = []Spec{
-	{Type, TypeInternet + " (or config `type`)", "internet, switch", "Where the VIP comes from: internet = a global address of a router+switch block. switch (private addresses) is not supported yet."},
+	{Type, TypeInternet + " (or config `type`)", "internet, switch", "Where the VIP comes from: internet = a global address of a router+switch block; switch = a private address on a plain switch (needs ip-range and assign-ip-range). Cannot change in place."},
 	{Plan, PlanStandard + " (or config `plan`)", "standard, highspec, premium (= highspec)", "Appliance plan. Cannot change in place: a change is reported, not applied."},
 	{HA, "false (or config `ha`)", "true, false", "Redundant pair (two appliance addresses and a VRRP VRID). Cannot change in place."},
 	{LoadBalancerIP, "(none)", "an IPv4 address of the block", "Pins the VIP; same as spec.loadBalancerIP (which wins if both are set). Must be in the block and free."},
 	{RouterSelector, "(none; or config `routerSelector`)", "comma-separated tags", "Tags the router (of the router+switch block) must carry."},
-	{SwitchSelector, "(none; or config `switchSelector`)", "comma-separated tags", "Tags the router+switch's switch must carry."},
+	{SwitchSelector, "(none; or config `switchSelector`)", "comma-separated tags", "Tags the switch must carry: the router+switch's switch (internet), or the plain switch (switch)."},
+	{IPRange, "(none; or config `ipRange`)", "an IPv4 CIDR, mask /8-/30, e.g. 192.168.0.0/24", "Type switch, required: the switch's network. Its mask becomes the appliance's; its network and broadcast addresses are never handed out. Cannot change in place."},
+	{AssignIPRange, "(none; or config `assignIPRange`)", "an IPv4 CIDR inside ip-range, mask /16-/30, e.g. 192.168.0.192/27", "Type switch, required: where the appliance's own addresses and VIPs may be taken from (SAKURA does not know every address used on a plain switch, so the controller only takes addresses you give it)."},
+	{AssignDefaultGateway, "(none; or config `assignDefaultGateway`)", "an IPv4 address inside ip-range", "Type switch: the appliance's default route (e.g. a VPC router on the switch); never handed out. Empty: no default route. Cannot change in place."},
 	{HealthCheckProtocol, ProtocolPing, "ping, tcp, http, https", "Health check of each real server. ping is the safe default: kube-proxy does not listen on nodeIP:port."},
 	{HealthCheckPath, DefaultPath, "a path starting with /", "Request path for http/https checks."},
 	{HealthCheckStatus, strconv.Itoa(DefaultStatus), "100-599", "Expected HTTP status for http/https checks."},
@@ -87,6 +96,11 @@ type Defaults struct {
 	HA             bool
 	RouterSelector []string
 	SwitchSelector []string
+	// Type switch: network, assign range and gateway (strings as in the
+	// cloud-config; validated together with the annotations).
+	IPRange              string
+	AssignIPRange        string
+	AssignDefaultGateway string
 }
 
 // HealthCheck is the parsed health check. Zero Retry/Timeout mean "leave to the API".
@@ -109,6 +123,15 @@ type Options struct {
 	SwitchSelector []string
 	HealthCheck    HealthCheck
 	SorryServer    string
+	// Private is set for Type switch only (zero otherwise).
+	Private Private
+}
+
+// Private is the validated network of a type switch load balancer.
+type Private struct {
+	Network netip.Prefix // masked
+	Assign  netip.Prefix // masked, inside Network
+	Gateway netip.Addr   // invalid = no default route
 }
 
 // Error names the annotation, the value given and what is allowed.
@@ -236,7 +259,119 @@ func Parse(svc *v1.Service, d Defaults) (Options, []error) {
 			bad(SorryServer, specOf(SorryServer).Allowed)
 		}
 	}
+	errs = append(errs, parsePrivate(a, d, &o)...)
 	return o, errs
+}
+
+// source names where a value came from, for messages.
+type source struct {
+	annotation, configKey string
+}
+
+func (s source) name(fromAnnotation bool) string {
+	if fromAnnotation {
+		return "annotation " + s.annotation
+	}
+	return "cloud-config " + s.configKey + " (override it with annotation " + s.annotation + ")"
+}
+
+// RelationError is a valid value that does not fit another one.
+type RelationError struct {
+	Annotation string // the annotation to fix (named even when the value came from the config)
+	Msg        string
+}
+
+func (e *RelationError) Error() string { return e.Msg }
+
+// parsePrivate validates the type switch annotations (and their config
+// defaults). Syntax is checked whatever the type, so a typo is reported
+// before someone switches the type; relations and presence only for switch.
+func parsePrivate(a map[string]string, d Defaults, o *Options) []error {
+	var errs []error
+	pick := func(name, def string) (string, bool) {
+		if v, ok := a[name]; ok {
+			return strings.TrimSpace(v), true
+		}
+		return strings.TrimSpace(def), false
+	}
+	srcIP := source{IPRange, "loadBalancer.ipRange"}
+	srcAssign := source{AssignIPRange, "loadBalancer.assignIPRange"}
+	srcGW := source{AssignDefaultGateway, "loadBalancer.assignDefaultGateway"}
+	ipV, ipAnn := pick(IPRange, d.IPRange)
+	asV, asAnn := pick(AssignIPRange, d.AssignIPRange)
+	gwV, gwAnn := pick(AssignDefaultGateway, d.AssignDefaultGateway)
+	isSwitch := o.Type == TypeSwitch
+	var p Private
+	var ipOK, asOK, gwOK bool
+	parsePrefix := func(v string) (netip.Prefix, bool) {
+		pf, err := netip.ParsePrefix(v)
+		if err != nil || !pf.Addr().Is4() || pf.Bits() < 8 || pf.Bits() > 30 {
+			return netip.Prefix{}, false
+		}
+		return pf.Masked(), true
+	}
+	invalid := func(src source, fromAnn bool, v, allowed string) {
+		if !fromAnn && !isSwitch {
+			return // a config default only matters to Services of type switch
+		}
+		errs = append(errs, &RelationError{Annotation: src.annotation,
+			Msg: fmt.Sprintf("%s: invalid value %q (allowed: %s)", src.name(fromAnn), v, allowed)})
+	}
+	if ipV != "" {
+		if p.Network, ipOK = parsePrefix(ipV); !ipOK {
+			invalid(srcIP, ipAnn, ipV, specOf(IPRange).Allowed)
+		}
+	} else if isSwitch {
+		errs = append(errs, &RelationError{Annotation: IPRange, Msg: fmt.Sprintf("annotation %s (or cloud-config %s) is required with %s: %s; give the switch's network, e.g. 192.168.0.0/24", IPRange, srcIP.configKey, Type, TypeSwitch)})
+	}
+	if asV != "" {
+		if p.Assign, asOK = parsePrefix(asV); !asOK || p.Assign.Bits() < MinAssignBits {
+			asOK = false
+			invalid(srcAssign, asAnn, asV, specOf(AssignIPRange).Allowed)
+		}
+	} else if isSwitch {
+		errs = append(errs, &RelationError{Annotation: AssignIPRange, Msg: fmt.Sprintf("annotation %s (or cloud-config %s) is required with %s: %s; give the part of the network the controller may take addresses from, e.g. 192.168.0.192/27", AssignIPRange, srcAssign.configKey, Type, TypeSwitch)})
+	}
+	if gwV != "" {
+		g, err := netip.ParseAddr(gwV)
+		if gwOK = err == nil && g.Is4(); gwOK {
+			p.Gateway = g
+		} else {
+			invalid(srcGW, gwAnn, gwV, specOf(AssignDefaultGateway).Allowed)
+		}
+	}
+	if !isSwitch {
+		return errs
+	}
+	if ipOK && asOK && !(p.Network.Contains(p.Assign.Addr()) && p.Assign.Bits() >= p.Network.Bits()) {
+		src, fromAnn := srcAssign, asAnn
+		if !asAnn && ipAnn {
+			src, fromAnn = srcIP, ipAnn
+		}
+		errs = append(errs, &RelationError{Annotation: src.annotation, Msg: fmt.Sprintf("%s: assign range %s is not inside ip-range %s", src.name(fromAnn), p.Assign, p.Network)})
+	}
+	if ipOK && gwOK {
+		last := lastAddr(p.Network)
+		if !p.Network.Contains(p.Gateway) || p.Gateway == p.Network.Addr() || p.Gateway == last {
+			errs = append(errs, &RelationError{Annotation: AssignDefaultGateway, Msg: fmt.Sprintf("%s: gateway %s is not a host address of ip-range %s", srcGW.name(gwAnn), p.Gateway, p.Network)})
+		}
+	}
+	if v, ok := a[RouterSelector]; ok && strings.TrimSpace(v) != "" {
+		errs = append(errs, &RelationError{Annotation: RouterSelector, Msg: fmt.Sprintf("annotation %s: not allowed with %s: %s (a plain switch has no router); use %s to choose the switch", RouterSelector, Type, TypeSwitch, SwitchSelector)})
+	}
+	if len(errs) == 0 {
+		o.Private = p
+		o.RouterSelector = nil // config router selectors describe internet blocks
+	}
+	return errs
+}
+
+// lastAddr is the broadcast address of p.
+func lastAddr(p netip.Prefix) netip.Addr {
+	a := p.Masked().Addr().As4()
+	v := uint32(a[0])<<24 | uint32(a[1])<<16 | uint32(a[2])<<8 | uint32(a[3])
+	v |= uint32(1)<<(32-p.Bits()) - 1
+	return netip.AddrFrom4([4]byte{byte(v >> 24), byte(v >> 16), byte(v >> 8), byte(v)})
 }
 
 // NormalizePlan maps a plan name (annotation or config) to standard|highspec.

@@ -108,11 +108,13 @@ func (e *Executor) Create(ctx context.Context, want *desired.Appliance, block ip
 		PlanID:             want.PlanID,
 		VRID:               vrid,
 		NetworkMaskLen:     block.Prefix.Bits(),
-		DefaultRoute:       block.Gateway.String(),
 		Name:               want.Name,
 		Description:        want.Description,
 		Tags:               types.Tags(append([]string(nil), want.Tags...)),
 		VirtualIPAddresses: plan.ToAPI(want.VIPs),
+	}
+	if block.Gateway.IsValid() { // a plain switch may have no default route
+		req.DefaultRoute = block.Gateway.String()
 	}
 	for _, ip := range ips {
 		req.IPAddresses = append(req.IPAddresses, ip.String())

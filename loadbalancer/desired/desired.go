@@ -12,6 +12,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"net/netip"
 	"sort"
 	"strings"
 
@@ -136,7 +137,9 @@ func portName(p v1.ServicePort) string {
 type Server struct {
 	ID   types.ID
 	Name string
-	// IPs maps switch ID to the NIC's user address on that switch.
+	// IPs maps switch ID to the NIC's user address on that switch; "" when
+	// the server has a NIC there but SAKURA knows no address (usual on a
+	// plain switch, where the address is set inside the OS).
 	IPs map[types.ID]string
 }
 
@@ -153,12 +156,23 @@ type Backends struct {
 	NotOnSwitch []string  // matched a server with no address on the switch
 	Unmatched   []string  // no server found (or ambiguous name)
 	Truncated   []string  // eligible but beyond MaxRealServers
+	// OutsideNetwork: on the switch, but no address inside the appliance's
+	// network (NIC address outside it, or unknown and no InternalIP in it).
+	OutsideNetwork []string
 }
 
 // SelectBackends matches nodes to servers (providerID first, then unique name)
 // and takes each one's address on switchID. The subset beyond MaxRealServers is
 // deterministic: nodes sorted by name, first ones win.
 func SelectBackends(nodes []*v1.Node, servers []Server, switchID types.ID) Backends {
+	return SelectBackendsOn(nodes, servers, switchID, netip.Prefix{})
+}
+
+// SelectBackendsOn is SelectBackends for an appliance whose network is known
+// (network valid). A node's address must lie in network; when SAKURA knows
+// no address for its NIC on the switch (a plain switch), the Node's
+// InternalIP inside network is used, as kubelet reports it.
+func SelectBackendsOn(nodes []*v1.Node, servers []Server, switchID types.ID, network netip.Prefix) Backends {
 	match := newMatcher(servers)
 	sorted := append([]*v1.Node(nil), nodes...)
 	sort.Slice(sorted, func(i, j int) bool { return sorted[i].Name < sorted[j].Name })
@@ -178,16 +192,55 @@ func SelectBackends(nodes []*v1.Node, servers []Server, switchID types.ID) Backe
 			out.Unmatched = append(out.Unmatched, n.Name)
 			continue
 		}
-		ip := srv.IPs[switchID]
-		if ip == "" {
+		ip, onSwitch := srv.IPs[switchID]
+		if !onSwitch || (ip == "" && !network.IsValid()) {
 			out.NotOnSwitch = append(out.NotOnSwitch, n.Name)
 			continue
+		}
+		if network.IsValid() {
+			if ip == "" {
+				ip = internalIPIn(n, network)
+			}
+			if a, err := netip.ParseAddr(ip); err != nil || !network.Contains(a) {
+				out.OutsideNetwork = append(out.OutsideNetwork, n.Name)
+				continue
+			}
 		}
 		if len(out.Selected) >= MaxRealServers {
 			out.Truncated = append(out.Truncated, n.Name)
 			continue
 		}
 		out.Selected = append(out.Selected, Backend{Node: n.Name, IP: ip})
+	}
+	return out
+}
+
+// internalIPIn returns the node's first InternalIP inside network, or "".
+func internalIPIn(n *v1.Node, network netip.Prefix) string {
+	for _, a := range n.Status.Addresses {
+		if a.Type != v1.NodeInternalIP {
+			continue
+		}
+		if ip, err := netip.ParseAddr(a.Address); err == nil && network.Contains(ip) {
+			return ip.String()
+		}
+	}
+	return ""
+}
+
+// NodeAddressesIn lists the InternalIPs of nodes inside network: on a plain
+// switch they are in use even when SAKURA does not know them.
+func NodeAddressesIn(nodes []*v1.Node, network netip.Prefix) map[string]string {
+	out := map[string]string{}
+	for _, n := range nodes {
+		if n == nil {
+			continue
+		}
+		for _, a := range n.Status.Addresses {
+			if ip, err := netip.ParseAddr(a.Address); err == nil && network.Contains(ip) {
+				out[ip.String()] = "node " + n.Name
+			}
+		}
 	}
 	return out
 }
@@ -302,6 +355,16 @@ func parts(s string) [4]int {
 // as in SelectBackends, exclusions ignored) have an address on it. It is the
 // evidence for choosing a block when nothing is configured.
 func NodeSwitches(nodes []*v1.Node, servers []Server) map[types.ID]int {
+	return nodeSwitches(nodes, servers, false)
+}
+
+// NodeNICSwitches is NodeSwitches counting every NIC, with or without an
+// address known to SAKURA (plain switches usually have none).
+func NodeNICSwitches(nodes []*v1.Node, servers []Server) map[types.ID]int {
+	return nodeSwitches(nodes, servers, true)
+}
+
+func nodeSwitches(nodes []*v1.Node, servers []Server, anyNIC bool) map[types.ID]int {
 	match := newMatcher(servers)
 	out := map[types.ID]int{}
 	seen := map[types.ID]bool{}
@@ -315,7 +378,7 @@ func NodeSwitches(nodes []*v1.Node, servers []Server) map[types.ID]int {
 		}
 		seen[s.ID] = true
 		for sw, ip := range s.IPs {
-			if ip != "" {
+			if ip != "" || anyNIC {
 				out[sw]++
 			}
 		}

@@ -1,4 +1,5 @@
-// Package ipam finds free addresses and VRIDs on a router+switch block.
+// Package ipam finds free addresses and VRIDs on a router+switch block, or
+// on a plain switch within the operator's assign range (PlainBlock).
 //
 // "Free" is judged against every consumer on the switch (servers, load
 // balancers ours or not, VPC routers, databases, NFS, mobile gateways,
@@ -25,6 +26,10 @@ import (
 // MaxVRID bounds VRRP router IDs.
 const MaxVRID = 255
 
+// MinAssignBits bounds an assign range to /16 (65536 addresses): the search
+// lists the candidates, and no Service needs more.
+const MinAssignBits = 16
+
 // Block is a router+switch's global address block.
 type Block struct {
 	SwitchID types.ID
@@ -34,12 +39,56 @@ type Block struct {
 	// Min/Max bound the range the user may assign (from the API); invalid
 	// when the API did not say, then the whole prefix minus reserved is used.
 	Min, Max netip.Addr
+	// Plain marks a switch without a router (load-balancer-type switch):
+	// no router addresses to reserve, Gateway is optional, and Assign (=
+	// Min..Max) is the operator's assign range.
+	Plain  bool
+	Assign netip.Prefix
 }
 
 // String names the block for messages.
 func (b Block) String() string {
+	if b.Plain {
+		return fmt.Sprintf("%s (plain switch %s, assign range %s)", b.Prefix, b.SwitchID, b.Assign)
+	}
 	return fmt.Sprintf("%s (switch %s)", b.Prefix, b.SwitchID)
 }
+
+// ErrHasRouter marks a switch that is a router+switch where a plain switch is needed.
+var ErrHasRouter = errors.New("the switch is a router+switch")
+
+// PlainBlock describes a plain switch (no router) for private addresses.
+// The API knows no subnet for such a switch, so the network comes from the
+// operator: network (ip-range), assign (inside network) and an optional
+// gateway. A switch with a router is refused: its addresses are global and
+// the router's own addresses would not be reserved.
+func PlainBlock(sw *iaas.Switch, network, assign netip.Prefix, gateway netip.Addr) (Block, error) {
+	if sw == nil {
+		return Block{}, errors.New("no switch")
+	}
+	if len(sw.Subnets) > 0 {
+		return Block{}, fmt.Errorf("switch %s (%s): %w; load-balancer-type switch needs a plain switch", sw.Name, sw.ID, ErrHasRouter)
+	}
+	network, assign = network.Masked(), assign.Masked()
+	if !network.IsValid() || !network.Addr().Is4() || network.Bits() < 8 || network.Bits() > 30 {
+		return Block{}, fmt.Errorf("ip-range %s is not a usable IPv4 network", network)
+	}
+	if !assign.IsValid() || assign.Bits() < network.Bits() || !network.Contains(assign.Addr()) {
+		return Block{}, fmt.Errorf("assign range %s is not inside ip-range %s", assign, network)
+	}
+	if assign.Bits() < MinAssignBits {
+		return Block{}, fmt.Errorf("assign range %s is larger than /%d", assign, MinAssignBits)
+	}
+	b := Block{SwitchID: sw.ID, Prefix: network, Plain: true, Assign: assign, Gateway: gateway,
+		Min: assign.Addr(), Max: Block{Prefix: assign}.broadcast()}
+	if gateway.IsValid() && !network.Contains(gateway) {
+		return Block{}, fmt.Errorf("gateway %s is not inside ip-range %s", gateway, network)
+	}
+	return b, nil
+}
+
+// IsRouterSwitch reports whether sw has a router (a global subnet).
+func IsRouterSwitch(sw *iaas.Switch) bool { return sw != nil && len(sw.Subnets) > 0 }
 
 // BlockFromSwitch reads the router+switch block of sw (its first subnet).
 func BlockFromSwitch(sw *iaas.Switch) (Block, error) {
@@ -86,8 +135,16 @@ func (b Block) broadcast() netip.Addr {
 }
 
 // Reserved lists the block's own addresses: network, gateway, the router's
-// two addresses after it, and broadcast.
+// two addresses after it, and broadcast. A plain switch has no router: its
+// network, broadcast and (if given) gateway.
 func (b Block) Reserved() []netip.Addr {
+	if b.Plain {
+		out := []netip.Addr{b.Prefix.Addr(), b.broadcast()}
+		if b.Gateway.IsValid() {
+			out = append(out, b.Gateway)
+		}
+		return out
+	}
 	return []netip.Addr{b.Prefix.Addr(), b.Gateway, b.Gateway.Next(), b.Gateway.Next().Next(), b.broadcast()}
 }
 
@@ -98,7 +155,14 @@ func (b Block) Usable() []netip.Addr {
 		res[a] = true
 	}
 	var out []netip.Addr
-	for a := b.Prefix.Addr(); b.Prefix.Contains(a); a = a.Next() {
+	start := b.Prefix.Addr()
+	if b.Min.IsValid() && b.Prefix.Contains(b.Min) {
+		start = b.Min // a big network with a small assign range stays cheap
+	}
+	for a := start; b.Prefix.Contains(a); a = a.Next() {
+		if b.Max.IsValid() && b.Max.Less(a) {
+			break
+		}
 		if res[a] {
 			continue
 		}
@@ -188,7 +252,11 @@ type ExhaustedError struct {
 }
 
 func (e *ExhaustedError) Error() string {
-	return fmt.Sprintf("address block %s is exhausted: %d usable addresses, %d in use or reserved, %d more needed; free addresses, or choose another router+switch", e.Block, e.Usable, e.InUse, e.Need)
+	fix := "free addresses, or choose another router+switch"
+	if e.Block.Plain {
+		fix = "free addresses, or widen load-balancer-assign-ip-range"
+	}
+	return fmt.Sprintf("address block %s is exhausted: %d usable addresses, %d in use or reserved, %d more needed; %s", e.Block, e.Usable, e.InUse, e.Need, fix)
 }
 
 // ErrPinnedUnavailable marks a requested address that cannot be used.
@@ -206,27 +274,36 @@ type Result struct {
 	Appliance []netip.Addr
 }
 
+// taken tells who holds a, if anyone: a consumer on the switch or the
+// operator's reserved ranges.
+func taken(u *Usage, reserved []Range, a netip.Addr) (string, bool) {
+	if who, ok := u.IPs[a]; ok {
+		return who, true
+	}
+	for _, r := range reserved {
+		if r.Contains(a) {
+			return "the operator's reserved ranges", true
+		}
+	}
+	return "", false
+}
+
+// Free lists the block's usable addresses that nothing holds, lowest first.
+func Free(b Block, u *Usage, reserved []Range) []netip.Addr {
+	var free []netip.Addr
+	for _, a := range b.Usable() {
+		if _, t := taken(u, reserved, a); !t {
+			free = append(free, a)
+		}
+	}
+	return free
+}
+
 // Allocate picks addresses from the block, lowest first, skipping everything
 // in use or reserved.
 func Allocate(b Block, u *Usage, reserved []Range, req Request) (Result, error) {
 	usable := b.Usable()
-	taken := func(a netip.Addr) (string, bool) {
-		if who, ok := u.IPs[a]; ok {
-			return who, true
-		}
-		for _, r := range reserved {
-			if r.Contains(a) {
-				return "the operator's reserved ranges", true
-			}
-		}
-		return "", false
-	}
-	var free []netip.Addr
-	for _, a := range usable {
-		if _, t := taken(a); !t {
-			free = append(free, a)
-		}
-	}
+	free := Free(b, u, reserved)
 	var res Result
 	if req.PinnedVIP != "" {
 		pin, err := netip.ParseAddr(req.PinnedVIP)
@@ -236,7 +313,7 @@ func Allocate(b Block, u *Usage, reserved []Range, req Request) (Result, error) 
 		if !containsAddr(usable, pin) {
 			return res, fmt.Errorf("%w: %s is not a usable address of block %s", ErrPinnedUnavailable, pin, b)
 		}
-		if who, t := taken(pin); t {
+		if who, t := taken(u, reserved, pin); t {
 			return res, fmt.Errorf("%w: %s is already used by %s", ErrPinnedUnavailable, pin, who)
 		}
 		res.VIP = pin

@@ -5,8 +5,10 @@ package plan
 
 import (
 	"fmt"
+	"net/netip"
 	"sort"
 	"strconv"
+	"strings"
 
 	"github.com/sacloud/iaas-api-go"
 	"github.com/sacloud/iaas-api-go/types"
@@ -222,4 +224,48 @@ func sameHealthCheck(w annotations.HealthCheck, h *iaas.LoadBalancerServerHealth
 		return false
 	}
 	return true
+}
+
+// NetworkDrift lists what differs in type and network between an existing
+// appliance (of type haveType, on network haveNet) and the options; all of
+// it is fixed at creation. A change between internet and switch is one
+// drift ("type"); network details are only compared within type switch.
+func NetworkDrift(haveType string, have *iaas.LoadBalancer, haveNet netip.Prefix, o annotations.Options) []Drift {
+	if haveType != o.Type {
+		return []Drift{{"type", haveType, o.Type}}
+	}
+	if o.Type != annotations.TypeSwitch {
+		return nil
+	}
+	var out []Drift
+	p := o.Private
+	if haveNet.IsValid() && p.Network.IsValid() && haveNet.Masked() != p.Network {
+		out = append(out, Drift{"ip-range", haveNet.Masked().String(), p.Network.String()})
+	}
+	wantGW := ""
+	if p.Gateway.IsValid() {
+		wantGW = p.Gateway.String()
+	}
+	if have.DefaultRoute != wantGW {
+		out = append(out, Drift{"assign-default-gateway", orNone(have.DefaultRoute), orNone(wantGW)})
+	}
+	if p.Assign.IsValid() {
+		var outside []string
+		for _, s := range have.IPAddresses {
+			if a, err := netip.ParseAddr(s); err == nil && !p.Assign.Contains(a) {
+				outside = append(outside, s)
+			}
+		}
+		if len(outside) > 0 {
+			out = append(out, Drift{"assign-ip-range", "appliance addresses " + strings.Join(outside, ", "), "addresses inside " + p.Assign.String()})
+		}
+	}
+	return out
+}
+
+func orNone(s string) string {
+	if s == "" {
+		return "(none)"
+	}
+	return s
 }
