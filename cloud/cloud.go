@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"sync"
 
 	v1 "k8s.io/api/core/v1"
 	"k8s.io/client-go/kubernetes"
@@ -21,6 +22,7 @@ import (
 	"github.com/sakura-ccm/sakura-cloud-controller-manager/cloud/sakuraapi"
 	"github.com/sakura-ccm/sakura-cloud-controller-manager/cloud/servercache"
 	"github.com/sakura-ccm/sakura-cloud-controller-manager/instances"
+	"github.com/sakura-ccm/sakura-cloud-controller-manager/loadbalancer/sweep"
 )
 
 const (
@@ -53,6 +55,9 @@ type Cloud struct {
 
 	kube     kubernetes.Interface
 	recorder record.EventRecorder
+
+	sweepOnce sync.Once
+	sweeper   *sweep.Runner // nil unless the sweep runs
 }
 
 var _ cloudprovider.Interface = (*Cloud)(nil)
@@ -110,7 +115,7 @@ func (c *Cloud) Initialize(clientBuilder cloudprovider.ControllerClientBuilder, 
 	} else {
 		c.setKube(kube, stop)
 	}
-	c.initLoadBalancer()
+	c.initLoadBalancer(stop)
 }
 
 func (c *Cloud) setKube(kube kubernetes.Interface, stop <-chan struct{}) {
@@ -128,12 +133,12 @@ func (c *Cloud) setKube(kube kubernetes.Interface, stop <-chan struct{}) {
 	}
 }
 
-func (c *Cloud) initLoadBalancer() {
+func (c *Cloud) initLoadBalancer(stop <-chan struct{}) {
 	if c.cfg.DisableLoadBalancer {
 		klog.InfoS("Load balancers are disabled by configuration (disableLoadBalancer)")
 		return
 	}
-	c.lb = newLoadBalancer(c)
+	c.lb = newLoadBalancer(c, stop)
 }
 
 // LoadBalancer is available unless disableLoadBalancer is set.

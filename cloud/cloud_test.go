@@ -368,3 +368,40 @@ func TestSecretsNeverLogged(t *testing.T) {
 		}
 	}
 }
+
+// TestInitializeStartsSweep: Initialize (which the cloud-provider app runs
+// only in the elected leader) starts the load balancer sweep once, unless
+// load balancers or the sweep are turned off.
+func TestInitializeStartsSweep(t *testing.T) {
+	_, root := startAPI(t)
+	for _, c := range []struct {
+		name     string
+		disabled bool
+		interval int
+		want     bool
+	}{
+		{"default", false, 300, true},
+		{"sweep off", false, 0, false},
+		{"load balancers off", true, 300, false},
+	} {
+		cfg := testConfig(t, root)
+		cfg.ClusterID = "c1"
+		cfg.DisableLoadBalancer = c.disabled
+		cfg.LoadBalancer.SweepIntervalSec = c.interval
+		p, err := New(cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		stop := make(chan struct{})
+		p.Initialize(builder{kubefake.NewSimpleClientset()}, stop)
+		first := p.sweeper
+		p.Initialize(builder{kubefake.NewSimpleClientset()}, stop) // leader migration calls it twice
+		close(stop)
+		if (first != nil) != c.want {
+			t.Errorf("%s: sweep started = %v, want %v", c.name, first != nil, c.want)
+		}
+		if p.sweeper != first {
+			t.Errorf("%s: a second Initialize started a second sweep", c.name)
+		}
+	}
+}

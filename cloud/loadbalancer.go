@@ -1,19 +1,52 @@
 package cloud
 
 import (
+	"context"
+
+	"k8s.io/apimachinery/pkg/util/wait"
 	cloudprovider "k8s.io/cloud-provider"
+	"k8s.io/klog/v2"
 
 	"github.com/sakura-ccm/sakura-cloud-controller-manager/loadbalancer"
+	"github.com/sakura-ccm/sakura-cloud-controller-manager/loadbalancer/sweep"
 )
 
 // newLoadBalancer is the one place the load balancer adapter is wired in.
-func newLoadBalancer(c *Cloud) cloudprovider.LoadBalancer {
-	return loadbalancer.New(loadbalancer.Deps{
+// It also starts the sweep for appliances of vanished Services: Initialize,
+// its caller, runs only in the elected leader (the cloud-provider app calls
+// it from OnStartedLeading, and the process exits when leadership is lost),
+// so only one replica ever sweeps.
+func newLoadBalancer(c *Cloud, stop <-chan struct{}) cloudprovider.LoadBalancer {
+	lb := loadbalancer.New(loadbalancer.Deps{
 		Client:    c.client,
 		Servers:   c.servers,
 		Config:    c.cfg.LoadBalancer,
 		ClusterID: c.cfg.ClusterID,
 		Recorder:  c.recorder,
 		Kube:      c.kube,
+	})
+	c.startSweep(lb, stop)
+	return lb
+}
+
+// startSweep starts the sweep once per process (with leader migration the
+// app may call Initialize twice).
+func (c *Cloud) startSweep(lb *loadbalancer.LoadBalancer, stop <-chan struct{}) {
+	c.sweepOnce.Do(func() {
+		var services sweep.ServiceLister
+		if c.kube != nil {
+			services = sweep.KubeServices{Client: c.kube}
+		}
+		r, err := lb.Sweeper(services)
+		if err != nil {
+			klog.InfoS("Load balancer sweep not started", "reason", err.Error())
+			return
+		}
+		ctx := context.Background()
+		if stop != nil {
+			ctx = wait.ContextForChannel(stop)
+		}
+		c.sweeper = r
+		go r.Run(ctx)
 	})
 }

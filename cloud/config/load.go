@@ -206,6 +206,14 @@ func (c *Config) Validate() error {
 	if lb.AssignDefaultGateway != "" && net.ParseIP(lb.AssignDefaultGateway) == nil {
 		bad("loadBalancer.assignDefaultGateway", "is %q, which is not an IP address", lb.AssignDefaultGateway)
 	}
+	if lb.SweepIntervalSec < 0 {
+		bad("loadBalancer.sweepIntervalSec", "must not be negative (got %d; 0 turns the sweep off)", lb.SweepIntervalSec)
+	}
+	switch lb.SweepMode {
+	case SweepModeDelete, SweepModeReport:
+	default:
+		bad("loadBalancer.sweepMode", "is %q; allowed: %s, %s", lb.SweepMode, SweepModeDelete, SweepModeReport)
+	}
 	for _, id := range []struct{ key, v string }{{"loadBalancer.routerID", lb.RouterID}, {"loadBalancer.switchID", lb.SwitchID}} {
 		if id.v != "" {
 			if n, err := strconv.ParseInt(id.v, 10, 64); err != nil || n <= 0 {

@@ -34,7 +34,7 @@ func TestDefaults(t *testing.T) {
 		AccessToken: testToken, AccessTokenSecret: testSecret, Zone: "is1a",
 		RetryMax: 5, RetryIntervalSec: 1, RetryMaxWaitSec: 8, RequestsPerSecond: 5, RequestTimeoutSec: 30,
 		ServerCacheTTLSec: 60,
-		LoadBalancer:      LoadBalancerConfig{Type: "internet", Plan: "standard"},
+		LoadBalancer:      LoadBalancerConfig{Type: "internet", Plan: "standard", SweepIntervalSec: 300, SweepMode: "delete"},
 	}
 	if fmt.Sprintf("%#v", want) != fmt.Sprintf("%#v", *c) || c.AccessToken != testToken || c.AccessTokenSecret != testSecret {
 		t.Fatalf("defaults:\n got %s\nwant %s", c.Redacted(), want.Redacted())
@@ -203,6 +203,12 @@ func TestErrorMessages(t *testing.T) {
 			`invalid configuration: loadBalancer.routerID is "abc", which is not a numeric resource ID`},
 		{"lb switchID", minimalFile + "loadBalancer:\n  switchID: \"-1\"\n", nil,
 			`invalid configuration: loadBalancer.switchID is "-1", which is not a numeric resource ID`},
+		{"lb sweep interval", minimalFile + "loadBalancer:\n  sweepIntervalSec: -1\n", nil,
+			`invalid configuration: loadBalancer.sweepIntervalSec (SAKURACLOUD_LOAD_BALANCER_SWEEP_INTERVAL_SEC) must not be negative (got -1; 0 turns the sweep off)`},
+		{"lb sweep mode", minimalFile + "loadBalancer:\n  sweepMode: purge\n", nil,
+			`invalid configuration: loadBalancer.sweepMode (SAKURACLOUD_LOAD_BALANCER_SWEEP_MODE) is "purge"; allowed: delete, report`},
+		{"lb sweep mode env", minimalFile, map[string]string{"SAKURACLOUD_LOAD_BALANCER_SWEEP_MODE": "never"},
+			`invalid configuration: loadBalancer.sweepMode (SAKURACLOUD_LOAD_BALANCER_SWEEP_MODE) is "never"; allowed: delete, report`},
 		{"env not a number", minimalFile, map[string]string{"SAKURACLOUD_RETRY_MAX": "many"},
 			`invalid configuration: environment variable SAKURACLOUD_RETRY_MAX: "many" is not a whole number`},
 		{"env not a float", minimalFile, map[string]string{"SAKURACLOUD_REQUESTS_PER_SECOND": "fast"},

@@ -40,6 +40,9 @@ const (
 	LoadBalancerPlanHighSpec = "highspec"
 	// LoadBalancerPlanPremium is the earlier controller's name for highspec.
 	LoadBalancerPlanPremium = "premium"
+	// Values of loadBalancer.sweepMode.
+	SweepModeDelete = "delete"
+	SweepModeReport = "report"
 )
 
 // Settings is the table of every configuration value.
@@ -120,6 +123,15 @@ var Settings = []Setting{
 	{Key: "loadBalancer.assignDefaultGateway",
 		Doc: "Type switch: the default gateway of the load balancers.",
 		set: func(c *Config, v string) error { c.LoadBalancer.AssignDefaultGateway = v; return nil }},
+	{Key: "loadBalancer.sweepIntervalSec", Env: "SAKURACLOUD_LOAD_BALANCER_SWEEP_INTERVAL_SEC", Default: "300",
+		Doc: "Seconds between sweeps that remove appliances whose Service is gone (see docs/load-balancers.md, Leaks and the sweep); 0 turns the sweep off.",
+		set: intSetter(func(c *Config) *int { return &c.LoadBalancer.SweepIntervalSec })},
+	{Key: "loadBalancer.sweepMode", Env: "SAKURACLOUD_LOAD_BALANCER_SWEEP_MODE", Default: SweepModeDelete,
+		Doc: "What the sweep does with an orphaned appliance: delete (shut down, then delete) or report (only log and count it).",
+		set: func(c *Config, v string) error {
+			c.LoadBalancer.SweepMode = strings.ToLower(strings.TrimSpace(v))
+			return nil
+		}},
 }
 
 func secondsCeil(s float64) string { return strconv.Itoa(int(math.Ceil(s))) }

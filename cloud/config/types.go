@@ -56,4 +56,9 @@ type LoadBalancerConfig struct {
 	IPRange              string `json:"ipRange"`
 	AssignIPRange        string `json:"assignIPRange"`
 	AssignDefaultGateway string `json:"assignDefaultGateway"`
+	// SweepIntervalSec is how often appliances of deleted Services are looked
+	// for and removed (0 = never).
+	SweepIntervalSec int `json:"sweepIntervalSec"`
+	// SweepMode is delete (remove orphans) or report (only log and count).
+	SweepMode string `json:"sweepMode"`
 }

@@ -50,12 +50,27 @@ var (
 		Help:           "Load balancer reconciliations that failed, by the Event reason reported on the Service.",
 		StabilityLevel: metrics.ALPHA,
 	}, []string{"reason"})
+
+	managedLoadBalancers = metrics.NewGauge(&metrics.GaugeOpts{
+		Namespace:      namespace,
+		Name:           "managed_load_balancers",
+		Help:           "Load balancer appliances carrying this cluster's ownership tag, as of the last sweep.",
+		StabilityLevel: metrics.ALPHA,
+	})
+
+	sweptLoadBalancers = metrics.NewCounterVec(&metrics.CounterOpts{
+		Namespace:      namespace,
+		Name:           "swept_load_balancers_total",
+		Help:           "Orphaned load balancer appliances (their Service is gone) removed by the sweep (action=deleted) or, in report mode, found and left alone (action=reported).",
+		StabilityLevel: metrics.ALPHA,
+	}, []string{"action"})
 )
 
 // Names lists every metric this package exports (without the namespace).
 var Names = []string{
 	"api_requests_total", "api_request_duration_seconds", "api_retries_total",
 	"block_addresses", "reconcile_errors_total",
+	"managed_load_balancers", "swept_load_balancers_total",
 }
 
 // Namespace is the prefix of every metric name.
@@ -66,7 +81,8 @@ var registerOnce sync.Once
 // Register adds the metrics to the legacy registry; safe to call repeatedly.
 func Register() {
 	registerOnce.Do(func() {
-		legacyregistry.MustRegister(apiRequests, apiLatency, apiRetries, blockAddresses, reconcileErrors)
+		legacyregistry.MustRegister(apiRequests, apiLatency, apiRetries, blockAddresses, reconcileErrors,
+			managedLoadBalancers, sweptLoadBalancers)
 	})
 }
 
@@ -93,3 +109,15 @@ func SetBlockAddresses(switchID string, free, used int) {
 
 // CountReconcileError records a failed reconciliation by its Event reason.
 func CountReconcileError(reason string) { reconcileErrors.WithLabelValues(reason).Inc() }
+
+// Sweep actions, the values of swept_load_balancers_total's label.
+const (
+	SweepDeleted  = "deleted"
+	SweepReported = "reported"
+)
+
+// SetManagedLoadBalancers reports how many appliances carry the cluster's tag.
+func SetManagedLoadBalancers(n int) { managedLoadBalancers.Set(float64(n)) }
+
+// CountSwept records one orphan deleted or reported by the sweep.
+func CountSwept(action string) { sweptLoadBalancers.WithLabelValues(action).Inc() }

@@ -19,6 +19,10 @@ func TestObserverFeedsRegistry(t *testing.T) {
 	o.ObserveRetry("LoadBalancer.Create", "throttled")
 	SetBlockAddresses("113000000001", 8, 3)
 	CountReconcileError("UnsupportedProtocol")
+	SetManagedLoadBalancers(3)
+	CountSwept(SweepDeleted)
+	CountSwept(SweepDeleted)
+	CountSwept(SweepReported)
 
 	want := `
 # HELP sakuracloud_ccm_api_requests_total [ALPHA] SAKURA Cloud API requests by operation and result (ok, not_found, throttled, unavailable, error). Each retry counts as a request.
@@ -35,6 +39,13 @@ sakuracloud_ccm_block_addresses{state="used",switch="113000000001"} 3
 # HELP sakuracloud_ccm_reconcile_errors_total [ALPHA] Load balancer reconciliations that failed, by the Event reason reported on the Service.
 # TYPE sakuracloud_ccm_reconcile_errors_total counter
 sakuracloud_ccm_reconcile_errors_total{reason="UnsupportedProtocol"} 1
+# HELP sakuracloud_ccm_managed_load_balancers [ALPHA] Load balancer appliances carrying this cluster's ownership tag, as of the last sweep.
+# TYPE sakuracloud_ccm_managed_load_balancers gauge
+sakuracloud_ccm_managed_load_balancers 3
+# HELP sakuracloud_ccm_swept_load_balancers_total [ALPHA] Orphaned load balancer appliances (their Service is gone) removed by the sweep (action=deleted) or, in report mode, found and left alone (action=reported).
+# TYPE sakuracloud_ccm_swept_load_balancers_total counter
+sakuracloud_ccm_swept_load_balancers_total{action="deleted"} 2
+sakuracloud_ccm_swept_load_balancers_total{action="reported"} 1
 `
 	names := []string{}
 	for _, n := range Names {

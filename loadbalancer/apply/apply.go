@@ -79,7 +79,29 @@ func Owned(lb *iaas.LoadBalancer, tags ...string) bool {
 // oldest first. The tag filter is re-checked locally: the API's filter is a
 // search, not a guarantee.
 func (e *Executor) FindOwned(ctx context.Context, uid string) ([]*iaas.LoadBalancer, error) {
-	tags := []string{desired.ClusterTag(e.ClusterID), desired.ServiceTag(uid)}
+	out, err := e.findTagged(ctx, desired.ClusterTag(e.ClusterID), desired.ServiceTag(uid))
+	if err != nil {
+		return nil, fmt.Errorf("looking for the Service's load balancer: %w", err)
+	}
+	return out, nil
+}
+
+// FindCluster returns every appliance tagged for this cluster, oldest first
+// (the sweep decides which of them lost their Service).
+func (e *Executor) FindCluster(ctx context.Context) ([]*iaas.LoadBalancer, error) {
+	if e.ClusterID == "" {
+		// An empty cluster ID would match the bare "cluster=" tag prefix only,
+		// but never search with it: it names no cluster.
+		return nil, errors.New("no cluster ID configured")
+	}
+	out, err := e.findTagged(ctx, desired.ClusterTag(e.ClusterID))
+	if err != nil {
+		return nil, fmt.Errorf("listing this cluster's load balancers: %w", err)
+	}
+	return out, nil
+}
+
+func (e *Executor) findTagged(ctx context.Context, tags ...string) ([]*iaas.LoadBalancer, error) {
 	cond := &iaas.FindCondition{Filter: search.Filter{search.Key("Tags.Name"): search.TagsAndEqual(tags...)}}
 	all, err := ipam.FindAll(ctx, func(ctx context.Context, c *iaas.FindCondition) ([]*iaas.LoadBalancer, int, error) {
 		r, err := e.Client.LoadBalancers.Find(ctx, e.Client.Zone, c)
@@ -89,7 +111,7 @@ func (e *Executor) FindOwned(ctx context.Context, uid string) ([]*iaas.LoadBalan
 		return r.LoadBalancers, r.Total, nil
 	}, cond)
 	if err != nil {
-		return nil, fmt.Errorf("looking for the Service's load balancer: %w", err)
+		return nil, err
 	}
 	var out []*iaas.LoadBalancer
 	for _, lb := range all {

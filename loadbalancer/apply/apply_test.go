@@ -67,3 +67,22 @@ func TestDeleteToleratesAlreadyGone(t *testing.T) {
 		t.Fatalf("step %v err %v", step, err)
 	}
 }
+
+func TestFindClusterExactTag(t *testing.T) {
+	e, ctx := setup(t)
+	put(11, desired.ClusterTag("c1"), desired.ServiceTag("u1"))
+	put(10, desired.ClusterTag("c1"))
+	put(12, desired.ClusterTag("c10"), desired.ServiceTag("u1"))
+	put(13, desired.ClusterTag("c2"))
+	put(14, desired.ServiceTag("u1"))
+	got, err := e.FindCluster(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != 2 || got[0].ID != 10 || got[1].ID != 11 {
+		t.Fatalf("got %v, want 10 and 11", got)
+	}
+	if _, err := (&Executor{Client: e.Client}).FindCluster(ctx); err == nil {
+		t.Error("an empty cluster ID listed appliances")
+	}
+}

@@ -1,0 +1,194 @@
+package sweep
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/sacloud/iaas-api-go"
+	"github.com/sacloud/iaas-api-go/types"
+	"github.com/sakura-ccm/sakura-cloud-controller-manager/cloud/metrics"
+	"github.com/sakura-ccm/sakura-cloud-controller-manager/loadbalancer/apply"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/util/wait"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/klog/v2"
+)
+
+// ServiceLister returns the UIDs of the Services that still claim their
+// appliance (see Claims). An error means "unknown", never "none".
+type ServiceLister interface {
+	ClaimedUIDs(ctx context.Context) (map[string]bool, error)
+}
+
+// KubeServices lists every namespace's Services from the API server, page by
+// page. A direct list (not an informer cache) is read after the appliances,
+// so an appliance made for a brand-new Service always finds that Service.
+type KubeServices struct {
+	Client kubernetes.Interface
+}
+
+// ClaimedUIDs implements ServiceLister.
+func (k KubeServices) ClaimedUIDs(ctx context.Context) (map[string]bool, error) {
+	out := map[string]bool{}
+	opts := metav1.ListOptions{Limit: 500}
+	for {
+		l, err := k.Client.CoreV1().Services(metav1.NamespaceAll).List(ctx, opts)
+		if err != nil {
+			return nil, fmt.Errorf("listing Services: %w", err)
+		}
+		for i := range l.Items {
+			if Claims(&l.Items[i]) {
+				out[string(l.Items[i].UID)] = true
+			}
+		}
+		if l.Continue == "" {
+			return out, nil
+		}
+		opts.Continue = l.Continue
+	}
+}
+
+// Runner sweeps periodically. Build it with its exported fields; it keeps the
+// orphans seen by the previous sweep in memory, so after a restart the first
+// sweep only takes note and the second one acts.
+type Runner struct {
+	// Exec lists this cluster's appliances and deletes them; share the
+	// adapter's executor so a shutdown in flight is not requested twice.
+	Exec     *apply.Executor
+	Services ServiceLister
+	Mode     Mode
+	Interval time.Duration
+	// Grace is the minimum age of an appliance before it may be removed.
+	Grace time.Duration
+	// OnDeleted is told the Service UIDs of each deleted appliance (the
+	// adapter frees its address reservations). May be nil.
+	OnDeleted func(uids []string)
+	// Now is the clock (tests); nil means time.Now.
+	Now func() time.Time
+
+	mu       sync.Mutex
+	seen     map[types.ID]time.Time
+	reported map[types.ID]bool
+}
+
+// Summary is what one sweep found and did.
+type Summary struct {
+	// Managed counts this cluster's appliances before this sweep's deletions.
+	Managed      int
+	Orphans      int
+	Untagged     int
+	Deleted      []types.ID
+	ShuttingDown []types.ID
+	Reported     []types.ID
+	Failed       []types.ID
+}
+
+// Run sweeps now and then every Interval until ctx ends.
+func (r *Runner) Run(ctx context.Context) {
+	klog.InfoS("Starting the load balancer sweep", "clusterID", r.Exec.ClusterID, "interval", r.Interval, "mode", r.Mode, "grace", r.Grace)
+	wait.UntilWithContext(ctx, func(ctx context.Context) {
+		if _, err := r.Sweep(ctx); err != nil {
+			klog.ErrorS(err, "Load balancer sweep skipped; nothing was removed")
+		}
+	}, r.Interval)
+}
+
+// Sweep runs once. Any listing error ends it before anything is removed:
+// an outage of the API server must never look like "no Services".
+func (r *Runner) Sweep(ctx context.Context) (Summary, error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	now := time.Now
+	if r.Now != nil {
+		now = r.Now
+	}
+	// Appliances first, Services second: a Service created in between has
+	// its UID in the second list even if its appliance made the first.
+	lbs, err := r.Exec.FindCluster(ctx)
+	if err != nil {
+		return Summary{}, err
+	}
+	claimed, err := r.Services.ClaimedUIDs(ctx)
+	if err != nil {
+		return Summary{}, err
+	}
+	if claimed == nil {
+		return Summary{}, fmt.Errorf("listing Services returned no answer")
+	}
+	res := Decide(Input{ClusterID: r.Exec.ClusterID, Appliances: lbs, Claimed: claimed, Seen: r.seen, Now: now(), Grace: r.Grace})
+	sum := Summary{Managed: res.Managed, Orphans: len(res.Remove) + len(res.Wait), Untagged: len(res.Untagged)}
+
+	for _, o := range res.Wait {
+		if _, known := r.seen[o.LB.ID]; !known {
+			klog.InfoS("Found a load balancer whose Service is gone; the sweep acts on it once it is still orphaned at the next sweep and older than the grace period",
+				logFields(o, "mode", r.Mode)...)
+		}
+	}
+	if r.reported == nil {
+		r.reported = map[types.ID]bool{}
+	}
+	for _, o := range res.Remove {
+		if r.Mode == ModeReport {
+			if !r.reported[o.LB.ID] {
+				klog.InfoS("Orphaned load balancer left in place (loadBalancer.sweepMode is report); delete it by hand or set sweepMode: delete",
+					logFields(o)...)
+				metrics.CountSwept(metrics.SweepReported)
+				r.reported[o.LB.ID] = true
+			}
+			sum.Reported = append(sum.Reported, o.LB.ID)
+			continue
+		}
+		step, err := r.Exec.Delete(ctx, o.LB)
+		switch {
+		case err != nil:
+			klog.ErrorS(err, "Sweep could not remove an orphaned load balancer; retrying at the next sweep", logFields(o)...)
+			sum.Failed = append(sum.Failed, o.LB.ID)
+		case step == apply.Deleted:
+			klog.InfoS("Sweep deleted an orphaned load balancer; its addresses are free again", logFields(o)...)
+			metrics.CountSwept(metrics.SweepDeleted)
+			sum.Deleted = append(sum.Deleted, o.LB.ID)
+			delete(res.Seen, o.LB.ID)
+			if r.OnDeleted != nil {
+				r.OnDeleted(o.UIDs)
+			}
+		default:
+			if step == apply.ShutdownSent {
+				klog.InfoS("Sweep is shutting down an orphaned load balancer; it is deleted at a later sweep", logFields(o)...)
+			}
+			sum.ShuttingDown = append(sum.ShuttingDown, o.LB.ID)
+		}
+	}
+	for id := range r.reported {
+		if _, still := res.Seen[id]; !still {
+			delete(r.reported, id)
+		}
+	}
+	for _, lb := range res.Untagged {
+		klog.V(4).InfoS("Load balancer carries the cluster tag but no service-uid tag; the sweep leaves it alone", "loadBalancer", lb.ID, "name", lb.Name)
+	}
+	r.seen = res.Seen
+	// What is left after this sweep's deletions.
+	metrics.SetManagedLoadBalancers(res.Managed - len(sum.Deleted))
+	klog.V(2).InfoS("Load balancer sweep done", "managed", sum.Managed, "orphans", sum.Orphans,
+		"deleted", len(sum.Deleted), "shuttingDown", len(sum.ShuttingDown), "reported", len(sum.Reported), "failed", len(sum.Failed))
+	return sum, nil
+}
+
+func logFields(o Orphan, extra ...any) []any {
+	f := []any{"loadBalancer", o.LB.ID, "name", o.LB.Name, "serviceUID", o.UIDs, "vip", vips(o.LB), "firstSeen", o.FirstSeen.UTC().Format(time.RFC3339)}
+	return append(f, extra...)
+}
+
+func vips(lb *iaas.LoadBalancer) []string {
+	seen := map[string]bool{}
+	var out []string
+	for _, v := range lb.VirtualIPAddresses {
+		if v != nil && v.VirtualIPAddress != "" && !seen[v.VirtualIPAddress] {
+			seen[v.VirtualIPAddress] = true
+			out = append(out, v.VirtualIPAddress)
+		}
+	}
+	return out
+}

@@ -1,0 +1,182 @@
+// Package sweep finds load balancer appliances that this cluster made for
+// Services that no longer exist (deleted while the controller was down, or
+// deleted after someone removed the Service's finalizer) and removes them.
+//
+// Decide is pure and table-tested; Runner does the listing, the non-blocking
+// deletion through apply.Executor, the logging and the counting.
+package sweep
+
+import (
+	"fmt"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/sacloud/iaas-api-go"
+	"github.com/sacloud/iaas-api-go/types"
+	"github.com/sakura-ccm/sakura-cloud-controller-manager/loadbalancer/desired"
+	v1 "k8s.io/api/core/v1"
+)
+
+// Mode is what the sweep does with an orphan.
+type Mode string
+
+const (
+	// ModeDelete shuts orphans down and deletes them.
+	ModeDelete Mode = "delete"
+	// ModeReport only logs and counts them.
+	ModeReport Mode = "report"
+)
+
+// Modes lists the accepted values of loadBalancer.sweepMode.
+var Modes = []Mode{ModeDelete, ModeReport}
+
+// ParseMode accepts "" (= delete), delete and report.
+func ParseMode(s string) (Mode, error) {
+	switch Mode(strings.ToLower(strings.TrimSpace(s))) {
+	case "", ModeDelete:
+		return ModeDelete, nil
+	case ModeReport:
+		return ModeReport, nil
+	}
+	return "", fmt.Errorf("sweep mode %q is not one of %s, %s", s, ModeDelete, ModeReport)
+}
+
+// DefaultGrace is the minimum age of an appliance before the sweep may
+// remove it. It matches the time a just-created appliance may take to show up
+// in listings, so an appliance whose Service is being written concurrently is
+// never taken for an orphan.
+const DefaultGrace = 2 * time.Minute
+
+// CleanupFinalizer is the service controller's finalizer on LoadBalancer
+// Services; while a Service carries it, the service controller still owns
+// the appliance's deletion.
+const CleanupFinalizer = "service.kubernetes.io/load-balancer-cleanup"
+
+// Claims reports whether svc still owns its appliance: it is of type
+// LoadBalancer, or it carries the cleanup finalizer (it changed type or is
+// being deleted, and the service controller will delete the appliance
+// itself). A Service that is neither will never get its appliance deleted by
+// the service controller, so for the sweep its appliance is an orphan.
+func Claims(svc *v1.Service) bool {
+	if svc.Spec.Type == v1.ServiceTypeLoadBalancer {
+		return true
+	}
+	for _, f := range svc.Finalizers {
+		if f == CleanupFinalizer {
+			return true
+		}
+	}
+	return false
+}
+
+// Orphan is an appliance of this cluster whose Services are all gone.
+type Orphan struct {
+	LB *iaas.LoadBalancer
+	// UIDs are the Service UIDs named by its service-uid tags.
+	UIDs []string
+	// FirstSeen is when a sweep first found it orphaned.
+	FirstSeen time.Time
+}
+
+// Input is one sweep's view of the world.
+type Input struct {
+	ClusterID string
+	// Appliances as listed by this cluster's tag (re-checked here).
+	Appliances []*iaas.LoadBalancer
+	// Claimed are the UIDs of Services that still own their appliance (see
+	// Claims). It must come from a successful, complete listing taken after
+	// Appliances was listed.
+	Claimed map[string]bool
+	// Seen are the orphans found by the previous sweep, with the time they
+	// were first found.
+	Seen map[types.ID]time.Time
+	Now  time.Time
+	// Grace is the minimum age (by the appliance's CreatedAt) of an orphan
+	// before it is removed.
+	Grace time.Duration
+}
+
+// Result says what to do.
+type Result struct {
+	// Managed counts the appliances carrying this cluster's tag.
+	Managed int
+	// Remove are orphans found by two consecutive sweeps and old enough.
+	Remove []Orphan
+	// Wait are orphans found for the first time or still too young.
+	Wait []Orphan
+	// Untagged carry this cluster's tag but no service-uid tag: the sweep
+	// cannot tell whose they are and never touches them.
+	Untagged []*iaas.LoadBalancer
+	// Seen is the orphan state to pass to the next sweep.
+	Seen map[types.ID]time.Time
+}
+
+// Decide sorts this cluster's appliances into kept, waiting and removable
+// orphans. Appliances without this cluster's exact tag are ignored.
+func Decide(in Input) Result {
+	res := Result{Seen: map[types.ID]time.Time{}}
+	if in.ClusterID == "" {
+		return res
+	}
+	clusterTag := desired.ClusterTag(in.ClusterID)
+	for _, lb := range in.Appliances {
+		if lb == nil || !hasTag(lb, clusterTag) {
+			continue
+		}
+		res.Managed++
+		uids := serviceUIDs(lb)
+		if len(uids) == 0 {
+			res.Untagged = append(res.Untagged, lb)
+			continue
+		}
+		claimed := false
+		for _, u := range uids {
+			if in.Claimed[u] {
+				claimed = true
+			}
+		}
+		if claimed {
+			continue
+		}
+		first, seenBefore := in.Seen[lb.ID]
+		if !seenBefore {
+			first = in.Now
+		}
+		res.Seen[lb.ID] = first
+		o := Orphan{LB: lb, UIDs: uids, FirstSeen: first}
+		oldEnough := lb.CreatedAt.IsZero() || in.Now.Sub(lb.CreatedAt) >= in.Grace
+		if seenBefore && oldEnough {
+			res.Remove = append(res.Remove, o)
+		} else {
+			res.Wait = append(res.Wait, o)
+		}
+	}
+	byID := func(s []Orphan) {
+		sort.Slice(s, func(i, j int) bool { return s[i].LB.ID < s[j].LB.ID })
+	}
+	byID(res.Remove)
+	byID(res.Wait)
+	return res
+}
+
+func hasTag(lb *iaas.LoadBalancer, tag string) bool {
+	for _, t := range lb.Tags {
+		if t == tag {
+			return true
+		}
+	}
+	return false
+}
+
+// serviceUIDs returns the non-empty values of the service-uid tags, sorted.
+func serviceUIDs(lb *iaas.LoadBalancer) []string {
+	var out []string
+	for _, t := range lb.Tags {
+		if u, ok := strings.CutPrefix(t, desired.ServiceTagKey); ok && u != "" {
+			out = append(out, u)
+		}
+	}
+	sort.Strings(out)
+	return out
+}
