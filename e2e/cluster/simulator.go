@@ -1,0 +1,247 @@
+package cluster
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+)
+
+// SimulatorOptions configures one simulator process.
+type SimulatorOptions struct {
+	// Topology is a topology YAML file. Empty: the simulator's sample,
+	// e2e/sakurasim/testdata/topology.yaml.
+	Topology string
+	// BootDelay is how long new appliances take to come up. Empty: 3s.
+	BootDelay time.Duration
+	// Name distinguishes log files when a cluster runs several simulators.
+	Name string
+}
+
+// Simulator is a running e2e/cmd/sakurasim process.
+type Simulator struct {
+	// URL is the API root the CCM's apiRootURL points at.
+	URL string
+	// Token and Secret are the credentials it accepts. Secret must never
+	// appear in any log.
+	Token, Secret string
+	Process       *Process
+	http          *http.Client
+}
+
+// AdminURL is the base of the simulator's admin API.
+func (s *Simulator) AdminURL() string { return s.URL + "/_admin" }
+
+func randomHex(n int) string {
+	b := make([]byte, n)
+	_, _ = rand.Read(b)
+	return hex.EncodeToString(b)
+}
+
+// StartSimulator builds (once) and starts a simulator with fresh random
+// credentials and waits for it to publish its URL.
+func (c *Cluster) StartSimulator(ctx context.Context, opts SimulatorOptions) (*Simulator, error) {
+	bin, err := c.SimulatorBinary(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if opts.Topology == "" {
+		opts.Topology = filepath.Join(c.RepoRoot, "e2e", "sakurasim", "testdata", "topology.yaml")
+	}
+	if opts.BootDelay == 0 {
+		opts.BootDelay = 3 * time.Second
+	}
+	if opts.Name == "" {
+		opts.Name = "sakurasim-" + randomHex(3)
+	}
+	s := &Simulator{
+		Token:  "e2e-token-" + randomHex(4),
+		Secret: "e2e-secret-" + randomHex(16),
+		http:   &http.Client{Timeout: 10 * time.Second},
+	}
+	urlFile := filepath.Join(c.Dir, opts.Name+".url")
+	_ = os.Remove(urlFile)
+	c.logf("starting the SAKURA API simulator (%s)", opts.Name)
+	p, err := startProcess(opts.Name, bin, []string{
+		"--listen", "127.0.0.1:0",
+		"--topology", opts.Topology,
+		"--token", s.Token,
+		"--secret", s.Secret,
+		"--boot-delay", opts.BootDelay.String(),
+		"--url-file", urlFile,
+	}, filepath.Join(c.Dir, opts.Name+".log"), nil)
+	if err != nil {
+		return nil, err
+	}
+	s.Process = p
+	c.mu.Lock()
+	c.sims = append(c.sims, s)
+	c.mu.Unlock()
+	wctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	err = poll(wctx, 100*time.Millisecond, p, func() (bool, error) {
+		b, err := os.ReadFile(urlFile)
+		if err != nil || len(bytes.TrimSpace(b)) == 0 {
+			return false, nil
+		}
+		s.URL = strings.TrimRight(strings.TrimSpace(string(b)), "/")
+		return true, nil
+	})
+	if err != nil {
+		p.Stop(time.Second)
+		return nil, fmt.Errorf("simulator did not publish its URL: %w", err)
+	}
+	return s, nil
+}
+
+// Stop ends the simulator process.
+func (s *Simulator) Stop() { s.Process.Stop(2 * time.Second) }
+
+// Admin sends one admin request (path relative to /_admin, e.g. "/state")
+// and decodes a JSON answer into out (if non-nil).
+func (s *Simulator) Admin(ctx context.Context, method, path string, body, out any) error {
+	var rd io.Reader
+	if body != nil {
+		b, err := json.Marshal(body)
+		if err != nil {
+			return err
+		}
+		rd = bytes.NewReader(b)
+	}
+	req, err := http.NewRequestWithContext(ctx, method, s.AdminURL()+path, rd)
+	if err != nil {
+		return err
+	}
+	if body != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	resp, err := s.http.Do(req)
+	if err != nil {
+		return fmt.Errorf("simulator admin %s %s: %w", method, path, err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode/100 != 2 {
+		return fmt.Errorf("simulator admin %s %s: %s: %s", method, path, resp.Status, bytes.TrimSpace(b))
+	}
+	if out != nil && len(b) > 0 {
+		if err := json.Unmarshal(b, out); err != nil {
+			return fmt.Errorf("simulator admin %s %s: decode: %w", method, path, err)
+		}
+	}
+	return nil
+}
+
+// RawState returns GET /_admin/state as raw JSON.
+func (s *Simulator) RawState(ctx context.Context) (json.RawMessage, error) {
+	var raw json.RawMessage
+	err := s.Admin(ctx, http.MethodGet, "/state", nil, &raw)
+	return raw, err
+}
+
+// The admin operations below follow the simulator's admin API
+// (docs/simulator.md); they are here so tests and the sandbox share them.
+// A server reference is its ID or its unique name.
+
+// AddServer creates a server from a topology-style spec (the JSON of
+// sakurasim.ServerSpec) and returns its ID.
+func (s *Simulator) AddServer(ctx context.Context, spec any) (string, error) {
+	var out struct {
+		ID json.Number `json:"ID"`
+	}
+	if err := s.Admin(ctx, http.MethodPost, "/servers", spec, &out); err != nil {
+		return "", err
+	}
+	return out.ID.String(), nil
+}
+
+// DeleteServer removes a server.
+func (s *Simulator) DeleteServer(ctx context.Context, ref string) error {
+	return s.Admin(ctx, http.MethodDelete, "/servers/"+ref, nil, nil)
+}
+
+// PowerOff stops a server.
+func (s *Simulator) PowerOff(ctx context.Context, ref string) error {
+	return s.Admin(ctx, http.MethodPost, "/servers/"+ref+"/power", map[string]bool{"on": false}, nil)
+}
+
+// PowerOn starts a server.
+func (s *Simulator) PowerOn(ctx context.Context, ref string) error {
+	return s.Admin(ctx, http.MethodPost, "/servers/"+ref+"/power", map[string]bool{"on": true}, nil)
+}
+
+// FaultRule is one fault-injection rule (see sakurasim.FaultRule).
+type FaultRule struct {
+	Op      string  `json:"op,omitempty"`     // "LoadBalancer.Create", "LoadBalancer.*" or "*"
+	Status  int     `json:"status,omitempty"` // e.g. 429, 503
+	Rate    float64 `json:"rate,omitempty"`   // 0..1; 0 means always
+	Latency string  `json:"latency,omitempty"`
+	Drop    bool    `json:"drop,omitempty"`
+	Times   int     `json:"times,omitempty"`
+	Fired   int     `json:"fired,omitempty"` // read only: how often it fired
+}
+
+// Faults returns the current fault rules with their fired counts.
+func (s *Simulator) Faults(ctx context.Context) ([]FaultRule, error) {
+	var out struct {
+		Rules []FaultRule `json:"rules"`
+	}
+	err := s.Admin(ctx, http.MethodGet, "/faults", nil, &out)
+	return out.Rules, err
+}
+
+// SetFaults replaces the fault rules. The first matching rule decides.
+func (s *Simulator) SetFaults(ctx context.Context, rules []FaultRule) error {
+	return s.Admin(ctx, http.MethodPost, "/faults", map[string]any{"rules": rules}, nil)
+}
+
+// ClearFaults removes every fault rule.
+func (s *Simulator) ClearFaults(ctx context.Context) error {
+	return s.Admin(ctx, http.MethodDelete, "/faults", nil, nil)
+}
+
+// Requests returns request counts per operation (e.g. "LoadBalancer.Create"),
+// all answers included.
+func (s *Simulator) Requests(ctx context.Context) (map[string]int, error) {
+	var raw struct {
+		Operations map[string]struct {
+			Total int `json:"total"`
+		} `json:"operations"`
+	}
+	if err := s.Admin(ctx, http.MethodGet, "/requests", nil, &raw); err != nil {
+		return nil, err
+	}
+	out := map[string]int{}
+	for op, v := range raw.Operations {
+		out[op] = v.Total
+	}
+	return out, nil
+}
+
+// ServersUp maps each server name in the simulator to whether it is running.
+func (s *Simulator) ServersUp(ctx context.Context) (map[string]bool, error) {
+	var st struct {
+		Servers []struct {
+			Name     string `json:"Name"`
+			Instance struct {
+				Status string `json:"Status"`
+			} `json:"Instance"`
+		} `json:"servers"`
+	}
+	if err := s.Admin(ctx, http.MethodGet, "/state", nil, &st); err != nil {
+		return nil, err
+	}
+	out := map[string]bool{}
+	for _, sv := range st.Servers {
+		out[sv.Name] = out[sv.Name] || sv.Instance.Status == "up"
+	}
+	return out, nil
+}

@@ -1,0 +1,125 @@
+package e2e
+
+import (
+	"fmt"
+	"testing"
+
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"github.com/sakura-ccm/sakura-cloud-controller-manager/e2e/cluster"
+)
+
+func hasTaint(n *corev1.Node, key string) bool {
+	for _, t := range n.Spec.Taints {
+		if t.Key == key {
+			return true
+		}
+	}
+	return false
+}
+
+func hasAddress(n *corev1.Node, addr string) bool {
+	for _, a := range n.Status.Addresses {
+		if a.Address == addr {
+			return true
+		}
+	}
+	return false
+}
+
+// TestNodeInitialization: a Node registered like kubelet --cloud-provider=external
+// gets its providerID, addresses and topology labels, and loses the
+// uninitialized taint.
+func TestNodeInitialization(t *testing.T) {
+	e := newEnv(t, envOptions{})
+	for _, s := range e.top.Servers {
+		srv := e.sakura.server(e.ctx, s.Name)
+		wantID := fmt.Sprintf("sakuracloud://%s/%s", zone, srv.ID)
+		var node *corev1.Node
+		e.eventually(shortWait, "node "+s.Name+" not initialized", func() (bool, error) {
+			n, err := e.kube.CoreV1().Nodes().Get(e.ctx, s.Name, metav1.GetOptions{})
+			if err != nil {
+				return false, err
+			}
+			node = n
+			return !hasTaint(n, cluster.TaintUninitialized) && n.Spec.ProviderID != "", nil
+		})
+		if node.Spec.ProviderID != wantID {
+			t.Errorf("%s: providerID = %q, want %q", s.Name, node.Spec.ProviderID, wantID)
+		}
+		for _, n := range s.NICs {
+			if !hasAddress(node, n.UserIPAddress) {
+				t.Errorf("%s: addresses %v lack %s (NIC on %s)", s.Name, node.Status.Addresses, n.UserIPAddress, n.Switch)
+			}
+		}
+		labels := map[string]string{
+			corev1.LabelTopologyZone:   zone,
+			corev1.LabelTopologyRegion: "is1",
+			// "<cpu>core-<memory>gb", docs/configuration.md
+			corev1.LabelInstanceTypeStable: fmt.Sprintf("%dcore-%dgb", s.CPU, s.Mem),
+		}
+		for k, want := range labels {
+			if got := node.Labels[k]; got != want {
+				t.Errorf("%s: label %s = %q, want %q", s.Name, k, got, want)
+			}
+		}
+	}
+}
+
+// TestNodeShutdownTaint: powering a server off puts the shutdown taint on its
+// Node (and does not delete it); powering it on removes the taint.
+func TestNodeShutdownTaint(t *testing.T) {
+	e := newEnv(t, envOptions{nodes: []string{"node-1", "node-2"}})
+	e.waitInitialized("node-1", "node-2")
+	srv := e.sakura.server(e.ctx, "node-1")
+	if err := e.sim.PowerOff(e.ctx, srv.ID.String()); err != nil {
+		t.Fatal(err)
+	}
+	e.eventually(shortWait, "node-1 did not get the shutdown taint", func() (bool, error) {
+		n, err := e.kube.CoreV1().Nodes().Get(e.ctx, "node-1", metav1.GetOptions{})
+		return err == nil && hasTaint(n, cluster.TaintShutdown), err
+	})
+	// A running server's Node never gets it (the old controller had this inverted).
+	if n, err := e.kube.CoreV1().Nodes().Get(e.ctx, "node-2", metav1.GetOptions{}); err != nil || hasTaint(n, cluster.TaintShutdown) {
+		t.Errorf("node-2 (running) has the shutdown taint or is gone: %v", err)
+	}
+	if err := e.sim.PowerOn(e.ctx, srv.ID.String()); err != nil {
+		t.Fatal(err)
+	}
+	e.eventually(shortWait, "node-1 kept the shutdown taint after power-on", func() (bool, error) {
+		n, err := e.kube.CoreV1().Nodes().Get(e.ctx, "node-1", metav1.GetOptions{})
+		return err == nil && !hasTaint(n, cluster.TaintShutdown), err
+	})
+}
+
+// TestNodeDeletedWithServer: deleting the server deletes its Node; the other
+// Nodes stay.
+func TestNodeDeletedWithServer(t *testing.T) {
+	e := newEnv(t, envOptions{nodes: []string{"node-1", "node-2"}})
+	e.waitInitialized("node-1", "node-2")
+	srv := e.sakura.server(e.ctx, "node-2")
+	if err := e.sim.PowerOff(e.ctx, srv.ID.String()); err != nil {
+		t.Fatal(err)
+	}
+	if err := e.sim.DeleteServer(e.ctx, srv.ID.String()); err != nil {
+		t.Fatal(err)
+	}
+	e.eventually(shortWait, "node-2 not deleted after its server was", func() (bool, error) {
+		_, err := e.kube.CoreV1().Nodes().Get(e.ctx, "node-2", metav1.GetOptions{})
+		return err != nil, nil
+	})
+	if _, err := e.kube.CoreV1().Nodes().Get(e.ctx, "node-1", metav1.GetOptions{}); err != nil {
+		t.Errorf("node-1 should stay: %v", err)
+	}
+}
+
+func (e *env) waitInitialized(names ...string) {
+	e.t.Helper()
+	for _, name := range names {
+		e.eventually(shortWait, "node "+name+" not initialized", func() (bool, error) {
+			n, err := e.kube.CoreV1().Nodes().Get(e.ctx, name, metav1.GetOptions{})
+			return err == nil && n.Spec.ProviderID != "" && !hasTaint(n, cluster.TaintUninitialized), err
+		})
+	}
+}
