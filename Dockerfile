@@ -6,7 +6,8 @@ WORKDIR /src
 COPY go.mod go.sum ./
 RUN go mod download
 COPY . .
-ARG VERSION=dev
+# Must be semver (vX.Y.Z...): component-base refuses anything else at start-up.
+ARG VERSION=v0.1.0-dev
 RUN CGO_ENABLED=0 go build -trimpath \
     -ldflags "-s -w -X k8s.io/component-base/version.gitVersion=${VERSION}" \
     -o /out/sakura-cloud-controller-manager ./cmd/sakura-cloud-controller-manager

@@ -2,7 +2,9 @@
 # module proxy and are cached under ~/.cache/sakura-ccm (SAKURA_TOOLS_DIR).
 SHELL := /usr/bin/env bash
 BINARY := bin/sakura-cloud-controller-manager
-VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+# component-base refuses to start with a version that is not semver
+# (vX.Y.Z...), so untagged builds are v0.1.0-dev.g<commit>.
+VERSION ?= $(shell git describe --tags --match 'v[0-9]*.[0-9]*.[0-9]*' --dirty 2>/dev/null || echo v0.1.0-dev.g$$(git rev-parse --short HEAD 2>/dev/null || echo unknown))
 LDFLAGS := -s -w -X k8s.io/component-base/version.gitVersion=$(VERSION)
 SANDBOX_DIR ?= $(CURDIR)/.sandbox
 export SANDBOX_DIR
