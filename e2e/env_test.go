@@ -83,6 +83,8 @@ type envOptions struct {
 	noCCM bool
 	// extraConfig merged into the cloud-config.
 	extraConfig map[string]any
+	// allowForbidden: the test takes RBAC rules away on purpose.
+	allowForbidden bool
 }
 
 // env is one test's world on the shared control plane: its own simulator (a
@@ -102,6 +104,8 @@ type env struct {
 	clusterID string
 	lease     string
 	name      string
+	// allowForbidden skips the check that RBAC denied the controller nothing.
+	allowForbidden bool
 }
 
 var (
@@ -121,7 +125,7 @@ func newEnv(t *testing.T, opts envOptions) *env {
 	envSeq++
 	name = fmt.Sprintf("%s-%d", name, envSeq)
 	e := &env{t: t, ctx: ctx, kube: cp.Client, top: loadTopology(t), name: name,
-		clusterID: "e2e-" + name, lease: "ccm-" + name, ns: name}
+		clusterID: "e2e-" + name, lease: "ccm-" + name, ns: name, allowForbidden: opts.allowForbidden}
 	t.Cleanup(cancel)
 	t.Cleanup(e.cleanup)
 
@@ -211,6 +215,11 @@ func (e *env) cleanup() {
 		m.Stop()
 		if err := m.CheckNoSecret(); err != nil {
 			t.Error(err)
+		}
+		if !e.allowForbidden {
+			if err := m.CheckNoForbidden(); err != nil {
+				t.Error(err)
+			}
 		}
 	}
 	if e.sim != nil {

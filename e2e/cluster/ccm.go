@@ -213,6 +213,17 @@ func (m *CCM) Log() string {
 func (m *CCM) Tail(n int) string { return tailFile(m.LogFile, n) }
 
 // CheckNoSecret fails if the replica's log contains the API secret.
+// CheckNoForbidden fails if the API server denied the controller anything:
+// the chart's RBAC must cover everything the binary does.
+func (m *CCM) CheckNoForbidden() error {
+	for _, line := range strings.Split(m.Log(), "\n") {
+		if strings.Contains(line, "forbidden") {
+			return fmt.Errorf("%s was denied by RBAC (chart templates/rbac.yaml lacks a rule): %s", m.Name, line)
+		}
+	}
+	return nil
+}
+
 func (m *CCM) CheckNoSecret() error {
 	if containsSecret(m.Log(), m.Secret) {
 		return fmt.Errorf("the API secret appears in %s", m.LogFile)

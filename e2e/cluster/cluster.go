@@ -18,7 +18,6 @@ import (
 	"sync"
 	"time"
 
-	rbacv1 "k8s.io/api/rbac/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
@@ -57,8 +56,8 @@ type Cluster struct {
 	ToolsBin string
 	// AdminKubeconfig is a kubeconfig for a system:masters user.
 	AdminKubeconfig string
-	// CCMKubeconfig is the controller's own identity, bound by RBAC to
-	// exactly the permissions a cloud-controller-manager needs.
+	// CCMKubeconfig is the controller's own identity: a token of the helm
+	// chart's ServiceAccount, bound by the chart's RBAC (see chartrbac.go).
 	CCMKubeconfig string
 	// APIServerURL is https://127.0.0.1:PORT.
 	APIServerURL string
@@ -126,7 +125,7 @@ func Start(ctx context.Context, opts Options) (c *Cluster, err error) {
 	if err := c.startAPIServer(ctx); err != nil {
 		return nil, err
 	}
-	if err := c.setupRBAC(ctx); err != nil {
+	if err := c.installChartRBAC(ctx); err != nil {
 		return nil, err
 	}
 	if opts.ControllerManager {
@@ -226,14 +225,6 @@ func (c *Cluster) startAPIServer(ctx context.Context) error {
 	if err := c.writeKubeconfig(c.AdminKubeconfig, "admin", adminCert, adminKey); err != nil {
 		return err
 	}
-	ccmCert, ccmKey, err := c.pki.issue("ccm", CCMUser, nil, nil)
-	if err != nil {
-		return err
-	}
-	c.CCMKubeconfig = filepath.Join(c.Dir, "ccm.kubeconfig")
-	if err := c.writeKubeconfig(c.CCMKubeconfig, "ccm", ccmCert, ccmKey); err != nil {
-		return err
-	}
 	if c.Config, err = clientcmd.BuildConfigFromFlags("", c.AdminKubeconfig); err != nil {
 		return err
 	}
@@ -270,45 +261,6 @@ func (c *Cluster) writeKubeconfig(path, user, certFile, keyFile string) error {
 	cfg.Contexts["sakura-e2e"] = &clientcmdapi.Context{Cluster: "sakura-e2e", AuthInfo: user}
 	cfg.CurrentContext = "sakura-e2e"
 	return clientcmd.WriteToFile(*cfg, path)
-}
-
-// CCMUser is the user name in the controller's client certificate.
-const CCMUser = "system:sakura-cloud-controller-manager"
-
-// setupRBAC grants the controller what upstream cloud-controller-manager
-// manifests grant, so the e2e run proves the permissions suffice.
-func (c *Cluster) setupRBAC(ctx context.Context) error {
-	role := &rbacv1.ClusterRole{
-		ObjectMeta: metav1.ObjectMeta{Name: "sakura-cloud-controller-manager"},
-		Rules: []rbacv1.PolicyRule{
-			{APIGroups: []string{""}, Resources: []string{"events"}, Verbs: []string{"create", "patch", "update"}},
-			{APIGroups: []string{"events.k8s.io"}, Resources: []string{"events"}, Verbs: []string{"create", "patch", "update"}},
-			{APIGroups: []string{""}, Resources: []string{"nodes"}, Verbs: []string{"get", "list", "watch", "update", "patch", "delete"}},
-			{APIGroups: []string{""}, Resources: []string{"nodes/status"}, Verbs: []string{"patch", "update"}},
-			{APIGroups: []string{""}, Resources: []string{"services"}, Verbs: []string{"get", "list", "watch", "patch", "update"}},
-			{APIGroups: []string{""}, Resources: []string{"services/status"}, Verbs: []string{"patch", "update"}},
-			{APIGroups: []string{""}, Resources: []string{"serviceaccounts"}, Verbs: []string{"create", "get"}},
-			{APIGroups: []string{""}, Resources: []string{"serviceaccounts/token"}, Verbs: []string{"create"}},
-			{APIGroups: []string{""}, Resources: []string{"endpoints"}, Verbs: []string{"get", "list", "watch"}},
-			{APIGroups: []string{"discovery.k8s.io"}, Resources: []string{"endpointslices"}, Verbs: []string{"get", "list", "watch"}},
-			{APIGroups: []string{""}, Resources: []string{"configmaps"}, Verbs: []string{"get", "list", "watch"}},
-			{APIGroups: []string{"coordination.k8s.io"}, Resources: []string{"leases"}, Verbs: []string{"get", "list", "watch", "create", "update", "patch"}},
-			{APIGroups: []string{"authentication.k8s.io"}, Resources: []string{"tokenreviews"}, Verbs: []string{"create"}},
-			{APIGroups: []string{"authorization.k8s.io"}, Resources: []string{"subjectaccessreviews"}, Verbs: []string{"create"}},
-		},
-	}
-	if _, err := c.Client.RbacV1().ClusterRoles().Create(ctx, role, metav1.CreateOptions{}); err != nil {
-		return fmt.Errorf("create ClusterRole: %w", err)
-	}
-	binding := &rbacv1.ClusterRoleBinding{
-		ObjectMeta: metav1.ObjectMeta{Name: "sakura-cloud-controller-manager"},
-		RoleRef:    rbacv1.RoleRef{APIGroup: "rbac.authorization.k8s.io", Kind: "ClusterRole", Name: role.Name},
-		Subjects:   []rbacv1.Subject{{Kind: "User", APIGroup: "rbac.authorization.k8s.io", Name: CCMUser}},
-	}
-	if _, err := c.Client.RbacV1().ClusterRoleBindings().Create(ctx, binding, metav1.CreateOptions{}); err != nil {
-		return fmt.Errorf("create ClusterRoleBinding: %w", err)
-	}
-	return nil
 }
 
 func (c *Cluster) startControllerManager(ctx context.Context) error {

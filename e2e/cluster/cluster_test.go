@@ -43,8 +43,8 @@ func TestControlPlane(t *testing.T) {
 	if err != nil || !strings.Contains(string(out), "node/node-a") {
 		t.Errorf("kubectl get nodes: %v: %s", err, out)
 	}
-	// The CCM's identity exists and may list nodes.
-	out, err = c.Kubectl(ctx, "auth", "can-i", "patch", "nodes", "--as", CCMUser).Output()
+	// The CCM's identity is the chart's ServiceAccount, bound by the chart's RBAC.
+	out, err = c.Kubectl(ctx, "auth", "can-i", "patch", "nodes", "--as", "system:serviceaccount:"+ChartNamespace+":"+ChartServiceAccount).Output()
 	if err != nil || strings.TrimSpace(string(out)) != "yes" {
 		t.Errorf("CCM may not patch nodes: %v: %s", err, out)
 	}
