@@ -1,21 +1,13 @@
 package instances
 
 import (
-	"os"
-	"strings"
 	"testing"
+
+	"github.com/sakura-ccm/sakura-cloud-controller-manager/internal/doccheck"
 )
 
-// TestTroubleshootingCoversEveryReason keeps docs/troubleshooting.md in step
-// with the Event reasons users see on their Nodes.
+// Every Event reason on Nodes is explained in docs/troubleshooting.md.
 func TestTroubleshootingCoversEveryReason(t *testing.T) {
-	doc, err := os.ReadFile("../docs/troubleshooting.md")
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, r := range []string{ReasonDuplicateServerName, ReasonAmbiguousReplacement, ReasonProviderIDZone} {
-		if !strings.Contains(string(doc), "`"+r+"`") {
-			t.Errorf("docs/troubleshooting.md does not explain the Event reason %s", r)
-		}
-	}
+	doccheck.MentionsAll(t, "docs/troubleshooting.md", "`%s`",
+		ReasonDuplicateServerName, ReasonAmbiguousReplacement, ReasonProviderIDZone)
 }

@@ -1,20 +1,14 @@
 package loadbalancer
 
 import (
-	"os"
-	"strings"
 	"testing"
+
+	"github.com/sakura-ccm/sakura-cloud-controller-manager/internal/doccheck"
 )
 
-// Every Event reason is documented in docs/load-balancers.md.
+// Every Event reason is listed in docs/load-balancers.md and explained in
+// docs/troubleshooting.md.
 func TestDocsListEveryEventReason(t *testing.T) {
-	raw, err := os.ReadFile("../docs/load-balancers.md")
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, r := range AllReasons {
-		if !strings.Contains(string(raw), "| `"+r+"` |") {
-			t.Errorf("docs/load-balancers.md does not list Event reason %s", r)
-		}
-	}
+	doccheck.MentionsAll(t, "docs/load-balancers.md", "| `%s` |", AllReasons...)
+	doccheck.MentionsAll(t, "docs/troubleshooting.md", "`%s`", AllReasons...)
 }

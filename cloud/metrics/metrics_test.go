@@ -1,13 +1,14 @@
 package metrics
 
 import (
-	"os"
 	"strings"
 	"testing"
 	"time"
 
 	"k8s.io/component-base/metrics/legacyregistry"
 	"k8s.io/component-base/metrics/testutil"
+
+	"github.com/sakura-ccm/sakura-cloud-controller-manager/internal/doccheck"
 )
 
 func TestObserverFeedsRegistry(t *testing.T) {
@@ -63,13 +64,9 @@ sakuracloud_ccm_swept_load_balancers_total{action="reported"} 1
 
 // TestDocsListEveryMetric keeps docs/metrics.md in step with the code.
 func TestDocsListEveryMetric(t *testing.T) {
-	doc, err := os.ReadFile("../../docs/metrics.md")
-	if err != nil {
-		t.Fatal(err)
-	}
+	var full []string
 	for _, n := range Names {
-		if !strings.Contains(string(doc), "`"+Namespace+"_"+n+"`") {
-			t.Errorf("docs/metrics.md does not describe %s_%s", Namespace, n)
-		}
+		full = append(full, Namespace+"_"+n)
 	}
+	doccheck.MentionsAll(t, "docs/metrics.md", "`%s`", full...)
 }
