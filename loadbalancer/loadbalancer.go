@@ -13,6 +13,7 @@ import (
 	"net/netip"
 	"reflect"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/sacloud/iaas-api-go"
@@ -77,6 +78,9 @@ type LoadBalancer struct {
 	reserved  []ipam.Range
 	cfgErr    error
 	switches  switchCache
+
+	noticesMu sync.Mutex
+	notices   map[string]noticeEntry // Service UID/condition -> last report
 }
 
 var _ cloudprovider.LoadBalancer = (*LoadBalancer)(nil)
@@ -96,6 +100,7 @@ func New(d Deps) *LoadBalancer {
 		exec:      &apply.Executor{Client: d.Client, ClusterID: d.ClusterID},
 		alloc:     ipam.NewAllocator(),
 		switches:  switchCache{items: map[types.ID]cachedSwitch{}, selectors: map[string]cachedBlock{}},
+		notices:   map[string]noticeEntry{},
 	}
 	l.reserved, l.cfgErr = ipam.ParseRanges(d.Config.ReservedIPRanges)
 	if l.cfgErr == nil && d.Config.Plan != "" {
@@ -292,20 +297,63 @@ func (l *LoadBalancer) listServers(ctx context.Context) ([]desired.Server, error
 
 func (l *LoadBalancer) reportBackends(svc *v1.Service, b desired.Backends, where string) {
 	if len(b.NotOnSwitch) > 0 {
-		l.event(svc, true, ReasonNodesNotOnSwitch, "nodes %s have no NIC on the load balancer's switch %s and are not real servers; connect them to that switch or exclude them with the label %s",
-			strings.Join(b.NotOnSwitch, ", "), where, desired.ExcludeLabel)
+		l.notice(svc, ReasonNodesNotOnSwitch, b.NotOnSwitch, fmt.Sprintf("nodes %s have no NIC on the load balancer's switch %s and are not real servers; connect them to that switch or exclude them with the label %s",
+			strings.Join(b.NotOnSwitch, ", "), where, desired.ExcludeLabel))
 	}
 	if len(b.Unmatched) > 0 {
-		l.event(svc, true, ReasonNodesWithoutServer, "nodes %s match no SAKURA server (by providerID or unique name) and are not real servers", strings.Join(b.Unmatched, ", "))
+		l.notice(svc, ReasonNodesWithoutServer, b.Unmatched, fmt.Sprintf("nodes %s match no SAKURA server (by providerID or unique name) and are not real servers", strings.Join(b.Unmatched, ", ")))
 	}
 	if len(b.OutsideNetwork) > 0 {
-		l.event(svc, true, ReasonNodesNotOnSwitch, "nodes %s are on the load balancer's switch %s but have no address inside its network (SAKURA's NIC address or the Node's InternalIP); they are not real servers",
-			strings.Join(b.OutsideNetwork, ", "), where)
+		l.notice(svc, ReasonNodesNotOnSwitch+"/network", b.OutsideNetwork, fmt.Sprintf("nodes %s are on the load balancer's switch %s but have no address inside its network (SAKURA's NIC address or the Node's InternalIP); they are not real servers",
+			strings.Join(b.OutsideNetwork, ", "), where))
 	}
 	if len(b.Truncated) > 0 {
-		l.event(svc, true, ReasonTooManyNodes, "%d eligible nodes but a SAKURA load balancer takes at most %d real servers per port: using the first %d by node name; left out: %s",
-			len(b.Selected)+len(b.Truncated), desired.MaxRealServers, desired.MaxRealServers, strings.Join(b.Truncated, ", "))
+		l.notice(svc, ReasonTooManyNodes, b.Truncated, fmt.Sprintf("%d eligible nodes but a SAKURA load balancer takes at most %d real servers per port: using the first %d by node name; left out: %s",
+			len(b.Selected)+len(b.Truncated), desired.MaxRealServers, desired.MaxRealServers, strings.Join(b.Truncated, ", ")))
 	}
+}
+
+// RepeatNoticeAfter is how often a standing condition (nodes off the switch,
+// too many nodes) is reported again while it does not change. Every sync
+// would otherwise add an Event and a log line per Service: at 100 Services
+// and frequent node updates that is noise that hides real problems.
+const RepeatNoticeAfter = time.Hour
+
+// notice records a Warning unless the same condition (key and the nodes it
+// is about) was recorded for this Service within RepeatNoticeAfter. key
+// separates conditions that share a reason.
+func (l *LoadBalancer) notice(svc *v1.Service, key string, nodes []string, msg string) {
+	id := string(svc.UID) + "/" + key
+	subject := strings.Join(nodes, ",")
+	now := time.Now()
+	l.noticesMu.Lock()
+	last, seen := l.notices[id]
+	repeat := seen && last.subject == subject && now.Sub(last.at) < RepeatNoticeAfter
+	if !repeat {
+		l.notices[id] = noticeEntry{subject: subject, at: now}
+	}
+	l.noticesMu.Unlock()
+	if repeat {
+		return
+	}
+	reason, _, _ := strings.Cut(key, "/")
+	l.event(svc, true, reason, "%s", msg)
+}
+
+// forgetNotices drops what was reported for a Service that is gone.
+func (l *LoadBalancer) forgetNotices(uid string) {
+	l.noticesMu.Lock()
+	defer l.noticesMu.Unlock()
+	for id := range l.notices {
+		if strings.HasPrefix(id, uid+"/") {
+			delete(l.notices, id)
+		}
+	}
+}
+
+type noticeEntry struct {
+	subject string
+	at      time.Time
 }
 
 func (l *LoadBalancer) reconcile(ctx context.Context, clusterName string, svc *v1.Service, nodes []*v1.Node, mayCreate bool) (*v1.LoadBalancerStatus, error) {
@@ -557,6 +605,7 @@ func (l *LoadBalancer) EnsureLoadBalancerDeleted(ctx context.Context, clusterNam
 	if err != nil {
 		return err
 	}
+	l.forgetNotices(string(svc.UID))
 	var waiting []string
 	for _, lb := range owned {
 		step, err := exec.Delete(ctx, lb)

@@ -678,3 +678,41 @@ func TestBootRetryAfterGrowsWithAge(t *testing.T) {
 		}
 	}
 }
+
+// A standing condition is reported once, not on every sync, and again as
+// soon as it changes.
+func TestStandingWarningsAreNotRepeatedEverySync(t *testing.T) {
+	e := newEnv(t, 28)
+	_, sw2 := e.addBlock(28, "second")
+	n1 := node(e.addServer("a", e.sw, e.ip(0)))
+	n2 := node(e.addServer("b", sw2, ""))
+	svc := service("web", 80)
+	e.ensureUp(svc, []*v1.Node{n1, n2})
+	count := func(evs []string, node string) int {
+		n := 0
+		for _, ev := range evs {
+			if strings.Contains(ev, ReasonNodesNotOnSwitch) && strings.Contains(ev, "nodes "+node+" ") {
+				n++
+			}
+		}
+		return n
+	}
+	if got := count(e.events(), "b"); got != 1 {
+		t.Fatalf("first sync: %d NodesNotOnSwitch events about b, want 1", got)
+	}
+	for range 3 {
+		if err := e.lb.UpdateLoadBalancer(e.ctx, "test", svc, []*v1.Node{n1, n2}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if got := count(e.events(), "b"); got != 0 {
+		t.Fatalf("unchanged condition reported again %d times", got)
+	}
+	n3 := node(e.addServer("c", sw2, ""))
+	if err := e.lb.UpdateLoadBalancer(e.ctx, "test", svc, []*v1.Node{n1, n2, n3}); err != nil {
+		t.Fatal(err)
+	}
+	if got := count(e.events(), "b, c"); got != 1 {
+		t.Fatalf("changed condition: %d events naming b, c, want 1", got)
+	}
+}
