@@ -8,6 +8,7 @@ import (
 	"math/rand"
 	"net/http"
 	"net/netip"
+	"slices"
 	"sort"
 	"sync"
 	"time"
@@ -309,58 +310,36 @@ func parsePrefix(network string, maskLen int) (netip.Prefix, error) {
 	return p, nil
 }
 
-func (s *Simulator) switchByName(name string) *switchRes {
-	for _, sw := range s.switches {
-		if sw.Name == name {
-			return sw
-		}
+// first returns the first item that matches, or nil.
+func first[T any](items []*T, match func(*T) bool) *T {
+	if i := slices.IndexFunc(items, match); i >= 0 {
+		return items[i]
 	}
 	return nil
+}
+
+func (s *Simulator) switchByName(name string) *switchRes {
+	return first(s.switches, func(sw *switchRes) bool { return sw.Name == name })
 }
 
 func (s *Simulator) switchByID(id types.ID) *switchRes {
-	for _, sw := range s.switches {
-		if sw.ID == id {
-			return sw
-		}
-	}
-	return nil
+	return first(s.switches, func(sw *switchRes) bool { return sw.ID == id })
 }
 
 func (s *Simulator) routerByID(id types.ID) *router {
-	for _, r := range s.routers {
-		if r.ID == id {
-			return r
-		}
-	}
-	return nil
+	return first(s.routers, func(r *router) bool { return r.ID == id })
 }
 
 func (s *Simulator) serverByID(id types.ID) *server {
-	for _, sv := range s.servers {
-		if sv.ID == id {
-			return sv
-		}
-	}
-	return nil
+	return first(s.servers, func(sv *server) bool { return sv.ID == id })
 }
 
 func (s *Simulator) lbByID(id types.ID) *loadBalancer {
-	for _, lb := range s.lbs {
-		if lb.ID == id {
-			return lb
-		}
-	}
-	return nil
+	return first(s.lbs, func(lb *loadBalancer) bool { return lb.ID == id })
 }
 
 func (s *Simulator) vpcRouterByID(id types.ID) *vpcRouter {
-	for _, v := range s.vpcRouters {
-		if v.ID == id {
-			return v
-		}
-	}
-	return nil
+	return first(s.vpcRouters, func(v *vpcRouter) bool { return v.ID == id })
 }
 
 // addServerLocked validates and adds a server; tags may be extended by the caller.
