@@ -202,6 +202,10 @@ func (e *Executor) Delete(ctx context.Context, lb *iaas.LoadBalancer) (DeleteSte
 	if err != nil {
 		return 0, fmt.Errorf("reading load balancer %s: %w", lb.ID, err)
 	}
+	// The caller's copy may be stale: act only if the appliance is still ours now.
+	if !Owned(cur, desired.ClusterTag(e.ClusterID)) {
+		return 0, fmt.Errorf("load balancer %s no longer carries this cluster's tag: %w", lb.ID, ErrNotOwned)
+	}
 	switch {
 	case cur.InstanceStatus.IsUp():
 		if e.shutdownRecently(lb.ID) {

@@ -86,3 +86,19 @@ func TestFindClusterExactTag(t *testing.T) {
 		t.Error("an empty cluster ID listed appliances")
 	}
 }
+
+// An appliance found as ours but re-tagged since (say, adopted by hand by
+// another cluster) is not shut down on the strength of the stale copy.
+func TestDeleteRechecksOwnershipOnTheFreshRead(t *testing.T) {
+	e, ctx := setup(t)
+	stale := put(40, desired.ClusterTag("c1"), desired.ServiceTag("u1"))
+	put(40, desired.ClusterTag("other"), desired.ServiceTag("u1"))
+	if _, err := e.Delete(ctx, stale); !errors.Is(err, ErrNotOwned) {
+		t.Fatalf("delete of a re-tagged appliance: %v", err)
+	}
+	for k, v := range e.Client.Stats().Snapshot() {
+		if sakuraapi.IsWrite(k.Op) && v > 0 {
+			t.Fatalf("wrote %s to an appliance that is no longer ours", k.Op)
+		}
+	}
+}
