@@ -268,24 +268,10 @@ func containsAny(s string, subs ...string) bool {
 func pollUntil(ctx context.Context, d time.Duration, fn func() (bool, error)) error {
 	ctx, cancel := context.WithTimeout(ctx, d)
 	defer cancel()
-	var last error
-	for {
-		ok, err := fn()
-		if ok {
-			return nil
-		}
-		if err != nil {
-			last = err
-		}
-		select {
-		case <-ctx.Done():
-			if last != nil {
-				return fmt.Errorf("not reached within %s (last error: %v)", d, last)
-			}
-			return fmt.Errorf("not reached within %s", d)
-		case <-time.After(500 * time.Millisecond):
-		}
+	if err := cluster.Poll(ctx, 500*time.Millisecond, nil, fn); err != nil {
+		return fmt.Errorf("not reached within %s: %w", d, err)
 	}
+	return nil
 }
 
 // eventually fails the test with msg (and the describe callback's output)

@@ -164,7 +164,7 @@ func (c *Cluster) startEtcd(ctx context.Context) error {
 	c.Etcd = p
 	wctx, cancel := context.WithTimeout(ctx, 60*time.Second)
 	defer cancel()
-	err = poll(wctx, 200*time.Millisecond, p, func() (bool, error) {
+	err = Poll(wctx, 200*time.Millisecond, p, func() (bool, error) {
 		resp, err := http.Get(clientURL + "/health")
 		if err != nil {
 			return false, err
@@ -240,7 +240,7 @@ func (c *Cluster) startAPIServer(ctx context.Context) error {
 	hc := &http.Client{Transport: &http.Transport{TLSClientConfig: tlsCfg}, Timeout: 5 * time.Second}
 	wctx, cancel := context.WithTimeout(ctx, 120*time.Second)
 	defer cancel()
-	err = poll(wctx, 250*time.Millisecond, p, func() (bool, error) {
+	err = Poll(wctx, 250*time.Millisecond, p, func() (bool, error) {
 		resp, err := hc.Get(c.APIServerURL + "/readyz")
 		if err != nil {
 			return false, err
@@ -296,7 +296,7 @@ func (c *Cluster) startControllerManager(ctx context.Context) error {
 	// wait for the default service account, which its token controller makes.
 	wctx, cancel := context.WithTimeout(ctx, 120*time.Second)
 	defer cancel()
-	err = poll(wctx, 500*time.Millisecond, p, func() (bool, error) {
+	err = Poll(wctx, 500*time.Millisecond, p, func() (bool, error) {
 		_, err := c.Client.CoreV1().ServiceAccounts("default").Get(wctx, "default", metav1.GetOptions{})
 		return err == nil, nil
 	})

@@ -136,7 +136,7 @@ func (c *Cluster) DeleteNode(ctx context.Context, name string) error {
 	}
 	wctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
-	return poll(wctx, 200*time.Millisecond, nil, func() (bool, error) {
+	return Poll(wctx, 200*time.Millisecond, nil, func() (bool, error) {
 		_, err := c.Client.CoreV1().Nodes().Get(wctx, name, metav1.GetOptions{})
 		return apierrors.IsNotFound(err), nil
 	})

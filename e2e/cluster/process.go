@@ -137,9 +137,9 @@ func freePort() (int, error) {
 	return l.Addr().(*net.TCPAddr).Port, nil
 }
 
-// poll calls fn every interval until it returns true, the context ends, or
+// Poll calls fn every interval until it returns true, the context ends, or
 // the watched process dies.
-func poll(ctx context.Context, interval time.Duration, p *Process, fn func() (bool, error)) error {
+func Poll(ctx context.Context, interval time.Duration, p *Process, fn func() (bool, error)) error {
 	var last error
 	for {
 		ok, err := fn()

@@ -87,7 +87,7 @@ func (c *Cluster) StartSimulator(ctx context.Context, opts SimulatorOptions) (*S
 	c.mu.Unlock()
 	wctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
-	err = poll(wctx, 100*time.Millisecond, p, func() (bool, error) {
+	err = Poll(wctx, 100*time.Millisecond, p, func() (bool, error) {
 		b, err := os.ReadFile(urlFile)
 		if err != nil || len(bytes.TrimSpace(b)) == 0 {
 			return false, nil

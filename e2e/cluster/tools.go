@@ -74,48 +74,39 @@ func goBuild(ctx context.Context, moduleDir, pkg, out string) error {
 // CCMBinary returns the controller binary: the option, $CCM_BINARY, or a
 // fresh `go build` of ./cmd/sakura-cloud-controller-manager (once per Cluster).
 func (c *Cluster) CCMBinary(ctx context.Context) (string, error) {
-	c.buildMu.Lock()
-	defer c.buildMu.Unlock()
-	if c.ccmBinary != "" {
-		return c.ccmBinary, nil
-	}
-	bin := c.opts.CCMBinary
-	if bin == "" {
-		bin = os.Getenv("CCM_BINARY")
-	}
-	if bin == "" {
-		bin = filepath.Join(c.Dir, "bin", "sakura-cloud-controller-manager")
-		c.logf("building sakura-cloud-controller-manager")
-		if err := goBuild(ctx, c.RepoRoot, "./cmd/sakura-cloud-controller-manager", bin); err != nil {
-			return "", err
-		}
-	}
-	if _, err := os.Stat(bin); err != nil {
-		return "", fmt.Errorf("CCM binary: %w", err)
-	}
-	c.ccmBinary = bin
-	return bin, nil
+	return c.binary(ctx, &c.ccmBinary, c.opts.CCMBinary, "CCM_BINARY", "sakura-cloud-controller-manager",
+		c.RepoRoot, "./cmd/sakura-cloud-controller-manager")
 }
 
 // SimulatorBinary returns the simulator binary: the option,
 // $SAKURASIM_BINARY, or a `go build` of e2e/cmd/sakurasim (once per Cluster).
 func (c *Cluster) SimulatorBinary(ctx context.Context) (string, error) {
+	return c.binary(ctx, &c.simBinary, c.opts.SimulatorBinary, "SAKURASIM_BINARY", "sakurasim",
+		filepath.Join(c.RepoRoot, "e2e"), "./cmd/sakurasim")
+}
+
+// binary resolves one binary once: the option, then the environment
+// variable, else `go build` of pkg in moduleDir into the cluster's bin/.
+func (c *Cluster) binary(ctx context.Context, cached *string, option, envVar, name, moduleDir, pkg string) (string, error) {
 	c.buildMu.Lock()
 	defer c.buildMu.Unlock()
-	if c.simBinary != "" {
-		return c.simBinary, nil
+	if *cached != "" {
+		return *cached, nil
 	}
-	bin := c.opts.SimulatorBinary
+	bin := option
 	if bin == "" {
-		bin = os.Getenv("SAKURASIM_BINARY")
+		bin = os.Getenv(envVar)
 	}
 	if bin == "" {
-		bin = filepath.Join(c.Dir, "bin", "sakurasim")
-		c.logf("building the SAKURA API simulator")
-		if err := goBuild(ctx, filepath.Join(c.RepoRoot, "e2e"), "./cmd/sakurasim", bin); err != nil {
+		bin = filepath.Join(c.Dir, "bin", name)
+		c.logf("building %s", name)
+		if err := goBuild(ctx, moduleDir, pkg, bin); err != nil {
 			return "", err
 		}
 	}
-	c.simBinary = bin
+	if _, err := os.Stat(bin); err != nil {
+		return "", fmt.Errorf("%s binary: %w", name, err)
+	}
+	*cached = bin
 	return bin, nil
 }
