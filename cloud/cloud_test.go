@@ -173,7 +173,7 @@ func TestLoadBalancerSwitch(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		c.Initialize(builder{kubefake.NewSimpleClientset()}, make(chan struct{}))
+		c.Initialize(builder{kubefake.NewSimpleClientset()}, stopAtCleanup(t))
 		if lb, ok := c.LoadBalancer(); ok == disabled || (ok && lb == nil) {
 			t.Errorf("disableLoadBalancer=%v: LoadBalancer() ok=%v", disabled, ok)
 		}
@@ -404,4 +404,13 @@ func TestInitializeStartsSweep(t *testing.T) {
 			t.Errorf("%s: a second Initialize started a second sweep", c.name)
 		}
 	}
+}
+
+// stopAtCleanup is a stop channel closed when the test ends, so background
+// work Initialize starts (the load balancer sweep) cannot outlive the test
+// and reach the next test's API server through iaas-api-go's global root.
+func stopAtCleanup(t *testing.T) chan struct{} {
+	stop := make(chan struct{})
+	t.Cleanup(func() { close(stop) })
+	return stop
 }
