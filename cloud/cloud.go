@@ -57,7 +57,9 @@ type Cloud struct {
 	recorder record.EventRecorder
 
 	sweepOnce sync.Once
-	sweeper   *sweep.Runner // nil unless the sweep runs
+	// followOnce starts endpoint following and the health poll once.
+	followOnce sync.Once
+	sweeper    *sweep.Runner // nil unless the sweep runs
 }
 
 var _ cloudprovider.Interface = (*Cloud)(nil)

@@ -2,6 +2,7 @@ package cloud
 
 import (
 	"context"
+	"time"
 
 	"k8s.io/apimachinery/pkg/util/wait"
 	cloudprovider "k8s.io/cloud-provider"
@@ -26,7 +27,30 @@ func newLoadBalancer(c *Cloud, stop <-chan struct{}) cloudprovider.LoadBalancer 
 		Kube:      c.kube,
 	})
 	c.startSweep(lb, stop)
+	c.startFollowing(lb, stop)
 	return lb
+}
+
+// startFollowing starts endpoint following and the real-server health poll
+// once per process; like the sweep, only the leader runs them.
+func (c *Cloud) startFollowing(lb *loadbalancer.LoadBalancer, stop <-chan struct{}) {
+	if c.kube == nil {
+		klog.InfoS("Endpoint following not started", "reason", "no Kubernetes client")
+		return
+	}
+	c.followOnce.Do(func() {
+		ctx := context.Background()
+		if stop != nil {
+			ctx = wait.ContextForChannel(stop)
+		}
+		cfg := c.cfg.LoadBalancer
+		lb.FollowEndpoints(ctx, c.kube, loadbalancer.FollowOptions{
+			HoldDown:       time.Duration(cfg.EndpointHoldDownSec) * time.Second,
+			MinInterval:    time.Duration(cfg.EndpointMinIntervalSec) * time.Second,
+			Debounce:       time.Second,
+			HealthInterval: time.Duration(cfg.HealthPollIntervalSec) * time.Second,
+		})
+	})
 }
 
 // startSweep starts the sweep once per process (with leader migration the

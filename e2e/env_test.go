@@ -458,7 +458,7 @@ type vipView struct {
 	Servers []string // real server IPs, sorted
 }
 
-// lbWithVIP returns the controller's appliance serving ip and its VIP entries.
+// lbWithVIP returns the controller's appliance serving ip and its entries for ip.
 func (v *sakuraView) lbWithVIP(ctx context.Context, ip string) (*iaas.LoadBalancer, []vipView, error) {
 	own, err := v.ownLBs(ctx)
 	if err != nil {
@@ -480,6 +480,9 @@ func (v *sakuraView) lbWithVIP(ctx context.Context, ip string) (*iaas.LoadBalanc
 	}
 	var vips []vipView
 	for _, vip := range found.VirtualIPAddresses {
+		if vip.VirtualIPAddress != ip {
+			continue // another Service's entry on a shared appliance
+		}
 		vv := vipView{VIP: vip.VirtualIPAddress, Port: vip.Port.Int()}
 		for _, s := range vip.Servers {
 			vv.Servers = append(vv.Servers, s.IPAddress)

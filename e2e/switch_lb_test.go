@@ -47,18 +47,18 @@ func (e *env) createAnnotatedService(name string, ann map[string]string) {
 	}
 }
 
-// waitEvent waits for a Warning Event on the Service whose reason and
-// message contain the given strings.
+// waitEvent waits for an Event on the Service with reason whose message
+// contains the given strings (reasons say Warning or Normal by themselves).
 func (e *env) waitEvent(name, reason string, substr ...string) {
 	e.t.Helper()
-	e.eventually(longWait, "no Warning "+reason+" on "+name+" with "+strings.Join(substr, ", "), func() (bool, error) {
+	e.eventually(longWait, "no "+reason+" event on "+name+" with "+strings.Join(substr, ", "), func() (bool, error) {
 		l, err := e.kube.CoreV1().Events(e.ns).List(e.ctx, metav1.ListOptions{FieldSelector: "involvedObject.name=" + name})
 		if err != nil {
 			return false, err
 		}
 	next:
 		for _, ev := range l.Items {
-			if ev.Type != corev1.EventTypeWarning || ev.Reason != reason {
+			if ev.Reason != reason {
 				continue
 			}
 			for _, s := range substr {

@@ -22,6 +22,13 @@ const (
 	ReasonDuplicate               = "DuplicateLoadBalancers"
 	ReasonAPIError                = "SakuraCloudAPIError"
 	ReasonConfigError             = "InvalidLoadBalancerConfig"
+	ReasonSharingConflict         = "SharingConflict"
+	ReasonSharedApplianceFull     = "SharedLoadBalancerFull"
+	ReasonJoinedShared            = "JoinedSharedLoadBalancer"
+	ReasonLeftShared              = "LeftSharedLoadBalancer"
+	ReasonNoReadyEndpoints        = "NoReadyEndpoints"
+	ReasonRealServerDown          = "RealServerDown"
+	ReasonRealServerUp            = "RealServerUp"
 )
 
 // AllReasons lists every reason, for the documentation test.
@@ -30,4 +37,6 @@ var AllReasons = []string{
 	ReasonNoAddressBlock, ReasonAmbiguousAddressBlock, ReasonAddressBlockExhausted, ReasonLoadBalancerIPInvalid,
 	ReasonNodesNotOnSwitch, ReasonNodesWithoutServer, ReasonTooManyNodes, ReasonTrafficPolicyLocal, ReasonChangeNeedsNewAppliance,
 	ReasonCreated, ReasonUpdated, ReasonShuttingDown, ReasonDeleted, ReasonDuplicate, ReasonAPIError, ReasonConfigError,
+	ReasonSharingConflict, ReasonSharedApplianceFull, ReasonJoinedShared, ReasonLeftShared,
+	ReasonNoReadyEndpoints, ReasonRealServerDown, ReasonRealServerUp,
 }

@@ -12,6 +12,7 @@ import (
 	"fmt"
 	"net/netip"
 	"reflect"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -78,6 +79,10 @@ type LoadBalancer struct {
 	reserved  []ipam.Range
 	cfgErr    error
 	switches  switchCache
+
+	locks    keyedLocks
+	followMu sync.Mutex
+	follow   *follower // nil until FollowEndpoints
 
 	noticesMu sync.Mutex
 	notices   map[string]noticeEntry // Service UID/condition -> last report
@@ -174,7 +179,7 @@ func (l *LoadBalancer) GetLoadBalancer(ctx context.Context, clusterName string, 
 	if len(lbs) == 0 {
 		return nil, false, nil
 	}
-	return statusOf(lbs[0]), true, nil
+	return statusOf(lbs[0], memberVIP(lbs[0], svc)), true, nil
 }
 
 func isUp(lb *iaas.LoadBalancer) bool {
@@ -190,8 +195,8 @@ func vipOf(lb *iaas.LoadBalancer) string {
 	return ""
 }
 
-func statusOf(lb *iaas.LoadBalancer) *v1.LoadBalancerStatus {
-	vip := vipOf(lb)
+// statusOf is the Service's status on lb, whose VIP for it is vip.
+func statusOf(lb *iaas.LoadBalancer, vip string) *v1.LoadBalancerStatus {
 	if !isUp(lb) || vip == "" {
 		return &v1.LoadBalancerStatus{}
 	}
@@ -246,7 +251,7 @@ func (l *LoadBalancer) prepare(ctx context.Context, svc *v1.Service) (*prepared,
 		}
 		return nil, l.fail(svc, reason, fmt.Errorf("%w; nothing was created or changed", err))
 	}
-	if svc.Spec.ExternalTrafficPolicy == v1.ServiceExternalTrafficPolicyLocal {
+	if svc.Spec.ExternalTrafficPolicy == v1.ServiceExternalTrafficPolicyLocal && l.follower() == nil {
 		// Not an error (the Service still works on nodes with endpoints),
 		// but the DSR health check cannot see endpoints, so say so.
 		l.event(svc, true, ReasonTrafficPolicyLocal, "externalTrafficPolicy: Local is not followed by the SAKURA load balancer: every node is a real server and its health check cannot see which nodes run endpoints, so connections sent to nodes without one fail; use externalTrafficPolicy: Cluster")
@@ -357,9 +362,17 @@ type noticeEntry struct {
 }
 
 func (l *LoadBalancer) reconcile(ctx context.Context, clusterName string, svc *v1.Service, nodes []*v1.Node, mayCreate bool) (*v1.LoadBalancerStatus, error) {
+	defer l.locks.lock("svc/" + string(svc.UID))()
+	if f := l.follower(); f != nil {
+		f.remember(clusterName, nodes)
+	}
 	p, err := l.prepare(ctx, svc)
 	if err != nil {
 		return nil, err
+	}
+	if key := p.opts.SharingKey; key != "" {
+		// Members of one key write to one appliance: one at a time.
+		defer l.locks.lock(sharedOwner(key))()
 	}
 	exec := l.executor(clusterName)
 	cluster := l.cluster(clusterName)
@@ -369,13 +382,16 @@ func (l *LoadBalancer) reconcile(ctx context.Context, clusterName string, svc *v
 	}
 	visible := len(owned) > 0
 	if !visible {
-		lb, err := l.justCreated(ctx, exec, string(svc.UID))
+		lb, err := l.justCreated(ctx, string(svc.UID), desired.ClusterTag(exec.ClusterID), desired.ServiceTag(string(svc.UID)))
 		if err != nil {
 			return nil, err
 		}
 		if lb == nil {
 			if !mayCreate {
 				return nil, nil
+			}
+			if p.opts.SharingKey != "" {
+				return l.join(ctx, exec, cluster, svc, nodes, p)
 			}
 			return l.create(ctx, exec, cluster, svc, nodes, p)
 		}
@@ -400,25 +416,36 @@ func (l *LoadBalancer) reconcile(ctx context.Context, clusterName string, svc *v
 		return nil, api.NewRetryError(fmt.Sprintf("load balancer %s is not up yet (%s/%s)", lb.ID, lb.Availability, lb.InstanceStatus), bootRetryAfter(time.Since(lb.CreatedAt)))
 	}
 
-	// The appliance lives on its switch and network; a different wanted
-	// type, block or network is drift.
+	shared := desired.SharingKeyOf(lb.Tags) != ""
+	var mine, others iaas.LoadBalancerVirtualIPAddresses
+	if shared {
+		mine, others = plan.SplitEntries(lb.VirtualIPAddresses, desired.RefOf(svc))
+		if len(mine) == 0 && p.opts.SharingKey == desired.SharingKeyOf(lb.Tags) {
+			// A member without entries (removed by hand, or a join
+			// interrupted between write and read): join again.
+			if !mayCreate {
+				return nil, nil
+			}
+			return l.joinAppliance(ctx, exec, cluster, svc, nodes, p, lb)
+		}
+	}
+
+	// The appliance lives on its switch and network with its plan and
+	// redundancy; a different wanted value is drift.
+	drift, err := l.fixedDrift(ctx, svc, nodes, p, lb)
+	if err != nil {
+		return nil, err
+	}
 	haveType, _, err := l.haveType(ctx, lb)
 	if err != nil {
 		return nil, l.fail(svc, ReasonAPIError, fmt.Errorf("reading switch %s of load balancer %s: %w", lb.SwitchID, lb.ID, err))
 	}
-	drift := plan.NetworkDrift(haveType, lb, networkOf(lb), p.opts)
-	if wantBlock, berr := l.resolve(ctx, svc, p.opts, nodes, p.servers); berr == nil && wantBlock.SwitchID != lb.SwitchID {
-		drift = append(drift, plan.Drift{Field: "switch", Have: lb.SwitchID.String(), Want: wantBlock.SwitchID.String()})
+	backends, err := l.backends(svc, nodes, p, lb.SwitchID, haveType == annotations.TypeSwitch, networkOf(lb))
+	if err != nil {
+		return nil, err
 	}
-	var backends desired.Backends
-	if haveType == annotations.TypeSwitch {
-		backends = desired.SelectBackendsOn(nodes, p.servers, lb.SwitchID, networkOf(lb))
-	} else {
-		backends = desired.SelectBackends(nodes, p.servers, lb.SwitchID)
-	}
-	l.reportBackends(svc, backends, "switch "+lb.SwitchID.String())
 
-	vip := vipOf(lb)
+	vip := memberVIP(lb, svc)
 	if p.opts.IP != "" && p.opts.IP != vip {
 		if err := l.checkNewVIP(ctx, string(svc.UID), lb, p.opts, nodes); err != nil {
 			if errors.Is(err, ipam.ErrPinnedUnavailable) {
@@ -435,26 +462,33 @@ func (l *LoadBalancer) reconcile(ctx context.Context, clusterName string, svc *v
 	if err != nil {
 		return nil, l.fail(svc, ReasonInvalidAnnotation, err)
 	}
-	for _, a := range plan.Compute(want, lb) {
-		switch a.Kind {
-		case plan.UpdateSettings:
-			if err := exec.UpdateSettings(ctx, lb.ID, a.VIPs); err != nil {
-				return nil, l.fail(svc, ReasonAPIError, err)
-			}
-			l.event(svc, false, ReasonUpdated, "updated load balancer %s: %s", lb.ID, summarize(a.Changes))
-			lb.VirtualIPAddresses = a.VIPs
-		case plan.ReportDrift:
-			drift = append(drift, a.Drift...)
+	have := lb
+	if shared {
+		// Compare and rewrite only this Service's entries; the other
+		// members' entries go back verbatim.
+		view := *lb
+		view.VirtualIPAddresses = mine
+		have = &view
+	}
+	for _, a := range plan.Compute(want, have) {
+		if a.Kind != plan.UpdateSettings {
+			continue // fixed settings were compared above
 		}
+		vips := append(slices.Clone(others), a.VIPs...)
+		if err := exec.UpdateSettings(ctx, lb.ID, lb.SettingsHash, vips); err != nil {
+			return nil, l.fail(svc, ReasonAPIError, err)
+		}
+		l.event(svc, false, ReasonUpdated, "updated load balancer %s: %s", lb.ID, summarize(a.Changes))
+		lb.VirtualIPAddresses = vips
 	}
 	if len(drift) > 0 {
-		var parts []string
-		for _, d := range drift {
-			parts = append(parts, d.String())
+		if shared {
+			l.event(svc, true, ReasonSharingConflict, "load balancer %s is shared by key %s and differs from this Service: %s; it is left as it is. Make this Service's settings agree with the other Services of the key, or give it another %s and re-create it", lb.ID, desired.SharingKeyOf(lb.Tags), driftText(drift), annotations.SharingKey)
+		} else {
+			l.event(svc, true, ReasonChangeNeedsNewAppliance, "load balancer %s: %s; SAKURA cannot change this in place, so the running load balancer is kept as it is. To apply it, delete and re-create the Service (its address will change) or revert the setting", lb.ID, driftText(drift))
 		}
-		l.event(svc, true, ReasonChangeNeedsNewAppliance, "load balancer %s: %s; SAKURA cannot change this in place, so the running load balancer is kept as it is. To apply it, delete and re-create the Service (its address will change) or revert the setting", lb.ID, strings.Join(parts, "; "))
 	}
-	return statusOf(lb), nil
+	return statusOf(lb, vip), nil
 }
 
 func summarize(changes []string) string {
@@ -468,17 +502,19 @@ func summarize(changes []string) string {
 // justCreated covers the moment after a create when the API does not list
 // the new appliance yet: rather than create a second one, it reads the one
 // this process created, and waits while that is still invisible.
-func (l *LoadBalancer) justCreated(ctx context.Context, exec *apply.Executor, uid string) (*iaas.LoadBalancer, error) {
-	r, ok := l.alloc.Get(uid)
+// owner is the allocator key the create was reserved under, tags what the
+// appliance must carry to count as the one created.
+func (l *LoadBalancer) justCreated(ctx context.Context, owner string, tags ...string) (*iaas.LoadBalancer, error) {
+	r, ok := l.alloc.Get(owner)
 	if !ok || r.ApplianceID.IsEmpty() {
 		return nil, nil
 	}
 	lb, err := l.client.LoadBalancers.Read(ctx, l.client.Zone, r.ApplianceID)
 	switch {
-	case err == nil && apply.Owned(lb, desired.ClusterTag(exec.ClusterID), desired.ServiceTag(uid)):
+	case err == nil && apply.Owned(lb, tags...):
 		return lb, nil
 	case err == nil, sakuraapi.IsNotFound(err) && time.Since(r.At) > CreateVisibilityGrace:
-		l.alloc.Release(uid) // gone for good (or not ours): allow a new create
+		l.alloc.Release(owner) // gone for good (or not ours): allow a new create
 		return nil, nil
 	case sakuraapi.IsNotFound(err), sakuraapi.IsStillCreating(err):
 		return nil, api.NewRetryError(fmt.Sprintf("load balancer %s was just created and is not visible yet", r.ApplianceID), BootRetryAfter)
@@ -526,13 +562,10 @@ func (l *LoadBalancer) create(ctx context.Context, exec *apply.Executor, cluster
 		}
 		return nil, l.fail(svc, ReasonAPIError, err)
 	}
-	var backends desired.Backends
-	if block.Plain {
-		backends = desired.SelectBackendsOn(nodes, p.servers, block.SwitchID, block.Prefix)
-	} else {
-		backends = desired.SelectBackends(nodes, p.servers, block.SwitchID)
+	backends, err := l.backends(svc, nodes, p, block.SwitchID, block.Plain, block.Prefix)
+	if err != nil {
+		return nil, err
 	}
-	l.reportBackends(svc, backends, block.String())
 
 	l.alloc.Lock()
 	defer l.alloc.Unlock()
@@ -580,6 +613,10 @@ func (l *LoadBalancer) create(ctx context.Context, exec *apply.Executor, cluster
 	}
 	ips := append([]netip.Addr{res.VIP}, res.Appliance...)
 	l.alloc.Reserve(string(svc.UID), ipam.Reservation{SwitchID: block.SwitchID, IPs: ips, VRID: vrid, ApplianceID: lb.ID})
+	if key := p.opts.SharingKey; key != "" {
+		// Other members find it by this until the API lists it.
+		l.alloc.Reserve(sharedOwner(key), ipam.Reservation{SwitchID: block.SwitchID, ApplianceID: lb.ID})
+	}
 	l.event(svc, false, ReasonCreated, "created load balancer %s (%s) on %s with VIP %s, %d real servers; it is booting", lb.Name, lb.ID, block, res.VIP, len(backends.Selected))
 	return nil, api.NewRetryError(fmt.Sprintf("load balancer %s created, waiting for it to boot", lb.ID), BootRetryMin)
 }
@@ -600,14 +637,27 @@ func (l *LoadBalancer) EnsureLoadBalancerDeleted(ctx context.Context, clusterNam
 	if svc.Spec.LoadBalancerClass != nil {
 		return cloudprovider.ImplementedElsewhere
 	}
+	defer l.locks.lock("svc/" + string(svc.UID))()
 	exec := l.executor(clusterName)
 	owned, err := exec.FindOwned(ctx, string(svc.UID))
 	if err != nil {
 		return err
 	}
 	l.forgetNotices(string(svc.UID))
+	l.forgetEndpoints(svc)
 	var waiting []string
 	for _, lb := range owned {
+		if key := desired.SharingKeyOf(lb.Tags); key != "" {
+			unlock := l.locks.lock(sharedOwner(key))
+			left, err := l.leave(ctx, exec, svc, lb)
+			unlock()
+			if err != nil {
+				return err
+			}
+			if left {
+				continue
+			}
+		}
 		step, err := exec.Delete(ctx, lb)
 		if err != nil {
 			return l.fail(svc, ReasonAPIError, err)

@@ -603,7 +603,7 @@ func TestJustCreatedApplianceInvisible(t *testing.T) {
 	// Readable by ID but not yet listed: it is adopted, still no second create.
 	fake.DataStore.Put(fake.ResourceLoadBalancer, zone, hidden.ID, hidden)
 	for i := 0; i < 3; i++ {
-		if _, err := e.lb.justCreated(e.ctx, e.lb.exec, "uid-web"); err != nil {
+		if _, err := e.lb.justCreated(e.ctx, "uid-web", desired.ClusterTag(e.lb.exec.ClusterID), desired.ServiceTag("uid-web")); err != nil {
 			t.Fatal(err)
 		}
 	}

@@ -206,6 +206,14 @@ func (c *Config) Validate() error {
 	if lb.AssignDefaultGateway != "" && net.ParseIP(lb.AssignDefaultGateway) == nil {
 		bad("loadBalancer.assignDefaultGateway", "is %q, which is not an IP address", lb.AssignDefaultGateway)
 	}
+	for _, f := range []struct {
+		key string
+		v   int
+	}{{"loadBalancer.endpointHoldDownSec", lb.EndpointHoldDownSec}, {"loadBalancer.endpointMinIntervalSec", lb.EndpointMinIntervalSec}, {"loadBalancer.healthPollIntervalSec", lb.HealthPollIntervalSec}} {
+		if f.v < 0 {
+			bad(f.key, "must not be negative (got %d)", f.v)
+		}
+	}
 	if lb.SweepIntervalSec < 0 {
 		bad("loadBalancer.sweepIntervalSec", "must not be negative (got %d; 0 turns the sweep off)", lb.SweepIntervalSec)
 	}

@@ -61,4 +61,11 @@ type LoadBalancerConfig struct {
 	SweepIntervalSec int `json:"sweepIntervalSec"`
 	// SweepMode is delete (remove orphans) or report (only log and count).
 	SweepMode string `json:"sweepMode"`
+	// EndpointHoldDownSec keeps a node a real server of a Local Service
+	// this long after its last ready endpoint went away.
+	EndpointHoldDownSec int `json:"endpointHoldDownSec"`
+	// EndpointMinIntervalSec spaces endpoint-driven updates of one Service.
+	EndpointMinIntervalSec int `json:"endpointMinIntervalSec"`
+	// HealthPollIntervalSec is how often real-server health is read (0 = never).
+	HealthPollIntervalSec int `json:"healthPollIntervalSec"`
 }

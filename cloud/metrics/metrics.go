@@ -64,6 +64,20 @@ var (
 		Help:           "Orphaned load balancer appliances (their Service is gone) removed by the sweep (action=deleted) or, in report mode, found and left alone (action=reported).",
 		StabilityLevel: metrics.ALPHA,
 	}, []string{"action"})
+
+	realServers = metrics.NewGaugeVec(&metrics.GaugeOpts{
+		Namespace:      namespace,
+		Name:           "real_servers",
+		Help:           "Real servers of this cluster's load balancers by the appliances' own health check (state=up|down), as of the last health poll.",
+		StabilityLevel: metrics.ALPHA,
+	}, []string{"state"})
+
+	endpointResyncs = metrics.NewCounter(&metrics.CounterOpts{
+		Namespace:      namespace,
+		Name:           "endpoint_resyncs_total",
+		Help:           "Re-syncs of externalTrafficPolicy: Local Services because the set of nodes running their ready endpoints changed.",
+		StabilityLevel: metrics.ALPHA,
+	})
 )
 
 // Names lists every metric this package exports (without the namespace).
@@ -71,6 +85,7 @@ var Names = []string{
 	"api_requests_total", "api_request_duration_seconds", "api_retries_total",
 	"block_addresses", "reconcile_errors_total",
 	"managed_load_balancers", "swept_load_balancers_total",
+	"real_servers", "endpoint_resyncs_total",
 }
 
 // Namespace is the prefix of every metric name.
@@ -82,7 +97,7 @@ var registerOnce sync.Once
 func Register() {
 	registerOnce.Do(func() {
 		legacyregistry.MustRegister(apiRequests, apiLatency, apiRetries, blockAddresses, reconcileErrors,
-			managedLoadBalancers, sweptLoadBalancers)
+			managedLoadBalancers, sweptLoadBalancers, realServers, endpointResyncs)
 	})
 }
 
@@ -121,3 +136,12 @@ func SetManagedLoadBalancers(n int) { managedLoadBalancers.Set(float64(n)) }
 
 // CountSwept records one orphan deleted or reported by the sweep.
 func CountSwept(action string) { sweptLoadBalancers.WithLabelValues(action).Inc() }
+
+// SetRealServers reports real servers up and down by the appliances' health check.
+func SetRealServers(up, down int) {
+	realServers.WithLabelValues("up").Set(float64(up))
+	realServers.WithLabelValues("down").Set(float64(down))
+}
+
+// CountEndpointResync records one endpoint-driven re-sync.
+func CountEndpointResync() { endpointResyncs.Inc() }

@@ -24,6 +24,8 @@ func TestObserverFeedsRegistry(t *testing.T) {
 	CountSwept(SweepDeleted)
 	CountSwept(SweepDeleted)
 	CountSwept(SweepReported)
+	SetRealServers(5, 1)
+	CountEndpointResync()
 
 	want := `
 # HELP sakuracloud_ccm_api_requests_total [ALPHA] SAKURA Cloud API requests by operation and result (ok, not_found, throttled, unavailable, error). Each retry counts as a request.
@@ -47,6 +49,13 @@ sakuracloud_ccm_managed_load_balancers 3
 # TYPE sakuracloud_ccm_swept_load_balancers_total counter
 sakuracloud_ccm_swept_load_balancers_total{action="deleted"} 2
 sakuracloud_ccm_swept_load_balancers_total{action="reported"} 1
+# HELP sakuracloud_ccm_real_servers [ALPHA] Real servers of this cluster's load balancers by the appliances' own health check (state=up|down), as of the last health poll.
+# TYPE sakuracloud_ccm_real_servers gauge
+sakuracloud_ccm_real_servers{state="down"} 1
+sakuracloud_ccm_real_servers{state="up"} 5
+# HELP sakuracloud_ccm_endpoint_resyncs_total [ALPHA] Re-syncs of externalTrafficPolicy: Local Services because the set of nodes running their ready endpoints changed.
+# TYPE sakuracloud_ccm_endpoint_resyncs_total counter
+sakuracloud_ccm_endpoint_resyncs_total 1
 `
 	names := []string{}
 	for _, n := range Names {

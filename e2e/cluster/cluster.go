@@ -279,7 +279,9 @@ func (c *Cluster) startControllerManager(ctx context.Context) error {
 		"--authorization-kubeconfig", kubeconfig,
 		"--secure-port", "0",
 		"--leader-elect=false",
-		"--use-service-account-credentials=false",
+		// Each controller under its own ServiceAccount and bootstrap role,
+		// as in production: the kcm identity alone may not manage Deployments.
+		"--use-service-account-credentials=true",
 		"--service-account-private-key-file", c.saKey,
 		"--root-ca-file", c.pki.CAFile,
 		// No kubelets heartbeat here, and the cloud controllers belong to the

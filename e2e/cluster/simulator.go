@@ -245,3 +245,9 @@ func (s *Simulator) ServersUp(ctx context.Context) (map[string]bool, error) {
 	}
 	return out, nil
 }
+
+// SetRealServerHealth forces every real-server entry with address ip DOWN in
+// the load balancer Status API (up=false), or clears that override (up=true).
+func (s *Simulator) SetRealServerHealth(ctx context.Context, ip string, up bool) error {
+	return s.Admin(ctx, http.MethodPost, "/realserver-health", map[string]any{"ip": ip, "up": up}, nil)
+}

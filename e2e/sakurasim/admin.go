@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/netip"
 	"sort"
 	"strconv"
 	"strings"
@@ -121,6 +122,8 @@ type State struct {
 	LoadBalancers      []*naked.LoadBalancer `json:"loadBalancers"`
 	VPCRouters         []*naked.VPCRouter    `json:"vpcRouters"`
 	Faults             []FaultRule           `json:"faults"`
+	// RealServersDown are the admin health overrides (POST /_admin/realserver-health).
+	RealServersDown []RealServerOverride `json:"realServersDown"`
 }
 
 // RequestStats is the JSON answer of GET /_admin/requests.
@@ -142,7 +145,8 @@ func (s *Simulator) Snapshot() *State {
 	s.settle()
 	st := &State{Zone: s.zone, BootDelay: s.bootDelay.String(), ReadNotFoundWindow: s.notFoundAfter.String(),
 		Servers: []*naked.Server{}, Switches: []*naked.Switch{}, Routers: []*naked.Internet{},
-		LoadBalancers: []*naked.LoadBalancer{}, VPCRouters: []*naked.VPCRouter{}, Faults: append([]FaultRule{}, s.faults...)}
+		LoadBalancers: []*naked.LoadBalancer{}, VPCRouters: []*naked.VPCRouter{}, Faults: append([]FaultRule{}, s.faults...),
+		RealServersDown: s.realServersDownLocked()}
 	for _, sv := range s.servers {
 		st.Servers = append(st.Servers, s.nakedServer(sv))
 	}
@@ -210,6 +214,68 @@ func (s *Simulator) SetFaults(rules []FaultRule) error {
 	defer s.mu.Unlock()
 	s.faults = rules
 	return nil
+}
+
+// RealServerOverride forces a real server address DOWN in
+// LoadBalancer.Status, on one port or (Port 0) on every port.
+type RealServerOverride struct {
+	IP   string `json:"ip"`
+	Port int    `json:"port,omitempty"`
+}
+
+// SetRealServerHealth sets (up=false) or clears (up=true) the override for
+// ip on port (0 = every port). Clearing without a port clears every override
+// of ip; clearing with a port only that port's. An empty ip with up=true
+// clears all overrides.
+func (s *Simulator) SetRealServerHealth(ip string, port int, up bool) error {
+	if port < 0 || port > 65535 {
+		return badRequest(fmt.Sprintf("port: %d is not 0..65535", port))
+	}
+	if ip != "" || !up {
+		a, err := netip.ParseAddr(ip)
+		if err != nil || !a.Is4() {
+			return badRequest(fmt.Sprintf("ip: %q is not an IPv4 address", ip))
+		}
+		ip = a.String()
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	key := RealServerOverride{IP: ip, Port: port}
+	switch {
+	case !up:
+		s.rsDown[key] = true
+	case port != 0:
+		delete(s.rsDown, key)
+	default:
+		for k := range s.rsDown {
+			if ip == "" || k.IP == ip {
+				delete(s.rsDown, k)
+			}
+		}
+	}
+	return nil
+}
+
+// RealServersDown returns the health overrides (as in GET /_admin/state).
+func (s *Simulator) RealServersDown() []RealServerOverride {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.realServersDownLocked()
+}
+
+// realServersDownLocked lists the overrides in a stable order. Called with mu held.
+func (s *Simulator) realServersDownLocked() []RealServerOverride {
+	out := []RealServerOverride{}
+	for k := range s.rsDown {
+		out = append(out, k)
+	}
+	sort.Slice(out, func(i, j int) bool {
+		if out[i].IP != out[j].IP {
+			return out[i].IP < out[j].IP
+		}
+		return out[i].Port < out[j].Port
+	})
+	return out
 }
 
 // AddServer adds a server as if a user created it.
@@ -464,6 +530,24 @@ func (s *Simulator) serveAdmin(w http.ResponseWriter, r *http.Request) {
 		}
 		st := s.Snapshot()
 		adminJSON(w, http.StatusOK, map[string]string{"bootDelay": st.BootDelay, "readNotFoundWindow": st.ReadNotFoundWindow})
+	case len(parts) == 1 && parts[0] == "realserver-health" && (m == http.MethodGet || m == http.MethodPost || m == http.MethodDelete):
+		if m != http.MethodGet {
+			var body struct {
+				IP   string `json:"ip"`
+				Port int    `json:"port"`
+				Up   *bool  `json:"up"`
+			}
+			if err := decodeAdmin(r, &body); err != nil || (m == http.MethodPost && (body.Up == nil || body.IP == "")) {
+				adminErr(w, fmt.Errorf(`body must be {"ip": "192.168.0.11", "up": true|false, "port": 80 (optional)}`))
+				return
+			}
+			up := m == http.MethodDelete || *body.Up
+			if err := s.SetRealServerHealth(body.IP, body.Port, up); err != nil {
+				adminErr(w, err)
+				return
+			}
+		}
+		adminJSON(w, http.StatusOK, map[string]any{"down": s.RealServersDown()})
 	case len(parts) == 1 && parts[0] == "requests" && m == http.MethodGet:
 		adminJSON(w, http.StatusOK, s.Requests())
 	case len(parts) == 2 && parts[0] == "requests" && parts[1] == "reset" && m == http.MethodPost:
@@ -472,7 +556,8 @@ func (s *Simulator) serveAdmin(w http.ResponseWriter, r *http.Request) {
 	default:
 		routes := []string{"GET /_admin/state", "GET|POST /_admin/servers", "DELETE /_admin/servers/{name-or-id}",
 			"POST /_admin/servers/{name-or-id}/power", "POST /_admin/servers/{name-or-id}/replace",
-			"GET|POST|DELETE /_admin/faults", "GET|POST /_admin/boot-delay", "GET /_admin/requests", "POST /_admin/requests/reset"}
+			"GET|POST|DELETE /_admin/faults", "GET|POST /_admin/boot-delay", "GET /_admin/requests", "POST /_admin/requests/reset",
+			"GET|POST|DELETE /_admin/realserver-health"}
 		sort.Strings(routes)
 		adminJSON(w, http.StatusNotFound, map[string]any{"error": "unknown admin route " + m + " " + r.URL.Path, "routes": routes})
 	}

@@ -319,14 +319,21 @@ func cloneSettings(in []*naked.LoadBalancerSetting) []*naked.LoadBalancerSetting
 	return out
 }
 
-// serverUp reports whether a powered-on server holds ip on the switch.
+// serverUp reports whether some powered-on server holds ip on the switch
+// (real servers must be in the load balancer's subnet, so its switch is where
+// they live).
 func (s *Simulator) serverUp(swID types.ID, ip string) bool {
 	for _, sv := range s.servers {
 		for _, n := range sv.NICs {
-			if n.SwitchID == swID && n.IP == ip {
-				return sv.Up
+			if n.SwitchID == swID && n.IP == ip && sv.Up {
+				return true
 			}
 		}
 	}
 	return false
+}
+
+// forcedDown reports an admin override marking ip:port DOWN.
+func (s *Simulator) forcedDown(ip string, port int) bool {
+	return s.rsDown[RealServerOverride{IP: ip}] || s.rsDown[RealServerOverride{IP: ip, Port: port}]
 }

@@ -241,27 +241,31 @@ func (s *Simulator) lbPower(id types.ID, on bool, body []byte) (int, any, *apiEr
 	return http.StatusAccepted, map[string]any{"is_ok": true, "Success": "Accepted"}, nil
 }
 
+// lbStatus answers per-VIP, per-real-server health. While the appliance is
+// still being created it answers 409 still_creating (like Config); while it
+// is down it has nothing to report and answers an empty list.
 func (s *Simulator) lbStatus(id types.ID) (int, any, *apiErr) {
-	lb, e := s.lbForRead(id)
+	lb, e := s.lbForWrite(id)
 	if e != nil {
 		return 0, nil, e
 	}
-	lbUp := lb.Status == types.ServerInstanceStatuses.Up
-	var out []*naked.LoadBalancerStatus
-	for _, v := range lb.Settings {
-		st := &naked.LoadBalancerStatus{VirtualIPAddress: v.VirtualIPAddress, Port: v.Port, CPS: 0}
-		for _, rs := range v.Servers {
-			status := types.EServerInstanceStatus("DOWN")
-			if lbUp && rs.Enabled.Bool() && s.serverUp(lb.SwitchID, rs.IPAddress) {
-				status = "UP"
+	out := []*naked.LoadBalancerStatus{}
+	if lb.Status == types.ServerInstanceStatuses.Up {
+		for _, v := range lb.Settings {
+			st := &naked.LoadBalancerStatus{VirtualIPAddress: v.VirtualIPAddress, Port: v.Port}
+			for _, rs := range v.Servers {
+				port := rs.Port
+				if port == 0 {
+					port = v.Port
+				}
+				status := types.EServerInstanceStatus("DOWN")
+				if rs.Enabled.Bool() && s.serverUp(lb.SwitchID, rs.IPAddress) && !s.forcedDown(rs.IPAddress, port.Int()) {
+					status = "UP"
+				}
+				st.Servers = append(st.Servers, &naked.LoadBalancerServerStatus{Status: status, IPAddress: rs.IPAddress, Port: port})
 			}
-			st.Servers = append(st.Servers, &naked.LoadBalancerServerStatus{ActiveConn: 0, Status: status,
-				IPAddress: rs.IPAddress, Port: rs.Port, CPS: 0})
+			out = append(out, st)
 		}
-		out = append(out, st)
-	}
-	if out == nil {
-		out = []*naked.LoadBalancerStatus{}
 	}
 	return http.StatusOK, map[string]any{"Total": len(out), "From": 0, "Count": len(out), "LoadBalancer": out}, nil
 }

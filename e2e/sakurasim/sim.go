@@ -137,6 +137,9 @@ type Simulator struct {
 	faults   []FaultRule
 	requests map[string]map[string]int
 	serial   int64
+	// rsDown holds admin health overrides: real servers forced DOWN by
+	// address, on one port or (Port 0) on every port.
+	rsDown map[RealServerOverride]bool
 }
 
 // New builds a simulator from a topology. It panics on an invalid topology;
@@ -173,6 +176,7 @@ func Build(topology *Topology, opts Options) (*Simulator, error) {
 		notFoundAfter: opts.ReadNotFoundWindow,
 		rng:           rand.New(rand.NewSource(opts.Seed)),
 		requests:      map[string]map[string]int{},
+		rsDown:        map[RealServerOverride]bool{},
 	}
 	s.sharedSwitch = s.newID()
 	if err := s.load(topology); err != nil {

@@ -11,6 +11,7 @@ import (
 	"net/url"
 	"os"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -861,7 +862,7 @@ func TestDocsMatchCode(t *testing.T) {
 		"LoadBalancer.Delete", "LoadBalancer.Config", "LoadBalancer.Boot", "LoadBalancer.Shutdown", "LoadBalancer.Status",
 		"VPCRouter.Find", "Database.Find", "NFS.Find", "MobileGateway.Find", "Zone.Find", "Appliance.Find",
 		"/_admin/state", "/_admin/servers", "/power", "/replace", "/_admin/faults", "/_admin/boot-delay",
-		"/_admin/requests", "/_admin/requests/reset", `"times"`, `"after"`, `"latency"`, `"drop"`, `"rate"`,
+		"/_admin/requests", "/_admin/requests/reset", "/_admin/realserver-health", `"times"`, `"after"`, `"latency"`, `"drop"`, `"rate"`,
 		fmt.Sprintf("%d VIP", maxVIPs), fmt.Sprintf("%d real servers", maxServersPerVIP), fmt.Sprintf("%d tags", maxTags),
 		fmt.Sprintf("`Retry` set and not %d–%d", minRetry, maxRetry),
 		fmt.Sprintf("`ConnectTimeout` set and not %d–%d", minConnectTimeout, maxConnectTimeout),
@@ -892,5 +893,127 @@ func TestFaultAfterOperation(t *testing.T) {
 	res, err := op.Find(context.Background(), zone, &iaas.FindCondition{Filter: search.Filter{search.Key("Name"): search.ExactMatch("k8s-lb")}})
 	if err != nil || res.Total != 1 {
 		t.Fatalf("the load balancer should exist despite the error: %v %d", err, res.Total)
+	}
+}
+
+// statusOf maps "vip:port/server" to UP/DOWN as the real client decodes Status.
+func statusOf(t *testing.T, id types.ID) map[string]string {
+	t.Helper()
+	res, err := iaas.NewLoadBalancerOp(caller).Status(context.Background(), zone, id)
+	if err != nil {
+		t.Fatalf("status: %v", err)
+	}
+	out := map[string]string{}
+	for _, v := range res.Status {
+		for _, sv := range v.Servers {
+			out[fmt.Sprintf("%s:%d/%s:%d", v.VirtualIPAddress, v.Port.Int(), sv.IPAddress, sv.Port.Int())] = string(sv.Status)
+		}
+	}
+	return out
+}
+
+func TestLoadBalancerStatusAndHealthOverride(t *testing.T) {
+	var mu sync.Mutex
+	clock := time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC)
+	now := func() time.Time { mu.Lock(); defer mu.Unlock(); return clock }
+	advance := func(d time.Duration) { mu.Lock(); clock = clock.Add(d); mu.Unlock() }
+	sim := use(t, sampleTopology(t), Options{BootDelay: time.Minute, Now: now})
+	ctx := context.Background()
+	op := iaas.NewLoadBalancerOp(caller)
+	seeded := sim.Snapshot().LoadBalancers[0]
+	const a, b = "192.168.100.200:80/192.168.100.11:80", "192.168.100.200:80/192.168.100.12:80"
+
+	// Two VIPs on the seeded (up) appliance: port 80 with .11/.12, port 443 with .11.
+	cur, err := op.Read(ctx, zone, seeded.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cur, err = op.UpdateSettings(ctx, zone, seeded.ID, &iaas.LoadBalancerUpdateSettingsRequest{SettingsHash: cur.SettingsHash,
+		VirtualIPAddresses: append(cur.VirtualIPAddresses, vip("192.168.100.200", 443, "192.168.100.11"))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	const c = "192.168.100.200:443/192.168.100.11:443"
+	check := func(what string, want map[string]string) {
+		t.Helper()
+		if got := statusOf(t, seeded.ID); fmt.Sprint(got) != fmt.Sprint(want) {
+			t.Fatalf("%s: status %v, want %v", what, got, want)
+		}
+	}
+	check("all up", map[string]string{a: "UP", b: "UP", c: "UP"})
+
+	if _, err := sim.PowerServer("worker-2", false); err != nil {
+		t.Fatal(err)
+	}
+	check("worker-2 off", map[string]string{a: "UP", b: "DOWN", c: "UP"})
+	if _, err := sim.PowerServer("worker-2", true); err != nil {
+		t.Fatal(err)
+	}
+
+	// Admin override: whole address, then one port; up:true / DELETE clear.
+	adminDo(t, "POST", "/_admin/realserver-health", `{"ip":"192.168.100.11","up":false}`, 200)
+	check("override .11", map[string]string{a: "DOWN", b: "UP", c: "DOWN"})
+	st := adminDo(t, "GET", "/_admin/state", "", 200)
+	if fmt.Sprint(st["realServersDown"]) != "[map[ip:192.168.100.11]]" {
+		t.Fatalf("state realServersDown: %v", st["realServersDown"])
+	}
+	adminDo(t, "POST", "/_admin/realserver-health", `{"ip":"192.168.100.11","up":true}`, 200)
+	check("override cleared", map[string]string{a: "UP", b: "UP", c: "UP"})
+	out := adminDo(t, "POST", "/_admin/realserver-health", `{"ip":"192.168.100.11","port":443,"up":false}`, 200)
+	if fmt.Sprint(out["down"]) != "[map[ip:192.168.100.11 port:443]]" {
+		t.Fatalf("override list: %v", out)
+	}
+	check("override .11:443", map[string]string{a: "UP", b: "UP", c: "DOWN"})
+	adminDo(t, "DELETE", "/_admin/realserver-health", "", 200)
+	check("overrides deleted", map[string]string{a: "UP", b: "UP", c: "UP"})
+	adminDo(t, "POST", "/_admin/realserver-health", `{"ip":"nope","up":false}`, 400)
+	adminDo(t, "POST", "/_admin/realserver-health", `{"ip":"192.168.100.11"}`, 400)
+
+	// A disabled entry is DOWN.
+	cur.VirtualIPAddresses[0].Servers[1].Enabled = types.StringFalse
+	if _, err := op.UpdateSettings(ctx, zone, seeded.ID, &iaas.LoadBalancerUpdateSettingsRequest{
+		SettingsHash: cur.SettingsHash, VirtualIPAddresses: cur.VirtualIPAddresses}); err != nil {
+		t.Fatal(err)
+	}
+	check("disabled .12", map[string]string{a: "UP", b: "DOWN", c: "UP"})
+
+	// Faults apply and the op is counted as LoadBalancer.Status.
+	if err := sim.SetFaults([]FaultRule{{Op: "LoadBalancer.Status", Status: 500, Times: 1}}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := op.Status(ctx, zone, seeded.ID); err == nil {
+		t.Fatalf("faulted status succeeded")
+	} else if code, _ := apiStatus(err); code != 500 {
+		t.Fatalf("faulted status: %v, want 500", err)
+	}
+	if n := sim.Requests().Operations["LoadBalancer.Status"]; n.ByStatus["200"] < 1 || n.ByStatus["500"] != 1 {
+		t.Fatalf("LoadBalancer.Status counts: %+v", n)
+	}
+
+	// Unknown appliance: 404. Still being created: 409 still_creating.
+	// Down: an empty list. Up again: statuses come back.
+	if _, err := op.Status(ctx, zone, 999999999999); !iaas.IsNotFoundError(err) {
+		t.Fatalf("unknown appliance: %v, want 404", err)
+	}
+	lb, err := op.Create(ctx, zone, lbRequest(sim.switchByName("k8s-global").ID, []string{"203.0.113.23"}, 7,
+		vip("203.0.113.25", 80, "203.0.113.20")))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := op.Status(ctx, zone, lb.ID); err == nil {
+		t.Fatalf("status while creating succeeded")
+	} else if code, ec := apiStatus(err); code != 409 || ec != "still_creating" {
+		t.Fatalf("status while creating: %d %s, want 409 still_creating", code, ec)
+	}
+	advance(time.Minute)
+	if got := statusOf(t, lb.ID); got["203.0.113.25:80/203.0.113.20:80"] != "UP" {
+		t.Fatalf("booted LB status: %v", got)
+	}
+	if err := op.Shutdown(ctx, zone, lb.ID, &iaas.ShutdownOption{}); err != nil {
+		t.Fatal(err)
+	}
+	advance(time.Minute)
+	if got := statusOf(t, lb.ID); len(got) != 0 {
+		t.Fatalf("down LB status: %v, want empty", got)
 	}
 }

@@ -6,6 +6,7 @@ package annotations
 import (
 	"fmt"
 	"net/netip"
+	"regexp"
 	"strconv"
 	"strings"
 
@@ -30,6 +31,7 @@ const (
 	LoadBalancerIP      = Prefix + "load-balancer-ip"
 	RouterSelector      = Prefix + "router-selector"
 	SwitchSelector      = Prefix + "switch-selector"
+	SharingKey          = Prefix + "load-balancer-sharing-key"
 	// Type switch only (names and meanings of the earlier controller).
 	IPRange              = Prefix + "load-balancer-ip-range"
 	AssignIPRange        = Prefix + "load-balancer-assign-ip-range"
@@ -56,6 +58,9 @@ const (
 	MinTimeout, MaxTimeout                    = 1, 30
 	MinStatus, MaxStatus, DefaultStatus       = 100, 599, 200
 	DefaultPath                               = "/"
+	// MaxSharingKeyLen keeps the sharing-key tag short; the key is part of
+	// a tag and of the appliance's name.
+	MaxSharingKeyLen = 32
 	// MinAssignBits: an assign range is at most a /16 (ipam lists its candidates).
 	MinAssignBits = 16
 )
@@ -79,6 +84,7 @@ var Table = []Spec{
 	{IPRange, "(none; or config `ipRange`)", "an IPv4 CIDR, mask /8-/30, e.g. 192.168.0.0/24", "Type switch, required: the switch's network. Its mask becomes the appliance's; its network and broadcast addresses are never handed out. Cannot change in place."},
 	{AssignIPRange, "(none; or config `assignIPRange`)", "an IPv4 CIDR inside ip-range, mask /16-/30, e.g. 192.168.0.192/27", "Type switch, required: where the appliance's own addresses and VIPs may be taken from (SAKURA does not know every address used on a plain switch, so the controller only takes addresses you give it)."},
 	{AssignDefaultGateway, "(none; or config `assignDefaultGateway`)", "an IPv4 address inside ip-range", "Type switch: the appliance's default route (e.g. a VPC router on the switch); never handed out. Empty: no default route. Cannot change in place."},
+	{SharingKey, "(none: the Service gets its own appliance)", fmt.Sprintf("1-%d lowercase letters, digits and '-', starting and ending with a letter or digit", MaxSharingKeyLen), "Services with the same key share one appliance, each with its own VIP, up to the appliance's 20 VIP+port entries and 8 Services. Plan, HA, type and block must agree; a Service that disagrees gets a SharingConflict Event and the running appliance is left as it is. The appliance is deleted with its last Service. Cannot change in place."},
 	{HealthCheckProtocol, ProtocolPing, "ping, tcp, http, https", "Health check of each real server. ping is the safe default: kube-proxy does not listen on nodeIP:port."},
 	{HealthCheckPath, DefaultPath, "a path starting with /", "Request path for http/https checks."},
 	{HealthCheckStatus, strconv.Itoa(DefaultStatus), "100-599", "Expected HTTP status for http/https checks."},
@@ -123,6 +129,8 @@ type Options struct {
 	SwitchSelector []string
 	HealthCheck    HealthCheck
 	SorryServer    string
+	// SharingKey is "" for an appliance of its own.
+	SharingKey string
 	// Private is set for Type switch only (zero otherwise).
 	Private Private
 }
@@ -257,6 +265,13 @@ func Parse(svc *v1.Service, d Defaults) (Options, []error) {
 			o.SorryServer = ip.String()
 		} else {
 			bad(SorryServer, specOf(SorryServer).Allowed)
+		}
+	}
+	if v, ok := get(SharingKey); ok {
+		if sharingKeyRE.MatchString(v) {
+			o.SharingKey = v
+		} else {
+			bad(SharingKey, specOf(SharingKey).Allowed)
 		}
 	}
 	errs = append(errs, parsePrivate(a, d, &o)...)
@@ -395,6 +410,8 @@ func specOf(name string) Spec {
 	}
 	panic("annotations: no spec for " + name)
 }
+
+var sharingKeyRE = regexp.MustCompile(fmt.Sprintf(`^[a-z0-9]([a-z0-9-]{0,%d}[a-z0-9])?$`, MaxSharingKeyLen-2))
 
 func splitTags(v string) []string {
 	var out []string

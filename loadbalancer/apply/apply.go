@@ -86,6 +86,15 @@ func (e *Executor) FindOwned(ctx context.Context, uid string) ([]*iaas.LoadBalan
 	return out, nil
 }
 
+// FindShared returns the appliances of this cluster shared by key, oldest first.
+func (e *Executor) FindShared(ctx context.Context, key string) ([]*iaas.LoadBalancer, error) {
+	out, err := e.findTagged(ctx, desired.ClusterTag(e.ClusterID), desired.SharingTag(key))
+	if err != nil {
+		return nil, fmt.Errorf("looking for the load balancer shared by key %s: %w", key, err)
+	}
+	return out, nil
+}
+
 // FindCluster returns every appliance tagged for this cluster, oldest first
 // (the sweep decides which of them lost their Service).
 func (e *Executor) FindCluster(ctx context.Context) ([]*iaas.LoadBalancer, error) {
@@ -151,10 +160,18 @@ func (e *Executor) Create(ctx context.Context, want *desired.Appliance, block ip
 // ErrNotOwned guards every write against touching someone else's appliance.
 var ErrNotOwned = errors.New("load balancer is not owned by this cluster")
 
-// UpdateSettings replaces the VIP entries with read-modify-write: it reads
-// the current SettingsHash so a concurrent edit makes the write fail instead
-// of being overwritten, then applies the settings with Config.
-func (e *Executor) UpdateSettings(ctx context.Context, id types.ID, vips iaas.LoadBalancerVirtualIPAddresses) error {
+// UpdateSettings replaces the VIP entries of an appliance read with
+// settings hash hash: a concurrent edit since that read makes the write fail
+// (and the caller retry on a fresh read) instead of being overwritten. Then
+// it applies the settings with Config.
+func (e *Executor) UpdateSettings(ctx context.Context, id types.ID, hash string, vips iaas.LoadBalancerVirtualIPAddresses) error {
+	return e.update(ctx, id, hash, vips, nil)
+}
+
+// update writes VIP entries, and tags when tags is non-nil, with a fresh
+// ownership check. A tag change needs the full Update, which also carries
+// name, description and icon, so they are taken from the fresh read.
+func (e *Executor) update(ctx context.Context, id types.ID, hash string, vips iaas.LoadBalancerVirtualIPAddresses, tags []string) error {
 	cur, err := e.Client.LoadBalancers.Read(ctx, e.Client.Zone, id)
 	if err != nil {
 		return fmt.Errorf("reading load balancer %s before update: %w", id, err)
@@ -162,16 +179,44 @@ func (e *Executor) UpdateSettings(ctx context.Context, id types.ID, vips iaas.Lo
 	if !Owned(cur, desired.ClusterTag(e.ClusterID)) {
 		return fmt.Errorf("load balancer %s: %w", id, ErrNotOwned)
 	}
-	if _, err := e.Client.LoadBalancers.UpdateSettings(ctx, e.Client.Zone, id, &iaas.LoadBalancerUpdateSettingsRequest{
-		VirtualIPAddresses: vips,
-		SettingsHash:       cur.SettingsHash,
-	}); err != nil {
+	if hash == "" {
+		hash = cur.SettingsHash
+	}
+	if tags == nil {
+		_, err = e.Client.LoadBalancers.UpdateSettings(ctx, e.Client.Zone, id, &iaas.LoadBalancerUpdateSettingsRequest{
+			VirtualIPAddresses: vips,
+			SettingsHash:       hash,
+		})
+	} else {
+		if key := desired.SharingKeyOf(cur.Tags); key == "" || desired.SharingKeyOf(tags) != key {
+			return fmt.Errorf("load balancer %s is not shared by this key: %w", id, ErrNotOwned)
+		}
+		_, err = e.Client.LoadBalancers.Update(ctx, e.Client.Zone, id, &iaas.LoadBalancerUpdateRequest{
+			Name:               cur.Name,
+			Description:        cur.Description,
+			Tags:               types.Tags(append([]string(nil), tags...)),
+			IconID:             cur.IconID,
+			VirtualIPAddresses: vips,
+			SettingsHash:       hash,
+		})
+	}
+	if err != nil {
 		return fmt.Errorf("updating settings of load balancer %s: %w", id, err)
 	}
 	if err := e.Client.LoadBalancers.Config(ctx, e.Client.Zone, id); err != nil {
 		return fmt.Errorf("applying settings of load balancer %s: %w", id, err)
 	}
 	return nil
+}
+
+// UpdateMembers is UpdateSettings that also replaces the tags of a shared
+// appliance: a Service joins or leaves with its service-uid tag and its VIP
+// entries in one write, so no reader sees a member without its entries.
+func (e *Executor) UpdateMembers(ctx context.Context, id types.ID, hash string, vips iaas.LoadBalancerVirtualIPAddresses, tags []string) error {
+	if tags == nil {
+		tags = []string{}
+	}
+	return e.update(ctx, id, hash, vips, tags)
 }
 
 // DeleteStep says where a deletion stands.

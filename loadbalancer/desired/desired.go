@@ -40,7 +40,41 @@ const (
 	TagPrefix     = "k8s.usacloud.jp/"
 	ClusterTagKey = TagPrefix + "cluster="
 	ServiceTagKey = TagPrefix + "service-uid="
+	SharingTagKey = TagPrefix + "sharing-key="
 )
+
+// MaxTags is SAKURA's limit of tags on one resource. A shared appliance
+// carries the cluster and sharing-key tags plus one service-uid tag per
+// member, so at most MaxTags-2 Services share one appliance.
+const (
+	MaxTags          = 10
+	MaxSharedMembers = MaxTags - 2
+)
+
+// SharingTag marks an appliance shared by the Services with one sharing key.
+func SharingTag(key string) string { return SharingTagKey + key }
+
+// SharingKeyOf returns the sharing key an appliance's tags carry ("" if none).
+func SharingKeyOf(tags []string) string {
+	for _, t := range tags {
+		if k, ok := strings.CutPrefix(t, SharingTagKey); ok {
+			return k
+		}
+	}
+	return ""
+}
+
+// MemberUIDs returns the Service UIDs named by service-uid tags, sorted.
+func MemberUIDs(tags []string) []string {
+	var out []string
+	for _, t := range tags {
+		if u, ok := strings.CutPrefix(t, ServiceTagKey); ok && u != "" {
+			out = append(out, u)
+		}
+	}
+	sort.Strings(out)
+	return out
+}
 
 // ExcludeLabel takes a node out of every external load balancer.
 const ExcludeLabel = "node.kubernetes.io/exclude-from-external-load-balancers"
@@ -87,7 +121,21 @@ type VIP struct {
 
 // Description is what a VIP entry's description says; it names the owner so
 // a shared appliance can tell whose entry it is.
-func (v VIP) Description() string { return "k8s:" + v.Owner.String() }
+func (v VIP) Description() string { return EntryDescriptionPrefix + v.Owner.String() }
+
+// EntryDescriptionPrefix starts the description of every VIP entry the
+// controller writes; the owning Service's namespace/name follows.
+const EntryDescriptionPrefix = "k8s:"
+
+// SharedName is the deterministic name of the appliance shared by key.
+func SharedName(clusterID, key string) string {
+	sum := sha256.Sum256([]byte(clusterID + "/shared/" + key))
+	base := fmt.Sprintf("k8s-%s-shared-%s", clusterID, key)
+	if len(base) > 55 {
+		base = base[:55]
+	}
+	return base + "-" + hex.EncodeToString(sum[:])[:7]
+}
 
 // Name is the deterministic appliance name of a Service in a cluster.
 // It is readable for humans; identity is carried by the tags.
@@ -280,6 +328,14 @@ type Input struct {
 	Backends  []Backend
 }
 
+// PlanIDOf is the API plan ID the options ask for.
+func PlanIDOf(o annotations.Options) types.ID {
+	if o.Plan == annotations.PlanHighSpec {
+		return PlanIDHighSpec
+	}
+	return PlanIDStandard
+}
+
 // Build returns the appliance wanted for one Service.
 func Build(in Input) (*Appliance, error) {
 	if err := CheckPorts(in.Service); err != nil {
@@ -288,10 +344,7 @@ func Build(in Input) (*Appliance, error) {
 	if in.VIP == "" {
 		return nil, errors.New("no VIP")
 	}
-	planID := PlanIDStandard
-	if in.Options.Plan == annotations.PlanHighSpec {
-		planID = PlanIDHighSpec
-	}
+	planID := PlanIDOf(in.Options)
 	ref := RefOf(in.Service)
 	ips := make([]string, 0, len(in.Backends))
 	for _, b := range in.Backends {
@@ -305,6 +358,11 @@ func Build(in Input) (*Appliance, error) {
 		SwitchID:    in.SwitchID,
 		PlanID:      planID,
 		HA:          in.Options.HA,
+	}
+	if key := in.Options.SharingKey; key != "" {
+		a.Name = SharedName(in.ClusterID, key)
+		a.Description = fmt.Sprintf("Shared by the Services with sharing key %s in Kubernetes cluster %s (managed by sakura-cloud-controller-manager)", key, in.ClusterID)
+		a.Tags = append(a.Tags, SharingTag(key))
 	}
 	sort.Strings(a.Tags)
 	for _, p := range in.Service.Spec.Ports {

@@ -58,12 +58,7 @@ func Compute(want *desired.Appliance, have *iaas.LoadBalancer) []Action {
 	if have.SwitchID != want.SwitchID {
 		drift = append(drift, Drift{"switch", have.SwitchID.String(), want.SwitchID.String()})
 	}
-	if have.PlanID != want.PlanID {
-		drift = append(drift, Drift{"plan", planName(have.PlanID), planName(want.PlanID)})
-	}
-	if haveHA := len(have.IPAddresses) > 1; haveHA != want.HA {
-		drift = append(drift, Drift{"ha", strconv.FormatBool(haveHA), strconv.FormatBool(want.HA)})
-	}
+	drift = append(drift, FixedDrift(have, want.PlanID, want.HA)...)
 	if changes := DiffVIPs(want.VIPs, have.VirtualIPAddresses); len(changes) > 0 {
 		out = append(out, Action{Kind: UpdateSettings, VIPs: ToAPI(want.VIPs), Changes: changes})
 	}
@@ -71,6 +66,35 @@ func Compute(want *desired.Appliance, have *iaas.LoadBalancer) []Action {
 		out = append(out, Action{Kind: ReportDrift, Drift: drift})
 	}
 	return out
+}
+
+// FixedDrift compares the plan and redundancy an appliance was created with.
+func FixedDrift(have *iaas.LoadBalancer, planID types.ID, ha bool) []Drift {
+	var drift []Drift
+	if have.PlanID != planID {
+		drift = append(drift, Drift{"plan", planName(have.PlanID), planName(planID)})
+	}
+	if haveHA := len(have.IPAddresses) > 1; haveHA != ha {
+		drift = append(drift, Drift{"ha", strconv.FormatBool(haveHA), strconv.FormatBool(ha)})
+	}
+	return drift
+}
+
+// SplitEntries separates the entries owned by owner (by their description)
+// from the other members' entries of a shared appliance.
+func SplitEntries(have iaas.LoadBalancerVirtualIPAddresses, owner desired.ServiceRef) (mine, others iaas.LoadBalancerVirtualIPAddresses) {
+	want := desired.VIP{Owner: owner}.Description()
+	for _, h := range have {
+		if h == nil {
+			continue
+		}
+		if h.Description == want {
+			mine = append(mine, h)
+		} else {
+			others = append(others, h)
+		}
+	}
+	return mine, others
 }
 
 func planName(id types.ID) string {

@@ -125,7 +125,7 @@ func Decide(in Input) Result {
 			continue
 		}
 		res.Managed++
-		uids := serviceUIDs(lb)
+		uids := desired.MemberUIDs(lb.Tags)
 		if len(uids) == 0 {
 			res.Untagged = append(res.Untagged, lb)
 			continue
@@ -167,16 +167,4 @@ func hasTag(lb *iaas.LoadBalancer, tag string) bool {
 		}
 	}
 	return false
-}
-
-// serviceUIDs returns the non-empty values of the service-uid tags, sorted.
-func serviceUIDs(lb *iaas.LoadBalancer) []string {
-	var out []string
-	for _, t := range lb.Tags {
-		if u, ok := strings.CutPrefix(t, desired.ServiceTagKey); ok && u != "" {
-			out = append(out, u)
-		}
-	}
-	sort.Strings(out)
-	return out
 }

@@ -1,0 +1,330 @@
+package loadbalancer
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/netip"
+	"sync"
+	"time"
+
+	"github.com/sacloud/iaas-api-go/types"
+	"github.com/sakura-ccm/sakura-cloud-controller-manager/cloud/metrics"
+	"github.com/sakura-ccm/sakura-cloud-controller-manager/loadbalancer/desired"
+	"github.com/sakura-ccm/sakura-cloud-controller-manager/loadbalancer/endpoints"
+	v1 "k8s.io/api/core/v1"
+	discoveryv1 "k8s.io/api/discovery/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/client-go/informers"
+	"k8s.io/client-go/kubernetes"
+	corelisters "k8s.io/client-go/listers/core/v1"
+	discoverylisters "k8s.io/client-go/listers/discovery/v1"
+	"k8s.io/client-go/tools/cache"
+	"k8s.io/client-go/util/workqueue"
+	"k8s.io/cloud-provider/api"
+	"k8s.io/klog/v2"
+)
+
+// Following endpoints for externalTrafficPolicy: Local.
+//
+// The service controller re-syncs a load balancer when nodes change, not
+// when pods move. With Local, a node without a ready endpoint drops the
+// traffic it gets, and the DSR appliance's health check (ping) cannot see
+// that. So the adapter watches EndpointSlices itself and keeps each Local
+// Service's real servers to the nodes that run a ready endpoint:
+//   - a node gains traffic as soon as it has a ready endpoint, and keeps it
+//     for a hold-down after its last one went away (no churn on blips);
+//   - a Service is re-synced only when its set of nodes changes, and at most
+//     once per minimum interval (bounded writes under pod churn);
+//   - the re-sync is the ordinary UpdateLoadBalancer with the nodes the
+//     service controller last passed, so plan and apply stay the only path.
+
+// FollowOptions tune endpoint following.
+type FollowOptions struct {
+	// HoldDown keeps a node a real server this long after its last ready
+	// endpoint went away.
+	HoldDown time.Duration
+	// MinInterval is the least time between two endpoint-driven re-syncs
+	// of one Service.
+	MinInterval time.Duration
+	// Debounce gathers a burst of EndpointSlice changes into one look.
+	Debounce time.Duration
+	// HealthInterval is how often real-server health is read from the
+	// appliances (0: never).
+	HealthInterval time.Duration
+}
+
+// follower is the running endpoint follower.
+type follower struct {
+	opts     FollowOptions
+	slices   discoverylisters.EndpointSliceLister
+	services corelisters.ServiceLister
+	synced   []cache.InformerSynced
+	damper   *endpoints.Damper
+	queue    workqueue.TypedDelayingInterface[string]
+
+	mu      sync.Mutex
+	applied map[string]string    // Service key -> active nodes last used
+	lastRun map[string]time.Time // Service key -> last endpoint-driven re-sync
+	nodes   []*v1.Node           // as the service controller last passed them
+	cluster string
+}
+
+func serviceKey(namespace, name string) string { return namespace + "/" + name }
+
+// FollowEndpoints starts watching EndpointSlices and Services and re-syncs
+// Local Services when their ready nodes change, and polls real-server
+// health, until ctx ends. Call it once, in the leader.
+func (l *LoadBalancer) FollowEndpoints(ctx context.Context, kube kubernetes.Interface, o FollowOptions) {
+	factory := informers.NewSharedInformerFactory(kube, 0)
+	sliceInf := factory.Discovery().V1().EndpointSlices()
+	svcInf := factory.Core().V1().Services()
+	f := &follower{
+		opts:     o,
+		slices:   sliceInf.Lister(),
+		services: svcInf.Lister(),
+		synced:   []cache.InformerSynced{sliceInf.Informer().HasSynced, svcInf.Informer().HasSynced},
+		damper:   &endpoints.Damper{HoldDown: o.HoldDown},
+		queue:    workqueue.NewTypedDelayingQueueWithConfig(workqueue.TypedDelayingQueueConfig[string]{Name: "sakura-endpoints"}),
+		applied:  map[string]string{},
+		lastRun:  map[string]time.Time{},
+	}
+	onSlice := func(obj any) {
+		if d, ok := obj.(cache.DeletedFinalStateUnknown); ok {
+			obj = d.Obj
+		}
+		s, ok := obj.(*discoveryv1.EndpointSlice)
+		if !ok {
+			return
+		}
+		if name := s.Labels[discoveryv1.LabelServiceName]; name != "" {
+			f.queue.AddAfter(serviceKey(s.Namespace, name), o.Debounce)
+		}
+	}
+	_, _ = sliceInf.Informer().AddEventHandler(cache.ResourceEventHandlerFuncs{
+		AddFunc:    onSlice,
+		UpdateFunc: func(_, obj any) { onSlice(obj) },
+		DeleteFunc: onSlice,
+	})
+	onService := func(_, obj any) {
+		// A Service turning Local (or back) needs a look at its endpoints.
+		if s, ok := obj.(*v1.Service); ok && isLocal(s) {
+			f.queue.AddAfter(serviceKey(s.Namespace, s.Name), o.Debounce)
+		}
+	}
+	_, _ = svcInf.Informer().AddEventHandler(cache.ResourceEventHandlerFuncs{UpdateFunc: onService})
+	l.followMu.Lock()
+	l.follow = f
+	l.followMu.Unlock()
+	factory.Start(ctx.Done())
+	go func() {
+		<-ctx.Done()
+		f.queue.ShutDown()
+	}()
+	go f.run(ctx, l)
+}
+
+func isLocal(svc *v1.Service) bool {
+	return svc.Spec.Type == v1.ServiceTypeLoadBalancer && svc.Spec.LoadBalancerClass == nil &&
+		svc.Spec.ExternalTrafficPolicy == v1.ServiceExternalTrafficPolicyLocal
+}
+
+func (l *LoadBalancer) follower() *follower {
+	l.followMu.Lock()
+	defer l.followMu.Unlock()
+	return l.follow
+}
+
+func (f *follower) run(ctx context.Context, l *LoadBalancer) {
+	if !cache.WaitForCacheSync(ctx.Done(), f.synced...) {
+		return
+	}
+	if f.opts.HealthInterval > 0 {
+		go l.watchHealth(ctx, f.services, f.opts.HealthInterval)
+	}
+	for {
+		key, quit := f.queue.Get()
+		if quit {
+			return
+		}
+		f.sync(ctx, l, key)
+		f.queue.Done(key)
+	}
+}
+
+// sync re-syncs one Service if its active nodes differ from those last used.
+func (f *follower) sync(ctx context.Context, l *LoadBalancer, key string) {
+	ns, name, _ := cache.SplitMetaNamespaceKey(key)
+	svc, err := f.services.Services(ns).Get(name)
+	if err != nil || !isLocal(svc) {
+		if apierrors.IsNotFound(err) || err == nil {
+			f.forget(key)
+		}
+		return
+	}
+	active, err := f.active(svc)
+	if err != nil {
+		return
+	}
+	f.mu.Lock()
+	same := f.applied[key] == endpoints.Names(active)
+	wait := f.opts.MinInterval - time.Since(f.lastRun[key])
+	nodes, cluster := f.nodes, f.cluster
+	if !same && wait <= 0 && nodes != nil {
+		f.lastRun[key] = time.Now()
+	}
+	f.mu.Unlock()
+	switch {
+	case same:
+		return // pods moved between nodes that all stay: nothing to write
+	case nodes == nil:
+		return // the service controller has not synced yet; it will
+	case wait > 0:
+		f.queue.AddAfter(key, wait)
+		return
+	}
+	metrics.CountEndpointResync()
+	if err := l.UpdateLoadBalancer(ctx, cluster, svc, nodes); err != nil {
+		klog.ErrorS(err, "Following endpoints failed; will retry", "service", key)
+		f.mu.Lock()
+		delete(f.applied, key)
+		f.mu.Unlock()
+		f.queue.AddAfter(key, max(f.opts.MinInterval, 10*time.Second))
+	}
+}
+
+// active is the damped set of nodes with a ready endpoint of svc. It
+// schedules a look for when a held node's hold-down ends.
+func (f *follower) active(svc *v1.Service) (map[string]bool, error) {
+	for _, s := range f.synced {
+		if !s() {
+			return nil, errNotSynced
+		}
+	}
+	sel := labels.SelectorFromSet(labels.Set{discoveryv1.LabelServiceName: svc.Name})
+	slices, err := f.slices.EndpointSlices(svc.Namespace).List(sel)
+	if err != nil {
+		return nil, err
+	}
+	key := serviceKey(svc.Namespace, svc.Name)
+	active, recheck := f.damper.Active(key, endpoints.ReadyNodes(slices), time.Now())
+	if recheck > 0 {
+		f.queue.AddAfter(key, recheck)
+	}
+	return active, nil
+}
+
+var errNotSynced = errors.New("EndpointSlices are not synced yet")
+
+// used records the active nodes a reconcile applied for a Service.
+func (f *follower) used(svc *v1.Service, active map[string]bool) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.applied[serviceKey(svc.Namespace, svc.Name)] = endpoints.Names(active)
+}
+
+// remember keeps the node list of the service controller's latest call.
+func (f *follower) remember(cluster string, nodes []*v1.Node) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.nodes, f.cluster = nodes, cluster
+}
+
+func (f *follower) forget(key string) {
+	f.mu.Lock()
+	delete(f.applied, key)
+	delete(f.lastRun, key)
+	f.mu.Unlock()
+	f.damper.Forget(key)
+}
+
+// forgetEndpoints drops the follower's state of a deleted Service.
+func (l *LoadBalancer) forgetEndpoints(svc *v1.Service) {
+	if f := l.follower(); f != nil {
+		f.forget(serviceKey(svc.Namespace, svc.Name))
+	}
+}
+
+// localNodes narrows nodes to those running a ready endpoint of svc when it
+// has externalTrafficPolicy: Local and endpoints are followed; otherwise it
+// returns nodes unchanged.
+func (l *LoadBalancer) localNodes(svc *v1.Service, nodes []*v1.Node) ([]*v1.Node, error) {
+	f := l.follower()
+	if f == nil || !isLocal(svc) {
+		return nodes, nil
+	}
+	active, err := f.active(svc)
+	if errors.Is(err, errNotSynced) {
+		return nil, api.NewRetryError("waiting for the EndpointSlice cache to sync before choosing real servers", BootRetryMin)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("listing EndpointSlices: %w", err)
+	}
+	f.used(svc, active)
+	var out []*v1.Node
+	for _, n := range nodes {
+		if n != nil && active[n.Name] {
+			out = append(out, n)
+		}
+	}
+	if len(out) == 0 {
+		l.notice(svc, ReasonNoReadyEndpoints, nil, "externalTrafficPolicy is Local and no node runs a ready endpoint of this Service, so its load balancer has no real servers; it gets them back as soon as a pod becomes ready")
+	}
+	return out, nil
+}
+
+// backends selects the real servers for svc on switchID (a plain switch
+// with network when plain), narrowed to endpoint nodes for Local Services,
+// and reports the nodes left out.
+func (l *LoadBalancer) backends(svc *v1.Service, nodes []*v1.Node, p *prepared, switchID types.ID, plain bool, network netip.Prefix) (desired.Backends, error) {
+	candidates, err := l.localNodes(svc, nodes)
+	if err != nil {
+		return desired.Backends{}, err
+	}
+	var b desired.Backends
+	if plain {
+		b = desired.SelectBackendsOn(candidates, p.servers, switchID, network)
+	} else {
+		b = desired.SelectBackends(candidates, p.servers, switchID)
+	}
+	l.reportBackends(svc, b, "switch "+switchID.String())
+	return b, nil
+}
+
+// keyedLocks serializes work per key (a Service, a sharing key) without one
+// global lock: the service controller and the endpoint follower may sync
+// the same Service at once, and members of one key write one appliance.
+type keyedLocks struct {
+	mu sync.Mutex
+	m  map[string]*keyedLock
+}
+
+type keyedLock struct {
+	mu    sync.Mutex
+	users int
+}
+
+// lock takes key's lock and returns its release.
+func (k *keyedLocks) lock(key string) (unlock func()) {
+	k.mu.Lock()
+	if k.m == nil {
+		k.m = map[string]*keyedLock{}
+	}
+	e := k.m[key]
+	if e == nil {
+		e = &keyedLock{}
+		k.m[key] = e
+	}
+	e.users++
+	k.mu.Unlock()
+	e.mu.Lock()
+	return func() {
+		e.mu.Unlock()
+		k.mu.Lock()
+		if e.users--; e.users == 0 {
+			delete(k.m, key)
+		}
+		k.mu.Unlock()
+	}
+}

@@ -1,0 +1,109 @@
+package loadbalancer
+
+import (
+	"context"
+	"fmt"
+	"testing"
+	"time"
+
+	v1 "k8s.io/api/core/v1"
+	discoveryv1 "k8s.io/api/discovery/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	kubefake "k8s.io/client-go/kubernetes/fake"
+)
+
+// slice is the EndpointSlice of svc with one endpoint per node; ready[i]
+// is the readiness of nodes[i].
+func slice(svc *v1.Service, nodes []string, ready []bool) *discoveryv1.EndpointSlice {
+	s := &discoveryv1.EndpointSlice{
+		ObjectMeta:  metav1.ObjectMeta{Name: svc.Name + "-abc", Namespace: svc.Namespace, Labels: map[string]string{discoveryv1.LabelServiceName: svc.Name}},
+		AddressType: discoveryv1.AddressTypeIPv4,
+	}
+	for i, n := range nodes {
+		s.Endpoints = append(s.Endpoints, discoveryv1.Endpoint{
+			Addresses:  []string{fmt.Sprintf("10.244.%d.10", i)},
+			NodeName:   &n,
+			Conditions: discoveryv1.EndpointConditions{Ready: &ready[i]},
+		})
+	}
+	return s
+}
+
+// realServers returns the real servers of the only appliance's first entry.
+func (e *env) realServers() []string {
+	var out []string
+	for _, s := range e.lbs()[0].VirtualIPAddresses[0].Servers {
+		out = append(out, s.IPAddress)
+	}
+	return out
+}
+
+func (e *env) waitServers(t *testing.T, want ...string) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for time.Now().Before(deadline) {
+		if fmt.Sprint(e.realServers()) == fmt.Sprint(want) {
+			return
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	t.Fatalf("real servers %v, want %v", e.realServers(), want)
+}
+
+func TestLocalServiceFollowsReadyEndpoints(t *testing.T) {
+	e := newEnv(t, 28)
+	nodes := e.addNodes(3, 0)
+	svc := service("web", 80)
+	svc.Spec.ExternalTrafficPolicy = v1.ServiceExternalTrafficPolicyLocal
+	names := []string{"node-000", "node-001", "node-002"}
+	kube := kubefake.NewClientset(svc, slice(svc, names, []bool{true, false, false}))
+	ctx, cancel := context.WithCancel(context.Background())
+	t.Cleanup(cancel)
+	e.lb.FollowEndpoints(ctx, kube, FollowOptions{HoldDown: 300 * time.Millisecond})
+
+	// Only the node with a ready endpoint becomes a real server.
+	e.ensureUp(svc, nodes)
+	e.waitServers(t, e.ip(0))
+	if ev := findEvent(e.events(), ReasonTrafficPolicyLocal); ev != "" {
+		t.Fatalf("Local is followed, yet warned: %s", ev)
+	}
+
+	// A pod becomes ready on node-001: the follower adds it by itself.
+	snap := e.client.Stats().Snapshot()
+	update := func(ready ...bool) {
+		t.Helper()
+		if _, err := kube.DiscoveryV1().EndpointSlices("default").Update(ctx, slice(svc, names, ready), metav1.UpdateOptions{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	update(true, true, false)
+	e.waitServers(t, e.ip(0), e.ip(1))
+	if _, by := writes(e.client, snap); by["LoadBalancer.UpdateSettings"] != 1 {
+		t.Fatalf("adding a node: want one settings write, got %v", by)
+	}
+
+	// A blip shorter than the hold-down on node-000 writes nothing.
+	snap = e.client.Stats().Snapshot()
+	update(false, true, false)
+	time.Sleep(50 * time.Millisecond)
+	update(true, true, false)
+	time.Sleep(600 * time.Millisecond)
+	if n, by := writes(e.client, snap); n != 0 {
+		t.Fatalf("a short blip wrote %v", by)
+	}
+
+	// node-000 loses its endpoint for good: it goes after the hold-down.
+	update(false, true, false)
+	e.waitServers(t, e.ip(1))
+
+	// Pods moving between nodes that stay cost no API call at all.
+	snap = e.client.Stats().Snapshot()
+	s := slice(svc, []string{"node-001", "node-001"}, []bool{true, true})
+	if _, err := kube.DiscoveryV1().EndpointSlices("default").Update(ctx, s, metav1.UpdateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(300 * time.Millisecond)
+	if n := calls(e.client, snap); n != 0 {
+		t.Fatalf("an unchanged node set cost %d API calls", n)
+	}
+}

@@ -1,0 +1,150 @@
+package loadbalancer
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/sacloud/iaas-api-go"
+	"github.com/sakura-ccm/sakura-cloud-controller-manager/cloud/metrics"
+	"github.com/sakura-ccm/sakura-cloud-controller-manager/loadbalancer/desired"
+	v1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/util/wait"
+	corelisters "k8s.io/client-go/listers/core/v1"
+	"k8s.io/klog/v2"
+)
+
+// Real-server health, as the appliance's own health check sees it.
+//
+// The appliance checks every real server (ping by default) and stops sending
+// new connections to one that fails. Nobody looking at the Service would
+// know: so a poll reads each appliance's Status and records an Event on the
+// owning Service when a real server goes DOWN, and again when it is UP.
+// Only changes are reported; a server already DOWN at the first poll is
+// reported once.
+
+// Real-server states in the appliance's Status.
+const (
+	serverUp   = "UP"
+	serverDown = "DOWN"
+)
+
+// healthPoller remembers the last state of each real server.
+type healthPoller struct {
+	l        *LoadBalancer
+	services corelisters.ServiceLister
+	last     map[string]string // appliance/vip:port/server -> UP|DOWN
+}
+
+// watchHealth polls every interval until ctx ends.
+func (l *LoadBalancer) watchHealth(ctx context.Context, services corelisters.ServiceLister, interval time.Duration) {
+	h := &healthPoller{l: l, services: services, last: map[string]string{}}
+	wait.UntilWithContext(ctx, h.poll, interval)
+}
+
+func (h *healthPoller) poll(ctx context.Context) {
+	l := h.l
+	lbs, err := l.exec.FindCluster(ctx)
+	if err != nil {
+		klog.ErrorS(err, "Health poll: listing load balancers failed")
+		return
+	}
+	now := map[string]string{}
+	up, down := 0, 0
+	var names map[string]string // server address -> server name, read once per poll
+	for _, lb := range lbs {
+		if !isUp(lb) {
+			continue
+		}
+		st, err := l.client.LoadBalancers.Status(ctx, l.client.Zone, lb.ID)
+		if err != nil {
+			klog.ErrorS(err, "Health poll: reading status failed; keeping the last known states", "loadBalancer", lb.ID)
+			for k, v := range h.last {
+				if strings.HasPrefix(k, lb.ID.String()+"/") {
+					now[k] = v
+				}
+			}
+			continue
+		}
+		for _, v := range st.Status {
+			if v == nil {
+				continue
+			}
+			svc := h.owner(lb, v)
+			at := fmt.Sprintf("%s:%d", v.VirtualIPAddress, v.Port.Int())
+			for _, s := range v.Servers {
+				if s == nil {
+					continue
+				}
+				state := strings.ToUpper(string(s.Status))
+				key := fmt.Sprintf("%s/%s/%s", lb.ID, at, s.IPAddress)
+				now[key] = state
+				if state == serverUp {
+					up++
+				} else {
+					down++
+				}
+				prev := h.last[key]
+				if svc == nil || prev == state || (state == serverUp && prev == "") {
+					continue
+				}
+				if names == nil {
+					names = h.serverNames(ctx)
+				}
+				who := s.IPAddress
+				if n := names[s.IPAddress]; n != "" {
+					who += " (server " + n + ")"
+				}
+				if state == serverUp {
+					l.event(svc, false, ReasonRealServerUp, "real server %s of %s on load balancer %s passes its health check again and gets connections", who, at, lb.ID)
+				} else {
+					l.event(svc, true, ReasonRealServerDown, "real server %s of %s on load balancer %s is %s by the appliance's health check and gets no new connections; check the node, or the health check annotations if every server is down", who, at, lb.ID, state)
+				}
+			}
+		}
+	}
+	h.last = now
+	metrics.SetRealServers(up, down)
+}
+
+// owner is the Service whose VIP entry v reports on, or nil.
+func (h *healthPoller) owner(lb *iaas.LoadBalancer, v *iaas.LoadBalancerStatus) *v1.Service {
+	if h.services == nil {
+		return nil
+	}
+	for _, e := range lb.VirtualIPAddresses {
+		if e == nil || e.VirtualIPAddress != v.VirtualIPAddress || e.Port.Int() != v.Port.Int() {
+			continue
+		}
+		ref, ok := strings.CutPrefix(e.Description, desired.EntryDescriptionPrefix)
+		if !ok {
+			return nil
+		}
+		ns, name, _ := strings.Cut(ref, "/")
+		svc, err := h.services.Services(ns).Get(name)
+		if err != nil {
+			return nil
+		}
+		return svc
+	}
+	return nil
+}
+
+// serverNames maps every server address of the zone to the server's name
+// (the node name, usually), from the shared server cache.
+func (h *healthPoller) serverNames(ctx context.Context) map[string]string {
+	out := map[string]string{}
+	servers, err := h.l.listServers(ctx)
+	if err != nil {
+		return out
+	}
+	for _, s := range servers {
+		for _, ip := range s.IPs {
+			if ip != "" {
+				out[ip] = s.Name
+			}
+		}
+	}
+	return out
+}

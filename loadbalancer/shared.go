@@ -1,0 +1,230 @@
+package loadbalancer
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/netip"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/sacloud/iaas-api-go"
+	"github.com/sakura-ccm/sakura-cloud-controller-manager/loadbalancer/annotations"
+	"github.com/sakura-ccm/sakura-cloud-controller-manager/loadbalancer/apply"
+	"github.com/sakura-ccm/sakura-cloud-controller-manager/loadbalancer/desired"
+	"github.com/sakura-ccm/sakura-cloud-controller-manager/loadbalancer/ipam"
+	"github.com/sakura-ccm/sakura-cloud-controller-manager/loadbalancer/plan"
+	v1 "k8s.io/api/core/v1"
+	"k8s.io/cloud-provider/api"
+)
+
+// Sharing one appliance between Services (annotation load-balancer-sharing-key).
+//
+// A shared appliance carries this cluster's tag, a sharing-key tag and one
+// service-uid tag per member Service, so every existing lookup by Service
+// UID (reconcile, delete, the sweep) finds it unchanged. Each member owns the
+// VIP entries whose description names it and has a VIP of its own; a member
+// only ever rewrites its own entries and passes the others' back verbatim.
+
+// sharedOwner is the allocator key of a shared appliance being created.
+func sharedOwner(key string) string { return "share/" + key }
+
+// join puts svc on the appliance shared by its key, creating the appliance
+// when there is none. The caller holds the key's lock.
+func (l *LoadBalancer) join(ctx context.Context, exec *apply.Executor, cluster string, svc *v1.Service, nodes []*v1.Node, p *prepared) (*v1.LoadBalancerStatus, error) {
+	key := p.opts.SharingKey
+	shared, err := exec.FindShared(ctx, key)
+	if err != nil {
+		return nil, l.fail(svc, ReasonAPIError, err)
+	}
+	var lb *iaas.LoadBalancer
+	if len(shared) > 0 {
+		lb = shared[0]
+		l.alloc.Release(sharedOwner(key))
+	} else if lb, err = l.justCreated(ctx, sharedOwner(key), desired.ClusterTag(exec.ClusterID), desired.SharingTag(key)); err != nil {
+		return nil, err
+	}
+	if lb == nil {
+		return l.create(ctx, exec, cluster, svc, nodes, p)
+	}
+	return l.joinAppliance(ctx, exec, cluster, svc, nodes, p, lb)
+}
+
+// joinAppliance adds svc's entries, with a newly allocated VIP, to the
+// running shared appliance lb; a Service whose settings disagree with the
+// appliance, or that does not fit, is refused and lb is left as it is.
+func (l *LoadBalancer) joinAppliance(ctx context.Context, exec *apply.Executor, cluster string, svc *v1.Service, nodes []*v1.Node, p *prepared, lb *iaas.LoadBalancer) (*v1.LoadBalancerStatus, error) {
+	key := p.opts.SharingKey
+	if lb.Availability.IsFailed() {
+		return nil, l.fail(svc, ReasonAPIError, fmt.Errorf("load balancer %s (%s) shared by key %s failed to be created by SAKURA Cloud; delete it to let the controller create a new one", lb.Name, lb.ID, key))
+	}
+	if !isUp(lb) {
+		return nil, api.NewRetryError(fmt.Sprintf("load balancer %s shared by key %s is not up yet", lb.ID, key), bootRetryAfter(time.Since(lb.CreatedAt)))
+	}
+	if err := l.sharingConflict(ctx, svc, nodes, p, lb); err != nil {
+		return nil, err
+	}
+	members := desired.MemberUIDs(lb.Tags)
+	if entries := len(lb.VirtualIPAddresses) + len(svc.Spec.Ports); entries > desired.MaxVIPEntries || len(members) >= desired.MaxSharedMembers {
+		return nil, l.fail(svc, ReasonSharedApplianceFull, fmt.Errorf("load balancer %s shared by key %s is full: it has %d Services and %d VIP+port entries, this Service needs %d more entries (limits: %d Services, %d entries); use another %s",
+			lb.ID, key, len(members), len(lb.VirtualIPAddresses), len(svc.Spec.Ports), desired.MaxSharedMembers, desired.MaxVIPEntries, annotations.SharingKey))
+	}
+
+	haveType, _, err := l.haveType(ctx, lb)
+	if err != nil {
+		return nil, l.fail(svc, ReasonAPIError, fmt.Errorf("reading switch %s of load balancer %s: %w", lb.SwitchID, lb.ID, err))
+	}
+	backends, err := l.backends(svc, nodes, p, lb.SwitchID, haveType == annotations.TypeSwitch, networkOf(lb))
+	if err != nil {
+		return nil, err
+	}
+
+	l.alloc.Lock()
+	defer l.alloc.Unlock()
+	vip, err := l.allocateVIP(ctx, svc, p.opts, nodes, lb)
+	if err != nil {
+		return nil, err
+	}
+	want, err := desired.Build(desired.Input{ClusterID: cluster, Service: svc, Options: p.opts, SwitchID: lb.SwitchID, VIP: vip.String(), Backends: backends.Selected})
+	if err != nil {
+		return nil, l.fail(svc, ReasonInvalidAnnotation, err)
+	}
+	_, others := plan.SplitEntries(lb.VirtualIPAddresses, desired.RefOf(svc))
+	vips := append(others, plan.ToAPI(want.VIPs)...)
+	tags := append(slices.Clone([]string(lb.Tags)), desired.ServiceTag(string(svc.UID)))
+	if err := exec.UpdateMembers(ctx, lb.ID, lb.SettingsHash, vips, tags); err != nil {
+		return nil, l.fail(svc, ReasonAPIError, err)
+	}
+	l.alloc.Reserve(string(svc.UID), ipam.Reservation{SwitchID: lb.SwitchID, IPs: []netip.Addr{vip}, ApplianceID: lb.ID})
+	l.event(svc, false, ReasonJoinedShared, "joined load balancer %s (%s) shared by key %s with VIP %s, %d real servers; %d Services share it now",
+		lb.Name, lb.ID, key, vip, len(backends.Selected), len(members)+1)
+	return statusOf(lb, vip.String()), nil
+}
+
+// allocateVIP takes a free address (or the pinned one) of lb's block for a
+// new member. The caller holds the allocator lock.
+func (l *LoadBalancer) allocateVIP(ctx context.Context, svc *v1.Service, opts annotations.Options, nodes []*v1.Node, lb *iaas.LoadBalancer) (netip.Addr, error) {
+	sw, err := l.readSwitch(ctx, lb.SwitchID, true)
+	if err != nil {
+		return netip.Addr{}, l.fail(svc, ReasonAPIError, fmt.Errorf("reading switch %s: %w", lb.SwitchID, err))
+	}
+	block, err := blockOf(sw, opts)
+	if err != nil {
+		return netip.Addr{}, l.fail(svc, ReasonNoAddressBlock, err)
+	}
+	usage, err := ipam.Inventory(ctx, l.client, sw)
+	if err != nil {
+		return netip.Addr{}, l.fail(svc, ReasonAPIError, err)
+	}
+	l.alloc.Merge(usage, sw.ID)
+	addNodeAddresses(usage, block, nodes)
+	res, err := ipam.Allocate(block, usage, l.reserved, ipam.Request{PinnedVIP: opts.IP})
+	if err != nil {
+		var ex *ipam.ExhaustedError
+		switch {
+		case errors.As(err, &ex):
+			return netip.Addr{}, l.fail(svc, ReasonAddressBlockExhausted, fmt.Errorf("%w; the shared load balancer %s was left as it is", err, lb.ID))
+		case errors.Is(err, ipam.ErrPinnedUnavailable):
+			return netip.Addr{}, l.fail(svc, ReasonLoadBalancerIPInvalid, fmt.Errorf("%w; fix spec.loadBalancerIP or %s", err, annotations.LoadBalancerIP))
+		}
+		return netip.Addr{}, l.fail(svc, ReasonAPIError, err)
+	}
+	return res.VIP, nil
+}
+
+// sharingConflict refuses a Service whose fixed settings (type, block,
+// plan, HA) differ from the shared appliance's: changing them would need a
+// new appliance for every member.
+func (l *LoadBalancer) sharingConflict(ctx context.Context, svc *v1.Service, nodes []*v1.Node, p *prepared, lb *iaas.LoadBalancer) error {
+	drift, err := l.fixedDrift(ctx, svc, nodes, p, lb)
+	if err != nil {
+		return err
+	}
+	if len(drift) == 0 {
+		return nil
+	}
+	return l.fail(svc, ReasonSharingConflict, fmt.Errorf("sharing key %s: the shared load balancer %s (%s) differs from this Service: %s; make this Service's settings agree with the other Services of the key or use another %s. The load balancer is left as it is",
+		p.opts.SharingKey, lb.Name, lb.ID, driftText(drift), annotations.SharingKey))
+}
+
+// fixedDrift lists what differs between the options and what lb was
+// created with (type, network, switch, plan, HA): none of it changes in place.
+func (l *LoadBalancer) fixedDrift(ctx context.Context, svc *v1.Service, nodes []*v1.Node, p *prepared, lb *iaas.LoadBalancer) ([]plan.Drift, error) {
+	haveType, _, err := l.haveType(ctx, lb)
+	if err != nil {
+		return nil, l.fail(svc, ReasonAPIError, fmt.Errorf("reading switch %s of load balancer %s: %w", lb.SwitchID, lb.ID, err))
+	}
+	drift := plan.NetworkDrift(haveType, lb, networkOf(lb), p.opts)
+	if wantBlock, berr := l.resolve(ctx, svc, p.opts, nodes, p.servers); berr == nil && wantBlock.SwitchID != lb.SwitchID {
+		drift = append(drift, plan.Drift{Field: "switch", Have: lb.SwitchID.String(), Want: wantBlock.SwitchID.String()})
+	}
+	drift = append(drift, plan.FixedDrift(lb, desired.PlanIDOf(p.opts), p.opts.HA)...)
+	if have := desired.SharingKeyOf(lb.Tags); have != p.opts.SharingKey {
+		drift = append(drift, plan.Drift{Field: "sharing-key", Have: orNone(have), Want: orNone(p.opts.SharingKey)})
+	}
+	return drift, nil
+}
+
+func orNone(s string) string {
+	if s == "" {
+		return "(none)"
+	}
+	return s
+}
+
+func driftText(drift []plan.Drift) string {
+	parts := make([]string, 0, len(drift))
+	for _, d := range drift {
+		parts = append(parts, d.String())
+	}
+	return strings.Join(parts, "; ")
+}
+
+// leave takes svc's entries and tag off a shared appliance that other
+// Services still use. It reports false when svc is the last member (or lb is
+// not shared): then the appliance itself is to be deleted.
+func (l *LoadBalancer) leave(ctx context.Context, exec *apply.Executor, svc *v1.Service, lb *iaas.LoadBalancer) (bool, error) {
+	key := desired.SharingKeyOf(lb.Tags)
+	if key == "" {
+		return false, nil
+	}
+	mine := desired.ServiceTag(string(svc.UID))
+	var tags []string
+	others := 0
+	for _, t := range lb.Tags {
+		if t == mine {
+			continue
+		}
+		tags = append(tags, t)
+		if strings.HasPrefix(t, desired.ServiceTagKey) {
+			others++
+		}
+	}
+	if others == 0 {
+		return false, nil
+	}
+	_, keep := plan.SplitEntries(lb.VirtualIPAddresses, desired.RefOf(svc))
+	if keep == nil {
+		keep = iaas.LoadBalancerVirtualIPAddresses{}
+	}
+	if err := exec.UpdateMembers(ctx, lb.ID, lb.SettingsHash, keep, tags); err != nil {
+		return false, l.fail(svc, ReasonAPIError, err)
+	}
+	l.event(svc, false, ReasonLeftShared, "left load balancer %s (%s) shared by key %s; it stays for the %d other Service(s) using it", lb.Name, lb.ID, key, others)
+	return true, nil
+}
+
+// memberVIP is the VIP of svc's entries on lb ("" when it has none).
+func memberVIP(lb *iaas.LoadBalancer, svc *v1.Service) string {
+	if desired.SharingKeyOf(lb.Tags) == "" {
+		return vipOf(lb)
+	}
+	mine, _ := plan.SplitEntries(lb.VirtualIPAddresses, desired.RefOf(svc))
+	for _, e := range mine {
+		if e.VirtualIPAddress != "" {
+			return e.VirtualIPAddress
+		}
+	}
+	return ""
+}

@@ -1,0 +1,169 @@
+package loadbalancer
+
+import (
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/sacloud/iaas-api-go"
+	"github.com/sakura-ccm/sakura-cloud-controller-manager/loadbalancer/annotations"
+	"github.com/sakura-ccm/sakura-cloud-controller-manager/loadbalancer/desired"
+	v1 "k8s.io/api/core/v1"
+)
+
+func shared(name, key string, ports ...int32) *v1.Service {
+	s := service(name, ports...)
+	s.Annotations[annotations.SharingKey] = key
+	return s
+}
+
+// entriesOf returns the VIP entries of lb owned by svc.
+func entriesOf(lb *iaas.LoadBalancer, svc *v1.Service) []*iaas.LoadBalancerVirtualIPAddress {
+	var out []*iaas.LoadBalancerVirtualIPAddress
+	for _, v := range lb.VirtualIPAddresses {
+		if v.Description == (desired.VIP{Owner: desired.RefOf(svc)}).Description() {
+			out = append(out, v)
+		}
+	}
+	return out
+}
+
+func TestSharedApplianceLifecycle(t *testing.T) {
+	e := newEnv(t, 28)
+	nodes := e.addNodes(3, 0)
+	a, b := shared("a", "team", 80), shared("b", "team", 80, 443)
+
+	stA := e.ensureUp(a, nodes)
+	snap := e.client.Stats().Snapshot()
+	stB := e.ensureUp(b, nodes)
+	if n, by := writes(e.client, snap); by["LoadBalancer.Create"] != 0 || by["LoadBalancer.Update"] != 1 || n != 2 {
+		t.Fatalf("joining must be one Update (+Config), no Create: %v", by)
+	}
+	lbs := e.lbs()
+	if len(lbs) != 1 {
+		t.Fatalf("want one shared appliance, got %d", len(lbs))
+	}
+	lb := lbs[0]
+	if lb.Name != desired.SharedName("test", "team") || !hasAll(lb.Tags, desired.ClusterTag("test"), desired.SharingTag("team"), desired.ServiceTag("uid-a"), desired.ServiceTag("uid-b")) {
+		t.Fatalf("name/tags %s %v", lb.Name, lb.Tags)
+	}
+	ipA, ipB := stA.Ingress[0].IP, stB.Ingress[0].IP
+	if ipA == ipB || len(entriesOf(lb, a)) != 1 || len(entriesOf(lb, b)) != 2 || entriesOf(lb, b)[0].VirtualIPAddress != ipB {
+		t.Fatalf("each Service needs its own VIP and entries: a %s b %s entries %d/%d", ipA, ipB, len(entriesOf(lb, a)), len(entriesOf(lb, b)))
+	}
+	// One appliance address plus two VIPs: the block's next three addresses.
+	used := append([]string{ipA, ipB}, lb.IPAddresses...)
+	slices.Sort(used)
+	if len(lb.IPAddresses) != 1 || len(slices.Compact(used)) != 3 {
+		t.Fatalf("addresses used %v", used)
+	}
+	if got := findEvent(e.events(), "Normal", ReasonJoinedShared, "team", ipB); got == "" {
+		t.Fatal("no JoinedSharedLoadBalancer event naming the key and VIP")
+	}
+
+	// Resyncs write nothing; GetLoadBalancer reports each member's own VIP.
+	snap = e.client.Stats().Snapshot()
+	for _, s := range []*v1.Service{a, b} {
+		if st, err := e.lb.EnsureLoadBalancer(e.ctx, "test", s, nodes); err != nil || st.Ingress[0].IP != map[string]string{"a": ipA, "b": ipB}[s.Name] {
+			t.Fatalf("resync %s: %v %v", s.Name, st, err)
+		}
+	}
+	if st, ok, err := e.lb.GetLoadBalancer(e.ctx, "test", b); err != nil || !ok || st.Ingress[0].IP != ipB {
+		t.Fatalf("GetLoadBalancer(b) %v %v %v", st, ok, err)
+	}
+	if n, by := writes(e.client, snap); n != 0 {
+		t.Fatalf("no-op resync wrote %v", by)
+	}
+
+	// A node change of one member touches only its entries.
+	before := entriesOf(e.lbs()[0], b)
+	if err := e.lb.UpdateLoadBalancer(e.ctx, "test", a, nodes[:2]); err != nil {
+		t.Fatal(err)
+	}
+	lb = e.lbs()[0]
+	if got := entriesOf(lb, a)[0].Servers; len(got) != 2 {
+		t.Fatalf("a has %d real servers, want 2", len(got))
+	}
+	after := entriesOf(lb, b)
+	if len(after) != 2 || len(after[0].Servers) != 3 || after[0].VirtualIPAddress != before[0].VirtualIPAddress {
+		t.Fatalf("b's entries changed by a's update: %+v", after)
+	}
+
+	// The first Service to go leaves; the appliance stays for the other.
+	snap = e.client.Stats().Snapshot()
+	e.deleteAll(a)
+	if _, by := writes(e.client, snap); by["LoadBalancer.Shutdown"] != 0 || by["LoadBalancer.Delete"] != 0 || by["LoadBalancer.Update"] != 1 {
+		t.Fatalf("leaving must be one Update: %v", by)
+	}
+	lb = e.lbs()[0]
+	if hasAll(lb.Tags, desired.ServiceTag("uid-a")) || len(entriesOf(lb, a)) != 0 || len(entriesOf(lb, b)) != 2 {
+		t.Fatalf("after a left: tags %v entries %d", lb.Tags, len(lb.VirtualIPAddresses))
+	}
+	if got := findEvent(e.events(), ReasonLeftShared, "the 1 other Service(s)"); got == "" {
+		t.Fatal("no LeftSharedLoadBalancer event")
+	}
+	// The last Service takes the appliance with it.
+	e.deleteAll(b)
+	e.settle()
+	if n := len(e.lbs()); n != 0 {
+		t.Fatalf("%d appliances left after the last member went", n)
+	}
+}
+
+func TestSharingConflictLeavesApplianceAlone(t *testing.T) {
+	e := newEnv(t, 28)
+	nodes := e.addNodes(2, 0)
+	e.ensureUp(shared("a", "team", 80), nodes)
+	before := e.lbs()[0]
+
+	c := shared("c", "team", 8080)
+	c.Annotations[annotations.Plan] = annotations.PlanHighSpec
+	c.Annotations[annotations.HA] = "true"
+	snap := e.client.Stats().Snapshot()
+	_, err := e.lb.EnsureLoadBalancer(e.ctx, "test", c, nodes)
+	if err == nil || isRetry(err) {
+		t.Fatalf("a conflicting member must be refused, got %v", err)
+	}
+	if n, by := writes(e.client, snap); n != 0 {
+		t.Fatalf("conflict wrote %v", by)
+	}
+	ev := findEvent(e.events(), "Warning", ReasonSharingConflict, "plan is standard, wanted highspec", "ha is false, wanted true", annotations.SharingKey)
+	if ev == "" {
+		t.Fatal("SharingConflict event must name plan and ha with both values")
+	}
+	after := e.lbs()[0]
+	if len(after.VirtualIPAddresses) != len(before.VirtualIPAddresses) || strings.Join(after.Tags, ",") != strings.Join(before.Tags, ",") {
+		t.Fatalf("appliance changed: %v -> %v", before.Tags, after.Tags)
+	}
+
+	// A member changing a fixed setting later is reported the same way.
+	a := shared("a", "team", 80)
+	a.Annotations[annotations.Plan] = annotations.PlanHighSpec
+	if _, err := e.lb.EnsureLoadBalancer(e.ctx, "test", a, nodes); err != nil {
+		t.Fatal(err)
+	}
+	if findEvent(e.events(), "Warning", ReasonSharingConflict, "plan is standard, wanted highspec") == "" {
+		t.Fatal("member drift not reported as SharingConflict")
+	}
+}
+
+func TestSharedApplianceFull(t *testing.T) {
+	e := newEnv(t, 27)
+	nodes := e.addNodes(1, 0)
+	ports := make([]int32, 19)
+	for i := range ports {
+		ports[i] = int32(8000 + i)
+	}
+	e.ensureUp(shared("big", "team", ports...), nodes)
+	snap := e.client.Stats().Snapshot()
+	_, err := e.lb.EnsureLoadBalancer(e.ctx, "test", shared("more", "team", 80, 443), nodes)
+	if err == nil {
+		t.Fatal("21 entries accepted")
+	}
+	if n, _ := writes(e.client, snap); n != 0 {
+		t.Fatal("a refused join wrote")
+	}
+	if findEvent(e.events(), "Warning", ReasonSharedApplianceFull, "19 VIP+port entries", "needs 2 more") == "" {
+		t.Fatal("no SharedLoadBalancerFull event with the numbers")
+	}
+}
