@@ -49,6 +49,8 @@ func (c *Cloud) startFollowing(lb *loadbalancer.LoadBalancer, stop <-chan struct
 			MinInterval:    time.Duration(cfg.EndpointMinIntervalSec) * time.Second,
 			Debounce:       time.Second,
 			HealthInterval: time.Duration(cfg.HealthPollIntervalSec) * time.Second,
+			// At most a fifth of the request budget goes to health reads.
+			HealthRate: c.cfg.RequestsPerSecond / 5,
 		})
 	})
 }

@@ -50,9 +50,12 @@ type FollowOptions struct {
 	MinInterval time.Duration
 	// Debounce gathers a burst of EndpointSlice changes into one look.
 	Debounce time.Duration
-	// HealthInterval is how often real-server health is read from the
-	// appliances (0: never).
+	// HealthInterval is the pause between two health polls (0: never poll).
 	HealthInterval time.Duration
+	// HealthRate caps the poll's Status reads per second (0: no cap), so
+	// that at hundreds of appliances the poll takes a bounded share of the
+	// request budget instead of crowding out creates and updates.
+	HealthRate float64
 }
 
 // follower is the running endpoint follower.
@@ -141,7 +144,7 @@ func (f *follower) run(ctx context.Context, l *LoadBalancer) {
 		return
 	}
 	if f.opts.HealthInterval > 0 {
-		go l.watchHealth(ctx, f.services, f.opts.HealthInterval)
+		go l.watchHealth(ctx, f.services, f.opts.HealthInterval, f.opts.HealthRate)
 	}
 	for {
 		key, quit := f.queue.Get()

@@ -35,11 +35,17 @@ type healthPoller struct {
 	l        *LoadBalancer
 	services corelisters.ServiceLister
 	last     map[string]string // appliance/vip:port/server -> UP|DOWN
+	// gap spaces two Status reads (0: back to back).
+	gap time.Duration
 }
 
-// watchHealth polls every interval until ctx ends.
-func (l *LoadBalancer) watchHealth(ctx context.Context, services corelisters.ServiceLister, interval time.Duration) {
+// watchHealth polls, pausing interval after each poll, until ctx ends.
+// rate > 0 spaces the Status reads to at most rate per second.
+func (l *LoadBalancer) watchHealth(ctx context.Context, services corelisters.ServiceLister, interval time.Duration, rate float64) {
 	h := &healthPoller{l: l, services: services, last: map[string]string{}}
+	if rate > 0 {
+		h.gap = time.Duration(float64(time.Second) / rate)
+	}
 	wait.UntilWithContext(ctx, h.poll, interval)
 }
 
@@ -53,9 +59,17 @@ func (h *healthPoller) poll(ctx context.Context) {
 	now := map[string]string{}
 	up, down := 0, 0
 	var names map[string]string // server address -> server name, read once per poll
+	read := 0
 	for _, lb := range lbs {
 		if !isUp(lb) {
 			continue
+		}
+		if read++; read > 1 && h.gap > 0 {
+			select {
+			case <-ctx.Done():
+				return
+			case <-time.After(h.gap):
+			}
 		}
 		st, err := l.client.LoadBalancers.Status(ctx, l.client.Zone, lb.ID)
 		if err != nil {

@@ -133,7 +133,7 @@ var Settings = []Setting{
 		Doc: "externalTrafficPolicy: Local: least seconds between two endpoint-driven updates of one Service's load balancer (bounds writes under pod churn).",
 		set: intSetter(func(c *Config) *int { return &c.LoadBalancer.EndpointMinIntervalSec })},
 	{Key: "loadBalancer.healthPollIntervalSec", Env: "SAKURACLOUD_LOAD_BALANCER_HEALTH_POLL_INTERVAL_SEC", Default: "60",
-		Doc: "Seconds between reads of every appliance's real-server health (one API call per appliance); a server going DOWN or UP becomes an Event on its Service. 0 turns it off.",
+		Doc: "Seconds between two polls of real-server health (one Status call per running appliance, paced to at most a fifth of requestsPerSecond); a server going DOWN or UP becomes an Event on its Service. 0 turns it off.",
 		set: intSetter(func(c *Config) *int { return &c.LoadBalancer.HealthPollIntervalSec })},
 	{Key: "loadBalancer.sweepMode", Env: "SAKURACLOUD_LOAD_BALANCER_SWEEP_MODE", Default: SweepModeDelete,
 		Doc: "What the sweep does with an orphaned appliance: delete (shut down, then delete) or report (only log and count it).",
