@@ -61,7 +61,7 @@ var (
 	sweptLoadBalancers = metrics.NewCounterVec(&metrics.CounterOpts{
 		Namespace:      namespace,
 		Name:           "swept_load_balancers_total",
-		Help:           "Orphaned load balancer appliances (their Service is gone) removed by the sweep (action=deleted) or, in report mode, found and left alone (action=reported).",
+		Help:           "Orphaned load balancer appliances (their Service is gone) removed by the sweep (action=deleted), shared appliances cleared of vanished members' entries (action=pruned), or, in report mode, found and left alone (action=reported).",
 		StabilityLevel: metrics.ALPHA,
 	}, []string{"action"})
 
@@ -129,6 +129,8 @@ func CountReconcileError(reason string) { reconcileErrors.WithLabelValues(reason
 const (
 	SweepDeleted  = "deleted"
 	SweepReported = "reported"
+	// SweepPruned: a shared appliance lost the entries of vanished Services.
+	SweepPruned = "pruned"
 )
 
 // SetManagedLoadBalancers reports how many appliances carry the cluster's tag.

@@ -45,7 +45,7 @@ sakuracloud_ccm_reconcile_errors_total{reason="UnsupportedProtocol"} 1
 # HELP sakuracloud_ccm_managed_load_balancers [ALPHA] Load balancer appliances carrying this cluster's ownership tag, as of the last sweep.
 # TYPE sakuracloud_ccm_managed_load_balancers gauge
 sakuracloud_ccm_managed_load_balancers 3
-# HELP sakuracloud_ccm_swept_load_balancers_total [ALPHA] Orphaned load balancer appliances (their Service is gone) removed by the sweep (action=deleted) or, in report mode, found and left alone (action=reported).
+# HELP sakuracloud_ccm_swept_load_balancers_total [ALPHA] Orphaned load balancer appliances (their Service is gone) removed by the sweep (action=deleted), shared appliances cleared of vanished members' entries (action=pruned), or, in report mode, found and left alone (action=reported).
 # TYPE sakuracloud_ccm_swept_load_balancers_total counter
 sakuracloud_ccm_swept_load_balancers_total{action="deleted"} 2
 sakuracloud_ccm_swept_load_balancers_total{action="reported"} 1

@@ -3,6 +3,7 @@ package sweep
 import (
 	"context"
 	"fmt"
+	"strings"
 	"sync"
 	"time"
 
@@ -10,16 +11,17 @@ import (
 	"github.com/sacloud/iaas-api-go/types"
 	"github.com/sakura-ccm/sakura-cloud-controller-manager/cloud/metrics"
 	"github.com/sakura-ccm/sakura-cloud-controller-manager/loadbalancer/apply"
+	"github.com/sakura-ccm/sakura-cloud-controller-manager/loadbalancer/desired"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/klog/v2"
 )
 
-// ServiceLister returns the UIDs of the Services that still claim their
-// appliance (see Claims). An error means "unknown", never "none".
+// ServiceLister returns the Services that still claim their appliance (see
+// Claims), as UID -> "namespace/name". An error means "unknown", never "none".
 type ServiceLister interface {
-	ClaimedUIDs(ctx context.Context) (map[string]bool, error)
+	Claimed(ctx context.Context) (map[string]string, error)
 }
 
 // KubeServices lists every namespace's Services from the API server, page by
@@ -29,9 +31,9 @@ type KubeServices struct {
 	Client kubernetes.Interface
 }
 
-// ClaimedUIDs implements ServiceLister.
-func (k KubeServices) ClaimedUIDs(ctx context.Context) (map[string]bool, error) {
-	out := map[string]bool{}
+// Claimed implements ServiceLister.
+func (k KubeServices) Claimed(ctx context.Context) (map[string]string, error) {
+	out := map[string]string{}
 	opts := metav1.ListOptions{Limit: 500}
 	for {
 		l, err := k.Client.CoreV1().Services(metav1.NamespaceAll).List(ctx, opts)
@@ -40,7 +42,7 @@ func (k KubeServices) ClaimedUIDs(ctx context.Context) (map[string]bool, error) 
 		}
 		for i := range l.Items {
 			if Claims(&l.Items[i]) {
-				out[string(l.Items[i].UID)] = true
+				out[string(l.Items[i].UID)] = l.Items[i].Namespace + "/" + l.Items[i].Name
 			}
 		}
 		if l.Continue == "" {
@@ -68,9 +70,10 @@ type Runner struct {
 	// Now is the clock (tests); nil means time.Now.
 	Now func() time.Time
 
-	mu       sync.Mutex
-	seen     map[types.ID]time.Time
-	reported map[types.ID]bool
+	mu          sync.Mutex
+	seen        map[types.ID]time.Time
+	seenMembers map[string]time.Time
+	reported    map[string]bool // appliance ID, or appliance ID/member UID
 }
 
 // Summary is what one sweep found and did.
@@ -83,6 +86,8 @@ type Summary struct {
 	ShuttingDown []types.ID
 	Reported     []types.ID
 	Failed       []types.ID
+	// Pruned are shared appliances that lost members' entries this sweep.
+	Pruned []types.ID
 }
 
 // Run sweeps now and then every Interval until ctx ends.
@@ -110,14 +115,19 @@ func (r *Runner) Sweep(ctx context.Context) (Summary, error) {
 	if err != nil {
 		return Summary{}, err
 	}
-	claimed, err := r.Services.ClaimedUIDs(ctx)
+	refs, err := r.Services.Claimed(ctx)
 	if err != nil {
 		return Summary{}, err
 	}
-	if claimed == nil {
+	if refs == nil {
 		return Summary{}, fmt.Errorf("listing Services returned no answer")
 	}
-	res := Decide(Input{ClusterID: r.Exec.ClusterID, Appliances: lbs, Claimed: claimed, Seen: r.seen, Now: now(), Grace: r.Grace})
+	claimed := make(map[string]bool, len(refs))
+	for uid := range refs {
+		claimed[uid] = true
+	}
+	res := Decide(Input{ClusterID: r.Exec.ClusterID, Appliances: lbs, Claimed: claimed, Refs: refs,
+		Seen: r.seen, SeenMembers: r.seenMembers, Now: now(), Grace: r.Grace})
 	sum := Summary{Managed: res.Managed, Orphans: len(res.Remove) + len(res.Wait), Untagged: len(res.Untagged)}
 
 	for _, o := range res.Wait {
@@ -127,15 +137,15 @@ func (r *Runner) Sweep(ctx context.Context) (Summary, error) {
 		}
 	}
 	if r.reported == nil {
-		r.reported = map[types.ID]bool{}
+		r.reported = map[string]bool{}
 	}
 	for _, o := range res.Remove {
 		if r.Mode == ModeReport {
-			if !r.reported[o.LB.ID] {
+			if !r.reported[o.LB.ID.String()] {
 				klog.InfoS("Orphaned load balancer left in place (loadBalancer.sweepMode is report); delete it by hand or set sweepMode: delete",
 					logFields(o)...)
 				metrics.CountSwept(metrics.SweepReported)
-				r.reported[o.LB.ID] = true
+				r.reported[o.LB.ID.String()] = true
 			}
 			sum.Reported = append(sum.Reported, o.LB.ID)
 			continue
@@ -160,20 +170,78 @@ func (r *Runner) Sweep(ctx context.Context) (Summary, error) {
 			sum.ShuttingDown = append(sum.ShuttingDown, o.LB.ID)
 		}
 	}
-	for id := range r.reported {
-		if _, still := res.Seen[id]; !still {
-			delete(r.reported, id)
+	r.prune(ctx, res, &sum)
+	for key := range r.reported {
+		// Forget reports about what is no longer an orphan or a vanished
+		// member, so it is reported again should it come back.
+		_, member := res.SeenMembers[key]
+		_, orphan := res.Seen[types.StringID(key)]
+		if !member && (strings.Contains(key, "/") || !orphan) {
+			delete(r.reported, key)
 		}
 	}
 	for _, lb := range res.Untagged {
 		klog.V(4).InfoS("Load balancer carries the cluster tag but no service-uid tag; the sweep leaves it alone", "loadBalancer", lb.ID, "name", lb.Name)
 	}
 	r.seen = res.Seen
+	r.seenMembers = res.SeenMembers
 	// What is left after this sweep's deletions.
 	metrics.SetManagedLoadBalancers(res.Managed - len(sum.Deleted))
 	klog.V(2).InfoS("Load balancer sweep done", "managed", sum.Managed, "orphans", sum.Orphans,
 		"deleted", len(sum.Deleted), "shuttingDown", len(sum.ShuttingDown), "reported", len(sum.Reported), "failed", len(sum.Failed))
 	return sum, nil
+}
+
+// prune takes the entries and tags of vanished members off shared
+// appliances that other Services still use (report mode: only logs).
+func (r *Runner) prune(ctx context.Context, res Result, sum *Summary) {
+	for _, d := range res.Prune {
+		fields := []any{"loadBalancer", d.LB.ID, "name", d.LB.Name, "goneServiceUID", d.Gone, "keptServices", d.Keep}
+		if r.Mode == ModeReport {
+			for _, uid := range d.Gone {
+				if key := d.LB.ID.String() + "/" + uid; !r.reported[key] {
+					klog.InfoS("Shared load balancer keeps the entries of a Service that is gone (loadBalancer.sweepMode is report)", fields...)
+					metrics.CountSwept(metrics.SweepReported)
+					r.reported[key] = true
+				}
+			}
+			continue
+		}
+		keep := map[string]bool{}
+		for _, ref := range d.Keep {
+			keep[desired.EntryDescriptionPrefix+ref] = true
+		}
+		vips := iaas.LoadBalancerVirtualIPAddresses{}
+		for _, v := range d.LB.VirtualIPAddresses {
+			if v != nil && keep[v.Description] {
+				vips = append(vips, v)
+			}
+		}
+		gone := map[string]bool{}
+		for _, uid := range d.Gone {
+			gone[desired.ServiceTag(uid)] = true
+		}
+		var tags []string
+		for _, t := range d.LB.Tags {
+			if !gone[t] {
+				tags = append(tags, t)
+			}
+		}
+		if err := r.Exec.UpdateMembers(ctx, d.LB.ID, d.LB.SettingsHash, vips, tags); err != nil {
+			klog.ErrorS(err, "Sweep could not remove the entries of vanished Services from a shared load balancer; retrying at the next sweep", fields...)
+			sum.Failed = append(sum.Failed, d.LB.ID)
+			continue
+		}
+		klog.InfoS("Sweep removed the entries of vanished Services from a shared load balancer; their addresses are free again", fields...)
+		metrics.CountSwept(metrics.SweepPruned)
+		sum.Pruned = append(sum.Pruned, d.LB.ID)
+		for _, uid := range d.Gone {
+			delete(res.SeenMembers, d.LB.ID.String()+"/"+uid)
+		}
+		if r.OnDeleted != nil {
+			r.OnDeleted(d.Gone)
+		}
+	}
 }
 
 func logFields(o Orphan, extra ...any) []any {

@@ -65,11 +65,17 @@ func (w *world) exists(id types.ID) bool {
 
 type uids map[string]bool
 
-func (u uids) ClaimedUIDs(context.Context) (map[string]bool, error) { return u, nil }
+func (u uids) Claimed(context.Context) (map[string]string, error) {
+	out := map[string]string{}
+	for uid := range u {
+		out[uid] = "ns/" + uid
+	}
+	return out, nil
+}
 
 type failing struct{}
 
-func (failing) ClaimedUIDs(context.Context) (map[string]bool, error) {
+func (failing) Claimed(context.Context) (map[string]string, error) {
 	return nil, errors.New("the server is currently unable to handle the request")
 }
 
@@ -268,11 +274,71 @@ func TestKubeServicesClaims(t *testing.T) {
 		mk("b", "was-lb", "u-was", v1.ServiceTypeClusterIP, CleanupFinalizer),
 		mk("b", "plain", "u-plain", v1.ServiceTypeClusterIP),
 	)
-	got, err := KubeServices{Client: kube}.ClaimedUIDs(context.Background())
+	got, err := KubeServices{Client: kube}.Claimed(context.Background())
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(got) != 2 || !got["u-lb"] || !got["u-was"] {
+	if len(got) != 2 || got["u-lb"] != "a/lb" || got["u-was"] != "b/was-lb" {
 		t.Errorf("claimed = %v, want u-lb and u-was", got)
+	}
+}
+
+// A member of a shared appliance deleted while the controller was down
+// leaves its entries and tag behind; the sweep removes them (after two
+// sightings, Grace apart) and keeps the appliance for the other member.
+func TestSweepPrunesVanishedMembersOfSharedAppliance(t *testing.T) {
+	w := newWorld(t)
+	lb := &iaas.LoadBalancer{ID: 7, Name: "shared", Class: "loadbalancer", CreatedAt: longAgo,
+		Availability: types.Availabilities.Available, InstanceStatus: types.ServerInstanceStatuses.Up,
+		Tags: []string{desired.ClusterTag("c1"), desired.SharingTag("team"), desired.ServiceTag("uid-a"), desired.ServiceTag("uid-b")},
+		VirtualIPAddresses: iaas.LoadBalancerVirtualIPAddresses{
+			{VirtualIPAddress: "203.0.113.10", Port: 80, Description: desired.EntryDescriptionPrefix + "ns/uid-a"},
+			{VirtualIPAddress: "203.0.113.11", Port: 80, Description: desired.EntryDescriptionPrefix + "ns/uid-b"},
+		}}
+	fake.DataStore.Put(fake.ResourceLoadBalancer, "is1a", lb.ID, lb)
+	now := time.Now()
+	var freed []string
+	r := &Runner{Exec: w.exec, Services: uids{"uid-a": true}, Mode: ModeReport, Grace: time.Minute,
+		Now: func() time.Time { return now }, OnDeleted: func(u []string) { freed = append(freed, u...) }}
+	read := func() *iaas.LoadBalancer {
+		got, err := w.client.LoadBalancers.Read(context.Background(), "is1a", 7)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return got
+	}
+	sweep := func() Summary {
+		t.Helper()
+		s, err := r.Sweep(context.Background())
+		if err != nil {
+			t.Fatal(err)
+		}
+		return s
+	}
+	// Report mode: found twice, old enough, but only reported.
+	sweep()
+	now = now.Add(2 * time.Minute)
+	if s := sweep(); len(s.Pruned) != 0 || len(read().VirtualIPAddresses) != 2 {
+		t.Fatalf("report mode pruned: %+v", s)
+	}
+	// Delete mode: the vanished member's entry and tag go; the appliance stays.
+	r.Mode = ModeDelete
+	now = now.Add(2 * time.Minute)
+	if s := sweep(); len(s.Pruned) != 1 || len(s.Deleted) != 0 {
+		t.Fatalf("want one pruned appliance, got %+v", s)
+	}
+	got := read()
+	if len(got.VirtualIPAddresses) != 1 || got.VirtualIPAddresses[0].VirtualIPAddress != "203.0.113.10" {
+		t.Fatalf("entries after prune: %+v", got.VirtualIPAddresses)
+	}
+	if strings.Contains(strings.Join(got.Tags, " "), "uid-b") || !strings.Contains(strings.Join(got.Tags, " "), "uid-a") {
+		t.Fatalf("tags after prune: %v", got.Tags)
+	}
+	if len(freed) != 1 || freed[0] != "uid-b" {
+		t.Fatalf("reservations freed for %v", freed)
+	}
+	// A new member seen once is never pruned: it is in the Service list.
+	if s := sweep(); len(s.Pruned) != 0 {
+		t.Fatalf("pruned again: %+v", s)
 	}
 }

@@ -88,10 +88,16 @@ type Input struct {
 	// Claims). It must come from a successful, complete listing taken after
 	// Appliances was listed.
 	Claimed map[string]bool
+	// Refs name the claimed Services (UID -> "namespace/name"): a shared
+	// appliance keeps the entries of these.
+	Refs map[string]string
 	// Seen are the orphans found by the previous sweep, with the time they
 	// were first found.
 	Seen map[types.ID]time.Time
-	Now  time.Time
+	// SeenMembers are vanished members of shared appliances found by the
+	// previous sweep ("applianceID/uid" -> first found).
+	SeenMembers map[string]time.Time
+	Now         time.Time
 	// Grace is the minimum age (by the appliance's CreatedAt) of an orphan
 	// before it is removed.
 	Grace time.Duration
@@ -110,12 +116,25 @@ type Result struct {
 	Untagged []*iaas.LoadBalancer
 	// Seen is the orphan state to pass to the next sweep.
 	Seen map[types.ID]time.Time
+	// Prune are shared appliances still in use whose other members are gone
+	// (found by two consecutive sweeps, Grace apart).
+	Prune []Departed
+	// SeenMembers is the vanished-member state to pass to the next sweep.
+	SeenMembers map[string]time.Time
+}
+
+// Departed names the vanished members of a shared appliance.
+type Departed struct {
+	LB *iaas.LoadBalancer
+	// Gone are the UIDs to remove; Keep the "namespace/name" of the members
+	// that stay (their entries are kept).
+	Gone, Keep []string
 }
 
 // Decide sorts this cluster's appliances into kept, waiting and removable
 // orphans. Appliances without this cluster's exact tag are ignored.
 func Decide(in Input) Result {
-	res := Result{Seen: map[types.ID]time.Time{}}
+	res := Result{Seen: map[types.ID]time.Time{}, SeenMembers: map[string]time.Time{}}
 	if in.ClusterID == "" {
 		return res
 	}
@@ -137,6 +156,11 @@ func Decide(in Input) Result {
 			}
 		}
 		if claimed {
+			if desired.SharingKeyOf(lb.Tags) != "" {
+				if d, ok := departed(in, lb, uids, &res); ok {
+					res.Prune = append(res.Prune, d)
+				}
+			}
 			continue
 		}
 		first, seenBefore := in.Seen[lb.ID]
@@ -167,4 +191,28 @@ func hasTag(lb *iaas.LoadBalancer, tag string) bool {
 		}
 	}
 	return false
+}
+
+// departed finds the members of a shared appliance in use whose Services are
+// gone. A member is removed only when the previous sweep also found it gone,
+// at least Grace ago.
+func departed(in Input, lb *iaas.LoadBalancer, uids []string, res *Result) (Departed, bool) {
+	d := Departed{LB: lb}
+	for _, u := range uids {
+		if in.Claimed[u] {
+			d.Keep = append(d.Keep, in.Refs[u])
+			continue
+		}
+		key := lb.ID.String() + "/" + u
+		first, seenBefore := in.SeenMembers[key]
+		if !seenBefore {
+			first = in.Now
+		}
+		res.SeenMembers[key] = first
+		if seenBefore && in.Now.Sub(first) >= in.Grace {
+			d.Gone = append(d.Gone, u)
+		}
+	}
+	sort.Strings(d.Keep)
+	return d, len(d.Gone) > 0
 }
