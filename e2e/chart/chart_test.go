@@ -169,6 +169,8 @@ func TestCustomValues(t *testing.T) {
 		"--set", "loadBalancer.reservedIPRanges={203.0.113.20-203.0.113.22}",
 		"--set", "loadBalancer.plan=highspec", "--set", "loadBalancer.ha=true",
 		"--set", "logVerbosity=4", "--set", "image.tag=v9.9.9",
+		"--set", "loadBalancer.sweepMode=report", "--set", "loadBalancer.healthPollIntervalSec=0",
+		"--set", "loadBalancer.endpointHoldDownSec=30",
 	)
 	if objs["Secret/ccm-sakura-cloud-controller-manager"] != nil {
 		t.Error("with existingSecret the chart must not create its own Secret")
@@ -195,7 +197,8 @@ func TestCustomValues(t *testing.T) {
 		t.Errorf("cloud-config = %v", cc)
 	}
 	lb := cc["loadBalancer"].(map[string]any)
-	if lb["plan"] != "highspec" || lb["ha"] != true || dig(lb, "reservedIPRanges", 0) != "203.0.113.20-203.0.113.22" {
+	if lb["plan"] != "highspec" || lb["ha"] != true || dig(lb, "reservedIPRanges", 0) != "203.0.113.20-203.0.113.22" ||
+		lb["sweepMode"] != "report" || lb["healthPollIntervalSec"] != float64(0) || lb["endpointHoldDownSec"] != float64(30) || lb["sweepIntervalSec"] != float64(300) {
 		t.Errorf("loadBalancer = %v", lb)
 	}
 }
@@ -211,6 +214,8 @@ func TestBadValuesAreRefused(t *testing.T) {
 		{"bad plan", append([]string{"--set", "loadBalancer.plan=huge"}, tokenValues...), "plan"},
 		{"zero replicas", append([]string{"--set", "replicaCount=0"}, tokenValues...), "replicaCount"},
 		{"negative retries", append([]string{"--set", "client.retryMax=-1"}, tokenValues...), "retryMax"},
+		{"bad sweep mode", append([]string{"--set", "loadBalancer.sweepMode=sometimes"}, tokenValues...), "sweepMode"},
+		{"negative hold-down", append([]string{"--set", "loadBalancer.endpointHoldDownSec=-1"}, tokenValues...), "endpointHoldDownSec"},
 		{"typo in loadBalancer", append([]string{"--set", "loadBalancer.palm=standard"}, tokenValues...), "palm"},
 	}
 	for _, tt := range tests {
