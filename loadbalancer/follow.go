@@ -8,8 +8,10 @@ import (
 	"sync"
 	"time"
 
+	"github.com/sacloud/iaas-api-go"
 	"github.com/sacloud/iaas-api-go/types"
 	"github.com/sakura-ccm/sakura-cloud-controller-manager/cloud/metrics"
+	"github.com/sakura-ccm/sakura-cloud-controller-manager/loadbalancer/annotations"
 	"github.com/sakura-ccm/sakura-cloud-controller-manager/loadbalancer/desired"
 	"github.com/sakura-ccm/sakura-cloud-controller-manager/loadbalancer/endpoints"
 	v1 "k8s.io/api/core/v1"
@@ -275,6 +277,15 @@ func (l *LoadBalancer) localNodes(svc *v1.Service, nodes []*v1.Node) ([]*v1.Node
 		l.notice(svc, ReasonNoReadyEndpoints, nil, "externalTrafficPolicy is Local and no node runs a ready endpoint of this Service, so its load balancer has no real servers; it gets them back as soon as a pod becomes ready")
 	}
 	return out, nil
+}
+
+// backendsOn selects the real servers for svc on the existing appliance lb.
+func (l *LoadBalancer) backendsOn(ctx context.Context, svc *v1.Service, nodes []*v1.Node, p *prepared, lb *iaas.LoadBalancer) (desired.Backends, error) {
+	haveType, _, err := l.haveType(ctx, lb)
+	if err != nil {
+		return desired.Backends{}, l.fail(svc, ReasonAPIError, fmt.Errorf("reading switch %s of load balancer %s: %w", lb.SwitchID, lb.ID, err))
+	}
+	return l.backends(svc, nodes, p, lb.SwitchID, haveType == annotations.TypeSwitch, networkOf(lb))
 }
 
 // backends selects the real servers for svc on switchID (a plain switch

@@ -436,11 +436,7 @@ func (l *LoadBalancer) reconcile(ctx context.Context, clusterName string, svc *v
 	if err != nil {
 		return nil, err
 	}
-	haveType, _, err := l.haveType(ctx, lb)
-	if err != nil {
-		return nil, l.fail(svc, ReasonAPIError, fmt.Errorf("reading switch %s of load balancer %s: %w", lb.SwitchID, lb.ID, err))
-	}
-	backends, err := l.backends(svc, nodes, p, lb.SwitchID, haveType == annotations.TypeSwitch, networkOf(lb))
+	backends, err := l.backendsOn(ctx, svc, nodes, p, lb)
 	if err != nil {
 		return nil, err
 	}

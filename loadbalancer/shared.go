@@ -71,11 +71,7 @@ func (l *LoadBalancer) joinAppliance(ctx context.Context, exec *apply.Executor, 
 			lb.ID, key, len(members), len(lb.VirtualIPAddresses), len(svc.Spec.Ports), desired.MaxSharedMembers, desired.MaxVIPEntries, annotations.SharingKey))
 	}
 
-	haveType, _, err := l.haveType(ctx, lb)
-	if err != nil {
-		return nil, l.fail(svc, ReasonAPIError, fmt.Errorf("reading switch %s of load balancer %s: %w", lb.SwitchID, lb.ID, err))
-	}
-	backends, err := l.backends(svc, nodes, p, lb.SwitchID, haveType == annotations.TypeSwitch, networkOf(lb))
+	backends, err := l.backendsOn(ctx, svc, nodes, p, lb)
 	if err != nil {
 		return nil, err
 	}
