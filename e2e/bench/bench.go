@@ -166,6 +166,8 @@ func (b *bench) run(ctx context.Context) error {
 		{"no-op resync", b.phaseNoopResync},
 		{"steady state", func(ctx context.Context) error { return b.phaseSteady(ctx, p.SteadyWindow, false) }},
 		{"node added", b.phaseNodeAdded},
+		{"endpoints: switch to Local", b.phaseEndpointsLocal},
+		{"endpoints: churn", b.phaseEndpointChurn},
 		{"faults on", b.faultsOn},
 		{"faults: steady state", func(ctx context.Context) error { return b.phaseSteady(ctx, p.FaultSteadyWindow, true) }},
 		{"faults: delete", func(ctx context.Context) error { return b.phaseDelete(ctx, true) }},
@@ -606,6 +608,8 @@ func (b *bench) phaseSteady(ctx context.Context, window time.Duration, faults bo
 	s := SteadyResult{Faults: faults, Window: el, ReadsPerMin: float64(t.Reads) / min, WritesPerMin: float64(t.Writes) / min,
 		NaivePerMin: float64(naive.Total()) / min, RSSPeakKB: peak, RSSLastKB: last, CPUPercent: 100 * cpu.Seconds() / el.Seconds(),
 		NodeStatusPasses: passes, Throttled: t.Throttled}
+	anon, file := rssSplit(b.ccm.Process.Pid())
+	s.RSSAnonKB, s.RSSFileKB = anon, file
 	b.rep.Steady = append(b.rep.Steady, s)
 	b.rep.add(Row{
 		Figure: fmt.Sprintf("%s, %d nodes × %d Services: calls/min (%.0fs window, %d node-status passes)",
@@ -616,7 +620,7 @@ func (b *bench) phaseSteady(ctx context.Context, window time.Duration, faults bo
 	})
 	b.rep.add(Row{
 		Figure:   fmt.Sprintf("%s: controller RSS and CPU", label),
-		Measured: fmt.Sprintf("RSS %s (peak %s), CPU %.1f%% of one core", mb(last), mb(peak), s.CPUPercent),
+		Measured: fmt.Sprintf("RSS %s (peak %s; now %s anonymous + %s the binary's file pages), CPU %.1f%% of one core", mb(last), mb(peak), mb(anon), mb(file), s.CPUPercent),
 		Naive:    "-",
 		Note:     ph.lastGC(),
 	})

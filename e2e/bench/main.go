@@ -2,7 +2,7 @@
 // the SAKURA API simulator and a real kube-apiserver (e2e/cluster), counts
 // the API calls the simulator receives in each phase (Service create, no-op
 // resync, node added, delete, steady state, and the same under 30% 429/503
-// answers), measures the controller's RSS and CPU, and writes
+// answers, and endpoint churn behind externalTrafficPolicy: Local), measures the controller's RSS and CPU, and writes
 // docs/benchmarks.md. It is not part of `make test`; run it with `make bench`
 // or, from e2e/, `go run ./bench -out ../docs/benchmarks.md`.
 package main
@@ -34,6 +34,8 @@ type Params struct {
 	SteadyWindow, FaultSteadyWindow     time.Duration
 	RequestsPerSecond                   float64
 	ServiceWorkers                      int
+	// ChurnWindow is how long pods move and blip, one of each per ChurnEvery.
+	ChurnWindow, ChurnEvery time.Duration
 }
 
 func defaultParams() Params {
@@ -44,6 +46,7 @@ func defaultParams() Params {
 		SweepInterval: 20 * time.Second, ServerCacheTTL: 60 * time.Second,
 		SteadyWindow: 60 * time.Second, FaultSteadyWindow: 30 * time.Second,
 		RequestsPerSecond: 50, ServiceWorkers: 10,
+		ChurnWindow: 90 * time.Second, ChurnEvery: time.Second,
 	}
 }
 
@@ -75,7 +78,9 @@ func main() {
 	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Minute)
 	defer cancel()
 	start := time.Now()
-	c, err := cluster.Start(ctx, cluster.Options{Logf: logf})
+	// kube-controller-manager runs Deployments and EndpointSlices for the
+	// endpoint-following phases.
+	c, err := cluster.Start(ctx, cluster.Options{Logf: logf, ControllerManager: true})
 	if err != nil {
 		fatal(fmt.Errorf("control plane: %w", err))
 	}

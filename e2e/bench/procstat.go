@@ -15,7 +15,10 @@ import (
 const clockTicks = 100
 
 // rssKB reads VmRSS of a process in KiB.
-func rssKB(pid int) (int, error) {
+func rssKB(pid int) (int, error) { return statusKB(pid, "VmRSS") }
+
+// statusKB reads one "<field>: N kB" line of /proc/<pid>/status.
+func statusKB(pid int, field string) (int, error) {
 	f, err := os.Open(fmt.Sprintf("/proc/%d/status", pid))
 	if err != nil {
 		return 0, err
@@ -23,11 +26,20 @@ func rssKB(pid int) (int, error) {
 	defer f.Close()
 	sc := bufio.NewScanner(f)
 	for sc.Scan() {
-		if v, ok := strings.CutPrefix(sc.Text(), "VmRSS:"); ok {
+		if v, ok := strings.CutPrefix(sc.Text(), field+":"); ok {
 			return strconv.Atoi(strings.TrimSuffix(strings.TrimSpace(v), " kB"))
 		}
 	}
-	return 0, fmt.Errorf("no VmRSS for pid %d", pid)
+	return 0, fmt.Errorf("no %s for pid %d", field, pid)
+}
+
+// rssSplit is VmRSS's two parts: anonymous memory (heap, stacks, runtime)
+// and file-backed pages (the executable's code and data read from disk,
+// which the kernel can drop and read again).
+func rssSplit(pid int) (anonKB, fileKB int) {
+	anonKB, _ = statusKB(pid, "RssAnon")
+	fileKB, _ = statusKB(pid, "RssFile")
+	return anonKB, fileKB
 }
 
 // cpuTime reads user+system CPU time of a process.
