@@ -11,7 +11,7 @@ import (
 )
 
 // EmulatePods stands in for the scheduler and the kubelets for the pods of
-// one namespace (neither runs here), so Deployments behave as in a real
+// one namespace, or of all with metav1.NamespaceAll (neither runs here), so Deployments behave as in a real
 // cluster and kube-controller-manager's EndpointSlice controller publishes
 // real endpoints:
 //   - a pending pod is bound to the node among nodes with the fewest pods of
@@ -37,8 +37,7 @@ func (c *Cluster) EmulatePods(ctx context.Context, namespace string, nodes []str
 }
 
 func (c *Cluster) syncPods(ctx context.Context, ns string, nodes []string, seq int) int {
-	pods := c.Client.CoreV1().Pods(ns)
-	list, err := pods.List(ctx, metav1.ListOptions{})
+	list, err := c.Client.CoreV1().Pods(ns).List(ctx, metav1.ListOptions{})
 	if err != nil {
 		return seq
 	}
@@ -54,6 +53,7 @@ func (c *Cluster) syncPods(ctx context.Context, ns string, nodes []string, seq i
 	zero := int64(0)
 	for i := range list.Items {
 		p := &list.Items[i]
+		pods := c.Client.CoreV1().Pods(p.Namespace)
 		switch {
 		case p.DeletionTimestamp != nil:
 			_ = pods.Delete(ctx, p.Name, metav1.DeleteOptions{GracePeriodSeconds: &zero})
@@ -62,7 +62,7 @@ func (c *Cluster) syncPods(ctx context.Context, ns string, nodes []string, seq i
 			if node == "" {
 				continue
 			}
-			b := &corev1.Binding{ObjectMeta: metav1.ObjectMeta{Name: p.Name, Namespace: ns}, Target: corev1.ObjectReference{Kind: "Node", Name: node}}
+			b := &corev1.Binding{ObjectMeta: metav1.ObjectMeta{Name: p.Name, Namespace: p.Namespace}, Target: corev1.ObjectReference{Kind: "Node", Name: node}}
 			if err := pods.Bind(ctx, b, metav1.CreateOptions{}); err == nil {
 				load[node]++
 			}
@@ -79,6 +79,13 @@ func (c *Cluster) syncPods(ctx context.Context, ns string, nodes []string, seq i
 				{Type: corev1.PodInitialized, Status: corev1.ConditionTrue, LastTransitionTime: now},
 				{Type: corev1.ContainersReady, Status: corev1.ConditionTrue, LastTransitionTime: now},
 				{Type: corev1.PodReady, Status: corev1.ConditionTrue, LastTransitionTime: now},
+			}
+			p.Status.ContainerStatuses = nil
+			for _, ctr := range p.Spec.Containers {
+				p.Status.ContainerStatuses = append(p.Status.ContainerStatuses, corev1.ContainerStatus{
+					Name: ctr.Name, Image: ctr.Image, Ready: true,
+					State: corev1.ContainerState{Running: &corev1.ContainerStateRunning{StartedAt: now}},
+				})
 			}
 			_, _ = pods.UpdateStatus(ctx, p, metav1.UpdateOptions{})
 		}
@@ -131,6 +138,9 @@ func (c *Cluster) SetPodReady(ctx context.Context, namespace, name string, ready
 		if t := p.Status.Conditions[i].Type; t == corev1.PodReady || t == corev1.ContainersReady {
 			p.Status.Conditions[i].Status, p.Status.Conditions[i].LastTransitionTime = status, now
 		}
+	}
+	for i := range p.Status.ContainerStatuses {
+		p.Status.ContainerStatuses[i].Ready = ready
 	}
 	_, err = pods.UpdateStatus(ctx, p, metav1.UpdateOptions{})
 	return err

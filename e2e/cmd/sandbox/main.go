@@ -28,6 +28,7 @@ import (
 	"time"
 
 	"github.com/sakura-ccm/sakura-cloud-controller-manager/e2e/cluster"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 )
 
 func main() {
@@ -97,10 +98,12 @@ func up(args []string) error {
 	if err := sim.Admin(ctx, http.MethodGet, "/state", nil, &state); err != nil {
 		return err
 	}
+	var nodes []string
 	for _, s := range state.Servers {
 		if _, err := c.RegisterNode(ctx, cluster.NodeSpec{Name: s.Name}); err != nil {
 			return err
 		}
+		nodes = append(nodes, s.Name)
 		logf("registered Node %s (as kubelet --cloud-provider=external would)", s.Name)
 	}
 	m, err := c.StartCCM(ctx, cluster.CCMOptions{Simulator: sim, ClusterID: *clusterID, Name: "sakura-cloud-controller-manager", LeaseName: "cloud-controller-manager"})
@@ -108,6 +111,9 @@ func up(args []string) error {
 		return err
 	}
 	go c.EmulateKubelets(ctx, sim, 2*time.Second)
+	// Pods of every namespace get scheduled and turn ready, so Deployments
+	// and EndpointSlices (externalTrafficPolicy: Local) work as in a cluster.
+	go c.EmulatePods(ctx, metav1.NamespaceAll, nodes, time.Second)
 
 	kubeconfig := filepath.Join(abs, "kubeconfig")
 	b, err := os.ReadFile(c.AdminKubeconfig)
