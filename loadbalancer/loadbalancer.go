@@ -470,6 +470,11 @@ func (l *LoadBalancer) reconcile(ctx context.Context, clusterName string, svc *v
 		if a.Kind != plan.UpdateSettings {
 			continue // fixed settings were compared above
 		}
+		if shared && len(drift) > 0 {
+			// A member in conflict leaves the shared appliance exactly as
+			// it is, its own entries included, until the conflict is gone.
+			break
+		}
 		vips := append(slices.Clone(others), a.VIPs...)
 		if err := exec.UpdateSettings(ctx, lb.ID, lb.SettingsHash, vips); err != nil {
 			return nil, l.fail(svc, ReasonAPIError, err)

@@ -136,14 +136,19 @@ func TestSharingConflictLeavesApplianceAlone(t *testing.T) {
 		t.Fatalf("appliance changed: %v -> %v", before.Tags, after.Tags)
 	}
 
-	// A member changing a fixed setting later is reported the same way.
-	a := shared("a", "team", 80)
+	// A member changing a fixed setting later is reported the same way, and
+	// nothing is written, not even its own entries' changes (a new port).
+	a := shared("a", "team", 80, 81)
 	a.Annotations[annotations.Plan] = annotations.PlanHighSpec
+	snap = e.client.Stats().Snapshot()
 	if _, err := e.lb.EnsureLoadBalancer(e.ctx, "test", a, nodes); err != nil {
 		t.Fatal(err)
 	}
 	if findEvent(e.events(), "Warning", ReasonSharingConflict, "plan is standard, wanted highspec") == "" {
 		t.Fatal("member drift not reported as SharingConflict")
+	}
+	if n, by := writes(e.client, snap); n != 0 {
+		t.Fatalf("a member in conflict wrote %v", by)
 	}
 }
 
