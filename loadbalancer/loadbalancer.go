@@ -476,7 +476,7 @@ func (l *LoadBalancer) reconcile(ctx context.Context, clusterName string, svc *v
 			break
 		}
 		vips := append(slices.Clone(others), a.VIPs...)
-		if err := exec.UpdateSettings(ctx, lb.ID, lb.SettingsHash, vips); err != nil {
+		if err := exec.UpdateSettings(ctx, lb, vips); err != nil {
 			return nil, l.fail(svc, ReasonAPIError, err)
 		}
 		l.event(svc, false, ReasonUpdated, "updated load balancer %s: %s", lb.ID, summarize(a.Changes))

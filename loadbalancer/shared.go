@@ -89,7 +89,7 @@ func (l *LoadBalancer) joinAppliance(ctx context.Context, exec *apply.Executor, 
 	_, others := plan.SplitEntries(lb.VirtualIPAddresses, desired.RefOf(svc))
 	vips := append(others, plan.ToAPI(want.VIPs)...)
 	tags := append(slices.Clone([]string(lb.Tags)), desired.ServiceTag(string(svc.UID)))
-	if err := exec.UpdateMembers(ctx, lb.ID, lb.SettingsHash, vips, tags); err != nil {
+	if err := exec.UpdateMembers(ctx, lb, vips, tags); err != nil {
 		return nil, l.fail(svc, ReasonAPIError, err)
 	}
 	l.alloc.Reserve(string(svc.UID), ipam.Reservation{SwitchID: lb.SwitchID, IPs: []netip.Addr{vip}, ApplianceID: lb.ID})
@@ -204,7 +204,7 @@ func (l *LoadBalancer) leave(ctx context.Context, exec *apply.Executor, svc *v1.
 	if keep == nil {
 		keep = iaas.LoadBalancerVirtualIPAddresses{}
 	}
-	if err := exec.UpdateMembers(ctx, lb.ID, lb.SettingsHash, keep, tags); err != nil {
+	if err := exec.UpdateMembers(ctx, lb, keep, tags); err != nil {
 		return false, l.fail(svc, ReasonAPIError, err)
 	}
 	l.event(svc, false, ReasonLeftShared, "left load balancer %s (%s) shared by key %s; it stays for the %d other Service(s) using it", lb.Name, lb.ID, key, others)

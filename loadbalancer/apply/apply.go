@@ -160,63 +160,57 @@ func (e *Executor) Create(ctx context.Context, want *desired.Appliance, block ip
 // ErrNotOwned guards every write against touching someone else's appliance.
 var ErrNotOwned = errors.New("load balancer is not owned by this cluster")
 
-// UpdateSettings replaces the VIP entries of an appliance read with
-// settings hash hash: a concurrent edit since that read makes the write fail
-// (and the caller retry on a fresh read) instead of being overwritten. Then
-// it applies the settings with Config.
-func (e *Executor) UpdateSettings(ctx context.Context, id types.ID, hash string, vips iaas.LoadBalancerVirtualIPAddresses) error {
-	return e.update(ctx, id, hash, vips, nil)
-}
-
-// update writes VIP entries, and tags when tags is non-nil, with a fresh
-// ownership check. A tag change needs the full Update, which also carries
-// name, description and icon, so they are taken from the fresh read.
-func (e *Executor) update(ctx context.Context, id types.ID, hash string, vips iaas.LoadBalancerVirtualIPAddresses, tags []string) error {
-	cur, err := e.Client.LoadBalancers.Read(ctx, e.Client.Zone, id)
-	if err != nil {
-		return fmt.Errorf("reading load balancer %s before update: %w", id, err)
-	}
-	if !Owned(cur, desired.ClusterTag(e.ClusterID)) {
-		return fmt.Errorf("load balancer %s: %w", id, ErrNotOwned)
-	}
-	if hash == "" {
-		hash = cur.SettingsHash
-	}
-	if tags == nil {
-		_, err = e.Client.LoadBalancers.UpdateSettings(ctx, e.Client.Zone, id, &iaas.LoadBalancerUpdateSettingsRequest{
-			VirtualIPAddresses: vips,
-			SettingsHash:       hash,
-		})
-	} else {
-		if key := desired.SharingKeyOf(cur.Tags); key == "" || desired.SharingKeyOf(tags) != key {
-			return fmt.Errorf("load balancer %s is not shared by this key: %w", id, ErrNotOwned)
-		}
-		_, err = e.Client.LoadBalancers.Update(ctx, e.Client.Zone, id, &iaas.LoadBalancerUpdateRequest{
-			Name:               cur.Name,
-			Description:        cur.Description,
-			Tags:               types.Tags(append([]string(nil), tags...)),
-			IconID:             cur.IconID,
-			VirtualIPAddresses: vips,
-			SettingsHash:       hash,
-		})
-	}
-	if err != nil {
-		return fmt.Errorf("updating settings of load balancer %s: %w", id, err)
-	}
-	if err := e.Client.LoadBalancers.Config(ctx, e.Client.Zone, id); err != nil {
-		return fmt.Errorf("applying settings of load balancer %s: %w", id, err)
-	}
-	return nil
+// UpdateSettings replaces the VIP entries of lb, as the caller read it just
+// before planning: its SettingsHash makes the write fail if anyone changed
+// the settings since (the caller then plans again on a fresh read) instead
+// of overwriting their change. Then it applies the settings with Config.
+func (e *Executor) UpdateSettings(ctx context.Context, lb *iaas.LoadBalancer, vips iaas.LoadBalancerVirtualIPAddresses) error {
+	return e.update(ctx, lb, vips, nil)
 }
 
 // UpdateMembers is UpdateSettings that also replaces the tags of a shared
 // appliance: a Service joins or leaves with its service-uid tag and its VIP
 // entries in one write, so no reader sees a member without its entries.
-func (e *Executor) UpdateMembers(ctx context.Context, id types.ID, hash string, vips iaas.LoadBalancerVirtualIPAddresses, tags []string) error {
+func (e *Executor) UpdateMembers(ctx context.Context, lb *iaas.LoadBalancer, vips iaas.LoadBalancerVirtualIPAddresses, tags []string) error {
 	if tags == nil {
 		tags = []string{}
 	}
-	return e.update(ctx, id, hash, vips, tags)
+	return e.update(ctx, lb, vips, tags)
+}
+
+// update writes VIP entries, and tags when tags is non-nil, to lb after
+// checking lb's ownership tags. A tag change needs the full Update, which
+// also carries name, description and icon: they are written back as read.
+func (e *Executor) update(ctx context.Context, lb *iaas.LoadBalancer, vips iaas.LoadBalancerVirtualIPAddresses, tags []string) error {
+	if !Owned(lb, desired.ClusterTag(e.ClusterID)) {
+		return fmt.Errorf("load balancer %s: %w", lb.ID, ErrNotOwned)
+	}
+	var err error
+	if tags == nil {
+		_, err = e.Client.LoadBalancers.UpdateSettings(ctx, e.Client.Zone, lb.ID, &iaas.LoadBalancerUpdateSettingsRequest{
+			VirtualIPAddresses: vips,
+			SettingsHash:       lb.SettingsHash,
+		})
+	} else {
+		if key := desired.SharingKeyOf(lb.Tags); key == "" || desired.SharingKeyOf(tags) != key {
+			return fmt.Errorf("load balancer %s is not shared by this key: %w", lb.ID, ErrNotOwned)
+		}
+		_, err = e.Client.LoadBalancers.Update(ctx, e.Client.Zone, lb.ID, &iaas.LoadBalancerUpdateRequest{
+			Name:               lb.Name,
+			Description:        lb.Description,
+			Tags:               types.Tags(append([]string(nil), tags...)),
+			IconID:             lb.IconID,
+			VirtualIPAddresses: vips,
+			SettingsHash:       lb.SettingsHash,
+		})
+	}
+	if err != nil {
+		return fmt.Errorf("updating settings of load balancer %s: %w", lb.ID, err)
+	}
+	if err := e.Client.LoadBalancers.Config(ctx, e.Client.Zone, lb.ID); err != nil {
+		return fmt.Errorf("applying settings of load balancer %s: %w", lb.ID, err)
+	}
+	return nil
 }
 
 // DeleteStep says where a deletion stands.

@@ -49,7 +49,7 @@ func TestWritesRefuseForeignAppliances(t *testing.T) {
 	if _, err := e.Delete(ctx, foreign); !errors.Is(err, ErrNotOwned) {
 		t.Fatalf("delete: %v", err)
 	}
-	if err := e.UpdateSettings(ctx, foreign.ID, "", nil); !errors.Is(err, ErrNotOwned) {
+	if err := e.UpdateSettings(ctx, foreign, nil); !errors.Is(err, ErrNotOwned) {
 		t.Fatalf("update: %v", err)
 	}
 	for k, v := range e.Client.Stats().Snapshot() {

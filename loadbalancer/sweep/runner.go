@@ -207,12 +207,20 @@ func (r *Runner) prune(ctx context.Context, res Result, sum *Summary) {
 			}
 			continue
 		}
+		// The listing may be a while old: decide the write on a fresh read
+		// (its tags checked again, its settings hash guarding the write).
+		lb, err := r.Exec.Client.LoadBalancers.Read(ctx, r.Exec.Client.Zone, d.LB.ID)
+		if err != nil {
+			klog.ErrorS(err, "Sweep could not read a shared load balancer to remove vanished members; retrying at the next sweep", fields...)
+			sum.Failed = append(sum.Failed, d.LB.ID)
+			continue
+		}
 		keep := map[string]bool{}
 		for _, ref := range d.Keep {
 			keep[desired.EntryDescriptionPrefix+ref] = true
 		}
 		vips := iaas.LoadBalancerVirtualIPAddresses{}
-		for _, v := range d.LB.VirtualIPAddresses {
+		for _, v := range lb.VirtualIPAddresses {
 			if v != nil && keep[v.Description] {
 				vips = append(vips, v)
 			}
@@ -222,12 +230,12 @@ func (r *Runner) prune(ctx context.Context, res Result, sum *Summary) {
 			gone[desired.ServiceTag(uid)] = true
 		}
 		var tags []string
-		for _, t := range d.LB.Tags {
+		for _, t := range lb.Tags {
 			if !gone[t] {
 				tags = append(tags, t)
 			}
 		}
-		if err := r.Exec.UpdateMembers(ctx, d.LB.ID, d.LB.SettingsHash, vips, tags); err != nil {
+		if err := r.Exec.UpdateMembers(ctx, lb, vips, tags); err != nil {
 			klog.ErrorS(err, "Sweep could not remove the entries of vanished Services from a shared load balancer; retrying at the next sweep", fields...)
 			sum.Failed = append(sum.Failed, d.LB.ID)
 			continue
