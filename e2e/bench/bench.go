@@ -86,6 +86,54 @@ func (ph *phase) end(ctx context.Context) (Counts, time.Duration, time.Duration,
 	return c.Sub(ph.counts), time.Since(ph.started), cpu - ph.cpu, nil
 }
 
+// settle is how long the API must have been idle (quiet), waited for at
+// most limit; the zero value does not wait.
+type settle struct{ quiet, limit time.Duration }
+
+// Settles used around phases.
+var (
+	settleShort = settle{time.Second, 10 * time.Second}
+	settleUsual = settle{2 * time.Second, 20 * time.Second}
+)
+
+// measurement is what one phase cost.
+type measurement struct {
+	*phase
+	counts       Counts
+	tally        Tally
+	elapsed, cpu time.Duration
+}
+
+// measure waits for before, runs work as one measured phase, waits for
+// after, and returns the phase's cost.
+func (b *bench) measure(ctx context.Context, before, after settle, work func(*phase) error) (measurement, error) {
+	if err := b.settle(ctx, before); err != nil {
+		return measurement{}, err
+	}
+	ph, err := b.begin(ctx)
+	if err != nil {
+		return measurement{}, err
+	}
+	if err := work(ph); err != nil {
+		return measurement{}, err
+	}
+	if err := b.settle(ctx, after); err != nil {
+		return measurement{}, err
+	}
+	d, el, cpu, err := ph.end(ctx)
+	if err != nil {
+		return measurement{}, err
+	}
+	return measurement{phase: ph, counts: d, tally: Summarize(d), elapsed: el, cpu: cpu}, nil
+}
+
+func (b *bench) settle(ctx context.Context, s settle) error {
+	if s.limit == 0 {
+		return nil
+	}
+	return b.waitQuiet(ctx, s.quiet, s.limit)
+}
+
 func (ph *phase) logCount(substr string) int {
 	return countInLog(ph.b.ccm.LogFile, ph.logOff, substr)
 }
@@ -342,25 +390,17 @@ func (b *bench) phaseSequential(ctx context.Context) error {
 				return err
 			}
 		}
-		if err := b.waitQuiet(ctx, time.Second, 10*time.Second); err != nil {
-			return err
-		}
-		ph, err := b.begin(ctx)
-		if err != nil {
-			return err
-		}
 		var times []time.Duration
-		for i := 0; i < p.SequentialCreates; i++ {
-			d, err := b.createAndWait(ctx)
-			if err != nil {
-				return err
+		m, err := b.measure(ctx, settleShort, settleShort, func(*phase) error {
+			for i := 0; i < p.SequentialCreates; i++ {
+				d, err := b.createAndWait(ctx)
+				if err != nil {
+					return err
+				}
+				times = append(times, d)
 			}
-			times = append(times, d)
-		}
-		if err := b.waitQuiet(ctx, time.Second, 10*time.Second); err != nil {
-			return err
-		}
-		d, _, _, err := ph.end(ctx)
+			return nil
+		})
 		if err != nil {
 			return err
 		}
@@ -369,9 +409,8 @@ func (b *bench) phaseSequential(ctx context.Context) error {
 				return err
 			}
 		}
-		n := p.SequentialCreates
-		t := Summarize(d)
-		syncs := ph.logCount(logEnsure)
+		n, t, d := p.SequentialCreates, m.tally, m.counts
+		syncs := m.logCount(logEnsure)
 		med, worst := medianMax(times)
 		overhead := med - p.BootDelay
 		b.rep.Latency = append(b.rep.Latency, LatencyResult{Latency: lat, Median: med, Max: worst, Overhead: overhead, N: n})
@@ -446,22 +485,15 @@ func (b *bench) createMany(ctx context.Context, n int, limit time.Duration) (tim
 
 func (b *bench) phaseBulkCreate(ctx context.Context) error {
 	n := b.p.Services - 2*b.p.SequentialCreates
-	ph, err := b.begin(ctx)
+	var took time.Duration
+	m, err := b.measure(ctx, settle{}, settleUsual, func(*phase) (err error) {
+		took, err = b.createMany(ctx, n, 4*time.Minute)
+		return err
+	})
 	if err != nil {
 		return err
 	}
-	took, err := b.createMany(ctx, n, 4*time.Minute)
-	if err != nil {
-		return err
-	}
-	if err := b.waitQuiet(ctx, 2*time.Second, 20*time.Second); err != nil {
-		return err
-	}
-	d, _, _, err := ph.end(ctx)
-	if err != nil {
-		return err
-	}
-	t := Summarize(d)
+	ph, t, d := m.phase, m.tally, m.counts
 	syncs := ph.logCount(logEnsure)
 	peak, _, _ := b.rss.Peak()
 	b.rep.add(Row{
@@ -537,36 +569,29 @@ func hasTag(tags []string, t string) bool {
 }
 
 func (b *bench) phaseNoopResync(ctx context.Context) error {
-	if err := b.waitQuiet(ctx, 2*time.Second, 20*time.Second); err != nil {
-		return err
-	}
-	ph, err := b.begin(ctx)
-	if err != nil {
-		return err
-	}
-	l, err := b.kube.CoreV1().Services(namespace).List(ctx, metav1.ListOptions{})
-	if err != nil {
-		return err
-	}
-	// An annotation change makes the service controller sync the Service
-	// (needsUpdate compares annotations) with nothing to change in the cloud.
-	patch := []byte(fmt.Sprintf(`{"metadata":{"annotations":{"bench.sakura-ccm/touched":%q}}}`, time.Now().Format(time.RFC3339Nano)))
-	for _, s := range l.Items {
-		if _, err := b.kube.CoreV1().Services(namespace).Patch(ctx, s.Name, types.MergePatchType, patch, metav1.PatchOptions{}); err != nil {
+	var want int
+	m, err := b.measure(ctx, settleUsual, settle{2 * time.Second, 30 * time.Second}, func(ph *phase) error {
+		l, err := b.kube.CoreV1().Services(namespace).List(ctx, metav1.ListOptions{})
+		if err != nil {
 			return err
 		}
-	}
-	want := len(l.Items)
-	_ = pollUntil(ctx, time.Minute, 250*time.Millisecond, func() (bool, error) { return ph.logCount(logEnsure) >= want, nil })
-	if err := b.waitQuiet(ctx, 2*time.Second, 30*time.Second); err != nil {
-		return err
-	}
-	d, _, _, err := ph.end(ctx)
+		// An annotation change makes the service controller sync the Service
+		// (needsUpdate compares annotations) with nothing to change in the cloud.
+		patch := []byte(fmt.Sprintf(`{"metadata":{"annotations":{"bench.sakura-ccm/touched":%q}}}`, time.Now().Format(time.RFC3339Nano)))
+		for _, s := range l.Items {
+			if _, err := b.kube.CoreV1().Services(namespace).Patch(ctx, s.Name, types.MergePatchType, patch, metav1.PatchOptions{}); err != nil {
+				return err
+			}
+		}
+		want = len(l.Items)
+		_ = pollUntil(ctx, time.Minute, 250*time.Millisecond, func() (bool, error) { return ph.logCount(logEnsure) >= want, nil })
+		return nil
+	})
 	if err != nil {
 		return err
 	}
-	t := Summarize(d)
-	syncs := ph.logCount(logEnsure)
+	t := m.tally
+	syncs := m.logCount(logEnsure)
 	b.rep.NoopWrites = t.Writes
 	b.rep.add(Row{
 		Figure:   fmt.Sprintf("no-op resync of all %d Services (annotation touched)", want),
@@ -579,23 +604,18 @@ func (b *bench) phaseNoopResync(ctx context.Context) error {
 
 func (b *bench) phaseSteady(ctx context.Context, window time.Duration, faults bool) error {
 	p := b.p
-	if err := b.waitQuiet(ctx, 2*time.Second, 20*time.Second); err != nil {
-		return err
-	}
-	ph, err := b.begin(ctx)
+	m, err := b.measure(ctx, settleUsual, settle{}, func(*phase) error {
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(window):
+			return nil
+		}
+	})
 	if err != nil {
 		return err
 	}
-	select {
-	case <-ctx.Done():
-		return ctx.Err()
-	case <-time.After(window):
-	}
-	d, el, cpu, err := ph.end(ctx)
-	if err != nil {
-		return err
-	}
-	t := Summarize(d)
+	ph, t, d, el, cpu := m.phase, m.tally, m.counts, m.elapsed, m.cpu
 	peak, last, _ := b.rss.Peak()
 	min := el.Minutes()
 	passes := ph.logCount(logNodeStatus)
@@ -628,33 +648,25 @@ func (b *bench) phaseSteady(ctx context.Context, window time.Duration, faults bo
 }
 
 func (b *bench) phaseNodeAdded(ctx context.Context) error {
-	if err := b.waitQuiet(ctx, 2*time.Second, 20*time.Second); err != nil {
-		return err
-	}
-	ph, err := b.begin(ctx)
-	if err != nil {
-		return err
-	}
-	if _, err := b.sim.AddServer(ctx, extraServerSpec()); err != nil {
-		return err
-	}
-	if _, err := b.c.RegisterNode(ctx, cluster.NodeSpec{Name: extraNode}); err != nil {
-		return err
-	}
-	if err := b.waitNodesInitialized(ctx, b.p.Nodes+1, time.Minute); err != nil {
-		return err
-	}
 	want := b.p.Services
-	_ = pollUntil(ctx, 2*time.Minute, 250*time.Millisecond, func() (bool, error) { return ph.logCount(logUpdate) >= want, nil })
-	if err := b.waitQuiet(ctx, 3*time.Second, 60*time.Second); err != nil {
-		return err
-	}
-	d, el, _, err := ph.end(ctx)
+	m, err := b.measure(ctx, settleUsual, settle{3 * time.Second, 60 * time.Second}, func(ph *phase) error {
+		if _, err := b.sim.AddServer(ctx, extraServerSpec()); err != nil {
+			return err
+		}
+		if _, err := b.c.RegisterNode(ctx, cluster.NodeSpec{Name: extraNode}); err != nil {
+			return err
+		}
+		if err := b.waitNodesInitialized(ctx, b.p.Nodes+1, time.Minute); err != nil {
+			return err
+		}
+		_ = pollUntil(ctx, 2*time.Minute, 250*time.Millisecond, func() (bool, error) { return ph.logCount(logUpdate) >= want, nil })
+		return nil
+	})
 	if err != nil {
 		return err
 	}
-	t := Summarize(d)
-	updates := ph.logCount(logUpdate)
+	t, d, el := m.tally, m.counts, m.elapsed
+	updates := m.logCount(logUpdate)
 	b.rep.add(Row{
 		Figure:   fmt.Sprintf("node added (%s, sorts into every LB's 40 real servers), %d Services", extraNode, want),
 		Measured: fmt.Sprintf("%s (%.2f per Service); settled in %.1fs", callsStr(t), float64(t.Total)/float64(want), el.Seconds()),
@@ -688,23 +700,17 @@ func (b *bench) deleteAll(ctx context.Context, limit time.Duration) (int, time.D
 }
 
 func (b *bench) phaseDelete(ctx context.Context, faults bool) error {
-	ph, err := b.begin(ctx)
+	var n int
+	var took time.Duration
+	m, err := b.measure(ctx, settle{}, settleUsual, func(*phase) (err error) {
+		n, took, err = b.deleteAll(ctx, 5*time.Minute)
+		return err
+	})
 	if err != nil {
 		return err
 	}
-	n, took, err := b.deleteAll(ctx, 5*time.Minute)
-	if err != nil {
-		return err
-	}
-	if err := b.waitQuiet(ctx, 2*time.Second, 20*time.Second); err != nil {
-		return err
-	}
-	d, _, _, err := ph.end(ctx)
-	if err != nil {
-		return err
-	}
-	t := Summarize(d)
-	syncs := ph.logCount(logDelete)
+	t, d := m.tally, m.counts
+	syncs := m.logCount(logDelete)
 	label := "delete all Services"
 	when := "after deleting every Service"
 	if faults {
@@ -736,24 +742,20 @@ func (b *bench) faultsOn(ctx context.Context) error {
 func (b *bench) phaseFaultCreate(ctx context.Context) error {
 	p := b.p
 	n := p.FaultCreates
-	ph, err := b.begin(ctx)
-	if err != nil {
+	var took time.Duration
+	m, err := b.measure(ctx, settle{}, settle{}, func(*phase) (err error) {
+		took, err = b.createMany(ctx, n, 5*time.Minute)
 		return err
-	}
-	took, err := b.createMany(ctx, n, 5*time.Minute)
-	if err != nil {
-		return err
-	}
-	d, _, _, err := ph.end(ctx)
+	})
 	if err != nil {
 		return err
 	}
 	if err := b.sim.ClearFaults(ctx); err != nil {
 		return err
 	}
-	t := Summarize(d)
-	syncs := ph.logCount(logEnsure)
-	failed := ph.apiErrorSyncs()
+	t, d := m.tally, m.counts
+	syncs := m.logCount(logEnsure)
+	failed := m.apiErrorSyncs()
 	b.rep.Faults.CreateTook, b.rep.Faults.CreateThrottled, b.rep.Faults.CreateCalls = took, t.Throttled, t.Total
 	b.rep.Faults.FailedSyncs = failed
 	b.rep.add(Row{

@@ -63,19 +63,31 @@ func (b *bench) sliceEvents(ctx context.Context, n *atomic.Int64) error {
 // phaseEndpointsLocal switches every Service to Local with two ready pods.
 func (b *bench) phaseEndpointsLocal(ctx context.Context) error {
 	go b.c.EmulatePods(ctx, namespace, b.blockNodes(), 500*time.Millisecond)
-	if err := b.waitQuiet(ctx, 2*time.Second, 20*time.Second); err != nil {
-		return err
-	}
-	ph, err := b.begin(ctx)
-	if err != nil {
-		return err
-	}
 	svcs, err := b.kube.CoreV1().Services(namespace).List(ctx, metav1.ListOptions{})
 	if err != nil {
 		return err
 	}
+	m, err := b.measure(ctx, settleUsual, settle{5 * time.Second, 2 * time.Minute}, func(*phase) error {
+		return b.goLocal(ctx, svcs.Items)
+	})
+	if err != nil {
+		return err
+	}
+	t := m.tally
+	b.rep.add(Row{
+		Figure:   fmt.Sprintf("switch %d Services to externalTrafficPolicy: Local, 2 pods each become ready", len(svcs.Items)),
+		Measured: fmt.Sprintf("%s; settled in %.0fs", callsStr(t), m.elapsed.Seconds()),
+		Naive:    "-",
+		Note:     fmt.Sprintf("real servers go from 40 nodes to the pods' nodes; %s", t.OpsString()),
+	})
+	return nil
+}
+
+// goLocal gives each Service a Deployment of two pods and makes it Local,
+// then waits for every pod to run.
+func (b *bench) goLocal(ctx context.Context, svcs []corev1.Service) error {
 	local := []byte(`{"spec":{"externalTrafficPolicy":"Local"}}`)
-	for _, s := range svcs.Items {
+	for _, s := range svcs {
 		d := &appsv1.Deployment{
 			ObjectMeta: metav1.ObjectMeta{Name: s.Name, Namespace: namespace},
 			Spec: appsv1.DeploymentSpec{
@@ -94,27 +106,13 @@ func (b *bench) phaseEndpointsLocal(ctx context.Context) error {
 			return err
 		}
 	}
-	want := 2 * len(svcs.Items)
+	want := 2 * len(svcs)
 	if err := pollUntil(ctx, 3*time.Minute, time.Second, func() (bool, error) {
 		n, err := b.readyPods(ctx)
 		return n >= want, err
 	}); err != nil {
 		return fmt.Errorf("pods never ready: %w", err)
 	}
-	if err := b.waitQuiet(ctx, 5*time.Second, 2*time.Minute); err != nil {
-		return err
-	}
-	d, el, _, err := ph.end(ctx)
-	if err != nil {
-		return err
-	}
-	t := Summarize(d)
-	b.rep.add(Row{
-		Figure:   fmt.Sprintf("switch %d Services to externalTrafficPolicy: Local, 2 pods each become ready", len(svcs.Items)),
-		Measured: fmt.Sprintf("%s; settled in %.0fs", callsStr(t), el.Seconds()),
-		Naive:    "-",
-		Note:     fmt.Sprintf("real servers go from 40 nodes to the pods' nodes; %s", t.OpsString()),
-	})
 	return nil
 }
 
@@ -138,36 +136,59 @@ func (b *bench) phaseEndpointChurn(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	if err := b.waitQuiet(ctx, 3*time.Second, 90*time.Second); err != nil {
-		return err
-	}
-	ph, err := b.begin(ctx)
-	if err != nil {
-		return err
-	}
 	wctx, stopWatch := context.WithCancel(ctx)
 	defer stopWatch()
 	var events atomic.Int64
 	if err := b.sliceEvents(wctx, &events); err != nil {
 		return err
 	}
-	rng := rand.New(rand.NewPCG(7, 7))
 	var moves, blips int
+	// After the churn, the hold-downs run out and the last re-syncs land.
+	m, err := b.measure(ctx, settle{3 * time.Second, 90 * time.Second}, settle{3 * time.Second, 60 * time.Second}, func(*phase) (err error) {
+		moves, blips, err = b.churn(ctx, svcs.Items)
+		time.Sleep(12 * time.Second)
+		return err
+	})
+	if err != nil {
+		return err
+	}
+	stopWatch()
+	t := m.tally
+	health := t.ByOp["LoadBalancer.Status"]
+	following := t.Total - health
+	updated := m.logCount("LoadBalancerUpdated")
+	ev := int(events.Load())
+	b.rep.add(Row{
+		Figure: fmt.Sprintf("endpoint churn, %d Local Services: %d pod moves + %d readiness blips (2 s, under the 10 s hold-down) in %.0fs",
+			len(svcs.Items), moves, blips, b.p.ChurnWindow.Seconds()),
+		Measured: fmt.Sprintf("%d calls (%d writes) for endpoint following, %.1f per pod move; %d Services re-synced",
+			following, t.Writes, float64(following)/float64(max(moves, 1)), updated),
+		Naive: fmt.Sprintf("%d (%d EndpointSlice changes × %d)", ev*naiveCallsPerSliceEvent, ev, naiveCallsPerSliceEvent),
+		Note:  fmt.Sprintf("phase %.0fs; also %d health Status reads in the phase; %s", m.elapsed.Seconds(), health, t.OpsString()),
+	})
+	return nil
+}
+
+// churn moves one pod and makes another blip every ChurnEvery for the
+// churn window, and reports how many of each it did.
+func (b *bench) churn(ctx context.Context, svcs []corev1.Service) (moves, blips int, err error) {
+	rng := rand.New(rand.NewPCG(7, 7))
 	var wg sync.WaitGroup
+	defer wg.Wait()
 	tick := time.NewTicker(b.p.ChurnEvery)
+	defer tick.Stop()
 	deadline := time.After(b.p.ChurnWindow)
-churn:
 	for {
 		select {
 		case <-ctx.Done():
-			return ctx.Err()
+			return moves, blips, ctx.Err()
 		case <-deadline:
-			break churn
+			return moves, blips, nil // the deferred Wait lets the last blips end
 		case <-tick.C:
 		}
 		// Move: delete one pod; its ReplicaSet starts another, which the
 		// emulated scheduler places on the least loaded block node.
-		if pod := b.podOf(ctx, svcs.Items[rng.IntN(len(svcs.Items))].Name); pod != "" {
+		if pod := b.podOf(ctx, svcs[rng.IntN(len(svcs))].Name); pod != "" {
 			zero := int64(0)
 			if err := b.kube.CoreV1().Pods(namespace).Delete(ctx, pod, metav1.DeleteOptions{GracePeriodSeconds: &zero}); err == nil {
 				moves++
@@ -175,7 +196,7 @@ churn:
 		}
 		// Blip: one pod of another Service is unready for 2 s, shorter
 		// than the hold-down.
-		if pod := b.podOf(ctx, svcs.Items[rng.IntN(len(svcs.Items))].Name); pod != "" {
+		if pod := b.podOf(ctx, svcs[rng.IntN(len(svcs))].Name); pod != "" {
 			if err := b.c.SetPodReady(ctx, namespace, pod, false); err == nil {
 				blips++
 				wg.Add(1)
@@ -187,32 +208,6 @@ churn:
 			}
 		}
 	}
-	tick.Stop()
-	wg.Wait()
-	// Let the hold-downs run out and the last re-syncs land.
-	time.Sleep(12 * time.Second)
-	if err := b.waitQuiet(ctx, 3*time.Second, 60*time.Second); err != nil {
-		return err
-	}
-	d, el, _, err := ph.end(ctx)
-	if err != nil {
-		return err
-	}
-	stopWatch()
-	t := Summarize(d)
-	health := t.ByOp["LoadBalancer.Status"]
-	following := t.Total - health
-	updated := ph.logCount("LoadBalancerUpdated")
-	ev := int(events.Load())
-	b.rep.add(Row{
-		Figure: fmt.Sprintf("endpoint churn, %d Local Services: %d pod moves + %d readiness blips (2 s, under the 10 s hold-down) in %.0fs",
-			len(svcs.Items), moves, blips, b.p.ChurnWindow.Seconds()),
-		Measured: fmt.Sprintf("%d calls (%d writes) for endpoint following, %.1f per pod move; %d Services re-synced",
-			following, t.Writes, float64(following)/float64(max(moves, 1)), updated),
-		Naive: fmt.Sprintf("%d (%d EndpointSlice changes × %d)", ev*naiveCallsPerSliceEvent, ev, naiveCallsPerSliceEvent),
-		Note:  fmt.Sprintf("phase %.0fs; also %d health Status reads in the phase; %s", el.Seconds(), health, t.OpsString()),
-	})
-	return nil
 }
 
 // podOf returns the name of a running pod of app, or "".
