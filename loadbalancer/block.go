@@ -181,7 +181,7 @@ func (l *LoadBalancer) searchBySelectors(ctx context.Context, routerTags, switch
 		}
 		candidates = map[types.ID]bool{}
 		for _, sw := range sws {
-			if hasTags(sw.Tags, switchTags) {
+			if desired.HasTags(sw.Tags, switchTags...) {
 				candidates[sw.ID] = true
 			}
 		}
@@ -199,7 +199,7 @@ func (l *LoadBalancer) searchBySelectors(ctx context.Context, routerTags, switch
 		}
 		byRouter := map[types.ID]bool{}
 		for _, r := range rs {
-			if r.Switch != nil && hasTags(r.Tags, routerTags) {
+			if r.Switch != nil && desired.HasTags(r.Tags, routerTags...) {
 				byRouter[r.Switch.ID] = true
 			}
 		}
@@ -238,17 +238,4 @@ func (l *LoadBalancer) searchBySelectors(ctx context.Context, routerTags, switch
 		names = append(names, b.String())
 	}
 	return ipam.Block{}, &blockError{ReasonAmbiguousAddressBlock, fmt.Sprintf("%d router+switch blocks match %s (%s); add tags so exactly one matches, or %s", len(blocks), desc, strings.Join(names, ", "), howToChoose)}
-}
-
-func hasTags(have types.Tags, want []string) bool {
-	set := map[string]bool{}
-	for _, t := range have {
-		set[t] = true
-	}
-	for _, t := range want {
-		if !set[t] {
-			return false
-		}
-	}
-	return true
 }

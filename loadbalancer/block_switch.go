@@ -106,7 +106,7 @@ func (l *LoadBalancer) plainBySelector(ctx context.Context, tags []string, from 
 	var plain []*iaas.Switch
 	var routed []string
 	for _, sw := range sws {
-		if !hasTags(sw.Tags, tags) {
+		if !desired.HasTags(sw.Tags, tags...) {
 			continue
 		}
 		if ipam.IsRouterSwitch(sw) {

@@ -529,27 +529,50 @@ func (l *LoadBalancer) checkNewVIP(ctx context.Context, owner string, lb *iaas.L
 	ip := opts.IP
 	l.alloc.Lock()
 	defer l.alloc.Unlock()
-	sw, err := l.readSwitch(ctx, lb.SwitchID, true)
-	if err != nil {
-		return fmt.Errorf("reading switch %s: %w", lb.SwitchID, err)
-	}
-	block, err := blockOf(sw, opts)
+	block, usage, _, err := l.usageOf(ctx, lb.SwitchID, opts, nodes)
 	if err != nil {
 		return err
 	}
-	usage, err := ipam.Inventory(ctx, l.client, sw)
-	if err != nil {
-		return err
-	}
-	l.alloc.Merge(usage, sw.ID)
-	addNodeAddresses(usage, block, nodes)
 	if err := ipam.CheckVIP(block, usage, l.reserved, ip, fmt.Sprintf("load balancer %s (%s)", lb.Name, lb.ID)); err != nil {
 		return err
 	}
 	// Hold the address for the settings write that follows the lock; the
 	// next sync releases it once the appliance shows the new VIP.
-	l.alloc.Reserve(owner, ipam.Reservation{SwitchID: sw.ID, IPs: []netip.Addr{netip.MustParseAddr(ip)}})
+	l.alloc.Reserve(owner, ipam.Reservation{SwitchID: lb.SwitchID, IPs: []netip.Addr{netip.MustParseAddr(ip)}})
 	return nil
+}
+
+// usageOf reads switchID afresh and takes stock of every address in use on
+// it: the API's consumers, this process's pending reservations and (plain
+// switch) the nodes' own addresses. The caller holds the allocator lock.
+// On error, reason is the Event reason that fits it.
+func (l *LoadBalancer) usageOf(ctx context.Context, switchID types.ID, opts annotations.Options, nodes []*v1.Node) (block ipam.Block, usage *ipam.Usage, reason string, err error) {
+	sw, err := l.readSwitch(ctx, switchID, true)
+	if err != nil {
+		return block, nil, ReasonAPIError, fmt.Errorf("reading switch %s: %w", switchID, err)
+	}
+	if block, err = blockOf(sw, opts); err != nil {
+		return block, nil, ReasonNoAddressBlock, err
+	}
+	if usage, err = ipam.Inventory(ctx, l.client, sw); err != nil {
+		return block, nil, ReasonAPIError, err
+	}
+	l.alloc.Merge(usage, sw.ID)
+	addNodeAddresses(usage, block, nodes)
+	return block, usage, "", nil
+}
+
+// allocFailed reports an ipam.Allocate error as the Event it calls for;
+// untouched says what was left as it was.
+func (l *LoadBalancer) allocFailed(svc *v1.Service, err error, untouched string) error {
+	var ex *ipam.ExhaustedError
+	switch {
+	case errors.As(err, &ex):
+		return l.fail(svc, ReasonAddressBlockExhausted, fmt.Errorf("%w; %s", err, untouched))
+	case errors.Is(err, ipam.ErrPinnedUnavailable):
+		return l.fail(svc, ReasonLoadBalancerIPInvalid, fmt.Errorf("%w; fix spec.loadBalancerIP or %s", err, annotations.LoadBalancerIP))
+	}
+	return l.fail(svc, ReasonAPIError, err)
 }
 
 // create allocates addresses and creates the appliance under the allocator
@@ -570,19 +593,10 @@ func (l *LoadBalancer) create(ctx context.Context, exec *apply.Executor, cluster
 
 	l.alloc.Lock()
 	defer l.alloc.Unlock()
-	sw, err := l.readSwitch(ctx, block.SwitchID, true)
+	block, usage, reason, err := l.usageOf(ctx, block.SwitchID, p.opts, nodes)
 	if err != nil {
-		return nil, l.fail(svc, ReasonAPIError, fmt.Errorf("reading switch %s: %w", block.SwitchID, err))
+		return nil, l.fail(svc, reason, err)
 	}
-	if block, err = blockOf(sw, p.opts); err != nil {
-		return nil, l.fail(svc, ReasonNoAddressBlock, err)
-	}
-	usage, err := ipam.Inventory(ctx, l.client, sw)
-	if err != nil {
-		return nil, l.fail(svc, ReasonAPIError, err)
-	}
-	l.alloc.Merge(usage, sw.ID)
-	addNodeAddresses(usage, block, nodes)
 	free := len(ipam.Free(block, usage, l.reserved))
 	metrics.SetBlockAddresses(block.SwitchID.String(), free, len(block.Usable())-free)
 	n := 1
@@ -591,14 +605,7 @@ func (l *LoadBalancer) create(ctx context.Context, exec *apply.Executor, cluster
 	}
 	res, err := ipam.Allocate(block, usage, l.reserved, ipam.Request{PinnedVIP: p.opts.IP, Appliance: n})
 	if err != nil {
-		var ex *ipam.ExhaustedError
-		switch {
-		case errors.As(err, &ex):
-			return nil, l.fail(svc, ReasonAddressBlockExhausted, fmt.Errorf("%w; nothing was created", err))
-		case errors.Is(err, ipam.ErrPinnedUnavailable):
-			return nil, l.fail(svc, ReasonLoadBalancerIPInvalid, fmt.Errorf("%w; fix spec.loadBalancerIP or %s", err, annotations.LoadBalancerIP))
-		}
-		return nil, l.fail(svc, ReasonAPIError, err)
+		return nil, l.allocFailed(svc, err, "nothing was created")
 	}
 	vrid, err := ipam.PickVRID(usage)
 	if err != nil {

@@ -2,7 +2,6 @@ package loadbalancer
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"net/netip"
 	"slices"
@@ -101,30 +100,13 @@ func (l *LoadBalancer) joinAppliance(ctx context.Context, exec *apply.Executor, 
 // allocateVIP takes a free address (or the pinned one) of lb's block for a
 // new member. The caller holds the allocator lock.
 func (l *LoadBalancer) allocateVIP(ctx context.Context, svc *v1.Service, opts annotations.Options, nodes []*v1.Node, lb *iaas.LoadBalancer) (netip.Addr, error) {
-	sw, err := l.readSwitch(ctx, lb.SwitchID, true)
+	block, usage, reason, err := l.usageOf(ctx, lb.SwitchID, opts, nodes)
 	if err != nil {
-		return netip.Addr{}, l.fail(svc, ReasonAPIError, fmt.Errorf("reading switch %s: %w", lb.SwitchID, err))
+		return netip.Addr{}, l.fail(svc, reason, err)
 	}
-	block, err := blockOf(sw, opts)
-	if err != nil {
-		return netip.Addr{}, l.fail(svc, ReasonNoAddressBlock, err)
-	}
-	usage, err := ipam.Inventory(ctx, l.client, sw)
-	if err != nil {
-		return netip.Addr{}, l.fail(svc, ReasonAPIError, err)
-	}
-	l.alloc.Merge(usage, sw.ID)
-	addNodeAddresses(usage, block, nodes)
 	res, err := ipam.Allocate(block, usage, l.reserved, ipam.Request{PinnedVIP: opts.IP})
 	if err != nil {
-		var ex *ipam.ExhaustedError
-		switch {
-		case errors.As(err, &ex):
-			return netip.Addr{}, l.fail(svc, ReasonAddressBlockExhausted, fmt.Errorf("%w; the shared load balancer %s was left as it is", err, lb.ID))
-		case errors.Is(err, ipam.ErrPinnedUnavailable):
-			return netip.Addr{}, l.fail(svc, ReasonLoadBalancerIPInvalid, fmt.Errorf("%w; fix spec.loadBalancerIP or %s", err, annotations.LoadBalancerIP))
-		}
-		return netip.Addr{}, l.fail(svc, ReasonAPIError, err)
+		return netip.Addr{}, l.allocFailed(svc, err, fmt.Sprintf("the shared load balancer %s was left as it is", lb.ID))
 	}
 	return res.VIP, nil
 }
@@ -156,17 +138,8 @@ func (l *LoadBalancer) fixedDrift(ctx context.Context, svc *v1.Service, nodes []
 		drift = append(drift, plan.Drift{Field: "switch", Have: lb.SwitchID.String(), Want: wantBlock.SwitchID.String()})
 	}
 	drift = append(drift, plan.FixedDrift(lb, desired.PlanIDOf(p.opts), p.opts.HA)...)
-	if have := desired.SharingKeyOf(lb.Tags); have != p.opts.SharingKey {
-		drift = append(drift, plan.Drift{Field: "sharing-key", Have: orNone(have), Want: orNone(p.opts.SharingKey)})
-	}
+	drift = append(drift, plan.SharingDrift(desired.SharingKeyOf(lb.Tags), p.opts.SharingKey)...)
 	return drift, nil
-}
-
-func orNone(s string) string {
-	if s == "" {
-		return "(none)"
-	}
-	return s
 }
 
 func driftText(drift []plan.Drift) string {
@@ -185,18 +158,8 @@ func (l *LoadBalancer) leave(ctx context.Context, exec *apply.Executor, svc *v1.
 	if key == "" {
 		return false, nil
 	}
-	mine := desired.ServiceTag(string(svc.UID))
-	var tags []string
-	others := 0
-	for _, t := range lb.Tags {
-		if t == mine {
-			continue
-		}
-		tags = append(tags, t)
-		if strings.HasPrefix(t, desired.ServiceTagKey) {
-			others++
-		}
-	}
+	tags := desired.WithoutMembers(lb.Tags, string(svc.UID))
+	others := len(desired.MemberUIDs(tags))
 	if others == 0 {
 		return false, nil
 	}

@@ -62,18 +62,7 @@ func (e *Executor) markShutdown(id types.ID, sent bool) {
 }
 
 // Owned reports whether lb carries every tag in tags.
-func Owned(lb *iaas.LoadBalancer, tags ...string) bool {
-	have := map[string]bool{}
-	for _, t := range lb.Tags {
-		have[t] = true
-	}
-	for _, t := range tags {
-		if !have[t] {
-			return false
-		}
-	}
-	return true
-}
+func Owned(lb *iaas.LoadBalancer, tags ...string) bool { return desired.HasTags(lb.Tags, tags...) }
 
 // FindOwned returns the appliances tagged for this cluster and Service UID,
 // oldest first. The tag filter is re-checked locally: the API's filter is a

@@ -64,6 +64,35 @@ func SharingKeyOf(tags []string) string {
 	return ""
 }
 
+// HasTags reports whether have holds every tag in want.
+func HasTags(have []string, want ...string) bool {
+	set := make(map[string]bool, len(have))
+	for _, t := range have {
+		set[t] = true
+	}
+	for _, t := range want {
+		if !set[t] {
+			return false
+		}
+	}
+	return true
+}
+
+// WithoutMembers returns tags without the service-uid tags of uids.
+func WithoutMembers(tags []string, uids ...string) []string {
+	drop := make(map[string]bool, len(uids))
+	for _, u := range uids {
+		drop[ServiceTag(u)] = true
+	}
+	var out []string
+	for _, t := range tags {
+		if !drop[t] {
+			out = append(out, t)
+		}
+	}
+	return out
+}
+
 // MemberUIDs returns the Service UIDs named by service-uid tags, sorted.
 func MemberUIDs(tags []string) []string {
 	var out []string

@@ -80,6 +80,16 @@ func FixedDrift(have *iaas.LoadBalancer, planID types.ID, ha bool) []Drift {
 	return drift
 }
 
+// SharingDrift compares the sharing key an appliance was created for with
+// the one wanted ("" = an appliance of its own): it decides the appliance's
+// members, so it does not change in place either.
+func SharingDrift(have, want string) []Drift {
+	if have == want {
+		return nil
+	}
+	return []Drift{{"sharing-key", orNone(have), orNone(want)}}
+}
+
 // SplitEntries separates the entries owned by owner (by their description)
 // from the other members' entries of a shared appliance.
 func SplitEntries(have iaas.LoadBalancerVirtualIPAddresses, owner desired.ServiceRef) (mine, others iaas.LoadBalancerVirtualIPAddresses) {

@@ -3,7 +3,6 @@ package sweep
 import (
 	"context"
 	"fmt"
-	"strings"
 	"sync"
 	"time"
 
@@ -176,7 +175,7 @@ func (r *Runner) Sweep(ctx context.Context) (Summary, error) {
 		// member, so it is reported again should it come back.
 		_, member := res.SeenMembers[key]
 		_, orphan := res.Seen[types.StringID(key)]
-		if !member && (strings.Contains(key, "/") || !orphan) {
+		if !member && !orphan {
 			delete(r.reported, key)
 		}
 	}
@@ -225,17 +224,7 @@ func (r *Runner) prune(ctx context.Context, res Result, sum *Summary) {
 				vips = append(vips, v)
 			}
 		}
-		gone := map[string]bool{}
-		for _, uid := range d.Gone {
-			gone[desired.ServiceTag(uid)] = true
-		}
-		var tags []string
-		for _, t := range lb.Tags {
-			if !gone[t] {
-				tags = append(tags, t)
-			}
-		}
-		if err := r.Exec.UpdateMembers(ctx, lb, vips, tags); err != nil {
+		if err := r.Exec.UpdateMembers(ctx, lb, vips, desired.WithoutMembers(lb.Tags, d.Gone...)); err != nil {
 			klog.ErrorS(err, "Sweep could not remove the entries of vanished Services from a shared load balancer; retrying at the next sweep", fields...)
 			sum.Failed = append(sum.Failed, d.LB.ID)
 			continue

@@ -140,7 +140,7 @@ func Decide(in Input) Result {
 	}
 	clusterTag := desired.ClusterTag(in.ClusterID)
 	for _, lb := range in.Appliances {
-		if lb == nil || !hasTag(lb, clusterTag) {
+		if lb == nil || !desired.HasTags(lb.Tags, clusterTag) {
 			continue
 		}
 		res.Managed++
@@ -182,15 +182,6 @@ func Decide(in Input) Result {
 	byID(res.Remove)
 	byID(res.Wait)
 	return res
-}
-
-func hasTag(lb *iaas.LoadBalancer, tag string) bool {
-	for _, t := range lb.Tags {
-		if t == tag {
-			return true
-		}
-	}
-	return false
 }
 
 // departed finds the members of a shared appliance in use whose Services are
