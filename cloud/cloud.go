@@ -56,10 +56,12 @@ type Cloud struct {
 	kube     kubernetes.Interface
 	recorder record.EventRecorder
 
-	sweepOnce sync.Once
-	// followOnce starts endpoint following and the health poll once.
-	followOnce sync.Once
-	sweeper    *sweep.Runner // nil unless the sweep runs
+	// lbOnce builds the load balancer adapter, and starts the loops bound
+	// to it, once per process: with leader migration the app may call
+	// Initialize twice, and a second adapter would bring a second allocator
+	// and lock set acting on the same appliances.
+	lbOnce  sync.Once
+	sweeper *sweep.Runner // nil unless the sweep runs
 }
 
 var _ cloudprovider.Interface = (*Cloud)(nil)
@@ -111,11 +113,13 @@ func (c *Cloud) Servers() *servercache.Cache { return c.servers }
 // Initialize builds the kube client and the event recorder, then the load
 // balancer adapter, which needs both.
 func (c *Cloud) Initialize(clientBuilder cloudprovider.ControllerClientBuilder, stop <-chan struct{}) {
-	kube, err := clientBuilder.Client(KubeClientName)
-	if err != nil {
-		klog.ErrorS(err, "Cannot build a Kubernetes client; Events will not be recorded")
-	} else {
-		c.setKube(kube, stop)
+	if c.kube == nil {
+		kube, err := clientBuilder.Client(KubeClientName)
+		if err != nil {
+			klog.ErrorS(err, "Cannot build a Kubernetes client; Events will not be recorded")
+		} else {
+			c.setKube(kube, stop)
+		}
 	}
 	c.initLoadBalancer(stop)
 }
@@ -140,7 +144,7 @@ func (c *Cloud) initLoadBalancer(stop <-chan struct{}) {
 		klog.InfoS("Load balancers are disabled by configuration (disableLoadBalancer)")
 		return
 	}
-	c.lb = newLoadBalancer(c, stop)
+	c.lbOnce.Do(func() { c.lb = newLoadBalancer(c, stop) })
 }
 
 // LoadBalancer is available unless disableLoadBalancer is set.

@@ -395,8 +395,13 @@ func TestInitializeStartsSweep(t *testing.T) {
 		stop := make(chan struct{})
 		p.Initialize(builder{kubefake.NewSimpleClientset()}, stop)
 		first := p.sweeper
+		firstLB, _ := p.LoadBalancer()
 		p.Initialize(builder{kubefake.NewSimpleClientset()}, stop) // leader migration calls it twice
+		secondLB, _ := p.LoadBalancer()
 		close(stop)
+		if firstLB != secondLB {
+			t.Errorf("%s: a second Initialize built a second load balancer adapter (two allocators and lock sets on the same appliances)", c.name)
+		}
 		if (first != nil) != c.want {
 			t.Errorf("%s: sweep started = %v, want %v", c.name, first != nil, c.want)
 		}

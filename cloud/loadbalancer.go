@@ -13,10 +13,10 @@ import (
 )
 
 // newLoadBalancer is the one place the load balancer adapter is wired in.
-// It also starts the sweep for appliances of vanished Services: Initialize,
-// its caller, runs only in the elected leader (the cloud-provider app calls
-// it from OnStartedLeading, and the process exits when leadership is lost),
-// so only one replica ever sweeps.
+// It also starts the loops bound to it (sweep, endpoint following, health
+// poll and repair): Initialize, its caller, runs only in the elected leader
+// (the cloud-provider app calls it from OnStartedLeading, and the process
+// exits when leadership is lost), so only one replica ever runs them.
 func newLoadBalancer(c *Cloud, stop <-chan struct{}) cloudprovider.LoadBalancer {
 	lb := loadbalancer.New(loadbalancer.Deps{
 		Client:    c.client,
@@ -26,53 +26,44 @@ func newLoadBalancer(c *Cloud, stop <-chan struct{}) cloudprovider.LoadBalancer 
 		Recorder:  c.recorder,
 		Kube:      c.kube,
 	})
-	c.startSweep(lb, stop)
-	c.startFollowing(lb, stop)
+	ctx := context.Background()
+	if stop != nil {
+		ctx = wait.ContextForChannel(stop)
+	}
+	c.startSweep(ctx, lb)
+	c.startFollowing(ctx, lb)
 	return lb
 }
 
-// startFollowing starts endpoint following and the real-server health poll
-// once per process; like the sweep, only the leader runs them.
-func (c *Cloud) startFollowing(lb *loadbalancer.LoadBalancer, stop <-chan struct{}) {
+// startFollowing starts endpoint following, the real-server health poll and
+// the repair pass.
+func (c *Cloud) startFollowing(ctx context.Context, lb *loadbalancer.LoadBalancer) {
 	if c.kube == nil {
 		klog.InfoS("Endpoint following not started", "reason", "no Kubernetes client")
 		return
 	}
-	c.followOnce.Do(func() {
-		ctx := context.Background()
-		if stop != nil {
-			ctx = wait.ContextForChannel(stop)
-		}
-		cfg := c.cfg.LoadBalancer
-		lb.FollowEndpoints(ctx, c.kube, loadbalancer.FollowOptions{
-			HoldDown:       time.Duration(cfg.EndpointHoldDownSec) * time.Second,
-			MinInterval:    time.Duration(cfg.EndpointMinIntervalSec) * time.Second,
-			Debounce:       time.Second,
-			HealthInterval: time.Duration(cfg.HealthPollIntervalSec) * time.Second,
-			// At most a fifth of the request budget goes to health reads.
-			HealthRate: c.cfg.RequestsPerSecond / 5,
-		})
+	cfg := c.cfg.LoadBalancer
+	lb.FollowEndpoints(ctx, c.kube, loadbalancer.FollowOptions{
+		HoldDown:       time.Duration(cfg.EndpointHoldDownSec) * time.Second,
+		MinInterval:    time.Duration(cfg.EndpointMinIntervalSec) * time.Second,
+		Debounce:       time.Second,
+		HealthInterval: time.Duration(cfg.HealthPollIntervalSec) * time.Second,
+		// At most a fifth of the request budget goes to health reads.
+		HealthRate: c.cfg.RequestsPerSecond / 5,
 	})
 }
 
-// startSweep starts the sweep once per process (with leader migration the
-// app may call Initialize twice).
-func (c *Cloud) startSweep(lb *loadbalancer.LoadBalancer, stop <-chan struct{}) {
-	c.sweepOnce.Do(func() {
-		var services sweep.ServiceLister
-		if c.kube != nil {
-			services = sweep.KubeServices{Client: c.kube}
-		}
-		r, err := lb.Sweeper(services)
-		if err != nil {
-			klog.InfoS("Load balancer sweep not started", "reason", err.Error())
-			return
-		}
-		ctx := context.Background()
-		if stop != nil {
-			ctx = wait.ContextForChannel(stop)
-		}
-		c.sweeper = r
-		go r.Run(ctx)
-	})
+// startSweep starts the sweep of lb's appliances.
+func (c *Cloud) startSweep(ctx context.Context, lb *loadbalancer.LoadBalancer) {
+	var services sweep.ServiceLister
+	if c.kube != nil {
+		services = sweep.KubeServices{Client: c.kube}
+	}
+	r, err := lb.Sweeper(services)
+	if err != nil {
+		klog.InfoS("Load balancer sweep not started", "reason", err.Error())
+		return
+	}
+	c.sweeper = r
+	go r.Run(ctx)
 }
