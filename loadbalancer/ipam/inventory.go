@@ -71,6 +71,7 @@ func Inventory(ctx context.Context, c *sakuraapi.Client, sw *iaas.Switch) (*Usag
 		if lb.SwitchID != id {
 			continue
 		}
+		u.Appliances[lb.ID] = true
 		who := fmt.Sprintf("load balancer %s (%s)", lb.Name, lb.ID)
 		for _, ip := range lb.IPAddresses {
 			u.AddIP(ip, who)

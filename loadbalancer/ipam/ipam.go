@@ -216,10 +216,14 @@ func ParseRanges(in []string) ([]Range, error) {
 type Usage struct {
 	IPs   map[netip.Addr]string
 	VRIDs map[int]string
+	// Appliances are the load balancers the inventory listed on the switch.
+	Appliances map[types.ID]bool
 }
 
 // NewUsage returns an empty Usage.
-func NewUsage() *Usage { return &Usage{IPs: map[netip.Addr]string{}, VRIDs: map[int]string{}} }
+func NewUsage() *Usage {
+	return &Usage{IPs: map[netip.Addr]string{}, VRIDs: map[int]string{}, Appliances: map[types.ID]bool{}}
+}
 
 // AddIP records s (ignored when not an address) as held by who.
 func (u *Usage) AddIP(s, who string) {
@@ -438,7 +442,11 @@ func (a *Allocator) Pending() int {
 }
 
 // Merge adds still-invisible reservations on switchID to u, and drops those
-// the inventory already shows.
+// the inventory already shows. A reservation made for an appliance is
+// visible once that appliance is listed (u.Appliances), whatever addresses it
+// holds: a sharing-key reservation holds none and must stay until then, or a
+// second member would create a second appliance. One without an appliance
+// (a pinned VIP being written) is visible once all its addresses are.
 func (a *Allocator) Merge(u *Usage, switchID types.ID) {
 	a.inner.Lock()
 	defer a.inner.Unlock()
@@ -446,13 +454,7 @@ func (a *Allocator) Merge(u *Usage, switchID types.ID) {
 		if r.SwitchID != switchID {
 			continue
 		}
-		visible := true
-		for _, ip := range r.IPs {
-			if _, ok := u.IPs[ip]; !ok {
-				visible = false
-			}
-		}
-		if visible {
+		if r.visibleIn(u) {
 			delete(a.pending, owner)
 			continue
 		}
@@ -461,4 +463,19 @@ func (a *Allocator) Merge(u *Usage, switchID types.ID) {
 		}
 		u.AddVRID(r.VRID, "a load balancer being created for "+owner)
 	}
+}
+
+func (r Reservation) visibleIn(u *Usage) bool {
+	if !r.ApplianceID.IsEmpty() {
+		return u.Appliances[r.ApplianceID]
+	}
+	if len(r.IPs) == 0 {
+		return false
+	}
+	for _, ip := range r.IPs {
+		if _, ok := u.IPs[ip]; !ok {
+			return false
+		}
+	}
+	return true
 }

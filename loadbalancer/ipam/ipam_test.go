@@ -182,12 +182,41 @@ func TestAllocatorReservationsUntilVisible(t *testing.T) {
 	seen := NewUsage()
 	seen.AddIP("192.0.2.20", "lb")
 	seen.AddIP("192.0.2.21", "lb")
-	a.Merge(seen, 5)
+	a.Merge(seen, 5) // no appliance ID: visible by its addresses
 	if a.Pending() != 1 {
 		t.Fatalf("pending %d", a.Pending())
 	}
 	a.Release("svc-b")
 	if a.Pending() != 0 {
 		t.Fatal("release failed")
+	}
+}
+
+// TestAllocatorKeepsReservationsWithoutAddresses: a sharing-key reservation
+// holds no address, only the appliance being created. It must stay until
+// that appliance is listed, or a second member of the key, finding neither
+// the appliance nor the reservation, creates a second shared appliance.
+func TestAllocatorKeepsReservationsWithoutAddresses(t *testing.T) {
+	a := NewAllocator()
+	a.Reserve("share/k", Reservation{SwitchID: 5, ApplianceID: 77})
+	a.Reserve("svc-a", Reservation{SwitchID: 5, IPs: addrs("192.0.2.20"), ApplianceID: 78})
+	a.Merge(NewUsage(), 5)
+	if _, ok := a.Get("share/k"); !ok {
+		t.Fatal("a reservation without addresses was dropped before its appliance was listed")
+	}
+	// The addresses show (another consumer took them?) but the appliance is
+	// not listed yet: still in flight.
+	u := NewUsage()
+	u.AddIP("192.0.2.20", "someone")
+	a.Merge(u, 5)
+	if _, ok := a.Get("svc-a"); !ok {
+		t.Fatal("a reservation was dropped although its appliance is not listed")
+	}
+	listed := NewUsage()
+	listed.Appliances[77] = true
+	listed.Appliances[78] = true
+	a.Merge(listed, 5)
+	if a.Pending() != 0 {
+		t.Fatalf("%d reservations left after their appliances were listed", a.Pending())
 	}
 }
