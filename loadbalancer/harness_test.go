@@ -96,6 +96,8 @@ func (e *env) settle() {
 func (e *env) rebuild() {
 	e.recorder = record.NewFakeRecorder(1000)
 	e.lb = New(Deps{Client: e.client, Servers: fakeServers{}, Config: e.cfg, ClusterID: "test", Recorder: e.recorder})
+	// The fake powers off within tens of milliseconds: wait that long.
+	e.lb.deleteWaits = []time.Duration{20 * time.Millisecond, 50 * time.Millisecond, 100 * time.Millisecond}
 }
 
 func (e *env) id() types.ID { e.nextID++; return e.nextID }

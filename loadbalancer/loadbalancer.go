@@ -24,6 +24,7 @@ import (
 	"github.com/sakura-ccm/sakura-cloud-controller-manager/cloud/sakuraapi"
 	"github.com/sakura-ccm/sakura-cloud-controller-manager/loadbalancer/annotations"
 	"github.com/sakura-ccm/sakura-cloud-controller-manager/loadbalancer/apply"
+	"github.com/sakura-ccm/sakura-cloud-controller-manager/loadbalancer/decide"
 	"github.com/sakura-ccm/sakura-cloud-controller-manager/loadbalancer/desired"
 	"github.com/sakura-ccm/sakura-cloud-controller-manager/loadbalancer/ipam"
 	"github.com/sakura-ccm/sakura-cloud-controller-manager/loadbalancer/plan"
@@ -86,6 +87,9 @@ type LoadBalancer struct {
 
 	noticesMu sync.Mutex
 	notices   map[string]noticeEntry // Service UID/condition -> last report
+
+	// deleteWaits is DeleteConfirmWaits (tests shorten it).
+	deleteWaits []time.Duration
 }
 
 var _ cloudprovider.LoadBalancer = (*LoadBalancer)(nil)
@@ -106,6 +110,8 @@ func New(d Deps) *LoadBalancer {
 		alloc:     ipam.NewAllocator(),
 		switches:  switchCache{items: map[types.ID]cachedSwitch{}, selectors: map[string]cachedBlock{}},
 		notices:   map[string]noticeEntry{},
+
+		deleteWaits: DeleteConfirmWaits,
 	}
 	l.reserved, l.cfgErr = ipam.ParseRanges(d.Config.ReservedIPRanges)
 	if l.cfgErr == nil && d.Config.Plan != "" {
@@ -638,9 +644,17 @@ func bootRetryAfter(age time.Duration) time.Duration {
 	return min(max(age/4, BootRetryMin), BootRetryAfter)
 }
 
-// EnsureLoadBalancerDeleted shuts the appliance down and deletes it, one
-// non-blocking step per call. Only appliances with this cluster's and this
-// Service's tags are touched.
+// DeleteConfirmWaits are the pauses, after a shutdown, before each look
+// at whether the appliance is down so that it can be deleted in the same
+// call. A force shutdown usually takes seconds: waiting that long here (10 s
+// at most, never minutes) keeps a normal delete free of the service
+// controller's Warning for a failed sync. A slower shutdown returns a
+// RetryError and is finished by a later call.
+var DeleteConfirmWaits = []time.Duration{2 * time.Second, 3 * time.Second, 5 * time.Second}
+
+// EnsureLoadBalancerDeleted shuts the appliance down and deletes it. Only
+// appliances with this cluster's and this Service's tags are touched, and a
+// shared appliance only loses this Service's entries while others use it.
 func (l *LoadBalancer) EnsureLoadBalancerDeleted(ctx context.Context, clusterName string, svc *v1.Service) error {
 	if svc.Spec.LoadBalancerClass != nil {
 		return cloudprovider.ImplementedElsewhere
@@ -655,29 +669,13 @@ func (l *LoadBalancer) EnsureLoadBalancerDeleted(ctx context.Context, clusterNam
 	l.forgetEndpoints(svc)
 	var waiting []string
 	for _, lb := range owned {
-		if key := desired.SharingKeyOf(lb.Tags); key != "" {
-			unlock := l.locks.lock(sharedOwner(key))
-			left, err := l.leave(ctx, exec, svc, lb)
-			unlock()
-			if err != nil {
-				return err
-			}
-			if left {
-				continue
-			}
-		}
-		step, err := exec.Delete(ctx, lb)
+		step, err := l.deleteFrom(ctx, exec, svc, lb)
 		if err != nil {
 			return l.fail(svc, ReasonAPIError, err)
 		}
 		if step != apply.Deleted {
 			waiting = append(waiting, lb.ID.String())
-			if step == apply.ShutdownSent {
-				l.event(svc, false, ReasonShuttingDown, "shutting down load balancer %s (%s) before deleting it", lb.Name, lb.ID)
-			}
-			continue
 		}
-		l.event(svc, false, ReasonDeleted, "deleted load balancer %s (%s); its addresses are free again", lb.Name, lb.ID)
 	}
 	if len(waiting) > 0 {
 		// The service controller requeues a failed delete with backoff; it
@@ -686,4 +684,52 @@ func (l *LoadBalancer) EnsureLoadBalancerDeleted(ctx context.Context, clusterNam
 	}
 	l.alloc.Release(string(svc.UID))
 	return nil
+}
+
+// deleteFrom takes svc off lb: the whole appliance when svc is its last
+// member, else only svc's tag and entries. The decision is made on a copy
+// read under the sharing key's lock (members join under it), and the
+// deletion re-checks that copy's members on every later read.
+func (l *LoadBalancer) deleteFrom(ctx context.Context, exec *apply.Executor, svc *v1.Service, lb *iaas.LoadBalancer) (apply.DeleteStep, error) {
+	fresh := lb
+	if key := desired.SharingKeyOf(lb.Tags); key != "" {
+		defer l.locks.lock(sharedOwner(key))()
+		var err error
+		if fresh, err = exec.Read(ctx, lb.ID); err != nil {
+			if sakuraapi.IsNotFound(err) {
+				return apply.Deleted, nil
+			}
+			return 0, err
+		}
+	}
+	d := decide.LeaveAppliance(fresh, string(svc.UID), desired.RefOf(svc))
+	switch d.Kind {
+	case decide.LeaveNothing:
+		return apply.Deleted, nil
+	case decide.LeaveMember:
+		if err := exec.UpdateMembers(ctx, fresh, d.VIPs, d.Tags); err != nil {
+			return 0, err
+		}
+		l.event(svc, false, ReasonLeftShared, "left load balancer %s (%s) shared by key %s; it stays for the %d other Service(s) using it", fresh.Name, fresh.ID, desired.SharingKeyOf(fresh.Tags), d.Others)
+		return apply.Deleted, nil
+	}
+	step, err := exec.Delete(ctx, fresh, d.Members, true)
+	if step == apply.ShutdownSent {
+		l.event(svc, false, ReasonShuttingDown, "shutting down load balancer %s (%s) before deleting it", fresh.Name, fresh.ID)
+	}
+	for _, wait := range l.deleteWaits {
+		if err != nil || step == apply.Deleted {
+			break
+		}
+		select {
+		case <-ctx.Done():
+			return step, nil
+		case <-time.After(wait):
+		}
+		step, err = exec.Delete(ctx, fresh, d.Members, false)
+	}
+	if err == nil && step == apply.Deleted {
+		l.event(svc, false, ReasonDeleted, "deleted load balancer %s (%s); its addresses are free again", fresh.Name, fresh.ID)
+	}
+	return step, err
 }

@@ -150,30 +150,6 @@ func driftText(drift []plan.Drift) string {
 	return strings.Join(parts, "; ")
 }
 
-// leave takes svc's entries and tag off a shared appliance that other
-// Services still use. It reports false when svc is the last member (or lb is
-// not shared): then the appliance itself is to be deleted.
-func (l *LoadBalancer) leave(ctx context.Context, exec *apply.Executor, svc *v1.Service, lb *iaas.LoadBalancer) (bool, error) {
-	key := desired.SharingKeyOf(lb.Tags)
-	if key == "" {
-		return false, nil
-	}
-	tags := desired.WithoutMembers(lb.Tags, string(svc.UID))
-	others := len(desired.MemberUIDs(tags))
-	if others == 0 {
-		return false, nil
-	}
-	_, keep := plan.SplitEntries(lb.VirtualIPAddresses, desired.RefOf(svc))
-	if keep == nil {
-		keep = iaas.LoadBalancerVirtualIPAddresses{}
-	}
-	if err := exec.UpdateMembers(ctx, lb, keep, tags); err != nil {
-		return false, l.fail(svc, ReasonAPIError, err)
-	}
-	l.event(svc, false, ReasonLeftShared, "left load balancer %s (%s) shared by key %s; it stays for the %d other Service(s) using it", lb.Name, lb.ID, key, others)
-	return true, nil
-}
-
 // memberVIP is the VIP of svc's entries on lb ("" when it has none).
 func memberVIP(lb *iaas.LoadBalancer, svc *v1.Service) string {
 	if desired.SharingKeyOf(lb.Tags) == "" {

@@ -17,6 +17,7 @@ import (
 	"github.com/sacloud/iaas-api-go/search"
 	"github.com/sacloud/iaas-api-go/types"
 	"github.com/sakura-ccm/sakura-cloud-controller-manager/cloud/sakuraapi"
+	"github.com/sakura-ccm/sakura-cloud-controller-manager/loadbalancer/decide"
 	"github.com/sakura-ccm/sakura-cloud-controller-manager/loadbalancer/desired"
 	"github.com/sakura-ccm/sakura-cloud-controller-manager/loadbalancer/ipam"
 	"github.com/sakura-ccm/sakura-cloud-controller-manager/loadbalancer/plan"
@@ -214,25 +215,43 @@ const (
 	ShutdownSent
 )
 
+// ErrMembersChanged refuses a deletion decided on a copy that a fresh read
+// contradicts: the appliance gained a member (a Service joined it) since.
+var ErrMembersChanged = errors.New("load balancer gained a member since the deletion was decided")
+
 // Delete advances deletion of lb by one non-blocking step: shut it down if
 // it runs, delete it once it is down. Already-gone counts as deleted.
-func (e *Executor) Delete(ctx context.Context, lb *iaas.LoadBalancer) (DeleteStep, error) {
+//
+// members is the precondition: the member UIDs the deletion was decided
+// for; an appliance that now carries any other member is refused with
+// ErrMembersChanged. fresh says lb was read just now, under the lock that
+// keeps this controller's own members from joining: then it is not read
+// again before the shutdown (the sweep's listing is older and is re-read).
+func (e *Executor) Delete(ctx context.Context, lb *iaas.LoadBalancer, members []string, fresh bool) (DeleteStep, error) {
 	if !Owned(lb, desired.ClusterTag(e.ClusterID)) {
 		return 0, fmt.Errorf("load balancer %s: %w", lb.ID, ErrNotOwned)
 	}
-	cur, err := e.Client.LoadBalancers.Read(ctx, e.Client.Zone, lb.ID)
-	if sakuraapi.IsNotFound(err) {
-		return Deleted, nil
+	cur := lb
+	if !fresh {
+		var err error
+		cur, err = e.Client.LoadBalancers.Read(ctx, e.Client.Zone, lb.ID)
+		if sakuraapi.IsNotFound(err) {
+			return Deleted, nil
+		}
+		if sakuraapi.IsStillCreating(err) {
+			return ShuttingDown, nil // cannot shut down what is still being created; wait
+		}
+		if err != nil {
+			return 0, fmt.Errorf("reading load balancer %s: %w", lb.ID, err)
+		}
 	}
-	if sakuraapi.IsStillCreating(err) {
-		return ShuttingDown, nil // cannot shut down what is still being created; wait
-	}
-	if err != nil {
-		return 0, fmt.Errorf("reading load balancer %s: %w", lb.ID, err)
-	}
-	// The caller's copy may be stale: act only if the appliance is still ours now.
+	// The decision may rest on a stale copy: act only if the appliance is
+	// still ours, with no member the decision did not know of.
 	if !Owned(cur, desired.ClusterTag(e.ClusterID)) {
 		return 0, fmt.Errorf("load balancer %s no longer carries this cluster's tag: %w", lb.ID, ErrNotOwned)
+	}
+	if !decide.MembersUnchanged(cur, members) {
+		return 0, fmt.Errorf("load balancer %s now has members %v, the deletion was decided for %v: %w", lb.ID, desired.MemberUIDs(cur.Tags), members, ErrMembersChanged)
 	}
 	switch {
 	case cur.InstanceStatus.IsUp():
@@ -257,4 +276,13 @@ func (e *Executor) Delete(ctx context.Context, lb *iaas.LoadBalancer) (DeleteSte
 		// Booting, cleaning or still being created: wait for a stable state.
 		return ShuttingDown, nil
 	}
+}
+
+// Read reads one appliance afresh.
+func (e *Executor) Read(ctx context.Context, id types.ID) (*iaas.LoadBalancer, error) {
+	lb, err := e.Client.LoadBalancers.Read(ctx, e.Client.Zone, id)
+	if err != nil {
+		return nil, fmt.Errorf("reading load balancer %s: %w", id, err)
+	}
+	return lb, nil
 }

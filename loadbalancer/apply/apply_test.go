@@ -46,7 +46,7 @@ func TestFindOwnedRequiresBothTags(t *testing.T) {
 func TestWritesRefuseForeignAppliances(t *testing.T) {
 	e, ctx := setup(t)
 	foreign := put(20, desired.ClusterTag("other"), desired.ServiceTag("u1"))
-	if _, err := e.Delete(ctx, foreign); !errors.Is(err, ErrNotOwned) {
+	if _, err := e.Delete(ctx, foreign, []string{"u1"}, true); !errors.Is(err, ErrNotOwned) {
 		t.Fatalf("delete: %v", err)
 	}
 	if err := e.UpdateSettings(ctx, foreign, nil); !errors.Is(err, ErrNotOwned) {
@@ -62,7 +62,7 @@ func TestWritesRefuseForeignAppliances(t *testing.T) {
 func TestDeleteToleratesAlreadyGone(t *testing.T) {
 	e, ctx := setup(t)
 	gone := &iaas.LoadBalancer{ID: 30, Tags: types.Tags{desired.ClusterTag("c1")}}
-	step, err := e.Delete(ctx, gone)
+	step, err := e.Delete(ctx, gone, nil, false)
 	if err != nil || step != Deleted {
 		t.Fatalf("step %v err %v", step, err)
 	}
@@ -93,12 +93,28 @@ func TestDeleteRechecksOwnershipOnTheFreshRead(t *testing.T) {
 	e, ctx := setup(t)
 	stale := put(40, desired.ClusterTag("c1"), desired.ServiceTag("u1"))
 	put(40, desired.ClusterTag("other"), desired.ServiceTag("u1"))
-	if _, err := e.Delete(ctx, stale); !errors.Is(err, ErrNotOwned) {
+	if _, err := e.Delete(ctx, stale, []string{"u1"}, false); !errors.Is(err, ErrNotOwned) {
 		t.Fatalf("delete of a re-tagged appliance: %v", err)
 	}
 	for k, v := range e.Client.Stats().Snapshot() {
 		if sakuraapi.IsWrite(k.Op) && v > 0 {
 			t.Fatalf("wrote %s to an appliance that is no longer ours", k.Op)
+		}
+	}
+}
+
+// The sweep decided to delete an orphan whose only member was u1; a Service
+// u2 joined before the fresh read. The shutdown is refused.
+func TestDeleteRefusesAnApplianceThatGainedAMember(t *testing.T) {
+	e, ctx := setup(t)
+	stale := put(50, desired.ClusterTag("c1"), desired.SharingTag("k"), desired.ServiceTag("u1"))
+	put(50, desired.ClusterTag("c1"), desired.SharingTag("k"), desired.ServiceTag("u1"), desired.ServiceTag("u2"))
+	if _, err := e.Delete(ctx, stale, []string{"u1"}, false); !errors.Is(err, ErrMembersChanged) {
+		t.Fatalf("delete of an appliance with a new member: %v", err)
+	}
+	for k, v := range e.Client.Stats().Snapshot() {
+		if sakuraapi.IsWrite(k.Op) && v > 0 {
+			t.Fatalf("wrote %s to an appliance that gained a member", k.Op)
 		}
 	}
 }

@@ -10,7 +10,7 @@ import (
 	"github.com/sacloud/iaas-api-go/types"
 	"github.com/sakura-ccm/sakura-cloud-controller-manager/cloud/metrics"
 	"github.com/sakura-ccm/sakura-cloud-controller-manager/loadbalancer/apply"
-	"github.com/sakura-ccm/sakura-cloud-controller-manager/loadbalancer/desired"
+	"github.com/sakura-ccm/sakura-cloud-controller-manager/loadbalancer/decide"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/client-go/kubernetes"
@@ -149,7 +149,7 @@ func (r *Runner) Sweep(ctx context.Context) (Summary, error) {
 			sum.Reported = append(sum.Reported, o.LB.ID)
 			continue
 		}
-		step, err := r.Exec.Delete(ctx, o.LB)
+		step, err := r.Exec.Delete(ctx, o.LB, o.UIDs, false)
 		switch {
 		case err != nil:
 			klog.ErrorS(err, "Sweep could not remove an orphaned load balancer; retrying at the next sweep", logFields(o)...)
@@ -206,29 +206,32 @@ func (r *Runner) prune(ctx context.Context, res Result, sum *Summary) {
 			}
 			continue
 		}
-		// The listing may be a while old: decide the write on a fresh read
-		// (its tags checked again, its settings hash guarding the write).
-		lb, err := r.Exec.Client.LoadBalancers.Read(ctx, r.Exec.Client.Zone, d.LB.ID)
+		// The listings may be a while old: decide the write on a fresh read
+		// of the appliance and a listing of Services taken after it (a
+		// Service that joined meanwhile is in both), with the read's tags
+		// checked again and its settings hash guarding the write.
+		lb, err := r.Exec.Read(ctx, d.LB.ID)
 		if err != nil {
 			klog.ErrorS(err, "Sweep could not read a shared load balancer to remove vanished members; retrying at the next sweep", fields...)
 			sum.Failed = append(sum.Failed, d.LB.ID)
 			continue
 		}
-		keep := map[string]bool{}
-		for _, ref := range d.Keep {
-			keep[desired.EntryDescriptionPrefix+ref] = true
+		claimed, err := r.Services.Claimed(ctx)
+		if err != nil || claimed == nil {
+			klog.ErrorS(err, "Sweep could not list Services again before pruning; retrying at the next sweep", fields...)
+			sum.Failed = append(sum.Failed, d.LB.ID)
+			continue
 		}
-		vips := iaas.LoadBalancerVirtualIPAddresses{}
-		for _, v := range lb.VirtualIPAddresses {
-			if v != nil && keep[v.Description] {
-				vips = append(vips, v)
-			}
+		p, ok := decide.PruneMembers(lb, d.Gone, claimed)
+		if !ok {
+			continue // a member came back, or another is still in its grace period
 		}
-		if err := r.Exec.UpdateMembers(ctx, lb, vips, desired.WithoutMembers(lb.Tags, d.Gone...)); err != nil {
+		if err := r.Exec.UpdateMembers(ctx, lb, p.VIPs, p.Tags); err != nil {
 			klog.ErrorS(err, "Sweep could not remove the entries of vanished Services from a shared load balancer; retrying at the next sweep", fields...)
 			sum.Failed = append(sum.Failed, d.LB.ID)
 			continue
 		}
+		d.Gone = p.Removed
 		klog.InfoS("Sweep removed the entries of vanished Services from a shared load balancer; their addresses are free again", fields...)
 		metrics.CountSwept(metrics.SweepPruned)
 		sum.Pruned = append(sum.Pruned, d.LB.ID)

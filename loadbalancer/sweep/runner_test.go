@@ -342,3 +342,64 @@ func TestSweepPrunesVanishedMembersOfSharedAppliance(t *testing.T) {
 		t.Fatalf("pruned again: %+v", s)
 	}
 }
+
+// joinAfterListing answers the sweep's first listing with the members it
+// had, then lets Service uid-c join the shared appliance (its tag and entry
+// written, as a join does) before answering any later listing with it too.
+type joinAfterListing struct {
+	calls int
+	join  func()
+}
+
+func (j *joinAfterListing) Claimed(context.Context) (map[string]string, error) {
+	j.calls++
+	if j.calls == 1 {
+		return map[string]string{"uid-a": "ns/uid-a"}, nil
+	}
+	return map[string]string{"uid-a": "ns/uid-a", "uid-c": "ns/uid-c"}, nil
+}
+
+// A Service that joins a shared appliance after the sweep listed Services
+// keeps its entries when the sweep prunes a vanished member: the entries to
+// keep come from a listing taken after the fresh read, not the older one.
+func TestSweepPruneKeepsAMemberThatJoinedAfterTheListing(t *testing.T) {
+	w := newWorld(t)
+	tags := []string{desired.ClusterTag("c1"), desired.SharingTag("team"), desired.ServiceTag("uid-a"), desired.ServiceTag("uid-b")}
+	entry := func(ip, ref string) *iaas.LoadBalancerVirtualIPAddress {
+		return &iaas.LoadBalancerVirtualIPAddress{VirtualIPAddress: ip, Port: 80, Description: desired.EntryDescriptionPrefix + ref}
+	}
+	lb := &iaas.LoadBalancer{ID: 7, Name: "shared", Class: "loadbalancer", CreatedAt: longAgo,
+		Availability: types.Availabilities.Available, InstanceStatus: types.ServerInstanceStatuses.Up, Tags: tags,
+		VirtualIPAddresses: iaas.LoadBalancerVirtualIPAddresses{entry("203.0.113.10", "ns/uid-a"), entry("203.0.113.11", "ns/uid-b")}}
+	fake.DataStore.Put(fake.ResourceLoadBalancer, "is1a", lb.ID, lb)
+	now := time.Now()
+	lister := &joinAfterListing{}
+	r := &Runner{Exec: w.exec, Services: lister, Mode: ModeDelete, Grace: time.Minute, Now: func() time.Time { return now }}
+	if _, err := r.Sweep(context.Background()); err != nil { // first sighting of uid-b
+		t.Fatal(err)
+	}
+	// uid-c joins now; the second sweep's own first listing still misses it.
+	lister.calls = 0
+	joined := *lb
+	joined.Tags = append(append([]string(nil), tags...), desired.ServiceTag("uid-c"))
+	joined.VirtualIPAddresses = append(lb.VirtualIPAddresses, entry("203.0.113.12", "ns/uid-c"))
+	fake.DataStore.Put(fake.ResourceLoadBalancer, "is1a", lb.ID, &joined)
+	now = now.Add(2 * time.Minute)
+	if _, err := r.Sweep(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	got, err := w.client.LoadBalancers.Read(context.Background(), "is1a", 7)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ips []string
+	for _, v := range got.VirtualIPAddresses {
+		ips = append(ips, v.VirtualIPAddress)
+	}
+	if strings.Join(ips, ",") != "203.0.113.10,203.0.113.12" {
+		t.Fatalf("entries after prune %v, want uid-a's and the newcomer uid-c's (uid-b's removed)", ips)
+	}
+	if !strings.Contains(strings.Join(got.Tags, " "), "uid-c") || strings.Contains(strings.Join(got.Tags, " "), "uid-b") {
+		t.Fatalf("tags after prune: %v", got.Tags)
+	}
+}

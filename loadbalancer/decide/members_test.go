@@ -1,0 +1,138 @@
+package decide
+
+import (
+	"slices"
+	"testing"
+
+	"github.com/sacloud/iaas-api-go"
+	"github.com/sakura-ccm/sakura-cloud-controller-manager/loadbalancer/desired"
+)
+
+const cluster = "c1"
+
+// appliance builds a copy of an appliance as a read returns it: tags for
+// the cluster, the sharing key (when key != "") and each member, and one
+// entry per member named by its "namespace/name".
+func appliance(key string, members map[string]string) *iaas.LoadBalancer {
+	lb := &iaas.LoadBalancer{ID: 100, Tags: []string{desired.ClusterTag(cluster)}}
+	if key != "" {
+		lb.Tags = append(lb.Tags, desired.SharingTag(key))
+	}
+	uids := make([]string, 0, len(members))
+	for uid := range members {
+		uids = append(uids, uid)
+	}
+	slices.Sort(uids)
+	for _, uid := range uids {
+		lb.Tags = append(lb.Tags, desired.ServiceTag(uid))
+		lb.VirtualIPAddresses = append(lb.VirtualIPAddresses, &iaas.LoadBalancerVirtualIPAddress{
+			VirtualIPAddress: "192.0.2." + uid, Description: desired.EntryDescriptionPrefix + members[uid]})
+	}
+	return lb
+}
+
+func descriptions(v iaas.LoadBalancerVirtualIPAddresses) []string {
+	var out []string
+	for _, e := range v {
+		out = append(out, e.Description)
+	}
+	slices.Sort(out)
+	return out
+}
+
+func TestLeaveAppliance(t *testing.T) {
+	ref := desired.ServiceRef{Namespace: "ns", Name: "a"}
+	for _, c := range []struct {
+		name    string
+		lb      *iaas.LoadBalancer
+		want    LeaveKind
+		members []string
+		keep    []string
+	}{
+		{"own appliance: delete it", appliance("", map[string]string{"10": "ns/a"}), LeaveDelete, []string{"10"}, nil},
+		{"last member of a shared one: delete it", appliance("k", map[string]string{"10": "ns/a"}), LeaveDelete, []string{"10"}, nil},
+		// The race: the copy read before the key lock showed "10" alone;
+		// the fresh read under the lock shows "11", which joined meanwhile.
+		{"a member joined since the listing: leave, do not delete", appliance("k", map[string]string{"10": "ns/a", "11": "ns/b"}), LeaveMember, nil, []string{"k8s:ns/b"}},
+		{"not a member any more: nothing", appliance("k", map[string]string{"11": "ns/b"}), LeaveNothing, nil, nil},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			got := LeaveAppliance(c.lb, "10", ref)
+			if got.Kind != c.want {
+				t.Fatalf("kind %v, want %v", got.Kind, c.want)
+			}
+			if !slices.Equal(got.Members, c.members) {
+				t.Errorf("precondition members %v, want %v", got.Members, c.members)
+			}
+			if c.want == LeaveMember {
+				if !slices.Equal(descriptions(got.VIPs), c.keep) || slices.Contains(got.Tags, desired.ServiceTag("10")) || !slices.Contains(got.Tags, desired.ServiceTag("11")) {
+					t.Errorf("leave writes tags %v, entries %v", got.Tags, descriptions(got.VIPs))
+				}
+			}
+		})
+	}
+}
+
+func TestMembersUnchanged(t *testing.T) {
+	for _, c := range []struct {
+		name  string
+		fresh *iaas.LoadBalancer
+		want  bool
+	}{
+		{"same members", appliance("k", map[string]string{"10": "ns/a"}), true},
+		{"one left meanwhile", appliance("k", map[string]string{}), true},
+		{"one joined meanwhile: refuse", appliance("k", map[string]string{"10": "ns/a", "12": "ns/c"}), false},
+	} {
+		if got := MembersUnchanged(c.fresh, []string{"10"}); got != c.want {
+			t.Errorf("%s: %v, want %v", c.name, got, c.want)
+		}
+	}
+}
+
+func TestPruneMembers(t *testing.T) {
+	for _, c := range []struct {
+		name    string
+		lb      *iaas.LoadBalancer
+		gone    []string
+		claimed map[string]string
+		ok      bool
+		removed []string
+		keep    []string
+	}{
+		{"vanished member removed, the other kept",
+			appliance("k", map[string]string{"1": "ns/a", "2": "ns/b"}), []string{"1"}, map[string]string{"2": "ns/b"},
+			true, []string{"1"}, []string{"k8s:ns/b"}},
+		// The race: the sweep's older listing knew only "2"; "3" joined
+		// after it. The fresh listing claims "3", so its entries stay.
+		{"a member that joined after the older listing keeps its entries",
+			appliance("k", map[string]string{"1": "ns/a", "2": "ns/b", "3": "ns/c"}), []string{"1"}, map[string]string{"2": "ns/b", "3": "ns/c"},
+			true, []string{"1"}, []string{"k8s:ns/b", "k8s:ns/c"}},
+		{"a member gone by the old listing but claimed again is kept",
+			appliance("k", map[string]string{"1": "ns/a", "2": "ns/b"}), []string{"1"}, map[string]string{"1": "ns/a", "2": "ns/b"},
+			false, nil, nil},
+		{"an unclaimed member still in its grace period: nothing this time",
+			appliance("k", map[string]string{"1": "ns/a", "2": "ns/b", "3": "ns/c"}), []string{"1"}, map[string]string{"2": "ns/b"},
+			false, nil, nil},
+		{"every member gone: the orphan path, not a prune",
+			appliance("k", map[string]string{"1": "ns/a"}), []string{"1"}, map[string]string{},
+			false, nil, nil},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			got, ok := PruneMembers(c.lb, c.gone, c.claimed)
+			if ok != c.ok {
+				t.Fatalf("ok %v, want %v", ok, c.ok)
+			}
+			if !ok {
+				return
+			}
+			if !slices.Equal(got.Removed, c.removed) || !slices.Equal(descriptions(got.VIPs), c.keep) {
+				t.Errorf("removed %v keep %v, want %v %v", got.Removed, descriptions(got.VIPs), c.removed, c.keep)
+			}
+			for _, u := range c.removed {
+				if slices.Contains(got.Tags, desired.ServiceTag(u)) {
+					t.Errorf("tag of removed member %s kept", u)
+				}
+			}
+		})
+	}
+}
