@@ -67,7 +67,7 @@ type follower struct {
 	services corelisters.ServiceLister
 	synced   []cache.InformerSynced
 	damper   *endpoints.Damper
-	queue    workqueue.TypedDelayingInterface[string]
+	queue    workqueue.TypedRateLimitingInterface[string]
 
 	mu      sync.Mutex
 	applied map[string]string    // Service key -> active nodes last used
@@ -91,7 +91,9 @@ func (l *LoadBalancer) FollowEndpoints(ctx context.Context, kube kubernetes.Inte
 		services: svcInf.Lister(),
 		synced:   []cache.InformerSynced{sliceInf.Informer().HasSynced, svcInf.Informer().HasSynced},
 		damper:   &endpoints.Damper{HoldDown: o.HoldDown},
-		queue:    workqueue.NewTypedDelayingQueueWithConfig(workqueue.TypedDelayingQueueConfig[string]{Name: "sakura-endpoints"}),
+		queue: workqueue.NewTypedRateLimitingQueueWithConfig(
+			workqueue.NewTypedItemExponentialFailureRateLimiter[string](FollowRetryMin, FollowRetryMax),
+			workqueue.TypedRateLimitingQueueConfig[string]{Name: "sakura-endpoints"}),
 		applied:  map[string]string{},
 		lastRun:  map[string]time.Time{},
 	}
@@ -175,7 +177,7 @@ func (f *follower) sync(ctx context.Context, l *LoadBalancer, key string) {
 	f.mu.Lock()
 	same := f.applied[key] == endpoints.Names(active)
 	wait := f.opts.MinInterval - time.Since(f.lastRun[key])
-	nodes, cluster := f.nodes, f.cluster
+	nodes := f.nodes
 	if !same && wait <= 0 && nodes != nil {
 		f.lastRun[key] = time.Now()
 	}
@@ -190,14 +192,37 @@ func (f *follower) sync(ctx context.Context, l *LoadBalancer, key string) {
 		return
 	}
 	metrics.CountEndpointResync()
-	if err := l.UpdateLoadBalancer(ctx, cluster, svc, nodes); err != nil {
-		klog.ErrorS(err, "Following endpoints failed; will retry", "service", key)
-		f.mu.Lock()
-		delete(f.applied, key)
-		f.mu.Unlock()
-		f.queue.AddAfter(key, max(f.opts.MinInterval, 10*time.Second))
+	_, err = l.reconcile(ctx, "", svc, nil, syncByFollower)
+	if err == nil {
+		f.queue.Forget(key)
+		return
+	}
+	f.mu.Lock()
+	delete(f.applied, key)
+	f.mu.Unlock()
+	var re *api.RetryError
+	switch {
+	case errors.As(err, &re):
+		// Booting: come back when the appliance says; not a failure.
+		f.queue.AddAfter(key, re.RetryAfter())
+	case f.queue.NumRequeues(key) >= FollowMaxRetries:
+		// The repair pass and the service controller keep converging it.
+		klog.ErrorS(err, "Following endpoints failed repeatedly; leaving the Service to the repair pass", "service", key, "tries", FollowMaxRetries+1)
+		f.queue.Forget(key)
+	default:
+		klog.ErrorS(err, "Following endpoints failed; will retry with backoff", "service", key)
+		f.queue.AddRateLimited(key)
 	}
 }
+
+// Retries of a failed endpoint-driven re-sync: exponential between
+// FollowRetryMin and FollowRetryMax, at most FollowMaxRetries times in a
+// row (about 8 minutes in all); the periodic repair pass covers the rest.
+const (
+	FollowRetryMin   = 2 * time.Second
+	FollowRetryMax   = 2 * time.Minute
+	FollowMaxRetries = 8
+)
 
 // active is the damped set of nodes with a ready endpoint of svc. It
 // schedules a look for when a held node's hold-down ends.
@@ -227,6 +252,13 @@ func (f *follower) used(svc *v1.Service, active map[string]bool) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.applied[serviceKey(svc.Namespace, svc.Name)] = endpoints.Names(active)
+}
+
+// latestNodes is the node list of the service controller's latest call.
+func (f *follower) latestNodes() ([]*v1.Node, string) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.nodes, f.cluster
 }
 
 // remember keeps the node list of the service controller's latest call.

@@ -2,6 +2,7 @@ package loadbalancer
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"testing"
 	"time"
@@ -105,5 +106,56 @@ func TestLocalServiceFollowsReadyEndpoints(t *testing.T) {
 	time.Sleep(300 * time.Millisecond)
 	if n := calls(e.client, snap); n != 0 {
 		t.Fatalf("an unchanged node set cost %d API calls", n)
+	}
+}
+
+// The follower re-syncs with the node set the service controller passed
+// last, read under the Service's lock, and never stores a set of its own:
+// it used to store the older snapshot it had read before the service
+// controller's newer call, and later write that older set.
+func TestFollowerUsesTheServiceControllersLatestNodes(t *testing.T) {
+	e := newEnv(t, 28)
+	nodes := e.addNodes(3, 0)
+	svc := service("web", 80)
+	svc.Spec.ExternalTrafficPolicy = v1.ServiceExternalTrafficPolicyLocal
+	names := []string{"node-000", "node-001", "node-002"}
+	kube := kubefake.NewClientset(svc, slice(svc, names, []bool{true, true, true}))
+	ctx, cancel := context.WithCancel(context.Background())
+	t.Cleanup(cancel)
+	e.lb.FollowEndpoints(ctx, kube, FollowOptions{HoldDown: time.Millisecond})
+	e.ensureUp(svc, nodes[:2])
+	e.waitServers(t, e.ip(0), e.ip(1))
+	// The service controller's newest set: all three nodes.
+	if err := e.lb.UpdateLoadBalancer(ctx, "test", svc, nodes); err != nil {
+		t.Fatal(err)
+	}
+	// A follower pass handed an older set must not store or use it.
+	if _, err := e.lb.reconcile(ctx, "test", svc, nodes[:1], syncByFollower); err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := e.lb.follower().latestNodes(); len(got) != 3 {
+		t.Fatalf("follower replaced the service controller's %d nodes with %d", 3, len(got))
+	}
+	e.waitServers(t, e.ip(0), e.ip(1), e.ip(2))
+}
+
+// UpdateLoadBalancer reports every failure: a RetryError while the
+// appliance boots (the service controller then retries these nodes instead
+// of recording them as applied), and ErrNoLoadBalancer with no appliance.
+func TestUpdateLoadBalancerReportsWhatItCouldNotDo(t *testing.T) {
+	e := newEnv(t, 28)
+	nodes := e.addNodes(2, 0)
+	svc := service("web", 80)
+	if err := e.lb.UpdateLoadBalancer(e.ctx, "test", svc, nodes); !errors.Is(err, ErrNoLoadBalancer) {
+		t.Fatalf("update with no appliance: %v, want ErrNoLoadBalancer", err)
+	}
+	if _, exists, err := e.lb.GetLoadBalancer(e.ctx, "test", svc); err != nil || exists {
+		t.Fatalf("GetLoadBalancer: exists=%v err=%v", exists, err)
+	}
+	if _, err := e.lb.EnsureLoadBalancer(e.ctx, "test", svc, nodes[:1]); !isRetry(err) {
+		t.Fatalf("create: %v", err)
+	}
+	if err := e.lb.UpdateLoadBalancer(e.ctx, "test", svc, nodes); !isRetry(err) {
+		t.Fatalf("update while booting: %v, want a RetryError", err)
 	}
 }

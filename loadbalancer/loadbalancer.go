@@ -213,20 +213,44 @@ func statusOf(lb *iaas.LoadBalancer, vip string) *v1.LoadBalancerStatus {
 // EnsureLoadBalancer creates or updates the Service's appliance. It never
 // waits for a boot: it returns a RetryError and reports status once up.
 func (l *LoadBalancer) EnsureLoadBalancer(ctx context.Context, clusterName string, svc *v1.Service, nodes []*v1.Node) (*v1.LoadBalancerStatus, error) {
-	return l.reconcile(ctx, clusterName, svc, nodes, true)
+	return l.reconcile(ctx, clusterName, svc, nodes, syncCreate)
 }
 
 // UpdateLoadBalancer brings real servers (and everything else) in line; it
 // never creates an appliance.
+//
+// Every failure is returned, a RetryError (booting, EndpointSlices not
+// synced) included: the service controller then keeps the Service in its
+// retry set and calls again with the nodes, instead of recording this node
+// set as applied. With no appliance at all it returns ErrNoLoadBalancer; the
+// service controller then asks GetLoadBalancer, hears "does not exist" and
+// stays quiet, and the repair pass creates the appliance again.
 func (l *LoadBalancer) UpdateLoadBalancer(ctx context.Context, clusterName string, svc *v1.Service, nodes []*v1.Node) error {
-	_, err := l.reconcile(ctx, clusterName, svc, nodes, false)
-	var re *api.RetryError
-	if errors.As(err, &re) {
-		// Still booting: the pending EnsureLoadBalancer retry applies the nodes.
-		return nil
+	st, err := l.reconcile(ctx, clusterName, svc, nodes, syncByServiceController)
+	if err == nil && st == nil {
+		return ErrNoLoadBalancer
 	}
 	return err
 }
+
+// ErrNoLoadBalancer says an update found no appliance to update.
+var ErrNoLoadBalancer = errors.New("the Service has no load balancer to update (the repair pass creates it again)")
+
+// syncMode says who asks for a reconcile, which decides whether it may
+// create an appliance and whose node list it uses.
+type syncMode int
+
+const (
+	// syncByServiceController: UpdateLoadBalancer; the nodes passed are the
+	// newest node set and are remembered for the other loops.
+	syncByServiceController syncMode = iota
+	// syncCreate: EnsureLoadBalancer; may create, remembers the nodes.
+	syncCreate
+	// syncByFollower: the endpoint follower; uses the node set the service
+	// controller passed last, read under the Service's lock, and never
+	// stores one of its own.
+	syncByFollower
+)
 
 // prepared is the validated input of one reconcile.
 type prepared struct {
@@ -367,10 +391,21 @@ type noticeEntry struct {
 	at      time.Time
 }
 
-func (l *LoadBalancer) reconcile(ctx context.Context, clusterName string, svc *v1.Service, nodes []*v1.Node, mayCreate bool) (*v1.LoadBalancerStatus, error) {
+// reconcile brings svc's appliance in line. A nil status with a nil error
+// means there is no appliance and mode may not create one.
+func (l *LoadBalancer) reconcile(ctx context.Context, clusterName string, svc *v1.Service, nodes []*v1.Node, mode syncMode) (*v1.LoadBalancerStatus, error) {
 	defer l.locks.lock("svc/" + string(svc.UID))()
+	mayCreate := mode == syncCreate
 	if f := l.follower(); f != nil {
-		f.remember(clusterName, nodes)
+		if mode == syncByFollower {
+			// Read under the Service's lock: a newer set stored by the
+			// service controller meanwhile is the one used.
+			if nodes, clusterName = f.latestNodes(); nodes == nil {
+				return nil, nil // the service controller has not synced yet; it will
+			}
+		} else {
+			f.remember(clusterName, nodes)
+		}
 	}
 	p, err := l.prepare(ctx, svc)
 	if err != nil {
@@ -427,11 +462,9 @@ func (l *LoadBalancer) reconcile(ctx context.Context, clusterName string, svc *v
 	if shared {
 		mine, others = plan.SplitEntries(lb.VirtualIPAddresses, desired.RefOf(svc))
 		if len(mine) == 0 && p.opts.SharingKey == desired.SharingKeyOf(lb.Tags) {
-			// A member without entries (removed by hand, or a join
-			// interrupted between write and read): join again.
-			if !mayCreate {
-				return nil, nil
-			}
+			// A member without entries (removed by hand or by a sweep,
+			// or a join interrupted between write and read): join again,
+			// on every path, as it only writes this member's own entries.
 			return l.joinAppliance(ctx, exec, cluster, svc, nodes, p, lb)
 		}
 	}
