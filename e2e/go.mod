@@ -2,6 +2,10 @@ module github.com/sakura-ccm/sakura-cloud-controller-manager/e2e
 
 go 1.26.0
 
+require github.com/sakura-ccm/sakura-cloud-controller-manager v0.0.0
+
+replace github.com/sakura-ccm/sakura-cloud-controller-manager => ../
+
 require (
 	github.com/benbjohnson/clock v1.3.0 // indirect
 	github.com/davecgh/go-spew v1.1.2-0.20180830191138-d8f796af33cc // indirect

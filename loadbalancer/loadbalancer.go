@@ -151,10 +151,18 @@ func (l *LoadBalancer) event(svc *v1.Service, warning bool, reason, format strin
 }
 
 // fail records a Warning and returns the error for the service controller.
+// The Warning is not repeated while the same error recurs (see warn).
 func (l *LoadBalancer) fail(svc *v1.Service, reason string, err error) error {
 	metrics.CountReconcileError(reason)
-	l.event(svc, true, reason, "%s", err.Error())
+	l.warn(svc, reason, err.Error())
 	return err
+}
+
+// warn records a Warning unless the very same one (reason and message) was
+// recorded for this Service within RepeatNoticeAfter: a standing problem
+// seen on every reconcile and retry would otherwise add an Event each time.
+func (l *LoadBalancer) warn(svc *v1.Service, reason, msg string) {
+	l.notice(svc, reason+"/warn", []string{msg}, msg)
 }
 
 // GetLoadBalancerName is deterministic per cluster and Service UID.
@@ -284,7 +292,7 @@ func (l *LoadBalancer) prepare(ctx context.Context, svc *v1.Service) (*prepared,
 	if svc.Spec.ExternalTrafficPolicy == v1.ServiceExternalTrafficPolicyLocal && l.follower() == nil {
 		// Not an error (the Service still works on nodes with endpoints),
 		// but the DSR health check cannot see endpoints, so say so.
-		l.event(svc, true, ReasonTrafficPolicyLocal, "externalTrafficPolicy: Local is not followed by the SAKURA load balancer: every node is a real server and its health check cannot see which nodes run endpoints, so connections sent to nodes without one fail; use externalTrafficPolicy: Cluster")
+		l.warn(svc, ReasonTrafficPolicyLocal, "externalTrafficPolicy: Local is not followed by the SAKURA load balancer: every node is a real server and its health check cannot see which nodes run endpoints, so connections sent to nodes without one fail; use externalTrafficPolicy: Cluster")
 	}
 	servers, err := l.listServers(ctx)
 	if err != nil {
@@ -448,7 +456,7 @@ func (l *LoadBalancer) reconcile(ctx context.Context, clusterName string, svc *v
 		for _, o := range owned[1:] {
 			ids = append(ids, o.ID.String())
 		}
-		l.event(svc, true, ReasonDuplicate, "more than one load balancer carries this Service's ownership tags; managing %s, leaving %s alone (delete them by hand if unused)", lb.ID, strings.Join(ids, ", "))
+		l.warn(svc, ReasonDuplicate, fmt.Sprintf("more than one load balancer carries this Service's ownership tags; managing %s, leaving %s alone (delete them by hand if unused)", lb.ID, strings.Join(ids, ", ")))
 	}
 	if lb.Availability.IsFailed() {
 		return nil, l.fail(svc, ReasonAPIError, fmt.Errorf("load balancer %s (%s) failed to be created by SAKURA Cloud; delete it (or delete and re-create the Service) to get a new one", lb.Name, lb.ID))
@@ -523,9 +531,9 @@ func (l *LoadBalancer) reconcile(ctx context.Context, clusterName string, svc *v
 	}
 	if len(drift) > 0 {
 		if shared {
-			l.event(svc, true, ReasonSharingConflict, "load balancer %s is shared by key %s and differs from this Service: %s; it is left as it is. Make this Service's settings agree with the other Services of the key, or give it another %s and re-create it", lb.ID, desired.SharingKeyOf(lb.Tags), driftText(drift), annotations.SharingKey)
+			l.warn(svc, ReasonSharingConflict, fmt.Sprintf("load balancer %s is shared by key %s and differs from this Service: %s; it is left as it is. Make this Service's settings agree with the other Services of the key, or give it another %s and re-create it", lb.ID, desired.SharingKeyOf(lb.Tags), driftText(drift), annotations.SharingKey))
 		} else {
-			l.event(svc, true, ReasonChangeNeedsNewAppliance, "load balancer %s: %s; SAKURA cannot change this in place, so the running load balancer is kept as it is. To apply it, delete and re-create the Service (its address will change) or revert the setting", lb.ID, driftText(drift))
+			l.warn(svc, ReasonChangeNeedsNewAppliance, fmt.Sprintf("load balancer %s: %s; SAKURA cannot change this in place, so the running load balancer is kept as it is. To apply it, delete and re-create the Service (its address will change) or revert the setting", lb.ID, driftText(drift)))
 		}
 	}
 	return statusOf(lb, vip), nil

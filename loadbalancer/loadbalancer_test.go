@@ -479,6 +479,26 @@ func TestImmutableChangesAreReported(t *testing.T) {
 	if n, _ := writes(e.client, snap); n != 0 {
 		t.Fatal("immutable change caused writes")
 	}
+	// The standing drift is not reported again on every reconcile.
+	for range 3 {
+		if _, err := e.lb.EnsureLoadBalancer(e.ctx, "test", svc, nodes); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if n := countEvents(e.events(), ReasonChangeNeedsNewAppliance); n != 0 {
+		t.Fatalf("the same drift was reported %d more times", n)
+	}
+}
+
+// countEvents counts the Events (drained from the recorder) with reason.
+func countEvents(evs []string, reason string) int {
+	n := 0
+	for _, ev := range evs {
+		if strings.Contains(ev, " "+reason+" ") {
+			n++
+		}
+	}
+	return n
 }
 
 func TestLoadBalancerClassIsLeftAlone(t *testing.T) {

@@ -1,6 +1,7 @@
 package sakurasim
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -26,8 +27,9 @@ type FaultRule struct {
 	Latency string  `json:"latency,omitempty"` // Go duration added before answering
 	Drop    bool    `json:"drop,omitempty"`    // close the connection without an answer
 	Times   int     `json:"times,omitempty"`   // fire at most this many times (0 = unlimited)
-	// After performs the operation first and then answers the error (or
-	// drops): the change happened but the client never learns it.
+	// After performs the operation first and then applies the rule: its
+	// latency, then its error status or drop. The change happened but the
+	// client never learns it (or learns it too late, after its timeout).
 	After   bool `json:"after,omitempty"`
 	Fired   int  `json:"fired"` // how often it fired (read only)
 	latency time.Duration
@@ -54,8 +56,10 @@ var errorCodes = map[int]string{
 }
 
 // injectFault rolls the first matching fault rule. It returns done when the
-// request was answered (or dropped) by the fault, or a rule to apply after
-// the operation ran (After rules).
+// request was answered (or dropped, or abandoned by its client) by the
+// fault, or a rule to apply after the operation ran (After rules). Latency
+// is waited out without holding the lock, and cut short when the client
+// goes away (the request is then counted as "canceled").
 func (s *Simulator) injectFault(w *statusWriter, req *request) (done bool, after *FaultRule) {
 	s.mu.Lock()
 	var rule *FaultRule
@@ -79,13 +83,31 @@ func (s *Simulator) injectFault(w *statusWriter, req *request) (done bool, after
 	if rule == nil {
 		return false, nil
 	}
-	if rule.latency > 0 {
-		time.Sleep(rule.latency)
-	}
 	if rule.After {
-		return false, rule
+		return false, rule // latency, error or drop come after the operation
+	}
+	if rule.latency > 0 && !s.wait(req, rule.latency) {
+		return true, nil // the client gave up first: the operation is not performed
 	}
 	return s.applyFault(w, req, rule), nil
+}
+
+// wait sleeps for d (no lock held). It returns false, and counts the
+// request as "canceled", when the client's request context ends first.
+func (s *Simulator) wait(req *request, d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	ctx := req.ctx
+	if ctx == nil {
+		ctx = context.Background()
+	}
+	select {
+	case <-t.C:
+		return true
+	case <-ctx.Done():
+		s.countKey(req.op, "canceled")
+		return false
+	}
 }
 
 // applyFault answers the request as the rule says; false when the rule only adds latency.
@@ -124,6 +146,14 @@ type State struct {
 	Faults             []FaultRule           `json:"faults"`
 	// RealServersDown are the admin health overrides (POST /_admin/realserver-health).
 	RealServersDown []RealServerOverride `json:"realServersDown"`
+	// AppliedSettings is, per load balancer ID, the configuration the
+	// appliance runs (what the last successful Config applied; at Create the
+	// created settings; for topology appliances their settings). Status
+	// follows it. LoadBalancers[].Settings are the saved settings.
+	AppliedSettings map[string][]*naked.LoadBalancerSetting `json:"appliedSettings"`
+	// PendingConfig is, per load balancer ID, whether the saved settings
+	// differ from the applied ones (an Update/UpdateSettings not yet Config'd).
+	PendingConfig map[string]bool `json:"pendingConfig"`
 }
 
 // RequestStats is the JSON answer of GET /_admin/requests.
@@ -146,7 +176,8 @@ func (s *Simulator) Snapshot() *State {
 	st := &State{Zone: s.zone, BootDelay: s.bootDelay.String(), ReadNotFoundWindow: s.notFoundAfter.String(),
 		Servers: []*naked.Server{}, Switches: []*naked.Switch{}, Routers: []*naked.Internet{},
 		LoadBalancers: []*naked.LoadBalancer{}, VPCRouters: []*naked.VPCRouter{}, Faults: append([]FaultRule{}, s.faults...),
-		RealServersDown: s.realServersDownLocked()}
+		RealServersDown: s.realServersDownLocked(),
+		AppliedSettings: map[string][]*naked.LoadBalancerSetting{}, PendingConfig: map[string]bool{}}
 	for _, sv := range s.servers {
 		st.Servers = append(st.Servers, s.nakedServer(sv))
 	}
@@ -158,11 +189,65 @@ func (s *Simulator) Snapshot() *State {
 	}
 	for _, lb := range s.lbs {
 		st.LoadBalancers = append(st.LoadBalancers, s.nakedLB(lb))
+		applied := cloneSettings(lb.Applied)
+		if applied == nil {
+			applied = []*naked.LoadBalancerSetting{}
+		}
+		st.AppliedSettings[lb.ID.String()] = applied
+		st.PendingConfig[lb.ID.String()] = lb.pendingConfig()
 	}
 	for _, v := range s.vpcRouters {
 		st.VPCRouters = append(st.VPCRouters, s.nakedVPCRouter(v))
 	}
 	return st
+}
+
+// Applied returns the configuration load balancer id runs (a copy), whether
+// its saved settings differ from it (pending: an Update or UpdateSettings
+// that no Config has applied yet), and false when there is no such load
+// balancer. The saved settings are in Snapshot().LoadBalancers[].Settings.
+func (s *Simulator) Applied(id types.ID) (settings []*naked.LoadBalancerSetting, pending bool, ok bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.settle()
+	lb := s.lbByID(id)
+	if lb == nil {
+		return nil, false, false
+	}
+	return cloneSettings(lb.Applied), lb.pendingConfig(), true
+}
+
+// LoadBalancerConfig is the answer of GET /_admin/load-balancers/{id}: one
+// load balancer's saved and applied settings side by side.
+type LoadBalancerConfig struct {
+	ID          string                       `json:"id"`
+	Name        string                       `json:"name"`
+	Status      string                       `json:"status"` // instance status: up, down or "" (being created)
+	Saved       []*naked.LoadBalancerSetting `json:"saved"`
+	SavedHash   string                       `json:"savedHash"`
+	Applied     []*naked.LoadBalancerSetting `json:"applied"`
+	AppliedHash string                       `json:"appliedHash"`
+	Pending     bool                         `json:"pending"`
+}
+
+func (s *Simulator) lbConfigState(id types.ID) (*LoadBalancerConfig, *apiErr) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.settle()
+	lb := s.lbByID(id)
+	if lb == nil {
+		return nil, notFound(fmt.Sprintf("load balancer %s not found", id))
+	}
+	out := &LoadBalancerConfig{ID: lb.ID.String(), Name: lb.Name, Status: string(lb.Status),
+		Saved: cloneSettings(lb.Settings), SavedHash: lb.Hash, Applied: cloneSettings(lb.Applied),
+		AppliedHash: lb.AppliedHash, Pending: lb.pendingConfig()}
+	if out.Saved == nil {
+		out.Saved = []*naked.LoadBalancerSetting{}
+	}
+	if out.Applied == nil {
+		out.Applied = []*naked.LoadBalancerSetting{}
+	}
+	return out, nil
 }
 
 // Requests returns the request counts (same as GET /_admin/requests).
@@ -191,6 +276,46 @@ func (s *Simulator) ResetRequests() {
 
 // SetFaults replaces the fault rules (nil clears them).
 func (s *Simulator) SetFaults(rules []FaultRule) error {
+	if err := prepareFaults(rules); err != nil {
+		return err
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.faults = rules
+	return nil
+}
+
+// AddFaults puts rules in front of the current ones (so they take
+// precedence: the first matching rule decides), keeping the others.
+func (s *Simulator) AddFaults(rules ...FaultRule) error {
+	rules = append([]FaultRule{}, rules...)
+	if err := prepareFaults(rules); err != nil {
+		return err
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.faults = append(rules, s.faults...)
+	return nil
+}
+
+// ConfigFailure is the rule for "a fault between UpdateSettings and
+// Config": the next LoadBalancer.Config answers status (0 means 500)
+// without applying anything, once. The settings saved before stay pending
+// until a later Config succeeds.
+func ConfigFailure(status int) FaultRule {
+	if status == 0 {
+		status = http.StatusInternalServerError
+	}
+	return FaultRule{Op: "LoadBalancer.Config", Status: status, Times: 1}
+}
+
+// FailNextConfig adds ConfigFailure(status) in front of the current rules.
+func (s *Simulator) FailNextConfig(status int) error {
+	return s.AddFaults(ConfigFailure(status))
+}
+
+// prepareFaults validates rules and parses their latencies.
+func prepareFaults(rules []FaultRule) error {
 	for i := range rules {
 		if rules[i].Op == "" && rules[i].Route == "" {
 			return fmt.Errorf("rule %d: op is required (e.g. \"LoadBalancer.Create\", \"LoadBalancer.*\" or \"*\")", i)
@@ -210,9 +335,6 @@ func (s *Simulator) SetFaults(rules []FaultRule) error {
 		}
 		rules[i].Fired = 0
 	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.faults = rules
 	return nil
 }
 
@@ -492,6 +614,44 @@ func (s *Simulator) serveAdmin(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		adminJSON(w, http.StatusOK, map[string]any{"rules": s.Snapshot().Faults})
+	case len(parts) == 2 && parts[0] == "faults" && parts[1] == "add" && m == http.MethodPost:
+		var body struct {
+			Rules []FaultRule `json:"rules"`
+		}
+		if err := decodeAdmin(r, &body); err != nil {
+			adminErr(w, err)
+			return
+		}
+		if err := s.AddFaults(body.Rules...); err != nil {
+			adminErr(w, err)
+			return
+		}
+		adminJSON(w, http.StatusOK, map[string]any{"rules": s.Snapshot().Faults})
+	case len(parts) == 2 && parts[0] == "faults" && parts[1] == "fail-next-config" && m == http.MethodPost:
+		var body struct {
+			Status int `json:"status"`
+		}
+		if err := decodeAdmin(r, &body); err != nil {
+			adminErr(w, err)
+			return
+		}
+		if err := s.FailNextConfig(body.Status); err != nil {
+			adminErr(w, err)
+			return
+		}
+		adminJSON(w, http.StatusOK, map[string]any{"rules": s.Snapshot().Faults})
+	case len(parts) == 2 && parts[0] == "load-balancers" && m == http.MethodGet:
+		n, err := strconv.ParseInt(parts[1], 10, 64)
+		if err != nil {
+			adminErr(w, notFound("load balancer "+parts[1]+" not found"))
+			return
+		}
+		cfg, e := s.lbConfigState(types.ID(n))
+		if e != nil {
+			adminErr(w, e)
+			return
+		}
+		adminJSON(w, http.StatusOK, cfg)
 	case len(parts) == 1 && parts[0] == "faults" && m == http.MethodDelete:
 		_ = s.SetFaults(nil)
 		adminJSON(w, http.StatusOK, map[string]any{"rules": []FaultRule{}})
@@ -556,7 +716,8 @@ func (s *Simulator) serveAdmin(w http.ResponseWriter, r *http.Request) {
 	default:
 		routes := []string{"GET /_admin/state", "GET|POST /_admin/servers", "DELETE /_admin/servers/{name-or-id}",
 			"POST /_admin/servers/{name-or-id}/power", "POST /_admin/servers/{name-or-id}/replace",
-			"GET|POST|DELETE /_admin/faults", "GET|POST /_admin/boot-delay", "GET /_admin/requests", "POST /_admin/requests/reset",
+			"GET|POST|DELETE /_admin/faults", "POST /_admin/faults/add", "POST /_admin/faults/fail-next-config",
+			"GET /_admin/load-balancers/{id}", "GET|POST /_admin/boot-delay", "GET /_admin/requests", "POST /_admin/requests/reset",
 			"GET|POST|DELETE /_admin/realserver-health"}
 		sort.Strings(routes)
 		adminJSON(w, http.StatusNotFound, map[string]any{"error": "unknown admin route " + m + " " + r.URL.Path, "routes": routes})

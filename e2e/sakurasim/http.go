@@ -1,12 +1,12 @@
 package sakurasim
 
 import (
+	"context"
 	"crypto/subtle"
 	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
-	"net/url"
 	"strconv"
 	"strings"
 
@@ -36,6 +36,7 @@ func (w *statusWriter) Write(b []byte) (int, error) {
 
 // request is one parsed API call.
 type request struct {
+	ctx    context.Context // cancelled when the client goes away
 	method string
 	zone   string
 	parts  []string // path after /{zone}/api/cloud/1.1/
@@ -50,7 +51,7 @@ func (s *Simulator) serveHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	sw := &statusWriter{ResponseWriter: w}
-	req := &request{method: r.Method}
+	req := &request{ctx: r.Context(), method: r.Method}
 	body, err := io.ReadAll(io.LimitReader(r.Body, 8<<20))
 	if err != nil {
 		s.writeErr(sw, badRequest("reading body failed"))
@@ -92,8 +93,14 @@ func (s *Simulator) serveHTTP(w http.ResponseWriter, r *http.Request) {
 	s.settle()
 	status, resp, aerr := s.dispatch(req)
 	s.mu.Unlock()
-	if after != nil && s.applyFault(sw, req, after) {
-		return // the operation happened, but its answer is lost
+	if after != nil {
+		// The operation happened; now its answer is delayed, replaced or lost.
+		if after.latency > 0 && !s.wait(req, after.latency) {
+			return
+		}
+		if s.applyFault(sw, req, after) {
+			return
+		}
 	}
 	if aerr != nil {
 		s.finish(sw, req, aerr)
@@ -116,17 +123,23 @@ func (s *Simulator) finish(w *statusWriter, req *request, e *apiErr) {
 	s.count(req.op, w.status)
 }
 
+// count records one answer: its HTTP status, or "dropped" (status 0) for
+// a connection closed without an answer.
 func (s *Simulator) count(op string, status int) {
+	key := "dropped"
+	if status != 0 {
+		key = strconv.Itoa(status)
+	}
+	s.countKey(op, key)
+}
+
+func (s *Simulator) countKey(op, key string) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	m := s.requests[op]
 	if m == nil {
 		m = map[string]int{}
 		s.requests[op] = m
-	}
-	key := "dropped"
-	if status != 0 {
-		key = strconv.Itoa(status)
 	}
 	m[key]++
 }
@@ -159,56 +172,6 @@ func (s *Simulator) authorized(r *http.Request) bool {
 	uok := subtle.ConstantTimeCompare([]byte(u), []byte(s.opts.Token)) == 1
 	pok := subtle.ConstantTimeCompare([]byte(p), []byte(s.opts.Secret)) == 1
 	return uok && pok
-}
-
-// findCond is a find request's condition, sent as JSON in the raw query string.
-type findCond struct {
-	Count  int
-	From   int
-	Filter map[string]json.RawMessage
-}
-
-func parseFindCond(raw string) (*findCond, error) {
-	fc := &findCond{}
-	if raw == "" {
-		return fc, nil
-	}
-	q := raw
-	if !strings.HasPrefix(q, "{") {
-		// URL-encoded JSON (e.g. from curl): decode once.
-		un, err := url.PathUnescape(q)
-		if err != nil {
-			return nil, err
-		}
-		q = un
-	}
-	if !strings.HasPrefix(q, "{") {
-		return nil, fmt.Errorf("find condition must be a JSON object")
-	}
-	if err := json.Unmarshal([]byte(q), fc); err != nil {
-		return nil, err
-	}
-	if fc.Count < 0 || fc.From < 0 {
-		return nil, fmt.Errorf("Count and From must not be negative")
-	}
-	return fc, nil
-}
-
-func (fc *findCond) class() string {
-	if fc == nil {
-		return ""
-	}
-	raw, ok := fc.Filter["Class"]
-	if !ok {
-		return ""
-	}
-	vals := filterValues(raw)
-	if len(vals) == 1 {
-		if s, ok := vals[0].(string); ok {
-			return s
-		}
-	}
-	return ""
 }
 
 var classOps = map[string]string{"loadbalancer": "LoadBalancer", "vpcrouter": "VPCRouter", "database": "Database",
@@ -297,13 +260,12 @@ func (s *Simulator) dispatch(req *request) (int, any, *apiErr) {
 	}
 	switch req.op {
 	case "Server.Find":
-		var items []any
+		var cands []candidate
 		for _, sv := range s.servers {
-			if req.find.match(sv.ID, sv.Name, sv.Tags, "", "") {
-				items = append(items, s.nakedServer(sv))
-			}
+			sv := sv
+			cands = append(cands, candidate{sv.ID, sv.Name, s.serverRecord(sv), func() any { return s.nakedServer(sv) }})
 		}
-		return s.page(req.find, "Servers", items)
+		return s.runFind(req.find, serverKeys, req.op, "Servers", cands)
 	case "Server.Read":
 		sv := s.serverByID(id)
 		if sv == nil {
@@ -311,13 +273,12 @@ func (s *Simulator) dispatch(req *request) (int, any, *apiErr) {
 		}
 		return ok(map[string]any{"Server": s.nakedServer(sv)})
 	case "Switch.Find":
-		var items []any
+		var cands []candidate
 		for _, sw := range s.switches {
-			if req.find.match(sw.ID, sw.Name, sw.Tags, "", string(types.Scopes.User)) {
-				items = append(items, s.nakedSwitch(sw))
-			}
+			sw := sw
+			cands = append(cands, candidate{sw.ID, sw.Name, s.switchRecord(sw), func() any { return s.nakedSwitch(sw) }})
 		}
-		return s.page(req.find, "Switches", items)
+		return s.runFind(req.find, switchKeys, req.op, "Switches", cands)
 	case "Switch.Read":
 		sw := s.switchByID(id)
 		if sw == nil {
@@ -340,13 +301,12 @@ func (s *Simulator) dispatch(req *request) (int, any, *apiErr) {
 		}
 		return http.StatusOK, map[string]any{"Total": len(items), "From": 0, "Count": len(items), "Servers": items}, nil
 	case "Internet.Find":
-		var items []any
+		var cands []candidate
 		for _, r := range s.routers {
-			if req.find.match(r.ID, r.Name, r.Tags, "", string(types.Scopes.User)) {
-				items = append(items, s.nakedInternet(r))
-			}
+			r := r
+			cands = append(cands, candidate{r.ID, r.Name, s.internetRecord(r), func() any { return s.nakedInternet(r) }})
 		}
-		return s.page(req.find, "Internet", items)
+		return s.runFind(req.find, internetKeys, req.op, "Internet", cands)
 	case "Internet.Read":
 		r := s.routerByID(id)
 		if r == nil {
@@ -355,17 +315,15 @@ func (s *Simulator) dispatch(req *request) (int, any, *apiErr) {
 		return ok(map[string]any{"Internet": s.nakedInternet(r)})
 	case "Zone.Find":
 		z := s.nakedZone()
-		if !req.find.match(z.ID, z.Name, nil, "", "") {
-			return s.page(req.find, "Zones", nil)
-		}
-		return s.page(req.find, "Zones", []any{z})
+		rec := record{"ID": ids(z.ID), "Name": {z.Name}}
+		return s.runFind(req.find, zoneKeys, req.op, "Zones", []candidate{{z.ID, z.Name, rec, func() any { return z }}})
 	case "Zone.Read":
 		if id != s.zoneID() {
 			return 0, nil, notFound("zone " + p[1] + " not found")
 		}
 		return ok(map[string]any{"Zone": s.nakedZone()})
 	case "LoadBalancer.Find", "VPCRouter.Find", "Database.Find", "NFS.Find", "MobileGateway.Find", "Appliance.Find":
-		return s.findAppliances(req.find)
+		return s.findAppliances(req.find, req.op)
 	case "VPCRouter.Read":
 		return ok(map[string]any{"Appliance": s.nakedVPCRouter(s.vpcRouterByID(id))})
 	case "LoadBalancer.Create":
@@ -375,18 +333,13 @@ func (s *Simulator) dispatch(req *request) (int, any, *apiErr) {
 		if e != nil {
 			return 0, nil, e
 		}
-		return ok(map[string]any{"Appliance": s.nakedLB(lb)})
+		return ok(map[string]any{"Appliance": wireLB(s.nakedLB(lb))})
 	case "LoadBalancer.Update", "LoadBalancer.UpdateSettings":
 		return s.lbUpdate(id, req.body, req.op == "LoadBalancer.UpdateSettings")
 	case "LoadBalancer.Delete":
 		return s.lbDelete(id)
 	case "LoadBalancer.Config":
-		lb, e := s.lbForWrite(id)
-		if e != nil {
-			return 0, nil, e
-		}
-		_ = lb
-		return ok(map[string]any{})
+		return s.lbConfig(id)
 	case "LoadBalancer.Boot":
 		return s.lbPower(id, true, req.body)
 	case "LoadBalancer.Shutdown":
@@ -403,169 +356,6 @@ func ok(env map[string]any) (int, any, *apiErr) {
 	return http.StatusOK, env, nil
 }
 
-// page applies From/Count (Count 0 → default page size) and builds the plural envelope.
-func (s *Simulator) page(fc *findCond, key string, items []any) (int, any, *apiErr) {
-	total := len(items)
-	from, count := 0, s.opts.DefaultPageSize
-	if fc != nil {
-		from = fc.From
-		if fc.Count > 0 {
-			count = fc.Count
-		}
-	}
-	if from > total {
-		from = total
-	}
-	end := from + count
-	if end > total {
-		end = total
-	}
-	pageItems := items[from:end]
-	if pageItems == nil {
-		pageItems = []any{}
-	}
-	return http.StatusOK, map[string]any{"Total": total, "From": from, "Count": len(pageItems), key: pageItems}, nil
-}
-
-func (s *Simulator) findAppliances(fc *findCond) (int, any, *apiErr) {
-	var items []any
-	type entry struct {
-		id   types.ID
-		item any
-	}
-	var all []entry
-	for _, lb := range s.lbs {
-		if s.hiddenByCreateWindow(lb) {
-			continue
-		}
-		if fc.match(lb.ID, lb.Name, lb.Tags, "loadbalancer", "") {
-			all = append(all, entry{lb.ID, s.nakedLB(lb)})
-		}
-	}
-	for _, v := range s.vpcRouters {
-		if fc.match(v.ID, v.Name, v.Tags, "vpcrouter", "") {
-			all = append(all, entry{v.ID, s.nakedVPCRouter(v)})
-		}
-	}
-	// keep ID order across kinds
-	for i := 1; i < len(all); i++ {
-		for j := i; j > 0 && all[j].id < all[j-1].id; j-- {
-			all[j], all[j-1] = all[j-1], all[j]
-		}
-	}
-	for _, e := range all {
-		items = append(items, e.item)
-	}
-	return s.page(fc, "Appliances", items)
-}
-
-// filterValues decodes a filter value: the client always sends arrays for
-// equality, but a bare scalar is accepted too.
-func filterValues(raw json.RawMessage) []any {
-	var v any
-	if json.Unmarshal(raw, &v) != nil {
-		return nil
-	}
-	if arr, ok := v.([]any); ok {
-		return arr
-	}
-	return []any{v}
-}
-
-func unesc(v string) string {
-	if u, err := url.PathUnescape(v); err == nil {
-		return u
-	}
-	return v
-}
-
-func scalarString(v any) (string, bool) {
-	switch x := v.(type) {
-	case string:
-		return unesc(x), true
-	case float64:
-		return strconv.FormatInt(int64(x), 10), true
-	}
-	return "", false
-}
-
-// match implements the filter subset documented in docs/simulator.md:
-// Name (string: every word a case-insensitive substring; array: exact, OR),
-// ID, Class, Scope (equal, OR) and Tags (string: has tag; array element that is
-// itself an array: has all of them; elements OR'ed). Other keys are ignored.
-func (fc *findCond) match(id types.ID, name string, tags []string, class, scope string) bool {
-	if fc == nil {
-		return true
-	}
-	for key, raw := range fc.Filter {
-		var v any
-		if json.Unmarshal(raw, &v) != nil {
-			return false
-		}
-		switch key {
-		case "Name":
-			if str, ok := v.(string); ok {
-				words := strings.Fields(strings.ReplaceAll(unesc(str), "%20", " "))
-				for _, w := range words {
-					if !strings.Contains(strings.ToLower(name), strings.ToLower(w)) {
-						return false
-					}
-				}
-				continue
-			}
-			if !anyEqual(filterValues(raw), name) {
-				return false
-			}
-		case "ID":
-			if !anyEqual(filterValues(raw), id.String()) {
-				return false
-			}
-		case "Class":
-			if class != "" && !anyEqual(filterValues(raw), class) {
-				return false
-			}
-		case "Scope":
-			if scope != "" && !anyEqual(filterValues(raw), scope) {
-				return false
-			}
-		case "Tags":
-			matched := false
-			for _, cond := range filterValues(raw) {
-				switch c := cond.(type) {
-				case []any:
-					all := true
-					for _, t := range c {
-						ts, _ := scalarString(t)
-						if !contains(tags, ts) {
-							all = false
-						}
-					}
-					if all && len(c) > 0 {
-						matched = true
-					}
-				default:
-					if ts, ok := scalarString(c); ok && contains(tags, ts) {
-						matched = true
-					}
-				}
-			}
-			if !matched {
-				return false
-			}
-		}
-	}
-	return true
-}
-
-func anyEqual(vals []any, want string) bool {
-	for _, v := range vals {
-		if s, ok := scalarString(v); ok && s == want {
-			return true
-		}
-	}
-	return false
-}
-
 func contains(list []string, s string) bool {
 	for _, x := range list {
 		if x == s {
@@ -573,4 +363,23 @@ func contains(list []string, s string) bool {
 		}
 	}
 	return false
+}
+
+// findAppliances lists load balancers and VPC routers (in ID order); the
+// Class filter that every appliance find carries selects the kind, so
+// database, NFS and mobile gateway finds answer an empty list.
+func (s *Simulator) findAppliances(fc *findCond, op string) (int, any, *apiErr) {
+	var cands []candidate
+	for _, lb := range s.lbs {
+		if s.hiddenByCreateWindow(lb) {
+			continue
+		}
+		lb := lb
+		cands = append(cands, candidate{lb.ID, lb.Name, s.lbRecord(lb), func() any { return wireLB(s.nakedLB(lb)) }})
+	}
+	for _, v := range s.vpcRouters {
+		v := v
+		cands = append(cands, candidate{v.ID, v.Name, s.vpcRouterRecord(v), func() any { return s.nakedVPCRouter(v) }})
+	}
+	return s.runFind(fc, applianceKeys, op, "Appliances", cands)
 }

@@ -77,10 +77,16 @@ func (s *Simulator) lbCreate(body []byte) (int, any, *apiErr) {
 		lb.NICIDs = append(lb.NICIDs, s.newID())
 	}
 	lb.Hash = settingsHash(lb.Settings)
+	// The created settings are what the appliance runs once it has booted;
+	// later changes need Config.
+	lb.apply()
 	lb.PendingTo, lb.PendingAt = types.ServerInstanceStatuses.Up, now.Add(s.bootDelay)
 	s.lbs = append(s.lbs, lb)
 	s.settle() // a zero boot delay makes it available at once
-	return http.StatusCreated, map[string]any{"is_ok": true, "Success": true, "Appliance": s.nakedLB(lb)}, nil
+	// Creating an appliance is asynchronous: the real API answers Success
+	// "Accepted" (iaas-api-go's types.APIResult and libsacloud's interface{}
+	// Success both accept it; see docs/simulator.md).
+	return http.StatusCreated, map[string]any{"is_ok": true, "Success": "Accepted", "Appliance": wireLB(s.nakedLB(lb))}, nil
 }
 
 func (s *Simulator) lbForRead(id types.ID) (*loadBalancer, *apiErr) {
@@ -149,7 +155,7 @@ func (s *Simulator) lbUpdate(id types.ID, body []byte, settingsOnly bool) (int, 
 	lb.Name, lb.Description, lb.Tags, lb.Settings = name, desc, tags, newSettings
 	lb.Hash = settingsHash(lb.Settings)
 	lb.ModifiedAt = s.now()
-	return ok(map[string]any{"Appliance": s.nakedLB(lb)})
+	return ok(map[string]any{"Appliance": wireLB(s.nakedLB(lb))})
 }
 
 // immutableCheck refuses changes to what cannot change after create.
@@ -206,7 +212,7 @@ func (s *Simulator) lbDelete(id types.ID) (int, any, *apiErr) {
 	if lb.Status == types.ServerInstanceStatuses.Up || lb.PendingTo == types.ServerInstanceStatuses.Up {
 		return 0, nil, conflict(fmt.Sprintf("appliance %s is running; shut it down and wait until it is down before deleting", id))
 	}
-	out := s.nakedLB(lb)
+	out := wireLB(s.nakedLB(lb))
 	for i, x := range s.lbs {
 		if x == lb {
 			s.lbs = append(s.lbs[:i], s.lbs[i+1:]...)
@@ -233,17 +239,45 @@ func (s *Simulator) lbPower(id types.ID, on bool, body []byte) (int, any, *apiEr
 	if on {
 		target, delay = types.ServerInstanceStatuses.Up, s.bootDelay
 	}
+	// Power answers carry Success as a bool: libsacloud decodes them into
+	// sacloud.ResultFlagValue{Success bool} and fails on a string.
+	answer := map[string]any{"is_ok": true, "Success": true}
 	if lb.PendingTo == "" && lb.Status == target {
-		return http.StatusAccepted, map[string]any{"is_ok": true, "Success": "Accepted"}, nil
+		return http.StatusAccepted, answer, nil
 	}
 	lb.PendingTo, lb.PendingAt = target, now.Add(delay)
 	s.settle()
-	return http.StatusAccepted, map[string]any{"is_ok": true, "Success": "Accepted"}, nil
+	return http.StatusAccepted, answer, nil
 }
 
-// lbStatus answers per-VIP, per-real-server health. While the appliance is
-// still being created it answers 409 still_creating (like Config); while it
-// is down it has nothing to report and answers an empty list.
+// lbConfig applies the saved settings to the running appliance (PUT
+// appliance/{id}/config). Only a running appliance can be configured: while
+// it is being created the answer is 409 still_creating, while it is down,
+// booting or shutting down 409 conflict.
+func (s *Simulator) lbConfig(id types.ID) (int, any, *apiErr) {
+	lb, e := s.lbForWrite(id)
+	if e != nil {
+		return 0, nil, e
+	}
+	if !lb.running() {
+		state := string(lb.Status)
+		if lb.PendingTo != "" {
+			state = "changing to " + string(lb.PendingTo)
+		}
+		if state == "" {
+			state = "not running"
+		}
+		return 0, nil, conflict(fmt.Sprintf("appliance %s is not running (%s); boot it and wait until it is up before applying its settings", id, state))
+	}
+	lb.apply()
+	return ok(map[string]any{})
+}
+
+// lbStatus answers per-VIP, per-real-server health of the applied
+// configuration (saved settings that Config has not applied do not show).
+// While the appliance is still being created it answers 409 still_creating
+// (like Config); while it is down it has nothing to report and answers an
+// empty list.
 func (s *Simulator) lbStatus(id types.ID) (int, any, *apiErr) {
 	lb, e := s.lbForWrite(id)
 	if e != nil {
@@ -251,7 +285,7 @@ func (s *Simulator) lbStatus(id types.ID) (int, any, *apiErr) {
 	}
 	out := []*naked.LoadBalancerStatus{}
 	if lb.Status == types.ServerInstanceStatuses.Up {
-		for _, v := range lb.Settings {
+		for _, v := range lb.Applied {
 			st := &naked.LoadBalancerStatus{VirtualIPAddress: v.VirtualIPAddress, Port: v.Port}
 			for _, rs := range v.Servers {
 				port := rs.Port

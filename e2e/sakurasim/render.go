@@ -66,7 +66,7 @@ func (s *Simulator) nakedServer(sv *server) *naked.Server {
 		ID: sv.ID, Name: sv.Name, Tags: sortedTags(sv.Tags), Availability: types.Availabilities.Available,
 		HostName: sv.Name, ServiceClass: "cloud/plan/core/" + itoa(sv.CPU) + "core-" + itoa(sv.MemoryMB/1024) + "gb",
 		InterfaceDriver: types.InterfaceDrivers.VirtIO,
-		ServerPlan: &naked.ServerPlan{ID: types.ID(int64(sv.MemoryMB/1024)*1000 + int64(sv.CPU)),
+		ServerPlan: &naked.ServerPlan{ID: serverPlanID(sv),
 			Name: itoa(sv.CPU) + "core-" + itoa(sv.MemoryMB/1024) + "GB", CPU: sv.CPU, MemoryMB: sv.MemoryMB, GPU: sv.GPU,
 			Generation: 200, Commitment: types.Commitments.Standard},
 		Zone:       s.nakedZone(),
@@ -90,6 +90,11 @@ func (s *Simulator) nakedServer(sv *server) *naked.Server {
 		out.Interfaces = append(out.Interfaces, iface)
 	}
 	return out
+}
+
+// serverPlanID is a plausible plan ID derived from memory and cores.
+func serverPlanID(sv *server) types.ID {
+	return types.ID(int64(sv.MemoryMB/1024)*1000 + int64(sv.CPU))
 }
 
 // sharedGateway guesses a plausible gateway of the shared segment (x.y.z.1 of the /23).
@@ -179,6 +184,41 @@ func (s *Simulator) nakedLB(lb *loadBalancer) *naked.LoadBalancer {
 				iface.ID = lb.NICIDs[i]
 			}
 			out.Interfaces = append(out.Interfaces, iface)
+		}
+	}
+	return out
+}
+
+// wireLoadBalancer is a load balancer as the API answers it: iaas-api-go's
+// naked.LoadBalancer, except that Remark.Switch.ID is a JSON string. The
+// real API sends it as one even to clients that ask for big integers as
+// numbers (X-Sakura-Bigint-As-Int): libsacloud v1 declares the field a
+// string (sacloud.ApplianceRemarkSwitch), and its recorded load balancer
+// fixture has "Switch":{"ID":"123456789012"} next to a numeric
+// Remark.Zone.ID. iaas-api-go's types.ID decodes either form.
+type wireLoadBalancer struct {
+	*naked.LoadBalancer
+	Remark *wireRemark `json:",omitempty"`
+}
+
+type wireRemark struct {
+	*naked.ApplianceRemark
+	Switch *wireRemarkSwitch `json:",omitempty"`
+}
+
+type wireRemarkSwitch struct {
+	ID    string       `json:",omitempty"`
+	Scope types.EScope `json:",omitempty"`
+}
+
+// wireLB wraps a rendered load balancer for an API answer (the admin state
+// keeps naked.LoadBalancer as it is).
+func wireLB(n *naked.LoadBalancer) *wireLoadBalancer {
+	out := &wireLoadBalancer{LoadBalancer: n}
+	if n.Remark != nil {
+		out.Remark = &wireRemark{ApplianceRemark: n.Remark}
+		if sw := n.Remark.Switch; sw != nil {
+			out.Remark.Switch = &wireRemarkSwitch{ID: sw.ID.String(), Scope: sw.Scope}
 		}
 	}
 	return out

@@ -88,8 +88,15 @@ type loadBalancer struct {
 	IPs          []string
 	MaskLen      int
 	DefaultRoute string
-	Settings     []*naked.LoadBalancerSetting
-	Hash         string
+	// Settings are the saved settings: what Create, Update and
+	// UpdateSettings wrote and what Read and Find return.
+	Settings []*naked.LoadBalancerSetting
+	Hash     string
+	// Applied is the configuration the appliance runs: a copy of the
+	// settings taken at Create (or from the topology) and by every
+	// successful Config. Status and real-server health follow it.
+	Applied      []*naked.LoadBalancerSetting
+	AppliedHash  string
 	CreatedAt    time.Time
 	ModifiedAt   time.Time
 	Availability types.EAvailability
@@ -102,6 +109,21 @@ type loadBalancer struct {
 	// created is true for appliances made through the API; only those go
 	// through the brief window in which reads may 404 (seeded ones are old).
 	created bool
+}
+
+// apply makes the saved settings the running configuration.
+func (lb *loadBalancer) apply() {
+	lb.Applied = cloneSettings(lb.Settings)
+	lb.AppliedHash = lb.Hash
+}
+
+// pendingConfig reports saved settings that Config has not applied yet.
+func (lb *loadBalancer) pendingConfig() bool { return lb.Hash != lb.AppliedHash }
+
+// running reports an appliance that is up with no power transition under way.
+func (lb *loadBalancer) running() bool {
+	return lb.Status == types.ServerInstanceStatuses.Up && lb.PendingTo == "" &&
+		lb.Availability != types.Availabilities.Migrating
 }
 
 type vpcRouter struct {
@@ -263,6 +285,7 @@ func (s *Simulator) load(t *Topology) error {
 			return fmt.Errorf("load balancer %q: %s", l.Name, err.msg)
 		}
 		lb.Hash = settingsHash(lb.Settings)
+		lb.apply() // a seeded appliance runs what it has saved
 		for range lb.IPs {
 			lb.NICIDs = append(lb.NICIDs, s.newID())
 		}

@@ -934,6 +934,13 @@ func TestLoadBalancerStatusAndHealthOverride(t *testing.T) {
 		t.Fatal(err)
 	}
 	const c = "192.168.100.200:443/192.168.100.11:443"
+	// Status follows the applied configuration: the new VIP shows once Config has applied it.
+	if got := statusOf(t, seeded.ID); len(got) != 2 {
+		t.Fatalf("status before Config: %v, want the two applied entries only", got)
+	}
+	if err := op.Config(ctx, zone, seeded.ID); err != nil {
+		t.Fatal(err)
+	}
 	check := func(what string, want map[string]string) {
 		t.Helper()
 		if got := statusOf(t, seeded.ID); fmt.Sprint(got) != fmt.Sprint(want) {
@@ -973,6 +980,10 @@ func TestLoadBalancerStatusAndHealthOverride(t *testing.T) {
 	cur.VirtualIPAddresses[0].Servers[1].Enabled = types.StringFalse
 	if _, err := op.UpdateSettings(ctx, zone, seeded.ID, &iaas.LoadBalancerUpdateSettingsRequest{
 		SettingsHash: cur.SettingsHash, VirtualIPAddresses: cur.VirtualIPAddresses}); err != nil {
+		t.Fatal(err)
+	}
+	check("disabled .12 saved, not applied", map[string]string{a: "UP", b: "UP", c: "UP"})
+	if err := op.Config(ctx, zone, seeded.ID); err != nil {
 		t.Fatal(err)
 	}
 	check("disabled .12", map[string]string{a: "UP", b: "DOWN", c: "UP"})
