@@ -554,6 +554,14 @@ func summarize(changes []string) string {
 // appliance must carry to count as the one created.
 func (l *LoadBalancer) justCreated(ctx context.Context, owner string, tags ...string) (*iaas.LoadBalancer, error) {
 	r, ok := l.alloc.Get(owner)
+	if ok && r.Uncertain {
+		// A create failed in a way that may hide a new appliance.
+		if time.Since(r.At) < CreateVisibilityGrace {
+			return nil, api.NewRetryError("a failed create may have made a load balancer that is not listed yet; waiting for it before creating another", BootRetryAfter)
+		}
+		l.alloc.Release(owner)
+		return nil, nil
+	}
 	if !ok || r.ApplianceID.IsEmpty() {
 		return nil, nil
 	}
@@ -574,8 +582,7 @@ func (l *LoadBalancer) justCreated(ctx context.Context, owner string, tags ...st
 // checkNewVIP validates a pinned address that differs from the current VIP.
 func (l *LoadBalancer) checkNewVIP(ctx context.Context, owner string, lb *iaas.LoadBalancer, opts annotations.Options, nodes []*v1.Node) error {
 	ip := opts.IP
-	l.alloc.Lock()
-	defer l.alloc.Unlock()
+	defer l.locks.lock(switchLock(lb.SwitchID))()
 	block, usage, _, err := l.usageOf(ctx, lb.SwitchID, opts, nodes)
 	if err != nil {
 		return err
@@ -591,7 +598,7 @@ func (l *LoadBalancer) checkNewVIP(ctx context.Context, owner string, lb *iaas.L
 
 // usageOf reads switchID afresh and takes stock of every address in use on
 // it: the API's consumers, this process's pending reservations and (plain
-// switch) the nodes' own addresses. The caller holds the allocator lock.
+// switch) the nodes' own addresses. The caller holds the switch's lock.
 // On error, reason is the Event reason that fits it.
 func (l *LoadBalancer) usageOf(ctx context.Context, switchID types.ID, opts annotations.Options, nodes []*v1.Node) (block ipam.Block, usage *ipam.Usage, reason string, err error) {
 	sw, err := l.readSwitch(ctx, switchID, true)
@@ -622,7 +629,7 @@ func (l *LoadBalancer) allocFailed(svc *v1.Service, err error, untouched string)
 	return l.fail(svc, ReasonAPIError, err)
 }
 
-// create allocates addresses and creates the appliance under the allocator
+// create allocates addresses and creates the appliance under the switch's
 // lock, so concurrent Services never receive the same address.
 func (l *LoadBalancer) create(ctx context.Context, exec *apply.Executor, cluster string, svc *v1.Service, nodes []*v1.Node, p *prepared) (*v1.LoadBalancerStatus, error) {
 	block, err := l.resolve(ctx, svc, p.opts, nodes, p.servers)
@@ -638,8 +645,7 @@ func (l *LoadBalancer) create(ctx context.Context, exec *apply.Executor, cluster
 		return nil, err
 	}
 
-	l.alloc.Lock()
-	defer l.alloc.Unlock()
+	defer l.locks.lock(switchLock(block.SwitchID))()
 	block, usage, reason, err := l.usageOf(ctx, block.SwitchID, p.opts, nodes)
 	if err != nil {
 		return nil, l.fail(svc, reason, err)
@@ -662,11 +668,22 @@ func (l *LoadBalancer) create(ctx context.Context, exec *apply.Executor, cluster
 	if err != nil {
 		return nil, l.fail(svc, ReasonInvalidAnnotation, err)
 	}
+	ips := append([]netip.Addr{res.VIP}, res.Appliance...)
 	lb, err := exec.Create(ctx, want, block, res.Appliance, vrid)
+	if err != nil && !sakuraapi.NotDone(err) {
+		// A 5xx, a timeout or a lost answer: the appliance may exist and
+		// show up in listings only later. Keep its addresses and wait for
+		// it (justCreated) rather than create a second one.
+		l.alloc.Reserve(string(svc.UID), ipam.Reservation{SwitchID: block.SwitchID, IPs: ips, VRID: vrid, Uncertain: true})
+		if key := p.opts.SharingKey; key != "" {
+			l.alloc.Reserve(sharedOwner(key), ipam.Reservation{SwitchID: block.SwitchID, Uncertain: true})
+		}
+		_ = l.fail(svc, ReasonAPIError, err)
+		return nil, api.NewRetryError(fmt.Sprintf("creating the load balancer failed (%v); looking for it by its tags before trying again", err), BootRetryAfter)
+	}
 	if err != nil {
 		return nil, l.fail(svc, ReasonAPIError, err)
 	}
-	ips := append([]netip.Addr{res.VIP}, res.Appliance...)
 	l.alloc.Reserve(string(svc.UID), ipam.Reservation{SwitchID: block.SwitchID, IPs: ips, VRID: vrid, ApplianceID: lb.ID})
 	if key := p.opts.SharingKey; key != "" {
 		// Other members find it by this until the API lists it.
@@ -675,6 +692,12 @@ func (l *LoadBalancer) create(ctx context.Context, exec *apply.Executor, cluster
 	l.event(svc, false, ReasonCreated, "created load balancer %s (%s) on %s with VIP %s, %d real servers; it is booting", lb.Name, lb.ID, block, res.VIP, len(backends.Selected))
 	return nil, api.NewRetryError(fmt.Sprintf("load balancer %s created, waiting for it to boot", lb.ID), BootRetryMin)
 }
+
+// switchLock is the lock key of allocation on one switch: the inventory,
+// the choice of addresses and the create or write that takes them happen
+// under it, so two Services never get one address, while Services on other
+// switches do not wait.
+func switchLock(id types.ID) string { return "switch/" + id.String() }
 
 // bootRetryAfter spaces the looks at a booting appliance by a quarter of its
 // age, between BootRetryMin and BootRetryAfter: an appliance that boots

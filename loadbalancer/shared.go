@@ -75,8 +75,7 @@ func (l *LoadBalancer) joinAppliance(ctx context.Context, exec *apply.Executor, 
 		return nil, err
 	}
 
-	l.alloc.Lock()
-	defer l.alloc.Unlock()
+	defer l.locks.lock(switchLock(lb.SwitchID))()
 	vip, err := l.allocateVIP(ctx, svc, p.opts, nodes, lb)
 	if err != nil {
 		return nil, err
@@ -98,7 +97,7 @@ func (l *LoadBalancer) joinAppliance(ctx context.Context, exec *apply.Executor, 
 }
 
 // allocateVIP takes a free address (or the pinned one) of lb's block for a
-// new member. The caller holds the allocator lock.
+// new member. The caller holds the switch's lock.
 func (l *LoadBalancer) allocateVIP(ctx context.Context, svc *v1.Service, opts annotations.Options, nodes []*v1.Node, lb *iaas.LoadBalancer) (netip.Addr, error) {
 	block, usage, reason, err := l.usageOf(ctx, lb.SwitchID, opts, nodes)
 	if err != nil {

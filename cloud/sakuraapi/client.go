@@ -106,8 +106,34 @@ func retryable(err error) bool {
 	return false
 }
 
+// throttled reports a 429: the API refused the request before doing anything.
+func throttled(err error) bool {
+	var apiErr iaas.APIError
+	return errors.As(err, &apiErr) && apiErr.ResponseCode() == http.StatusTooManyRequests
+}
+
 // call runs one operation under the shared budget and retry policy.
 func (c *Client) call(ctx context.Context, op string, fn func(ctx context.Context) error) error {
+	return c.callRetrying(ctx, op, retryable, fn)
+}
+
+// callNoReplay runs an operation that must not be sent twice blindly (a
+// create: a 503 or a lost answer may hide an appliance that was made). Only
+// a 429, which the API answers before doing anything, is retried; the
+// caller looks for what a failed attempt may have made before trying again.
+func (c *Client) callNoReplay(ctx context.Context, op string, fn func(ctx context.Context) error) error {
+	return c.callRetrying(ctx, op, throttled, fn)
+}
+
+// NotDone reports whether err certainly means the API did not carry out
+// the request: an answer in the 4xx range (a refusal). A 5xx answer, a
+// timeout or a dropped connection may come after the work was done.
+func NotDone(err error) bool {
+	code := StatusCode(err)
+	return code >= 400 && code < 500
+}
+
+func (c *Client) callRetrying(ctx context.Context, op string, retryable func(error) bool, fn func(ctx context.Context) error) error {
 	var err error
 	for attempt := 0; ; attempt++ {
 		if werr := c.limiter.Wait(ctx); werr != nil {

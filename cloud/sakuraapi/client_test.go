@@ -285,3 +285,50 @@ func TestErrorHelpersLookThroughWrapping(t *testing.T) {
 		t.Errorf("non-API errors misclassified")
 	}
 }
+
+// scriptedCreates answers LoadBalancer.Create with the scripted codes.
+type scriptedCreates struct {
+	iaas.LoadBalancerAPI
+	codes    []int
+	attempts int
+}
+
+func (s *scriptedCreates) Create(ctx context.Context, zone string, p *iaas.LoadBalancerCreateRequest) (*iaas.LoadBalancer, error) {
+	code := 0
+	if s.attempts < len(s.codes) {
+		code = s.codes[s.attempts]
+	}
+	s.attempts++
+	if code != 0 {
+		return nil, apiError(code)
+	}
+	return &iaas.LoadBalancer{ID: 7}, nil
+}
+
+// A create is not replayed on a 503, 423 or 500: the appliance may have been
+// made, and only the caller, which looks for it by its tags first, may try
+// again. A 429 is refused before any work and is retried as usual.
+func TestCreateIsNotReplayedBlindly(t *testing.T) {
+	for _, tc := range []struct {
+		code     int
+		attempts int
+		notDone  bool
+	}{
+		{http.StatusServiceUnavailable, 1, false},
+		{http.StatusLocked, 1, true},
+		{http.StatusInternalServerError, 1, false},
+		{http.StatusTooManyRequests, 2, true},
+	} {
+		c := NewFromCaller(nil, "is1a", testLimits())
+		c.sleep = (&sleepRecorder{}).sleep
+		s := &scriptedCreates{codes: []int{tc.code}}
+		c.LoadBalancers = &loadBalancerOp{c, s}
+		_, err := c.LoadBalancers.Create(context.Background(), "is1a", &iaas.LoadBalancerCreateRequest{})
+		if s.attempts != tc.attempts {
+			t.Errorf("%d: %d attempts, want %d", tc.code, s.attempts, tc.attempts)
+		}
+		if tc.code != http.StatusTooManyRequests && NotDone(err) != tc.notDone {
+			t.Errorf("%d: NotDone = %v, want %v", tc.code, NotDone(err), tc.notDone)
+		}
+	}
+}

@@ -74,7 +74,13 @@ func (s *loadBalancerOp) Find(ctx context.Context, zone string, cond *iaas.FindC
 }
 
 func (s *loadBalancerOp) Create(ctx context.Context, zone string, p *iaas.LoadBalancerCreateRequest) (*iaas.LoadBalancer, error) {
-	return do(ctx, s.c, "LoadBalancer.Create", func(ctx context.Context) (*iaas.LoadBalancer, error) { return s.op.Create(ctx, zone, p) })
+	var out *iaas.LoadBalancer
+	err := s.c.callNoReplay(ctx, "LoadBalancer.Create", func(ctx context.Context) error {
+		var err error
+		out, err = s.op.Create(ctx, zone, p)
+		return err
+	})
+	return out, err
 }
 
 func (s *loadBalancerOp) Read(ctx context.Context, zone string, id types.ID) (*iaas.LoadBalancer, error) {

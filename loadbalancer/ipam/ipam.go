@@ -6,8 +6,8 @@
 // next hops), the operator's reserved ranges, and the block's own network,
 // gateway, router and broadcast addresses. The pure part (Block, Usage,
 // Allocate, PickVRID) is table-tested; Inventory gathers Usage from the API;
-// Allocator serializes search+create within the process and remembers
-// in-flight reservations until the new appliance shows up in an inventory.
+// Allocator remembers in-flight reservations until the new appliance shows
+// up in an inventory.
 package ipam
 
 import (
@@ -392,24 +392,23 @@ type Reservation struct {
 	ApplianceID types.ID
 	// At is when the reservation was made (set by Reserve).
 	At time.Time
+	// Uncertain marks the addresses of a create that failed in a way that
+	// may hide a new appliance (a 5xx or lost answer): held until the
+	// appliance shows or the visibility grace has passed.
+	Uncertain bool
 }
 
-// Allocator serializes allocation in the process. Hold Lock across
-// "inventory + allocate + create" so two Services never get the same address.
+// Allocator remembers, in the process, the addresses of creates and writes
+// in flight until an inventory shows them. The caller serializes the
+// inventory, the choice and the write per switch (one lock per switch, not
+// one for the process).
 type Allocator struct {
-	mu      sync.Mutex
-	inner   sync.Mutex // guards pending; separate so Release never waits for a create
+	inner   sync.Mutex // guards pending
 	pending map[string]Reservation
 }
 
 // NewAllocator returns an empty allocator.
 func NewAllocator() *Allocator { return &Allocator{pending: map[string]Reservation{}} }
-
-// Lock starts a search+create section.
-func (a *Allocator) Lock() { a.mu.Lock() }
-
-// Unlock ends it.
-func (a *Allocator) Unlock() { a.mu.Unlock() }
 
 // Reserve remembers addresses handed to owner until the API shows them.
 func (a *Allocator) Reserve(owner string, r Reservation) {
