@@ -200,12 +200,11 @@ func blockOf(sw *iaas.Switch, opts annotations.Options) (ipam.Block, error) {
 	return ipam.PlainBlock(sw, p.Network, p.Assign, p.Gateway)
 }
 
-// addNodeAddresses marks the nodes' addresses in the block as used: on a
-// plain switch SAKURA often does not know them.
+// addNodeAddresses marks the addresses the nodes report (any type) inside
+// the block as used: on a plain switch SAKURA often does not know them, and
+// on a router+switch a node may carry an address configured inside its OS
+// that SAKURA's NIC record lacks.
 func addNodeAddresses(u *ipam.Usage, b ipam.Block, nodes []*v1.Node) {
-	if !b.Plain {
-		return
-	}
 	for ip, who := range desired.NodeAddressesIn(nodes, b.Prefix) {
 		u.AddIP(ip, who)
 	}

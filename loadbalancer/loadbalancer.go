@@ -22,6 +22,7 @@ import (
 	"github.com/sakura-ccm/sakura-cloud-controller-manager/cloud/config"
 	"github.com/sakura-ccm/sakura-cloud-controller-manager/cloud/metrics"
 	"github.com/sakura-ccm/sakura-cloud-controller-manager/cloud/sakuraapi"
+	"github.com/sakura-ccm/sakura-cloud-controller-manager/cloud/servercache"
 	"github.com/sakura-ccm/sakura-cloud-controller-manager/loadbalancer/annotations"
 	"github.com/sakura-ccm/sakura-cloud-controller-manager/loadbalancer/apply"
 	"github.com/sakura-ccm/sakura-cloud-controller-manager/loadbalancer/decide"
@@ -323,7 +324,7 @@ func (l *LoadBalancer) listServers(ctx context.Context) ([]desired.Server, error
 		if s == nil {
 			continue
 		}
-		ds := desired.Server{ID: s.ID, Name: s.Name, IPs: map[types.ID]string{}}
+		ds := desired.Server{ID: s.ID, Name: s.Name, IPs: map[types.ID]string{}, PreviousIDs: servercache.PreviousIDs(s)}
 		for _, nic := range s.Interfaces {
 			if nic == nil || nic.SwitchID.IsEmpty() {
 				continue

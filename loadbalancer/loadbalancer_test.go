@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"net/netip"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -734,5 +735,27 @@ func TestStandingWarningsAreNotRepeatedEverySync(t *testing.T) {
 	}
 	if got := count(e.events(), "b, c"); got != 1 {
 		t.Fatalf("changed condition: %d events naming b, c, want 1", got)
+	}
+}
+
+// On a router+switch, an address a Node reports (configured inside its OS,
+// unknown to SAKURA's NIC record) is in use: it is never handed out.
+func TestNodeReportedAddressesAreInUseOnARouterSwitch(t *testing.T) {
+	e := newEnv(t, 28)
+	nodes := e.addNodes(1, 0)
+	probe := service("probe", 80)
+	st := e.ensureUp(probe, nodes)
+	first := st.Ingress[0].IP
+	e.deleteAll(probe)
+	nodes[0].Status.Addresses = []v1.NodeAddress{{Type: v1.NodeExternalIP, Address: first}}
+	svc := service("web", 80)
+	st = e.ensureUp(svc, nodes)
+	if st.Ingress[0].IP == first {
+		t.Fatalf("VIP %s is the address node %s reports", first, nodes[0].Name)
+	}
+	for _, lb := range e.lbs() {
+		if slices.Contains(lb.IPAddresses, first) {
+			t.Fatalf("appliance address %s is the address node %s reports", first, nodes[0].Name)
+		}
 	}
 }

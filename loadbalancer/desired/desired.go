@@ -218,6 +218,8 @@ type Server struct {
 	// the server has a NIC there but SAKURA knows no address (usual on a
 	// plain switch, where the address is set inside the OS).
 	IPs map[types.ID]string
+	// PreviousIDs are the IDs this server replaced (@previous-id tags).
+	PreviousIDs []types.ID
 }
 
 // Backend is a node chosen as real server, with its address on the switch.
@@ -305,8 +307,8 @@ func internalIPIn(n *v1.Node, network netip.Prefix) string {
 	return ""
 }
 
-// NodeAddressesIn lists the InternalIPs of nodes inside network: on a plain
-// switch they are in use even when SAKURA does not know them.
+// NodeAddressesIn lists the addresses nodes report inside network: they are
+// in use even when SAKURA does not know them.
 func NodeAddressesIn(nodes []*v1.Node, network netip.Prefix) map[string]string {
 	out := map[string]string{}
 	for _, n := range nodes {
@@ -322,23 +324,38 @@ func NodeAddressesIn(nodes []*v1.Node, network netip.Prefix) map[string]string {
 	return out
 }
 
-// newMatcher finds a node's server: by providerID (new or legacy form),
-// else by a name that exactly one server has.
+// newMatcher finds a node's server by the same rule as the instances
+// adapter, so that the Node's addresses and its real-server entry never come
+// from two different servers: a node with a providerID (either form) is the
+// server with that ID, else the one server that replaced it (@previous-id
+// tag, after a plan change); it never falls back to its name, as a
+// re-created server of the same name is another machine. A node without a
+// providerID is the one server of exactly its name.
 func newMatcher(servers []Server) func(*v1.Node) *Server {
 	byID := map[types.ID]*Server{}
 	byName := map[string][]*Server{}
+	byPrevious := map[types.ID][]*Server{}
 	for i := range servers {
 		s := &servers[i]
 		byID[s.ID] = s
 		byName[s.Name] = append(byName[s.Name], s)
+		for _, prev := range s.PreviousIDs {
+			byPrevious[prev] = append(byPrevious[prev], s)
+		}
 	}
 	return func(n *v1.Node) *Server {
 		if n.Spec.ProviderID != "" {
-			if _, id, err := providerid.Parse(n.Spec.ProviderID); err == nil {
-				if s := byID[id]; s != nil {
-					return s
-				}
+			_, id, err := providerid.Parse(n.Spec.ProviderID)
+			if err != nil {
+				return nil
 			}
+			if s := byID[id]; s != nil {
+				return s
+			}
+			if r := byPrevious[id]; len(r) == 1 {
+				return r[0]
+			}
+			return nil
 		}
 		if c := byName[n.Name]; len(c) == 1 {
 			return c[0]

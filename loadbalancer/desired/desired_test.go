@@ -64,8 +64,15 @@ func TestSelectBackends(t *testing.T) {
 		{ID: 4, Name: "dup", IPs: map[types.ID]string{sw: "192.0.2.14"}},
 		{ID: 5, Name: "dup", IPs: map[types.ID]string{sw: "192.0.2.15"}},
 		{ID: 6, Name: "renamed", IPs: map[types.ID]string{sw: "192.0.2.16"}},
+		// Server 7 replaced server 70 (plan change): the node that still
+		// names 70 is server 7, as the instances adapter says too.
+		{ID: 7, Name: "upgraded", IPs: map[types.ID]string{sw: "192.0.2.17"}, PreviousIDs: []types.ID{70}},
+		// A re-created server of a node's name is another machine.
+		{ID: 8, Name: "recreated", IPs: map[types.ID]string{sw: "192.0.2.18"}},
 	}
 	nodes := []*v1.Node{
+		nodeNamed("upgraded", "sakuracloud://is1a/70", nil),
+		nodeNamed("recreated", "sakuracloud://is1a/80", nil),
 		nodeNamed("b", "", nil),
 		nodeNamed("a", "sakuracloud://is1a/1", nil),
 		nodeNamed("c", "", nil),
@@ -76,10 +83,10 @@ func TestSelectBackends(t *testing.T) {
 	}
 	got := SelectBackends(nodes, servers, sw)
 	want := Backends{
-		Selected:    []Backend{{"a", "192.0.2.11"}, {"b", "192.0.2.12"}, {"x", "192.0.2.16"}},
+		Selected:    []Backend{{"a", "192.0.2.11"}, {"b", "192.0.2.12"}, {"upgraded", "192.0.2.17"}, {"x", "192.0.2.16"}},
 		Excluded:    []string{"ex"},
 		NotOnSwitch: []string{"c"},
-		Unmatched:   []string{"dup", "gone"},
+		Unmatched:   []string{"dup", "gone", "recreated"},
 	}
 	if !reflect.DeepEqual(got, want) {
 		t.Fatalf("got %+v\nwant %+v", got, want)
