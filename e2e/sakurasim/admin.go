@@ -20,13 +20,16 @@ import (
 // matches an operation name exactly ("LoadBalancer.Create"), by resource
 // ("LoadBalancer.*") or everything ("*").
 type FaultRule struct {
-	Op      string  `json:"op,omitempty"`
-	Route   string  `json:"route,omitempty"`
-	Status  int     `json:"status,omitempty"`  // e.g. 429, 503, 500; 0 = no error (latency only)
-	Rate    float64 `json:"rate,omitempty"`    // 0..1; 0 means 1 (always)
-	Latency string  `json:"latency,omitempty"` // Go duration added before answering
-	Drop    bool    `json:"drop,omitempty"`    // close the connection without an answer
-	Times   int     `json:"times,omitempty"`   // fire at most this many times (0 = unlimited)
+	Op     string  `json:"op,omitempty"`
+	Route  string  `json:"route,omitempty"`
+	Status int     `json:"status,omitempty"` // e.g. 429, 503, 500; 0 = no error (latency only)
+	Rate   float64 `json:"rate,omitempty"`   // 0..1; 0 means 1 (always)
+	// Latency (a Go duration) is waited before the operation (with After:
+	// after it), without holding the simulator's lock, and cut short when
+	// the client goes away (counted as "canceled").
+	Latency string `json:"latency,omitempty"`
+	Drop    bool   `json:"drop,omitempty"`  // close the connection without an answer
+	Times   int    `json:"times,omitempty"` // fire at most this many times (0 = unlimited)
 	// After performs the operation first and then applies the rule: its
 	// latency, then its error status or drop. The change happened but the
 	// client never learns it (or learns it too late, after its timeout).
@@ -205,7 +208,7 @@ func (s *Simulator) Snapshot() *State {
 // Applied returns the configuration load balancer id runs (a copy), whether
 // its saved settings differ from it (pending: an Update or UpdateSettings
 // that no Config has applied yet), and false when there is no such load
-// balancer. The saved settings are in Snapshot().LoadBalancers[].Settings.
+// balancer. The saved settings are in Snapshot().LoadBalancers[].Settings.LoadBalancer.
 func (s *Simulator) Applied(id types.ID) (settings []*naked.LoadBalancerSetting, pending bool, ok bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()

@@ -21,6 +21,7 @@ import (
 	"github.com/sacloud/iaas-api-go/helper/api"
 	"github.com/sacloud/iaas-api-go/search"
 	"github.com/sacloud/iaas-api-go/types"
+	"github.com/sacloud/saclient-go"
 )
 
 const (
@@ -36,6 +37,10 @@ var (
 	baseURL   string
 	caller    iaas.APICaller
 	badCaller iaas.APICaller
+	// noRetryCaller is the real client without retries (the others retry a
+	// dropped connection once, after a one-second wait): the fault tables
+	// see exactly one request per call.
+	noRetryCaller iaas.APICaller
 )
 
 func TestMain(m *testing.M) {
@@ -53,6 +58,16 @@ func TestMain(m *testing.M) {
 	}
 	caller = api.NewCallerWithOptions(opts(testSecret))
 	badCaller = api.NewCallerWithOptions(opts("wrong-secret"))
+	// iaas.NewClientWithOptions always installs a status-code retry policy
+	// (which also retries connection errors); build this one from saclient
+	// directly so that only CheckRetryFunc decides. The API root is the
+	// package global the callers above set.
+	var sa saclient.Client
+	if err := sa.CompatSettingsFromAPIClientOptions(&client.Options{AccessToken: testToken, AccessTokenSecret: testSecret,
+		HttpRequestRateLimit: 1000, CheckRetryFunc: func(context.Context, *http.Response, error) (bool, error) { return false, nil }}); err != nil {
+		panic(err)
+	}
+	noRetryCaller = iaas.NewClientFromSaclient(&sa)
 	code := m.Run()
 	srv.Close()
 	os.Exit(code)
@@ -863,6 +878,9 @@ func TestDocsMatchCode(t *testing.T) {
 		"VPCRouter.Find", "Database.Find", "NFS.Find", "MobileGateway.Find", "Zone.Find", "Appliance.Find",
 		"/_admin/state", "/_admin/servers", "/power", "/replace", "/_admin/faults", "/_admin/boot-delay",
 		"/_admin/requests", "/_admin/requests/reset", "/_admin/realserver-health", `"times"`, `"after"`, `"latency"`, `"drop"`, `"rate"`,
+		"/_admin/faults/add", "/_admin/faults/fail-next-config", "/_admin/load-balancers/{id}", "`appliedSettings`", "`pendingConfig`",
+		"`canceled`", "`dropped`", "Applied(id)", "FailNextConfig", "AddFaults", "ConfigFailure", "X-Sakura-Bigint-As-Int",
+		"`Remark.Switch.ID`", `"Accepted"`,
 		fmt.Sprintf("%d VIP", maxVIPs), fmt.Sprintf("%d real servers", maxServersPerVIP), fmt.Sprintf("%d tags", maxTags),
 		fmt.Sprintf("`Retry` set and not %d–%d", minRetry, maxRetry),
 		fmt.Sprintf("`ConnectTimeout` set and not %d–%d", minConnectTimeout, maxConnectTimeout),
