@@ -48,6 +48,7 @@ func (c *Cloud) startFollowing(ctx context.Context, lb *loadbalancer.LoadBalance
 		MinInterval:    time.Duration(cfg.EndpointMinIntervalSec) * time.Second,
 		Debounce:       time.Second,
 		HealthInterval: time.Duration(cfg.HealthPollIntervalSec) * time.Second,
+		RepairInterval: time.Duration(cfg.RepairIntervalSec) * time.Second,
 		// At most a fifth of the request budget goes to health reads.
 		HealthRate: c.cfg.RequestsPerSecond / 5,
 	})

@@ -29,6 +29,7 @@ const (
 	ReasonNoReadyEndpoints        = "NoReadyEndpoints"
 	ReasonRealServerDown          = "RealServerDown"
 	ReasonRealServerUp            = "RealServerUp"
+	ReasonRepaired                = "LoadBalancerRepaired"
 )
 
 // AllReasons lists every reason, for the documentation test.
@@ -38,5 +39,5 @@ var AllReasons = []string{
 	ReasonNodesNotOnSwitch, ReasonNodesWithoutServer, ReasonTooManyNodes, ReasonTrafficPolicyLocal, ReasonChangeNeedsNewAppliance,
 	ReasonCreated, ReasonUpdated, ReasonShuttingDown, ReasonDeleted, ReasonDuplicate, ReasonAPIError, ReasonConfigError,
 	ReasonSharingConflict, ReasonSharedApplianceFull, ReasonJoinedShared, ReasonLeftShared,
-	ReasonNoReadyEndpoints, ReasonRealServerDown, ReasonRealServerUp,
+	ReasonNoReadyEndpoints, ReasonRealServerDown, ReasonRealServerUp, ReasonRepaired,
 }

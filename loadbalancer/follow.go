@@ -54,6 +54,8 @@ type FollowOptions struct {
 	Debounce time.Duration
 	// HealthInterval is the pause between two health polls (0: never poll).
 	HealthInterval time.Duration
+	// RepairInterval is the pause between two repair passes (0: never).
+	RepairInterval time.Duration
 	// HealthRate caps the poll's Status reads per second (0: no cap), so
 	// that at hundreds of appliances the poll takes a bounded share of the
 	// request budget instead of crowding out creates and updates.
@@ -94,8 +96,8 @@ func (l *LoadBalancer) FollowEndpoints(ctx context.Context, kube kubernetes.Inte
 		queue: workqueue.NewTypedRateLimitingQueueWithConfig(
 			workqueue.NewTypedItemExponentialFailureRateLimiter[string](FollowRetryMin, FollowRetryMax),
 			workqueue.TypedRateLimitingQueueConfig[string]{Name: "sakura-endpoints"}),
-		applied:  map[string]string{},
-		lastRun:  map[string]time.Time{},
+		applied: map[string]string{},
+		lastRun: map[string]time.Time{},
 	}
 	onSlice := func(obj any) {
 		if d, ok := obj.(cache.DeletedFinalStateUnknown); ok {
@@ -149,6 +151,9 @@ func (f *follower) run(ctx context.Context, l *LoadBalancer) {
 	}
 	if f.opts.HealthInterval > 0 {
 		go l.watchHealth(ctx, f.services, f.opts.HealthInterval, f.opts.HealthRate)
+	}
+	if f.opts.RepairInterval > 0 {
+		go l.repairLoop(ctx, f.opts.RepairInterval)
 	}
 	for {
 		key, quit := f.queue.Get()

@@ -8,6 +8,7 @@ import (
 
 	"github.com/sacloud/iaas-api-go"
 	"github.com/sakura-ccm/sakura-cloud-controller-manager/cloud/metrics"
+	"github.com/sakura-ccm/sakura-cloud-controller-manager/loadbalancer/decide"
 	"github.com/sakura-ccm/sakura-cloud-controller-manager/loadbalancer/desired"
 	v1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/util/wait"
@@ -80,6 +81,12 @@ func (h *healthPoller) poll(ctx context.Context) {
 				}
 			}
 			continue
+		}
+		if decide.Unapplied(lb.VirtualIPAddresses, st.Status) {
+			// The appliance runs other settings than it saved: a Config
+			// that failed (perhaps before a restart). The next reconcile
+			// of one of its Services applies them first.
+			l.setPending(lb.ID)
 		}
 		for _, v := range st.Status {
 			if v == nil {

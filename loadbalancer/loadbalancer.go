@@ -29,7 +29,11 @@ import (
 	"github.com/sakura-ccm/sakura-cloud-controller-manager/loadbalancer/desired"
 	"github.com/sakura-ccm/sakura-cloud-controller-manager/loadbalancer/ipam"
 	"github.com/sakura-ccm/sakura-cloud-controller-manager/loadbalancer/plan"
+	"github.com/sakura-ccm/sakura-cloud-controller-manager/loadbalancer/sweep"
 	v1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/tools/record"
 	cloudprovider "k8s.io/cloud-provider"
@@ -91,6 +95,11 @@ type LoadBalancer struct {
 
 	// deleteWaits is DeleteConfirmWaits (tests shorten it).
 	deleteWaits []time.Duration
+
+	kube          kubernetes.Interface
+	stateMu       sync.Mutex
+	deleting      map[string]bool   // Service UIDs whose deletion began
+	pendingConfig map[types.ID]bool // appliances with saved, unapplied settings
 }
 
 var _ cloudprovider.LoadBalancer = (*LoadBalancer)(nil)
@@ -112,7 +121,10 @@ func New(d Deps) *LoadBalancer {
 		switches:  switchCache{items: map[types.ID]cachedSwitch{}, selectors: map[string]cachedBlock{}},
 		notices:   map[string]noticeEntry{},
 
-		deleteWaits: DeleteConfirmWaits,
+		deleteWaits:   DeleteConfirmWaits,
+		kube:          d.Kube,
+		deleting:      map[string]bool{},
+		pendingConfig: map[types.ID]bool{},
 	}
 	l.reserved, l.cfgErr = ipam.ParseRanges(d.Config.ReservedIPRanges)
 	if l.cfgErr == nil && d.Config.Plan != "" {
@@ -259,6 +271,10 @@ const (
 	// controller passed last, read under the Service's lock, and never
 	// stores one of its own.
 	syncByFollower
+	// syncRepair: the repair pass; like the follower, with the appliance
+	// as its listing saw it, and it may re-create or boot an appliance
+	// after a fresh read of the Service confirms it is still wanted.
+	syncRepair
 )
 
 // prepared is the validated input of one reconcile.
@@ -367,6 +383,12 @@ const RepeatNoticeAfter = time.Hour
 // is about) was recorded for this Service within RepeatNoticeAfter. key
 // separates conditions that share a reason.
 func (l *LoadBalancer) notice(svc *v1.Service, key string, nodes []string, msg string) {
+	l.once(svc, true, key, nodes, msg)
+}
+
+// once records an Event of key about subject unless the same was recorded
+// for this Service within RepeatNoticeAfter.
+func (l *LoadBalancer) once(svc *v1.Service, warning bool, key string, nodes []string, msg string) {
 	id := string(svc.UID) + "/" + key
 	subject := strings.Join(nodes, ",")
 	now := time.Now()
@@ -381,7 +403,7 @@ func (l *LoadBalancer) notice(svc *v1.Service, key string, nodes []string, msg s
 		return
 	}
 	reason, _, _ := strings.Cut(key, "/")
-	l.event(svc, true, reason, "%s", msg)
+	l.event(svc, warning, reason, "%s", msg)
 }
 
 // forgetNotices drops what was reported for a Service that is gone.
@@ -403,10 +425,23 @@ type noticeEntry struct {
 // reconcile brings svc's appliance in line. A nil status with a nil error
 // means there is no appliance and mode may not create one.
 func (l *LoadBalancer) reconcile(ctx context.Context, clusterName string, svc *v1.Service, nodes []*v1.Node, mode syncMode) (*v1.LoadBalancerStatus, error) {
+	return l.reconcileObserved(ctx, clusterName, svc, nodes, mode, nil)
+}
+
+// reconcileObserved is reconcile with the Service's appliances as a listing
+// just saw them (nil: find them now). Writes stay guarded by the settings
+// hash of that copy, and boots and creates re-check on fresh reads.
+func (l *LoadBalancer) reconcileObserved(ctx context.Context, clusterName string, svc *v1.Service, nodes []*v1.Node, mode syncMode, observed []*iaas.LoadBalancer) (*v1.LoadBalancerStatus, error) {
 	defer l.locks.lock("svc/" + string(svc.UID))()
-	mayCreate := mode == syncCreate
+	uid := string(svc.UID)
+	if mode == syncCreate {
+		l.setDeleting(uid, false) // the service controller wants it (again)
+	} else if l.isDeleting(uid) {
+		return nil, nil // being deleted: nothing may bring it back
+	}
+	mayCreate := mode == syncCreate || mode == syncRepair
 	if f := l.follower(); f != nil {
-		if mode == syncByFollower {
+		if mode == syncByFollower || mode == syncRepair {
 			// Read under the Service's lock: a newer set stored by the
 			// service controller meanwhile is the one used.
 			if nodes, clusterName = f.latestNodes(); nodes == nil {
@@ -426,9 +461,11 @@ func (l *LoadBalancer) reconcile(ctx context.Context, clusterName string, svc *v
 	}
 	exec := l.executor(clusterName)
 	cluster := l.cluster(clusterName)
-	owned, err := exec.FindOwned(ctx, string(svc.UID))
-	if err != nil {
-		return nil, l.fail(svc, ReasonAPIError, err)
+	owned := observed
+	if owned == nil {
+		if owned, err = exec.FindOwned(ctx, uid); err != nil {
+			return nil, l.fail(svc, ReasonAPIError, err)
+		}
 	}
 	visible := len(owned) > 0
 	if !visible {
@@ -439,6 +476,12 @@ func (l *LoadBalancer) reconcile(ctx context.Context, clusterName string, svc *v
 		if lb == nil {
 			if !mayCreate {
 				return nil, nil
+			}
+			if mode == syncRepair {
+				if ok, err := l.stillWanted(ctx, svc); !ok || p.opts.NoRepair {
+					return nil, err
+				}
+				l.once(svc, false, ReasonRepaired+"/gone", nil, "the Service's load balancer is gone (deleted outside the controller?); creating it again"+onAddress(svc))
 			}
 			if p.opts.SharingKey != "" {
 				return l.join(ctx, exec, cluster, svc, nodes, p)
@@ -459,11 +502,26 @@ func (l *LoadBalancer) reconcile(ctx context.Context, clusterName string, svc *v
 		}
 		l.warn(svc, ReasonDuplicate, fmt.Sprintf("more than one load balancer carries this Service's ownership tags; managing %s, leaving %s alone (delete them by hand if unused)", lb.ID, strings.Join(ids, ", ")))
 	}
-	if lb.Availability.IsFailed() {
+	switch decide.StateOf(lb) {
+	case decide.Failed:
 		return nil, l.fail(svc, ReasonAPIError, fmt.Errorf("load balancer %s (%s) failed to be created by SAKURA Cloud; delete it (or delete and re-create the Service) to get a new one", lb.Name, lb.ID))
-	}
-	if !isUp(lb) {
+	case decide.Stopped:
+		return nil, l.bootStopped(ctx, exec, svc, p, lb, mode)
+	case decide.Booting:
 		return nil, api.NewRetryError(fmt.Sprintf("load balancer %s is not up yet (%s/%s)", lb.ID, lb.Availability, lb.InstanceStatus), bootRetryAfter(time.Since(lb.CreatedAt)))
+	}
+	if l.takePending(lb.ID) {
+		// Settings saved by an earlier pass whose Config failed: apply
+		// them before anything else (a plan over the saved settings would
+		// find nothing to change).
+		if err := exec.Config(ctx, lb); err != nil {
+			l.setPending(lb.ID)
+			return nil, l.fail(svc, ReasonAPIError, err)
+		}
+		l.event(svc, false, ReasonRepaired, "load balancer %s runs other settings than it saved (an earlier Config failed); applied the saved settings", lb.ID)
+	}
+	if p.opts.NoRepair && mode == syncRepair {
+		return statusOf(lb, memberVIP(lb, svc)), nil
 	}
 
 	shared := desired.SharingKeyOf(lb.Tags) != ""
@@ -525,9 +583,16 @@ func (l *LoadBalancer) reconcile(ctx context.Context, clusterName string, svc *v
 		}
 		vips := append(slices.Clone(others), a.VIPs...)
 		if err := exec.UpdateSettings(ctx, lb, vips); err != nil {
+			if errors.Is(err, apply.ErrNotApplied) {
+				l.setPending(lb.ID)
+			}
 			return nil, l.fail(svc, ReasonAPIError, err)
 		}
-		l.event(svc, false, ReasonUpdated, "updated load balancer %s: %s", lb.ID, summarize(a.Changes))
+		if mode == syncRepair {
+			l.event(svc, false, ReasonRepaired, "load balancer %s differed from the Service (changed outside the controller?); rewrote it: %s", lb.ID, summarize(a.Changes))
+		} else {
+			l.event(svc, false, ReasonUpdated, "updated load balancer %s: %s", lb.ID, summarize(a.Changes))
+		}
 		lb.VirtualIPAddresses = vips
 	}
 	if len(drift) > 0 {
@@ -538,6 +603,106 @@ func (l *LoadBalancer) reconcile(ctx context.Context, clusterName string, svc *v
 		}
 	}
 	return statusOf(lb, vip), nil
+}
+
+// bootStopped powers on an appliance found stopped: the controller never
+// stops one of a live Service's appliances (deletion holds the Service's
+// lock while it waits), so someone did so outside it. The repair pass first
+// re-reads the Service: a deletion under way must not be undone.
+func (l *LoadBalancer) bootStopped(ctx context.Context, exec *apply.Executor, svc *v1.Service, p *prepared, lb *iaas.LoadBalancer, mode syncMode) error {
+	if p.opts.NoRepair {
+		return fmt.Errorf("load balancer %s is powered off and the Service opts out of repair (%s: \"false\"); boot it by hand or remove the annotation", lb.ID, annotations.Repair)
+	}
+	if mode == syncRepair {
+		if ok, err := l.stillWanted(ctx, svc); !ok {
+			return err
+		}
+	}
+	booted, err := exec.Boot(ctx, lb, desired.MemberUIDs(lb.Tags))
+	if err != nil {
+		return l.fail(svc, ReasonAPIError, err)
+	}
+	if booted {
+		l.event(svc, false, ReasonRepaired, "load balancer %s (%s) was powered off outside the controller; booting it", lb.Name, lb.ID)
+	}
+	return api.NewRetryError(fmt.Sprintf("load balancer %s was powered off; booting it", lb.ID), BootRetryMin)
+}
+
+// stillWanted re-reads svc from the API server: the repair pass acts on an
+// informer's copy, which may not show yet that the Service is being deleted
+// or no longer wants a load balancer.
+func (l *LoadBalancer) stillWanted(ctx context.Context, svc *v1.Service) (bool, error) {
+	if l.kube == nil {
+		return false, nil
+	}
+	cur, err := l.kube.CoreV1().Services(svc.Namespace).Get(ctx, svc.Name, metav1.GetOptions{})
+	if apierrors.IsNotFound(err) {
+		return false, nil
+	}
+	if err != nil {
+		return false, fmt.Errorf("re-reading the Service before repairing its load balancer: %w", err)
+	}
+	return cur.UID == svc.UID && wantsRepair(cur), nil
+}
+
+// wantsRepair: svc is a LoadBalancer Service of this provider that the
+// service controller has taken on (its finalizer) and that is not being
+// deleted.
+func wantsRepair(svc *v1.Service) bool {
+	return svc.Spec.Type == v1.ServiceTypeLoadBalancer && svc.Spec.LoadBalancerClass == nil &&
+		svc.DeletionTimestamp == nil && slices.Contains(svc.Finalizers, sweep.CleanupFinalizer)
+}
+
+func onAddress(svc *v1.Service) string {
+	if ip := statusIP(svc); ip != "" {
+		return " on " + ip + " if that address is still free"
+	}
+	return ""
+}
+
+// statusIP is the address svc shows in its status ("" if none).
+func statusIP(svc *v1.Service) string {
+	for _, in := range svc.Status.LoadBalancer.Ingress {
+		if in.IP != "" {
+			return in.IP
+		}
+	}
+	return ""
+}
+
+// The deleting set and the pending Configs are per process: deletion holds
+// the Service's finalizer until it is done, and a Config lost with a
+// restart is found by the repair pass, which compares each appliance's
+// Status (what it runs) with its saved settings.
+func (l *LoadBalancer) setDeleting(uid string, on bool) {
+	l.stateMu.Lock()
+	defer l.stateMu.Unlock()
+	if on {
+		l.deleting[uid] = true
+	} else {
+		delete(l.deleting, uid)
+	}
+}
+
+func (l *LoadBalancer) isDeleting(uid string) bool {
+	l.stateMu.Lock()
+	defer l.stateMu.Unlock()
+	return l.deleting[uid]
+}
+
+func (l *LoadBalancer) setPending(id types.ID) {
+	l.stateMu.Lock()
+	defer l.stateMu.Unlock()
+	l.pendingConfig[id] = true
+}
+
+// takePending reports and clears a pending Config of appliance id.
+func (l *LoadBalancer) takePending(id types.ID) bool {
+	l.stateMu.Lock()
+	defer l.stateMu.Unlock()
+	p := l.pendingConfig[id]
+	delete(l.pendingConfig, id)
+	return p
 }
 
 func summarize(changes []string) string {
@@ -584,7 +749,7 @@ func (l *LoadBalancer) justCreated(ctx context.Context, owner string, tags ...st
 func (l *LoadBalancer) checkNewVIP(ctx context.Context, owner string, lb *iaas.LoadBalancer, opts annotations.Options, nodes []*v1.Node) error {
 	ip := opts.IP
 	defer l.locks.lock(switchLock(lb.SwitchID))()
-	block, usage, _, err := l.usageOf(ctx, lb.SwitchID, opts, nodes)
+	block, usage, _, err := l.usageOf(ctx, lb.SwitchID, opts, nodes, owner)
 	if err != nil {
 		return err
 	}
@@ -601,7 +766,13 @@ func (l *LoadBalancer) checkNewVIP(ctx context.Context, owner string, lb *iaas.L
 // it: the API's consumers, this process's pending reservations and (plain
 // switch) the nodes' own addresses. The caller holds the switch's lock.
 // On error, reason is the Event reason that fits it.
-func (l *LoadBalancer) usageOf(ctx context.Context, switchID types.ID, opts annotations.Options, nodes []*v1.Node) (block ipam.Block, usage *ipam.Usage, reason string, err error) {
+//
+// The addresses other LoadBalancer Services show in their status count as
+// used too: an appliance deleted outside the controller frees its address in
+// the cloud, but the Service still shows it (and clients still use it) until
+// the repair pass re-creates the appliance on it, so it must never become
+// another Service's VIP. self is the UID of the Service allocating.
+func (l *LoadBalancer) usageOf(ctx context.Context, switchID types.ID, opts annotations.Options, nodes []*v1.Node, self string) (block ipam.Block, usage *ipam.Usage, reason string, err error) {
 	sw, err := l.readSwitch(ctx, switchID, true)
 	if err != nil {
 		return block, nil, ReasonAPIError, fmt.Errorf("reading switch %s: %w", switchID, err)
@@ -614,6 +785,19 @@ func (l *LoadBalancer) usageOf(ctx context.Context, switchID types.ID, opts anno
 	}
 	l.alloc.Merge(usage, sw.ID)
 	addNodeAddresses(usage, block, nodes)
+	if f := l.follower(); f != nil {
+		svcs, err := f.services.List(labels.Everything())
+		if err != nil {
+			return block, nil, ReasonAPIError, fmt.Errorf("listing Services for the addresses they show: %w", err)
+		}
+		for _, other := range svcs {
+			if string(other.UID) != self {
+				for _, in := range other.Status.LoadBalancer.Ingress {
+					usage.AddIP(in.IP, fmt.Sprintf("Service %s/%s (its status shows it)", other.Namespace, other.Name))
+				}
+			}
+		}
+	}
 	return block, usage, "", nil
 }
 
@@ -647,7 +831,7 @@ func (l *LoadBalancer) create(ctx context.Context, exec *apply.Executor, cluster
 	}
 
 	defer l.locks.lock(switchLock(block.SwitchID))()
-	block, usage, reason, err := l.usageOf(ctx, block.SwitchID, p.opts, nodes)
+	block, usage, reason, err := l.usageOf(ctx, block.SwitchID, p.opts, nodes, string(svc.UID))
 	if err != nil {
 		return nil, l.fail(svc, reason, err)
 	}
@@ -657,7 +841,7 @@ func (l *LoadBalancer) create(ctx context.Context, exec *apply.Executor, cluster
 	if p.opts.HA {
 		n = 2
 	}
-	res, err := ipam.Allocate(block, usage, l.reserved, ipam.Request{PinnedVIP: p.opts.IP, Appliance: n})
+	res, err := allocateOn(block, usage, l.reserved, svc, p.opts, n)
 	if err != nil {
 		return nil, l.allocFailed(svc, err, "nothing was created")
 	}
@@ -694,6 +878,21 @@ func (l *LoadBalancer) create(ctx context.Context, exec *apply.Executor, cluster
 	return nil, api.NewRetryError(fmt.Sprintf("load balancer %s created, waiting for it to boot", lb.ID), BootRetryMin)
 }
 
+// allocateOn takes the Service's addresses from block: its pinned VIP, else
+// the address its status already shows when that is still free (an
+// appliance re-created after it was deleted outside the controller keeps the
+// address clients use), else the lowest free one.
+func allocateOn(block ipam.Block, usage *ipam.Usage, reserved []ipam.Range, svc *v1.Service, opts annotations.Options, appliance int) (ipam.Result, error) {
+	if opts.IP == "" {
+		if shown := statusIP(svc); shown != "" {
+			if res, err := ipam.Allocate(block, usage, reserved, ipam.Request{PinnedVIP: shown, Appliance: appliance}); err == nil {
+				return res, nil
+			}
+		}
+	}
+	return ipam.Allocate(block, usage, reserved, ipam.Request{PinnedVIP: opts.IP, Appliance: appliance})
+}
+
 // switchLock is the lock key of allocation on one switch: the inventory,
 // the choice of addresses and the create or write that takes them happen
 // under it, so two Services never get one address, while Services on other
@@ -725,6 +924,7 @@ func (l *LoadBalancer) EnsureLoadBalancerDeleted(ctx context.Context, clusterNam
 		return cloudprovider.ImplementedElsewhere
 	}
 	defer l.locks.lock("svc/" + string(svc.UID))()
+	l.setDeleting(string(svc.UID), true)
 	exec := l.executor(clusterName)
 	owned, err := exec.FindOwned(ctx, string(svc.UID))
 	if err != nil {

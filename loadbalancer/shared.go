@@ -99,11 +99,11 @@ func (l *LoadBalancer) joinAppliance(ctx context.Context, exec *apply.Executor, 
 // allocateVIP takes a free address (or the pinned one) of lb's block for a
 // new member. The caller holds the switch's lock.
 func (l *LoadBalancer) allocateVIP(ctx context.Context, svc *v1.Service, opts annotations.Options, nodes []*v1.Node, lb *iaas.LoadBalancer) (netip.Addr, error) {
-	block, usage, reason, err := l.usageOf(ctx, lb.SwitchID, opts, nodes)
+	block, usage, reason, err := l.usageOf(ctx, lb.SwitchID, opts, nodes, string(svc.UID))
 	if err != nil {
 		return netip.Addr{}, l.fail(svc, reason, err)
 	}
-	res, err := ipam.Allocate(block, usage, l.reserved, ipam.Request{PinnedVIP: opts.IP})
+	res, err := allocateOn(block, usage, l.reserved, svc, opts, 0)
 	if err != nil {
 		return netip.Addr{}, l.allocFailed(svc, err, fmt.Sprintf("the shared load balancer %s was left as it is", lb.ID))
 	}

@@ -135,6 +135,9 @@ var Settings = []Setting{
 	{Key: "loadBalancer.healthPollIntervalSec", Env: "SAKURACLOUD_LOAD_BALANCER_HEALTH_POLL_INTERVAL_SEC", Default: "60",
 		Doc: "Seconds between two polls of real-server health (one Status call per running appliance, paced to at most a fifth of requestsPerSecond); a server going DOWN or UP becomes an Event on its Service. 0 turns it off.",
 		set: intSetter(func(c *Config) *int { return &c.LoadBalancer.HealthPollIntervalSec })},
+	{Key: "loadBalancer.repairIntervalSec", Env: "SAKURACLOUD_LOAD_BALANCER_REPAIR_INTERVAL_SEC", Default: "60",
+		Doc: "Seconds between two repair passes, which compare every LoadBalancer Service's appliance with what the Service wants and bring back what was deleted, stopped or changed outside the controller (one list call per pass, plus the writes a repair needs); the annotation k8s.usacloud.jp/load-balancer-repair: \"false\" opts a Service out. 0 turns it off.",
+		set: intSetter(func(c *Config) *int { return &c.LoadBalancer.RepairIntervalSec })},
 	{Key: "loadBalancer.sweepMode", Env: "SAKURACLOUD_LOAD_BALANCER_SWEEP_MODE", Default: SweepModeDelete,
 		Doc: "What the sweep does with an orphaned appliance: delete (shut down, then delete) or report (only log and count it).",
 		set: func(c *Config, v string) error {

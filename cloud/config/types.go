@@ -68,4 +68,7 @@ type LoadBalancerConfig struct {
 	EndpointMinIntervalSec int `json:"endpointMinIntervalSec"`
 	// HealthPollIntervalSec is how often real-server health is read (0 = never).
 	HealthPollIntervalSec int `json:"healthPollIntervalSec"`
+	// RepairIntervalSec is how often every Service's appliance is compared
+	// with what the Service wants and repaired (0 = never).
+	RepairIntervalSec int `json:"repairIntervalSec"`
 }

@@ -41,6 +41,7 @@ type LoadBalancerAPI interface {
 	Delete(ctx context.Context, zone string, id types.ID) error
 	Config(ctx context.Context, zone string, id types.ID) error
 	Shutdown(ctx context.Context, zone string, id types.ID, shutdownOption *iaas.ShutdownOption) error
+	Boot(ctx context.Context, zone string, id types.ID) error
 	Status(ctx context.Context, zone string, id types.ID) (*iaas.LoadBalancerStatusResult, error)
 }
 

@@ -109,6 +109,10 @@ func (s *loadBalancerOp) Shutdown(ctx context.Context, zone string, id types.ID,
 	return s.c.call(ctx, "LoadBalancer.Shutdown", func(ctx context.Context) error { return s.op.Shutdown(ctx, zone, id, o) })
 }
 
+func (s *loadBalancerOp) Boot(ctx context.Context, zone string, id types.ID) error {
+	return s.c.call(ctx, "LoadBalancer.Boot", func(ctx context.Context) error { return s.op.Boot(ctx, zone, id) })
+}
+
 func (s *loadBalancerOp) Status(ctx context.Context, zone string, id types.ID) (*iaas.LoadBalancerStatusResult, error) {
 	return do(ctx, s.c, "LoadBalancer.Status", func(ctx context.Context) (*iaas.LoadBalancerStatusResult, error) { return s.op.Status(ctx, zone, id) })
 }

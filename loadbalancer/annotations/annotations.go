@@ -32,6 +32,11 @@ const (
 	RouterSelector      = Prefix + "router-selector"
 	SwitchSelector      = Prefix + "switch-selector"
 	SharingKey          = Prefix + "load-balancer-sharing-key"
+	Repair              = Prefix + "load-balancer-repair"
+	// LoadBalancerID is written by the controller, not by users: the ID of
+	// the appliance created for the Service, so that the appliance is found
+	// (and deleted) even while listings do not show it yet.
+	LoadBalancerID = Prefix + "load-balancer-id"
 	// Type switch only (names and meanings of the earlier controller).
 	IPRange              = Prefix + "load-balancer-ip-range"
 	AssignIPRange        = Prefix + "load-balancer-assign-ip-range"
@@ -85,6 +90,8 @@ var Table = []Spec{
 	{AssignIPRange, "(none; or config `assignIPRange`)", "an IPv4 CIDR inside ip-range, mask /16-/30, e.g. 192.168.0.192/27", "Type switch, required: where the appliance's own addresses and VIPs may be taken from (SAKURA does not know every address used on a plain switch, so the controller only takes addresses you give it)."},
 	{AssignDefaultGateway, "(none; or config `assignDefaultGateway`)", "an IPv4 address inside ip-range", "Type switch: the appliance's default route (e.g. a VPC router on the switch); never handed out. Empty: no default route. Cannot change in place."},
 	{SharingKey, "(none: the Service gets its own appliance)", fmt.Sprintf("1-%d lowercase letters, digits and '-', starting and ending with a letter or digit", MaxSharingKeyLen), "Services with the same key share one appliance, each with its own VIP, up to the appliance's 20 VIP+port entries and 8 Services. Plan, HA, type and block must agree; a Service that disagrees gets a SharingConflict Event and the running appliance is left as it is. The appliance is deleted with its last Service. Cannot change in place."},
+	{Repair, "true", "true, false", "false: the repair pass leaves this Service's appliance as it is (for maintenance by hand): it is not re-created, booted or rewritten when it differs from the Service. Updates the Service itself asks for still apply."},
+	{LoadBalancerID, "(set by the controller)", "the appliance's ID", "Written by the controller after it creates the appliance; read to find it before listings show it, after a restart or a leader change. Do not set or change it."},
 	{HealthCheckProtocol, ProtocolPing, "ping, tcp, http, https", "Health check of each real server. ping is the safe default: kube-proxy does not listen on nodeIP:port."},
 	{HealthCheckPath, DefaultPath, "a path starting with /", "Request path for http/https checks."},
 	{HealthCheckStatus, strconv.Itoa(DefaultStatus), "100-599", "Expected HTTP status for http/https checks."},
@@ -131,6 +138,8 @@ type Options struct {
 	SorryServer    string
 	// SharingKey is "" for an appliance of its own.
 	SharingKey string
+	// NoRepair opts the Service out of the repair pass.
+	NoRepair bool
 	// Private is set for Type switch only (zero otherwise).
 	Private Private
 }
@@ -190,6 +199,15 @@ func Parse(svc *v1.Service, d Defaults) (Options, []error) {
 			o.Plan = p
 		} else {
 			bad(Plan, specOf(Plan).Allowed)
+		}
+	}
+	if v, ok := get(Repair); ok {
+		switch v {
+		case "true":
+		case "false":
+			o.NoRepair = true
+		default:
+			bad(Repair, specOf(Repair).Allowed)
 		}
 	}
 	if v, ok := get(HA); ok {

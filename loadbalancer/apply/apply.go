@@ -197,10 +197,49 @@ func (e *Executor) update(ctx context.Context, lb *iaas.LoadBalancer, vips iaas.
 	if err != nil {
 		return fmt.Errorf("updating settings of load balancer %s: %w", lb.ID, err)
 	}
+	return e.Config(ctx, lb)
+}
+
+// ErrNotApplied marks settings that were saved but whose Config failed: the
+// appliance still runs the previous ones until Config succeeds. The caller
+// must call Config again before anything else, even when a later plan finds
+// nothing to change in the saved settings.
+var ErrNotApplied = errors.New("settings saved but not applied")
+
+// Config applies lb's saved settings to the running appliance.
+func (e *Executor) Config(ctx context.Context, lb *iaas.LoadBalancer) error {
+	if !Owned(lb, desired.ClusterTag(e.ClusterID)) {
+		return fmt.Errorf("load balancer %s: %w", lb.ID, ErrNotOwned)
+	}
 	if err := e.Client.LoadBalancers.Config(ctx, e.Client.Zone, lb.ID); err != nil {
-		return fmt.Errorf("applying settings of load balancer %s: %w", lb.ID, err)
+		return fmt.Errorf("applying settings of load balancer %s: %w: %w", lb.ID, ErrNotApplied, err)
 	}
 	return nil
+}
+
+// Boot powers on lb, stopped outside the controller, after checking on a
+// fresh read that it is still ours, still down, and has no member the
+// decision did not know of.
+func (e *Executor) Boot(ctx context.Context, lb *iaas.LoadBalancer, members []string) (bool, error) {
+	cur, err := e.Read(ctx, lb.ID)
+	if err != nil {
+		return false, err
+	}
+	if !Owned(cur, desired.ClusterTag(e.ClusterID)) {
+		return false, fmt.Errorf("load balancer %s: %w", lb.ID, ErrNotOwned)
+	}
+	if !decide.MembersUnchanged(cur, members) {
+		return false, fmt.Errorf("load balancer %s: %w", lb.ID, ErrMembersChanged)
+	}
+	if !cur.InstanceStatus.IsDown() || cur.Availability.IsMigrating() {
+		return false, nil // booting or up already
+	}
+	err = e.Client.LoadBalancers.Boot(ctx, e.Client.Zone, lb.ID)
+	// 409: a boot is already under way.
+	if err != nil && sakuraapi.StatusCode(err) != http.StatusConflict {
+		return false, fmt.Errorf("booting load balancer %s: %w", lb.ID, err)
+	}
+	return true, nil
 }
 
 // DeleteStep says where a deletion stands.

@@ -1,0 +1,53 @@
+package decide
+
+import (
+	"fmt"
+	"slices"
+
+	"github.com/sacloud/iaas-api-go"
+)
+
+// Unapplied reports whether the appliance's saved settings differ from the
+// configuration it runs, as its Status shows it: each VIP:port with its real
+// servers. A Config that failed after its settings were saved leaves such a
+// gap, and comparing saved settings with the wanted ones can never see it
+// (they agree); this comparison can, after a restart too.
+func Unapplied(saved iaas.LoadBalancerVirtualIPAddresses, running []*iaas.LoadBalancerStatus) bool {
+	return !slices.Equal(entriesOfSettings(saved), entriesOfStatus(running))
+}
+
+func entriesOfSettings(v iaas.LoadBalancerVirtualIPAddresses) []string {
+	var out []string
+	for _, e := range v {
+		if e == nil {
+			continue
+		}
+		at := fmt.Sprintf("%s:%d", e.VirtualIPAddress, e.Port.Int())
+		out = append(out, at)
+		for _, s := range e.Servers {
+			if s != nil {
+				out = append(out, at+"/"+s.IPAddress)
+			}
+		}
+	}
+	slices.Sort(out)
+	return out
+}
+
+func entriesOfStatus(v []*iaas.LoadBalancerStatus) []string {
+	var out []string
+	for _, e := range v {
+		if e == nil {
+			continue
+		}
+		at := fmt.Sprintf("%s:%d", e.VirtualIPAddress, e.Port.Int())
+		out = append(out, at)
+		for _, s := range e.Servers {
+			if s != nil {
+				out = append(out, at+"/"+s.IPAddress)
+			}
+		}
+	}
+	slices.Sort(out)
+	return out
+}

@@ -1,0 +1,146 @@
+package loadbalancer
+
+import (
+	"context"
+	"errors"
+	"slices"
+	"sort"
+	"time"
+
+	"github.com/sacloud/iaas-api-go"
+	"github.com/sakura-ccm/sakura-cloud-controller-manager/cloud/sakuraapi"
+	"github.com/sakura-ccm/sakura-cloud-controller-manager/loadbalancer/desired"
+	v1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/apimachinery/pkg/util/wait"
+	"k8s.io/cloud-provider/api"
+	"k8s.io/klog/v2"
+)
+
+// The repair pass: level-triggered convergence.
+//
+// The service controller syncs a Service when the Service or the node set
+// changes, never when the appliance changes. So, every RepairInterval, the
+// pass lists this cluster's appliances once and runs the ordinary reconcile
+// for every LoadBalancer Service with what that listing shows: an appliance
+// deleted outside the controller is created again (on the address the
+// Service shows, when still free), one powered off is booted, entries or
+// real servers changed are rewritten, and settings saved but never applied
+// are applied. Each repair is an Event (LoadBalancerRepaired). Creates and
+// boots re-read the Service first; writes carry the listing's settings hash.
+
+// RepairSummary is what one pass looked at and changed (for tests and logs).
+type RepairSummary struct {
+	Services int
+	// Repaired are the Services (namespace/name) during whose repair the
+	// client wrote (approximate while other loops write at the same time).
+	Repaired []string
+	Failed   []string
+}
+
+// repairLoop runs a pass every interval until ctx ends.
+func (l *LoadBalancer) repairLoop(ctx context.Context, interval time.Duration) {
+	wait.UntilWithContext(ctx, func(ctx context.Context) {
+		s := l.RepairPass(ctx)
+		klog.V(2).InfoS("Repair pass done", "services", s.Services, "repaired", len(s.Repaired), "failed", len(s.Failed))
+	}, interval)
+}
+
+// RepairPass runs one pass. It does nothing before the service controller
+// has passed a node set (after a start it syncs every Service anyway).
+func (l *LoadBalancer) RepairPass(ctx context.Context) RepairSummary {
+	var sum RepairSummary
+	f := l.follower()
+	if f == nil {
+		return sum
+	}
+	nodes, cluster := f.latestNodes()
+	if nodes == nil {
+		return sum
+	}
+	exec := l.executor(cluster)
+	lbs, err := exec.FindCluster(ctx)
+	if err != nil {
+		klog.ErrorS(err, "Repair pass skipped: listing this cluster's load balancers failed")
+		return sum
+	}
+	byUID := map[string][]*iaas.LoadBalancer{}
+	for _, lb := range lbs {
+		for _, uid := range desired.MemberUIDs(lb.Tags) {
+			byUID[uid] = append(byUID[uid], lb)
+		}
+	}
+	svcs, err := f.services.List(labels.Everything())
+	if err != nil {
+		klog.ErrorS(err, "Repair pass skipped: listing Services failed")
+		return sum
+	}
+	sort.Slice(svcs, func(i, j int) bool {
+		return serviceKey(svcs[i].Namespace, svcs[i].Name) < serviceKey(svcs[j].Namespace, svcs[j].Name)
+	})
+	for _, svc := range svcs {
+		if !wantsRepair(svc) {
+			continue
+		}
+		sum.Services++
+		key := serviceKey(svc.Namespace, svc.Name)
+		owned := byUID[string(svc.UID)]
+		if owned == nil {
+			owned = []*iaas.LoadBalancer{} // listed: none (not "find it")
+		}
+		before := l.client.Stats().Total(sakuraapi.IsWrite)
+		st, err := l.reconcileObserved(ctx, cluster, svc, nil, syncRepair, owned)
+		if l.client.Stats().Total(sakuraapi.IsWrite) != before {
+			sum.Repaired = append(sum.Repaired, key)
+		}
+		var re *api.RetryError
+		if err != nil && !errors.As(err, &re) {
+			sum.Failed = append(sum.Failed, key)
+			continue
+		}
+		l.showStatus(ctx, svc, st)
+	}
+	return sum
+}
+
+// showStatus writes st into svc's status when it differs (the service
+// controller does not sync a Service whose appliance the pass re-created on
+// another address). A nil st (still booting) clears an address that the
+// new appliance did not get: the old one is no longer this Service's.
+func (l *LoadBalancer) showStatus(ctx context.Context, svc *v1.Service, st *v1.LoadBalancerStatus) {
+	if l.kube == nil {
+		return
+	}
+	shown := statusIP(svc)
+	switch {
+	case st != nil:
+		if ingressIP(st) == shown && len(st.Ingress) == len(svc.Status.LoadBalancer.Ingress) {
+			return
+		}
+	case shown != "" && l.reservedOther(string(svc.UID), shown):
+		st = &v1.LoadBalancerStatus{}
+	default:
+		return
+	}
+	cp := svc.DeepCopy()
+	cp.Status.LoadBalancer = *st
+	if _, err := l.kube.CoreV1().Services(svc.Namespace).UpdateStatus(ctx, cp, metav1.UpdateOptions{}); err != nil {
+		klog.ErrorS(err, "Repair pass could not update the Service's status; retrying at the next pass", "service", serviceKey(svc.Namespace, svc.Name))
+	}
+}
+
+func ingressIP(st *v1.LoadBalancerStatus) string {
+	i := slices.IndexFunc(st.Ingress, func(in v1.LoadBalancerIngress) bool { return in.IP != "" })
+	if i < 0 {
+		return ""
+	}
+	return st.Ingress[i].IP
+}
+
+// reservedOther: the appliance being created for uid got a VIP other than
+// shown.
+func (l *LoadBalancer) reservedOther(uid, shown string) bool {
+	r, ok := l.alloc.Get(uid)
+	return ok && len(r.IPs) > 0 && r.IPs[0].String() != shown
+}

@@ -1,0 +1,154 @@
+package loadbalancer
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"github.com/sacloud/iaas-api-go"
+	"github.com/sacloud/iaas-api-go/fake"
+	"github.com/sacloud/iaas-api-go/types"
+	"github.com/sakura-ccm/sakura-cloud-controller-manager/loadbalancer/sweep"
+	v1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	kubefake "k8s.io/client-go/kubernetes/fake"
+)
+
+// repairEnv is a Service the service controller has taken on (finalizer,
+// status) with a running appliance, and the loops started on a fake
+// clientset (the repair pass itself is run by hand).
+func repairEnv(t *testing.T) (*env, *v1.Service, []*v1.Node, *kubefake.Clientset) {
+	t.Helper()
+	e := newEnv(t, 28)
+	nodes := e.addNodes(2, 0)
+	svc := service("web", 80)
+	svc.Finalizers = []string{sweep.CleanupFinalizer}
+	kube := kubefake.NewClientset(svc)
+	e.lb.kube = kube
+	ctx, cancel := context.WithCancel(context.Background())
+	t.Cleanup(cancel)
+	e.lb.FollowEndpoints(ctx, kube, FollowOptions{})
+	st := e.ensureUp(svc, nodes)
+	svc.Status.LoadBalancer = *st
+	if _, err := kube.CoreV1().Services("default").UpdateStatus(ctx, svc, metav1.UpdateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, func() bool {
+		s, err := e.lb.follower().services.Services("default").Get("web")
+		return err == nil && statusIP(s) != ""
+	})
+	return e, svc, nodes, kube
+}
+
+func waitFor(t *testing.T, cond func() bool) {
+	t.Helper()
+	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(5 * time.Millisecond) {
+		if cond() {
+			return
+		}
+	}
+	t.Fatal("condition not reached")
+}
+
+// repairUntil runs repair passes until the Service's appliance is up and
+// cond holds.
+func (e *env) repairUntil(t *testing.T, cond func(*iaas.LoadBalancer) bool) *iaas.LoadBalancer {
+	t.Helper()
+	for i := 0; i < 500; i++ {
+		e.lb.RepairPass(e.ctx)
+		if lbs := e.lbs(); len(lbs) == 1 && isUp(lbs[0]) && cond(lbs[0]) {
+			return lbs[0]
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	t.Fatalf("not repaired: %d appliances", len(e.lbs()))
+	return nil
+}
+
+// An appliance deleted outside the controller is created again, on the
+// address the Service shows; the service controller would never re-sync it.
+func TestRepairRecreatesADeletedApplianceOnItsAddress(t *testing.T) {
+	e, svc, _, _ := repairEnv(t)
+	shown := statusIP(svc)
+	if err := fake.NewLoadBalancerOp().Delete(e.ctx, zone, e.lbs()[0].ID); err != nil {
+		t.Fatal(err)
+	}
+	lb := e.repairUntil(t, func(*iaas.LoadBalancer) bool { return true })
+	if vipOf(lb) != shown {
+		t.Fatalf("re-created on %s, the Service shows %s", vipOf(lb), shown)
+	}
+	if findEvent(e.events(), ReasonRepaired, "gone") == "" {
+		t.Fatal("no LoadBalancerRepaired Event")
+	}
+}
+
+// An address a live Service shows is never handed to another Service, even
+// while its appliance is gone.
+func TestAddressShownByAServiceIsNotHandedOut(t *testing.T) {
+	e, svc, nodes, _ := repairEnv(t)
+	shown := statusIP(svc)
+	if err := fake.NewLoadBalancerOp().Delete(e.ctx, zone, e.lbs()[0].ID); err != nil {
+		t.Fatal(err)
+	}
+	other := service("other", 80)
+	st := e.ensureUp(other, nodes)
+	if st.Ingress[0].IP == shown {
+		t.Fatalf("%s went to another Service while web shows it", shown)
+	}
+}
+
+// An appliance powered off outside the controller is booted (it used to be
+// taken for one still booting, forever).
+func TestRepairBootsAStoppedAppliance(t *testing.T) {
+	e, _, nodes, _ := repairEnv(t)
+	lb := e.lbs()[0]
+	lb.InstanceStatus = types.ServerInstanceStatuses.Down
+	fake.DataStore.Put(fake.ResourceLoadBalancer, zone, lb.ID, lb)
+	snap := e.client.Stats().Snapshot()
+	e.repairUntil(t, func(*iaas.LoadBalancer) bool { return true })
+	if _, by := writes(e.client, snap); by["LoadBalancer.Boot"] != 1 {
+		t.Fatalf("writes %v, want one Boot", by)
+	}
+	// The service controller's own path boots it too.
+	lb = e.lbs()[0]
+	lb.InstanceStatus = types.ServerInstanceStatuses.Down
+	fake.DataStore.Put(fake.ResourceLoadBalancer, zone, lb.ID, lb)
+	e.ensureUp(service("web", 80), nodes)
+}
+
+// Real servers changed outside the controller are rewritten.
+func TestRepairRewritesChangedEntries(t *testing.T) {
+	e, _, _, _ := repairEnv(t)
+	lb := e.lbs()[0]
+	lb.VirtualIPAddresses[0].Servers = lb.VirtualIPAddresses[0].Servers[:1]
+	fake.DataStore.Put(fake.ResourceLoadBalancer, zone, lb.ID, lb)
+	e.repairUntil(t, func(lb *iaas.LoadBalancer) bool { return len(lb.VirtualIPAddresses[0].Servers) == 2 })
+	// In line: a further pass writes nothing.
+	snap := e.client.Stats().Snapshot()
+	e.lb.RepairPass(e.ctx)
+	if n, by := writes(e.client, snap); n != 0 {
+		t.Fatalf("a pass over an appliance in line wrote %v", by)
+	}
+}
+
+// A Service that opts out of repair is left as it is.
+func TestRepairOptOut(t *testing.T) {
+	e, svc, _, kube := repairEnv(t)
+	svc.Annotations["k8s.usacloud.jp/load-balancer-repair"] = "false"
+	if _, err := kube.CoreV1().Services("default").Update(e.ctx, svc, metav1.UpdateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, func() bool {
+		s, _ := e.lb.follower().services.Services("default").Get("web")
+		return s != nil && s.Annotations["k8s.usacloud.jp/load-balancer-repair"] == "false"
+	})
+	id := e.lbs()[0].ID
+	if err := fake.NewLoadBalancerOp().Delete(e.ctx, zone, id); err != nil {
+		t.Fatal(err)
+	}
+	snap := e.client.Stats().Snapshot()
+	e.lb.RepairPass(e.ctx)
+	if n, by := writes(e.client, snap); n != 0 || len(e.lbs()) != 0 {
+		t.Fatalf("an opted-out Service was repaired: %v", by)
+	}
+}
