@@ -33,6 +33,7 @@ import (
 	v1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	ktypes "k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/tools/record"
@@ -198,15 +199,69 @@ func (l *LoadBalancer) executor(clusterName string) *apply.Executor {
 }
 
 // GetLoadBalancer finds the Service's appliance by its ownership tags.
+//
+// An appliance that listings do not show yet still exists for the service
+// controller: one named by the Service's load-balancer-id annotation that a
+// read finds, or one this process created (or may have created) moments
+// ago. Saying "does not exist" then would let the service controller drop
+// the Service's finalizer and the new appliance would leak.
 func (l *LoadBalancer) GetLoadBalancer(ctx context.Context, clusterName string, svc *v1.Service) (*v1.LoadBalancerStatus, bool, error) {
-	lbs, err := l.executor(clusterName).FindOwned(ctx, string(svc.UID))
+	exec := l.executor(clusterName)
+	lbs, err := exec.FindOwned(ctx, string(svc.UID))
 	if err != nil {
 		return nil, false, err
 	}
 	if len(lbs) == 0 {
+		lb, pending, err := l.unlisted(ctx, exec, svc)
+		switch {
+		case err != nil:
+			return nil, false, err
+		case lb != nil:
+			return statusOf(lb, memberVIP(lb, svc)), true, nil
+		case pending:
+			return &v1.LoadBalancerStatus{}, true, nil
+		}
 		return nil, false, nil
 	}
 	return statusOf(lbs[0], memberVIP(lbs[0], svc)), true, nil
+}
+
+// unlisted looks for svc's appliance where listings may not show it yet:
+// by the ID the Service records (annotation) or this process reserved. It
+// reports pending when a create is (or may be) in flight and the appliance
+// is not readable yet.
+func (l *LoadBalancer) unlisted(ctx context.Context, exec *apply.Executor, svc *v1.Service) (*iaas.LoadBalancer, bool, error) {
+	uid := string(svc.UID)
+	r, reserved := l.alloc.Get(uid)
+	young := reserved && time.Since(r.At) < CreateVisibilityGrace
+	id := types.StringID(svc.Annotations[annotations.LoadBalancerID])
+	if id.IsEmpty() {
+		id = r.ApplianceID
+	}
+	if id.IsEmpty() {
+		return nil, young && r.Uncertain, nil
+	}
+	lb, err := exec.Read(ctx, id)
+	switch {
+	case err == nil && apply.Owned(lb, desired.ClusterTag(exec.ClusterID), desired.ServiceTag(uid)):
+		return lb, false, nil
+	case err == nil, sakuraapi.IsNotFound(err), sakuraapi.IsStillCreating(err):
+		return nil, young, nil
+	}
+	return nil, false, err
+}
+
+// recordID writes the appliance's ID on the Service, so that it is found
+// (and deleted) even while listings do not show it, after a restart or by a
+// new leader. A failure is logged, not returned: the tags remain the truth.
+func (l *LoadBalancer) recordID(ctx context.Context, svc *v1.Service, id types.ID) {
+	if l.kube == nil || svc.Annotations[annotations.LoadBalancerID] == id.String() {
+		return
+	}
+	patch := fmt.Sprintf(`{"metadata":{"annotations":{%q:%q}}}`, annotations.LoadBalancerID, id.String())
+	if _, err := l.kube.CoreV1().Services(svc.Namespace).Patch(ctx, svc.Name, ktypes.MergePatchType, []byte(patch), metav1.PatchOptions{}); err != nil {
+		klog.ErrorS(err, "Could not record the load balancer's ID on the Service; it is still found by its tags", "service", serviceKey(svc.Namespace, svc.Name), "loadBalancer", id)
+	}
 }
 
 func isUp(lb *iaas.LoadBalancer) bool {
@@ -870,6 +925,7 @@ func (l *LoadBalancer) create(ctx context.Context, exec *apply.Executor, cluster
 		return nil, l.fail(svc, ReasonAPIError, err)
 	}
 	l.alloc.Reserve(string(svc.UID), ipam.Reservation{SwitchID: block.SwitchID, IPs: ips, VRID: vrid, ApplianceID: lb.ID})
+	l.recordID(ctx, svc, lb.ID)
 	if key := p.opts.SharingKey; key != "" {
 		// Other members find it by this until the API lists it.
 		l.alloc.Reserve(sharedOwner(key), ipam.Reservation{SwitchID: block.SwitchID, ApplianceID: lb.ID})
@@ -929,6 +985,18 @@ func (l *LoadBalancer) EnsureLoadBalancerDeleted(ctx context.Context, clusterNam
 	owned, err := exec.FindOwned(ctx, string(svc.UID))
 	if err != nil {
 		return err
+	}
+	if len(owned) == 0 {
+		lb, pending, err := l.unlisted(ctx, exec, svc)
+		if err != nil {
+			return err
+		}
+		if pending {
+			return api.NewRetryError("the Service's new load balancer is not visible yet; waiting for it to delete it", BootRetryAfter)
+		}
+		if lb != nil {
+			owned = []*iaas.LoadBalancer{lb}
+		}
 	}
 	l.forgetNotices(string(svc.UID))
 	l.forgetEndpoints(svc)

@@ -8,6 +8,7 @@ import (
 	"github.com/sacloud/iaas-api-go"
 	"github.com/sacloud/iaas-api-go/fake"
 	"github.com/sacloud/iaas-api-go/types"
+	"github.com/sakura-ccm/sakura-cloud-controller-manager/cloud/sakuraapi"
 	"github.com/sakura-ccm/sakura-cloud-controller-manager/loadbalancer/sweep"
 	v1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -150,5 +151,85 @@ func TestRepairOptOut(t *testing.T) {
 	e.lb.RepairPass(e.ctx)
 	if n, by := writes(e.client, snap); n != 0 || len(e.lbs()) != 0 {
 		t.Fatalf("an opted-out Service was repaired: %v", by)
+	}
+}
+
+// hidingLBs stands for the moments after a create when the API's listings
+// (and, in the first of them, reads) do not show the new appliance yet.
+type hidingLBs struct {
+	sakuraapi.LoadBalancerAPI
+	fromFind, fromRead map[types.ID]bool
+}
+
+func (h *hidingLBs) Find(ctx context.Context, zone string, c *iaas.FindCondition) (*iaas.LoadBalancerFindResult, error) {
+	r, err := h.LoadBalancerAPI.Find(ctx, zone, c)
+	if err != nil {
+		return nil, err
+	}
+	out := *r
+	out.LoadBalancers = nil
+	for _, lb := range r.LoadBalancers {
+		if !h.fromFind[lb.ID] {
+			out.LoadBalancers = append(out.LoadBalancers, lb)
+		}
+	}
+	out.Count, out.Total = len(out.LoadBalancers), len(out.LoadBalancers)
+	return &out, nil
+}
+
+func (h *hidingLBs) Read(ctx context.Context, zone string, id types.ID) (*iaas.LoadBalancer, error) {
+	if h.fromRead[id] {
+		return nil, &notFound{}
+	}
+	return h.LoadBalancerAPI.Read(ctx, zone, id)
+}
+
+// notFound is a 404 answer as the client reports it.
+type notFound struct{ iaas.APIError }
+
+func (*notFound) ResponseCode() int { return 404 }
+func (*notFound) Error() string     { return "404 not found" }
+
+// A Service deleted while its new appliance is not listed yet keeps its
+// finalizer until the appliance can be deleted: GetLoadBalancer says it
+// exists (the service controller would otherwise drop the finalizer and
+// leak the appliance). After a restart (no memory) the ID the Service
+// records finds it.
+func TestUnlistedApplianceIsNotLeaked(t *testing.T) {
+	e := newEnv(t, 28)
+	nodes := e.addNodes(1, 0)
+	svc := service("web", 80)
+	kube := kubefake.NewClientset(svc)
+	e.lb.kube = kube
+	hide := &hidingLBs{LoadBalancerAPI: e.client.LoadBalancers, fromFind: map[types.ID]bool{}, fromRead: map[types.ID]bool{}}
+	e.client.LoadBalancers = hide
+	if _, err := e.lb.EnsureLoadBalancer(e.ctx, "test", svc, nodes); !isRetry(err) {
+		t.Fatalf("create: %v", err)
+	}
+	id := e.lbs()[0].ID
+	hide.fromFind[id], hide.fromRead[id] = true, true
+	if _, exists, err := e.lb.GetLoadBalancer(e.ctx, "test", svc); err != nil || !exists {
+		t.Fatalf("an appliance created moments ago: exists=%v err=%v", exists, err)
+	}
+	if err := e.lb.EnsureLoadBalancerDeleted(e.ctx, "test", svc); !isRetry(err) || len(e.lbs()) != 1 {
+		t.Fatalf("delete while unlisted: %v (%d appliances)", err, len(e.lbs()))
+	}
+	// The Service records the ID; a new process has no memory of the create.
+	rec, err := kube.CoreV1().Services("default").Get(e.ctx, "web", metav1.GetOptions{})
+	if err != nil || rec.Annotations["k8s.usacloud.jp/load-balancer-id"] != id.String() {
+		t.Fatalf("annotation %v (%v)", rec.Annotations, err)
+	}
+	for e.lbs()[0].Availability.IsMigrating() || !e.lbs()[0].InstanceStatus.IsUp() {
+		time.Sleep(5 * time.Millisecond)
+	}
+	e.rebuild()
+	e.lb.kube = kube
+	delete(hide.fromRead, id) // readable by ID, still not listed
+	if _, exists, err := e.lb.GetLoadBalancer(e.ctx, "test", rec); err != nil || !exists {
+		t.Fatalf("after a restart: exists=%v err=%v", exists, err)
+	}
+	e.deleteAll(rec)
+	if len(e.lbs()) != 0 {
+		t.Fatal("the appliance was not deleted")
 	}
 }

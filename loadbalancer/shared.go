@@ -91,6 +91,7 @@ func (l *LoadBalancer) joinAppliance(ctx context.Context, exec *apply.Executor, 
 		return nil, l.fail(svc, ReasonAPIError, err)
 	}
 	l.alloc.Reserve(string(svc.UID), ipam.Reservation{SwitchID: lb.SwitchID, IPs: []netip.Addr{vip}, ApplianceID: lb.ID})
+	l.recordID(ctx, svc, lb.ID)
 	l.event(svc, false, ReasonJoinedShared, "joined load balancer %s (%s) shared by key %s with VIP %s, %d real servers; %d Services share it now",
 		lb.Name, lb.ID, key, vip, len(backends.Selected), len(members)+1)
 	return statusOf(lb, vip.String()), nil
