@@ -29,7 +29,6 @@ import (
 	"github.com/sakura-ccm/sakura-cloud-controller-manager/loadbalancer/desired"
 	"github.com/sakura-ccm/sakura-cloud-controller-manager/loadbalancer/ipam"
 	"github.com/sakura-ccm/sakura-cloud-controller-manager/loadbalancer/plan"
-	"github.com/sakura-ccm/sakura-cloud-controller-manager/loadbalancer/sweep"
 	v1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -39,6 +38,7 @@ import (
 	"k8s.io/client-go/tools/record"
 	cloudprovider "k8s.io/cloud-provider"
 	"k8s.io/cloud-provider/api"
+	servicehelpers "k8s.io/cloud-provider/service/helpers"
 	"k8s.io/klog/v2"
 )
 
@@ -705,7 +705,7 @@ func (l *LoadBalancer) stillWanted(ctx context.Context, svc *v1.Service) (bool, 
 // deleted.
 func wantsRepair(svc *v1.Service) bool {
 	return svc.Spec.Type == v1.ServiceTypeLoadBalancer && svc.Spec.LoadBalancerClass == nil &&
-		svc.DeletionTimestamp == nil && slices.Contains(svc.Finalizers, sweep.CleanupFinalizer)
+		svc.DeletionTimestamp == nil && servicehelpers.HasLBFinalizer(svc)
 }
 
 func onAddress(svc *v1.Service) string {

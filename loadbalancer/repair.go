@@ -3,7 +3,6 @@ package loadbalancer
 import (
 	"context"
 	"errors"
-	"slices"
 	"sort"
 	"time"
 
@@ -15,6 +14,7 @@ import (
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/cloud-provider/api"
+	servicehelpers "k8s.io/cloud-provider/service/helpers"
 	"k8s.io/klog/v2"
 )
 
@@ -115,7 +115,7 @@ func (l *LoadBalancer) showStatus(ctx context.Context, svc *v1.Service, st *v1.L
 	shown := statusIP(svc)
 	switch {
 	case st != nil:
-		if ingressIP(st) == shown && len(st.Ingress) == len(svc.Status.LoadBalancer.Ingress) {
+		if servicehelpers.LoadBalancerStatusEqual(st, &svc.Status.LoadBalancer) {
 			return
 		}
 	case shown != "" && l.reservedOther(string(svc.UID), shown):
@@ -128,14 +128,6 @@ func (l *LoadBalancer) showStatus(ctx context.Context, svc *v1.Service, st *v1.L
 	if _, err := l.kube.CoreV1().Services(svc.Namespace).UpdateStatus(ctx, cp, metav1.UpdateOptions{}); err != nil {
 		klog.ErrorS(err, "Repair pass could not update the Service's status; retrying at the next pass", "service", serviceKey(svc.Namespace, svc.Name))
 	}
-}
-
-func ingressIP(st *v1.LoadBalancerStatus) string {
-	i := slices.IndexFunc(st.Ingress, func(in v1.LoadBalancerIngress) bool { return in.IP != "" })
-	if i < 0 {
-		return ""
-	}
-	return st.Ingress[i].IP
 }
 
 // reservedOther: the appliance being created for uid got a VIP other than

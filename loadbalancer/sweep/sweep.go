@@ -16,6 +16,7 @@ import (
 	"github.com/sacloud/iaas-api-go/types"
 	"github.com/sakura-ccm/sakura-cloud-controller-manager/loadbalancer/desired"
 	v1 "k8s.io/api/core/v1"
+	servicehelpers "k8s.io/cloud-provider/service/helpers"
 )
 
 // Mode is what the sweep does with an orphan.
@@ -59,15 +60,7 @@ const CleanupFinalizer = "service.kubernetes.io/load-balancer-cleanup"
 // itself). A Service that is neither will never get its appliance deleted by
 // the service controller, so for the sweep its appliance is an orphan.
 func Claims(svc *v1.Service) bool {
-	if svc.Spec.Type == v1.ServiceTypeLoadBalancer {
-		return true
-	}
-	for _, f := range svc.Finalizers {
-		if f == CleanupFinalizer {
-			return true
-		}
-	}
-	return false
+	return svc.Spec.Type == v1.ServiceTypeLoadBalancer || servicehelpers.HasLBFinalizer(svc)
 }
 
 // Orphan is an appliance of this cluster whose Services are all gone.
