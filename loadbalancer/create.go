@@ -1,0 +1,220 @@
+package loadbalancer
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/netip"
+	"time"
+
+	"github.com/sacloud/iaas-api-go"
+	"github.com/sacloud/iaas-api-go/types"
+	"github.com/sakura-ccm/sakura-cloud-controller-manager/cloud/metrics"
+	"github.com/sakura-ccm/sakura-cloud-controller-manager/cloud/sakuraapi"
+	"github.com/sakura-ccm/sakura-cloud-controller-manager/loadbalancer/annotations"
+	"github.com/sakura-ccm/sakura-cloud-controller-manager/loadbalancer/apply"
+	"github.com/sakura-ccm/sakura-cloud-controller-manager/loadbalancer/desired"
+	"github.com/sakura-ccm/sakura-cloud-controller-manager/loadbalancer/ipam"
+	v1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/cloud-provider/api"
+)
+
+// Creating an appliance: allocation under the switch's lock, the create
+// itself, and the moments after it when listings do not show it yet.
+
+// justCreated covers the moment after a create when the API does not list
+// the new appliance yet: rather than create a second one, it reads the one
+// this process created, and waits while that is still invisible.
+// owner is the allocator key the create was reserved under, tags what the
+// appliance must carry to count as the one created.
+func (l *LoadBalancer) justCreated(ctx context.Context, owner string, tags ...string) (*iaas.LoadBalancer, error) {
+	r, ok := l.alloc.Get(owner)
+	if ok && r.Uncertain {
+		// A create failed in a way that may hide a new appliance.
+		if time.Since(r.At) < CreateVisibilityGrace {
+			return nil, api.NewRetryError("a failed create may have made a load balancer that is not listed yet; waiting for it before creating another", BootRetryAfter)
+		}
+		l.alloc.Release(owner)
+		return nil, nil
+	}
+	if !ok || r.ApplianceID.IsEmpty() {
+		return nil, nil
+	}
+	lb, err := l.client.LoadBalancers.Read(ctx, l.client.Zone, r.ApplianceID)
+	switch {
+	case err == nil && apply.Owned(lb, tags...):
+		return lb, nil
+	case err == nil, sakuraapi.IsNotFound(err) && time.Since(r.At) > CreateVisibilityGrace:
+		l.alloc.Release(owner) // gone for good (or not ours): allow a new create
+		return nil, nil
+	case sakuraapi.IsNotFound(err), sakuraapi.IsStillCreating(err):
+		return nil, api.NewRetryError(fmt.Sprintf("load balancer %s was just created and is not visible yet", r.ApplianceID), BootRetryAfter)
+	default:
+		return nil, fmt.Errorf("reading the just created load balancer %s: %w", r.ApplianceID, err)
+	}
+}
+
+// checkNewVIP validates a pinned address that differs from the current VIP.
+func (l *LoadBalancer) checkNewVIP(ctx context.Context, owner string, lb *iaas.LoadBalancer, opts annotations.Options, nodes []*v1.Node) error {
+	ip := opts.IP
+	defer l.locks.lock(switchLock(lb.SwitchID))()
+	block, usage, _, err := l.usageOf(ctx, lb.SwitchID, opts, nodes, owner)
+	if err != nil {
+		return err
+	}
+	if err := ipam.CheckVIP(block, usage, l.reserved, ip, fmt.Sprintf("load balancer %s (%s)", lb.Name, lb.ID)); err != nil {
+		return err
+	}
+	// Hold the address for the settings write that follows the lock; the
+	// next sync releases it once the appliance shows the new VIP.
+	l.alloc.Reserve(owner, ipam.Reservation{SwitchID: lb.SwitchID, IPs: []netip.Addr{netip.MustParseAddr(ip)}})
+	return nil
+}
+
+// usageOf reads switchID afresh and takes stock of every address in use on
+// it: the API's consumers, this process's pending reservations and (plain
+// switch) the nodes' own addresses. The caller holds the switch's lock.
+// On error, reason is the Event reason that fits it.
+//
+// The addresses other LoadBalancer Services show in their status count as
+// used too: an appliance deleted outside the controller frees its address in
+// the cloud, but the Service still shows it (and clients still use it) until
+// the repair pass re-creates the appliance on it, so it must never become
+// another Service's VIP. self is the UID of the Service allocating.
+func (l *LoadBalancer) usageOf(ctx context.Context, switchID types.ID, opts annotations.Options, nodes []*v1.Node, self string) (block ipam.Block, usage *ipam.Usage, reason string, err error) {
+	sw, err := l.readSwitch(ctx, switchID, true)
+	if err != nil {
+		return block, nil, ReasonAPIError, fmt.Errorf("reading switch %s: %w", switchID, err)
+	}
+	if block, err = blockOf(sw, opts); err != nil {
+		return block, nil, ReasonNoAddressBlock, err
+	}
+	if usage, err = ipam.Inventory(ctx, l.client, sw); err != nil {
+		return block, nil, ReasonAPIError, err
+	}
+	l.alloc.Merge(usage, sw.ID)
+	addNodeAddresses(usage, block, nodes)
+	if f := l.follower(); f != nil {
+		svcs, err := f.services.List(labels.Everything())
+		if err != nil {
+			return block, nil, ReasonAPIError, fmt.Errorf("listing Services for the addresses they show: %w", err)
+		}
+		for _, other := range svcs {
+			if string(other.UID) != self {
+				for _, in := range other.Status.LoadBalancer.Ingress {
+					usage.AddIP(in.IP, fmt.Sprintf("Service %s/%s (its status shows it)", other.Namespace, other.Name))
+				}
+			}
+		}
+	}
+	return block, usage, "", nil
+}
+
+// allocFailed reports an ipam.Allocate error as the Event it calls for;
+// untouched says what was left as it was.
+func (l *LoadBalancer) allocFailed(svc *v1.Service, err error, untouched string) error {
+	var ex *ipam.ExhaustedError
+	switch {
+	case errors.As(err, &ex):
+		return l.fail(svc, ReasonAddressBlockExhausted, fmt.Errorf("%w; %s", err, untouched))
+	case errors.Is(err, ipam.ErrPinnedUnavailable):
+		return l.fail(svc, ReasonLoadBalancerIPInvalid, fmt.Errorf("%w; fix spec.loadBalancerIP or %s", err, annotations.LoadBalancerIP))
+	}
+	return l.fail(svc, ReasonAPIError, err)
+}
+
+// create allocates addresses and creates the appliance under the switch's
+// lock, so concurrent Services never receive the same address.
+func (l *LoadBalancer) create(ctx context.Context, exec *apply.Executor, cluster string, svc *v1.Service, nodes []*v1.Node, p *prepared) (*v1.LoadBalancerStatus, error) {
+	block, err := l.resolve(ctx, svc, p.opts, nodes, p.servers)
+	if err != nil {
+		var be *blockError
+		if errors.As(err, &be) {
+			return nil, l.fail(svc, be.reason, err)
+		}
+		return nil, l.fail(svc, ReasonAPIError, err)
+	}
+	backends, err := l.backends(svc, nodes, p, block.SwitchID, block.Plain, block.Prefix)
+	if err != nil {
+		return nil, err
+	}
+
+	defer l.locks.lock(switchLock(block.SwitchID))()
+	block, usage, reason, err := l.usageOf(ctx, block.SwitchID, p.opts, nodes, string(svc.UID))
+	if err != nil {
+		return nil, l.fail(svc, reason, err)
+	}
+	free := len(ipam.Free(block, usage, l.reserved))
+	metrics.SetBlockAddresses(block.SwitchID.String(), free, len(block.Usable())-free)
+	n := 1
+	if p.opts.HA {
+		n = 2
+	}
+	res, err := allocateOn(block, usage, l.reserved, svc, p.opts, n)
+	if err != nil {
+		return nil, l.allocFailed(svc, err, "nothing was created")
+	}
+	vrid, err := ipam.PickVRID(usage)
+	if err != nil {
+		return nil, l.fail(svc, ReasonAddressBlockExhausted, err)
+	}
+	want, err := desired.Build(desired.Input{ClusterID: cluster, Service: svc, Options: p.opts, SwitchID: block.SwitchID, VIP: res.VIP.String(), Backends: backends.Selected})
+	if err != nil {
+		return nil, l.fail(svc, ReasonInvalidAnnotation, err)
+	}
+	ips := append([]netip.Addr{res.VIP}, res.Appliance...)
+	lb, err := exec.Create(ctx, want, block, res.Appliance, vrid)
+	if err != nil && !sakuraapi.NotDone(err) {
+		// A 5xx, a timeout or a lost answer: the appliance may exist and
+		// show up in listings only later. Keep its addresses and wait for
+		// it (justCreated) rather than create a second one.
+		l.alloc.Reserve(string(svc.UID), ipam.Reservation{SwitchID: block.SwitchID, IPs: ips, VRID: vrid, Uncertain: true})
+		if key := p.opts.SharingKey; key != "" {
+			l.alloc.Reserve(sharedOwner(key), ipam.Reservation{SwitchID: block.SwitchID, Uncertain: true})
+		}
+		_ = l.fail(svc, ReasonAPIError, err)
+		return nil, api.NewRetryError(fmt.Sprintf("creating the load balancer failed (%v); looking for it by its tags before trying again", err), BootRetryAfter)
+	}
+	if err != nil {
+		return nil, l.fail(svc, ReasonAPIError, err)
+	}
+	l.alloc.Reserve(string(svc.UID), ipam.Reservation{SwitchID: block.SwitchID, IPs: ips, VRID: vrid, ApplianceID: lb.ID})
+	l.recordID(ctx, svc, lb.ID)
+	if key := p.opts.SharingKey; key != "" {
+		// Other members find it by this until the API lists it.
+		l.alloc.Reserve(sharedOwner(key), ipam.Reservation{SwitchID: block.SwitchID, ApplianceID: lb.ID})
+	}
+	l.event(svc, false, ReasonCreated, "created load balancer %s (%s) on %s with VIP %s, %d real servers; it is booting", lb.Name, lb.ID, block, res.VIP, len(backends.Selected))
+	return nil, api.NewRetryError(fmt.Sprintf("load balancer %s created, waiting for it to boot", lb.ID), BootRetryMin)
+}
+
+// allocateOn takes the Service's addresses from block: its pinned VIP, else
+// the address its status already shows when that is still free (an
+// appliance re-created after it was deleted outside the controller keeps the
+// address clients use), else the lowest free one.
+func allocateOn(block ipam.Block, usage *ipam.Usage, reserved []ipam.Range, svc *v1.Service, opts annotations.Options, appliance int) (ipam.Result, error) {
+	if opts.IP == "" {
+		if shown := statusIP(svc); shown != "" {
+			if res, err := ipam.Allocate(block, usage, reserved, ipam.Request{PinnedVIP: shown, Appliance: appliance}); err == nil {
+				return res, nil
+			}
+		}
+	}
+	return ipam.Allocate(block, usage, reserved, ipam.Request{PinnedVIP: opts.IP, Appliance: appliance})
+}
+
+// switchLock is the lock key of allocation on one switch: the inventory,
+// the choice of addresses and the create or write that takes them happen
+// under it, so two Services never get one address, while Services on other
+// switches do not wait.
+func switchLock(id types.ID) string { return "switch/" + id.String() }
+
+// bootRetryAfter spaces the looks at a booting appliance by a quarter of its
+// age, between BootRetryMin and BootRetryAfter: an appliance that boots
+// quickly gets its address within seconds, while one that takes the usual
+// minute or more costs only a few more reads than a fixed 10 s poll (about
+// 12 instead of 6 in the first minute, then one every 10 s).
+func bootRetryAfter(age time.Duration) time.Duration {
+	return min(max(age/4, BootRetryMin), BootRetryAfter)
+}

@@ -1,0 +1,163 @@
+package loadbalancer
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/sacloud/iaas-api-go"
+	"github.com/sacloud/iaas-api-go/types"
+	"github.com/sakura-ccm/sakura-cloud-controller-manager/cloud/sakuraapi"
+	"github.com/sakura-ccm/sakura-cloud-controller-manager/loadbalancer/annotations"
+	"github.com/sakura-ccm/sakura-cloud-controller-manager/loadbalancer/apply"
+	"github.com/sakura-ccm/sakura-cloud-controller-manager/loadbalancer/desired"
+	v1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	ktypes "k8s.io/apimachinery/pkg/types"
+	"k8s.io/cloud-provider/api"
+	servicehelpers "k8s.io/cloud-provider/service/helpers"
+	"k8s.io/klog/v2"
+)
+
+// What the controller records and checks beyond one reconcile: stopped
+// appliances, the Service's recorded appliance ID, deletions begun and
+// Configs pending.
+
+// unlisted looks for svc's appliance where listings may not show it yet:
+// by the ID the Service records (annotation) or this process reserved. It
+// reports pending when a create is (or may be) in flight and the appliance
+// is not readable yet.
+func (l *LoadBalancer) unlisted(ctx context.Context, exec *apply.Executor, svc *v1.Service) (*iaas.LoadBalancer, bool, error) {
+	uid := string(svc.UID)
+	r, reserved := l.alloc.Get(uid)
+	young := reserved && time.Since(r.At) < CreateVisibilityGrace
+	id := types.StringID(svc.Annotations[annotations.LoadBalancerID])
+	if id.IsEmpty() {
+		id = r.ApplianceID
+	}
+	if id.IsEmpty() {
+		return nil, young && r.Uncertain, nil
+	}
+	lb, err := exec.Read(ctx, id)
+	switch {
+	case err == nil && apply.Owned(lb, desired.ClusterTag(exec.ClusterID), desired.ServiceTag(uid)):
+		return lb, false, nil
+	case err == nil, sakuraapi.IsNotFound(err), sakuraapi.IsStillCreating(err):
+		return nil, young, nil
+	}
+	return nil, false, err
+}
+
+// recordID writes the appliance's ID on the Service, so that it is found
+// (and deleted) even while listings do not show it, after a restart or by a
+// new leader. A failure is logged, not returned: the tags remain the truth.
+func (l *LoadBalancer) recordID(ctx context.Context, svc *v1.Service, id types.ID) {
+	if l.kube == nil || svc.Annotations[annotations.LoadBalancerID] == id.String() {
+		return
+	}
+	patch := fmt.Sprintf(`{"metadata":{"annotations":{%q:%q}}}`, annotations.LoadBalancerID, id.String())
+	if _, err := l.kube.CoreV1().Services(svc.Namespace).Patch(ctx, svc.Name, ktypes.MergePatchType, []byte(patch), metav1.PatchOptions{}); err != nil {
+		klog.ErrorS(err, "Could not record the load balancer's ID on the Service; it is still found by its tags", "service", serviceKey(svc.Namespace, svc.Name), "loadBalancer", id)
+	}
+}
+
+// bootStopped powers on an appliance found stopped: the controller never
+// stops one of a live Service's appliances (deletion holds the Service's
+// lock while it waits), so someone did so outside it. The repair pass first
+// re-reads the Service: a deletion under way must not be undone.
+func (l *LoadBalancer) bootStopped(ctx context.Context, exec *apply.Executor, svc *v1.Service, p *prepared, lb *iaas.LoadBalancer, mode syncMode) error {
+	if p.opts.NoRepair {
+		return fmt.Errorf("load balancer %s is powered off and the Service opts out of repair (%s: \"false\"); boot it by hand or remove the annotation", lb.ID, annotations.Repair)
+	}
+	if mode == syncRepair {
+		if ok, err := l.stillWanted(ctx, svc); !ok {
+			return err
+		}
+	}
+	booted, err := exec.Boot(ctx, lb, desired.MemberUIDs(lb.Tags))
+	if err != nil {
+		return l.fail(svc, ReasonAPIError, err)
+	}
+	if booted {
+		l.event(svc, false, ReasonRepaired, "load balancer %s (%s) was powered off outside the controller; booting it", lb.Name, lb.ID)
+	}
+	return api.NewRetryError(fmt.Sprintf("load balancer %s was powered off; booting it", lb.ID), BootRetryMin)
+}
+
+// stillWanted re-reads svc from the API server: the repair pass acts on an
+// informer's copy, which may not show yet that the Service is being deleted
+// or no longer wants a load balancer.
+func (l *LoadBalancer) stillWanted(ctx context.Context, svc *v1.Service) (bool, error) {
+	if l.kube == nil {
+		return false, nil
+	}
+	cur, err := l.kube.CoreV1().Services(svc.Namespace).Get(ctx, svc.Name, metav1.GetOptions{})
+	if apierrors.IsNotFound(err) {
+		return false, nil
+	}
+	if err != nil {
+		return false, fmt.Errorf("re-reading the Service before repairing its load balancer: %w", err)
+	}
+	return cur.UID == svc.UID && wantsRepair(cur), nil
+}
+
+// wantsRepair: svc is a LoadBalancer Service of this provider that the
+// service controller has taken on (its finalizer) and that is not being
+// deleted.
+func wantsRepair(svc *v1.Service) bool {
+	return svc.Spec.Type == v1.ServiceTypeLoadBalancer && svc.Spec.LoadBalancerClass == nil &&
+		svc.DeletionTimestamp == nil && servicehelpers.HasLBFinalizer(svc)
+}
+
+func onAddress(svc *v1.Service) string {
+	if ip := statusIP(svc); ip != "" {
+		return " on " + ip + " if that address is still free"
+	}
+	return ""
+}
+
+// statusIP is the address svc shows in its status ("" if none).
+func statusIP(svc *v1.Service) string {
+	for _, in := range svc.Status.LoadBalancer.Ingress {
+		if in.IP != "" {
+			return in.IP
+		}
+	}
+	return ""
+}
+
+// The deleting set and the pending Configs are per process: deletion holds
+// the Service's finalizer until it is done, and a Config lost with a
+// restart is found by the repair pass, which compares each appliance's
+// Status (what it runs) with its saved settings.
+func (l *LoadBalancer) setDeleting(uid string, on bool) {
+	l.stateMu.Lock()
+	defer l.stateMu.Unlock()
+	if on {
+		l.deleting[uid] = true
+	} else {
+		delete(l.deleting, uid)
+	}
+}
+
+func (l *LoadBalancer) isDeleting(uid string) bool {
+	l.stateMu.Lock()
+	defer l.stateMu.Unlock()
+	return l.deleting[uid]
+}
+
+func (l *LoadBalancer) setPending(id types.ID) {
+	l.stateMu.Lock()
+	defer l.stateMu.Unlock()
+	l.pendingConfig[id] = true
+}
+
+// takePending reports and clears a pending Config of appliance id.
+func (l *LoadBalancer) takePending(id types.ID) bool {
+	l.stateMu.Lock()
+	defer l.stateMu.Unlock()
+	p := l.pendingConfig[id]
+	delete(l.pendingConfig, id)
+	return p
+}
