@@ -149,12 +149,7 @@ func (f *follower) run(ctx context.Context, l *LoadBalancer) {
 	if !cache.WaitForCacheSync(ctx.Done(), f.synced...) {
 		return
 	}
-	if f.opts.HealthInterval > 0 {
-		go l.watchHealth(ctx, f.services, f.opts.HealthInterval, f.opts.HealthRate)
-	}
-	if f.opts.RepairInterval > 0 {
-		go l.repairLoop(ctx, f.opts.RepairInterval)
-	}
+	go l.watchAppliances(ctx, f.services, f.opts.HealthInterval, f.opts.RepairInterval, f.opts.HealthRate)
 	for {
 		key, quit := f.queue.Get()
 		if quit {

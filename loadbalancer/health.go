@@ -42,21 +42,59 @@ type healthPoller struct {
 
 // watchHealth polls, pausing interval after each poll, until ctx ends.
 // rate > 0 spaces the Status reads to at most rate per second.
-func (l *LoadBalancer) watchHealth(ctx context.Context, services corelisters.ServiceLister, interval time.Duration, rate float64) {
+//
+// The health poll and the repair pass share one listing of this cluster's
+// appliances per tick (one list call, not two): the repair pass runs first
+// on the fresh listing, then the health poll reads each Status.
+func (l *LoadBalancer) watchAppliances(ctx context.Context, services corelisters.ServiceLister, health, repair time.Duration, rate float64) {
 	h := &healthPoller{l: l, services: services, last: map[string]string{}}
 	if rate > 0 {
 		h.gap = time.Duration(float64(time.Second) / rate)
 	}
-	wait.UntilWithContext(ctx, h.poll, interval)
-}
-
-func (h *healthPoller) poll(ctx context.Context) {
-	l := h.l
-	lbs, err := l.exec.FindCluster(ctx)
-	if err != nil {
-		klog.ErrorS(err, "Health poll: listing load balancers failed")
+	tick := health
+	if tick <= 0 || (repair > 0 && repair < tick) {
+		tick = repair
+	}
+	if tick <= 0 {
 		return
 	}
+	var lastHealth, lastRepair time.Time
+	due := func(last time.Time, every time.Duration, now time.Time) bool {
+		// A tenth of a tick of slack: ticks come a little early or late.
+		return every > 0 && (last.IsZero() || now.Sub(last) >= every-tick/10)
+	}
+	wait.UntilWithContext(ctx, func(ctx context.Context) {
+		now := time.Now()
+		doRepair, doHealth := due(lastRepair, repair, now), due(lastHealth, health, now)
+		if !doRepair && !doHealth {
+			return
+		}
+		exec, nodes, cluster := l.exec, []*v1.Node(nil), ""
+		if f := l.follower(); f != nil {
+			if nodes, cluster = f.latestNodes(); nodes != nil {
+				exec = l.executor(cluster)
+			}
+		}
+		lbs, err := exec.FindCluster(ctx)
+		if err != nil {
+			klog.ErrorS(err, "Listing this cluster's load balancers for the health poll and repair pass failed")
+			return
+		}
+		if doRepair && nodes != nil {
+			sum := l.repairWith(ctx, lbs, cluster)
+			klog.V(2).InfoS("Repair pass done", "services", sum.Services, "repaired", len(sum.Repaired), "failed", len(sum.Failed))
+			lastRepair = now
+		}
+		if doHealth {
+			h.poll(ctx, lbs)
+			lastHealth = now
+		}
+	}, tick)
+}
+
+// poll reads the Status of each running appliance of lbs.
+func (h *healthPoller) poll(ctx context.Context, lbs []*iaas.LoadBalancer) {
+	l := h.l
 	now := map[string]string{}
 	up, down := 0, 0
 	var names map[string]string // server address -> server name, read once per poll

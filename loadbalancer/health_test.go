@@ -59,7 +59,11 @@ func TestHealthPollReportsChangesOnce(t *testing.T) {
 	}
 	h := &healthPoller{l: e.lb, services: services.Lister(), last: map[string]string{}}
 	poll := func() []string {
-		h.poll(e.ctx)
+		lbs, err := e.lb.exec.FindCluster(e.ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		h.poll(e.ctx, lbs)
 		return e.events()
 	}
 

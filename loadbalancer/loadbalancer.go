@@ -393,7 +393,10 @@ func (l *LoadBalancer) reconcileObserved(ctx context.Context, clusterName string
 	exec := l.executor(clusterName)
 	cluster := l.cluster(clusterName)
 	owned := observed
-	if owned == nil {
+	if len(owned) == 0 {
+		// Nothing observed (or the repair pass's listing shows none, which
+		// may be older than a create by the service controller): look now,
+		// before anything may be created.
 		if owned, err = exec.FindOwned(ctx, uid); err != nil {
 			return nil, l.fail(svc, ReasonAPIError, err)
 		}

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"sort"
-	"time"
 
 	"github.com/sacloud/iaas-api-go"
 	"github.com/sakura-ccm/sakura-cloud-controller-manager/cloud/sakuraapi"
@@ -12,7 +11,6 @@ import (
 	v1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
-	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/cloud-provider/api"
 	servicehelpers "k8s.io/cloud-provider/service/helpers"
 	"k8s.io/klog/v2"
@@ -39,30 +37,32 @@ type RepairSummary struct {
 	Failed   []string
 }
 
-// repairLoop runs a pass every interval until ctx ends.
-func (l *LoadBalancer) repairLoop(ctx context.Context, interval time.Duration) {
-	wait.UntilWithContext(ctx, func(ctx context.Context) {
-		s := l.RepairPass(ctx)
-		klog.V(2).InfoS("Repair pass done", "services", s.Services, "repaired", len(s.Repaired), "failed", len(s.Failed))
-	}, interval)
-}
-
-// RepairPass runs one pass. It does nothing before the service controller
-// has passed a node set (after a start it syncs every Service anyway).
+// RepairPass lists this cluster's appliances and runs one pass (tests; the
+// leader runs passes from watchAppliances). It does nothing before the
+// service controller has passed a node set (after a start it syncs every
+// Service anyway).
 func (l *LoadBalancer) RepairPass(ctx context.Context) RepairSummary {
-	var sum RepairSummary
 	f := l.follower()
 	if f == nil {
-		return sum
+		return RepairSummary{}
 	}
 	nodes, cluster := f.latestNodes()
 	if nodes == nil {
-		return sum
+		return RepairSummary{}
 	}
-	exec := l.executor(cluster)
-	lbs, err := exec.FindCluster(ctx)
+	lbs, err := l.executor(cluster).FindCluster(ctx)
 	if err != nil {
 		klog.ErrorS(err, "Repair pass skipped: listing this cluster's load balancers failed")
+		return RepairSummary{}
+	}
+	return l.repairWith(ctx, lbs, cluster)
+}
+
+// repairWith runs one pass over the listing lbs.
+func (l *LoadBalancer) repairWith(ctx context.Context, lbs []*iaas.LoadBalancer, cluster string) RepairSummary {
+	var sum RepairSummary
+	f := l.follower()
+	if f == nil {
 		return sum
 	}
 	byUID := map[string][]*iaas.LoadBalancer{}
