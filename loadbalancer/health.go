@@ -40,7 +40,8 @@ type healthPoller struct {
 	gap time.Duration
 }
 
-// watchHealth polls, pausing interval after each poll, until ctx ends.
+// watchAppliances runs the health poll every health interval and the repair
+// pass every repair interval (0: off) until ctx ends.
 // rate > 0 spaces the Status reads to at most rate per second.
 //
 // The health poll and the repair pass share one listing of this cluster's
