@@ -124,8 +124,10 @@ func (h *healthPoller) poll(ctx context.Context, lbs []*iaas.LoadBalancer) {
 		if decide.Unapplied(lb.VirtualIPAddresses, st.Status) {
 			// The appliance runs other settings than it saved: a Config
 			// that failed (perhaps before a restart). The next reconcile
-			// of one of its Services applies them first.
-			l.setPending(lb.ID)
+			// of one of its Services applies them first, once per saved
+			// settings: should Status never match (an API that reports
+			// differently), this costs one Config, not one per poll.
+			l.suspectUnapplied(lb)
 		}
 		for _, v := range st.Status {
 			if v == nil {

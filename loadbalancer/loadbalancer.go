@@ -91,8 +91,9 @@ type LoadBalancer struct {
 
 	kube          kubernetes.Interface
 	stateMu       sync.Mutex
-	deleting      map[string]bool   // Service UIDs whose deletion began
-	pendingConfig map[types.ID]bool // appliances with saved, unapplied settings
+	deleting      map[string]bool     // Service UIDs whose deletion began
+	pendingConfig map[types.ID]bool   // appliances with saved, unapplied settings
+	reapplied     map[types.ID]string // settings hash last re-applied on suspicion
 }
 
 var _ cloudprovider.LoadBalancer = (*LoadBalancer)(nil)
@@ -118,6 +119,7 @@ func New(d Deps) *LoadBalancer {
 		kube:          d.Kube,
 		deleting:      map[string]bool{},
 		pendingConfig: map[types.ID]bool{},
+		reapplied:     map[types.ID]string{},
 	}
 	l.reserved, l.cfgErr = ipam.ParseRanges(d.Config.ReservedIPRanges)
 	if l.cfgErr == nil && d.Config.Plan != "" {

@@ -153,6 +153,17 @@ func (l *LoadBalancer) setPending(id types.ID) {
 	l.pendingConfig[id] = true
 }
 
+// suspectUnapplied marks lb for Config unless its saved settings (by hash)
+// were already applied after such a suspicion.
+func (l *LoadBalancer) suspectUnapplied(lb *iaas.LoadBalancer) {
+	l.stateMu.Lock()
+	defer l.stateMu.Unlock()
+	if l.reapplied[lb.ID] != lb.SettingsHash {
+		l.pendingConfig[lb.ID] = true
+		l.reapplied[lb.ID] = lb.SettingsHash
+	}
+}
+
 // takePending reports and clears a pending Config of appliance id.
 func (l *LoadBalancer) takePending(id types.ID) bool {
 	l.stateMu.Lock()
