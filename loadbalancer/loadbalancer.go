@@ -414,7 +414,10 @@ func (l *LoadBalancer) reconcileObserved(ctx context.Context, clusterName string
 				return nil, nil
 			}
 			if mode == syncRepair {
-				if ok, err := l.stillWanted(ctx, svc); !ok || p.opts.NoRepair {
+				if p.opts.NoRepair {
+					return nil, nil
+				}
+				if ok, err := l.stillWanted(ctx, svc); !ok {
 					return nil, err
 				}
 				l.once(svc, false, ReasonRepaired+"/gone", nil, "the Service's load balancer is gone (deleted outside the controller?); creating it again"+onAddress(svc))
@@ -446,6 +449,9 @@ func (l *LoadBalancer) reconcileObserved(ctx context.Context, clusterName string
 	case decide.Booting:
 		return nil, api.NewRetryError(fmt.Sprintf("load balancer %s is not up yet (%s/%s)", lb.ID, lb.Availability, lb.InstanceStatus), bootRetryAfter(time.Since(lb.CreatedAt)))
 	}
+	if p.opts.NoRepair && mode == syncRepair {
+		return statusOf(lb, memberVIP(lb, svc)), nil // hands off, as asked
+	}
 	if l.takePending(lb.ID) {
 		// Settings saved by an earlier pass whose Config failed: apply
 		// them before anything else (a plan over the saved settings would
@@ -455,9 +461,6 @@ func (l *LoadBalancer) reconcileObserved(ctx context.Context, clusterName string
 			return nil, l.fail(svc, ReasonAPIError, err)
 		}
 		l.event(svc, false, ReasonRepaired, "load balancer %s runs other settings than it saved (an earlier Config failed); applied the saved settings", lb.ID)
-	}
-	if p.opts.NoRepair && mode == syncRepair {
-		return statusOf(lb, memberVIP(lb, svc)), nil
 	}
 
 	shared := desired.SharingKeyOf(lb.Tags) != ""
