@@ -10,14 +10,14 @@ import (
 )
 
 // TestCCMKilledMidCreate: the controller dies while its LoadBalancer.Create
-// is in flight (the simulator holds the request for a few seconds and then
-// carries it out, so the appliance appears although the controller never saw
-// the answer); the restarted controller adopts that appliance instead of
-// making a second one.
+// is in flight (the simulator carries the request out and then holds the
+// answer for a few seconds, so the appliance appears although the controller
+// never sees the answer); the restarted controller adopts that appliance
+// instead of making a second one.
 func TestCCMKilledMidCreate(t *testing.T) {
 	e := newEnv(t, envOptions{})
 	e.waitInitialized("node-1", "node-2", "node-3")
-	if err := e.sim.SetFaults(e.ctx, []cluster.FaultRule{{Op: "LoadBalancer.Create", Latency: "4s", Times: 1}}); err != nil {
+	if err := e.sim.SetFaults(e.ctx, []cluster.FaultRule{{Op: "LoadBalancer.Create", Latency: "4s", After: true, Times: 1}}); err != nil {
 		t.Fatal(err)
 	}
 	e.createLBService("app")
