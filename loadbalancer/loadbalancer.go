@@ -40,10 +40,13 @@ const (
 	// stopping appliance; BootRetryMin the shortest (see bootRetryAfter).
 	BootRetryAfter = 10 * time.Second
 	BootRetryMin   = 2 * time.Second
-	// CreateVisibilityGrace is how long a just-created appliance may stay
-	// invisible to reads before the controller stops waiting for it.
-	CreateVisibilityGrace = 2 * time.Minute
 )
+
+// CreateVisibilityGrace is how long a just-created appliance (or one a
+// failed create may have made) may stay invisible to listings and reads
+// before the controller stops waiting for it and may create again. Tests
+// against a simulator whose invisibility window is shorter lower it.
+var CreateVisibilityGrace = 2 * time.Minute
 
 // ServerLister lists the zone's servers with their NICs; the shared server
 // cache implements it. Only List is needed, so this package does not depend
