@@ -97,6 +97,7 @@ type LoadBalancer struct {
 	deleting      map[string]bool     // Service UIDs whose deletion began
 	pendingConfig map[types.ID]bool   // appliances with saved, unapplied settings
 	reapplied     map[types.ID]string // settings hash last re-applied on suspicion
+	bootSent      map[types.ID]time.Time
 }
 
 var _ cloudprovider.LoadBalancer = (*LoadBalancer)(nil)
@@ -123,6 +124,7 @@ func New(d Deps) *LoadBalancer {
 		deleting:      map[string]bool{},
 		pendingConfig: map[types.ID]bool{},
 		reapplied:     map[types.ID]string{},
+		bootSent:      map[types.ID]time.Time{},
 	}
 	l.reserved, l.cfgErr = ipam.ParseRanges(d.Config.ReservedIPRanges)
 	if l.cfgErr == nil && d.Config.Plan != "" {
@@ -444,7 +446,7 @@ func (l *LoadBalancer) reconcileObserved(ctx context.Context, clusterName string
 		}
 		l.warn(svc, ReasonDuplicate, fmt.Sprintf("more than one load balancer carries this Service's ownership tags; managing %s, leaving %s alone (delete them by hand if unused)", lb.ID, strings.Join(ids, ", ")))
 	}
-	switch decide.StateOf(lb) {
+	switch decide.StateOf(lb, l.bootSentAt(lb.ID), time.Now()) {
 	case decide.Failed:
 		return nil, l.fail(svc, ReasonAPIError, fmt.Errorf("load balancer %s (%s) failed to be created by SAKURA Cloud; delete it (or delete and re-create the Service) to get a new one", lb.Name, lb.ID))
 	case decide.Stopped:

@@ -110,7 +110,10 @@ func TestRepairBootsAStoppedAppliance(t *testing.T) {
 	if _, by := writes(e.client, snap); by["LoadBalancer.Boot"] != 1 {
 		t.Fatalf("writes %v, want one Boot", by)
 	}
-	// The service controller's own path boots it too.
+	// The service controller's own path boots it too, once the boot this
+	// process sent is older than decide.BootGrace (until then a down
+	// appliance counts as still booting).
+	e.lb.bootSent = map[types.ID]time.Time{}
 	lb = e.lbs()[0]
 	lb.InstanceStatus = types.ServerInstanceStatuses.Down
 	fake.DataStore.Put(fake.ResourceLoadBalancer, zone, lb.ID, lb)

@@ -80,6 +80,7 @@ func (l *LoadBalancer) bootStopped(ctx context.Context, exec *apply.Executor, sv
 		return l.fail(svc, ReasonAPIError, err)
 	}
 	if booted {
+		l.markBootSent(lb.ID)
 		l.event(svc, false, ReasonRepaired, "load balancer %s (%s) was powered off outside the controller; booting it", lb.Name, lb.ID)
 	}
 	return api.NewRetryError(fmt.Sprintf("load balancer %s was powered off; booting it", lb.ID), BootRetryMin)
@@ -151,6 +152,20 @@ func (l *LoadBalancer) setPending(id types.ID) {
 	l.stateMu.Lock()
 	defer l.stateMu.Unlock()
 	l.pendingConfig[id] = true
+}
+
+// markBootSent remembers that this process booted appliance id: while it
+// still reads down within decide.BootGrace, it is booting, not stopped.
+func (l *LoadBalancer) markBootSent(id types.ID) {
+	l.stateMu.Lock()
+	defer l.stateMu.Unlock()
+	l.bootSent[id] = time.Now()
+}
+
+func (l *LoadBalancer) bootSentAt(id types.ID) time.Time {
+	l.stateMu.Lock()
+	defer l.stateMu.Unlock()
+	return l.bootSent[id]
 }
 
 // suspectUnapplied marks lb for Config unless its saved settings (by hash)

@@ -1,6 +1,10 @@
 package decide
 
-import "github.com/sacloud/iaas-api-go"
+import (
+	"time"
+
+	"github.com/sacloud/iaas-api-go"
+)
 
 // State is where an appliance stands, for what the controller may do next.
 type State int
@@ -20,8 +24,14 @@ const (
 	Up
 )
 
-// StateOf classifies lb (nil: Missing).
-func StateOf(lb *iaas.LoadBalancer) State {
+// BootGrace is how long after the controller sent a Boot an appliance that
+// still reads "down" counts as booting: the API shows a booting appliance as
+// down and available, and booting it again restarts (or refuses) the boot.
+const BootGrace = 5 * time.Minute
+
+// StateOf classifies lb (nil: Missing). bootSent is when this controller
+// last sent lb a Boot (zero: never), now the clock.
+func StateOf(lb *iaas.LoadBalancer, bootSent, now time.Time) State {
 	switch {
 	case lb == nil:
 		return Missing
@@ -30,6 +40,9 @@ func StateOf(lb *iaas.LoadBalancer) State {
 	case lb.InstanceStatus.IsUp() && lb.Availability.IsAvailable():
 		return Up
 	case lb.InstanceStatus.IsDown() && lb.Availability.IsAvailable():
+		if !bootSent.IsZero() && now.Sub(bootSent) < BootGrace {
+			return Booting
+		}
 		return Stopped
 	}
 	return Booting

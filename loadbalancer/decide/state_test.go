@@ -2,6 +2,7 @@ package decide
 
 import (
 	"testing"
+	"time"
 
 	"github.com/sacloud/iaas-api-go"
 	"github.com/sacloud/iaas-api-go/types"
@@ -28,7 +29,29 @@ func TestStateOf(t *testing.T) {
 		{"powered off", lb(av, down), Stopped},
 		{"failed", lb(failed, down), Failed},
 	} {
-		if got := StateOf(c.lb); got != c.want {
+		if got := StateOf(c.lb, time.Time{}, time.Now()); got != c.want {
+			t.Errorf("%s: %v, want %v", c.name, got, c.want)
+		}
+	}
+}
+
+// The race an end-to-end test found: the controller booted a stopped
+// appliance; the API shows it down and available while it boots, and the
+// next sync took it for stopped and booted it again, restarting the boot
+// on every sync so it never came up.
+func TestStateOfAfterOurBoot(t *testing.T) {
+	now := time.Now()
+	down := &iaas.LoadBalancer{Availability: types.Availabilities.Available, InstanceStatus: types.ServerInstanceStatuses.Down}
+	for _, c := range []struct {
+		name string
+		sent time.Time
+		want State
+	}{
+		{"booted 10 s ago, still down: booting", now.Add(-10 * time.Second), Booting},
+		{"booted long ago, down again: stopped again", now.Add(-BootGrace - time.Second), Stopped},
+		{"never booted by us: stopped", time.Time{}, Stopped},
+	} {
+		if got := StateOf(down, c.sent, now); got != c.want {
 			t.Errorf("%s: %v, want %v", c.name, got, c.want)
 		}
 	}
