@@ -187,6 +187,7 @@ type FaultRule struct {
 	Drop    bool    `json:"drop,omitempty"`
 	Times   int     `json:"times,omitempty"`
 	Fired   int     `json:"fired,omitempty"` // read only: how often it fired
+	After   bool    `json:"after,omitempty"` // carry the operation out, then fault the answer
 }
 
 // Faults returns the current fault rules with their fired counts.
@@ -250,4 +251,98 @@ func (s *Simulator) ServersUp(ctx context.Context) (map[string]bool, error) {
 // the load balancer Status API (up=false), or clears that override (up=true).
 func (s *Simulator) SetRealServerHealth(ctx context.Context, ip string, up bool) error {
 	return s.Admin(ctx, http.MethodPost, "/realserver-health", map[string]any{"ip": ip, "up": up}, nil)
+}
+
+// AddFaults puts rules in front of the current ones (they take precedence).
+func (s *Simulator) AddFaults(ctx context.Context, rules ...FaultRule) error {
+	return s.Admin(ctx, http.MethodPost, "/faults/add", map[string]any{"rules": rules}, nil)
+}
+
+// FailNextConfig makes the next LoadBalancer.Config answer status (0: 500)
+// without applying anything: the saved settings stay changed, the applied
+// ones do not.
+func (s *Simulator) FailNextConfig(ctx context.Context, status int) error {
+	var body any
+	if status != 0 {
+		body = map[string]int{"status": status}
+	}
+	return s.Admin(ctx, http.MethodPost, "/faults/fail-next-config", body, nil)
+}
+
+// SetDelays sets the boot delay and the read-not-found window for later
+// transitions; a negative duration leaves that setting as it is.
+func (s *Simulator) SetDelays(ctx context.Context, bootDelay, readNotFoundWindow time.Duration) error {
+	body := map[string]string{}
+	if bootDelay >= 0 {
+		body["bootDelay"] = bootDelay.String()
+	}
+	if readNotFoundWindow >= 0 {
+		body["readNotFoundWindow"] = readNotFoundWindow.String()
+	}
+	return s.Admin(ctx, http.MethodPost, "/boot-delay", body, nil)
+}
+
+// ResetRequests clears the request counts.
+func (s *Simulator) ResetRequests(ctx context.Context) error {
+	return s.Admin(ctx, http.MethodPost, "/requests/reset", nil, nil)
+}
+
+// LBRealServer is one real server of a VIP entry (the simulator's naked form).
+type LBRealServer struct {
+	IPAddress string      `json:"IPAddress"`
+	Port      json.Number `json:"Port"`
+	Enabled   string      `json:"Enabled"`
+}
+
+// LBSetting is one VIP entry (VIP + port) with its real servers.
+type LBSetting struct {
+	VirtualIPAddress string         `json:"VirtualIPAddress"`
+	Port             json.Number    `json:"Port"`
+	Servers          []LBRealServer `json:"Servers"`
+}
+
+// LoadBalancerConfig is GET /_admin/load-balancers/{id}: one load balancer's
+// saved settings (what Read shows) and applied ones (what the appliance runs
+// and Status follows), and whether a saved change awaits a Config.
+type LoadBalancerConfig struct {
+	ID          string      `json:"id"`
+	Name        string      `json:"name"`
+	Status      string      `json:"status"` // up, down or "" (being created)
+	Saved       []LBSetting `json:"saved"`
+	SavedHash   string      `json:"savedHash"`
+	Applied     []LBSetting `json:"applied"`
+	AppliedHash string      `json:"appliedHash"`
+	Pending     bool        `json:"pending"`
+}
+
+// LoadBalancer returns the saved and applied settings of load balancer id.
+func (s *Simulator) LoadBalancer(ctx context.Context, id string) (*LoadBalancerConfig, error) {
+	var out LoadBalancerConfig
+	if err := s.Admin(ctx, http.MethodGet, "/load-balancers/"+id, nil, &out); err != nil {
+		return nil, err
+	}
+	return &out, nil
+}
+
+// StateLoadBalancer is a load balancer as GET /_admin/state lists it: every
+// one, including those the API hides in the read-not-found window.
+type StateLoadBalancer struct {
+	ID           json.Number `json:"ID"`
+	Name         string      `json:"Name"`
+	Tags         []string    `json:"Tags"`
+	Availability string      `json:"Availability"`
+	Instance     struct {
+		Status string `json:"Status"`
+	} `json:"Instance"`
+}
+
+// LoadBalancers lists every load balancer in the simulator.
+func (s *Simulator) LoadBalancers(ctx context.Context) ([]StateLoadBalancer, error) {
+	var st struct {
+		LoadBalancers []StateLoadBalancer `json:"loadBalancers"`
+	}
+	if err := s.Admin(ctx, http.MethodGet, "/state", nil, &st); err != nil {
+		return nil, err
+	}
+	return st.LoadBalancers, nil
 }
