@@ -9,7 +9,7 @@ LDFLAGS := -s -w -X k8s.io/component-base/version.gitVersion=$(VERSION)
 SANDBOX_DIR ?= $(CURDIR)/.sandbox
 export SANDBOX_DIR
 
-.PHONY: build test unit e2e lint demo sandbox-up sandbox-down bench tools image image-test
+.PHONY: build test unit e2e lint demo sandbox-up sandbox-down bench tools image image-test torture
 
 build:
 	CGO_ENABLED=0 go build -trimpath -ldflags "$(LDFLAGS)" -o $(BINARY) ./cmd/sakura-cloud-controller-manager
@@ -26,6 +26,14 @@ unit:
 
 e2e: build tools
 	cd e2e && CCM_BINARY=$(CURDIR)/$(BINARY) SAKURA_TOOLS_BIN=$$(../hack/build-tools.sh) go test -count=1 -timeout 40m ./...
+
+# Seeded, randomized torture test of the load balancer controller against
+# the simulator (e2e/torture): SEEDS seeds, several at once; each failure
+# prints its seed, a one-line replay command and a trace. More flags:
+# TORTURE_FLAGS='-torture.first=5000 -torture.minimize'.
+SEEDS ?= 2000
+torture:
+	cd e2e && go test -count=1 -timeout 6h -v ./torture -run TestTorture -torture.seeds=$(SEEDS) -torture.klog=-2 $(TORTURE_FLAGS)
 
 # A non-root OCI image as a tarball, built without a Docker engine.
 IMAGE_TAR := bin/sakura-cloud-controller-manager-$(VERSION).oci.tar
