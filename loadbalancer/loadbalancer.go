@@ -446,7 +446,11 @@ func (l *LoadBalancer) reconcileObserved(ctx context.Context, clusterName string
 		}
 		l.warn(svc, ReasonDuplicate, fmt.Sprintf("more than one load balancer carries this Service's ownership tags; managing %s, leaving %s alone (delete them by hand if unused)", lb.ID, strings.Join(ids, ", ")))
 	}
-	switch decide.StateOf(lb, l.bootSentAt(lb.ID), time.Now()) {
+	state := decide.StateOf(lb, l.bootSentAt(lb.ID), time.Now())
+	if state == decide.Up {
+		l.forgetBoot(lb.ID) // it came up: a later "down" is a stop again
+	}
+	switch state {
 	case decide.Failed:
 		return nil, l.fail(svc, ReasonAPIError, fmt.Errorf("load balancer %s (%s) failed to be created by SAKURA Cloud; delete it (or delete and re-create the Service) to get a new one", lb.Name, lb.ID))
 	case decide.Stopped:
@@ -457,12 +461,14 @@ func (l *LoadBalancer) reconcileObserved(ctx context.Context, clusterName string
 	if p.opts.NoRepair && mode == syncRepair {
 		return statusOf(lb, memberVIP(lb, svc)), nil // hands off, as asked
 	}
-	if l.takePending(lb.ID) {
+	if suspected := l.takePending(lb.ID); suspected || exec.Unapplied(lb.ID) {
 		// Settings saved by an earlier pass whose Config failed: apply
 		// them before anything else (a plan over the saved settings would
 		// find nothing to change).
 		if err := exec.Config(ctx, lb); err != nil {
-			l.setPending(lb.ID)
+			if suspected {
+				l.setPending(lb.ID)
+			}
 			return nil, l.fail(svc, ReasonAPIError, err)
 		}
 		l.event(svc, false, ReasonRepaired, "load balancer %s runs other settings than it saved (an earlier Config failed); applied the saved settings", lb.ID)
@@ -527,10 +533,7 @@ func (l *LoadBalancer) reconcileObserved(ctx context.Context, clusterName string
 		}
 		vips := append(slices.Clone(others), a.VIPs...)
 		if err := exec.UpdateSettings(ctx, lb, vips); err != nil {
-			if errors.Is(err, apply.ErrNotApplied) {
-				l.setPending(lb.ID)
-			}
-			return nil, l.fail(svc, ReasonAPIError, err)
+			return nil, l.fail(svc, ReasonAPIError, err) // a failed Config is remembered by exec
 		}
 		if mode == syncRepair {
 			l.event(svc, false, ReasonRepaired, "load balancer %s differed from the Service (changed outside the controller?); rewrote it: %s", lb.ID, summarize(a.Changes))

@@ -162,6 +162,12 @@ func (l *LoadBalancer) markBootSent(id types.ID) {
 	l.bootSent[id] = time.Now()
 }
 
+func (l *LoadBalancer) forgetBoot(id types.ID) {
+	l.stateMu.Lock()
+	defer l.stateMu.Unlock()
+	delete(l.bootSent, id)
+}
+
 func (l *LoadBalancer) bootSentAt(id types.ID) time.Time {
 	l.stateMu.Lock()
 	defer l.stateMu.Unlock()

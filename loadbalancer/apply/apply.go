@@ -34,6 +34,10 @@ type Executor struct {
 
 	mu           sync.Mutex
 	shutdownSent map[types.ID]time.Time
+	// unapplied are appliances whose settings a write saved but whose
+	// Config failed; every writer (adapter, sweep) shares the executor, so
+	// whichever next reconciles the appliance applies them.
+	unapplied map[types.ID]bool
 }
 
 // shutdownRecently reports (and otherwise records) a shutdown request.
@@ -212,9 +216,32 @@ func (e *Executor) Config(ctx context.Context, lb *iaas.LoadBalancer) error {
 		return fmt.Errorf("load balancer %s: %w", lb.ID, ErrNotOwned)
 	}
 	if err := e.Client.LoadBalancers.Config(ctx, e.Client.Zone, lb.ID); err != nil {
+		e.setUnapplied(lb.ID, true)
 		return fmt.Errorf("applying settings of load balancer %s: %w: %w", lb.ID, ErrNotApplied, err)
 	}
+	e.setUnapplied(lb.ID, false)
 	return nil
+}
+
+// Unapplied reports whether a write saved settings of appliance id whose
+// Config has not succeeded since.
+func (e *Executor) Unapplied(id types.ID) bool {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return e.unapplied[id]
+}
+
+func (e *Executor) setUnapplied(id types.ID, on bool) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.unapplied == nil {
+		e.unapplied = map[types.ID]bool{}
+	}
+	if on {
+		e.unapplied[id] = true
+	} else {
+		delete(e.unapplied, id)
+	}
 }
 
 // Boot powers on lb, stopped outside the controller, after checking on a

@@ -118,3 +118,37 @@ func TestDeleteRefusesAnApplianceThatGainedAMember(t *testing.T) {
 		}
 	}
 }
+
+// failingConfig answers Config with an error: the settings stay saved but
+// unapplied, as after a timeout or a 409 between UpdateSettings and Config.
+type failingConfig struct {
+	sakuraapi.LoadBalancerAPI
+	fail bool
+}
+
+func (f *failingConfig) Config(ctx context.Context, zone string, id types.ID) error {
+	if f.fail {
+		return errors.New("timeout")
+	}
+	return f.LoadBalancerAPI.Config(ctx, zone, id)
+}
+
+// A Config that fails after any write (a member joining or leaving, the
+// sweep's prune, an update) is remembered by the executor that every writer
+// shares, until a Config succeeds: the seed-628 race of the torture test,
+// where a join's Config failed on a stopped appliance and nothing applied
+// the saved entries after it was booted again.
+func TestUnappliedIsRememberedUntilConfigSucceeds(t *testing.T) {
+	e, ctx := setup(t)
+	lb := put(60, desired.ClusterTag("c1"), desired.SharingTag("k"), desired.ServiceTag("u1"))
+	fc := &failingConfig{LoadBalancerAPI: e.Client.LoadBalancers, fail: true}
+	e.Client.LoadBalancers = fc
+	err := e.UpdateMembers(ctx, lb, lb.VirtualIPAddresses, append([]string(nil), lb.Tags...))
+	if !errors.Is(err, ErrNotApplied) || !e.Unapplied(60) {
+		t.Fatalf("after a failed Config: err=%v unapplied=%v", err, e.Unapplied(60))
+	}
+	fc.fail = false
+	if err := e.Config(ctx, lb); err != nil || e.Unapplied(60) {
+		t.Fatalf("after a Config: err=%v unapplied=%v", err, e.Unapplied(60))
+	}
+}
