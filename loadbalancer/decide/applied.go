@@ -16,18 +16,19 @@ func Unapplied(saved iaas.LoadBalancerVirtualIPAddresses, running []*iaas.LoadBa
 	return !slices.Equal(entriesOfSettings(saved), entriesOfStatus(running))
 }
 
+// entriesOfSettings and entriesOfStatus list "vip:port" and
+// "vip:port/server" for each entry, sorted, so the two can be compared.
 func entriesOfSettings(v iaas.LoadBalancerVirtualIPAddresses) []string {
 	var out []string
 	for _, e := range v {
-		if e == nil {
-			continue
-		}
-		at := fmt.Sprintf("%s:%d", e.VirtualIPAddress, e.Port.Int())
-		out = append(out, at)
-		for _, s := range e.Servers {
-			if s != nil {
-				out = append(out, at+"/"+s.IPAddress)
+		if e != nil {
+			var ips []string
+			for _, s := range e.Servers {
+				if s != nil {
+					ips = append(ips, s.IPAddress)
+				}
 			}
+			out = appendEntry(out, e.VirtualIPAddress, e.Port.Int(), ips)
 		}
 	}
 	slices.Sort(out)
@@ -37,17 +38,25 @@ func entriesOfSettings(v iaas.LoadBalancerVirtualIPAddresses) []string {
 func entriesOfStatus(v []*iaas.LoadBalancerStatus) []string {
 	var out []string
 	for _, e := range v {
-		if e == nil {
-			continue
-		}
-		at := fmt.Sprintf("%s:%d", e.VirtualIPAddress, e.Port.Int())
-		out = append(out, at)
-		for _, s := range e.Servers {
-			if s != nil {
-				out = append(out, at+"/"+s.IPAddress)
+		if e != nil {
+			var ips []string
+			for _, s := range e.Servers {
+				if s != nil {
+					ips = append(ips, s.IPAddress)
+				}
 			}
+			out = appendEntry(out, e.VirtualIPAddress, e.Port.Int(), ips)
 		}
 	}
 	slices.Sort(out)
+	return out
+}
+
+func appendEntry(out []string, vip string, port int, servers []string) []string {
+	at := fmt.Sprintf("%s:%d", vip, port)
+	out = append(out, at)
+	for _, ip := range servers {
+		out = append(out, at+"/"+ip)
+	}
 	return out
 }
