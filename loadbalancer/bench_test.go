@@ -10,11 +10,15 @@ import (
 // iaas-api-go's fake, counted by the shared client. "create" is the call that
 // creates (later boot polls are reported as create_poll_calls); "noop" is a
 // steady-state resync; "nodechange" replaces one node; "delete" is the whole
-// shutdown → delete sequence.
+// shutdown → delete sequence. "create_warm" is a second Service's create
+// while the switch's inventory of other consumers is still fresh
+// (loadBalancer.inventoryTTLSec at its default of 60).
 func BenchmarkAPICalls(b *testing.B) {
-	var create, createW, poll, noop, noopW, node, nodeW, del, delW float64
+	var create, createW, warm, poll, noop, noopW, node, nodeW, del, delW float64
 	for i := 0; i < b.N; i++ {
 		e := newEnv(b, 27)
+		e.cfg.InventoryTTLSec = 60
+		e.rebuild()
 		nodes := e.addNodes(3, 0)
 		extra := e.addNodes(1, 3)
 		svc := service("web", 80, 443)
@@ -30,6 +34,14 @@ func BenchmarkAPICalls(b *testing.B) {
 		snap = e.client.Stats().Snapshot()
 		e.ensureUp(svc, nodes)
 		poll += float64(calls(e.client, snap))
+
+		second := service("api", 8080)
+		snap = e.client.Stats().Snapshot()
+		if _, err := e.lb.EnsureLoadBalancer(e.ctx, "test", second, nodes); !isRetry(err) {
+			b.Fatalf("second create: %v", err)
+		}
+		warm += float64(calls(e.client, snap))
+		e.ensureUp(second, nodes)
 
 		snap = e.client.Stats().Snapshot()
 		if _, err := e.lb.EnsureLoadBalancer(e.ctx, "test", svc, nodes); err != nil {
@@ -50,12 +62,14 @@ func BenchmarkAPICalls(b *testing.B) {
 		snap = e.client.Stats().Snapshot()
 		e.deleteAll(svc)
 		del += float64(calls(e.client, snap))
+		e.deleteAll(second)
 		w, _ = writes(e.client, snap)
 		delW += float64(w)
 	}
 	n := float64(b.N)
 	b.ReportMetric(create/n, "create_calls")
 	b.ReportMetric(createW/n, "create_writes")
+	b.ReportMetric(warm/n, "create_warm_calls")
 	b.ReportMetric(poll/n, "create_poll_calls")
 	b.ReportMetric(noop/n, "noop_calls")
 	b.ReportMetric(noopW/n, "noop_writes")

@@ -23,6 +23,44 @@ import (
 // choosing a block; allocation always reads the switch fresh.
 const switchTTL = 5 * time.Minute
 
+// inventoryTTL is how long an allocation may reuse a switch's record and
+// the addresses of its other consumers (loadBalancer.inventoryTTLSec).
+func (l *LoadBalancer) inventoryTTL() time.Duration {
+	return time.Duration(l.cfg.InventoryTTLSec) * time.Second
+}
+
+// otherConsumers is ipam.OtherConsumers of sw, reused for inventoryTTL. The
+// caller holds the switch's lock and gets a copy it may extend.
+func (l *LoadBalancer) otherConsumers(ctx context.Context, sw *iaas.Switch) (*ipam.Usage, error) {
+	l.switches.mu.Lock()
+	c, ok := l.switches.others[sw.ID]
+	l.switches.mu.Unlock()
+	if ok && time.Since(c.at) < l.inventoryTTL() {
+		return c.usage.Clone(), nil
+	}
+	at := time.Now()
+	u, err := ipam.OtherConsumers(ctx, l.client, sw)
+	if err != nil {
+		return nil, err
+	}
+	if l.inventoryTTL() > 0 {
+		l.switches.mu.Lock()
+		l.switches.others[sw.ID] = cachedUsage{usage: u.Clone(), at: at}
+		l.switches.mu.Unlock()
+	}
+	return u, nil
+}
+
+// forgetInventory drops what is remembered of a switch, so the next
+// allocation on it reads everything again (after the API refused a create,
+// which an address taken outside the controller can cause).
+func (l *LoadBalancer) forgetInventory(id types.ID) {
+	l.switches.mu.Lock()
+	delete(l.switches.others, id)
+	delete(l.switches.items, id)
+	l.switches.mu.Unlock()
+}
+
 // blockError is a user-facing problem choosing the block.
 type blockError struct {
 	reason string
@@ -38,6 +76,14 @@ type switchCache struct {
 	mu        sync.Mutex
 	items     map[types.ID]cachedSwitch
 	selectors map[string]cachedBlock
+	// others holds, per switch, the addresses of consumers other than load
+	// balancers (ipam.OtherConsumers), reused for inventoryTTL.
+	others map[types.ID]cachedUsage
+}
+
+type cachedUsage struct {
+	usage *ipam.Usage
+	at    time.Time
 }
 
 type cachedBlock struct {
@@ -51,10 +97,20 @@ type cachedSwitch struct {
 }
 
 func (l *LoadBalancer) readSwitch(ctx context.Context, id types.ID, fresh bool) (*iaas.Switch, error) {
+	maxAge := switchTTL
+	if fresh {
+		maxAge = 0
+	}
+	return l.readSwitchWithin(ctx, id, maxAge)
+}
+
+// readSwitchWithin reads the switch unless a copy younger than maxAge is at
+// hand.
+func (l *LoadBalancer) readSwitchWithin(ctx context.Context, id types.ID, maxAge time.Duration) (*iaas.Switch, error) {
 	l.switches.mu.Lock()
 	c, ok := l.switches.items[id]
 	l.switches.mu.Unlock()
-	if ok && !fresh && time.Since(c.at) < switchTTL {
+	if ok && time.Since(c.at) < maxAge {
 		return c.sw, nil
 	}
 	sw, err := l.client.Switches.Read(ctx, l.client.Zone, id)

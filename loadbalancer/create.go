@@ -72,10 +72,17 @@ func (l *LoadBalancer) checkNewVIP(ctx context.Context, owner string, lb *iaas.L
 	return nil
 }
 
-// usageOf reads switchID afresh and takes stock of every address in use on
-// it: the API's consumers, this process's pending reservations and (plain
-// switch) the nodes' own addresses. The caller holds the switch's lock.
+// usageOf takes stock of every address in use on switchID: the zone's load
+// balancers (listed now), the switch's other consumers (reused for
+// inventoryTTL), this process's pending reservations and the nodes' own
+// addresses. The caller holds the switch's lock.
 // On error, reason is the Event reason that fits it.
+//
+// Load balancers are listed for every allocation because this controller
+// (and others like it) makes them; reservations cover the ones this process
+// made that the listing does not show yet. Servers, VPC routers, databases,
+// NFS and mobile gateways are made by people, seldom, and a create that the
+// API refuses forgets the switch's inventory, so the next try reads it all.
 //
 // The addresses other LoadBalancer Services show in their status count as
 // used too: an appliance deleted outside the controller frees its address in
@@ -83,16 +90,21 @@ func (l *LoadBalancer) checkNewVIP(ctx context.Context, owner string, lb *iaas.L
 // the repair pass re-creates the appliance on it, so it must never become
 // another Service's VIP. self is the UID of the Service allocating.
 func (l *LoadBalancer) usageOf(ctx context.Context, switchID types.ID, opts annotations.Options, nodes []*v1.Node, self string) (block ipam.Block, usage *ipam.Usage, reason string, err error) {
-	sw, err := l.readSwitch(ctx, switchID, true)
+	sw, err := l.readSwitchWithin(ctx, switchID, l.inventoryTTL())
 	if err != nil {
 		return block, nil, ReasonAPIError, fmt.Errorf("reading switch %s: %w", switchID, err)
 	}
 	if block, err = blockOf(sw, opts); err != nil {
 		return block, nil, ReasonNoAddressBlock, err
 	}
-	if usage, err = ipam.Inventory(ctx, l.client, sw); err != nil {
+	if usage, err = l.otherConsumers(ctx, sw); err != nil {
 		return block, nil, ReasonAPIError, err
 	}
+	lbs, err := ipam.ListLoadBalancers(ctx, l.client)
+	if err != nil {
+		return block, nil, ReasonAPIError, err
+	}
+	ipam.AddLoadBalancers(usage, lbs, sw.ID)
 	l.alloc.Merge(usage, sw.ID)
 	addNodeAddresses(usage, block, nodes)
 	if f := l.follower(); f != nil {
@@ -177,6 +189,9 @@ func (l *LoadBalancer) create(ctx context.Context, exec *apply.Executor, cluster
 		return nil, api.NewRetryError(fmt.Sprintf("creating the load balancer failed (%v); looking for it by its tags before trying again", err), BootRetryAfter)
 	}
 	if err != nil {
+		// Refused: perhaps an address or VRID taken outside the controller
+		// since the inventory was read. The next try reads it afresh.
+		l.forgetInventory(block.SwitchID)
 		return nil, l.fail(svc, ReasonAPIError, err)
 	}
 	l.alloc.Reserve(string(svc.UID), ipam.Reservation{SwitchID: block.SwitchID, IPs: ips, VRID: vrid, ApplianceID: lb.ID})

@@ -116,7 +116,7 @@ func New(d Deps) *LoadBalancer {
 		recorder:  d.Recorder,
 		exec:      &apply.Executor{Client: d.Client, ClusterID: d.ClusterID},
 		alloc:     ipam.NewAllocator(),
-		switches:  switchCache{items: map[types.ID]cachedSwitch{}, selectors: map[string]cachedBlock{}},
+		switches:  switchCache{items: map[types.ID]cachedSwitch{}, selectors: map[string]cachedBlock{}, others: map[types.ID]cachedUsage{}},
 		notices:   map[string]noticeEntry{},
 
 		deleteWaits:   DeleteConfirmWaits,

@@ -209,7 +209,7 @@ func (c *Config) Validate() error {
 	for _, f := range []struct {
 		key string
 		v   int
-	}{{"loadBalancer.endpointHoldDownSec", lb.EndpointHoldDownSec}, {"loadBalancer.endpointMinIntervalSec", lb.EndpointMinIntervalSec}, {"loadBalancer.healthPollIntervalSec", lb.HealthPollIntervalSec}, {"loadBalancer.repairIntervalSec", lb.RepairIntervalSec}} {
+	}{{"loadBalancer.endpointHoldDownSec", lb.EndpointHoldDownSec}, {"loadBalancer.endpointMinIntervalSec", lb.EndpointMinIntervalSec}, {"loadBalancer.healthPollIntervalSec", lb.HealthPollIntervalSec}, {"loadBalancer.repairIntervalSec", lb.RepairIntervalSec}, {"loadBalancer.inventoryTTLSec", lb.InventoryTTLSec}} {
 		if f.v < 0 {
 			bad(f.key, "must not be negative (got %d)", f.v)
 		}

@@ -71,4 +71,9 @@ type LoadBalancerConfig struct {
 	// RepairIntervalSec is how often every Service's appliance is compared
 	// with what the Service wants and repaired (0 = never).
 	RepairIntervalSec int `json:"repairIntervalSec"`
+	// InventoryTTLSec is how long the addresses held by consumers other
+	// than load balancers (servers, VPC routers, databases, NFS, mobile
+	// gateways) and the switch's own record are reused for allocation
+	// (0 = read them for every allocation).
+	InventoryTTLSec int `json:"inventoryTTLSec"`
 }

@@ -5,6 +5,7 @@ import (
 	"fmt"
 
 	"github.com/sacloud/iaas-api-go"
+	"github.com/sacloud/iaas-api-go/types"
 	"github.com/sakura-ccm/sakura-cloud-controller-manager/cloud/sakuraapi"
 )
 
@@ -32,10 +33,63 @@ func FindAll[T any](ctx context.Context, find func(ctx context.Context, cond *ia
 	}
 }
 
-// Inventory lists every address and VRID in use on sw. It reads servers on
-// the switch, every load balancer, VPC router, database, NFS and mobile
-// gateway of the zone, and the switch's next hops.
-func Inventory(ctx context.Context, c *sakuraapi.Client, sw *iaas.Switch) (*Usage, error) {
+// Clone copies u, so a cached inventory can be extended for one allocation.
+func (u *Usage) Clone() *Usage {
+	c := NewUsage()
+	for k, v := range u.IPs {
+		c.IPs[k] = v
+	}
+	for k, v := range u.VRIDs {
+		c.VRIDs[k] = v
+	}
+	for k := range u.Appliances {
+		c.Appliances[k] = true
+	}
+	return c
+}
+
+// ListLoadBalancers lists every load balancer of the zone (all owners: an
+// appliance of another cluster or made by hand holds addresses too).
+func ListLoadBalancers(ctx context.Context, c *sakuraapi.Client) ([]*iaas.LoadBalancer, error) {
+	lbs, err := FindAll(ctx, func(ctx context.Context, cond *iaas.FindCondition) ([]*iaas.LoadBalancer, int, error) {
+		r, err := c.LoadBalancers.Find(ctx, c.Zone, cond)
+		if err != nil {
+			return nil, 0, err
+		}
+		return r.LoadBalancers, r.Total, nil
+	}, nil)
+	if err != nil {
+		return nil, fmt.Errorf("listing load balancers: %w", err)
+	}
+	return lbs, nil
+}
+
+// AddLoadBalancers records the addresses and VRIDs of the load balancers on
+// switchID, and which appliances the listing showed there.
+func AddLoadBalancers(u *Usage, lbs []*iaas.LoadBalancer, switchID types.ID) {
+	for _, lb := range lbs {
+		if lb == nil || lb.SwitchID != switchID {
+			continue
+		}
+		u.Appliances[lb.ID] = true
+		who := fmt.Sprintf("load balancer %s (%s)", lb.Name, lb.ID)
+		for _, ip := range lb.IPAddresses {
+			u.AddIP(ip, who)
+		}
+		for _, v := range lb.VirtualIPAddresses {
+			u.AddIP(v.VirtualIPAddress, who)
+		}
+		u.AddVRID(lb.VRID, who)
+	}
+}
+
+// OtherConsumers lists the addresses and VRIDs on sw held by everything but
+// load balancers: the switch's next hops, the servers on it, and the VPC
+// routers, databases, NFS and mobile gateways of the zone with a NIC on it.
+// These change seldom and cost five calls, so callers may reuse the answer
+// for a bounded time; load balancers, which this controller creates
+// itself, are listed afresh for every allocation (ListLoadBalancers).
+func OtherConsumers(ctx context.Context, c *sakuraapi.Client, sw *iaas.Switch) (*Usage, error) {
 	u := NewUsage()
 	id := sw.ID
 	for _, s := range sw.Subnets {
@@ -55,31 +109,6 @@ func Inventory(ctx context.Context, c *sakuraapi.Client, sw *iaas.Switch) (*Usag
 				u.AddIP(nic.IPAddress, fmt.Sprintf("server %s (%s)", s.Name, s.ID))
 			}
 		}
-	}
-
-	lbs, err := FindAll(ctx, func(ctx context.Context, cond *iaas.FindCondition) ([]*iaas.LoadBalancer, int, error) {
-		r, err := c.LoadBalancers.Find(ctx, c.Zone, cond)
-		if err != nil {
-			return nil, 0, err
-		}
-		return r.LoadBalancers, r.Total, nil
-	}, nil)
-	if err != nil {
-		return nil, fmt.Errorf("listing load balancers: %w", err)
-	}
-	for _, lb := range lbs {
-		if lb.SwitchID != id {
-			continue
-		}
-		u.Appliances[lb.ID] = true
-		who := fmt.Sprintf("load balancer %s (%s)", lb.Name, lb.ID)
-		for _, ip := range lb.IPAddresses {
-			u.AddIP(ip, who)
-		}
-		for _, v := range lb.VirtualIPAddresses {
-			u.AddIP(v.VirtualIPAddress, who)
-		}
-		u.AddVRID(lb.VRID, who)
 	}
 
 	vrs, err := FindAll(ctx, func(ctx context.Context, cond *iaas.FindCondition) ([]*iaas.VPCRouter, int, error) {

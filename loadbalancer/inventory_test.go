@@ -1,0 +1,111 @@
+package loadbalancer
+
+import (
+	"net/netip"
+	"testing"
+
+	"github.com/sacloud/iaas-api-go"
+	"github.com/sacloud/iaas-api-go/fake"
+	"github.com/sacloud/iaas-api-go/types"
+	"github.com/sakura-ccm/sakura-cloud-controller-manager/cloud/sakuraapi"
+)
+
+// opCalls counts the calls of op made since snap.
+func opCalls(c *sakuraapi.Client, snap map[sakuraapi.CallKey]int, op string) int {
+	n := 0
+	for k, v := range c.Stats().Snapshot() {
+		if k.Op == op {
+			n += v - snap[k]
+		}
+	}
+	return n
+}
+
+// consumerOps are the listings an allocation may reuse for inventoryTTL.
+var consumerOps = []string{"Switch.Read", "Switch.GetServers", "VPCRouter.Find", "Database.Find", "NFS.Find", "MobileGateway.Find"}
+
+// nextAddr is the address after ip.
+func nextAddr(t *testing.T, ip string) string {
+	t.Helper()
+	return netip.MustParseAddr(ip).Next().String()
+}
+
+// A second create within loadBalancer.inventoryTTLSec reuses the switch and
+// its other consumers, but lists load balancers afresh: an appliance made
+// outside the controller in between keeps its address.
+func TestInventoryIsReusedWithinItsTTL(t *testing.T) {
+	e := newEnv(t, 27)
+	e.cfg.InventoryTTLSec = 60
+	e.rebuild()
+	nodes := e.addNodes(3, 0)
+
+	first := service("first", 80)
+	snap := e.client.Stats().Snapshot()
+	if _, err := e.lb.EnsureLoadBalancer(e.ctx, "test", first, nodes); !isRetry(err) {
+		t.Fatalf("first create: %v", err)
+	}
+	for _, op := range consumerOps[1:] {
+		if n := opCalls(e.client, snap, op); n != 1 {
+			t.Errorf("first create: %s called %d times, want 1", op, n)
+		}
+	}
+	firstVIP := e.ensureUp(first, nodes).Ingress[0].IP
+
+	// An appliance made by hand on the next free address, after the
+	// inventory was read.
+	taken := nextAddr(t, firstVIP)
+	hand := &iaas.LoadBalancer{ID: e.id(), Name: "by-hand", SwitchID: e.sw.ID, VRID: 77,
+		IPAddresses:        []string{nextAddr(t, taken)},
+		VirtualIPAddresses: iaas.LoadBalancerVirtualIPAddresses{{VirtualIPAddress: taken, Port: 80}},
+		InstanceStatus:     types.ServerInstanceStatuses.Up, Availability: types.Availabilities.Available}
+	fake.DataStore.Put(fake.ResourceLoadBalancer, zone, hand.ID, hand)
+
+	second := service("second", 80)
+	snap = e.client.Stats().Snapshot()
+	if _, err := e.lb.EnsureLoadBalancer(e.ctx, "test", second, nodes); !isRetry(err) {
+		t.Fatalf("second create: %v", err)
+	}
+	for _, op := range consumerOps {
+		if n := opCalls(e.client, snap, op); n != 0 {
+			t.Errorf("second create within the TTL: %s called %d times, want 0 (reused)", op, n)
+		}
+	}
+	if n := opCalls(e.client, snap, "LoadBalancer.Find"); n < 2 {
+		t.Errorf("second create: LoadBalancer.Find called %d times, want the Service's own look and a fresh zone listing", n)
+	}
+	if n := calls(e.client, snap); n > 3 {
+		t.Errorf("second create made %d calls, want at most 3 (find own, list load balancers, create)", n)
+	}
+	got := e.ensureUp(second, nodes).Ingress[0].IP
+	if got == firstVIP || got == taken || got == hand.IPAddresses[0] {
+		t.Fatalf("second Service got %s, which is held (first %s, by-hand VIP %s, by-hand appliance %s)", got, firstVIP, taken, hand.IPAddresses[0])
+	}
+
+	// A refused create forgets the switch's inventory.
+	e.lb.forgetInventory(e.sw.ID)
+	third := service("third", 80)
+	snap = e.client.Stats().Snapshot()
+	if _, err := e.lb.EnsureLoadBalancer(e.ctx, "test", third, nodes); !isRetry(err) {
+		t.Fatalf("third create: %v", err)
+	}
+	if n := opCalls(e.client, snap, "Switch.GetServers"); n != 1 {
+		t.Errorf("after the inventory was forgotten: Switch.GetServers called %d times, want 1", n)
+	}
+}
+
+// With loadBalancer.inventoryTTLSec 0 every allocation reads everything.
+func TestInventoryTTLZeroReadsEveryTime(t *testing.T) {
+	e := newEnv(t, 27)
+	nodes := e.addNodes(3, 0)
+	for _, name := range []string{"a", "b"} {
+		snap := e.client.Stats().Snapshot()
+		if _, err := e.lb.EnsureLoadBalancer(e.ctx, "test", service(name, 80), nodes); !isRetry(err) {
+			t.Fatalf("create %s: %v", name, err)
+		}
+		for _, op := range consumerOps {
+			if n := opCalls(e.client, snap, op); n < 1 {
+				t.Errorf("create %s: %s called %d times, want at least 1", name, op, n)
+			}
+		}
+	}
+}
