@@ -200,8 +200,9 @@ func (l *LoadBalancer) create(ctx context.Context, exec *apply.Executor, cluster
 		// Other members find it by this until the API lists it.
 		l.alloc.Reserve(sharedOwner(key), ipam.Reservation{SwitchID: block.SwitchID, ApplianceID: lb.ID})
 	}
+	l.waitForBoot(string(svc.UID), lb.ID, true)
 	l.event(svc, false, ReasonCreated, "created load balancer %s (%s) on %s with VIP %s, %d real servers; it is booting", lb.Name, lb.ID, block, res.VIP, len(backends.Selected))
-	return nil, api.NewRetryError(fmt.Sprintf("load balancer %s created, waiting for it to boot", lb.ID), BootRetryMin)
+	return nil, api.NewRetryError(fmt.Sprintf("load balancer %s created, waiting for it to boot", lb.ID), l.nextBootLook(0))
 }
 
 // allocateOn takes the Service's addresses from block: its pinned VIP, else
@@ -224,12 +225,3 @@ func allocateOn(block ipam.Block, usage *ipam.Usage, reserved []ipam.Range, svc 
 // under it, so two Services never get one address, while Services on other
 // switches do not wait.
 func switchLock(id types.ID) string { return "switch/" + id.String() }
-
-// bootRetryAfter spaces the looks at a booting appliance by a quarter of its
-// age, between BootRetryMin and BootRetryAfter: an appliance that boots
-// quickly gets its address within seconds, while one that takes the usual
-// minute or more costs only a few more reads than a fixed 10 s poll (about
-// 12 instead of 6 in the first minute, then one every 10 s).
-func bootRetryAfter(age time.Duration) time.Duration {
-	return min(max(age/4, BootRetryMin), BootRetryAfter)
-}

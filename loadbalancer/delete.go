@@ -35,6 +35,7 @@ func (l *LoadBalancer) EnsureLoadBalancerDeleted(ctx context.Context, clusterNam
 	}
 	defer l.locks.lock("svc/" + string(svc.UID))()
 	l.setDeleting(string(svc.UID), true)
+	l.bootOver(string(svc.UID), nil, false)
 	exec := l.executor(clusterName)
 	owned, err := exec.FindOwned(ctx, string(svc.UID))
 	if err != nil {

@@ -37,7 +37,8 @@ import (
 // Retry intervals while an appliance boots or shuts down.
 const (
 	// BootRetryAfter is the longest wait between looks at a booting or
-	// stopping appliance; BootRetryMin the shortest (see bootRetryAfter).
+	// stopping appliance; BootRetryMin the shortest (boot looks follow
+	// decide.NextBootLook).
 	BootRetryAfter = 10 * time.Second
 	BootRetryMin   = 2 * time.Second
 )
@@ -98,6 +99,7 @@ type LoadBalancer struct {
 	pendingConfig map[types.ID]bool   // appliances with saved, unapplied settings
 	reapplied     map[types.ID]string // settings hash last re-applied on suspicion
 	bootSent      map[types.ID]time.Time
+	boots         bootWatch
 }
 
 var _ cloudprovider.LoadBalancer = (*LoadBalancer)(nil)
@@ -125,6 +127,7 @@ func New(d Deps) *LoadBalancer {
 		pendingConfig: map[types.ID]bool{},
 		reapplied:     map[types.ID]string{},
 		bootSent:      map[types.ID]time.Time{},
+		boots:         newBootWatch(),
 	}
 	l.reserved, l.cfgErr = ipam.ParseRanges(d.Config.ReservedIPRanges)
 	if l.cfgErr == nil && d.Config.Plan != "" {
@@ -401,6 +404,11 @@ func (l *LoadBalancer) reconcileObserved(ctx context.Context, clusterName string
 	cluster := l.cluster(clusterName)
 	owned := observed
 	if len(owned) == 0 {
+		if lb := l.bootingAppliance(ctx, exec, uid); lb != nil {
+			owned = []*iaas.LoadBalancer{lb} // from the boot looks' shared listing
+		}
+	}
+	if len(owned) == 0 {
 		// Nothing observed (or the repair pass's listing shows none, which
 		// may be older than a create by the service controller): look now,
 		// before anything may be created.
@@ -446,9 +454,16 @@ func (l *LoadBalancer) reconcileObserved(ctx context.Context, clusterName string
 		}
 		l.warn(svc, ReasonDuplicate, fmt.Sprintf("more than one load balancer carries this Service's ownership tags; managing %s, leaving %s alone (delete them by hand if unused)", lb.ID, strings.Join(ids, ", ")))
 	}
-	state := decide.StateOf(lb, l.bootSentAt(lb.ID), time.Now())
-	if state == decide.Up {
+	bootSent := l.bootSentAt(lb.ID)
+	state := decide.StateOf(lb, bootSent, time.Now())
+	switch state {
+	case decide.Up:
 		l.forgetBoot(lb.ID) // it came up: a later "down" is a stop again
+		l.bootOver(uid, lb, true)
+	case decide.Booting:
+		l.waitForBoot(uid, lb.ID, false)
+	default:
+		l.bootOver(uid, lb, false)
 	}
 	switch state {
 	case decide.Failed:
@@ -456,7 +471,11 @@ func (l *LoadBalancer) reconcileObserved(ctx context.Context, clusterName string
 	case decide.Stopped:
 		return nil, l.bootStopped(ctx, exec, svc, p, lb, mode)
 	case decide.Booting:
-		return nil, api.NewRetryError(fmt.Sprintf("load balancer %s is not up yet (%s/%s)", lb.ID, lb.Availability, lb.InstanceStatus), bootRetryAfter(time.Since(lb.CreatedAt)))
+		since := lb.CreatedAt
+		if !bootSent.IsZero() {
+			since = bootSent
+		}
+		return nil, api.NewRetryError(fmt.Sprintf("load balancer %s is not up yet (%s/%s)", lb.ID, lb.Availability, lb.InstanceStatus), l.nextBootLook(time.Since(since)))
 	}
 	if p.opts.NoRepair && mode == syncRepair {
 		return statusOf(lb, memberVIP(lb, svc)), nil // hands off, as asked

@@ -8,7 +8,6 @@ import (
 	"strings"
 	"sync"
 	"testing"
-	"time"
 
 	"github.com/sacloud/iaas-api-go"
 	"github.com/sacloud/iaas-api-go/fake"
@@ -682,21 +681,6 @@ func TestExternalTrafficPolicyLocalWarns(t *testing.T) {
 	e.ensureUp(svc, nodes)
 	if findEvent(e.events(), "Warning", ReasonTrafficPolicyLocal, "externalTrafficPolicy: Cluster") == "" {
 		t.Fatal("no warning about externalTrafficPolicy: Local")
-	}
-}
-
-func TestBootRetryAfterGrowsWithAge(t *testing.T) {
-	for _, tt := range []struct{ age, want time.Duration }{
-		{0, BootRetryMin},
-		{-time.Hour, BootRetryMin}, // clock skew: CreatedAt in the future
-		{4 * time.Second, BootRetryMin},
-		{20 * time.Second, 5 * time.Second},
-		{40 * time.Second, BootRetryAfter},
-		{10 * time.Minute, BootRetryAfter},
-	} {
-		if got := bootRetryAfter(tt.age); got != tt.want {
-			t.Errorf("bootRetryAfter(%s) = %s, want %s", tt.age, got, tt.want)
-		}
 	}
 }
 

@@ -59,7 +59,7 @@ func (l *LoadBalancer) joinAppliance(ctx context.Context, exec *apply.Executor, 
 		return nil, l.fail(svc, ReasonAPIError, fmt.Errorf("load balancer %s (%s) shared by key %s failed to be created by SAKURA Cloud; delete it to let the controller create a new one", lb.Name, lb.ID, key))
 	}
 	if !isUp(lb) {
-		return nil, api.NewRetryError(fmt.Sprintf("load balancer %s shared by key %s is not up yet", lb.ID, key), bootRetryAfter(time.Since(lb.CreatedAt)))
+		return nil, api.NewRetryError(fmt.Sprintf("load balancer %s shared by key %s is not up yet", lb.ID, key), l.nextBootLook(time.Since(lb.CreatedAt)))
 	}
 	if err := l.sharingConflict(ctx, svc, nodes, p, lb); err != nil {
 		return nil, err
