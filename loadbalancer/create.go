@@ -105,7 +105,7 @@ func (l *LoadBalancer) usageOf(ctx context.Context, switchID types.ID, opts anno
 		return block, nil, ReasonAPIError, err
 	}
 	ipam.AddLoadBalancers(usage, lbs, sw.ID)
-	l.alloc.Merge(usage, sw.ID)
+	l.alloc.Merge(usage, sw.ID, CreateVisibilityGrace)
 	addNodeAddresses(usage, block, nodes)
 	if f := l.follower(); f != nil {
 		svcs, err := f.services.List(labels.Everything())

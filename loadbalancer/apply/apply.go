@@ -27,42 +27,46 @@ import (
 // before it is requested again: the status can still read "up" for a while.
 const ShutdownGrace = 2 * time.Minute
 
+// ShutdownConflictWait is how long a shutdown refused with 409 waits before
+// it is sent again. A 409 may mean a shutdown is under way (sent before a
+// restart) or only that the appliance is busy with another operation (a
+// Config, say): trusting it for ShutdownGrace would stall the deletion for
+// two minutes in the second case.
+const ShutdownConflictWait = 5 * time.Second
+
 // Executor performs actions with one client.
 type Executor struct {
 	Client    *sakuraapi.Client
 	ClusterID string
 
-	mu           sync.Mutex
-	shutdownSent map[types.ID]time.Time
+	mu sync.Mutex
+	// shutdownUntil: a shutdown was requested; not again before this time.
+	shutdownUntil map[types.ID]time.Time
 	// unapplied are appliances whose settings a write saved but whose
 	// Config failed; every writer (adapter, sweep) shares the executor, so
 	// whichever next reconciles the appliance applies them.
 	unapplied map[types.ID]bool
 }
 
-// shutdownRecently reports (and otherwise records) a shutdown request.
+// shutdownRecently reports whether a shutdown was requested too recently
+// to request it again.
 func (e *Executor) shutdownRecently(id types.ID) bool {
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	if e.shutdownSent == nil {
-		e.shutdownSent = map[types.ID]time.Time{}
-	}
-	if at, ok := e.shutdownSent[id]; ok && time.Since(at) < ShutdownGrace {
-		return true
-	}
-	return false
+	return time.Now().Before(e.shutdownUntil[id])
 }
 
-func (e *Executor) markShutdown(id types.ID, sent bool) {
+// markShutdown records a shutdown request, trusted for wait (0: forget it).
+func (e *Executor) markShutdown(id types.ID, wait time.Duration) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	if e.shutdownSent == nil {
-		e.shutdownSent = map[types.ID]time.Time{}
+	if e.shutdownUntil == nil {
+		e.shutdownUntil = map[types.ID]time.Time{}
 	}
-	if sent {
-		e.shutdownSent[id] = time.Now()
+	if wait > 0 {
+		e.shutdownUntil[id] = time.Now().Add(wait)
 	} else {
-		delete(e.shutdownSent, id)
+		delete(e.shutdownUntil, id)
 	}
 }
 
@@ -325,18 +329,22 @@ func (e *Executor) Delete(ctx context.Context, lb *iaas.LoadBalancer, members []
 			return ShuttingDown, nil
 		}
 		err := e.Client.LoadBalancers.Shutdown(ctx, e.Client.Zone, lb.ID, &iaas.ShutdownOption{Force: true})
-		// 409: a shutdown (e.g. sent before a restart) is already under way.
-		if err != nil && !sakuraapi.IsNotFound(err) && sakuraapi.StatusCode(err) != http.StatusConflict {
+		if sakuraapi.StatusCode(err) == http.StatusConflict {
+			// A shutdown under way, or the appliance busy: look again soon.
+			e.markShutdown(lb.ID, ShutdownConflictWait)
+			return ShuttingDown, nil
+		}
+		if err != nil && !sakuraapi.IsNotFound(err) {
 			return 0, fmt.Errorf("shutting down load balancer %s: %w", lb.ID, err)
 		}
-		e.markShutdown(lb.ID, true)
+		e.markShutdown(lb.ID, ShutdownGrace)
 		return ShutdownSent, nil
 	case cur.Availability.IsFailed() || (cur.InstanceStatus.IsDown() && !cur.Availability.IsMigrating()):
 		err := e.Client.LoadBalancers.Delete(ctx, e.Client.Zone, lb.ID)
 		if err != nil && !sakuraapi.IsNotFound(err) {
 			return 0, fmt.Errorf("deleting load balancer %s: %w", lb.ID, err)
 		}
-		e.markShutdown(lb.ID, false)
+		e.markShutdown(lb.ID, 0)
 		return Deleted, nil
 	default:
 		// Booting, cleaning or still being created: wait for a stable state.

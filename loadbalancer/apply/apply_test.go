@@ -3,7 +3,9 @@ package apply
 import (
 	"context"
 	"errors"
+	"net/http"
 	"testing"
+	"time"
 
 	"github.com/sacloud/iaas-api-go"
 	"github.com/sacloud/iaas-api-go/fake"
@@ -150,5 +152,51 @@ func TestUnappliedIsRememberedUntilConfigSucceeds(t *testing.T) {
 	fc.fail = false
 	if err := e.Config(ctx, lb); err != nil || e.Unapplied(60) {
 		t.Fatalf("after a Config: err=%v unapplied=%v", err, e.Unapplied(60))
+	}
+}
+
+// conflictingShutdown answers Shutdown with 409 while conflict is set.
+type conflictingShutdown struct {
+	sakuraapi.LoadBalancerAPI
+	conflict bool
+	calls    int
+}
+
+func (c *conflictingShutdown) Shutdown(ctx context.Context, zone string, id types.ID, opt *iaas.ShutdownOption) error {
+	c.calls++
+	if c.conflict {
+		return iaas.NewAPIError("DELETE", nil, http.StatusConflict, &iaas.APIErrorResponse{ErrorCode: "still_processing"})
+	}
+	return c.LoadBalancerAPI.Shutdown(ctx, zone, id, opt)
+}
+
+// A shutdown answered 409 (the appliance busy, or a shutdown already under
+// way) is not trusted for ShutdownGrace: the deletion asks again after
+// ShutdownConflictWait, not two minutes later (torture seed 142).
+func TestShutdownConflictIsRetriedSoon(t *testing.T) {
+	e, ctx := setup(t)
+	lb := put(70, desired.ClusterTag("c1"), desired.ServiceTag("u1"))
+	cs := &conflictingShutdown{LoadBalancerAPI: e.Client.LoadBalancers, conflict: true}
+	e.Client.LoadBalancers = cs
+	step, err := e.Delete(ctx, lb, []string{"u1"}, true)
+	if err != nil || step != ShuttingDown {
+		t.Fatalf("Delete after a 409: step %v err %v, want ShuttingDown and no error", step, err)
+	}
+	if until := time.Until(e.shutdownUntil[70]); until > ShutdownConflictWait || until <= 0 {
+		t.Fatalf("after a 409 the shutdown is trusted for %v, want at most %v", until, ShutdownConflictWait)
+	}
+	// Within the wait nothing is sent; after it, the shutdown is sent again.
+	if _, err := e.Delete(ctx, lb, []string{"u1"}, true); err != nil || cs.calls != 1 {
+		t.Fatalf("within the wait: %d shutdowns sent (err %v), want 1", cs.calls, err)
+	}
+	e.markShutdown(70, time.Nanosecond)
+	time.Sleep(time.Millisecond)
+	cs.conflict = false
+	step, err = e.Delete(ctx, lb, []string{"u1"}, true)
+	if err != nil || step != ShutdownSent || cs.calls != 2 {
+		t.Fatalf("after the wait: step %v err %v, %d shutdowns, want ShutdownSent after 2", step, err, cs.calls)
+	}
+	if until := time.Until(e.shutdownUntil[70]); until <= ShutdownConflictWait {
+		t.Fatalf("a shutdown sent is trusted for %v, want ShutdownGrace", until)
 	}
 }

@@ -446,14 +446,20 @@ func (a *Allocator) Pending() int {
 // holds: a sharing-key reservation holds none and must stay until then, or a
 // second member would create a second appliance. One without an appliance
 // (a pinned VIP being written) is visible once all its addresses are.
-func (a *Allocator) Merge(u *Usage, switchID types.ID) {
+//
+// A reservation older than maxAge (the visibility grace, > 0) is dropped
+// too: an appliance made by then is listed, and its addresses come from the
+// listing. Without this, the addresses of a create whose answer was lost
+// would stay held for good when its Service is deleted before any sync
+// looks again (nothing else releases them).
+func (a *Allocator) Merge(u *Usage, switchID types.ID, maxAge time.Duration) {
 	a.inner.Lock()
 	defer a.inner.Unlock()
 	for owner, r := range a.pending {
 		if r.SwitchID != switchID {
 			continue
 		}
-		if r.visibleIn(u) {
+		if r.visibleIn(u) || (maxAge > 0 && time.Since(r.At) > maxAge) {
 			delete(a.pending, owner)
 			continue
 		}

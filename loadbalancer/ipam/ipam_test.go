@@ -5,6 +5,7 @@ import (
 	"net/netip"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/sacloud/iaas-api-go"
 )
@@ -171,7 +172,7 @@ func TestAllocatorReservationsUntilVisible(t *testing.T) {
 	a.Reserve("svc-a", Reservation{SwitchID: 5, IPs: addrs("192.0.2.20", "192.0.2.21"), VRID: 3})
 	a.Reserve("svc-b", Reservation{SwitchID: 6, IPs: addrs("192.0.2.22")})
 	u := NewUsage()
-	a.Merge(u, 5)
+	a.Merge(u, 5, time.Hour)
 	if _, ok := u.IPs[netip.MustParseAddr("192.0.2.20")]; !ok || u.VRIDs[3] == "" || a.Pending() != 2 {
 		t.Fatalf("in-flight reservation not applied: %v %v", u.IPs, u.VRIDs)
 	}
@@ -182,7 +183,7 @@ func TestAllocatorReservationsUntilVisible(t *testing.T) {
 	seen := NewUsage()
 	seen.AddIP("192.0.2.20", "lb")
 	seen.AddIP("192.0.2.21", "lb")
-	a.Merge(seen, 5) // no appliance ID: visible by its addresses
+	a.Merge(seen, 5, time.Hour) // no appliance ID: visible by its addresses
 	if a.Pending() != 1 {
 		t.Fatalf("pending %d", a.Pending())
 	}
@@ -200,7 +201,7 @@ func TestAllocatorKeepsReservationsWithoutAddresses(t *testing.T) {
 	a := NewAllocator()
 	a.Reserve("share/k", Reservation{SwitchID: 5, ApplianceID: 77})
 	a.Reserve("svc-a", Reservation{SwitchID: 5, IPs: addrs("192.0.2.20"), ApplianceID: 78})
-	a.Merge(NewUsage(), 5)
+	a.Merge(NewUsage(), 5, time.Hour)
 	if _, ok := a.Get("share/k"); !ok {
 		t.Fatal("a reservation without addresses was dropped before its appliance was listed")
 	}
@@ -208,15 +209,35 @@ func TestAllocatorKeepsReservationsWithoutAddresses(t *testing.T) {
 	// not listed yet: still in flight.
 	u := NewUsage()
 	u.AddIP("192.0.2.20", "someone")
-	a.Merge(u, 5)
+	a.Merge(u, 5, time.Hour)
 	if _, ok := a.Get("svc-a"); !ok {
 		t.Fatal("a reservation was dropped although its appliance is not listed")
 	}
 	listed := NewUsage()
 	listed.Appliances[77] = true
 	listed.Appliances[78] = true
-	a.Merge(listed, 5)
+	a.Merge(listed, 5, time.Hour)
 	if a.Pending() != 0 {
 		t.Fatalf("%d reservations left after their appliances were listed", a.Pending())
+	}
+}
+
+// A reservation past the visibility grace is dropped even when nothing shows
+// it: the create whose answer was lost made nothing (or what it made is
+// listed by now), and its Service may be gone, so nothing else would
+// release the addresses.
+func TestAllocatorDropsReservationsPastTheGrace(t *testing.T) {
+	a := NewAllocator()
+	a.Reserve("lost-answer", Reservation{SwitchID: 5, IPs: addrs("192.0.2.30"), VRID: 9, Uncertain: true})
+	u := NewUsage()
+	a.Merge(u, 5, time.Hour)
+	if _, ok := u.IPs[netip.MustParseAddr("192.0.2.30")]; !ok || a.Pending() != 1 {
+		t.Fatal("a young uncertain reservation was not held")
+	}
+	time.Sleep(5 * time.Millisecond)
+	u = NewUsage()
+	a.Merge(u, 5, time.Millisecond)
+	if _, ok := u.IPs[netip.MustParseAddr("192.0.2.30")]; ok || a.Pending() != 0 {
+		t.Fatalf("a reservation past the grace still holds its address (pending %d)", a.Pending())
 	}
 }
