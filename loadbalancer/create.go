@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/http"
 	"net/netip"
 	"time"
 
@@ -32,7 +33,7 @@ func (l *LoadBalancer) justCreated(ctx context.Context, owner string, tags ...st
 	r, ok := l.alloc.Get(owner)
 	if ok && r.Uncertain {
 		// A create failed in a way that may hide a new appliance.
-		if time.Since(r.At) < CreateVisibilityGrace {
+		if time.Since(r.At) < graceOf(r) {
 			return nil, api.NewRetryError("a failed create may have made a load balancer that is not listed yet; waiting for it before creating another", BootRetryAfter)
 		}
 		l.alloc.Release(owner)
@@ -181,12 +182,16 @@ func (l *LoadBalancer) create(ctx context.Context, exec *apply.Executor, cluster
 		// A 5xx, a timeout or a lost answer: the appliance may exist and
 		// show up in listings only later. Keep its addresses and wait for
 		// it (justCreated) rather than create a second one.
-		l.alloc.Reserve(string(svc.UID), ipam.Reservation{SwitchID: block.SwitchID, IPs: ips, VRID: vrid, Uncertain: true})
+		var grace time.Duration
+		if sakuraapi.StatusCode(err) == http.StatusServiceUnavailable {
+			grace = UnavailableCreateGrace
+		}
+		l.alloc.Reserve(string(svc.UID), ipam.Reservation{SwitchID: block.SwitchID, IPs: ips, VRID: vrid, Uncertain: true, Grace: grace})
 		if key := p.opts.SharingKey; key != "" {
-			l.alloc.Reserve(sharedOwner(key), ipam.Reservation{SwitchID: block.SwitchID, Uncertain: true})
+			l.alloc.Reserve(sharedOwner(key), ipam.Reservation{SwitchID: block.SwitchID, Uncertain: true, Grace: grace})
 		}
 		_ = l.fail(svc, ReasonAPIError, err)
-		return nil, api.NewRetryError(fmt.Sprintf("creating the load balancer failed (%v); looking for it by its tags before trying again", err), BootRetryAfter)
+		return nil, api.NewRetryError(fmt.Sprintf("creating the load balancer failed (%v); looking for it by its tags before trying again", err), min(BootRetryAfter, graceOf(ipam.Reservation{Grace: grace})))
 	}
 	if err != nil {
 		// Refused: perhaps an address or VRID taken outside the controller

@@ -49,6 +49,21 @@ const (
 // against a simulator whose invisibility window is shorter lower it.
 var CreateVisibilityGrace = 2 * time.Minute
 
+// UnavailableCreateGrace is how long a create answered 503 is looked for by
+// its tags before it is sent again. SAKURA answers 503 from its front end
+// (maintenance, overload) before the request reaches the service, so such a
+// create most likely made nothing; the short look covers the rare case that
+// it did. A 500, a timeout or a lost answer waits CreateVisibilityGrace.
+var UnavailableCreateGrace = 10 * time.Second
+
+// graceOf is how long the create behind r is waited for.
+func graceOf(r ipam.Reservation) time.Duration {
+	if r.Grace > 0 && r.Grace < CreateVisibilityGrace {
+		return r.Grace
+	}
+	return CreateVisibilityGrace
+}
+
 // ServerLister lists the zone's servers with their NICs; the shared server
 // cache implements it. Only List is needed, so this package does not depend
 // on the cache's full shape.

@@ -31,7 +31,7 @@ import (
 func (l *LoadBalancer) unlisted(ctx context.Context, exec *apply.Executor, svc *v1.Service) (*iaas.LoadBalancer, bool, error) {
 	uid := string(svc.UID)
 	r, reserved := l.alloc.Get(uid)
-	young := reserved && time.Since(r.At) < CreateVisibilityGrace
+	young := reserved && time.Since(r.At) < graceOf(r)
 	id := types.StringID(svc.Annotations[annotations.LoadBalancerID])
 	if id.IsEmpty() {
 		id = r.ApplianceID

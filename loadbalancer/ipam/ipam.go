@@ -396,6 +396,10 @@ type Reservation struct {
 	// may hide a new appliance (a 5xx or lost answer): held until the
 	// appliance shows or the visibility grace has passed.
 	Uncertain bool
+	// Grace, when set, is how long this uncertain create is waited for
+	// (shorter than the visibility grace for answers that come before the
+	// API did anything).
+	Grace time.Duration
 }
 
 // Allocator remembers, in the process, the addresses of creates and writes
