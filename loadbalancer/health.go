@@ -81,6 +81,7 @@ func (l *LoadBalancer) watchAppliances(ctx context.Context, services corelisters
 			klog.ErrorS(err, "Listing this cluster's load balancers for the health poll and repair pass failed")
 			return
 		}
+		l.pruneState(exec, lbs)
 		if doRepair && nodes != nil {
 			sum := l.repairWith(ctx, lbs, cluster)
 			klog.V(2).InfoS("Repair pass done", "services", sum.Services, "repaired", len(sum.Repaired), "failed", len(sum.Failed))

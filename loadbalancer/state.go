@@ -10,6 +10,7 @@ import (
 	"github.com/sakura-ccm/sakura-cloud-controller-manager/cloud/sakuraapi"
 	"github.com/sakura-ccm/sakura-cloud-controller-manager/loadbalancer/annotations"
 	"github.com/sakura-ccm/sakura-cloud-controller-manager/loadbalancer/apply"
+	"github.com/sakura-ccm/sakura-cloud-controller-manager/loadbalancer/decide"
 	"github.com/sakura-ccm/sakura-cloud-controller-manager/loadbalancer/desired"
 	v1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -192,4 +193,43 @@ func (l *LoadBalancer) takePending(id types.ID) bool {
 	p := l.pendingConfig[id]
 	delete(l.pendingConfig, id)
 	return p
+}
+
+// pruneState drops what is remembered per appliance for appliances that a
+// complete listing of the cluster (listed) no longer shows, and notices old
+// enough to be repeated anyway: without it the maps grow with every
+// appliance and Service the process has ever seen. A boot sent within
+// decide.BootGrace stays (its appliance may be missing from the listing
+// only for a moment).
+func (l *LoadBalancer) pruneState(exec *apply.Executor, listed []*iaas.LoadBalancer) {
+	keep := make(map[types.ID]bool, len(listed))
+	for _, lb := range listed {
+		keep[lb.ID] = true
+	}
+	l.stateMu.Lock()
+	for id := range l.pendingConfig {
+		if !keep[id] {
+			delete(l.pendingConfig, id)
+		}
+	}
+	for id := range l.reapplied {
+		if !keep[id] {
+			delete(l.reapplied, id)
+		}
+	}
+	for id, at := range l.bootSent {
+		if !keep[id] && time.Since(at) > decide.BootGrace {
+			delete(l.bootSent, id)
+		}
+	}
+	l.stateMu.Unlock()
+	exec.ForgetExcept(keep)
+
+	l.noticesMu.Lock()
+	for k, n := range l.notices {
+		if time.Since(n.at) > RepeatNoticeAfter {
+			delete(l.notices, k)
+		}
+	}
+	l.noticesMu.Unlock()
 }

@@ -235,6 +235,23 @@ func (e *Executor) Unapplied(id types.ID) bool {
 	return e.unapplied[id]
 }
 
+// ForgetExcept drops what the executor remembers of appliances not in
+// keep (deleted ones), so its memory follows the appliances that exist.
+func (e *Executor) ForgetExcept(keep map[types.ID]bool) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	for id := range e.unapplied {
+		if !keep[id] {
+			delete(e.unapplied, id)
+		}
+	}
+	for id, until := range e.shutdownUntil {
+		if !keep[id] && time.Now().After(until) {
+			delete(e.shutdownUntil, id)
+		}
+	}
+}
+
 func (e *Executor) setUnapplied(id types.ID, on bool) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
