@@ -11,14 +11,18 @@ import (
 	"github.com/sacloud/iaas-api-go"
 	"github.com/sacloud/iaas-api-go/types"
 	"github.com/sakura-ccm/sakura-cloud-controller-manager/cloud/metrics"
+	"github.com/sakura-ccm/sakura-cloud-controller-manager/internal/trim"
 	"github.com/sakura-ccm/sakura-cloud-controller-manager/loadbalancer/annotations"
 	"github.com/sakura-ccm/sakura-cloud-controller-manager/loadbalancer/desired"
 	"github.com/sakura-ccm/sakura-cloud-controller-manager/loadbalancer/endpoints"
 	v1 "k8s.io/api/core/v1"
 	discoveryv1 "k8s.io/api/discovery/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/client-go/informers"
+	coreinformers "k8s.io/client-go/informers/core/v1"
+	discoveryinformers "k8s.io/client-go/informers/discovery/v1"
 	"k8s.io/client-go/kubernetes"
 	corelisters "k8s.io/client-go/listers/core/v1"
 	discoverylisters "k8s.io/client-go/listers/discovery/v1"
@@ -64,12 +68,19 @@ type FollowOptions struct {
 
 // follower is the running endpoint follower.
 type follower struct {
-	opts     FollowOptions
-	slices   discoverylisters.EndpointSliceLister
-	services corelisters.ServiceLister
-	synced   []cache.InformerSynced
-	damper   *endpoints.Damper
-	queue    workqueue.TypedRateLimitingInterface[string]
+	opts           FollowOptions
+	services       corelisters.ServiceLister
+	servicesSynced cache.InformerSynced
+	damper         *endpoints.Damper
+	queue          workqueue.TypedRateLimitingInterface[string]
+
+	// The EndpointSlice cache starts with the first Local Service seen
+	// (watchSlices): until then the process keeps no slice at all.
+	kube         kubernetes.Interface
+	stop         <-chan struct{}
+	slicesMu     sync.Mutex
+	slices       discoverylisters.EndpointSliceLister // nil until started
+	slicesSynced cache.InformerSynced
 
 	mu      sync.Mutex
 	applied map[string]string    // Service key -> active nodes last used
@@ -80,25 +91,93 @@ type follower struct {
 
 func serviceKey(namespace, name string) string { return namespace + "/" + name }
 
-// FollowEndpoints starts watching EndpointSlices and Services and re-syncs
-// Local Services when their ready nodes change, and polls real-server
-// health, until ctx ends. Call it once, in the leader.
+// SharedInformers is a Kubernetes client that comes with the process's
+// shared informer factory: the cloud-provider app's, whose Service and
+// Node informers its controllers use. Handed one, FollowEndpoints takes its
+// Service informer from that factory instead of keeping a second cache of
+// every Service; the factory's owner sets its transforms and starts it
+// (the app does so after Initialize, once its controllers are set up).
+type SharedInformers struct {
+	kubernetes.Interface
+	Factory informers.SharedInformerFactory
+}
+
+// sliceSyncWait bounds how long a look at a Local Service's endpoints
+// waits for the EndpointSlice cache to fill after it started (one list);
+// past it the look answers "not synced" (a RetryError to the service
+// controller), as it did when the cache started with the process.
+const sliceSyncWait = 3 * time.Second
+
+// FollowEndpoints starts watching Services, and EndpointSlices once a
+// Service has externalTrafficPolicy: Local, re-syncs Local Services when
+// their ready nodes change, and polls real-server health, until ctx ends.
+// Call it once, in the leader. kube may be a SharedInformers.
 func (l *LoadBalancer) FollowEndpoints(ctx context.Context, kube kubernetes.Interface, o FollowOptions) {
-	factory := informers.NewSharedInformerFactory(kube, 0)
-	sliceInf := factory.Discovery().V1().EndpointSlices()
-	svcInf := factory.Core().V1().Services()
+	var svcInf coreinformers.ServiceInformer
+	var factory informers.SharedInformerFactory
+	if s, ok := kube.(SharedInformers); ok && s.Factory != nil {
+		svcInf = s.Factory.Core().V1().Services()
+		// The client itself for the slice informer: the wrapper would hide
+		// what client-go looks for on it (e.g. whether it can stream lists).
+		kube = s.Interface
+	} else {
+		factory = informers.NewSharedInformerFactoryWithOptions(kube, 0, informers.WithTransform(trim.Service))
+		svcInf = factory.Core().V1().Services()
+	}
 	f := &follower{
-		opts:     o,
-		slices:   sliceInf.Lister(),
-		services: svcInf.Lister(),
-		synced:   []cache.InformerSynced{sliceInf.Informer().HasSynced, svcInf.Informer().HasSynced},
-		damper:   &endpoints.Damper{HoldDown: o.HoldDown},
+		opts:           o,
+		services:       svcInf.Lister(),
+		servicesSynced: svcInf.Informer().HasSynced,
+		damper:         &endpoints.Damper{HoldDown: o.HoldDown},
 		queue: workqueue.NewTypedRateLimitingQueueWithConfig(
 			workqueue.NewTypedItemExponentialFailureRateLimiter[string](FollowRetryMin, FollowRetryMax),
 			workqueue.TypedRateLimitingQueueConfig[string]{Name: "sakura-endpoints"}),
+		kube:    kube,
+		stop:    ctx.Done(),
 		applied: map[string]string{},
 		lastRun: map[string]time.Time{},
 	}
+	_, _ = svcInf.Informer().AddEventHandler(cache.ResourceEventHandlerFuncs{
+		// A Local Service already there: its endpoints will be needed
+		// (the service controller syncs every Service after a start).
+		AddFunc: func(obj any) {
+			if s, ok := obj.(*v1.Service); ok && isLocal(s) {
+				f.watchSlices()
+			}
+		},
+		// A Service turning Local (or back) needs a look at its endpoints.
+		UpdateFunc: func(_, obj any) {
+			if s, ok := obj.(*v1.Service); ok && isLocal(s) {
+				f.watchSlices()
+				f.queue.AddAfter(serviceKey(s.Namespace, s.Name), o.Debounce)
+			}
+		},
+	})
+	l.followMu.Lock()
+	l.follow = f
+	l.followMu.Unlock()
+	if factory != nil {
+		factory.Start(ctx.Done())
+	}
+	go func() {
+		<-ctx.Done()
+		f.queue.ShutDown()
+	}()
+	go f.run(ctx, l)
+}
+
+// watchSlices returns the EndpointSlice cache, starting it on first use.
+// It is never stopped: a cluster that had a Local Service is likely to
+// have one again, and a restart would list every slice anew.
+func (f *follower) watchSlices() (discoverylisters.EndpointSliceLister, cache.InformerSynced) {
+	f.slicesMu.Lock()
+	defer f.slicesMu.Unlock()
+	if f.slices != nil {
+		return f.slices, f.slicesSynced
+	}
+	inf := discoveryinformers.NewEndpointSliceInformer(f.kube, metav1.NamespaceAll, 0,
+		cache.Indexers{cache.NamespaceIndex: cache.MetaNamespaceIndexFunc})
+	_ = inf.SetTransform(trim.EndpointSlice) // cannot fail: not started
 	onSlice := func(obj any) {
 		if d, ok := obj.(cache.DeletedFinalStateUnknown); ok {
 			obj = d.Obj
@@ -108,30 +187,18 @@ func (l *LoadBalancer) FollowEndpoints(ctx context.Context, kube kubernetes.Inte
 			return
 		}
 		if name := s.Labels[discoveryv1.LabelServiceName]; name != "" {
-			f.queue.AddAfter(serviceKey(s.Namespace, name), o.Debounce)
+			f.queue.AddAfter(serviceKey(s.Namespace, name), f.opts.Debounce)
 		}
 	}
-	_, _ = sliceInf.Informer().AddEventHandler(cache.ResourceEventHandlerFuncs{
+	_, _ = inf.AddEventHandler(cache.ResourceEventHandlerFuncs{
 		AddFunc:    onSlice,
 		UpdateFunc: func(_, obj any) { onSlice(obj) },
 		DeleteFunc: onSlice,
 	})
-	onService := func(_, obj any) {
-		// A Service turning Local (or back) needs a look at its endpoints.
-		if s, ok := obj.(*v1.Service); ok && isLocal(s) {
-			f.queue.AddAfter(serviceKey(s.Namespace, s.Name), o.Debounce)
-		}
-	}
-	_, _ = svcInf.Informer().AddEventHandler(cache.ResourceEventHandlerFuncs{UpdateFunc: onService})
-	l.followMu.Lock()
-	l.follow = f
-	l.followMu.Unlock()
-	factory.Start(ctx.Done())
-	go func() {
-		<-ctx.Done()
-		f.queue.ShutDown()
-	}()
-	go f.run(ctx, l)
+	go inf.Run(f.stop)
+	f.slices, f.slicesSynced = discoverylisters.NewEndpointSliceLister(inf.GetIndexer()), inf.HasSynced
+	klog.InfoS("Watching EndpointSlices: a Service has externalTrafficPolicy: Local")
+	return f.slices, f.slicesSynced
 }
 
 func isLocal(svc *v1.Service) bool {
@@ -146,7 +213,7 @@ func (l *LoadBalancer) follower() *follower {
 }
 
 func (f *follower) run(ctx context.Context, l *LoadBalancer) {
-	if !cache.WaitForCacheSync(ctx.Done(), f.synced...) {
+	if !cache.WaitForCacheSync(ctx.Done(), f.servicesSynced) {
 		return
 	}
 	go l.watchAppliances(ctx, f.services, f.opts.HealthInterval, f.opts.RepairInterval, f.opts.HealthRate)
@@ -172,6 +239,9 @@ func (f *follower) sync(ctx context.Context, l *LoadBalancer, key string) {
 	}
 	active, err := f.active(svc)
 	if err != nil {
+		if errors.Is(err, errNotSynced) {
+			f.queue.AddAfter(key, time.Second)
+		}
 		return
 	}
 	f.mu.Lock()
@@ -225,15 +295,25 @@ const (
 )
 
 // active is the damped set of nodes with a ready endpoint of svc. It
-// schedules a look for when a held node's hold-down ends.
+// schedules a look for when a held node's hold-down ends. The first call
+// starts the EndpointSlice cache and waits (at most sliceSyncWait) for it.
 func (f *follower) active(svc *v1.Service) (map[string]bool, error) {
-	for _, s := range f.synced {
-		if !s() {
+	if !f.servicesSynced() {
+		return nil, errNotSynced
+	}
+	lister, synced := f.watchSlices()
+	for deadline := time.Now().Add(sliceSyncWait); !synced(); time.Sleep(20 * time.Millisecond) {
+		if time.Now().After(deadline) {
 			return nil, errNotSynced
+		}
+		select {
+		case <-f.stop:
+			return nil, errNotSynced
+		default:
 		}
 	}
 	sel := labels.SelectorFromSet(labels.Set{discoveryv1.LabelServiceName: svc.Name})
-	slices, err := f.slices.EndpointSlices(svc.Namespace).List(sel)
+	slices, err := lister.EndpointSlices(svc.Namespace).List(sel)
 	if err != nil {
 		return nil, err
 	}

@@ -10,6 +10,8 @@ import (
 	v1 "k8s.io/api/core/v1"
 	discoveryv1 "k8s.io/api/discovery/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/informers"
+	"k8s.io/client-go/kubernetes"
 	kubefake "k8s.io/client-go/kubernetes/fake"
 )
 
@@ -106,6 +108,62 @@ func TestLocalServiceFollowsReadyEndpoints(t *testing.T) {
 	time.Sleep(300 * time.Millisecond)
 	if n := calls(e.client, snap); n != 0 {
 		t.Fatalf("an unchanged node set cost %d API calls", n)
+	}
+}
+
+// listsOf counts the list calls the fake clientset answered for resource.
+func listsOf(kube *kubefake.Clientset, resource string) int {
+	n := 0
+	for _, a := range kube.Actions() {
+		if a.GetVerb() == "list" && a.GetResource().Resource == resource {
+			n++
+		}
+	}
+	return n
+}
+
+// The follower keeps no EndpointSlice cache while no Service is Local, and
+// given the app's informer factory it keeps no Service cache of its own:
+// one list of Services in all, one of EndpointSlices once one turns Local.
+func TestFollowerCachesOnlyWhatItNeeds(t *testing.T) {
+	for _, shared := range []bool{false, true} {
+		t.Run(fmt.Sprintf("shared=%v", shared), func(t *testing.T) {
+			e := newEnv(t, 28)
+			nodes := e.addNodes(3, 0)
+			svc := service("web", 80)
+			names := []string{"node-000", "node-001", "node-002"}
+			kube := kubefake.NewClientset(svc, slice(svc, names, []bool{true, false, false}))
+			ctx, cancel := context.WithCancel(context.Background())
+			t.Cleanup(cancel)
+			var client kubernetes.Interface = kube
+			var factory informers.SharedInformerFactory
+			if shared {
+				factory = informers.NewSharedInformerFactory(kube, 0)
+				client = SharedInformers{Interface: kube, Factory: factory}
+			}
+			e.lb.FollowEndpoints(ctx, client, FollowOptions{HoldDown: time.Millisecond})
+			if shared {
+				factory.Start(ctx.Done()) // the app's part, after Initialize
+			}
+			e.ensureUp(svc, nodes)
+			e.waitServers(t, e.ip(0), e.ip(1), e.ip(2))
+			waitFor(t, func() bool { return e.lb.follower().servicesSynced() })
+			if n := listsOf(kube, "endpointslices"); n != 0 {
+				t.Fatalf("EndpointSlices listed %d times with no Local Service", n)
+			}
+
+			// The Service turns Local: the slices are watched from now on,
+			// and only the node with a ready endpoint stays.
+			local := svc.DeepCopy()
+			local.Spec.ExternalTrafficPolicy = v1.ServiceExternalTrafficPolicyLocal
+			if _, err := kube.CoreV1().Services("default").Update(ctx, local, metav1.UpdateOptions{}); err != nil {
+				t.Fatal(err)
+			}
+			e.waitServers(t, e.ip(0))
+			if n, m := listsOf(kube, "endpointslices"), listsOf(kube, "services"); n != 1 || m != 1 {
+				t.Fatalf("lists: %d of EndpointSlices, %d of Services; want one each", n, m)
+			}
+		})
 	}
 }
 
