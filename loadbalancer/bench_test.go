@@ -10,7 +10,8 @@ import (
 // iaas-api-go's fake, counted by the shared client. "create" is the call that
 // creates (later boot polls are reported as create_poll_calls); "noop" is a
 // steady-state resync; "nodechange" replaces one node; "delete" is the whole
-// shutdown → delete sequence. "create_warm" is a second Service's create
+// shutdown → delete sequence as the service controller drives it
+// (GetLoadBalancer, then EnsureLoadBalancerDeleted). "create_warm" is a second Service's create
 // while the switch's inventory of other consumers is still fresh
 // (loadBalancer.inventoryTTLSec at its default of 60).
 func BenchmarkAPICalls(b *testing.B) {
@@ -60,11 +61,11 @@ func BenchmarkAPICalls(b *testing.B) {
 		nodeW += float64(w)
 
 		snap = e.client.Stats().Snapshot()
-		e.deleteAll(svc)
+		e.deleteAsServiceController(svc)
 		del += float64(calls(e.client, snap))
-		e.deleteAll(second)
 		w, _ = writes(e.client, snap)
 		delW += float64(w)
+		e.deleteAll(second)
 	}
 	n := float64(b.N)
 	b.ReportMetric(create/n, "create_calls")

@@ -37,9 +37,12 @@ func (l *LoadBalancer) EnsureLoadBalancerDeleted(ctx context.Context, clusterNam
 	l.setDeleting(string(svc.UID), true)
 	l.bootOver(string(svc.UID), nil, false)
 	exec := l.executor(clusterName)
-	owned, err := exec.FindOwned(ctx, string(svc.UID))
-	if err != nil {
-		return err
+	owned, ok := l.takeFound(string(svc.UID))
+	if !ok {
+		var err error
+		if owned, err = exec.FindOwned(ctx, string(svc.UID)); err != nil {
+			return err
+		}
 	}
 	if len(owned) == 0 {
 		lb, pending, err := l.unlisted(ctx, exec, svc)

@@ -200,6 +200,31 @@ func (e *env) deleteAll(svc *v1.Service) {
 	e.t.Fatalf("load balancer never went away")
 }
 
+// deleteAsServiceController deletes the way the service controller of
+// k8s.io/cloud-provider does: GetLoadBalancer, then, if it exists,
+// EnsureLoadBalancerDeleted, again on every retry.
+func (e *env) deleteAsServiceController(svc *v1.Service) {
+	e.t.Helper()
+	for i := 0; i < 5000; i++ {
+		_, exists, err := e.lb.GetLoadBalancer(e.ctx, "test", svc)
+		if err != nil {
+			e.t.Fatalf("GetLoadBalancer: %v", err)
+		}
+		if !exists {
+			return
+		}
+		err = e.lb.EnsureLoadBalancerDeleted(e.ctx, "test", svc)
+		if err == nil {
+			return
+		}
+		if !isRetry(err) {
+			e.t.Fatalf("EnsureLoadBalancerDeleted: %v", err)
+		}
+		time.Sleep(time.Millisecond)
+	}
+	e.t.Fatalf("load balancer never went away")
+}
+
 func (e *env) lbs() []*iaas.LoadBalancer {
 	r, err := fake.NewLoadBalancerOp().Find(e.ctx, zone, nil)
 	if err != nil {

@@ -115,6 +115,7 @@ type LoadBalancer struct {
 	reapplied     map[types.ID]string // settings hash last re-applied on suspicion
 	bootSent      map[types.ID]time.Time
 	boots         bootWatch
+	found         map[string]foundAt // GetLoadBalancer's answer, for the delete that follows
 }
 
 var _ cloudprovider.LoadBalancer = (*LoadBalancer)(nil)
@@ -143,6 +144,7 @@ func New(d Deps) *LoadBalancer {
 		reapplied:     map[types.ID]string{},
 		bootSent:      map[types.ID]time.Time{},
 		boots:         newBootWatch(),
+		found:         map[string]foundAt{},
 	}
 	l.reserved, l.cfgErr = ipam.ParseRanges(d.Config.ReservedIPRanges)
 	if l.cfgErr == nil && d.Config.Plan != "" {
@@ -199,6 +201,7 @@ func (l *LoadBalancer) GetLoadBalancer(ctx context.Context, clusterName string, 
 	if err != nil {
 		return nil, false, err
 	}
+	l.rememberFound(string(svc.UID), lbs)
 	if len(lbs) == 0 {
 		lb, pending, err := l.unlisted(ctx, exec, svc)
 		switch {

@@ -233,3 +233,45 @@ func (l *LoadBalancer) pruneState(exec *apply.Executor, listed []*iaas.LoadBalan
 	}
 	l.noticesMu.Unlock()
 }
+
+// foundReuse is how long GetLoadBalancer's find may stand in for the one
+// EnsureLoadBalancerDeleted would make. The service controller asks
+// GetLoadBalancer right before every delete; reusing its answer saves a
+// call per delete. It is safe for so short a time: an appliance of one
+// Service gains no members (joins go to shared appliances, which deleteFrom
+// reads again under the sharing key's lock), and apply.Delete re-reads
+// before it deletes.
+const foundReuse = 2 * time.Second
+
+type foundAt struct {
+	lbs []*iaas.LoadBalancer
+	at  time.Time
+}
+
+// rememberFound keeps what a find saw for uid, briefly. Only answers that
+// found appliances are kept: "none" is looked at again (it may be a create
+// not listed yet).
+func (l *LoadBalancer) rememberFound(uid string, lbs []*iaas.LoadBalancer) {
+	l.stateMu.Lock()
+	defer l.stateMu.Unlock()
+	for k, f := range l.found {
+		if time.Since(f.at) > foundReuse {
+			delete(l.found, k)
+		}
+	}
+	if len(lbs) > 0 {
+		l.found[uid] = foundAt{lbs: lbs, at: time.Now()}
+	}
+}
+
+// takeFound returns (and forgets) a find of uid younger than foundReuse.
+func (l *LoadBalancer) takeFound(uid string) ([]*iaas.LoadBalancer, bool) {
+	l.stateMu.Lock()
+	defer l.stateMu.Unlock()
+	f, ok := l.found[uid]
+	delete(l.found, uid)
+	if !ok || time.Since(f.at) > foundReuse {
+		return nil, false
+	}
+	return f.lbs, true
+}

@@ -3,6 +3,7 @@ package loadbalancer
 import (
 	"net/netip"
 	"testing"
+	"time"
 
 	"github.com/sacloud/iaas-api-go"
 	"github.com/sacloud/iaas-api-go/fake"
@@ -107,5 +108,42 @@ func TestInventoryTTLZeroReadsEveryTime(t *testing.T) {
 				t.Errorf("create %s: %s called %d times, want at least 1", name, op, n)
 			}
 		}
+	}
+}
+
+// The service controller asks GetLoadBalancer right before each delete;
+// the delete reuses that find: find, shut down, confirm, delete.
+func TestDeleteReusesTheServiceControllersFind(t *testing.T) {
+	e := newEnv(t, 27)
+	nodes := e.addNodes(3, 0)
+	svc := service("web", 80)
+	e.ensureUp(svc, nodes)
+	snap := e.client.Stats().Snapshot()
+	e.deleteAsServiceController(svc)
+	if n := opCalls(e.client, snap, "LoadBalancer.Find"); n != 1 {
+		t.Errorf("delete after GetLoadBalancer: %d finds, want 1", n)
+	}
+	if n := calls(e.client, snap); n != 4 {
+		t.Errorf("delete: %d calls, want 4 (find, shutdown, confirm, delete)", n)
+	}
+	if len(e.lbs()) != 0 {
+		t.Fatal("appliance not deleted")
+	}
+
+	// A find older than foundReuse is not reused.
+	other := service("other", 80)
+	e.ensureUp(other, nodes)
+	if _, _, err := e.lb.GetLoadBalancer(e.ctx, "test", other); err != nil {
+		t.Fatal(err)
+	}
+	e.lb.stateMu.Lock()
+	f := e.lb.found[string(other.UID)]
+	f.at = f.at.Add(-foundReuse - time.Second)
+	e.lb.found[string(other.UID)] = f
+	e.lb.stateMu.Unlock()
+	snap = e.client.Stats().Snapshot()
+	e.deleteAll(other)
+	if n := opCalls(e.client, snap, "LoadBalancer.Find"); n < 1 {
+		t.Errorf("delete after a stale GetLoadBalancer: %d finds, want a fresh one", n)
 	}
 }
