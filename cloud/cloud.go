@@ -10,9 +10,11 @@ import (
 	"sync"
 
 	v1 "k8s.io/api/core/v1"
+	"k8s.io/client-go/informers"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/kubernetes/scheme"
 	typedcorev1 "k8s.io/client-go/kubernetes/typed/core/v1"
+	"k8s.io/client-go/tools/cache"
 	"k8s.io/client-go/tools/record"
 	cloudprovider "k8s.io/cloud-provider"
 	"k8s.io/klog/v2"
@@ -22,6 +24,8 @@ import (
 	"github.com/sakura-ccm/sakura-cloud-controller-manager/cloud/sakuraapi"
 	"github.com/sakura-ccm/sakura-cloud-controller-manager/cloud/servercache"
 	"github.com/sakura-ccm/sakura-cloud-controller-manager/instances"
+	"github.com/sakura-ccm/sakura-cloud-controller-manager/internal/trim"
+	"github.com/sakura-ccm/sakura-cloud-controller-manager/loadbalancer"
 	"github.com/sakura-ccm/sakura-cloud-controller-manager/loadbalancer/sweep"
 )
 
@@ -55,6 +59,8 @@ type Cloud struct {
 
 	kube     kubernetes.Interface
 	recorder record.EventRecorder
+	// informers is the app's shared informer factory (SetInformers).
+	informers informers.SharedInformerFactory
 
 	// lbOnce builds the load balancer adapter, and starts the loops bound
 	// to it, once per process: with leader migration the app may call
@@ -64,7 +70,10 @@ type Cloud struct {
 	sweeper *sweep.Runner // nil unless the sweep runs
 }
 
-var _ cloudprovider.Interface = (*Cloud)(nil)
+var (
+	_ cloudprovider.Interface    = (*Cloud)(nil)
+	_ cloudprovider.InformerUser = (*Cloud)(nil)
+)
 
 // New builds the provider on a real API caller.
 func New(cfg *config.Config) (*Cloud, error) {
@@ -101,6 +110,33 @@ func (c *Cloud) SetDefaultClusterID(clusterName string) {
 	}
 }
 
+// SetInformers takes the cloud-provider app's shared informer factory, the
+// one its controllers use. Call it before Initialize (cloudInitializer
+// does): the endpoint follower then reads Services from the app's cache
+// instead of keeping a second one. It also sets the transforms of
+// internal/trim on the Node informer and, unless load balancers are off,
+// on the Service informer, which must happen before the factory starts:
+// the app starts it after Initialize, once the controllers are set up.
+// The app calls it again after Initialize (cloudprovider.InformerUser);
+// only the first factory counts.
+func (c *Cloud) SetInformers(f informers.SharedInformerFactory) {
+	if f == nil || c.informers != nil {
+		return
+	}
+	c.informers = f
+	trimCache("Node", f.Core().V1().Nodes().Informer(), trim.Node)
+	if !c.cfg.DisableLoadBalancer {
+		// The service controller and the follower share this one.
+		trimCache("Service", f.Core().V1().Services().Informer(), trim.Service)
+	}
+}
+
+func trimCache(kind string, inf cache.SharedIndexInformer, t cache.TransformFunc) {
+	if err := inf.SetTransform(t); err != nil {
+		klog.InfoS("Informer cache kept whole", "kind", kind, "reason", err.Error())
+	}
+}
+
 // Config returns the configuration in use (print it with Redacted()).
 func (c *Cloud) Config() *config.Config { return c.cfg }
 
@@ -126,6 +162,11 @@ func (c *Cloud) Initialize(clientBuilder cloudprovider.ControllerClientBuilder, 
 
 func (c *Cloud) setKube(kube kubernetes.Interface, stop <-chan struct{}) {
 	c.kube = kube
+	if c.informers != nil {
+		// What the load balancer's loops get as their client carries the
+		// factory, so the follower takes its Service informer from it.
+		c.kube = loadbalancer.SharedInformers{Interface: kube, Factory: c.informers}
+	}
 	broadcaster := record.NewBroadcaster()
 	broadcaster.StartStructuredLogging(4)
 	broadcaster.StartRecordingToSink(&typedcorev1.EventSinkImpl{Interface: kube.CoreV1().Events("")})

@@ -20,6 +20,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	ktypes "k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/util/wait"
+	"k8s.io/client-go/informers"
 	"k8s.io/client-go/kubernetes"
 	kubefake "k8s.io/client-go/kubernetes/fake"
 	restclient "k8s.io/client-go/rest"
@@ -418,4 +419,59 @@ func stopAtCleanup(t *testing.T) chan struct{} {
 	stop := make(chan struct{})
 	t.Cleanup(func() { close(stop) })
 	return stop
+}
+
+// TestSetInformersTrimsAndShares: the app's factory, handed over before
+// Initialize, caches Nodes and Services without managedFields (and Nodes
+// without their image list), and the endpoint follower reads Services from
+// it: one list of Services in all, none of EndpointSlices (no Service is
+// Local).
+func TestSetInformersTrimsAndShares(t *testing.T) {
+	_, root := startAPI(t)
+	cfg := testConfig(t, root)
+	cfg.ClusterID = "c1"
+	cfg.LoadBalancer.SweepIntervalSec = 0 // the sweep lists Services from the API server
+	cfg.LoadBalancer.HealthPollIntervalSec, cfg.LoadBalancer.RepairIntervalSec = 0, 0
+	p, err := New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	managed := []metav1.ManagedFieldsEntry{{Manager: "kubelet", Operation: metav1.ManagedFieldsOperationUpdate}}
+	n := node("worker-1", "")
+	n.ManagedFields = managed
+	n.Status.Images = []v1.ContainerImage{{Names: []string{"registry.k8s.io/pause:3.10"}, SizeBytes: 320000}}
+	svc := &v1.Service{ObjectMeta: metav1.ObjectMeta{Name: "web", Namespace: "default", UID: "uid-web", ManagedFields: managed,
+		Annotations: map[string]string{v1.LastAppliedConfigAnnotation: "{}"}}, Spec: v1.ServiceSpec{Type: v1.ServiceTypeLoadBalancer}}
+	kube := kubefake.NewClientset(n, svc)
+	factory := informers.NewSharedInformerFactory(kube, 0)
+	stop := stopAtCleanup(t)
+	p.SetInformers(factory) // cloudInitializer
+	p.Initialize(builder{kube}, stop)
+	p.SetInformers(informers.NewSharedInformerFactory(kube, 0)) // the app, after Initialize: ignored
+	// The controllers take the same informers; then the app starts them.
+	nodes, services := factory.Core().V1().Nodes(), factory.Core().V1().Services()
+	factory.Start(stop)
+	for typ, ok := range factory.WaitForCacheSync(stop) {
+		if !ok {
+			t.Fatalf("%v not synced", typ)
+		}
+	}
+	gotNode, err := nodes.Lister().Get("worker-1")
+	if err != nil || gotNode.ManagedFields != nil || gotNode.Status.Images != nil {
+		t.Errorf("cached Node %+v, %v: want no managedFields, no images", gotNode, err)
+	}
+	gotSvc, err := services.Lister().Services("default").Get("web")
+	if err != nil || gotSvc.ManagedFields != nil || gotSvc.Annotations[v1.LastAppliedConfigAnnotation] != "{}" {
+		t.Errorf("cached Service %+v, %v: want no managedFields, annotations kept", gotSvc, err)
+	}
+	time.Sleep(300 * time.Millisecond) // a follower with its own informers would have listed by now
+	lists := map[string]int{}
+	for _, a := range kube.Actions() {
+		if a.GetVerb() == "list" {
+			lists[a.GetResource().Resource]++
+		}
+	}
+	if lists["services"] != 1 || lists["endpointslices"] != 0 {
+		t.Errorf("lists %v: want Services once (one cache for the app and the follower), EndpointSlices never", lists)
+	}
 }
