@@ -4,7 +4,10 @@
 package main
 
 import (
+	"fmt"
+	"math"
 	"os"
+	"runtime/debug"
 
 	"github.com/spf13/cobra"
 	"k8s.io/apimachinery/pkg/util/wait"
@@ -21,6 +24,7 @@ import (
 	"k8s.io/klog/v2"
 
 	"github.com/sakura-ccm/sakura-cloud-controller-manager/cloud"
+	"github.com/sakura-ccm/sakura-cloud-controller-manager/internal/memlimit"
 )
 
 func main() {
@@ -68,8 +72,11 @@ func setFlagDefault(cmd *cobra.Command, name, value string) {
 }
 
 // cloudInitializer builds the provider and, when the configuration names no
-// cluster ID, takes it from --cluster-name.
+// cluster ID, takes it from --cluster-name. It is the app's first call into
+// this binary once flags are parsed and logging is set up, so it also sets
+// the Go memory limit.
 func cloudInitializer(c *cloudcontrollerconfig.CompletedConfig) cloudprovider.Interface {
+	setMemoryLimit()
 	shared := c.ComponentConfig.KubeCloudShared
 	if shared.CloudProvider.Name != cloud.ProviderName {
 		klog.Fatalf("--cloud-provider is %q; this binary only provides %q", shared.CloudProvider.Name, cloud.ProviderName)
@@ -88,4 +95,29 @@ func cloudInitializer(c *cloudcontrollerconfig.CompletedConfig) cloudprovider.In
 		klog.Fatalf("no cluster ID: set clusterID in the cloud-config, SAKURACLOUD_CLUSTER_ID or --cluster-name")
 	}
 	return sakura
+}
+
+// setMemoryLimit sets the Go soft memory limit to a share of the
+// container's memory limit (MEMORY_LIMIT_MIB, from the chart) unless
+// GOMEMLIMIT is set, and logs the limit in force once.
+func setMemoryLimit() {
+	d, err := memlimit.Decide(os.LookupEnv)
+	switch {
+	case err != nil:
+		klog.ErrorS(err, "Go memory limit not derived from the container's", "goMemLimit", goMemLimit())
+	case d.Bytes > 0:
+		debug.SetMemoryLimit(d.Bytes)
+		klog.InfoS("Go memory limit set from the container's memory limit", "containerLimitMiB", d.ContainerMiB,
+			"percent", memlimit.Percent, "goMemLimit", goMemLimit())
+	default:
+		klog.InfoS("Go memory limit left as is", "reason", d.Why, "goMemLimit", goMemLimit())
+	}
+}
+
+// goMemLimit is the soft memory limit in force, for the log.
+func goMemLimit() string {
+	if b := debug.SetMemoryLimit(-1); b != math.MaxInt64 {
+		return fmt.Sprintf("%dMiB", b>>20)
+	}
+	return "none"
 }

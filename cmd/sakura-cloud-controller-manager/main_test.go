@@ -74,8 +74,10 @@ func TestDefaults(t *testing.T) {
 	}
 }
 
-// TestInvalidConfigStopsStartup: one clear message, no secret, non-zero exit.
-func TestInvalidConfigStopsStartup(t *testing.T) {
+// startWithInvalidConfig runs main with a cloud-config that lacks the
+// access token: it gets as far as cloudInitializer and stops there.
+func startWithInvalidConfig(t *testing.T, env ...string) (string, error) {
+	t.Helper()
 	dir := t.TempDir()
 	kubeconfig := dir + "/kubeconfig"
 	if err := os.WriteFile(kubeconfig, []byte(`apiVersion: v1
@@ -91,8 +93,13 @@ current-context: c
 	if err := os.WriteFile(cloudConfig, []byte("accessTokenSecret: sec-zz9-plural-z-alpha\nzone: is1a\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	out, err := runMain(t, "--cloud-config "+cloudConfig+" --kubeconfig "+kubeconfig+
-		" --authentication-skip-lookup --secure-port=0 --leader-elect=false -v=10")
+	return runMain(t, "--cloud-config "+cloudConfig+" --kubeconfig "+kubeconfig+
+		" --authentication-skip-lookup --secure-port=0 --leader-elect=false -v=10", env...)
+}
+
+// TestInvalidConfigStopsStartup: one clear message, no secret, non-zero exit.
+func TestInvalidConfigStopsStartup(t *testing.T) {
+	out, err := startWithInvalidConfig(t)
 	if err == nil {
 		t.Fatalf("started with an invalid configuration:\n%s", out)
 	}
@@ -101,5 +108,24 @@ current-context: c
 	}
 	if strings.Contains(out, "sec-zz9-plural-z-alpha") {
 		t.Errorf("the secret was printed")
+	}
+}
+
+// TestMemoryLimit: the Go soft limit comes from the chart's
+// MEMORY_LIMIT_MIB unless GOMEMLIMIT is set, and is logged once.
+func TestMemoryLimit(t *testing.T) {
+	for _, c := range []struct {
+		env  []string
+		want string
+	}{
+		{[]string{"GOMEMLIMIT=", "MEMORY_LIMIT_MIB=256"}, `"Go memory limit set from the container's memory limit" containerLimitMiB=256 percent=70 goMemLimit="179MiB"`},
+		{[]string{"GOMEMLIMIT=100MiB", "MEMORY_LIMIT_MIB=256"}, `"Go memory limit left as is" reason="GOMEMLIMIT is set" goMemLimit="100MiB"`},
+		{[]string{"GOMEMLIMIT=", "MEMORY_LIMIT_MIB="}, `"Go memory limit left as is" reason="MEMORY_LIMIT_MIB is not set" goMemLimit="none"`},
+		{[]string{"GOMEMLIMIT=", "MEMORY_LIMIT_MIB=256Mi"}, `"Go memory limit not derived from the container's" err="MEMORY_LIMIT_MIB=\"256Mi\" is not a positive whole number of MiB" goMemLimit="none"`},
+	} {
+		out, _ := startWithInvalidConfig(t, c.env...)
+		if n := strings.Count(out, "Go memory limit"); n != 1 || !strings.Contains(out, c.want) {
+			t.Errorf("%v: logged %d times, want once: %s\n%s", c.env, n, c.want, out)
+		}
 	}
 }
