@@ -73,8 +73,10 @@ func setFlagDefault(cmd *cobra.Command, name, value string) {
 
 // cloudInitializer builds the provider and, when the configuration names no
 // cluster ID, takes it from --cluster-name. It is the app's first call into
-// this binary once flags are parsed and logging is set up, so it also sets
-// the Go memory limit.
+// this binary once flags are parsed and logging is set up, and it runs
+// before the app starts its informers, so it also sets the Go memory limit
+// and hands the provider the app's informer factory (internal/trim's
+// transforms must be set before the factory starts).
 func cloudInitializer(c *cloudcontrollerconfig.CompletedConfig) cloudprovider.Interface {
 	setMemoryLimit()
 	shared := c.ComponentConfig.KubeCloudShared
@@ -94,6 +96,7 @@ func cloudInitializer(c *cloudcontrollerconfig.CompletedConfig) cloudprovider.In
 	if !sakura.HasClusterID() {
 		klog.Fatalf("no cluster ID: set clusterID in the cloud-config, SAKURACLOUD_CLUSTER_ID or --cluster-name")
 	}
+	sakura.SetInformers(c.SharedInformers)
 	return sakura
 }
 
