@@ -33,7 +33,7 @@ type bootWatch struct {
 
 	// listMu makes one listing at a time; the others reuse its answer.
 	listMu   sync.Mutex
-	listing  map[types.ID]*iaas.LoadBalancer
+	listing  []*iaas.LoadBalancer // oldest first, as FindOwned answers
 	listedAt time.Time
 	// listedFor is the one Service a narrow listing (its own appliance
 	// only) was made for; "" for a listing of the whole cluster.
@@ -43,6 +43,9 @@ type bootWatch struct {
 type bootWait struct {
 	id      types.ID
 	created bool // this process created it, so its boot time is a sample
+	// listed: a find has shown the appliance. Until then looks find as
+	// usual (a just-created appliance is found through its reservation).
+	listed bool
 	// looked is when the listing of the last look was made.
 	looked time.Time
 }
@@ -51,7 +54,8 @@ func newBootWatch() bootWatch {
 	return bootWatch{waiting: map[string]bootWait{}}
 }
 
-// waitForBoot notes that uid's appliance id is booting.
+// waitForBoot notes that uid's appliance id is booting: just created by
+// this process (created), or seen booting by a find.
 func (l *LoadBalancer) waitForBoot(uid string, id types.ID, created bool) {
 	b := &l.boots
 	b.mu.Lock()
@@ -61,6 +65,7 @@ func (l *LoadBalancer) waitForBoot(uid string, id types.ID, created bool) {
 		w = bootWait{id: id}
 	}
 	w.created = w.created || created
+	w.listed = w.listed || !created
 	b.waiting[uid] = w
 }
 
@@ -90,18 +95,26 @@ func (l *LoadBalancer) nextBootLook(age time.Duration) time.Duration {
 	return decide.NextBootLook(age, typical)
 }
 
-// bootingAppliance returns uid's appliance from a shared listing at most
-// bootListingMaxAge old, when uid is waiting for a boot and the listing
-// shows the appliance. Otherwise (no wait, not listed, the listing failed)
-// it returns nil, and the caller looks the appliance up as usual.
-func (l *LoadBalancer) bootingAppliance(ctx context.Context, exec *apply.Executor, uid string) *iaas.LoadBalancer {
+// bootingAppliances stands in for exec.FindOwned(uid) while uid waits for a
+// boot: it answers from a shared listing of the cluster's appliances at
+// most bootListingMaxAge old and made after uid's previous look, making
+// that listing when there is none. ok is false when uid waits for no boot,
+// its appliance has not been listed yet, the listing failed or does not
+// show the appliance; the caller then finds as usual.
+//
+// The listing must show the awaited appliance to stand in: a shared
+// listing may be older than another Service's inventory, which, seeing the
+// appliance listed, released its reservation; answering "none" from it
+// would let the Service create a second appliance (torture seeds 11, 13
+// and 20 found this).
+func (l *LoadBalancer) bootingAppliances(ctx context.Context, exec *apply.Executor, uid string) (owned []*iaas.LoadBalancer, ok bool) {
 	b := &l.boots
 	b.mu.Lock()
-	w, ok := b.waiting[uid]
+	w, waiting := b.waiting[uid]
 	others := len(b.waiting) - 1
 	b.mu.Unlock()
-	if !ok {
-		return nil
+	if !waiting || !w.listed {
+		return nil, false
 	}
 
 	b.listMu.Lock()
@@ -110,23 +123,20 @@ func (l *LoadBalancer) bootingAppliance(ctx context.Context, exec *apply.Executo
 	if !fresh || (b.listedFor != "" && b.listedFor != uid) {
 		var lbs []*iaas.LoadBalancer
 		var err error
-		for_ := uid
+		listedFor := uid
 		if others > 0 {
 			// Others wait too: one listing of the cluster serves all.
 			lbs, err = exec.FindCluster(ctx)
-			for_ = ""
+			listedFor = ""
 		} else {
 			lbs, err = exec.FindOwned(ctx, uid)
 		}
 		if err != nil {
 			b.listedAt = time.Time{}
-			return nil
+			return nil, false
 		}
-		b.listing = make(map[types.ID]*iaas.LoadBalancer, len(lbs))
-		for _, lb := range lbs {
-			b.listing[lb.ID] = lb
-		}
-		b.listedAt, b.listedFor = time.Now(), for_
+		b.listing = lbs
+		b.listedAt, b.listedFor = time.Now(), listedFor
 	}
 	b.mu.Lock()
 	if cur, ok := b.waiting[uid]; ok && cur.id == w.id {
@@ -134,10 +144,13 @@ func (l *LoadBalancer) bootingAppliance(ctx context.Context, exec *apply.Executo
 		b.waiting[uid] = cur
 	}
 	b.mu.Unlock()
-	lb, ok := b.listing[w.id]
-	if !ok || !apply.Owned(lb, desired.ClusterTag(exec.ClusterID), desired.ServiceTag(uid)) {
-		return nil
+	shown := false
+	for _, lb := range b.listing {
+		if apply.Owned(lb, desired.ClusterTag(exec.ClusterID), desired.ServiceTag(uid)) {
+			c := *lb // callers set fields on their copy
+			owned = append(owned, &c)
+			shown = shown || lb.ID == w.id
+		}
 	}
-	c := *lb // callers set fields on their copy
-	return &c
+	return owned, shown
 }

@@ -21,6 +21,8 @@ func (e *env) putBooting(svc *v1.Service, vip string) *iaas.LoadBalancer {
 		InstanceStatus:     types.ServerInstanceStatuses.Down, Availability: types.Availabilities.Migrating,
 		CreatedAt: time.Now()}
 	fake.DataStore.Put(fake.ResourceLoadBalancer, zone, lb.ID, lb)
+	// Runs before the env's settle, which waits for appliances in transition.
+	e.t.Cleanup(func() { fake.DataStore.Delete(fake.ResourceLoadBalancer, zone, lb.ID) })
 	return lb
 }
 
@@ -96,5 +98,39 @@ func TestBootTimeIsLearnedFromCreates(t *testing.T) {
 	e.ensureUp(created, nodes)
 	if got := e.lb.boots.typical; got <= 0 || got > time.Minute {
 		t.Errorf("boot time after a create: %v, want the fake's short boot", got)
+	}
+}
+
+// A shared listing that does not show a Service's awaited appliance never
+// answers "none" for it: it may be older than the moment the appliance was
+// listed (and its reservation released), and "none" would create a second
+// appliance (torture seeds 11, 13, 20). The Service finds afresh instead.
+func TestBootListingWithoutTheApplianceIsNotTrusted(t *testing.T) {
+	e := newEnv(t, 27)
+	nodes := e.addNodes(3, 0)
+	a, b := service("a", 80), service("b", 80)
+	lbA := e.putBooting(a, e.ip(10))
+	e.putBooting(b, e.ip(11))
+	for _, svc := range []*v1.Service{a, b} {
+		if _, err := e.lb.EnsureLoadBalancer(e.ctx, "test", svc, nodes); !isRetry(err) {
+			t.Fatalf("%s booting: %v", svc.Name, err)
+		}
+	}
+	// b's look lists the cluster at a moment a's appliance is not listed.
+	fake.DataStore.Delete(fake.ResourceLoadBalancer, zone, lbA.ID)
+	if _, err := e.lb.EnsureLoadBalancer(e.ctx, "test", b, nodes); !isRetry(err) {
+		t.Fatalf("b booting: %v", err)
+	}
+	fake.DataStore.Put(fake.ResourceLoadBalancer, zone, lbA.ID, lbA)
+
+	snap := e.client.Stats().Snapshot()
+	if _, err := e.lb.EnsureLoadBalancer(e.ctx, "test", a, nodes); !isRetry(err) {
+		t.Fatalf("a booting: %v", err)
+	}
+	if n := opCalls(e.client, snap, "LoadBalancer.Create"); n != 0 {
+		t.Fatalf("a created %d more appliances from a listing that did not show its own", n)
+	}
+	if n := opCalls(e.client, snap, "LoadBalancer.Find"); n != 1 {
+		t.Errorf("a: %d finds, want 1 (afresh)", n)
 	}
 }

@@ -422,16 +422,15 @@ func (l *LoadBalancer) reconcileObserved(ctx context.Context, clusterName string
 	cluster := l.cluster(clusterName)
 	owned := observed
 	if len(owned) == 0 {
-		if lb := l.bootingAppliance(ctx, exec, uid); lb != nil {
-			owned = []*iaas.LoadBalancer{lb} // from the boot looks' shared listing
-		}
-	}
-	if len(owned) == 0 {
 		// Nothing observed (or the repair pass's listing shows none, which
 		// may be older than a create by the service controller): look now,
-		// before anything may be created.
-		if owned, err = exec.FindOwned(ctx, uid); err != nil {
-			return nil, l.fail(svc, ReasonAPIError, err)
+		// before anything may be created; while a boot is awaited, in the
+		// boot looks' shared listing.
+		var listed bool
+		if owned, listed = l.bootingAppliances(ctx, exec, uid); !listed {
+			if owned, err = exec.FindOwned(ctx, uid); err != nil {
+				return nil, l.fail(svc, ReasonAPIError, err)
+			}
 		}
 	}
 	visible := len(owned) > 0
