@@ -187,17 +187,7 @@ func (e *env) ensureUp(svc *v1.Service, nodes []*v1.Node) *v1.LoadBalancerStatus
 // deleteAll calls EnsureLoadBalancerDeleted until it succeeds.
 func (e *env) deleteAll(svc *v1.Service) {
 	e.t.Helper()
-	for i := 0; i < 5000; i++ {
-		err := e.lb.EnsureLoadBalancerDeleted(e.ctx, "test", svc)
-		if err == nil {
-			return
-		}
-		if !isRetry(err) {
-			e.t.Fatalf("EnsureLoadBalancerDeleted: %v", err)
-		}
-		time.Sleep(time.Millisecond)
-	}
-	e.t.Fatalf("load balancer never went away")
+	e.deleteUntilGone(svc, false)
 }
 
 // deleteAsServiceController deletes the way the service controller of
@@ -205,15 +195,22 @@ func (e *env) deleteAll(svc *v1.Service) {
 // EnsureLoadBalancerDeleted, again on every retry.
 func (e *env) deleteAsServiceController(svc *v1.Service) {
 	e.t.Helper()
+	e.deleteUntilGone(svc, true)
+}
+
+func (e *env) deleteUntilGone(svc *v1.Service, askFirst bool) {
+	e.t.Helper()
 	for i := 0; i < 5000; i++ {
-		_, exists, err := e.lb.GetLoadBalancer(e.ctx, "test", svc)
-		if err != nil {
-			e.t.Fatalf("GetLoadBalancer: %v", err)
+		if askFirst {
+			_, exists, err := e.lb.GetLoadBalancer(e.ctx, "test", svc)
+			if err != nil {
+				e.t.Fatalf("GetLoadBalancer: %v", err)
+			}
+			if !exists {
+				return
+			}
 		}
-		if !exists {
-			return
-		}
-		err = e.lb.EnsureLoadBalancerDeleted(e.ctx, "test", svc)
+		err := e.lb.EnsureLoadBalancerDeleted(e.ctx, "test", svc)
 		if err == nil {
 			return
 		}
