@@ -136,13 +136,23 @@ func TestDefaultValues(t *testing.T) {
 		}
 	}
 	env := dig(pod, "containers", 0, "env").([]any)
+	memoryLimit := false
 	for _, e := range env {
 		if dig(e, "value") != nil {
 			t.Errorf("env %v carries a plain value; credentials must come from the Secret", e)
 		}
+		if dig(e, "name") == "MEMORY_LIMIT_MIB" {
+			// The Go soft memory limit follows the container's limit.
+			memoryLimit = dig(e, "valueFrom", "resourceFieldRef", "resource") == "limits.memory" &&
+				dig(e, "valueFrom", "resourceFieldRef", "divisor") == "1Mi"
+			continue
+		}
 		if dig(e, "valueFrom", "secretKeyRef", "name") != "ccm-sakura-cloud-controller-manager" {
 			t.Errorf("env %v does not come from the chart's Secret", e)
 		}
+	}
+	if !memoryLimit {
+		t.Errorf("env %v does not pass limits.memory in MiB as MEMORY_LIMIT_MIB", env)
 	}
 	cm := objs["ConfigMap/ccm-sakura-cloud-controller-manager"]
 	var cloudConfig map[string]any
