@@ -8,6 +8,7 @@ import (
 	"math"
 	"os"
 	"runtime/debug"
+	"time"
 
 	"github.com/spf13/cobra"
 	"k8s.io/apimachinery/pkg/util/wait"
@@ -25,6 +26,7 @@ import (
 
 	"github.com/sakura-ccm/sakura-cloud-controller-manager/cloud"
 	"github.com/sakura-ccm/sakura-cloud-controller-manager/internal/memlimit"
+	"github.com/sakura-ccm/sakura-cloud-controller-manager/internal/pageout"
 )
 
 func main() {
@@ -79,6 +81,7 @@ func setFlagDefault(cmd *cobra.Command, name, value string) {
 // transforms must be set before the factory starts).
 func cloudInitializer(c *cloudcontrollerconfig.CompletedConfig) cloudprovider.Interface {
 	setMemoryLimit()
+	time.AfterFunc(startupPagesAfter, releaseStartupPages)
 	shared := c.ComponentConfig.KubeCloudShared
 	if shared.CloudProvider.Name != cloud.ProviderName {
 		klog.Fatalf("--cloud-provider is %q; this binary only provides %q", shared.CloudProvider.Name, cloud.ProviderName)
@@ -123,4 +126,24 @@ func goMemLimit() string {
 		return fmt.Sprintf("%dMiB", b>>20)
 	}
 	return "none"
+}
+
+// startupPagesAfter is when the executable's pages that only start-up used
+// are handed back: past package initialisation, leader election and the
+// controllers' first sync in a usual start.
+const startupPagesAfter = 2 * time.Minute
+
+// releaseStartupPages has the kernel reclaim the executable's read-only
+// pages now (internal/pageout); those still in use come back on their next
+// touch. It logs what it did once.
+func releaseStartupPages() {
+	before, _ := pageout.RSSFile()
+	mapped, err := pageout.Run()
+	if err != nil {
+		klog.V(2).InfoS("The executable's start-up pages were not released", "reason", err.Error())
+		return
+	}
+	after, _ := pageout.RSSFile()
+	klog.InfoS("Released the executable's start-up pages to the kernel", "mappedMiB", mapped>>20,
+		"residentBeforeMiB", before>>20, "residentAfterMiB", after>>20)
 }
