@@ -51,6 +51,39 @@ func (l *LoadBalancer) otherConsumers(ctx context.Context, sw *iaas.Switch) (*ip
 	return u, nil
 }
 
+// zoneLBsReuse is how long allocations share one listing of the zone's
+// load balancers. Creates that follow one another (100 Services at once)
+// then cost one list call every two seconds, not one each. It is safe for
+// this process's own appliances: one not in the listing is still reserved
+// (ipam.Allocator), and a reservation is dropped only against a listing
+// that shows it, while the shared listing only ever gets newer. Another
+// cluster's appliance made within these two seconds is missed, as it would
+// be by a listing made a moment before it; the create is then refused and
+// the next try reads everything again (forgetInventory).
+const zoneLBsReuse = 2 * time.Second
+
+// zoneLoadBalancers lists the zone's load balancers, or returns a listing
+// younger than zoneLBsReuse.
+func (l *LoadBalancer) zoneLoadBalancers(ctx context.Context) ([]*iaas.LoadBalancer, error) {
+	l.switches.mu.Lock()
+	lbs, at := l.switches.zoneLBs, l.switches.zoneLBsListed
+	l.switches.mu.Unlock()
+	if lbs != nil && time.Since(at) < zoneLBsReuse {
+		return lbs, nil
+	}
+	sent := time.Now()
+	lbs, err := ipam.ListLoadBalancers(ctx, l.client)
+	if err != nil {
+		return nil, err
+	}
+	l.switches.mu.Lock()
+	if sent.After(l.switches.zoneLBsListed) { // never replace a newer listing
+		l.switches.zoneLBs, l.switches.zoneLBsListed = lbs, sent
+	}
+	l.switches.mu.Unlock()
+	return lbs, nil
+}
+
 // forgetInventory drops what is remembered of a switch, so the next
 // allocation on it reads everything again (after the API refused a create,
 // which an address taken outside the controller can cause).
@@ -58,6 +91,7 @@ func (l *LoadBalancer) forgetInventory(id types.ID) {
 	l.switches.mu.Lock()
 	delete(l.switches.others, id)
 	delete(l.switches.items, id)
+	l.switches.zoneLBs, l.switches.zoneLBsListed = nil, time.Time{}
 	l.switches.mu.Unlock()
 }
 
@@ -79,6 +113,10 @@ type switchCache struct {
 	// others holds, per switch, the addresses of consumers other than load
 	// balancers (ipam.OtherConsumers), reused for inventoryTTL.
 	others map[types.ID]cachedUsage
+	// zoneLBs is the last listing of the zone's load balancers, reused for
+	// zoneLBsReuse (listedAt: when its request was sent).
+	zoneLBs       []*iaas.LoadBalancer
+	zoneLBsListed time.Time
 }
 
 type cachedUsage struct {

@@ -1,6 +1,7 @@
 package loadbalancer
 
 import (
+	"fmt"
 	"net/netip"
 	"testing"
 	"time"
@@ -25,6 +26,13 @@ func opCalls(c *sakuraapi.Client, snap map[sakuraapi.CallKey]int, op string) int
 // consumerOps are the listings an allocation may reuse for inventoryTTL.
 var consumerOps = []string{"Switch.Read", "Switch.GetServers", "VPCRouter.Find", "Database.Find", "NFS.Find", "MobileGateway.Find"}
 
+// ageZoneListing makes the shared zone listing older than zoneLBsReuse.
+func (e *env) ageZoneListing() {
+	e.lb.switches.mu.Lock()
+	e.lb.switches.zoneLBsListed = e.lb.switches.zoneLBsListed.Add(-zoneLBsReuse)
+	e.lb.switches.mu.Unlock()
+}
+
 // nextAddr is the address after ip.
 func nextAddr(t *testing.T, ip string) string {
 	t.Helper()
@@ -32,8 +40,9 @@ func nextAddr(t *testing.T, ip string) string {
 }
 
 // A second create within loadBalancer.inventoryTTLSec reuses the switch and
-// its other consumers, but lists load balancers afresh: an appliance made
-// outside the controller in between keeps its address.
+// its other consumers, and lists load balancers again once the shared zone
+// listing is older than zoneLBsReuse: an appliance made outside the
+// controller in between keeps its address.
 func TestInventoryIsReusedWithinItsTTL(t *testing.T) {
 	e := newEnv(t, 27)
 	e.cfg.InventoryTTLSec = 60
@@ -60,6 +69,7 @@ func TestInventoryIsReusedWithinItsTTL(t *testing.T) {
 		VirtualIPAddresses: iaas.LoadBalancerVirtualIPAddresses{{VirtualIPAddress: taken, Port: 80}},
 		InstanceStatus:     types.ServerInstanceStatuses.Up, Availability: types.Availabilities.Available}
 	fake.DataStore.Put(fake.ResourceLoadBalancer, zone, hand.ID, hand)
+	e.ageZoneListing()
 
 	second := service("second", 80)
 	snap = e.client.Stats().Snapshot()
@@ -80,6 +90,15 @@ func TestInventoryIsReusedWithinItsTTL(t *testing.T) {
 	got := e.ensureUp(second, nodes).Ingress[0].IP
 	if got == firstVIP || got == taken || got == hand.IPAddresses[0] {
 		t.Fatalf("second Service got %s, which is held (first %s, by-hand VIP %s, by-hand appliance %s)", got, firstVIP, taken, hand.IPAddresses[0])
+	}
+
+	// A create right after it shares its zone listing (zoneLBsReuse).
+	snap = e.client.Stats().Snapshot()
+	if _, err := e.lb.EnsureLoadBalancer(e.ctx, "test", service("soon", 80), nodes); !isRetry(err) {
+		t.Fatalf("create right after: %v", err)
+	}
+	if n := opCalls(e.client, snap, "LoadBalancer.Find"); n != 1 {
+		t.Errorf("create within zoneLBsReuse of another: %d finds, want 1 (its own; the zone listing shared)", n)
 	}
 
 	// A refused create forgets the switch's inventory.
@@ -145,5 +164,43 @@ func TestDeleteReusesTheServiceControllersFind(t *testing.T) {
 	e.deleteAll(other)
 	if n := opCalls(e.client, snap, "LoadBalancer.Find"); n < 1 {
 		t.Errorf("delete after a stale GetLoadBalancer: %d finds, want a fresh one", n)
+	}
+}
+
+// Creates sharing one zone listing still get distinct addresses and VRIDs:
+// the listing does not show the appliances made since, their reservations
+// do.
+func TestCreatesSharingAZoneListingGetDistinctAddresses(t *testing.T) {
+	e := newEnv(t, 27)
+	e.cfg.InventoryTTLSec = 60
+	e.rebuild()
+	nodes := e.addNodes(3, 0)
+	e.ensureUp(service("first", 80), nodes) // the zone listing is not empty from here on
+	snap := e.client.Stats().Snapshot()
+	var names []string
+	for i := 0; i < 6; i++ {
+		svc := service(fmt.Sprintf("burst-%d", i), 80)
+		names = append(names, svc.Name)
+		if _, err := e.lb.EnsureLoadBalancer(e.ctx, "test", svc, nodes); !isRetry(err) {
+			t.Fatalf("create %s: %v", svc.Name, err)
+		}
+	}
+	if n := opCalls(e.client, snap, "LoadBalancer.Find"); n > 7 {
+		t.Errorf("6 creates in a burst made %d finds, want at most 7 (one own find each, one zone listing)", n)
+	}
+	vips, vrids := map[string]string{}, map[int]string{}
+	for _, lb := range e.lbs() {
+		v := vipOf(lb)
+		if other, dup := vips[v]; dup {
+			t.Errorf("VIP %s on %s and %s", v, other, lb.Name)
+		}
+		vips[v] = lb.Name
+		if other, dup := vrids[lb.VRID]; dup {
+			t.Errorf("VRID %d on %s and %s", lb.VRID, other, lb.Name)
+		}
+		vrids[lb.VRID] = lb.Name
+	}
+	if len(vips) != 7 {
+		t.Errorf("%d appliances with distinct VIPs, want 7", len(vips))
 	}
 }

@@ -74,7 +74,7 @@ func (l *LoadBalancer) checkNewVIP(ctx context.Context, owner string, lb *iaas.L
 }
 
 // usageOf takes stock of every address in use on switchID: the zone's load
-// balancers (listed now), the switch's other consumers (reused for
+// balancers (listed within zoneLBsReuse), the switch's other consumers (reused for
 // inventoryTTL), this process's pending reservations and the nodes' own
 // addresses. The caller holds the switch's lock.
 // On error, reason is the Event reason that fits it.
@@ -101,7 +101,7 @@ func (l *LoadBalancer) usageOf(ctx context.Context, switchID types.ID, opts anno
 	if usage, err = l.otherConsumers(ctx, sw); err != nil {
 		return block, nil, ReasonAPIError, err
 	}
-	lbs, err := ipam.ListLoadBalancers(ctx, l.client)
+	lbs, err := l.zoneLoadBalancers(ctx)
 	if err != nil {
 		return block, nil, ReasonAPIError, err
 	}
