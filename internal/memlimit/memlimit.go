@@ -7,7 +7,7 @@
 // and the container reach its limit and be killed. It counts only what the
 // Go runtime maps (heap, stacks, runtime metadata). The container's limit
 // also counts the executable's file-backed pages the process has touched
-// (most of the 75 MB static binary) and kernel socket buffers, so the soft
+// (most of the 75 MiB static binary) and kernel socket buffers, so the soft
 // limit leaves them Percent's complement: 70% of the chart's 256Mi is
 // 179 MiB, and the 77 MiB left hold the whole binary. docs/memory.md.
 package memlimit

@@ -1,7 +1,7 @@
 // Package pageout hands the kernel back the pages of the executable that
 // only start-up used.
 //
-// The binary is a 75 MB static executable. Package initialisation (about
+// The binary is a 75 MiB static executable. Package initialisation (about
 // 1,400 packages, most of them k8s.io/api, client-go and the dependencies
 // of k8s.io/cloud-provider/app) touches code and read-only data all over
 // it, and each touch maps 64 KiB around it (the kernel's fault-around), so
