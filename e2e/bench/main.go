@@ -20,13 +20,23 @@ import (
 	"github.com/sakura-ccm/sakura-cloud-controller-manager/e2e/cluster"
 )
 
-// Params are the benchmark's knobs; the defaults fit ~6 minutes on 2 cores.
+// Params are the benchmark's knobs; the defaults fit about 25 minutes on 2
+// cores (requestsPerSecond 5 sets the pace of every phase).
 type Params struct {
 	Nodes, NodesOnBlock, Services, SequentialCreates int
 	// FaultCreates Services are created with faults on (after the first
-	// Services are deleted with faults on).
-	FaultCreates                        int
-	BootDelay                           time.Duration
+	// Services are deleted with faults on); the bench waits at most
+	// FaultCreateLimit for their EXTERNAL-IPs, to bound the run's length.
+	FaultCreates     int
+	FaultCreateLimit time.Duration
+	BootDelay        time.Duration
+	// RealisticBoot is the boot delay of the realistic-boot phase, in which
+	// RealisticCreates Services are created one at a time.
+	RealisticBoot    time.Duration
+	RealisticCreates int
+	// MemoryLimitMiB is passed to the controller as MEMORY_LIMIT_MIB (the
+	// chart's default memory limit, from the downward API).
+	MemoryLimitMiB                      int
 	Latency                             time.Duration
 	FaultRate                           float64
 	NodeStatusPeriod, NodeMonitorPeriod time.Duration
@@ -40,13 +50,15 @@ type Params struct {
 
 func defaultParams() Params {
 	return Params{
-		Nodes: 200, NodesOnBlock: 40, Services: 100, SequentialCreates: 3, FaultCreates: 20,
+		Nodes: 200, NodesOnBlock: 40, Services: 100, SequentialCreates: 3, FaultCreates: 100,
 		BootDelay: 2 * time.Second, Latency: 100 * time.Millisecond, FaultRate: 0.3,
+		RealisticBoot: 60 * time.Second, RealisticCreates: 3,
+		MemoryLimitMiB: 256, FaultCreateLimit: 8 * time.Minute,
 		NodeStatusPeriod: 15 * time.Second, NodeMonitorPeriod: 5 * time.Second,
 		SweepInterval: 20 * time.Second, ServerCacheTTL: 60 * time.Second,
 		SteadyWindow: 60 * time.Second, FaultSteadyWindow: 30 * time.Second,
-		RequestsPerSecond: 50, ServiceWorkers: 10,
-		ChurnWindow: 90 * time.Second, ChurnEvery: time.Second,
+		RequestsPerSecond: 5, ServiceWorkers: 10,
+		ChurnWindow: 60 * time.Second, ChurnEvery: time.Second,
 	}
 }
 
@@ -58,7 +70,14 @@ func main() {
 	keep := flag.Bool("keep-logs", false, "keep the run's logs even when it succeeds")
 	flag.IntVar(&p.Services, "services", p.Services, "LoadBalancer Services")
 	flag.DurationVar(&p.SteadyWindow, "steady", p.SteadyWindow, "steady-state window")
+	flag.IntVar(&p.FaultCreates, "fault-creates", 0, "Services created in the fault run (0: as many as -services)")
+	flag.DurationVar(&p.RealisticBoot, "realistic-boot", p.RealisticBoot, "boot delay of the realistic-boot phase")
+	flag.DurationVar(&p.ChurnWindow, "churn", p.ChurnWindow, "endpoint churn window")
+	flag.DurationVar(&p.FaultCreateLimit, "fault-create-limit", p.FaultCreateLimit, "longest wait for the fault run's EXTERNAL-IPs")
 	flag.Parse()
+	if p.FaultCreates == 0 {
+		p.FaultCreates = p.Services
+	}
 
 	topo := filepath.Join("bench", "testdata", "topology.yaml")
 	if *writeTopo {
@@ -75,7 +94,7 @@ func main() {
 		fatal(fmt.Errorf("run from the e2e module directory: %w", err))
 	}
 
-	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Minute)
+	ctx, cancel := context.WithTimeout(context.Background(), 40*time.Minute)
 	defer cancel()
 	start := time.Now()
 	// kube-controller-manager runs Deployments and EndpointSlices for the

@@ -30,6 +30,22 @@ func (c Counts) Sub(before Counts) Counts {
 	return out
 }
 
+// Add returns c plus o.
+func (c Counts) Add(o Counts) Counts {
+	out := Counts{}
+	for _, src := range []Counts{c, o} {
+		for op, m := range src {
+			for st, n := range m {
+				if out[op] == nil {
+					out[op] = map[string]int{}
+				}
+				out[op][st] += n
+			}
+		}
+	}
+	return out
+}
+
 // writeVerbs are the operation suffixes that change cloud state.
 var writeVerbs = map[string]bool{
 	"Create": true, "Update": true, "UpdateSettings": true, "Delete": true,

@@ -126,6 +126,29 @@ func countInLog(path string, offset int64, substr string) int {
 	return bytes.Count(b[offset:], []byte(substr))
 }
 
+// countLines counts lines of path from byte offset on that contain every
+// one of substrs.
+func countLines(path string, offset int64, substrs ...string) int {
+	b, err := os.ReadFile(path)
+	if err != nil || offset > int64(len(b)) {
+		return 0
+	}
+	n := 0
+	for _, l := range bytes.Split(b[offset:], []byte("\n")) {
+		all := true
+		for _, s := range substrs {
+			if !bytes.Contains(l, []byte(s)) {
+				all = false
+				break
+			}
+		}
+		if all {
+			n++
+		}
+	}
+	return n
+}
+
 func logSize(path string) int64 {
 	st, err := os.Stat(path)
 	if err != nil {
