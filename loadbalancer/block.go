@@ -68,7 +68,10 @@ func (l *LoadBalancer) zoneLoadBalancers(ctx context.Context) ([]*iaas.LoadBalan
 	l.switches.mu.Lock()
 	lbs, at := l.switches.zoneLBs, l.switches.zoneLBsListed
 	l.switches.mu.Unlock()
-	if lbs != nil && time.Since(at) < zoneLBsReuse {
+	// Never longer than a reservation may live: Merge drops reservations
+	// past CreateVisibilityGrace, so a listing older than that could miss
+	// an appliance whose reservation is gone (tests shorten the grace).
+	if lbs != nil && time.Since(at) < min(zoneLBsReuse, CreateVisibilityGrace/2) {
 		return lbs, nil
 	}
 	sent := time.Now()
@@ -82,6 +85,21 @@ func (l *LoadBalancer) zoneLoadBalancers(ctx context.Context) ([]*iaas.LoadBalan
 	}
 	l.switches.mu.Unlock()
 	return lbs, nil
+}
+
+// releaseListed releases owner's reservation because a find lists its
+// appliance. The shared zone listing may be older than that find and not
+// show the appliance; with the reservation gone, an allocation reusing it
+// would hand the appliance's VIP out again (torture seeds 6035, 6211), so
+// it is dropped too, and the next allocation lists afresh.
+func (l *LoadBalancer) releaseListed(owner string) {
+	if _, ok := l.alloc.Get(owner); !ok {
+		return
+	}
+	l.switches.mu.Lock()
+	l.switches.zoneLBs, l.switches.zoneLBsListed = nil, time.Time{}
+	l.switches.mu.Unlock()
+	l.alloc.Release(owner)
 }
 
 // forgetInventory drops what is remembered of a switch, so the next

@@ -87,18 +87,20 @@ func TestInventoryIsReusedWithinItsTTL(t *testing.T) {
 	if n := calls(e.client, snap); n > 3 {
 		t.Errorf("second create made %d calls, want at most 3 (find own, list load balancers, create)", n)
 	}
-	got := e.ensureUp(second, nodes).Ingress[0].IP
-	if got == firstVIP || got == taken || got == hand.IPAddresses[0] {
-		t.Fatalf("second Service got %s, which is held (first %s, by-hand VIP %s, by-hand appliance %s)", got, firstVIP, taken, hand.IPAddresses[0])
-	}
-
-	// A create right after it shares its zone listing (zoneLBsReuse).
+	// A create right after it shares its zone listing (zoneLBsReuse; a
+	// find that lists an appliance of its reservation drops the listing,
+	// so this comes before the second Service's appliance is seen).
 	snap = e.client.Stats().Snapshot()
 	if _, err := e.lb.EnsureLoadBalancer(e.ctx, "test", service("soon", 80), nodes); !isRetry(err) {
 		t.Fatalf("create right after: %v", err)
 	}
 	if n := opCalls(e.client, snap, "LoadBalancer.Find"); n != 1 {
 		t.Errorf("create within zoneLBsReuse of another: %d finds, want 1 (its own; the zone listing shared)", n)
+	}
+
+	got := e.ensureUp(second, nodes).Ingress[0].IP
+	if got == firstVIP || got == taken || got == hand.IPAddresses[0] {
+		t.Fatalf("second Service got %s, which is held (first %s, by-hand VIP %s, by-hand appliance %s)", got, firstVIP, taken, hand.IPAddresses[0])
 	}
 
 	// A refused create forgets the switch's inventory.
@@ -202,5 +204,36 @@ func TestCreatesSharingAZoneListingGetDistinctAddresses(t *testing.T) {
 	}
 	if len(vips) != 7 {
 		t.Errorf("%d appliances with distinct VIPs, want 7", len(vips))
+	}
+}
+
+// A Service's own find showing its new appliance does not release the
+// appliance's reservation: an allocation reusing a zone listing made before
+// the appliance was listed would hand its VIP out again (torture seeds
+// 6035, 6211). Only an inventory that lists the appliance drops it.
+func TestReservationOutlivesTheServicesOwnFind(t *testing.T) {
+	e := newEnv(t, 27)
+	e.cfg.InventoryTTLSec = 60
+	e.rebuild()
+	nodes := e.addNodes(3, 0)
+	// Another switch's appliance, so the zone listing is not empty.
+	_, elsewhere := e.addBlock(28, "elsewhere")
+	foreign := &iaas.LoadBalancer{ID: e.id(), Name: "foreign", SwitchID: elsewhere.ID, VRID: 1,
+		InstanceStatus: types.ServerInstanceStatuses.Up, Availability: types.Availabilities.Available}
+	fake.DataStore.Put(fake.ResourceLoadBalancer, zone, foreign.ID, foreign)
+
+	a := service("a", 80)
+	if _, err := e.lb.EnsureLoadBalancer(e.ctx, "test", a, nodes); !isRetry(err) {
+		t.Fatalf("create a: %v", err)
+	}
+	vipA := e.ensureUp(a, nodes).Ingress[0].IP // a's own finds see its appliance
+
+	b := service("b", 80)
+	if _, err := e.lb.EnsureLoadBalancer(e.ctx, "test", b, nodes); !isRetry(err) {
+		t.Fatalf("create b: %v", err)
+	}
+	vipB := e.ensureUp(b, nodes).Ingress[0].IP
+	if vipA == vipB {
+		t.Fatalf("a and b both got %s", vipA)
 	}
 }

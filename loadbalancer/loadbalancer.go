@@ -461,7 +461,7 @@ func (l *LoadBalancer) reconcileObserved(ctx context.Context, clusterName string
 	}
 	if visible {
 		// The API lists the appliance: its reservation is no longer needed.
-		l.alloc.Release(string(svc.UID))
+		l.releaseListed(string(svc.UID))
 	}
 	lb := owned[0]
 	if len(owned) > 1 {
