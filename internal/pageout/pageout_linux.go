@@ -6,12 +6,19 @@ import (
 	"syscall"
 )
 
-// madvPageout is MADV_PAGEOUT (Linux 5.4).
-const madvPageout = 21
+// madvDontneed is MADV_DONTNEED: the process's page table entries of the
+// range go; a later touch maps the page again from the page cache. The
+// mappings it is used on are read-only and never written, so they hold no
+// private copy that could be lost. (MADV_PAGEOUT would also reclaim the
+// pages, but the kernel only lets the file's owner or a writer do so, and
+// the image runs the binary as a non-root user.)
+const madvDontneed = 4
 
-// Run asks the kernel to reclaim the pages of the running executable's
-// read-only mappings and returns how many bytes those mappings span. An
-// old kernel refuses (EINVAL), and nothing changes.
+// Run drops the running executable's read-only mappings from the process's
+// page tables, then asks the kernel to evict the file's pages that no
+// process maps any more from the page cache (fadvise; the pages in use are
+// mapped again by then and stay). It returns how many bytes the mappings
+// span.
 func Run() (int64, error) {
 	exe, err := os.Readlink("/proc/self/exe")
 	if err != nil {
@@ -26,9 +33,17 @@ func Run() (int64, error) {
 		return 0, fmt.Errorf("no read-only mapping of %s", exe)
 	}
 	for _, r := range rs {
-		if _, _, e := syscall.Syscall(syscall.SYS_MADVISE, r.Start, r.End-r.Start, madvPageout); e != 0 {
-			return 0, fmt.Errorf("madvise(MADV_PAGEOUT): %w", e)
+		if _, _, e := syscall.Syscall(syscall.SYS_MADVISE, r.Start, r.End-r.Start, madvDontneed); e != 0 {
+			return 0, fmt.Errorf("madvise(MADV_DONTNEED): %w", e)
 		}
+	}
+	f, err := os.Open("/proc/self/exe")
+	if err != nil {
+		return 0, err
+	}
+	defer f.Close()
+	if err := evict(f); err != nil {
+		return 0, fmt.Errorf("fadvise(POSIX_FADV_DONTNEED): %w", err)
 	}
 	return Size(rs), nil
 }
