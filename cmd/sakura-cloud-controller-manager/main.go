@@ -129,13 +129,15 @@ func goMemLimit() string {
 }
 
 // startupPagesAfter is when the executable's pages that only start-up used
-// are handed back: past package initialisation, leader election and the
-// controllers' first sync in a usual start.
-const startupPagesAfter = 2 * time.Minute
+// are handed back: package initialisation is long over, and so are leader
+// election (at most the 15 s lease a vanished leader left) and the
+// controllers' first sync in a usual start. Pages used later map again.
+const startupPagesAfter = time.Minute
 
-// releaseStartupPages has the kernel reclaim the executable's read-only
-// pages now (internal/pageout); those still in use come back on their next
-// touch. It logs what it did once.
+// releaseStartupPages drops the executable's read-only pages from the
+// process's RSS and tells the kernel they are not needed
+// (internal/pageout); those still in use map again on their next touch.
+// It logs what it did once.
 func releaseStartupPages() {
 	before, _ := pageout.RSSFile()
 	mapped, err := pageout.Run()
