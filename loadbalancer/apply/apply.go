@@ -203,6 +203,13 @@ func (e *Executor) update(ctx context.Context, lb *iaas.LoadBalancer, vips iaas.
 		})
 	}
 	if err != nil {
+		if !sakuraapi.NotDone(err) {
+			// A 5xx, a timeout or a lost answer: the settings may be saved
+			// all the same, and a later plan over them would find nothing
+			// to change and never apply them (torture seed 7557). Config
+			// first on the next pass; it is harmless if nothing was saved.
+			e.setUnapplied(lb.ID, true)
+		}
 		return fmt.Errorf("updating settings of load balancer %s: %w", lb.ID, err)
 	}
 	return e.Config(ctx, lb)

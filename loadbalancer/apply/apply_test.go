@@ -200,3 +200,49 @@ func TestShutdownConflictIsRetriedSoon(t *testing.T) {
 		t.Fatalf("a shutdown sent is trusted for %v, want ShutdownGrace", until)
 	}
 }
+
+// failingSettings answers UpdateSettings with code, after saving the
+// settings when saved is set (the answer lost after the work).
+type failingSettings struct {
+	sakuraapi.LoadBalancerAPI
+	code  int
+	saved bool
+}
+
+func (f *failingSettings) UpdateSettings(ctx context.Context, zone string, id types.ID, req *iaas.LoadBalancerUpdateSettingsRequest) (*iaas.LoadBalancer, error) {
+	if f.saved {
+		if _, err := f.LoadBalancerAPI.UpdateSettings(ctx, zone, id, req); err != nil {
+			return nil, err
+		}
+	}
+	return nil, iaas.NewAPIError("PUT", nil, f.code, &iaas.APIErrorResponse{ErrorCode: "fault"})
+}
+
+// A settings write whose answer is uncertain (5xx, lost) may have saved the
+// settings; a later plan over them would find nothing to change, so the
+// appliance is marked for Config (torture seed 7557). A refusal (4xx) saved
+// nothing and marks nothing.
+func TestUncertainSettingsWriteIsAppliedLater(t *testing.T) {
+	for _, c := range []struct {
+		name  string
+		code  int
+		saved bool
+		want  bool
+	}{
+		{"500 after saving", http.StatusInternalServerError, true, true},
+		{"500 before saving", http.StatusInternalServerError, false, true},
+		{"409 refused", http.StatusConflict, false, false},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			e, ctx := setup(t)
+			lb := put(80, desired.ClusterTag("c1"), desired.ServiceTag("u1"))
+			e.Client.LoadBalancers = &failingSettings{LoadBalancerAPI: e.Client.LoadBalancers, code: c.code, saved: c.saved}
+			if err := e.UpdateSettings(ctx, lb, lb.VirtualIPAddresses); err == nil {
+				t.Fatal("no error from a failed write")
+			}
+			if got := e.Unapplied(80); got != c.want {
+				t.Errorf("Unapplied = %v, want %v", got, c.want)
+			}
+		})
+	}
+}
