@@ -13,12 +13,12 @@ import (
 // shutdown → delete sequence as the service controller drives it
 // (GetLoadBalancer, then EnsureLoadBalancerDeleted). "create_warm" is a second Service's create
 // while the switch's inventory of other consumers is still fresh
-// (loadBalancer.inventoryTTLSec at its default of 60).
+// (loadBalancer.inventoryTTLSec at its default of 300).
 func BenchmarkAPICalls(b *testing.B) {
 	var create, createW, warm, poll, noop, noopW, node, nodeW, del, delW float64
 	for i := 0; i < b.N; i++ {
 		e := newEnv(b, 27)
-		e.cfg.InventoryTTLSec = 60
+		e.cfg.InventoryTTLSec = 300
 		e.rebuild()
 		nodes := e.addNodes(3, 0)
 		extra := e.addNodes(1, 3)

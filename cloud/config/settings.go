@@ -138,7 +138,7 @@ var Settings = []Setting{
 	{Key: "loadBalancer.repairIntervalSec", Env: "SAKURACLOUD_LOAD_BALANCER_REPAIR_INTERVAL_SEC", Default: "60",
 		Doc: "Seconds between two repair passes, which compare every LoadBalancer Service's appliance with what the Service wants and bring back what was deleted, stopped or changed outside the controller (one list call per pass, plus the writes a repair needs); the annotation k8s.usacloud.jp/load-balancer-repair: \"false\" opts a Service out. 0 turns it off.",
 		set: intSetter(func(c *Config) *int { return &c.LoadBalancer.RepairIntervalSec })},
-	{Key: "loadBalancer.inventoryTTLSec", Env: "SAKURACLOUD_LOAD_BALANCER_INVENTORY_TTL_SEC", Default: "60",
+	{Key: "loadBalancer.inventoryTTLSec", Env: "SAKURACLOUD_LOAD_BALANCER_INVENTORY_TTL_SEC", Default: "300",
 		Doc: "Seconds for which an allocation reuses the switch's record and the addresses that servers, VPC routers, databases, NFS and mobile gateways hold on it (five list calls); load balancers are listed afresh for every allocation, and a create refused for an address in use reads everything again. A resource created outside the controller is seen within this time. 0 reads everything for every allocation.",
 		set: intSetter(func(c *Config) *int { return &c.LoadBalancer.InventoryTTLSec })},
 	{Key: "loadBalancer.sweepMode", Env: "SAKURACLOUD_LOAD_BALANCER_SWEEP_MODE", Default: SweepModeDelete,
