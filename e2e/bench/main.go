@@ -20,8 +20,9 @@ import (
 	"github.com/sakura-ccm/sakura-cloud-controller-manager/e2e/cluster"
 )
 
-// Params are the benchmark's knobs; the defaults fit about 25 minutes on 2
-// cores (requestsPerSecond 5 sets the pace of every phase).
+// Params are the benchmark's knobs. requestsPerSecond 5 sets the pace of
+// every phase; the defaults take about 20 minutes on 2 cores, and the
+// fault run's limit keeps a slow controller under about 30.
 type Params struct {
 	Nodes, NodesOnBlock, Services, SequentialCreates int
 	// FaultCreates Services are created with faults on (after the first
