@@ -19,44 +19,44 @@ func Unapplied(saved iaas.LoadBalancerVirtualIPAddresses, running []*iaas.LoadBa
 // entriesOfSettings and entriesOfStatus list "vip:port" and
 // "vip:port/server" for each entry, sorted, so the two can be compared.
 func entriesOfSettings(v iaas.LoadBalancerVirtualIPAddresses) []string {
-	var out []string
-	for _, e := range v {
-		if e != nil {
-			var ips []string
-			for _, s := range e.Servers {
-				if s != nil {
-					ips = append(ips, s.IPAddress)
-				}
+	return entries(v, func(e *iaas.LoadBalancerVirtualIPAddress) (string, int, []string) {
+		var ips []string
+		for _, s := range e.Servers {
+			if s != nil {
+				ips = append(ips, s.IPAddress)
 			}
-			out = appendEntry(out, e.VirtualIPAddress, e.Port.Int(), ips)
 		}
-	}
-	slices.Sort(out)
-	return out
+		return e.VirtualIPAddress, e.Port.Int(), ips
+	})
 }
 
 func entriesOfStatus(v []*iaas.LoadBalancerStatus) []string {
+	return entries(v, func(e *iaas.LoadBalancerStatus) (string, int, []string) {
+		var ips []string
+		for _, s := range e.Servers {
+			if s != nil {
+				ips = append(ips, s.IPAddress)
+			}
+		}
+		return e.VirtualIPAddress, e.Port.Int(), ips
+	})
+}
+
+// entries renders each non-nil entry of v (its VIP, port and real servers
+// from fields) and sorts the result.
+func entries[E any](v []*E, fields func(*E) (vip string, port int, servers []string)) []string {
 	var out []string
 	for _, e := range v {
-		if e != nil {
-			var ips []string
-			for _, s := range e.Servers {
-				if s != nil {
-					ips = append(ips, s.IPAddress)
-				}
-			}
-			out = appendEntry(out, e.VirtualIPAddress, e.Port.Int(), ips)
+		if e == nil {
+			continue
+		}
+		vip, port, servers := fields(e)
+		at := fmt.Sprintf("%s:%d", vip, port)
+		out = append(out, at)
+		for _, ip := range servers {
+			out = append(out, at+"/"+ip)
 		}
 	}
 	slices.Sort(out)
-	return out
-}
-
-func appendEntry(out []string, vip string, port int, servers []string) []string {
-	at := fmt.Sprintf("%s:%d", vip, port)
-	out = append(out, at)
-	for _, ip := range servers {
-		out = append(out, at+"/"+ip)
-	}
 	return out
 }
