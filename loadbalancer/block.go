@@ -20,7 +20,7 @@ import (
 )
 
 // switchTTL bounds how long a switch's block description is reused for
-// choosing a block; allocation always reads the switch fresh.
+// choosing a block; allocation reuses it for inventoryTTL at most.
 const switchTTL = 5 * time.Minute
 
 // inventoryTTL is how long an allocation may reuse a switch's record and
@@ -152,12 +152,10 @@ type cachedSwitch struct {
 	at time.Time
 }
 
-func (l *LoadBalancer) readSwitch(ctx context.Context, id types.ID, fresh bool) (*iaas.Switch, error) {
-	maxAge := switchTTL
-	if fresh {
-		maxAge = 0
-	}
-	return l.readSwitchWithin(ctx, id, maxAge)
+// readSwitch reads the switch for choosing a block, reusing a copy younger
+// than switchTTL.
+func (l *LoadBalancer) readSwitch(ctx context.Context, id types.ID) (*iaas.Switch, error) {
+	return l.readSwitchWithin(ctx, id, switchTTL)
 }
 
 // readSwitchWithin reads the switch unless a copy younger than maxAge is at
@@ -220,7 +218,7 @@ func (l *LoadBalancer) resolveBlock(ctx context.Context, svc *v1.Service, opts a
 	sort.Slice(ids, func(i, j int) bool { return ids[i] < ids[j] })
 	var blocks []ipam.Block
 	for _, id := range ids {
-		sw, err := l.readSwitch(ctx, id, false)
+		sw, err := l.readSwitch(ctx, id)
 		if err != nil {
 			if sakuraapi.IsNotFound(err) {
 				continue
@@ -245,7 +243,7 @@ func (l *LoadBalancer) resolveBlock(ctx context.Context, svc *v1.Service, opts a
 }
 
 func (l *LoadBalancer) blockBySwitchID(ctx context.Context, id types.ID, from string) (ipam.Block, error) {
-	sw, err := l.readSwitch(ctx, id, false)
+	sw, err := l.readSwitch(ctx, id)
 	if err != nil {
 		if sakuraapi.IsNotFound(err) {
 			return ipam.Block{}, &blockError{ReasonNoAddressBlock, fmt.Sprintf("switch %s (%s) does not exist", id, from)}

@@ -69,7 +69,7 @@ func (l *LoadBalancer) resolveSwitch(ctx context.Context, svc *v1.Service, opts 
 }
 
 func (l *LoadBalancer) plainByID(ctx context.Context, id types.ID, from string) (*iaas.Switch, error) {
-	sw, err := l.readSwitch(ctx, id, false)
+	sw, err := l.readSwitch(ctx, id)
 	if err != nil {
 		if sakuraapi.IsNotFound(err) {
 			return nil, &blockError{ReasonNoAddressBlock, fmt.Sprintf("switch %s (%s) does not exist", id, from)}
@@ -148,7 +148,7 @@ func (l *LoadBalancer) plainByNodes(ctx context.Context, network netip.Prefix, n
 	sort.Slice(ids, func(i, j int) bool { return ids[i] < ids[j] })
 	var plain []*iaas.Switch
 	for _, id := range ids {
-		sw, err := l.readSwitch(ctx, id, false)
+		sw, err := l.readSwitch(ctx, id)
 		if err != nil {
 			if sakuraapi.IsNotFound(err) {
 				continue
@@ -212,7 +212,7 @@ func addNodeAddresses(u *ipam.Usage, b ipam.Block, nodes []*v1.Node) {
 
 // haveType is the type of an existing appliance, judged by its switch.
 func (l *LoadBalancer) haveType(ctx context.Context, lb *iaas.LoadBalancer) (string, *iaas.Switch, error) {
-	sw, err := l.readSwitch(ctx, lb.SwitchID, false)
+	sw, err := l.readSwitch(ctx, lb.SwitchID)
 	if err != nil {
 		return "", nil, err
 	}

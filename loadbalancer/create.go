@@ -186,12 +186,13 @@ func (l *LoadBalancer) create(ctx context.Context, exec *apply.Executor, cluster
 		if sakuraapi.StatusCode(err) == http.StatusServiceUnavailable {
 			grace = UnavailableCreateGrace
 		}
-		l.alloc.Reserve(string(svc.UID), ipam.Reservation{SwitchID: block.SwitchID, IPs: ips, VRID: vrid, Uncertain: true, Grace: grace})
+		r := ipam.Reservation{SwitchID: block.SwitchID, IPs: ips, VRID: vrid, Uncertain: true, Grace: grace}
+		l.alloc.Reserve(string(svc.UID), r)
 		if key := p.opts.SharingKey; key != "" {
 			l.alloc.Reserve(sharedOwner(key), ipam.Reservation{SwitchID: block.SwitchID, Uncertain: true, Grace: grace})
 		}
 		_ = l.fail(svc, ReasonAPIError, err)
-		return nil, api.NewRetryError(fmt.Sprintf("creating the load balancer failed (%v); looking for it by its tags before trying again", err), min(BootRetryAfter, graceOf(ipam.Reservation{Grace: grace})))
+		return nil, api.NewRetryError(fmt.Sprintf("creating the load balancer failed (%v); looking for it by its tags before trying again", err), min(BootRetryAfter, graceOf(r)))
 	}
 	if err != nil {
 		// Refused: perhaps an address or VRID taken outside the controller
