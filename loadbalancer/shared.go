@@ -104,6 +104,9 @@ func (l *LoadBalancer) allocateVIP(ctx context.Context, svc *v1.Service, opts an
 	if err != nil {
 		return netip.Addr{}, l.fail(svc, reason, err)
 	}
+	// lb was read after the zone listing usageOf may reuse: its members'
+	// VIPs written since count too.
+	ipam.AddLoadBalancers(usage, []*iaas.LoadBalancer{lb}, lb.SwitchID)
 	res, err := allocateOn(block, usage, l.reserved, svc, opts, 0)
 	if err != nil {
 		return netip.Addr{}, l.allocFailed(svc, err, fmt.Sprintf("the shared load balancer %s was left as it is", lb.ID))

@@ -172,3 +172,33 @@ func TestSharedApplianceFull(t *testing.T) {
 		t.Fatal("no SharedLoadBalancerFull event with the numbers")
 	}
 }
+
+// TestTwoJoinsWithinOneListingGetTwoVIPs is issue #18's defect 1: B joins
+// and writes VIP V; C joins the same key at once and reuses the zone
+// listing made before V was written. C must not get V.
+func TestTwoJoinsWithinOneListingGetTwoVIPs(t *testing.T) {
+	e := newEnv(t, 28)
+	nodes := e.addNodes(2, 0)
+	a, b, c := shared("a", "team", 80), shared("b", "team", 81), shared("c", "team", 82)
+	stA := e.ensureUp(a, nodes)
+	stB := e.ensureUp(b, nodes)
+	stC := e.ensureUp(c, nodes)
+	seen := map[string]string{}
+	for name, st := range map[string]*v1.LoadBalancerStatus{"a": stA, "b": stB, "c": stC} {
+		ip := st.Ingress[0].IP
+		if other, dup := seen[ip]; dup {
+			t.Fatalf("Services %s and %s both got %s", other, name, ip)
+		}
+		seen[ip] = name
+	}
+	lb := e.lbs()[0]
+	vips := map[string]int{}
+	for _, v := range lb.VirtualIPAddresses {
+		vips[v.VirtualIPAddress+"/"+v.Port.String()]++
+	}
+	for k, n := range vips {
+		if n > 1 {
+			t.Fatalf("entry %s written %d times: %v", k, n, vips)
+		}
+	}
+}

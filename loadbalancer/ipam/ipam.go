@@ -446,10 +446,12 @@ func (a *Allocator) Pending() int {
 
 // Merge adds still-invisible reservations on switchID to u, and drops those
 // the inventory already shows. A reservation made for an appliance is
-// visible once that appliance is listed (u.Appliances), whatever addresses it
-// holds: a sharing-key reservation holds none and must stay until then, or a
-// second member would create a second appliance. One without an appliance
-// (a pinned VIP being written) is visible once all its addresses are.
+// visible once that appliance is listed (u.Appliances) with every address
+// the reservation holds: a sharing-key reservation holds none and must stay
+// until the appliance is listed, or a second member would create a second
+// appliance; a join's new VIP must stay until a listing shows it. One
+// without an appliance (a pinned VIP being written) is visible once all its
+// addresses are.
 //
 // A reservation older than maxAge (the visibility grace, > 0) is dropped
 // too: an appliance made by then is listed, and its addresses come from the
@@ -474,12 +476,18 @@ func (a *Allocator) Merge(u *Usage, switchID types.ID, maxAge time.Duration) {
 	}
 }
 
+// visibleIn: the inventory shows everything r holds. An appliance listed
+// without r's addresses is not enough: a member joining a shared appliance
+// reserves its new VIP under the appliance's ID, and a listing made before
+// that VIP was written shows the appliance but not the VIP; dropping the
+// reservation then would hand the VIP to the next allocation (issue #18,
+// defect 1).
 func (r Reservation) visibleIn(u *Usage) bool {
-	if !r.ApplianceID.IsEmpty() {
-		return u.Appliances[r.ApplianceID]
+	if !r.ApplianceID.IsEmpty() && !u.Appliances[r.ApplianceID] {
+		return false
 	}
 	if len(r.IPs) == 0 {
-		return false
+		return !r.ApplianceID.IsEmpty()
 	}
 	for _, ip := range r.IPs {
 		if _, ok := u.IPs[ip]; !ok {

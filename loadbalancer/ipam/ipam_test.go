@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/sacloud/iaas-api-go"
+	"github.com/sacloud/iaas-api-go/types"
 )
 
 func sw28() *iaas.Switch {
@@ -216,6 +217,7 @@ func TestAllocatorKeepsReservationsWithoutAddresses(t *testing.T) {
 	listed := NewUsage()
 	listed.Appliances[77] = true
 	listed.Appliances[78] = true
+	listed.AddIP("192.0.2.20", "lb 78")
 	a.Merge(listed, 5, time.Hour)
 	if a.Pending() != 0 {
 		t.Fatalf("%d reservations left after their appliances were listed", a.Pending())
@@ -239,5 +241,42 @@ func TestAllocatorDropsReservationsPastTheGrace(t *testing.T) {
 	a.Merge(u, 5, time.Millisecond)
 	if _, ok := u.IPs[netip.MustParseAddr("192.0.2.30")]; ok || a.Pending() != 0 {
 		t.Fatalf("a reservation past the grace still holds its address (pending %d)", a.Pending())
+	}
+}
+
+// TestAllocatorKeepsAJoinersVIPUntilListed is issue #18's defect 1: B joins
+// shared appliance 77 with VIP .40 and reserves it under 77; a listing made
+// before B's write shows 77 without .40. The reservation must hold .40 until
+// a listing shows it, or the next allocation hands .40 out again.
+func TestAllocatorKeepsAJoinersVIPUntilListed(t *testing.T) {
+	steps := []struct {
+		name     string
+		listed   []types.ID
+		ips      []string
+		wantHeld bool
+	}{
+		{"nothing listed yet", nil, nil, true},
+		{"appliance listed, VIP not yet written", []types.ID{77}, []string{"192.0.2.10"}, true},
+		{"VIP shows, appliance not listed", nil, []string{"192.0.2.40"}, true},
+		{"appliance listed with the VIP", []types.ID{77}, []string{"192.0.2.10", "192.0.2.40"}, false},
+	}
+	a := NewAllocator()
+	a.Reserve("svc-b", Reservation{SwitchID: 5, IPs: addrs("192.0.2.40"), ApplianceID: 77})
+	for _, st := range steps {
+		u := NewUsage()
+		for _, id := range st.listed {
+			u.Appliances[id] = true
+		}
+		for _, ip := range st.ips {
+			u.AddIP(ip, "lb 77")
+		}
+		a.Merge(u, 5, time.Hour)
+		_, held := a.Get("svc-b")
+		if held != st.wantHeld {
+			t.Fatalf("%s: reservation held %v, want %v", st.name, held, st.wantHeld)
+		}
+		if _, used := u.IPs[netip.MustParseAddr("192.0.2.40")]; !used {
+			t.Fatalf("%s: the joiner's VIP is free for the next allocation", st.name)
+		}
 	}
 }
