@@ -60,16 +60,21 @@ func (l *LoadBalancer) justCreated(ctx context.Context, owner string, tags ...st
 func (l *LoadBalancer) checkNewVIP(ctx context.Context, owner string, lb *iaas.LoadBalancer, opts annotations.Options, nodes []*v1.Node) error {
 	ip := opts.IP
 	defer l.locks.lock(switchLock(lb.SwitchID))()
+	// An earlier try's hold on a pinned address is this Service's own.
+	l.alloc.Release(pinOwner(owner))
 	block, usage, _, err := l.usageOf(ctx, lb.SwitchID, opts, nodes, owner)
 	if err != nil {
 		return err
 	}
-	if err := ipam.CheckVIP(block, usage, l.reserved, ip, fmt.Sprintf("load balancer %s (%s)", lb.Name, lb.ID)); err != nil {
+	// lb may be newer than the listing usageOf reuses.
+	ipam.AddLoadBalancers(usage, []*iaas.LoadBalancer{lb}, lb.SwitchID)
+	if err := ipam.CheckVIP(block, usage, l.reserved, ip); err != nil {
 		return err
 	}
-	// Hold the address for the settings write that follows the lock; the
-	// next sync releases it once the appliance shows the new VIP.
-	l.alloc.Reserve(owner, ipam.Reservation{SwitchID: lb.SwitchID, IPs: []netip.Addr{netip.MustParseAddr(ip)}})
+	// Hold the address for the settings write that follows the lock; a
+	// listing that shows it releases the hold. Its own key keeps the
+	// Service's create reservation, if any, intact.
+	l.alloc.Reserve(pinOwner(owner), ipam.Reservation{SwitchID: lb.SwitchID, IPs: []netip.Addr{netip.MustParseAddr(ip)}})
 	return nil
 }
 
@@ -225,6 +230,10 @@ func allocateOn(block ipam.Block, usage *ipam.Usage, reserved []ipam.Range, svc 
 	}
 	return ipam.Allocate(block, usage, reserved, ipam.Request{PinnedVIP: opts.IP, Appliance: appliance})
 }
+
+// pinOwner is the allocator key of a pinned VIP being written to the
+// existing appliance of the Service uid.
+func pinOwner(uid string) string { return "pin/" + uid }
 
 // switchLock is the lock key of allocation on one switch: the inventory,
 // the choice of addresses and the create or write that takes them happen

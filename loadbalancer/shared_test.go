@@ -202,3 +202,35 @@ func TestTwoJoinsWithinOneListingGetTwoVIPs(t *testing.T) {
 		}
 	}
 }
+
+// TestPinningAnotherMembersVIPIsRefused is issue #18's defect 2: a member
+// that sets spec.loadBalancerIP to another member's VIP must not get it.
+func TestPinningAnotherMembersVIPIsRefused(t *testing.T) {
+	e := newEnv(t, 28)
+	nodes := e.addNodes(2, 0)
+	a, b := shared("a", "team", 80), shared("b", "team", 81)
+	stA := e.ensureUp(a, nodes)
+	stB := e.ensureUp(b, nodes)
+	e.events()
+	b.Spec.LoadBalancerIP = stA.Ingress[0].IP
+	st, err := e.lb.EnsureLoadBalancer(e.ctx, "test", b, nodes)
+	if err == nil {
+		t.Fatalf("b took a's VIP %s: status %v", stA.Ingress[0].IP, st)
+	}
+	if ev := findEvent(e.events(), "Warning", ReasonLoadBalancerIPInvalid, stA.Ingress[0].IP); ev == "" {
+		t.Fatalf("no %s Event naming the address", ReasonLoadBalancerIPInvalid)
+	}
+	for _, v := range entriesOf(e.lbs()[0], b) {
+		if v.VirtualIPAddress != stB.Ingress[0].IP {
+			t.Fatalf("b's entries moved to %s", v.VirtualIPAddress)
+		}
+	}
+	// A free address is still accepted, and a retry of it too.
+	free := e.ip(10)
+	b.Spec.LoadBalancerIP = free
+	for i := 0; i < 2; i++ {
+		if st, err := e.lb.EnsureLoadBalancer(e.ctx, "test", b, nodes); err != nil || st.Ingress[0].IP != free {
+			t.Fatalf("pin to the free %s (try %d): %v %v", free, i, st, err)
+		}
+	}
+}

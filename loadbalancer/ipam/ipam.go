@@ -337,9 +337,11 @@ func Allocate(b Block, u *Usage, reserved []Range, req Request) (Result, error) 
 	return res, nil
 }
 
-// CheckVIP validates an address already chosen (e.g. a pinned VIP changed on
-// an existing appliance) against the block and usage; self is ignored.
-func CheckVIP(b Block, u *Usage, reserved []Range, vip string, self string) error {
+// CheckVIP validates a new address for an existing appliance (a pinned VIP
+// changed) against the block and usage. Whoever holds it, the appliance
+// itself included, makes it unavailable: a shared appliance holds the other
+// members' VIPs, and a VIP differs from the appliance's own addresses.
+func CheckVIP(b Block, u *Usage, reserved []Range, vip string) error {
 	a, err := netip.ParseAddr(vip)
 	if err != nil {
 		return fmt.Errorf("%w: %q is not an IPv4 address", ErrPinnedUnavailable, vip)
@@ -347,7 +349,7 @@ func CheckVIP(b Block, u *Usage, reserved []Range, vip string, self string) erro
 	if !containsAddr(b.Usable(), a) {
 		return fmt.Errorf("%w: %s is not a usable address of block %s", ErrPinnedUnavailable, a, b)
 	}
-	if who, ok := u.IPs[a]; ok && who != self {
+	if who, ok := u.IPs[a]; ok {
 		return fmt.Errorf("%w: %s is already used by %s", ErrPinnedUnavailable, a, who)
 	}
 	for _, r := range reserved {

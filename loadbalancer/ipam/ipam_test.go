@@ -124,16 +124,25 @@ func TestAllocate(t *testing.T) {
 	}
 }
 
-func TestCheckVIPIgnoresSelf(t *testing.T) {
+func TestCheckVIP(t *testing.T) {
 	b := mustBlock(t, sw28())
 	u := NewUsage()
-	u.AddIP("192.0.2.20", "me")
-	u.AddIP("192.0.2.21", "them")
-	if err := CheckVIP(b, u, nil, "192.0.2.20", "me"); err != nil {
-		t.Fatal(err)
-	}
-	if err := CheckVIP(b, u, nil, "192.0.2.21", "me"); !errors.Is(err, ErrPinnedUnavailable) {
-		t.Fatalf("conflict accepted: %v", err)
+	u.AddIP("192.0.2.20", "load balancer shared (77)")
+	for _, c := range []struct {
+		vip string
+		ok  bool
+	}{
+		{"192.0.2.21", true},
+		// Held by the very appliance the VIP is for (another member's VIP
+		// on a shared one): refused all the same (issue #18, defect 2).
+		{"192.0.2.20", false},
+		{"192.0.2.1", false}, // the gateway
+		{"not-an-ip", false},
+	} {
+		err := CheckVIP(b, u, nil, c.vip)
+		if (err == nil) != c.ok || (err != nil && !errors.Is(err, ErrPinnedUnavailable)) {
+			t.Errorf("CheckVIP(%s) = %v, want ok=%v", c.vip, err, c.ok)
+		}
 	}
 }
 
