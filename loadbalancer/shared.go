@@ -4,13 +4,13 @@ import (
 	"context"
 	"fmt"
 	"net/netip"
-	"slices"
 	"strings"
 	"time"
 
 	"github.com/sacloud/iaas-api-go"
 	"github.com/sakura-ccm/sakura-cloud-controller-manager/loadbalancer/annotations"
 	"github.com/sakura-ccm/sakura-cloud-controller-manager/loadbalancer/apply"
+	"github.com/sakura-ccm/sakura-cloud-controller-manager/loadbalancer/decide"
 	"github.com/sakura-ccm/sakura-cloud-controller-manager/loadbalancer/desired"
 	"github.com/sakura-ccm/sakura-cloud-controller-manager/loadbalancer/ipam"
 	"github.com/sakura-ccm/sakura-cloud-controller-manager/loadbalancer/plan"
@@ -64,10 +64,10 @@ func (l *LoadBalancer) joinAppliance(ctx context.Context, exec *apply.Executor, 
 	if err := l.sharingConflict(ctx, svc, nodes, p, lb); err != nil {
 		return nil, err
 	}
-	members := desired.MemberUIDs(lb.Tags)
-	if entries := len(lb.VirtualIPAddresses) + len(svc.Spec.Ports); entries > desired.MaxVIPEntries || len(members) >= desired.MaxSharedMembers {
-		return nil, l.fail(svc, ReasonSharedApplianceFull, fmt.Errorf("load balancer %s shared by key %s is full: it has %d Services and %d VIP+port entries, this Service needs %d more entries (limits: %d Services, %d entries); use another %s",
-			lb.ID, key, len(members), len(lb.VirtualIPAddresses), len(svc.Spec.Ports), desired.MaxSharedMembers, desired.MaxVIPEntries, annotations.SharingKey))
+	j := decide.JoinAppliance(lb, string(svc.UID), desired.RefOf(svc), len(svc.Spec.Ports))
+	if !j.Fits {
+		return nil, l.fail(svc, ReasonSharedApplianceFull, fmt.Errorf("load balancer %s shared by key %s is full: it has %d other Services and %d VIP+port entries, this Service needs %d more entries (limits: %d Services, %d entries); use another %s",
+			lb.ID, key, j.Others, j.OtherEntries, len(svc.Spec.Ports), desired.MaxSharedMembers, desired.MaxVIPEntries, annotations.SharingKey))
 	}
 
 	backends, err := l.backendsOn(ctx, svc, nodes, p, lb)
@@ -86,14 +86,13 @@ func (l *LoadBalancer) joinAppliance(ctx context.Context, exec *apply.Executor, 
 	}
 	_, others := plan.SplitEntries(lb.VirtualIPAddresses, desired.RefOf(svc))
 	vips := append(others, plan.ToAPI(want.VIPs)...)
-	tags := append(slices.Clone([]string(lb.Tags)), desired.ServiceTag(string(svc.UID)))
-	if err := exec.UpdateMembers(ctx, lb, vips, tags); err != nil {
+	if err := exec.UpdateMembers(ctx, lb, vips, j.Tags); err != nil {
 		return nil, l.fail(svc, ReasonAPIError, err)
 	}
 	l.alloc.Reserve(string(svc.UID), ipam.Reservation{SwitchID: lb.SwitchID, IPs: []netip.Addr{vip}, ApplianceID: lb.ID})
 	l.recordID(ctx, svc, lb.ID)
 	l.event(svc, false, ReasonJoinedShared, "joined load balancer %s (%s) shared by key %s with VIP %s, %d real servers; %d Services share it now",
-		lb.Name, lb.ID, key, vip, len(backends.Selected), len(members)+1)
+		lb.Name, lb.ID, key, vip, len(backends.Selected), j.Others+1)
 	return statusOf(lb, vip.String()), nil
 }
 

@@ -6,6 +6,7 @@ import (
 	"testing"
 
 	"github.com/sacloud/iaas-api-go"
+	"github.com/sacloud/iaas-api-go/fake"
 	"github.com/sakura-ccm/sakura-cloud-controller-manager/loadbalancer/annotations"
 	"github.com/sakura-ccm/sakura-cloud-controller-manager/loadbalancer/desired"
 	v1 "k8s.io/api/core/v1"
@@ -232,5 +233,38 @@ func TestPinningAnotherMembersVIPIsRefused(t *testing.T) {
 		if st, err := e.lb.EnsureLoadBalancer(e.ctx, "test", b, nodes); err != nil || st.Ingress[0].IP != free {
 			t.Fatalf("pin to the free %s (try %d): %v %v", free, i, st, err)
 		}
+	}
+}
+
+// TestRejoinAfterWipeKeepsOneTagAndDeletes is issue #18's defect 3: a sole
+// member whose entries were wiped out of band joins again with one tag, and
+// its deletion removes the appliance instead of leaking it.
+func TestRejoinAfterWipeKeepsOneTagAndDeletes(t *testing.T) {
+	e := newEnv(t, 28)
+	nodes := e.addNodes(2, 0)
+	a := shared("a", "solo", 80)
+	e.ensureUp(a, nodes)
+	lb := e.lbs()[0]
+	if _, err := fake.NewLoadBalancerOp().UpdateSettings(e.ctx, zone, lb.ID, &iaas.LoadBalancerUpdateSettingsRequest{VirtualIPAddresses: iaas.LoadBalancerVirtualIPAddresses{}, SettingsHash: lb.SettingsHash}); err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; i < 2; i++ {
+		if _, err := e.lb.EnsureLoadBalancer(e.ctx, "test", a, nodes); err != nil {
+			t.Fatalf("re-join %d: %v", i, err)
+		}
+	}
+	lb = e.lbs()[0]
+	n := 0
+	for _, tag := range lb.Tags {
+		if tag == desired.ServiceTag(string(a.UID)) {
+			n++
+		}
+	}
+	if n != 1 || len(entriesOf(lb, a)) != 1 {
+		t.Fatalf("after the re-join: member tag %d times, %d entries; tags %v", n, len(entriesOf(lb, a)), lb.Tags)
+	}
+	e.deleteAll(a)
+	if lbs := e.lbs(); len(lbs) != 0 {
+		t.Fatalf("the sole member's appliance leaked: %v", lbs[0].Tags)
 	}
 }

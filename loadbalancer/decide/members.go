@@ -117,3 +117,40 @@ func PruneMembers(lb *iaas.LoadBalancer, gone []string, claimed map[string]strin
 	}
 	return Prune{Tags: desired.WithoutMembers(lb.Tags, removed...), VIPs: vips, Removed: removed}, true
 }
+
+// Join is the decision for a Service joining a shared appliance.
+type Join struct {
+	// Fits: the appliance takes the Service's entries and one more member.
+	Fits bool
+	// Tags are the appliance's tags with the Service a member exactly once.
+	Tags []string
+	// Others and OtherEntries count the other members and their entries.
+	Others, OtherEntries int
+}
+
+// JoinAppliance decides whether the Service uid (named ref in entry
+// descriptions), needing ports entries, fits on the shared appliance lb.
+// The Service's own tag and entries, left by an earlier join whose entries
+// were wiped or whose write was interrupted, count as free: a re-join must
+// neither tag the Service twice nor be refused as full.
+func JoinAppliance(lb *iaas.LoadBalancer, uid string, ref desired.ServiceRef, ports int) Join {
+	others := 0
+	for _, u := range desired.MemberUIDs(lb.Tags) {
+		if u != uid {
+			others++
+		}
+	}
+	mine := desired.VIP{Owner: ref}.Description()
+	entries := 0
+	for _, v := range lb.VirtualIPAddresses {
+		if v != nil && v.Description != mine {
+			entries++
+		}
+	}
+	return Join{
+		Fits:         entries+ports <= desired.MaxVIPEntries && others < desired.MaxSharedMembers,
+		Tags:         desired.WithMember(lb.Tags, uid),
+		Others:       others,
+		OtherEntries: entries,
+	}
+}

@@ -1,6 +1,7 @@
 package decide
 
 import (
+	"fmt"
 	"slices"
 	"testing"
 
@@ -55,6 +56,9 @@ func TestLeaveAppliance(t *testing.T) {
 		// the fresh read under the lock shows "11", which joined meanwhile.
 		{"a member joined since the listing: leave, do not delete", appliance("k", map[string]string{"10": "ns/a", "11": "ns/b"}), LeaveMember, nil, []string{"k8s:ns/b"}},
 		{"not a member any more: nothing", appliance("k", map[string]string{"11": "ns/b"}), LeaveNothing, nil, nil},
+		// Tagged twice by an older release's re-join (issue #18, defect 3):
+		// still its only member, so the appliance goes.
+		{"sole member tagged twice: delete it", withTags(appliance("k", map[string]string{"10": "ns/a"}), desired.ServiceTag("10")), LeaveDelete, []string{"10"}, nil},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			got := LeaveAppliance(c.lb, "10", ref)
@@ -135,4 +139,57 @@ func TestPruneMembers(t *testing.T) {
 			}
 		})
 	}
+}
+
+func withTags(lb *iaas.LoadBalancer, tags ...string) *iaas.LoadBalancer {
+	lb.Tags = append(lb.Tags, tags...)
+	return lb
+}
+
+func TestJoinAppliance(t *testing.T) {
+	ref := desired.ServiceRef{Namespace: "ns", Name: "a"}
+	full := map[string]string{}
+	for i := 0; i < desired.MaxSharedMembers; i++ {
+		full[fmt.Sprint(20+i)] = fmt.Sprintf("ns/s%d", i)
+	}
+	fullWithMe := map[string]string{"10": "ns/a"}
+	for i := 0; i < desired.MaxSharedMembers-1; i++ {
+		fullWithMe[fmt.Sprint(20+i)] = fmt.Sprintf("ns/s%d", i)
+	}
+	for _, c := range []struct {
+		name   string
+		lb     *iaas.LoadBalancer
+		ports  int
+		fits   bool
+		others int
+	}{
+		{"new member", appliance("k", map[string]string{"11": "ns/b"}), 1, true, 1},
+		{"re-join after its entries were wiped", withoutEntries(appliance("k", map[string]string{"10": "ns/a"})), 1, true, 0},
+		{"re-join with its entries still there", appliance("k", map[string]string{"10": "ns/a", "11": "ns/b"}), 1, true, 1},
+		{"no room for another member", appliance("k", full), 1, false, desired.MaxSharedMembers},
+		{"a member of a full appliance re-joins", appliance("k", fullWithMe), 1, true, desired.MaxSharedMembers - 1},
+		{"too many entries", appliance("k", map[string]string{"11": "ns/b"}), desired.MaxVIPEntries, false, 1},
+		{"exactly the entries left", appliance("k", map[string]string{"11": "ns/b"}), desired.MaxVIPEntries - 1, true, 1},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			got := JoinAppliance(c.lb, "10", ref, c.ports)
+			if got.Fits != c.fits || got.Others != c.others {
+				t.Fatalf("fits %v others %d, want %v %d", got.Fits, got.Others, c.fits, c.others)
+			}
+			n := 0
+			for _, tag := range got.Tags {
+				if tag == desired.ServiceTag("10") {
+					n++
+				}
+			}
+			if n != 1 || !slices.Contains(got.Tags, desired.SharingTag("k")) || !slices.Contains(got.Tags, desired.ClusterTag(cluster)) {
+				t.Fatalf("tags %v: want the cluster and key tags and the member once", got.Tags)
+			}
+		})
+	}
+}
+
+func withoutEntries(lb *iaas.LoadBalancer) *iaas.LoadBalancer {
+	lb.VirtualIPAddresses = nil
+	return lb
 }

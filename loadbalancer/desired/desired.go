@@ -13,6 +13,7 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
+	"slices"
 	"sort"
 	"strings"
 
@@ -93,7 +94,15 @@ func WithoutMembers(tags []string, uids ...string) []string {
 	return out
 }
 
-// MemberUIDs returns the Service UIDs named by service-uid tags, sorted.
+// WithMember returns tags with exactly one service-uid tag of uid: a
+// member joining again (its entries were wiped) must not be counted twice.
+func WithMember(tags []string, uid string) []string {
+	return append(WithoutMembers(tags, uid), ServiceTag(uid))
+}
+
+// MemberUIDs returns the Service UIDs named by service-uid tags, sorted,
+// each once: an appliance tagged twice for one Service (by a release with
+// issue #18's defect 3) still has that one member.
 func MemberUIDs(tags []string) []string {
 	var out []string
 	for _, t := range tags {
@@ -102,7 +111,7 @@ func MemberUIDs(tags []string) []string {
 		}
 	}
 	sort.Strings(out)
-	return out
+	return slices.Compact(out)
 }
 
 // ExcludeLabel takes a node out of every external load balancer.
