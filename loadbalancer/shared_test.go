@@ -4,6 +4,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/sacloud/iaas-api-go"
 	"github.com/sacloud/iaas-api-go/fake"
@@ -266,5 +267,38 @@ func TestRejoinAfterWipeKeepsOneTagAndDeletes(t *testing.T) {
 	e.deleteAll(a)
 	if lbs := e.lbs(); len(lbs) != 0 {
 		t.Fatalf("the sole member's appliance leaked: %v", lbs[0].Tags)
+	}
+}
+
+// TestJoinNeverLandsOnAnApplianceBeingShutDown is issue #18's defect 4:
+// the last member's delete sends the shutdown and returns while the
+// appliance still reads up; a new member of the key must not join it.
+func TestJoinNeverLandsOnAnApplianceBeingShutDown(t *testing.T) {
+	e := newEnv(t, 28)
+	nodes := e.addNodes(2, 0)
+	a, b := shared("a", "team", 80), shared("b", "team", 81)
+	e.ensureUp(a, nodes)
+	old := e.lbs()[0].ID
+
+	// The appliance keeps reading "up" after the shutdown, as SAKURA's
+	// can for a while; the delete does not wait for it.
+	was := fake.PowerOffDuration
+	fake.PowerOffDuration = time.Hour
+	e.lb.deleteWaits = nil
+	if err := e.lb.EnsureLoadBalancerDeleted(e.ctx, "test", a); err == nil || !isRetry(err) {
+		t.Fatalf("the delete should wait for the shutdown: %v", err)
+	}
+	stB, err := e.lb.EnsureLoadBalancer(e.ctx, "test", b, nodes)
+	fake.PowerOffDuration = was
+	if err == nil {
+		t.Fatalf("b joined the appliance being shut down: %v", stB)
+	}
+	for _, lb := range e.lbs() {
+		if lb.ID == old && desired.HasTags(lb.Tags, desired.ServiceTag(string(b.UID))) {
+			t.Fatalf("b is a member of %s, which is being shut down", old)
+		}
+		if lb.ID == old && desired.SharingKeyOf(lb.Tags) != "" {
+			t.Fatalf("the appliance being shut down still carries its sharing key: %v", lb.Tags)
+		}
 	}
 }

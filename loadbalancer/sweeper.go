@@ -34,6 +34,7 @@ func (l *LoadBalancer) Sweeper(services sweep.ServiceLister) (*sweep.Runner, err
 		Mode:     mode,
 		Interval: time.Duration(l.cfg.SweepIntervalSec) * time.Second,
 		Grace:    sweep.DefaultGrace,
+		LockKey:  func(key string) func() { return l.locks.lock(sharedOwner(key)) },
 		OnDeleted: func(uids []string) {
 			for _, u := range uids {
 				l.alloc.Release(u)

@@ -352,6 +352,9 @@ func (e *Executor) Delete(ctx context.Context, lb *iaas.LoadBalancer, members []
 		if e.shutdownRecently(lb.ID) {
 			return ShuttingDown, nil
 		}
+		if err := e.unshare(ctx, cur); err != nil {
+			return 0, err
+		}
 		err := e.Client.LoadBalancers.Shutdown(ctx, e.Client.Zone, lb.ID, &iaas.ShutdownOption{Force: true})
 		if sakuraapi.StatusCode(err) == http.StatusConflict {
 			// A shutdown under way, or the appliance busy: look again soon.
@@ -374,6 +377,34 @@ func (e *Executor) Delete(ctx context.Context, lb *iaas.LoadBalancer, members []
 		// Booting, cleaning or still being created: wait for a stable state.
 		return ShuttingDown, nil
 	}
+}
+
+// unshare takes the sharing-key tag off a shared appliance that is about to
+// be shut down for good, so that no Service of the key joins it any more:
+// an appliance still reads "up" for a while after its shutdown, and a join
+// in that moment would be powered off under the new member (issue #18,
+// defect 4). The tag lives in the cloud, so this holds across restarts;
+// the member tags stay, and the deletion still finds the appliance by them.
+// The caller holds the sharing key's lock, which joins take too.
+func (e *Executor) unshare(ctx context.Context, lb *iaas.LoadBalancer) error {
+	key := desired.SharingKeyOf(lb.Tags)
+	if key == "" {
+		return nil
+	}
+	tags := decide.Unshared(lb.Tags)
+	_, err := e.Client.LoadBalancers.Update(ctx, e.Client.Zone, lb.ID, &iaas.LoadBalancerUpdateRequest{
+		Name:               lb.Name,
+		Description:        lb.Description,
+		Tags:               types.Tags(tags),
+		IconID:             lb.IconID,
+		VirtualIPAddresses: lb.VirtualIPAddresses,
+		SettingsHash:       lb.SettingsHash,
+	})
+	if err != nil {
+		return fmt.Errorf("taking load balancer %s off sharing key %s before its shutdown: %w", lb.ID, key, err)
+	}
+	lb.Tags = tags
+	return nil
 }
 
 // Read reads one appliance afresh.

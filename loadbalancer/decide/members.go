@@ -7,6 +7,7 @@ package decide
 
 import (
 	"slices"
+	"strings"
 
 	"github.com/sacloud/iaas-api-go"
 	"github.com/sakura-ccm/sakura-cloud-controller-manager/loadbalancer/desired"
@@ -153,4 +154,16 @@ func JoinAppliance(lb *iaas.LoadBalancer, uid string, ref desired.ServiceRef, po
 		Others:       others,
 		OtherEntries: entries,
 	}
+}
+
+// Unshared returns tags without the sharing-key tag: the tags of a shared
+// appliance whose last member is deleting it (see apply's unshare).
+func Unshared(tags []string) []string {
+	out := make([]string, 0, len(tags))
+	for _, t := range tags {
+		if !strings.HasPrefix(t, desired.SharingTagKey) {
+			out = append(out, t)
+		}
+	}
+	return out
 }

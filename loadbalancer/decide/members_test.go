@@ -193,3 +193,11 @@ func withoutEntries(lb *iaas.LoadBalancer) *iaas.LoadBalancer {
 	lb.VirtualIPAddresses = nil
 	return lb
 }
+
+func TestUnshared(t *testing.T) {
+	tags := []string{desired.ClusterTag(cluster), desired.SharingTag("k"), desired.ServiceTag("10")}
+	got := Unshared(tags)
+	if !slices.Equal(got, []string{desired.ClusterTag(cluster), desired.ServiceTag("10")}) || len(tags) != 3 {
+		t.Fatalf("Unshared(%v) = %v", tags, got)
+	}
+}

@@ -11,6 +11,7 @@ import (
 	"github.com/sakura-ccm/sakura-cloud-controller-manager/cloud/metrics"
 	"github.com/sakura-ccm/sakura-cloud-controller-manager/loadbalancer/apply"
 	"github.com/sakura-ccm/sakura-cloud-controller-manager/loadbalancer/decide"
+	"github.com/sakura-ccm/sakura-cloud-controller-manager/loadbalancer/desired"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/client-go/kubernetes"
@@ -68,6 +69,10 @@ type Runner struct {
 	OnDeleted func(uids []string)
 	// Now is the clock (tests); nil means time.Now.
 	Now func() time.Time
+	// LockKey takes the lock that joins of a sharing key take and returns
+	// its unlock: a shared orphan is shut down, and a shared appliance
+	// pruned, under it. Nil: no lock (tests without an adapter).
+	LockKey func(key string) (unlock func())
 
 	mu          sync.Mutex
 	seen        map[types.ID]time.Time
@@ -149,7 +154,9 @@ func (r *Runner) Sweep(ctx context.Context) (Summary, error) {
 			sum.Reported = append(sum.Reported, o.LB.ID)
 			continue
 		}
+		unlock := r.lockKeyOf(o.LB)
 		step, err := r.Exec.Delete(ctx, o.LB, o.UIDs, false)
+		unlock()
 		switch {
 		case err != nil:
 			klog.ErrorS(err, "Sweep could not remove an orphaned load balancer; retrying at the next sweep", logFields(o)...)
@@ -210,38 +217,54 @@ func (r *Runner) prune(ctx context.Context, res Result, sum *Summary) {
 		// of the appliance and a listing of Services taken after it (a
 		// Service that joined meanwhile is in both), with the read's tags
 		// checked again and its settings hash guarding the write.
-		lb, err := r.Exec.Read(ctx, d.LB.ID)
-		if err != nil {
-			klog.ErrorS(err, "Sweep could not read a shared load balancer to remove vanished members; retrying at the next sweep", fields...)
+		if !r.pruneOne(ctx, d, fields, res, sum) {
 			sum.Failed = append(sum.Failed, d.LB.ID)
-			continue
-		}
-		claimed, err := r.Services.Claimed(ctx)
-		if err != nil || claimed == nil {
-			klog.ErrorS(err, "Sweep could not list Services again before pruning; retrying at the next sweep", fields...)
-			sum.Failed = append(sum.Failed, d.LB.ID)
-			continue
-		}
-		p, ok := decide.PruneMembers(lb, d.Gone, claimed)
-		if !ok {
-			continue // a member came back, or another is still in its grace period
-		}
-		if err := r.Exec.UpdateMembers(ctx, lb, p.VIPs, p.Tags); err != nil {
-			klog.ErrorS(err, "Sweep could not remove the entries of vanished Services from a shared load balancer; retrying at the next sweep", fields...)
-			sum.Failed = append(sum.Failed, d.LB.ID)
-			continue
-		}
-		d.Gone = p.Removed
-		klog.InfoS("Sweep removed the entries of vanished Services from a shared load balancer; their addresses are free again", fields...)
-		metrics.CountSwept(metrics.SweepPruned)
-		sum.Pruned = append(sum.Pruned, d.LB.ID)
-		for _, uid := range d.Gone {
-			delete(res.SeenMembers, d.LB.ID.String()+"/"+uid)
-		}
-		if r.OnDeleted != nil {
-			r.OnDeleted(d.Gone)
 		}
 	}
+}
+
+// pruneOne writes one prune decision under the appliance's sharing key
+// lock; false: it failed and is tried again at the next sweep.
+func (r *Runner) pruneOne(ctx context.Context, d Departed, fields []any, res Result, sum *Summary) bool {
+	defer r.lockKeyOf(d.LB)()
+	lb, err := r.Exec.Read(ctx, d.LB.ID)
+	if err != nil {
+		klog.ErrorS(err, "Sweep could not read a shared load balancer to remove vanished members; retrying at the next sweep", fields...)
+		return false
+	}
+	claimed, err := r.Services.Claimed(ctx)
+	if err != nil || claimed == nil {
+		klog.ErrorS(err, "Sweep could not list Services again before pruning; retrying at the next sweep", fields...)
+		return false
+	}
+	p, ok := decide.PruneMembers(lb, d.Gone, claimed)
+	if !ok {
+		return true // a member came back, or another is still in its grace period
+	}
+	if err := r.Exec.UpdateMembers(ctx, lb, p.VIPs, p.Tags); err != nil {
+		klog.ErrorS(err, "Sweep could not remove the entries of vanished Services from a shared load balancer; retrying at the next sweep", fields...)
+		return false
+	}
+	klog.InfoS("Sweep removed the entries of vanished Services from a shared load balancer; their addresses are free again", fields...)
+	metrics.CountSwept(metrics.SweepPruned)
+	sum.Pruned = append(sum.Pruned, d.LB.ID)
+	for _, uid := range p.Removed {
+		delete(res.SeenMembers, d.LB.ID.String()+"/"+uid)
+	}
+	if r.OnDeleted != nil {
+		r.OnDeleted(p.Removed)
+	}
+	return true
+}
+
+// lockKeyOf takes the sharing key lock of lb, if it is shared and the
+// runner has locks; it returns the unlock.
+func (r *Runner) lockKeyOf(lb *iaas.LoadBalancer) (unlock func()) {
+	key := desired.SharingKeyOf(lb.Tags)
+	if key == "" || r.LockKey == nil {
+		return func() {}
+	}
+	return r.LockKey(key)
 }
 
 func logFields(o Orphan, extra ...any) []any {

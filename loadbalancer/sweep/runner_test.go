@@ -403,3 +403,35 @@ func TestSweepPruneKeepsAMemberThatJoinedAfterTheListing(t *testing.T) {
 		t.Fatalf("tags after prune: %v", got.Tags)
 	}
 }
+
+// TestSweepUnsharesAnOrphanBeforeItsShutdown is issue #18's defect 4 on the
+// sweep's side: a shared orphan loses its sharing-key tag before it is shut
+// down, under the key's lock, so no join of the key lands on it.
+func TestSweepUnsharesAnOrphanBeforeItsShutdown(t *testing.T) {
+	w := newWorld(t)
+	cl := desired.ClusterTag("c1")
+	w.put(1, true, longAgo, cl, desired.SharingTag("team"), desired.ServiceTag("gone"))
+	var locked []string
+	held := false
+	r := &Runner{Exec: w.exec, Services: uids{}, Mode: ModeDelete, Grace: time.Minute,
+		LockKey: func(key string) func() {
+			locked = append(locked, key)
+			held = true
+			return func() { held = false }
+		}}
+	for i := 0; i < 2; i++ {
+		if _, err := r.Sweep(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	lb, err := w.client.LoadBalancers.Read(context.Background(), "is1a", 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if desired.SharingKeyOf(lb.Tags) != "" || !desired.HasTags(lb.Tags, cl, desired.ServiceTag("gone")) {
+		t.Fatalf("tags after the shutdown was sent: %v; want the sharing key gone and the others kept", lb.Tags)
+	}
+	if len(locked) == 0 || locked[0] != "team" || held {
+		t.Fatalf("key locks taken %v (still held: %v); want the key team, released", locked, held)
+	}
+}
