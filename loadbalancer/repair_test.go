@@ -236,3 +236,41 @@ func TestUnlistedApplianceIsNotLeaked(t *testing.T) {
 		t.Fatal("the appliance was not deleted")
 	}
 }
+
+// TestNoBootForAServiceBeingDeleted is issue #18's defect 6: a new leader's
+// node sync or follower, acting on a Service whose deletion began, must not
+// boot the appliance the deletion shut down.
+func TestNoBootForAServiceBeingDeleted(t *testing.T) {
+	for _, c := range []struct {
+		name string
+		call func(e *env, svc *v1.Service, nodes []*v1.Node) error
+	}{
+		{"node sync on a copy showing the deletion", func(e *env, svc *v1.Service, nodes []*v1.Node) error {
+			now := metav1.Now()
+			svc = svc.DeepCopy()
+			svc.DeletionTimestamp = &now
+			return e.lb.UpdateLoadBalancer(e.ctx, "test", svc, nodes)
+		}},
+		{"node sync on a copy older than the deletion", func(e *env, svc *v1.Service, nodes []*v1.Node) error {
+			return e.lb.UpdateLoadBalancer(e.ctx, "test", svc, nodes)
+		}},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			e, svc, nodes, kube := repairEnv(t)
+			// The API server's copy is being deleted (the finalizer holds it).
+			if err := kube.CoreV1().Services("default").Delete(e.ctx, "web", metav1.DeleteOptions{}); err != nil {
+				t.Fatal(err)
+			}
+			e.rebuild() // a new leader: no memory of the deletion
+			e.lb.kube = kube
+			lb := e.lbs()[0]
+			lb.InstanceStatus = types.ServerInstanceStatuses.Down
+			fake.DataStore.Put(fake.ResourceLoadBalancer, zone, lb.ID, lb)
+			snap := e.client.Stats().Snapshot()
+			_ = c.call(e, svc, nodes)
+			if _, by := writes(e.client, snap); by["LoadBalancer.Boot"] != 0 {
+				t.Fatalf("booted the appliance of a Service being deleted: %v", by)
+			}
+		})
+	}
+}

@@ -65,13 +65,21 @@ func (l *LoadBalancer) recordID(ctx context.Context, svc *v1.Service, id types.I
 
 // bootStopped powers on an appliance found stopped: the controller never
 // stops one of a live Service's appliances (deletion holds the Service's
-// lock while it waits), so someone did so outside it. The repair pass first
-// re-reads the Service: a deletion under way must not be undone.
+// lock while it waits), so someone did so outside it. A deletion under way
+// must not be undone.
 func (l *LoadBalancer) bootStopped(ctx context.Context, exec *apply.Executor, svc *v1.Service, p *prepared, lb *iaas.LoadBalancer, mode syncMode) error {
 	if p.opts.NoRepair {
 		return fmt.Errorf("load balancer %s is powered off and the Service opts out of repair (%s: \"false\"); boot it by hand or remove the annotation", lb.ID, annotations.Repair)
 	}
-	if mode == syncRepair {
+	if svc.DeletionTimestamp != nil {
+		return nil // whoever asks: the deletion's shutdown stands
+	}
+	if mode != syncCreate {
+		// Only EnsureLoadBalancer is called for a Service known, as it
+		// calls, to want its appliance. The node sync, the follower and the
+		// repair pass may act on a copy of a Service whose deletion began
+		// (a new leader's first pass): a boot would undo the deletion's
+		// shutdown (issue #18, defect 6), so the Service is read again.
 		if ok, err := l.stillWanted(ctx, svc); !ok {
 			return err
 		}
