@@ -128,13 +128,32 @@ func (c *Client) callNoReplay(ctx context.Context, op string, fn func(ctx contex
 // NotDone reports whether err certainly means the API did not carry out
 // the request: an answer in the 4xx range (a refusal). A 5xx answer, a
 // timeout or a dropped connection may come after the work was done.
+//
+// A refusal of a replay is not enough: when an earlier attempt of the same
+// request got an answer that may come after the work (a 503 answered after
+// the write was saved), the replay's 409 on the now stale settings hash
+// says nothing about the first attempt (issue #18, defect 8).
 func NotDone(err error) bool {
+	var r *replayedError
+	if errors.As(err, &r) {
+		return false
+	}
 	code := StatusCode(err)
 	return code >= 400 && code < 500
 }
 
+// replayedError is a refusal of a replayed request whose earlier attempt
+// may have been carried out.
+type replayedError struct{ err error }
+
+func (e *replayedError) Error() string {
+	return e.err.Error() + " (an earlier attempt may have been carried out)"
+}
+func (e *replayedError) Unwrap() error { return e.err }
+
 func (c *Client) callRetrying(ctx context.Context, op string, retryable func(error) bool, fn func(ctx context.Context) error) error {
 	var err error
+	mayHaveDone := false // an earlier attempt's answer may follow the work
 	for attempt := 0; ; attempt++ {
 		if werr := c.limiter.Wait(ctx); werr != nil {
 			c.stats.record(op, ResultError, 0)
@@ -147,12 +166,16 @@ func (c *Client) callRetrying(ctx context.Context, op string, retryable func(err
 		if err == nil || !retryable(err) || attempt >= c.limits.RetryMax {
 			break
 		}
+		mayHaveDone = mayHaveDone || !NotDone(err)
 		c.stats.recordRetry(op, result)
 		if serr := c.sleep(ctx, c.backoff(attempt, result)); serr != nil {
 			break
 		}
 	}
 	if err != nil {
+		if mayHaveDone && NotDone(err) {
+			err = &replayedError{err}
+		}
 		return fmt.Errorf("%s: %w", op, err)
 	}
 	return nil

@@ -332,3 +332,52 @@ func TestCreateIsNotReplayedBlindly(t *testing.T) {
 		}
 	}
 }
+
+type scriptedSettings struct {
+	iaas.LoadBalancerAPI
+	codes    []int
+	attempts int
+}
+
+func (s *scriptedSettings) UpdateSettings(ctx context.Context, zone string, id types.ID, p *iaas.LoadBalancerUpdateSettingsRequest) (*iaas.LoadBalancer, error) {
+	code := 0
+	if s.attempts < len(s.codes) {
+		code = s.codes[s.attempts]
+	}
+	s.attempts++
+	if code != 0 {
+		return nil, apiError(code)
+	}
+	return &iaas.LoadBalancer{ID: id}, nil
+}
+
+// A refused replay of a write whose earlier attempt may have been carried
+// out is not "not done" (issue #18, defect 8): a 503 answered after the
+// settings were saved, then a 409 on the stale settings hash.
+func TestRefusedReplayIsNotNotDone(t *testing.T) {
+	for _, tc := range []struct {
+		codes   []int
+		notDone bool
+	}{
+		{[]int{http.StatusConflict}, true},
+		{[]int{http.StatusServiceUnavailable, http.StatusConflict}, false},
+		{[]int{http.StatusTooManyRequests, http.StatusConflict}, true}, // a 429 comes before any work
+		{[]int{http.StatusLocked, http.StatusConflict}, true},
+		{[]int{http.StatusServiceUnavailable, http.StatusServiceUnavailable, http.StatusBadRequest}, false},
+	} {
+		c := NewFromCaller(nil, "is1a", testLimits())
+		c.sleep = (&sleepRecorder{}).sleep
+		s := &scriptedSettings{codes: tc.codes}
+		c.LoadBalancers = &loadBalancerOp{c, s}
+		_, err := c.LoadBalancers.UpdateSettings(context.Background(), "is1a", 7, &iaas.LoadBalancerUpdateSettingsRequest{})
+		if err == nil || s.attempts != len(tc.codes) {
+			t.Fatalf("%v: %d attempts, err %v", tc.codes, s.attempts, err)
+		}
+		if NotDone(err) != tc.notDone {
+			t.Errorf("%v: NotDone = %v, want %v (%v)", tc.codes, NotDone(err), tc.notDone, err)
+		}
+		if StatusCode(err) != tc.codes[len(tc.codes)-1] {
+			t.Errorf("%v: StatusCode = %d", tc.codes, StatusCode(err))
+		}
+	}
+}
