@@ -113,6 +113,17 @@ func (l *LoadBalancer) forgetInventory(id types.ID) {
 	l.switches.mu.Unlock()
 }
 
+// forgetInventoryIfRefused forgets the switch's inventory when the API
+// refused a write that may carry a newly chosen address (a join's VIP, a
+// pinned VIP): an address taken outside the controller since the inventory
+// was read is the likely cause, and a kept inventory would choose it again
+// for five minutes (issue #18, defect 7).
+func (l *LoadBalancer) forgetInventoryIfRefused(id types.ID, err error) {
+	if sakuraapi.NotDone(err) {
+		l.forgetInventory(id)
+	}
+}
+
 // blockError is a user-facing problem choosing the block.
 type blockError struct {
 	reason string

@@ -202,7 +202,7 @@ func (l *LoadBalancer) create(ctx context.Context, exec *apply.Executor, cluster
 	if err != nil {
 		// Refused: perhaps an address or VRID taken outside the controller
 		// since the inventory was read. The next try reads it afresh.
-		l.forgetInventory(block.SwitchID)
+		l.forgetInventoryIfRefused(block.SwitchID, err)
 		return nil, l.fail(svc, ReasonAPIError, err)
 	}
 	l.alloc.Reserve(string(svc.UID), ipam.Reservation{SwitchID: block.SwitchID, IPs: ips, VRID: vrid, ApplianceID: lb.ID})

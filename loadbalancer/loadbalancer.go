@@ -569,6 +569,7 @@ func (l *LoadBalancer) reconcileObserved(ctx context.Context, clusterName string
 		}
 		vips := append(slices.Clone(others), a.VIPs...)
 		if err := exec.UpdateSettings(ctx, lb, vips); err != nil {
+			l.forgetInventoryIfRefused(lb.SwitchID, err)
 			return nil, l.fail(svc, ReasonAPIError, err) // a failed Config is remembered by exec
 		}
 		if mode == syncRepair {

@@ -87,6 +87,7 @@ func (l *LoadBalancer) joinAppliance(ctx context.Context, exec *apply.Executor, 
 	_, others := plan.SplitEntries(lb.VirtualIPAddresses, desired.RefOf(svc))
 	vips := append(others, plan.ToAPI(want.VIPs)...)
 	if err := exec.UpdateMembers(ctx, lb, vips, j.Tags); err != nil {
+		l.forgetInventoryIfRefused(lb.SwitchID, err)
 		return nil, l.fail(svc, ReasonAPIError, err)
 	}
 	l.alloc.Reserve(string(svc.UID), ipam.Reservation{SwitchID: lb.SwitchID, IPs: []netip.Addr{vip}, ApplianceID: lb.ID})

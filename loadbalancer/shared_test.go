@@ -1,6 +1,10 @@
 package loadbalancer
 
 import (
+	"context"
+	"github.com/sacloud/iaas-api-go/types"
+	"github.com/sakura-ccm/sakura-cloud-controller-manager/cloud/sakuraapi"
+	"net/http"
 	"slices"
 	"strings"
 	"testing"
@@ -300,5 +304,71 @@ func TestJoinNeverLandsOnAnApplianceBeingShutDown(t *testing.T) {
 		if lb.ID == old && desired.SharingKeyOf(lb.Tags) != "" {
 			t.Fatalf("the appliance being shut down still carries its sharing key: %v", lb.Tags)
 		}
+	}
+}
+
+// refusingUpdates refuses, with 409, writes whose entries use one address,
+// as SAKURA would when something outside the inventory holds it.
+type refusingUpdates struct {
+	sakuraapi.LoadBalancerAPI
+	refuse  string
+	refused int
+}
+
+func (r *refusingUpdates) uses(vips iaas.LoadBalancerVirtualIPAddresses) bool {
+	for _, v := range vips {
+		if v.VirtualIPAddress == r.refuse {
+			r.refused++
+			return true
+		}
+	}
+	return false
+}
+
+func (r *refusingUpdates) Update(ctx context.Context, zone string, id types.ID, req *iaas.LoadBalancerUpdateRequest) (*iaas.LoadBalancer, error) {
+	if r.uses(req.VirtualIPAddresses) {
+		return nil, iaas.NewAPIError("PUT", nil, http.StatusConflict, &iaas.APIErrorResponse{ErrorCode: "conflict"})
+	}
+	return r.LoadBalancerAPI.Update(ctx, zone, id, req)
+}
+
+// TestRefusedJoinForgetsTheInventory is issue #18's defect 7: a server
+// took an address after the (five-minute) inventory was read; the join
+// that chose it is refused, and the next try reads the switch again and
+// takes another address instead of being refused for five minutes.
+func TestRefusedJoinForgetsTheInventory(t *testing.T) {
+	e := newEnv(t, 28)
+	e.cfg.InventoryTTLSec = 300
+	e.rebuild()
+	nodes := e.addNodes(2, 0)
+	a, b := shared("a", "team", 80), shared("b", "team", 81)
+	stA := e.ensureUp(a, nodes)
+	// The next free address goes to a server made by hand.
+	taken := ""
+	for i := 0; i < 8 && taken == ""; i++ {
+		ip := e.ip(i)
+		free := ip != stA.Ingress[0].IP
+		for _, lb := range e.lbs() {
+			free = free && !slices.Contains(lb.IPAddresses, ip)
+		}
+		for _, n := range []int{0, 1} {
+			free = free && ip != e.ip(n)
+		}
+		if free {
+			taken = ip
+		}
+	}
+	e.addServer("by-hand", e.sw, taken)
+	r := &refusingUpdates{LoadBalancerAPI: e.client.LoadBalancers, refuse: taken}
+	e.client.LoadBalancers = r
+	var st *v1.LoadBalancerStatus
+	for i := 0; i < 5 && st == nil; i++ {
+		st, _ = e.lb.EnsureLoadBalancer(e.ctx, "test", b, nodes)
+	}
+	if st == nil || st.Ingress[0].IP == taken {
+		t.Fatalf("b never joined on another address than %s (refused %d times): %v", taken, r.refused, st)
+	}
+	if r.refused != 1 {
+		t.Fatalf("refused %d times; the inventory should be read again after the first", r.refused)
 	}
 }
