@@ -63,7 +63,9 @@ func newEnv(t tb, maskLen int) *env {
 	e := &env{t: t, ctx: context.Background(), nextID: 990000000001}
 	e.client = sakuraapi.NewFromCaller(nil, zone, sakuraapi.Limits{})
 	e.router, e.sw = e.addBlock(maskLen, "k8s-block")
-	e.cfg = config.LoadBalancerConfig{}
+	// The health poll is on by default: a real-server change then needs no
+	// settings-pending mark (decide.MarkUnapplied).
+	e.cfg = config.LoadBalancerConfig{HealthPollIntervalSec: 60}
 	e.rebuild()
 	t.Cleanup(e.settle)
 	return e

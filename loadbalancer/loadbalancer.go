@@ -132,7 +132,7 @@ func New(d Deps) *LoadBalancer {
 		cfg:       d.Config,
 		clusterID: d.ClusterID,
 		recorder:  d.Recorder,
-		exec:      &apply.Executor{Client: d.Client, ClusterID: d.ClusterID},
+		exec:      &apply.Executor{Client: d.Client, ClusterID: d.ClusterID, StatusPolled: d.Config.HealthPollIntervalSec > 0},
 		alloc:     ipam.NewAllocator(),
 		switches:  switchCache{items: map[types.ID]cachedSwitch{}, selectors: map[string]cachedBlock{}, others: map[types.ID]cachedUsage{}},
 		notices:   map[string]noticeEntry{},
@@ -185,7 +185,7 @@ func (l *LoadBalancer) executor(clusterName string) *apply.Executor {
 	if l.clusterID != "" || clusterName == "" {
 		return l.exec
 	}
-	return &apply.Executor{Client: l.client, ClusterID: clusterName}
+	return &apply.Executor{Client: l.client, ClusterID: clusterName, StatusPolled: l.exec.StatusPolled}
 }
 
 // GetLoadBalancer finds the Service's appliance by its ownership tags.
@@ -497,7 +497,7 @@ func (l *LoadBalancer) reconcileObserved(ctx context.Context, clusterName string
 	if p.opts.NoRepair && mode == syncRepair {
 		return statusOf(lb, memberVIP(lb, svc)), nil // hands off, as asked
 	}
-	if suspected := l.takePending(lb.ID); suspected || exec.Unapplied(lb.ID) {
+	if suspected := l.takePending(lb.ID); suspected || exec.Unapplied(lb.ID) || desired.ConfigPending(lb.Description) {
 		// Settings saved by an earlier pass whose Config failed: apply
 		// them before anything else (a plan over the saved settings would
 		// find nothing to change).

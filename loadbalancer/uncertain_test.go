@@ -2,6 +2,10 @@ package loadbalancer
 
 import (
 	"context"
+	"github.com/sacloud/iaas-api-go/types"
+	"github.com/sakura-ccm/sakura-cloud-controller-manager/loadbalancer/annotations"
+	"github.com/sakura-ccm/sakura-cloud-controller-manager/loadbalancer/desired"
+	v1 "k8s.io/api/core/v1"
 	"net/http"
 	"testing"
 	"time"
@@ -78,6 +82,72 @@ func TestUncertainCreates(t *testing.T) {
 			}
 			if n := len(e.lbs()); n != c.wantLBs {
 				t.Errorf("%d appliances, want %d", n, c.wantLBs)
+			}
+		})
+	}
+}
+
+// failingConfig answers Config with an error while fail is set: the process
+// died between saving settings and applying them.
+type failingConfig struct {
+	sakuraapi.LoadBalancerAPI
+	fail    bool
+	configs int
+}
+
+func (f *failingConfig) Config(ctx context.Context, zone string, id types.ID) error {
+	f.configs++
+	if f.fail {
+		return iaas.NewAPIError("PUT", nil, http.StatusInternalServerError, &iaas.APIErrorResponse{ErrorCode: "fault"})
+	}
+	return f.LoadBalancerAPI.Config(ctx, zone, id)
+}
+
+// TestSavedSettingsAreAppliedAfterARestart is issue #18's defect 9: a
+// restart between saving a change the health poll cannot see (health check,
+// delay loop) and its Config must not leave it saved and never applied. The
+// mark in the appliance's description survives the restart; once applied,
+// it is taken off.
+func TestSavedSettingsAreAppliedAfterARestart(t *testing.T) {
+	for _, c := range []struct {
+		name string
+		set  func(svc *v1.Service)
+	}{
+		{"health check", func(svc *v1.Service) { svc.Annotations[annotations.HealthCheckProtocol] = "tcp" }},
+		{"delay loop", func(svc *v1.Service) { svc.Annotations[annotations.HealthzInterval] = "30" }},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			e := newEnv(t, 28)
+			nodes := e.addNodes(2, 0)
+			svc := service("web", 80)
+			e.ensureUp(svc, nodes)
+			f := &failingConfig{LoadBalancerAPI: e.client.LoadBalancers, fail: true}
+			e.client.LoadBalancers = f
+			c.set(svc)
+			if _, err := e.lb.EnsureLoadBalancer(e.ctx, "test", svc, nodes); err == nil {
+				t.Fatal("the Config failed but the sync succeeded")
+			}
+			if lb := e.lbs()[0]; !desired.ConfigPending(lb.Description) {
+				t.Fatalf("saved, not applied, and nothing in the cloud says so: %q", lb.Description)
+			}
+			e.rebuild() // the process died: its memory of the failed Config is gone
+			f.fail, f.configs = false, 0
+			if _, err := e.lb.EnsureLoadBalancer(e.ctx, "test", svc, nodes); err != nil {
+				t.Fatal(err)
+			}
+			if f.configs != 1 {
+				t.Fatalf("the restarted controller sent %d Configs, want 1", f.configs)
+			}
+			if lb := e.lbs()[0]; desired.ConfigPending(lb.Description) {
+				t.Fatalf("the mark stays after the Config: %q", lb.Description)
+			}
+			// In line now: no more writes.
+			snap := e.client.Stats().Snapshot()
+			if _, err := e.lb.EnsureLoadBalancer(e.ctx, "test", svc, nodes); err != nil {
+				t.Fatal(err)
+			}
+			if n, by := writes(e.client, snap); n != 0 {
+				t.Fatalf("a resync after the Config wrote %v", by)
 			}
 		})
 	}

@@ -21,6 +21,7 @@ import (
 	"github.com/sakura-ccm/sakura-cloud-controller-manager/loadbalancer/desired"
 	"github.com/sakura-ccm/sakura-cloud-controller-manager/loadbalancer/ipam"
 	"github.com/sakura-ccm/sakura-cloud-controller-manager/loadbalancer/plan"
+	"k8s.io/klog/v2"
 )
 
 // ShutdownGrace is how long a requested shutdown is trusted to be under way
@@ -38,6 +39,9 @@ const ShutdownConflictWait = 5 * time.Second
 type Executor struct {
 	Client    *sakuraapi.Client
 	ClusterID string
+	// StatusPolled: the health poll compares running Status with saved
+	// settings (see decide.MarkUnapplied).
+	StatusPolled bool
 
 	mu sync.Mutex
 	// shutdownUntil: a shutdown was requested; not again before this time.
@@ -183,19 +187,30 @@ func (e *Executor) update(ctx context.Context, lb *iaas.LoadBalancer, vips iaas.
 	if !Owned(lb, desired.ClusterTag(e.ClusterID)) {
 		return fmt.Errorf("load balancer %s: %w", lb.ID, ErrNotOwned)
 	}
+	if tags != nil {
+		if key := desired.SharingKeyOf(lb.Tags); key == "" || desired.SharingKeyOf(tags) != key {
+			return fmt.Errorf("load balancer %s is not shared by this key: %w", lb.ID, ErrNotOwned)
+		}
+	}
+	mark := decide.MarkUnapplied(lb.VirtualIPAddresses, vips, e.StatusPolled)
+	var saved *iaas.LoadBalancer
 	var err error
-	if tags == nil {
-		_, err = e.Client.LoadBalancers.UpdateSettings(ctx, e.Client.Zone, lb.ID, &iaas.LoadBalancerUpdateSettingsRequest{
+	if tags == nil && !mark {
+		saved, err = e.Client.LoadBalancers.UpdateSettings(ctx, e.Client.Zone, lb.ID, &iaas.LoadBalancerUpdateSettingsRequest{
 			VirtualIPAddresses: vips,
 			SettingsHash:       lb.SettingsHash,
 		})
 	} else {
-		if key := desired.SharingKeyOf(lb.Tags); key == "" || desired.SharingKeyOf(tags) != key {
-			return fmt.Errorf("load balancer %s is not shared by this key: %w", lb.ID, ErrNotOwned)
+		if tags == nil {
+			tags = lb.Tags
 		}
-		_, err = e.Client.LoadBalancers.Update(ctx, e.Client.Zone, lb.ID, &iaas.LoadBalancerUpdateRequest{
+		desc := lb.Description
+		if mark {
+			desc = desired.MarkConfigPending(desc)
+		}
+		saved, err = e.Client.LoadBalancers.Update(ctx, e.Client.Zone, lb.ID, &iaas.LoadBalancerUpdateRequest{
 			Name:               lb.Name,
-			Description:        lb.Description,
+			Description:        desc,
 			Tags:               types.Tags(append([]string(nil), tags...)),
 			IconID:             lb.IconID,
 			VirtualIPAddresses: vips,
@@ -212,7 +227,10 @@ func (e *Executor) update(ctx context.Context, lb *iaas.LoadBalancer, vips iaas.
 		}
 		return fmt.Errorf("updating settings of load balancer %s: %w", lb.ID, err)
 	}
-	return e.Config(ctx, lb)
+	if saved == nil || saved.ID != lb.ID {
+		saved = lb // an answer without the appliance: the mark stays until the next pass
+	}
+	return e.Config(ctx, saved)
 }
 
 // ErrNotApplied marks settings that were saved but whose Config failed: the
@@ -231,7 +249,29 @@ func (e *Executor) Config(ctx context.Context, lb *iaas.LoadBalancer) error {
 		return fmt.Errorf("applying settings of load balancer %s: %w: %w", lb.ID, ErrNotApplied, err)
 	}
 	e.setUnapplied(lb.ID, false)
+	e.unmark(ctx, lb)
 	return nil
+}
+
+// unmark takes ConfigPendingMark off lb (a copy read, or returned by the
+// write, after its settings were saved) once its Config succeeded. A
+// failure only leaves the mark: the next pass applies the settings again,
+// which is harmless, and tries once more.
+func (e *Executor) unmark(ctx context.Context, lb *iaas.LoadBalancer) {
+	if !desired.ConfigPending(lb.Description) {
+		return
+	}
+	_, err := e.Client.LoadBalancers.Update(ctx, e.Client.Zone, lb.ID, &iaas.LoadBalancerUpdateRequest{
+		Name:               lb.Name,
+		Description:        desired.UnmarkConfigPending(lb.Description),
+		Tags:               lb.Tags,
+		IconID:             lb.IconID,
+		VirtualIPAddresses: lb.VirtualIPAddresses,
+		SettingsHash:       lb.SettingsHash,
+	})
+	if err != nil {
+		klog.V(2).InfoS("Could not clear the load balancer's settings-pending mark; the next pass applies its settings again", "loadBalancer", lb.ID, "err", err)
+	}
 }
 
 // Unapplied reports whether a write saved settings of appliance id whose

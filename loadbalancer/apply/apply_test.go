@@ -218,6 +218,17 @@ func (f *failingSettings) UpdateSettings(ctx context.Context, zone string, id ty
 	return nil, iaas.NewAPIError("PUT", nil, f.code, &iaas.APIErrorResponse{ErrorCode: "fault"})
 }
 
+// Update fails the same way: a write that marks the appliance (see
+// decide.MarkUnapplied) goes through it.
+func (f *failingSettings) Update(ctx context.Context, zone string, id types.ID, req *iaas.LoadBalancerUpdateRequest) (*iaas.LoadBalancer, error) {
+	if f.saved {
+		if _, err := f.LoadBalancerAPI.Update(ctx, zone, id, req); err != nil {
+			return nil, err
+		}
+	}
+	return nil, iaas.NewAPIError("PUT", nil, f.code, &iaas.APIErrorResponse{ErrorCode: "fault"})
+}
+
 // A settings write whose answer is uncertain (5xx, lost) may have saved the
 // settings; a later plan over them would find nothing to change, so the
 // appliance is marked for Config (torture seed 7557). A refusal (4xx) saved

@@ -16,6 +16,18 @@ func Unapplied(saved iaas.LoadBalancerVirtualIPAddresses, running []*iaas.LoadBa
 	return !slices.Equal(entriesOfSettings(saved), entriesOfStatus(running))
 }
 
+// MarkUnapplied decides whether a settings write from have to want must
+// mark the appliance as "saved, not applied" in the cloud until its Config
+// is confirmed. Unmarked, a restart between the write and the Config
+// leaves the change saved and never applied, unless the health poll
+// (polled: on) will see it: it compares each VIP:port and its real servers
+// in Status with the saved settings, so a change of those shows there. A
+// change of anything else (health check, delay loop, sorry server) does not.
+// Real-server changes, the frequent ones, thus cost no extra write.
+func MarkUnapplied(have, want iaas.LoadBalancerVirtualIPAddresses, polled bool) bool {
+	return !polled || slices.Equal(entriesOfSettings(have), entriesOfSettings(want))
+}
+
 // entriesOfSettings and entriesOfStatus list "vip:port" and
 // "vip:port/server" for each entry, sorted, so the two can be compared.
 func entriesOfSettings(v iaas.LoadBalancerVirtualIPAddresses) []string {

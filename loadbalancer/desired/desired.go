@@ -165,6 +165,24 @@ func (v VIP) Description() string { return EntryDescriptionPrefix + v.Owner.Stri
 // controller writes; the owning Service's namespace/name follows.
 const EntryDescriptionPrefix = "k8s:"
 
+// ConfigPendingMark ends an appliance's description while settings the
+// controller saved may not be applied yet (a Config not yet confirmed). It
+// lives in the cloud, so a restarted controller or a new leader applies
+// them: the health poll cannot see a changed health check, delay loop or
+// sorry server in the appliance's Status (issue #18, defect 9).
+const ConfigPendingMark = " [saved settings not applied yet; the controller applies them]"
+
+// MarkConfigPending returns desc with ConfigPendingMark, once.
+func MarkConfigPending(desc string) string {
+	return UnmarkConfigPending(desc) + ConfigPendingMark
+}
+
+// UnmarkConfigPending returns desc without ConfigPendingMark.
+func UnmarkConfigPending(desc string) string { return strings.TrimSuffix(desc, ConfigPendingMark) }
+
+// ConfigPending reports whether desc carries ConfigPendingMark.
+func ConfigPending(desc string) bool { return strings.HasSuffix(desc, ConfigPendingMark) }
+
 // SharedName is the deterministic name of the appliance shared by key.
 func SharedName(clusterID, key string) string {
 	sum := sha256.Sum256([]byte(clusterID + "/shared/" + key))
