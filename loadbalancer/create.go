@@ -19,6 +19,7 @@ import (
 	v1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/cloud-provider/api"
+	"k8s.io/klog/v2"
 )
 
 // Creating an appliance: allocation under the switch's lock, the create
@@ -113,6 +114,18 @@ func (l *LoadBalancer) usageOf(ctx context.Context, switchID types.ID, opts anno
 	ipam.AddLoadBalancers(usage, lbs, sw.ID)
 	l.alloc.Merge(usage, sw.ID, CreateVisibilityGrace)
 	addNodeAddresses(usage, block, nodes)
+	recs, err := l.recordsInFlight(self)
+	if err != nil {
+		return block, nil, ReasonAPIError, err
+	}
+	for _, rec := range recs {
+		if rec.SwitchID == sw.ID.String() {
+			for _, ip := range rec.IPs {
+				usage.AddIP(ip.String(), "a load balancer a Service's create record holds (created moments ago, or before a restart)")
+			}
+			usage.AddVRID(rec.VRID, "a load balancer a Service's create record holds")
+		}
+	}
 	if f := l.follower(); f != nil {
 		svcs, err := f.services.List(labels.Everything())
 		if err != nil {
@@ -182,6 +195,10 @@ func (l *LoadBalancer) create(ctx context.Context, exec *apply.Executor, cluster
 		return nil, l.fail(svc, ReasonInvalidAnnotation, err)
 	}
 	ips := append([]netip.Addr{res.VIP}, res.Appliance...)
+	rec := annotations.CreateRecord{At: time.Now().UTC().Truncate(time.Second), SwitchID: block.SwitchID.String(), IPs: ips, VRID: vrid, SharingKey: p.opts.SharingKey}
+	if err := l.recordCreate(ctx, svc, rec); err != nil {
+		return nil, l.fail(svc, ReasonAPIError, fmt.Errorf("%w; nothing was created", err))
+	}
 	lb, err := exec.Create(ctx, want, block, res.Appliance, vrid)
 	if err != nil && !sakuraapi.NotDone(err) {
 		// A 5xx, a timeout or a lost answer: the appliance may exist and
@@ -190,6 +207,10 @@ func (l *LoadBalancer) create(ctx context.Context, exec *apply.Executor, cluster
 		var grace time.Duration
 		if sakuraapi.StatusCode(err) == http.StatusServiceUnavailable {
 			grace = UnavailableCreateGrace
+			rec.GraceSec = int(max(grace/time.Second, 1))
+			if rerr := l.recordCreate(ctx, svc, rec); rerr != nil {
+				klog.ErrorS(rerr, "Could not shorten the create record's wait; a restart would wait the whole visibility grace", "service", serviceKey(svc.Namespace, svc.Name))
+			}
 		}
 		r := ipam.Reservation{SwitchID: block.SwitchID, IPs: ips, VRID: vrid, Uncertain: true, Grace: grace}
 		l.alloc.Reserve(string(svc.UID), r)

@@ -439,6 +439,11 @@ func (l *LoadBalancer) reconcileObserved(ctx context.Context, clusterName string
 		if err != nil {
 			return nil, err
 		}
+		if lb == nil && mayCreate {
+			if lb, err = l.recorded(ctx, exec, svc); err != nil {
+				return nil, err
+			}
+		}
 		if lb == nil {
 			if !mayCreate {
 				return nil, nil

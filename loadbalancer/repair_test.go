@@ -86,12 +86,15 @@ func TestRepairRecreatesADeletedApplianceOnItsAddress(t *testing.T) {
 // An address a live Service shows is never handed to another Service, even
 // while its appliance is gone.
 func TestAddressShownByAServiceIsNotHandedOut(t *testing.T) {
-	e, svc, nodes, _ := repairEnv(t)
+	e, svc, nodes, kube := repairEnv(t)
 	shown := statusIP(svc)
 	if err := fake.NewLoadBalancerOp().Delete(e.ctx, zone, e.lbs()[0].ID); err != nil {
 		t.Fatal(err)
 	}
 	other := service("other", 80)
+	if _, err := kube.CoreV1().Services("default").Create(e.ctx, other, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
 	st := e.ensureUp(other, nodes)
 	if st.Ingress[0].IP == shown {
 		t.Fatalf("%s went to another Service while web shows it", shown)

@@ -45,6 +45,17 @@ func (l *LoadBalancer) join(ctx context.Context, exec *apply.Executor, cluster s
 		return nil, err
 	}
 	if lb == nil {
+		// Another member's create of the key may be in flight since before
+		// a restart: wait for it rather than make a second appliance.
+		recs, err := l.recordsInFlight(string(svc.UID))
+		if err != nil {
+			return nil, l.fail(svc, ReasonAPIError, err)
+		}
+		for _, rec := range recs {
+			if rec.SharingKey == key {
+				return nil, api.NewRetryError(fmt.Sprintf("another Service of sharing key %s created its load balancer at %s and it is not listed yet; waiting for it", key, rec.At.UTC().Format(time.RFC3339)), BootRetryAfter)
+			}
+		}
 		return l.create(ctx, exec, cluster, svc, nodes, p)
 	}
 	return l.joinAppliance(ctx, exec, cluster, svc, nodes, p, lb)

@@ -2,6 +2,7 @@ package loadbalancer
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"time"
 
@@ -15,6 +16,7 @@ import (
 	v1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/labels"
 	ktypes "k8s.io/apimachinery/pkg/types"
 	"k8s.io/cloud-provider/api"
 	servicehelpers "k8s.io/cloud-provider/service/helpers"
@@ -48,6 +50,75 @@ func (l *LoadBalancer) unlisted(ctx context.Context, exec *apply.Executor, svc *
 		return nil, young, nil
 	}
 	return nil, false, err
+}
+
+// recorded looks for svc's appliance where only the Service itself can
+// tell after a restart or a leader change: the recorded ID (one read), and
+// a create record young enough that its appliance may not be listed yet,
+// which is waited for (a RetryError) instead of creating a second appliance
+// (issue #18, defect 5). nil, nil: nothing recorded, a create may go ahead.
+func (l *LoadBalancer) recorded(ctx context.Context, exec *apply.Executor, svc *v1.Service) (*iaas.LoadBalancer, error) {
+	if id := types.StringID(svc.Annotations[annotations.LoadBalancerID]); !id.IsEmpty() {
+		lb, err := exec.Read(ctx, id)
+		switch {
+		case err == nil && apply.Owned(lb, desired.ClusterTag(exec.ClusterID), desired.ServiceTag(string(svc.UID))):
+			return lb, nil
+		case err != nil && !sakuraapi.IsNotFound(err) && !sakuraapi.IsStillCreating(err):
+			return nil, l.fail(svc, ReasonAPIError, err)
+		}
+	}
+	rec, has, err := annotations.CreateRecordOf(svc)
+	if err != nil {
+		return nil, l.fail(svc, ReasonInvalidAnnotation, fmt.Errorf("%w; nothing is created while a create may be in flight", err))
+	}
+	if wait := decide.CreateWait(rec, has, time.Now(), CreateVisibilityGrace); wait > 0 {
+		return nil, api.NewRetryError(fmt.Sprintf("a create sent at %s may have made a load balancer that is not listed yet; waiting for it (up to %s more) before creating another",
+			rec.At.UTC().Format(time.RFC3339), wait.Round(time.Second)), min(wait, BootRetryAfter))
+	}
+	return nil, nil
+}
+
+// recordCreate writes rec on the Service before its create is sent: a
+// create the Service does not record could not be told apart, after a
+// restart, from no create at all. No Kubernetes client (unit tests): a
+// no-op.
+func (l *LoadBalancer) recordCreate(ctx context.Context, svc *v1.Service, rec annotations.CreateRecord) error {
+	if l.kube == nil {
+		return nil
+	}
+	patch, err := json.Marshal(map[string]any{"metadata": map[string]any{"annotations": map[string]string{annotations.LoadBalancerCreating: rec.Value()}}})
+	if err != nil {
+		return err
+	}
+	if _, err := l.kube.CoreV1().Services(svc.Namespace).Patch(ctx, svc.Name, ktypes.MergePatchType, patch, metav1.PatchOptions{}); err != nil {
+		return fmt.Errorf("recording the create on the Service: %w", err)
+	}
+	return nil
+}
+
+// recordsInFlight are the create records of Services other than self that
+// may still be making an appliance: their addresses are in use, and a
+// member of their sharing key must wait for them.
+func (l *LoadBalancer) recordsInFlight(self string) ([]annotations.CreateRecord, error) {
+	f := l.follower()
+	if f == nil {
+		return nil, nil
+	}
+	svcs, err := f.services.List(labels.Everything())
+	if err != nil {
+		return nil, fmt.Errorf("listing Services for their create records: %w", err)
+	}
+	var out []annotations.CreateRecord
+	now := time.Now()
+	for _, other := range svcs {
+		if string(other.UID) == self {
+			continue
+		}
+		if rec, ok, _ := annotations.CreateRecordOf(other); ok && decide.InFlight(rec, now, CreateVisibilityGrace) {
+			out = append(out, rec)
+		}
+	}
+	return out, nil
 }
 
 // recordID writes the appliance's ID on the Service, so that it is found

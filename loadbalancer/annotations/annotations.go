@@ -37,6 +37,12 @@ const (
 	// the appliance created for the Service, so that the appliance is found
 	// (and deleted) even while listings do not show it yet.
 	LoadBalancerID = Prefix + "load-balancer-id"
+	// LoadBalancerCreating is written by the controller, not by users,
+	// before every create: when, on which switch, and with which addresses
+	// and VRID (a CreateRecord). A restarted controller or a new leader
+	// reads it to wait for a create that may be in flight instead of
+	// creating a second appliance, and to keep its addresses from others.
+	LoadBalancerCreating = Prefix + "load-balancer-creating"
 	// Type switch only (names and meanings of the earlier controller).
 	IPRange              = Prefix + "load-balancer-ip-range"
 	AssignIPRange        = Prefix + "load-balancer-assign-ip-range"
@@ -92,6 +98,7 @@ var Table = []Spec{
 	{SharingKey, "(none: the Service gets its own appliance)", fmt.Sprintf("1-%d lowercase letters, digits and '-', starting and ending with a letter or digit", MaxSharingKeyLen), "Services with the same key share one appliance, each with its own VIP, up to the appliance's 20 VIP+port entries and 8 Services. Plan, HA, type and block must agree; a Service that disagrees gets a SharingConflict Event and the running appliance is left as it is. The appliance is deleted with its last Service. Cannot change in place."},
 	{Repair, "true", "true, false", "false: the repair pass leaves this Service's appliance as it is (for maintenance by hand): it is not re-created, booted or rewritten when it differs from the Service. Updates the Service itself asks for still apply."},
 	{LoadBalancerID, "(set by the controller)", "the appliance's ID", "Written by the controller after it creates the appliance; read to find it before listings show it, after a restart or a leader change. Do not set or change it."},
+	{LoadBalancerCreating, "(set by the controller)", "JSON: time, switch, addresses and VRID of the last create", "Written by the controller before it creates an appliance; for a while after (the visibility grace, 2 minutes) a restarted controller or a new leader waits for that create instead of creating a second appliance, and no other Service gets its addresses. Do not set or change it."},
 	{HealthCheckProtocol, ProtocolPing, "ping, tcp, http, https", "Health check of each real server. ping is the safe default: kube-proxy does not listen on nodeIP:port."},
 	{HealthCheckPath, DefaultPath, "a path starting with /", "Request path for http/https checks."},
 	{HealthCheckStatus, strconv.Itoa(DefaultStatus), "100-599", "Expected HTTP status for http/https checks."},

@@ -1,0 +1,36 @@
+package decide
+
+import (
+	"testing"
+	"time"
+
+	"github.com/sakura-ccm/sakura-cloud-controller-manager/loadbalancer/annotations"
+)
+
+func TestCreateWait(t *testing.T) {
+	now := time.Date(2026, 12, 7, 5, 0, 0, 0, time.UTC)
+	grace := 2 * time.Minute
+	for _, c := range []struct {
+		name string
+		at   time.Time
+		has  bool
+		want time.Duration
+	}{
+		{"no record: create", time.Time{}, false, 0},
+		{"a create 20 s ago, unlisted (restart): wait", now.Add(-20 * time.Second), true, 100 * time.Second},
+		{"a create past the grace: create again", now.Add(-3 * time.Minute), true, 0},
+		{"exactly at the grace", now.Add(-grace), true, 0},
+		{"answered 503 15 s ago: its short grace is over", now.Add(-15 * time.Second), true, 0},
+	} {
+		rec := annotations.CreateRecord{At: c.at}
+		if c.name[:8] == "answered" {
+			rec.GraceSec = 10
+		}
+		if got := CreateWait(rec, c.has, now, grace); got != c.want {
+			t.Errorf("%s: wait %v, want %v", c.name, got, c.want)
+		}
+		if c.has && InFlight(rec, now, grace) != (c.want > 0) {
+			t.Errorf("%s: InFlight %v disagrees with the wait", c.name, InFlight(rec, now, grace))
+		}
+	}
+}

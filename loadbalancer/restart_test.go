@@ -1,0 +1,142 @@
+package loadbalancer
+
+import (
+	"context"
+	"net/http"
+	"slices"
+	"sync"
+	"testing"
+
+	"github.com/sacloud/iaas-api-go"
+	"github.com/sacloud/iaas-api-go/types"
+	"github.com/sakura-ccm/sakura-cloud-controller-manager/cloud/sakuraapi"
+	"github.com/sakura-ccm/sakura-cloud-controller-manager/loadbalancer/annotations"
+	v1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	kubefake "k8s.io/client-go/kubernetes/fake"
+)
+
+// unlistedCreates hides every appliance it creates from finds and reads,
+// as SAKURA's listings may for a while after a create; fail answers the
+// next create with that status after making the appliance.
+type unlistedCreates struct {
+	sakuraapi.LoadBalancerAPI
+	mu      sync.Mutex
+	hidden  map[types.ID]bool
+	creates int
+	fail    int
+}
+
+func (u *unlistedCreates) Create(ctx context.Context, zone string, req *iaas.LoadBalancerCreateRequest) (*iaas.LoadBalancer, error) {
+	lb, err := u.LoadBalancerAPI.Create(ctx, zone, req)
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	u.creates++
+	if err == nil {
+		u.hidden[lb.ID] = true
+	}
+	if err == nil && u.fail != 0 {
+		code := u.fail
+		u.fail = 0
+		return nil, iaas.NewAPIError("POST", nil, code, &iaas.APIErrorResponse{ErrorCode: "fault"})
+	}
+	return lb, err
+}
+
+func (u *unlistedCreates) Find(ctx context.Context, zone string, c *iaas.FindCondition) (*iaas.LoadBalancerFindResult, error) {
+	r, err := u.LoadBalancerAPI.Find(ctx, zone, c)
+	if err != nil {
+		return nil, err
+	}
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	out := *r
+	out.LoadBalancers = slices.DeleteFunc(slices.Clone(r.LoadBalancers), func(lb *iaas.LoadBalancer) bool { return u.hidden[lb.ID] })
+	out.Total, out.Count = len(out.LoadBalancers), len(out.LoadBalancers)
+	return &out, nil
+}
+
+func (u *unlistedCreates) Read(ctx context.Context, zone string, id types.ID) (*iaas.LoadBalancer, error) {
+	u.mu.Lock()
+	hidden := u.hidden[id]
+	u.mu.Unlock()
+	if hidden {
+		return nil, iaas.NewAPIError("GET", nil, http.StatusNotFound, &iaas.APIErrorResponse{ErrorCode: "not_found"})
+	}
+	return u.LoadBalancerAPI.Read(ctx, zone, id)
+}
+
+// TestRestartWhileTheNewApplianceIsUnlisted is issue #18's defect 5: a
+// restart (or a leader change) while a new appliance is not listed yet must
+// neither create a second appliance for the Service nor give its addresses
+// to another Service, whether the create's ID was recorded or its answer
+// was lost.
+func TestRestartWhileTheNewApplianceIsUnlisted(t *testing.T) {
+	for _, c := range []struct {
+		name string
+		fail int
+	}{
+		{"created, ID recorded, not listed yet", 0},
+		{"create answered 500 after making it: no ID", http.StatusInternalServerError},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			e := newEnv(t, 28)
+			nodes := e.addNodes(2, 0)
+			web, other := service("web", 80), service("other", 80)
+			kube := kubefake.NewClientset(web, other)
+			ctx, cancel := context.WithCancel(context.Background())
+			t.Cleanup(cancel)
+			start := func() {
+				e.lb.kube = kube
+				e.lb.FollowEndpoints(ctx, kube, FollowOptions{})
+			}
+			start()
+			u := &unlistedCreates{LoadBalancerAPI: e.client.LoadBalancers, hidden: map[types.ID]bool{}, fail: c.fail}
+			e.client.LoadBalancers = u
+			if _, err := e.lb.EnsureLoadBalancer(e.ctx, "test", web, nodes); !isRetry(err) {
+				t.Fatalf("first create: want a RetryError, got %v", err)
+			}
+			if u.creates != 1 {
+				t.Fatalf("%d creates", u.creates)
+			}
+
+			e.rebuild() // the restart: nothing in memory
+			start()
+			var cur *v1.Service
+			waitFor(t, func() bool {
+				s, err := e.lb.follower().services.Services("default").Get("web")
+				cur = s
+				return err == nil && s.Annotations[annotations.LoadBalancerCreating] != ""
+			})
+			for i := 0; i < 3; i++ {
+				if _, err := e.lb.EnsureLoadBalancer(e.ctx, "test", cur, nodes); err == nil {
+					t.Fatal("the restarted controller reported a status for an appliance it cannot see")
+				}
+			}
+			if u.creates != 1 {
+				t.Fatalf("the restarted controller sent %d creates; the first may still show up", u.creates)
+			}
+			rec, _, err := annotations.CreateRecordOf(cur)
+			if err != nil {
+				t.Fatal(err)
+			}
+			otherCur, err := kube.CoreV1().Services("default").Get(e.ctx, "other", metav1.GetOptions{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			_, _ = e.lb.EnsureLoadBalancer(e.ctx, "test", otherCur, nodes)
+			for _, lb := range e.lbs() {
+				if lb.ID == 0 || u.hidden[lb.ID] {
+					continue
+				}
+				for _, ip := range append(slices.Clone(lb.IPAddresses), lb.VirtualIPAddresses[0].VirtualIPAddress) {
+					for _, held := range rec.IPs {
+						if ip == held.String() {
+							t.Fatalf("other's appliance %s took %s, held by web's unlisted create", lb.ID, ip)
+						}
+					}
+				}
+			}
+		})
+	}
+}
