@@ -85,8 +85,15 @@ type follower struct {
 	mu      sync.Mutex
 	applied map[string]string    // Service key -> active nodes last used
 	lastRun map[string]time.Time // Service key -> last endpoint-driven re-sync
-	nodes   []*v1.Node           // as the service controller last passed them
+	nodes   []*v1.Node           // as the service controller last passed them, for any Service
 	cluster string
+	// nodesOf is, per Service key, the node list of the service
+	// controller's latest call for that Service. One list for every
+	// Service was last-writer-wins: a slow EnsureLoadBalancer holding an
+	// older node list stored it after a node sync had stored the newer
+	// one, and the repair pass then rewrote other Services' entries with
+	// the old nodes (issue #18, defect 10, torture seed 70840).
+	nodesOf map[string][]*v1.Node
 }
 
 func serviceKey(namespace, name string) string { return namespace + "/" + name }
@@ -235,6 +242,9 @@ func (f *follower) sync(ctx context.Context, l *LoadBalancer, key string) {
 		if apierrors.IsNotFound(err) || err == nil {
 			f.forget(key)
 		}
+		if apierrors.IsNotFound(err) {
+			f.forgetNodes(key)
+		}
 		return
 	}
 	active, err := f.active(svc)
@@ -247,7 +257,7 @@ func (f *follower) sync(ctx context.Context, l *LoadBalancer, key string) {
 	f.mu.Lock()
 	same := f.applied[key] == endpoints.Names(active)
 	wait := f.opts.MinInterval - time.Since(f.lastRun[key])
-	nodes := f.nodes
+	nodes := f.nodesOf[key]
 	if !same && wait <= 0 && nodes != nil {
 		f.lastRun[key] = time.Now()
 	}
@@ -334,18 +344,32 @@ func (f *follower) used(svc *v1.Service, active map[string]bool) {
 	f.applied[serviceKey(svc.Namespace, svc.Name)] = endpoints.Names(active)
 }
 
-// latestNodes is the node list of the service controller's latest call.
+// latestNodes is the node list of the service controller's latest call
+// for any Service (nil: it has not called yet).
 func (f *follower) latestNodes() ([]*v1.Node, string) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	return f.nodes, f.cluster
 }
 
-// remember keeps the node list of the service controller's latest call.
-func (f *follower) remember(cluster string, nodes []*v1.Node) {
+// nodesFor is the node list of the service controller's latest call for
+// the Service key (nil: none in this process yet).
+func (f *follower) nodesFor(key string) ([]*v1.Node, string) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.nodesOf[key], f.cluster
+}
+
+// remember keeps the node list of the service controller's latest call
+// for the Service key.
+func (f *follower) remember(cluster, key string, nodes []*v1.Node) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.nodes, f.cluster = nodes, cluster
+	if f.nodesOf == nil {
+		f.nodesOf = map[string][]*v1.Node{}
+	}
+	f.nodesOf[key] = nodes
 }
 
 func (f *follower) forget(key string) {
@@ -360,7 +384,15 @@ func (f *follower) forget(key string) {
 func (l *LoadBalancer) forgetEndpoints(svc *v1.Service) {
 	if f := l.follower(); f != nil {
 		f.forget(serviceKey(svc.Namespace, svc.Name))
+		f.forgetNodes(serviceKey(svc.Namespace, svc.Name))
 	}
+}
+
+// forgetNodes drops the node list remembered for a deleted Service.
+func (f *follower) forgetNodes(key string) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	delete(f.nodesOf, key)
 }
 
 // localNodes narrows nodes to those running a ready endpoint of svc when it

@@ -403,11 +403,11 @@ func (l *LoadBalancer) reconcileObserved(ctx context.Context, clusterName string
 		if mode == syncByFollower || mode == syncRepair {
 			// Read under the Service's lock: a newer set stored by the
 			// service controller meanwhile is the one used.
-			if nodes, clusterName = f.latestNodes(); nodes == nil {
-				return nil, nil // the service controller has not synced yet; it will
+			if nodes, clusterName = f.nodesFor(serviceKey(svc.Namespace, svc.Name)); nodes == nil {
+				return nil, nil // the service controller has not synced it yet; it will
 			}
 		} else {
-			f.remember(clusterName, nodes)
+			f.remember(clusterName, serviceKey(svc.Namespace, svc.Name), nodes)
 		}
 	}
 	p, err := l.prepare(ctx, svc)

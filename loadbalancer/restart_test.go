@@ -11,8 +11,10 @@ import (
 	"github.com/sacloud/iaas-api-go/types"
 	"github.com/sakura-ccm/sakura-cloud-controller-manager/cloud/sakuraapi"
 	"github.com/sakura-ccm/sakura-cloud-controller-manager/loadbalancer/annotations"
+	"github.com/sakura-ccm/sakura-cloud-controller-manager/loadbalancer/sweep"
 	v1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/labels"
 	kubefake "k8s.io/client-go/kubernetes/fake"
 )
 
@@ -138,5 +140,48 @@ func TestRestartWhileTheNewApplianceIsUnlisted(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestStaleNodeListNeverRewritesAnotherMember is issue #18's defect 10
+// (torture seed 70840): the service controller's node sync gives b the new
+// nodes; a slower, older EnsureLoadBalancer of a still holds the old ones.
+// The repair pass must rewrite neither member with a node list the service
+// controller did not last pass for that member.
+func TestStaleNodeListNeverRewritesAnotherMember(t *testing.T) {
+	e := newEnv(t, 27)
+	nodes := e.addNodes(3, 0)
+	a, b := shared("a", "team", 80), shared("b", "team", 81)
+	for _, s := range []*v1.Service{a, b} {
+		s.Finalizers = []string{sweep.CleanupFinalizer}
+	}
+	kube := kubefake.NewClientset(a, b)
+	e.lb.kube = kube
+	ctx, cancel := context.WithCancel(context.Background())
+	t.Cleanup(cancel)
+	e.lb.FollowEndpoints(ctx, kube, FollowOptions{})
+	waitFor(t, func() bool {
+		s, _ := e.lb.follower().services.List(labels.Everything())
+		return len(s) == 2
+	})
+	old, cur := nodes[:2], nodes[1:3]
+	e.ensureUp(a, old)
+	e.ensureUp(b, old)
+	if err := e.lb.UpdateLoadBalancer(e.ctx, "test", b, cur); err != nil { // the node sync
+		t.Fatal(err)
+	}
+	if _, err := e.lb.EnsureLoadBalancer(e.ctx, "test", a, old); err != nil { // an older call, finishing late
+		t.Fatal(err)
+	}
+	e.lb.RepairPass(e.ctx)
+	var got []string
+	for _, v := range entriesOf(e.lbs()[0], b) {
+		for _, s := range v.Servers {
+			got = append(got, s.IPAddress)
+		}
+	}
+	slices.Sort(got)
+	if want := []string{e.ip(1), e.ip(2)}; !slices.Equal(got, want) {
+		t.Fatalf("b's real servers %v after the repair pass, want %v (the nodes its last sync passed)", got, want)
 	}
 }
