@@ -19,9 +19,29 @@ import (
 // (0 = success) and counts attempts. Other operations are not implemented.
 type scriptedServers struct {
 	iaas.ServerAPI
+	script
+}
+
+// script answers each attempt with the next scripted HTTP status code (0:
+// success); attempts counts them.
+type script struct {
 	mu       sync.Mutex
 	codes    []int
 	attempts int
+}
+
+func (s *script) next() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	code := 0
+	if s.attempts < len(s.codes) {
+		code = s.codes[s.attempts]
+	}
+	s.attempts++
+	if code != 0 {
+		return apiError(code)
+	}
+	return nil
 }
 
 func apiError(code int) error {
@@ -32,15 +52,8 @@ func apiError(code int) error {
 }
 
 func (s *scriptedServers) Read(ctx context.Context, zone string, id types.ID) (*iaas.Server, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	code := 0
-	if s.attempts < len(s.codes) {
-		code = s.codes[s.attempts]
-	}
-	s.attempts++
-	if code != 0 {
-		return nil, apiError(code)
+	if err := s.next(); err != nil {
+		return nil, err
 	}
 	return &iaas.Server{ID: id, Name: "srv"}, nil
 }
@@ -69,7 +82,7 @@ func (r *sleepRecorder) sleep(ctx context.Context, d time.Duration) error {
 
 func newTestClient(limits Limits, codes ...int) (*Client, *scriptedServers, *sleepRecorder) {
 	c := NewFromCaller(nil, "is1a", limits)
-	s := &scriptedServers{codes: codes}
+	s := &scriptedServers{script: script{codes: codes}}
 	c.UseServerOp(s)
 	r := &sleepRecorder{}
 	c.sleep = r.sleep
@@ -289,18 +302,12 @@ func TestErrorHelpersLookThroughWrapping(t *testing.T) {
 // scriptedCreates answers LoadBalancer.Create with the scripted codes.
 type scriptedCreates struct {
 	iaas.LoadBalancerAPI
-	codes    []int
-	attempts int
+	script
 }
 
 func (s *scriptedCreates) Create(ctx context.Context, zone string, p *iaas.LoadBalancerCreateRequest) (*iaas.LoadBalancer, error) {
-	code := 0
-	if s.attempts < len(s.codes) {
-		code = s.codes[s.attempts]
-	}
-	s.attempts++
-	if code != 0 {
-		return nil, apiError(code)
+	if err := s.next(); err != nil {
+		return nil, err
 	}
 	return &iaas.LoadBalancer{ID: 7}, nil
 }
@@ -321,7 +328,7 @@ func TestCreateIsNotReplayedBlindly(t *testing.T) {
 	} {
 		c := NewFromCaller(nil, "is1a", testLimits())
 		c.sleep = (&sleepRecorder{}).sleep
-		s := &scriptedCreates{codes: []int{tc.code}}
+		s := &scriptedCreates{script: script{codes: []int{tc.code}}}
 		c.LoadBalancers = &loadBalancerOp{c, s}
 		_, err := c.LoadBalancers.Create(context.Background(), "is1a", &iaas.LoadBalancerCreateRequest{})
 		if s.attempts != tc.attempts {
@@ -335,18 +342,12 @@ func TestCreateIsNotReplayedBlindly(t *testing.T) {
 
 type scriptedSettings struct {
 	iaas.LoadBalancerAPI
-	codes    []int
-	attempts int
+	script
 }
 
 func (s *scriptedSettings) UpdateSettings(ctx context.Context, zone string, id types.ID, p *iaas.LoadBalancerUpdateSettingsRequest) (*iaas.LoadBalancer, error) {
-	code := 0
-	if s.attempts < len(s.codes) {
-		code = s.codes[s.attempts]
-	}
-	s.attempts++
-	if code != 0 {
-		return nil, apiError(code)
+	if err := s.next(); err != nil {
+		return nil, err
 	}
 	return &iaas.LoadBalancer{ID: id}, nil
 }
@@ -367,7 +368,7 @@ func TestRefusedReplayIsNotNotDone(t *testing.T) {
 	} {
 		c := NewFromCaller(nil, "is1a", testLimits())
 		c.sleep = (&sleepRecorder{}).sleep
-		s := &scriptedSettings{codes: tc.codes}
+		s := &scriptedSettings{script: script{codes: tc.codes}}
 		c.LoadBalancers = &loadBalancerOp{c, s}
 		_, err := c.LoadBalancers.UpdateSettings(context.Background(), "is1a", 7, &iaas.LoadBalancerUpdateSettingsRequest{})
 		if err == nil || s.attempts != len(tc.codes) {
