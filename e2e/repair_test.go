@@ -310,6 +310,19 @@ func (e *env) deleteOutOfBand(id types.ID) {
 	}
 }
 
+// createApplied creates a one-port LoadBalancer Service on every node and
+// waits until its appliance runs them; it returns the VIP, the appliance
+// and the nodes' addresses.
+func (e *env) createApplied(name string) (ip string, id types.ID, all []string) {
+	e.t.Helper()
+	e.createLBService(name)
+	ip = e.waitIngressIP(name)
+	id = e.lbFor(ip)
+	all = e.nodeIPs("node-1", "node-2", "node-3")
+	e.waitApplied(id.String(), ip, map[int][]string{80: all})
+	return ip, id, all
+}
+
 // --- the scenarios ---
 
 // TestUnappliedSettingsApplied: a node joins and the controller writes the
@@ -541,11 +554,7 @@ func TestRepairDeletedAppliance(t *testing.T) {
 // Service is told.
 func TestRepairPoweredOff(t *testing.T) {
 	e := newRepairEnv(t, nil)
-	e.createLBService("app")
-	ip := e.waitIngressIP("app")
-	id := e.lbFor(ip)
-	all := e.nodeIPs("node-1", "node-2", "node-3")
-	e.waitApplied(id.String(), ip, map[int][]string{80: all})
+	ip, id, all := e.createApplied("app")
 	repairedBefore := e.eventCount("app", reasonRepaired, id.String())
 	boots := e.requestCount("LoadBalancer.Boot")
 

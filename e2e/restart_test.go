@@ -53,11 +53,7 @@ func TestRestartWhileNewApplianceUnlisted(t *testing.T) {
 // must still be applied by the restarted controller.
 func TestRestartBetweenSaveAndConfig(t *testing.T) {
 	e := newRepairEnv(t, nil)
-	e.createLBService("app")
-	ip := e.waitIngressIP("app")
-	id := e.lbFor(ip)
-	all := e.nodeIPs("node-1", "node-2", "node-3")
-	e.waitApplied(id.String(), ip, map[int][]string{80: all})
+	ip, id, all := e.createApplied("app")
 
 	if err := e.sim.SetFaults(e.ctx, []cluster.FaultRule{{Op: "LoadBalancer.Config", Status: 500, Times: 1}}); err != nil {
 		t.Fatal(err)
