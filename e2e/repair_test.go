@@ -323,6 +323,25 @@ func (e *env) createApplied(name string) (ip string, id types.ID, all []string) 
 	return ip, id, all
 }
 
+// createUnlisted creates a LoadBalancer Service while new appliances stay
+// unlisted and unreadable for window, and waits until the controller has
+// sent its LoadBalancer.Create.
+func (e *env) createUnlisted(name string, window time.Duration) {
+	e.t.Helper()
+	e.waitInitialized("node-1", "node-2", "node-3")
+	if err := e.sim.SetDelays(e.ctx, -1, window); err != nil {
+		e.t.Fatal(err)
+	}
+	e.createLBService(name)
+	ctx, cancel := context.WithTimeout(e.ctx, longWait)
+	defer cancel()
+	if err := cluster.Poll(ctx, 50*time.Millisecond, nil, e.failOnCrash(func() (bool, error) {
+		return e.requestCount("LoadBalancer.Create") > 0, nil
+	})); err != nil {
+		e.t.Fatalf("the controller never sent LoadBalancer.Create: %v", err)
+	}
+}
+
 // --- the scenarios ---
 
 // TestUnappliedSettingsApplied: a node joins and the controller writes the
@@ -449,18 +468,7 @@ func (e *env) joinWhileBooting(id types.ID, svc, node string, n int) {
 func TestDeleteBeforeListed(t *testing.T) {
 	const window = 6 * time.Second
 	e := newRepairEnv(t, nil)
-	e.waitInitialized("node-1", "node-2", "node-3")
-	if err := e.sim.SetDelays(e.ctx, -1, window); err != nil {
-		t.Fatal(err)
-	}
-	e.createLBService("app")
-	ctx, cancel := context.WithTimeout(e.ctx, longWait)
-	defer cancel()
-	if err := cluster.Poll(ctx, 50*time.Millisecond, nil, e.failOnCrash(func() (bool, error) {
-		return e.requestCount("LoadBalancer.Create") > 0, nil
-	})); err != nil {
-		t.Fatalf("the controller never sent LoadBalancer.Create: %v", err)
-	}
+	e.createUnlisted("app", window)
 	if err := e.kube.CoreV1().Services(e.ns).Delete(e.ctx, "app", metav1.DeleteOptions{}); err != nil {
 		t.Fatal(err)
 	}

@@ -1,7 +1,6 @@
 package e2e
 
 import (
-	"context"
 	"testing"
 	"time"
 
@@ -22,18 +21,7 @@ import (
 func TestRestartWhileNewApplianceUnlisted(t *testing.T) {
 	const window = 30 * time.Second // longer than the 8 s lease a restart waits out
 	e := newRepairEnv(t, nil)
-	e.waitInitialized("node-1", "node-2", "node-3")
-	if err := e.sim.SetDelays(e.ctx, -1, window); err != nil {
-		t.Fatal(err)
-	}
-	e.createLBService("app")
-	ctx, cancel := context.WithTimeout(e.ctx, longWait)
-	defer cancel()
-	if err := cluster.Poll(ctx, 50*time.Millisecond, nil, e.failOnCrash(func() (bool, error) {
-		return e.requestCount("LoadBalancer.Create") > 0, nil
-	})); err != nil {
-		t.Fatalf("the controller never sent LoadBalancer.Create: %v", err)
-	}
+	e.createUnlisted("app", window)
 	if err := e.ccm.Restart(); err != nil {
 		t.Fatal(err)
 	}
