@@ -32,15 +32,15 @@ var chartSettings = map[string]chartSetting{
 	"retryMax":                            {"client.retryMax=7", 7},
 	"retryIntervalSec":                    {"client.retryIntervalSec=2", 2},
 	"retryMaxWaitSec":                     {"client.retryMaxWaitSec=20", 20},
-	"requestsPerSecond":                   {"client.requestsPerSecond=3.5", 3.5},
+	"requestsPerSecond":                   {"client.requestsPerSecond=3.5", 3.5}, // --set-json: --set makes 3.5 a string
 	"requestTimeoutSec":                   {"client.requestTimeoutSec=45", 45},
 	"serverCacheTTLSec":                   {"client.serverCacheTTLSec=120", 120},
 	"disableLoadBalancer":                 {"loadBalancer.enabled=false", true},
 	"loadBalancer.type":                   {"loadBalancer.type=switch", "switch"},
 	"loadBalancer.plan":                   {"loadBalancer.plan=highspec", "highspec"},
 	"loadBalancer.ha":                     {"loadBalancer.ha=true", true},
-	"loadBalancer.routerID":               {"loadBalancer.routerID=113000000123", "113000000123"},
-	"loadBalancer.switchID":               {"loadBalancer.switchID=113000000456", "113000000456"},
+	"loadBalancer.routerID":               {"loadBalancer.routerID=113000000123", "113000000123"}, // --set-string
+	"loadBalancer.switchID":               {"loadBalancer.switchID=113000000456", "113000000456"}, // --set-string
 	"loadBalancer.routerSelector":         {"loadBalancer.routerSelector={k8s,prod}", []any{"k8s", "prod"}},
 	"loadBalancer.switchSelector":         {"loadBalancer.switchSelector={lb}", []any{"lb"}},
 	"loadBalancer.reservedIPRanges":       {"loadBalancer.reservedIPRanges={192.168.0.10-192.168.0.12,192.168.0.64/28}", []any{"192.168.0.10-192.168.0.12", "192.168.0.64/28"}},
@@ -107,6 +107,18 @@ func digKey(m map[string]any, key string) any {
 	return dig(m, path...)
 }
 
+// setFlag is the helm flag an operator would use for the value: IDs are
+// digits but strings, and --set turns a decimal into a string.
+func setFlag(set string) string {
+	switch {
+	case strings.HasSuffix(strings.SplitN(set, "=", 2)[0], "ID"):
+		return "--set-string"
+	case strings.Contains(set, "requestsPerSecond"):
+		return "--set-json"
+	}
+	return "--set"
+}
+
 func normalize(v any) any {
 	raw, _ := json.Marshal(v)
 	var out any
@@ -130,7 +142,7 @@ func TestEverySettingReachable(t *testing.T) {
 			t.Errorf("setting %s (docs/configuration.md) cannot be set through the chart: add a value and a row to chartSettings", s.Key)
 			continue
 		}
-		args = append(args, "--set", cs.set)
+		args = append(args, setFlag(cs.set), cs.set)
 	}
 	for key := range chartSettings {
 		if !slices.ContainsFunc(config.Settings, func(s config.Setting) bool { return s.Key == key }) {
@@ -179,33 +191,31 @@ func TestChartDefaultsAreTheControllers(t *testing.T) {
 // TestUnknownValuesRefused: a typo anywhere in the values is an error, not a
 // silently ignored setting.
 func TestUnknownValuesRefused(t *testing.T) {
-	for _, typo := range []string{
-		"clustername=prod-a", // top level
-		"loadBalancer.palm=standard",
-		"client.retrymax=3",
-		"image.tags=v1",
-		"existingSecretKeys.token=x",
-		"serviceAccount.nmae=x",
-		"rbac.enabled=false",
-		"podDisruptionBudget.minAvailable=1", // the old key: refused, not ignored
-		"affinity.nodeAfinity.x=y",
-		"resources.limit.memory=1Gi",
-		"monitoring.serviceMonitor.enable=true",
-		"monitoring.prometheusRule.enabeld=true",
-		"monitoring.scraperRBAC.crate=true",
-		"monitoring.grafana=true",
-		"tolerations[0].keys=x",
-		"extraVolumeMounts[0].name=x,extraVolumeMounts[0].mountpath=/x",
+	for _, tt := range []struct{ set, name string }{
+		{"clustername=prod-a", "clustername"}, // top level
+		{"loadBalancer.palm=standard", "palm"},
+		{"client.retrymax=3", "retrymax"},
+		{"image.tags=v1", "tags"},
+		{"existingSecretKeys.token=x", "token"},
+		{"serviceAccount.nmae=x", "nmae"},
+		{"rbac.enabled=false", "enabled"},
+		{"podDisruptionBudget.minAvailable=1", "minAvailable"}, // the old key: refused, not ignored
+		{"affinity.nodeAfinity.x=y", "nodeAfinity"},
+		{"resources.limit.memory=1Gi", "limit"},
+		{"monitoring.serviceMonitor.enable=true", "enable"},
+		{"monitoring.prometheusRule.enabeld=true", "enabeld"},
+		{"monitoring.scraperRBAC.crate=true", "crate"},
+		{"monitoring.grafana=true", "grafana"},
+		{"tolerations[0].keys=x", "keys"},
+		{"extraVolumeMounts[0].mountpath=/x,extraVolumeMounts[0].name=x", "mountpath"},
 	} {
-		t.Run(typo, func(t *testing.T) {
-			out, err := helm(t, append([]string{"template", "ccm", chartDir(t), "--set", typo}, tokenValues...)...)
+		t.Run(tt.set, func(t *testing.T) {
+			out, err := helm(t, append([]string{"template", "ccm", chartDir(t), "--set", tt.set}, tokenValues...)...)
 			if err == nil {
-				t.Fatalf("--set %s accepted", typo)
+				t.Fatalf("--set %s accepted", tt.set)
 			}
-			name := typo[:strings.IndexAny(typo, "=")]
-			name = name[strings.LastIndexAny(name, ".]")+1:]
-			if lower := strings.ToLower(out); !strings.Contains(out, name) || !strings.Contains(lower, "not allowed") {
-				t.Errorf("error does not name %q:\n%s", name, out)
+			if lower := strings.ToLower(out); !strings.Contains(out, tt.name) || !strings.Contains(lower, "not allowed") {
+				t.Errorf("error does not name %q:\n%s", tt.name, out)
 			}
 			if strings.Contains(out, fakeSecret) {
 				t.Error("error output echoes the secret")
