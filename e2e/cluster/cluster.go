@@ -111,9 +111,12 @@ func Start(ctx context.Context, opts Options) (c *Cluster, err error) {
 			return nil, err
 		}
 	}
+	// The error returns below set c to nil: stop what was started through
+	// a copy.
+	started := c
 	defer func() {
 		if err != nil {
-			c.Stop()
+			started.Stop()
 		}
 	}()
 	if c.ToolsBin, err = resolveTools(ctx, c.RepoRoot, opts.ToolsBin, c.logf); err != nil {
