@@ -48,11 +48,12 @@ image: build
 	cd e2e/tools/ocibuild && go run . --binary $(CURDIR)/$(BINARY) --version $(RELEASE) --output $(CURDIR)/$(IMAGE_TAR)
 	@echo "wrote $(IMAGE_TAR)"
 
-# Pushes the image to $(REGISTRY)/$(IMAGE_NAME):$(RELEASE) with
+# Pushes the release's image (the one SHA256SUMS covers, whose binary
+# reports $(RELEASE)) to $(REGISTRY)/$(IMAGE_NAME):$(RELEASE) with
 # go-containerregistry (credentials from ~/.docker/config.json or
 # $$DOCKER_CONFIG; no Docker engine). PUSH_FLAGS=--insecure for plain HTTP.
-push: push-args image
-	cd e2e/tools/ocibuild && go run ./push --image $(CURDIR)/$(IMAGE_TAR) --ref $(REGISTRY)/$(IMAGE_NAME):$(RELEASE) $(PUSH_FLAGS)
+push: push-args release
+	cd e2e/tools/ocibuild && go run ./push --image $(CURDIR)/dist/$(RELEASE)/$(IMAGE_NAME)-$(RELEASE).oci.tar --ref $(REGISTRY)/$(IMAGE_NAME):$(RELEASE) $(PUSH_FLAGS)
 push-args:
 	@test -n "$(REGISTRY)" || { echo "usage: make push REGISTRY=registry.example.com/team" >&2; exit 2; }
 
