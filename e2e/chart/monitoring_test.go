@@ -114,3 +114,68 @@ func TestMonitoringRendered(t *testing.T) {
 		}
 	}
 }
+
+// promOperatorCRDs are stand-ins for the Prometheus Operator's CRDs: the
+// kinds and scope, without their schemas. They let the API server take the
+// chart's objects, which proves names, kinds and namespaces; the Service and
+// RBAC are checked for real.
+const promOperatorCRDs = `
+apiVersion: apiextensions.k8s.io/v1
+kind: CustomResourceDefinition
+metadata:
+  name: servicemonitors.monitoring.coreos.com
+spec:
+  group: monitoring.coreos.com
+  scope: Namespaced
+  names: {plural: servicemonitors, singular: servicemonitor, kind: ServiceMonitor, listKind: ServiceMonitorList}
+  versions:
+    - name: v1
+      served: true
+      storage: true
+      schema: {openAPIV3Schema: {type: object, x-kubernetes-preserve-unknown-fields: true}}
+---
+apiVersion: apiextensions.k8s.io/v1
+kind: CustomResourceDefinition
+metadata:
+  name: prometheusrules.monitoring.coreos.com
+spec:
+  group: monitoring.coreos.com
+  scope: Namespaced
+  names: {plural: prometheusrules, singular: prometheusrule, kind: PrometheusRule, listKind: PrometheusRuleList}
+  versions:
+    - name: v1
+      served: true
+      storage: true
+      schema: {openAPIV3Schema: {type: object, x-kubernetes-preserve-unknown-fields: true}}
+`
+
+// TestMonitoringInstalls applies the chart with monitoring on to a real API
+// server and checks that the scraper's ServiceAccount may GET /metrics (the
+// controller's delegated authorization asks exactly this) and nobody else.
+func TestMonitoringInstalls(t *testing.T) {
+	c := controlPlane(t)
+	if out, err := kubectl(t, c, []byte(promOperatorCRDs), "apply", "-f", "-"); err != nil {
+		t.Fatalf("CRDs: %v\n%s", err, out)
+	}
+	if out, err := kubectl(t, c, nil, "wait", "--for=condition=Established", "--timeout=60s",
+		"crd/servicemonitors.monitoring.coreos.com", "crd/prometheusrules.monitoring.coreos.com"); err != nil {
+		t.Fatalf("CRDs not established: %v\n%s", err, out)
+	}
+	install(t, c, "mon", append([]string{"--set", "replicaCount=1"}, monitoringOn...)...)
+	for _, obj := range []string{"servicemonitor/mon-sakura-cloud-controller-manager", "prometheusrule/mon-sakura-cloud-controller-manager",
+		"service/mon-sakura-cloud-controller-manager-metrics"} {
+		if out, err := kubectl(t, c, nil, "-n", "kube-system", "get", obj); err != nil {
+			t.Errorf("%s: %v\n%s", obj, err, out)
+		}
+	}
+	canGet := func(as string) string {
+		out, _ := kubectl(t, c, nil, "auth", "can-i", "get", "/metrics", "--as", as)
+		return strings.TrimSpace(out)
+	}
+	if got := canGet("system:serviceaccount:monitoring:prometheus-k8s"); got != "yes" {
+		t.Errorf("the scraper may not GET /metrics: %q", got)
+	}
+	if got := canGet("system:serviceaccount:monitoring:someone-else"); got != "no" {
+		t.Errorf("another ServiceAccount may GET /metrics: %q", got)
+	}
+}
