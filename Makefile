@@ -2,14 +2,20 @@
 # module proxy and are cached under ~/.cache/sakura-ccm (SAKURA_TOOLS_DIR).
 SHELL := /usr/bin/env bash
 BINARY := bin/sakura-cloud-controller-manager
+# The release version, in one place: the image tag (make image, make push),
+# the chart's appVersion (a test checks Chart.yaml against it) and the
+# CHANGELOG.md entry that make release requires.
+RELEASE := $(shell tr -d '[:space:]' < VERSION)
+IMAGE_NAME := sakura-cloud-controller-manager
 # component-base refuses to start with a version that is not semver
-# (vX.Y.Z...), so untagged builds are v0.1.0-dev.g<commit>.
-VERSION ?= $(shell git describe --tags --match 'v[0-9]*.[0-9]*.[0-9]*' --dirty 2>/dev/null || echo v0.1.0-dev.g$$(git rev-parse --short HEAD 2>/dev/null || echo unknown))
+# (vX.Y.Z...), so untagged builds are <VERSION file>-dev.g<commit>;
+# make release builds with VERSION=$(RELEASE).
+VERSION ?= $(shell git describe --tags --match 'v[0-9]*.[0-9]*.[0-9]*' --dirty 2>/dev/null || echo $(RELEASE)-dev.g$$(git rev-parse --short HEAD 2>/dev/null || echo unknown))
 LDFLAGS := -s -w -X k8s.io/component-base/version.gitVersion=$(VERSION)
 SANDBOX_DIR ?= $(CURDIR)/.sandbox
 export SANDBOX_DIR
 
-.PHONY: build test unit e2e lint demo sandbox-up sandbox-down bench tools image image-test torture
+.PHONY: build test unit e2e lint demo sandbox-up sandbox-down bench tools image image-test torture push push-args release
 
 build:
 	CGO_ENABLED=0 go build -trimpath -ldflags "$(LDFLAGS)" -o $(BINARY) ./cmd/sakura-cloud-controller-manager
@@ -35,14 +41,30 @@ SEEDS ?= 2000
 torture:
 	cd e2e && go test -count=1 -timeout 6h -v ./torture -run TestTorture -torture.seeds=$(SEEDS) -torture.klog=-2 $(TORTURE_FLAGS)
 
-# A non-root OCI image as a tarball, built without a Docker engine.
-IMAGE_TAR := bin/sakura-cloud-controller-manager-$(VERSION).oci.tar
+# A non-root OCI image as a tarball, built without a Docker engine, tagged
+# $(RELEASE) as the chart references it.
+IMAGE_TAR := bin/$(IMAGE_NAME)-$(RELEASE).oci.tar
 image: build
-	cd e2e/tools/ocibuild && go run . --binary $(CURDIR)/$(BINARY) --version $(VERSION) --output $(CURDIR)/$(IMAGE_TAR)
+	cd e2e/tools/ocibuild && go run . --binary $(CURDIR)/$(BINARY) --version $(RELEASE) --output $(CURDIR)/$(IMAGE_TAR)
 	@echo "wrote $(IMAGE_TAR)"
 
+# Pushes the release's image (the one SHA256SUMS covers, whose binary
+# reports $(RELEASE)) to $(REGISTRY)/$(IMAGE_NAME):$(RELEASE) with
+# go-containerregistry (credentials from ~/.docker/config.json or
+# $$DOCKER_CONFIG; no Docker engine). PUSH_FLAGS=--insecure for plain HTTP.
+push: push-args release
+	cd e2e/tools/ocibuild && go run ./push --image $(CURDIR)/dist/$(RELEASE)/$(IMAGE_NAME)-$(RELEASE).oci.tar --ref $(REGISTRY)/$(IMAGE_NAME):$(RELEASE) $(PUSH_FLAGS)
+push-args:
+	@test -n "$(REGISTRY)" || { echo "usage: make push REGISTRY=registry.example.com/team" >&2; exit 2; }
+
+# dist/$(RELEASE)/: image tarball, packaged chart, rendered manifest and
+# SHA256SUMS (hack/release.sh). The binary reports $(RELEASE) as its version.
+release:
+	$(MAKE) build VERSION=$(RELEASE)
+	./hack/release.sh
+
 image-test: build
-	cd e2e/tools/ocibuild && CCM_BINARY=$(CURDIR)/$(BINARY) go test -count=1 .
+	cd e2e/tools/ocibuild && CCM_BINARY=$(CURDIR)/$(BINARY) go test -count=1 ./...
 
 lint:
 	@bad=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$bad" ]; then echo "gofmt needed:"; echo "$$bad"; exit 1; fi

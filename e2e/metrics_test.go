@@ -71,6 +71,8 @@ func TestMetricsScrape(t *testing.T) {
 		`sakuracloud_ccm_api_requests_total{operation="Server.Find",result="ok"}`,
 		`sakuracloud_ccm_api_request_duration_seconds_bucket{operation="LoadBalancer.Create"`,
 		`sakuracloud_ccm_block_addresses{state="free",switch=`,
+		// The chart's SakuraCCMNoLeader alert (docs/alerts.md) relies on it.
+		`leader_election_master_status{name="` + e.lease + `"} 1`,
 	} {
 		if !strings.Contains(body, want) {
 			t.Errorf("/metrics lacks %s", want)

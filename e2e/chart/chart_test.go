@@ -108,15 +108,20 @@ func TestDefaultValues(t *testing.T) {
 		"Deployment/ccm-sakura-cloud-controller-manager", "Secret/ccm-sakura-cloud-controller-manager",
 		"ConfigMap/ccm-sakura-cloud-controller-manager", "ServiceAccount/ccm-sakura-cloud-controller-manager",
 		"ClusterRole/ccm-sakura-cloud-controller-manager", "ClusterRoleBinding/ccm-sakura-cloud-controller-manager",
-		"PodDisruptionBudget/ccm-sakura-cloud-controller-manager", "Role/ccm-sakura-cloud-controller-manager-leader-election",
+		"Role/ccm-sakura-cloud-controller-manager-leader-election",
 	} {
 		if objs[want] == nil {
 			t.Errorf("missing %s", want)
 		}
 	}
 	dep := objs["Deployment/ccm-sakura-cloud-controller-manager"]
-	if got := dig(dep, "spec", "replicas"); got != float64(2) {
-		t.Errorf("replicas = %v, want 2 (leader election keeps one active)", got)
+	// One replica schedules on every control plane, even of one node
+	// (scheduling_test.go); a lone replica has no PDB to block a drain.
+	if got := dig(dep, "spec", "replicas"); got != float64(1) {
+		t.Errorf("replicas = %v, want 1", got)
+	}
+	if objs["PodDisruptionBudget/ccm-sakura-cloud-controller-manager"] != nil {
+		t.Error("a PodDisruptionBudget for one replica blocks kubectl drain")
 	}
 	pod := dig(dep, "spec", "template", "spec")
 	if dig(pod, "securityContext", "runAsNonRoot") != true {

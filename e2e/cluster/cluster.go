@@ -45,6 +45,9 @@ type Options struct {
 	// ControllerManager starts kube-controller-manager (EndpointSlices,
 	// service-account tokens, namespace and garbage collection).
 	ControllerManager bool
+	// Scheduler starts kube-scheduler (hack/build-tools.sh builds it), which
+	// binds pods by their real constraints; without it nothing schedules.
+	Scheduler bool
 	// Logf receives progress messages; nil discards them.
 	Logf func(format string, args ...any)
 }
@@ -65,7 +68,7 @@ type Cluster struct {
 	Config *rest.Config
 	Client kubernetes.Interface
 
-	Etcd, APIServer, ControllerManager *Process
+	Etcd, APIServer, ControllerManager, Scheduler *Process
 
 	opts    Options
 	pki     *pki
@@ -108,9 +111,12 @@ func Start(ctx context.Context, opts Options) (c *Cluster, err error) {
 			return nil, err
 		}
 	}
+	// The error returns below set c to nil: stop what was started through
+	// a copy.
+	started := c
 	defer func() {
 		if err != nil {
-			c.Stop()
+			started.Stop()
 		}
 	}()
 	if c.ToolsBin, err = resolveTools(ctx, c.RepoRoot, opts.ToolsBin, c.logf); err != nil {
@@ -130,6 +136,11 @@ func Start(ctx context.Context, opts Options) (c *Cluster, err error) {
 	}
 	if opts.ControllerManager {
 		if err := c.startControllerManager(ctx); err != nil {
+			return nil, err
+		}
+	}
+	if opts.Scheduler {
+		if err := c.startScheduler(ctx); err != nil {
 			return nil, err
 		}
 	}
@@ -340,6 +351,7 @@ func (c *Cluster) stop(keepLogs bool) {
 	for _, s := range sims {
 		s.Process.Stop(2 * time.Second)
 	}
+	c.Scheduler.Stop(5 * time.Second)
 	c.ControllerManager.Stop(5 * time.Second)
 	c.APIServer.Stop(10 * time.Second)
 	c.Etcd.Stop(5 * time.Second)
@@ -369,7 +381,7 @@ func (c *Cluster) Processes() []*Process {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	var out []*Process
-	for _, p := range []*Process{c.Etcd, c.APIServer, c.ControllerManager} {
+	for _, p := range []*Process{c.Etcd, c.APIServer, c.ControllerManager, c.Scheduler} {
 		if p != nil {
 			out = append(out, p)
 		}
