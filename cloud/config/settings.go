@@ -57,7 +57,7 @@ var Settings = []Setting{
 		Doc: "Zone of the cluster's servers: " + strings.Join(Zones, ", ") + " (required).",
 		set: func(c *Config, v string) error { c.Zone = v; return nil }},
 	{Key: "clusterID", Env: "SAKURACLOUD_CLUSTER_ID",
-		Doc: "Cluster identity used to tag and find what this cluster owns. Empty: the value of --cluster-name.",
+		Doc: "Cluster identity used to tag and find what this cluster owns. Empty: --cluster-name unless it is the default kubernetes, else the kube-system namespace's UID, recorded in a ConfigMap (see Cluster identity below).",
 		set: func(c *Config, v string) error { c.ClusterID = v; return nil }},
 	{Key: "apiRootURL", Env: "SAKURACLOUD_API_ROOT_URL",
 		Doc: "API endpoint override (simulator, proxies). Empty: https://secure.sakura.ad.jp/cloud/zone.",
