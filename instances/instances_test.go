@@ -35,10 +35,16 @@ func setup(t testing.TB) *env {
 	client, op := fakezone.NewClient(zone)
 	e := &env{client: client, op: op, recorder: record.NewFakeRecorder(100), now: time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)}
 	e.cache = servercache.New(client, time.Minute)
-	e.cache.SetClock(func() time.Time { return e.now })
+	e.cache.SetClock(nowFunc(func() time.Time { return e.now }))
 	e.inst = New(client, e.cache, e.recorder)
 	return e
 }
+
+// nowFunc is a clock.PassiveClock read from a test's variable.
+type nowFunc func() time.Time
+
+func (f nowFunc) Now() time.Time                  { return f() }
+func (f nowFunc) Since(t time.Time) time.Duration { return f().Sub(t) }
 
 // later moves the clock past the miss-refresh interval.
 func (e *env) later() { e.now = e.now.Add(servercache.MinRefreshInterval) }
