@@ -3,6 +3,7 @@ module github.com/sakura-ccm/sakura-cloud-controller-manager
 go 1.26.0
 
 require (
+	github.com/prometheus/procfs v0.21.1
 	github.com/sacloud/api-client-go v0.3.5
 	github.com/sacloud/iaas-api-go v1.29.3
 	github.com/sacloud/saclient-go v0.4.0
@@ -79,7 +80,6 @@ require (
 	github.com/prometheus/client_golang v1.24.0 // indirect
 	github.com/prometheus/client_model v0.6.2 // indirect
 	github.com/prometheus/common v0.70.0 // indirect
-	github.com/prometheus/procfs v0.21.1 // indirect
 	github.com/sacloud/go-http v0.1.9 // indirect
 	github.com/sacloud/packages-go v0.1.0 // indirect
 	github.com/spf13/pflag v1.1.0 // indirect
