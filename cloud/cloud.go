@@ -4,6 +4,7 @@
 package cloud
 
 import (
+	"context"
 	"fmt"
 	"io"
 	"os"
@@ -20,6 +21,7 @@ import (
 	"k8s.io/klog/v2"
 
 	"github.com/sakura-ccm/sakura-cloud-controller-manager/cloud/config"
+	"github.com/sakura-ccm/sakura-cloud-controller-manager/cloud/identity"
 	"github.com/sakura-ccm/sakura-cloud-controller-manager/cloud/metrics"
 	"github.com/sakura-ccm/sakura-cloud-controller-manager/cloud/sakuraapi"
 	"github.com/sakura-ccm/sakura-cloud-controller-manager/cloud/servercache"
@@ -68,6 +70,8 @@ type Cloud struct {
 	// and lock set acting on the same appliances.
 	lbOnce  sync.Once
 	sweeper *sweep.Runner // nil unless the sweep runs
+
+	identity identity.Identity
 }
 
 var (
@@ -102,12 +106,48 @@ func NewWithClient(cfg *config.Config, client *sakuraapi.Client) *Cloud {
 }
 
 // SetDefaultClusterID uses --cluster-name when the configuration names no
-// cluster ID. Call it before Initialize.
+// cluster ID and the name is not the upstream default "kubernetes" (which
+// identifies nothing). Call it before Initialize. ResolveIdentity does this
+// and, when nothing is configured, derives the ID.
 func (c *Cloud) SetDefaultClusterID(clusterName string) {
-	if c.cfg.ClusterID == "" && clusterName != "" {
-		c.cfg.ClusterID = clusterName
-		klog.InfoS("Using --cluster-name as the cluster ID", "clusterID", clusterName)
+	if id, ok := identity.Explicit(c.cfg.ClusterID, clusterName); ok {
+		c.SetIdentity(id)
 	}
+}
+
+// ResolveIdentity settles the cluster ID before the controllers start: the
+// configured one, else --cluster-name unless it is "kubernetes", else the
+// one recorded in (or now derived from kube-system's UID and recorded in)
+// the ConfigMap identity.ConfigMapName in namespace. See package identity.
+func (c *Cloud) ResolveIdentity(ctx context.Context, kube kubernetes.Interface, namespace, clusterName string) error {
+	id, err := identity.Resolve(ctx, kube, namespace, c.cfg.ClusterID, clusterName)
+	if err != nil {
+		return err
+	}
+	c.SetIdentity(id)
+	return nil
+}
+
+// SetIdentity sets the cluster ID in force and where it came from.
+func (c *Cloud) SetIdentity(id identity.Identity) {
+	c.cfg.ClusterID = id.ID
+	c.identity = id
+	metrics.SetClusterIdentity(string(id.Source), id.Trusted())
+	if id.Trusted() {
+		klog.InfoS("Cluster ID in force", "clusterID", id.ID, "source", id.Source)
+		return
+	}
+	klog.InfoS("Cluster ID in force is shared by every cluster installed with defaults; the sweep will only report, never delete. "+
+		"Keep it while appliances carry it, or move them to a unique clusterID (docs/load-balancers.md, Leaks and the sweep)",
+		"clusterID", id.ID, "source", id.Source)
+}
+
+// Identity returns the cluster ID in force and its source.
+func (c *Cloud) Identity() identity.Identity {
+	if c.identity.ID == "" && c.cfg.ClusterID != "" {
+		return identity.Identity{ID: c.cfg.ClusterID, Source: identity.FromConfig}
+	}
+	return c.identity
 }
 
 // SetInformers takes the cloud-provider app's shared informer factory, the

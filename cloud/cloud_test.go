@@ -162,6 +162,38 @@ func TestClusterID(t *testing.T) {
 	if c.Config().ClusterID != "from-flag" {
 		t.Fatalf("clusterID overwritten: %q", c.Config().ClusterID)
 	}
+	// The upstream default of --cluster-name identifies nothing.
+	c2 := NewWithClient(testConfig(t, root), sakuraapi.NewFromCaller(nil, "is1a", cfg.Limits()))
+	c2.SetDefaultClusterID("kubernetes")
+	if c2.HasClusterID() {
+		t.Fatalf("--cluster-name=kubernetes became the cluster ID %q", c2.Config().ClusterID)
+	}
+}
+
+// TestUntrustedIdentityHoldsTheSweepToReport: under the shared default
+// "kubernetes" (kept when configured, since appliances may carry it) the
+// sweep reports instead of deleting; under any other ID the mode stands.
+func TestUntrustedIdentityHoldsTheSweepToReport(t *testing.T) {
+	_, root := startAPI(t)
+	for _, c := range []struct {
+		id, mode, want string
+	}{
+		{"kubernetes", "delete", "report"},
+		{"kubernetes", "report", "report"},
+		{"3f6c1c9e-4f0a-4c55-9d55-0b7f3c2e8a11", "delete", "delete"},
+		{"prod-1", "delete", "delete"},
+	} {
+		cfg := testConfig(t, root)
+		cfg.ClusterID = c.id
+		cfg.LoadBalancer.SweepMode = c.mode
+		p := NewWithClient(cfg, sakuraapi.NewFromCaller(nil, "is1a", cfg.Limits()))
+		if got := p.lbConfig().SweepMode; got != c.want {
+			t.Errorf("clusterID %q, sweepMode %s: the sweep runs as %s, want %s", c.id, c.mode, got, c.want)
+		}
+		if cfg.LoadBalancer.SweepMode != c.mode {
+			t.Errorf("the configuration itself was changed")
+		}
+	}
 }
 
 func TestLoadBalancerSwitch(t *testing.T) {

@@ -8,6 +8,9 @@ import (
 	cloudprovider "k8s.io/cloud-provider"
 	"k8s.io/klog/v2"
 
+	"github.com/sakura-ccm/sakura-cloud-controller-manager/cloud/config"
+	"github.com/sakura-ccm/sakura-cloud-controller-manager/cloud/identity"
+	"github.com/sakura-ccm/sakura-cloud-controller-manager/cloud/metrics"
 	"github.com/sakura-ccm/sakura-cloud-controller-manager/loadbalancer"
 	"github.com/sakura-ccm/sakura-cloud-controller-manager/loadbalancer/sweep"
 )
@@ -21,7 +24,7 @@ func newLoadBalancer(c *Cloud, stop <-chan struct{}) cloudprovider.LoadBalancer 
 	lb := loadbalancer.New(loadbalancer.Deps{
 		Client:    c.client,
 		Servers:   c.servers,
-		Config:    c.cfg.LoadBalancer,
+		Config:    c.lbConfig(),
 		ClusterID: c.cfg.ClusterID,
 		Recorder:  c.recorder,
 		Kube:      c.kube,
@@ -67,4 +70,19 @@ func (c *Cloud) startSweep(ctx context.Context, lb *loadbalancer.LoadBalancer) {
 	}
 	c.sweeper = r
 	go r.Run(ctx)
+}
+
+// lbConfig is the load balancer configuration with the sweep held to report
+// under a cluster ID other clusters may share (identity.Trusted): deleting
+// "orphans" under it could delete another cluster's appliances.
+func (c *Cloud) lbConfig() config.LoadBalancerConfig {
+	cfg := c.cfg.LoadBalancer
+	if cfg.SweepMode != config.SweepModeReport && !identity.Trusted(c.cfg.ClusterID) {
+		klog.InfoS("Load balancer sweep held to report-only: the cluster ID may be shared with other clusters, "+
+			"so an appliance without a Service here may be another cluster's; set a unique clusterID to let it delete",
+			"clusterID", c.cfg.ClusterID, "sweepMode", cfg.SweepMode)
+		cfg.SweepMode = config.SweepModeReport
+		metrics.SetSweepRefused(true)
+	}
+	return cfg
 }

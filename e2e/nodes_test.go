@@ -2,9 +2,11 @@ package e2e
 
 import (
 	"fmt"
+	"strings"
 	"testing"
 
 	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/sakura-ccm/sakura-cloud-controller-manager/e2e/cluster"
@@ -122,4 +124,70 @@ func (e *env) waitInitialized(names ...string) {
 			return err == nil && n.Spec.ProviderID != "" && !hasTaint(n, cluster.TaintUninitialized), err
 		})
 	}
+}
+
+// TestNodeWithoutMatchingServerIsKept: a Node without a providerID whose name
+// no server carries (hostname differs from the server name) is kept, with a
+// NoMatchingServer Warning naming the Node, the zone and the fix, while in the
+// same run a Node whose server was deleted is deleted: the lifecycle
+// controller is at work and tells the two apart.
+func TestNodeWithoutMatchingServerIsKept(t *testing.T) {
+	const stray = "host-without-server"
+	e := newEnv(t, envOptions{nodes: []string{"node-1", "node-2", stray}})
+	e.waitInitialized("node-1", "node-2")
+	// The stray Node is NotReady (no server runs under its name), so the
+	// lifecycle controller asks whether it exists on every pass.
+	var msg string
+	e.eventually(shortWait, "no NoMatchingServer Event on "+stray, func() (bool, error) {
+		l, err := e.kube.CoreV1().Events("").List(e.ctx, metav1.ListOptions{
+			FieldSelector: "involvedObject.kind=Node,involvedObject.name=" + stray + ",reason=NoMatchingServer",
+		})
+		if err != nil || len(l.Items) == 0 {
+			return false, err
+		}
+		if l.Items[0].Type != corev1.EventTypeWarning {
+			return false, fmt.Errorf("event type %s, want Warning", l.Items[0].Type)
+		}
+		msg = l.Items[0].Message
+		return true, nil
+	})
+	for _, want := range []string{`"` + stray + `"`, "zone " + zone, "--provider-id=sakuracloud://" + zone + "/<server ID>", "rename its server"} {
+		if !strings.Contains(msg, want) {
+			t.Errorf("event message %q lacks %q", msg, want)
+		}
+	}
+	// Control: a Node whose server is deleted goes.
+	srv := e.sakura.server(e.ctx, "node-2")
+	if err := e.sim.PowerOff(e.ctx, srv.ID.String()); err != nil {
+		t.Fatal(err)
+	}
+	if err := e.sim.DeleteServer(e.ctx, srv.ID.String()); err != nil {
+		t.Fatal(err)
+	}
+	e.eventually(shortWait, "node-2 not deleted after its server was", func() (bool, error) {
+		_, err := e.kube.CoreV1().Nodes().Get(e.ctx, "node-2", metav1.GetOptions{})
+		return apierrors.IsNotFound(err), nil
+	})
+	n, err := e.kube.CoreV1().Nodes().Get(e.ctx, stray, metav1.GetOptions{})
+	if err != nil {
+		t.Fatalf("%s was deleted: %v", stray, err)
+	}
+	if !hasTaint(n, cluster.TaintUninitialized) || n.Spec.ProviderID != "" {
+		t.Errorf("%s: taints %v providerID %q, want still uninitialized", stray, n.Spec.Taints, n.Spec.ProviderID)
+	}
+	if ready := readyStatus(n); ready == corev1.ConditionTrue {
+		t.Errorf("%s is Ready; the test needs it NotReady so the lifecycle controller checks it", stray)
+	}
+	if !strings.Contains(e.ccm.Log(), "Node matches no server; kept, not deleted") {
+		t.Error("the controller's log lacks the NoMatchingServer line")
+	}
+}
+
+func readyStatus(n *corev1.Node) corev1.ConditionStatus {
+	for _, c := range n.Status.Conditions {
+		if c.Type == corev1.NodeReady {
+			return c.Status
+		}
+	}
+	return corev1.ConditionUnknown
 }

@@ -32,7 +32,7 @@ func BenchmarkInitialize200Nodes(b *testing.B) {
 	start := e.calls()
 	for n := 0; n < b.N; n++ {
 		e.cache = servercache.New(e.client, time.Minute) // cold cache each time
-		e.cache.SetClock(func() time.Time { return e.now })
+		e.cache.SetClock(nowFunc(func() time.Time { return e.now }))
 		e.inst = New(e.client, e.cache, nil)
 		for _, nd := range nodes {
 			if _, err := e.inst.InstanceMetadata(ctx, nd); err != nil {

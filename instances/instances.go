@@ -9,6 +9,8 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+	"sync"
+	"time"
 
 	"github.com/sacloud/iaas-api-go"
 	"github.com/sacloud/iaas-api-go/types"
@@ -16,6 +18,7 @@ import (
 	"k8s.io/client-go/tools/record"
 	cloudprovider "k8s.io/cloud-provider"
 	"k8s.io/klog/v2"
+	"k8s.io/utils/clock"
 
 	"github.com/sakura-ccm/sakura-cloud-controller-manager/cloud/providerid"
 	"github.com/sakura-ccm/sakura-cloud-controller-manager/cloud/sakuraapi"
@@ -32,7 +35,15 @@ const (
 	ReasonAmbiguousReplacement = "AmbiguousReplacementServer"
 	// ReasonProviderIDZone: the node's providerID names another zone.
 	ReasonProviderIDZone = "ProviderIDInOtherZone"
+	// ReasonNoMatchingServer: the node has no providerID and no server of
+	// the zone carries its name. The node is kept (InstanceExists says
+	// true): the controller never matched it, so nothing says it is gone.
+	ReasonNoMatchingServer = "NoMatchingServer"
 )
+
+// UnmatchedWarnInterval spaces the Warning Events and log lines about one
+// unmatched node: the lifecycle controller asks every 5 s.
+const UnmatchedWarnInterval = 10 * time.Minute
 
 // Instances implements cloudprovider.InstancesV2.
 type Instances struct {
@@ -40,14 +51,22 @@ type Instances struct {
 	servers  *servercache.Cache
 	zone     string
 	recorder record.EventRecorder
+	clock    clock.PassiveClock
+
+	mu     sync.Mutex
+	warned map[string]time.Time // node UID or name -> last NoMatchingServer warning
 }
 
 var _ cloudprovider.InstancesV2 = (*Instances)(nil)
 
 // New returns the InstancesV2 for client's zone; recorder may be nil.
 func New(client *sakuraapi.Client, servers *servercache.Cache, recorder record.EventRecorder) *Instances {
-	return &Instances{client: client, servers: servers, zone: client.Zone, recorder: recorder}
+	return &Instances{client: client, servers: servers, zone: client.Zone, recorder: recorder,
+		clock: clock.RealClock{}, warned: map[string]time.Time{}}
 }
+
+// SetClock replaces the clock that spaces the NoMatchingServer warnings (tests).
+func (i *Instances) SetClock(c clock.PassiveClock) { i.clock = c }
 
 // SetRecorder sets the event recorder once it exists (after Initialize).
 func (i *Instances) SetRecorder(r record.EventRecorder) { i.recorder = r }
@@ -135,10 +154,14 @@ func (i *Instances) warn(node *v1.Node, reason string, err error) {
 	}
 }
 
-// InstanceExists is false only when the server is really gone: absent from a
-// list taken after the miss and, for a node with a providerID, answered 404
+// InstanceExists is false only when the server of a node with a providerID
+// is really gone: absent from a list taken after the miss and answered 404
 // by a direct read. Any API error is returned as an error, which the node
-// lifecycle controller treats as "keep the node": an outage never deletes Nodes.
+// lifecycle controller treats as "keep the node": an outage never deletes
+// Nodes. A node without a providerID that no server's name matches was never
+// matched by this controller: that is a configuration problem (hostname and
+// server name differ), not a deleted server, so it is kept (true) and a
+// Warning Event says how to fix it.
 func (i *Instances) InstanceExists(ctx context.Context, node *v1.Node) (bool, error) {
 	srv, err := i.find(ctx, node)
 	if err != nil {
@@ -148,7 +171,8 @@ func (i *Instances) InstanceExists(ctx context.Context, node *v1.Node) (bool, er
 		return true, nil
 	}
 	if node.Spec.ProviderID == "" {
-		return false, nil
+		i.warnUnmatched(node)
+		return true, nil
 	}
 	// Confirm with the API before the node is deleted. Rare (only for gone
 	// servers), so it does not weigh on a steady-state pass.
@@ -170,6 +194,11 @@ func (i *Instances) InstanceShutdown(ctx context.Context, node *v1.Node) (bool, 
 		return false, err
 	}
 	if srv == nil {
+		if node.Spec.ProviderID == "" {
+			// Never matched (see InstanceExists): nothing says it is down.
+			i.warnUnmatched(node)
+			return false, nil
+		}
 		return false, cloudprovider.InstanceNotFound
 	}
 	return srv.InstanceStatus == types.ServerInstanceStatuses.Down, nil
@@ -182,7 +211,13 @@ func (i *Instances) InstanceMetadata(ctx context.Context, node *v1.Node) (*cloud
 		return nil, err
 	}
 	if srv == nil {
-		return nil, fmt.Errorf("node %q: no server with that name or providerID in zone %s: %w", node.Name, i.zone, cloudprovider.InstanceNotFound)
+		if node.Spec.ProviderID == "" {
+			// The cloud-node controller keeps the uninitialized taint and
+			// retries; the Event tells the operator why.
+			return nil, fmt.Errorf("%s: %w", i.warnUnmatched(node), cloudprovider.InstanceNotFound)
+		}
+		return nil, fmt.Errorf("node %q: no server with ID or @previous-id %s in zone %s: %w",
+			node.Name, node.Spec.ProviderID, i.zone, cloudprovider.InstanceNotFound)
 	}
 	// spec.providerID is immutable once set; keep it (a re-created server is
 	// still found through @previous-id).
@@ -197,4 +232,46 @@ func (i *Instances) InstanceMetadata(ctx context.Context, node *v1.Node) (*cloud
 		Zone:          i.zone,
 		Region:        Region(i.zone),
 	}, nil
+}
+
+// unmatchedMessage says why a node without a providerID matches no server
+// and how to fix it.
+func (i *Instances) unmatchedMessage(node *v1.Node) string {
+	return fmt.Sprintf("node %q has no spec.providerID and no server in zone %s is named %q; "+
+		"the Node is kept but not initialized. Fix: start its kubelet with --provider-id=%s%s/<server ID>, "+
+		"or rename its server to %q", node.Name, i.zone, node.Name, providerid.Prefix, i.zone, node.Name)
+}
+
+// warnUnmatched logs and records a NoMatchingServer Warning on node, at most
+// once per UnmatchedWarnInterval per node, and returns the message.
+func (i *Instances) warnUnmatched(node *v1.Node) string {
+	msg := i.unmatchedMessage(node)
+	key := string(node.UID)
+	if key == "" {
+		key = node.Name
+	}
+	now := i.clock.Now()
+	i.mu.Lock()
+	last, seen := i.warned[key]
+	due := !seen || now.Sub(last) >= UnmatchedWarnInterval
+	if due {
+		i.warned[key] = now
+		// Forget nodes not asked about for a while, so deleted ones do not pile up.
+		for k, t := range i.warned {
+			if now.Sub(t) > 3*UnmatchedWarnInterval {
+				delete(i.warned, k)
+			}
+		}
+	}
+	i.mu.Unlock()
+	if !due {
+		klog.V(4).InfoS("Node matches no server; kept", "node", node.Name, "zone", i.zone)
+		return msg
+	}
+	klog.InfoS("Node matches no server; kept, not deleted", "node", node.Name, "zone", i.zone,
+		"reason", ReasonNoMatchingServer, "fix", "kubelet --provider-id="+providerid.Prefix+i.zone+"/<server ID>, or rename the server")
+	if i.recorder != nil {
+		i.recorder.Event(node, v1.EventTypeWarning, ReasonNoMatchingServer, msg)
+	}
+	return msg
 }

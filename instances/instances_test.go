@@ -12,6 +12,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/tools/record"
 	cloudprovider "k8s.io/cloud-provider"
+	clocktesting "k8s.io/utils/clock/testing"
 
 	"github.com/sakura-ccm/sakura-cloud-controller-manager/cloud/fakezone"
 	"github.com/sakura-ccm/sakura-cloud-controller-manager/cloud/sakuraapi"
@@ -34,10 +35,16 @@ func setup(t testing.TB) *env {
 	client, op := fakezone.NewClient(zone)
 	e := &env{client: client, op: op, recorder: record.NewFakeRecorder(100), now: time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)}
 	e.cache = servercache.New(client, time.Minute)
-	e.cache.SetClock(func() time.Time { return e.now })
+	e.cache.SetClock(nowFunc(func() time.Time { return e.now }))
 	e.inst = New(client, e.cache, e.recorder)
 	return e
 }
+
+// nowFunc is a clock.PassiveClock read from a test's variable.
+type nowFunc func() time.Time
+
+func (f nowFunc) Now() time.Time                  { return f() }
+func (f nowFunc) Since(t time.Time) time.Duration { return f().Sub(t) }
 
 // later moves the clock past the miss-refresh interval.
 func (e *env) later() { e.now = e.now.Add(servercache.MinRefreshInterval) }
@@ -114,13 +121,82 @@ func TestMatchByName(t *testing.T) {
 	if len(md.NodeAddresses) != 2 || md.NodeAddresses[0] != want[0] || md.NodeAddresses[1] != want[1] {
 		t.Errorf("addresses %v", md.NodeAddresses)
 	}
-	// No server of that name.
+	// No server of that name: a configuration problem, the node is kept.
 	e.later()
-	if ok, err := e.inst.InstanceExists(ctx, node("worker-7", "")); ok || err != nil {
-		t.Errorf("missing by name: ok=%v err=%v", ok, err)
+	if ok, err := e.inst.InstanceExists(ctx, node("worker-7", "")); !ok || err != nil {
+		t.Errorf("missing by name: ok=%v err=%v, want kept", ok, err)
 	}
-	if _, err := e.inst.InstanceMetadata(ctx, node("worker-7", "")); !errors.Is(err, cloudprovider.InstanceNotFound) {
+	if _, err := e.inst.InstanceMetadata(ctx, node("worker-7", "")); !errors.Is(err, cloudprovider.InstanceNotFound) ||
+		!strings.Contains(err.Error(), "--provider-id=sakuracloud://is1a/<server ID>") {
 		t.Errorf("metadata of missing node: %v", err)
+	}
+}
+
+// TestUnmatchedNodeIsKeptWithAWarning: a node without providerID whose name
+// no server carries is never reported gone nor shut down; one Warning Event
+// (per UnmatchedWarnInterval) names the node, the zone and the fix.
+func TestUnmatchedNodeIsKeptWithAWarning(t *testing.T) {
+	e := setup(t)
+	clk := clocktesting.NewFakePassiveClock(e.now)
+	e.inst.SetClock(clk)
+	fakezone.Put(zone, fakezone.Server{ID: 5, Name: "worker-5"})
+	n := node("ip-10-0-0-7", "")
+	n.UID = "uid-7"
+	for range 3 {
+		e.later()
+		if ok, err := e.inst.InstanceExists(ctx, n); !ok || err != nil {
+			t.Fatalf("exists: ok=%v err=%v, want true (kept)", ok, err)
+		}
+		if down, err := e.inst.InstanceShutdown(ctx, n); down || err != nil {
+			t.Fatalf("shutdown: %v %v, want false, nil", down, err)
+		}
+		if _, err := e.inst.InstanceMetadata(ctx, n); !errors.Is(err, cloudprovider.InstanceNotFound) {
+			t.Fatalf("metadata: %v", err)
+		}
+	}
+	events := drain(e.recorder)
+	if len(events) != 1 {
+		t.Fatalf("events %q, want exactly one within the interval", events)
+	}
+	for _, want := range []string{"Warning " + ReasonNoMatchingServer, `"ip-10-0-0-7"`, "zone is1a",
+		"--provider-id=sakuracloud://is1a/<server ID>", "rename its server"} {
+		if !strings.Contains(events[0], want) {
+			t.Errorf("event %q lacks %q", events[0], want)
+		}
+	}
+	// After the interval it is said again.
+	clk.SetTime(clk.Now().Add(UnmatchedWarnInterval))
+	if ok, _ := e.inst.InstanceExists(ctx, n); !ok {
+		t.Fatal("not kept")
+	}
+	if events := drain(e.recorder); len(events) != 1 {
+		t.Errorf("after the interval: events %q, want one", events)
+	}
+	// A node with a providerID is unaffected: its gone server is reported gone.
+	fakezone.Put(zone, fakezone.Server{ID: 9, Name: "gone"})
+	g := node("gone", "sakuracloud://is1a/9")
+	if ok, err := e.inst.InstanceExists(ctx, g); !ok || err != nil {
+		t.Fatal(ok, err)
+	}
+	fakezone.Delete(zone, 9)
+	e.now = e.now.Add(2 * time.Minute)
+	if ok, err := e.inst.InstanceExists(ctx, g); ok || err != nil {
+		t.Errorf("gone server with providerID: ok=%v err=%v, want false", ok, err)
+	}
+	if events := drain(e.recorder); len(events) != 0 {
+		t.Errorf("events for a gone server: %q", events)
+	}
+}
+
+func drain(r *record.FakeRecorder) []string {
+	var out []string
+	for {
+		select {
+		case ev := <-r.Events:
+			out = append(out, ev)
+		default:
+			return out
+		}
 	}
 }
 
@@ -217,7 +293,13 @@ func TestShutdownVsRunning(t *testing.T) {
 		}
 	}
 	e.later()
-	if _, err := e.inst.InstanceShutdown(ctx, node("gone", "")); !errors.Is(err, cloudprovider.InstanceNotFound) {
+	// Never matched (no providerID): not "shut down", and not an error that
+	// the lifecycle controller would log every 5 s (NoMatchingServer says it).
+	if down, err := e.inst.InstanceShutdown(ctx, node("gone", "")); down || err != nil {
+		t.Errorf("shutdown of unmatched: %v %v", down, err)
+	}
+	// A providerID whose server is gone: InstanceNotFound.
+	if _, err := e.inst.InstanceShutdown(ctx, node("gone", "sakuracloud://is1a/99")); !errors.Is(err, cloudprovider.InstanceNotFound) {
 		t.Errorf("shutdown of missing: %v", err)
 	}
 }
@@ -264,16 +346,16 @@ func TestNotFoundVersusAPIError(t *testing.T) {
 	if ok, err := e.inst.InstanceExists(ctx, a); ok || err != nil {
 		t.Errorf("gone: ok=%v err=%v", ok, err)
 	}
-	// By name (no providerID): gone once a list after the TTL lacks it; a
-	// stale copy within the TTL still says "exists", the safe direction.
+	// By name (no providerID): never matched, so never "gone", even once a
+	// list after the TTL lacks it (TestUnmatchedNodeIsKeptWithAWarning).
 	fakezone.Delete(zone, 2)
 	e.later()
 	if ok, err := e.inst.InstanceExists(ctx, b); !ok || err != nil {
 		t.Errorf("within the TTL: ok=%v err=%v", ok, err)
 	}
 	e.now = e.now.Add(time.Minute)
-	if ok, err := e.inst.InstanceExists(ctx, b); ok || err != nil {
-		t.Errorf("gone by name: ok=%v err=%v", ok, err)
+	if ok, err := e.inst.InstanceExists(ctx, b); !ok || err != nil {
+		t.Errorf("no server by name: ok=%v err=%v, want kept", ok, err)
 	}
 }
 

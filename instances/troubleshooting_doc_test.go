@@ -9,5 +9,5 @@ import (
 // Every Event reason on Nodes is explained in docs/troubleshooting.md.
 func TestTroubleshootingCoversEveryReason(t *testing.T) {
 	doccheck.MentionsAll(t, "docs/troubleshooting.md", "`%s`",
-		ReasonDuplicateServerName, ReasonAmbiguousReplacement, ReasonProviderIDZone)
+		ReasonDuplicateServerName, ReasonAmbiguousReplacement, ReasonProviderIDZone, ReasonNoMatchingServer)
 }

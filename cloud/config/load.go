@@ -2,11 +2,10 @@ package config
 
 import (
 	"bytes"
-	"errors"
 	"fmt"
 	"io"
 	"math"
-	"net"
+	"net/netip"
 	"net/url"
 	"os"
 	"regexp"
@@ -14,7 +13,9 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode"
 
+	"k8s.io/apimachinery/pkg/util/validation/field"
 	"k8s.io/klog/v2"
 	"sigs.k8s.io/yaml"
 
@@ -61,7 +62,9 @@ func Parse(data []byte, env LookupEnv) (*Config, error) {
 			return nil, fmt.Errorf("invalid cloud-config: %s", describeYAMLError(err, data))
 		}
 	}
-	var errs []string
+	// Every problem at once: variables that do not parse, then every
+	// value that is out of bounds.
+	var errs field.ErrorList
 	for _, s := range Settings {
 		if s.Env == "" {
 			continue
@@ -73,18 +76,17 @@ func Parse(data []byte, env LookupEnv) (*Config, error) {
 			continue
 		}
 		if err := s.set(c, v); err != nil {
+			var bad any = v
 			// Setters never fail for secrets, but keep the value out regardless.
 			if s.Secret {
-				err = errors.New("invalid value")
+				bad = field.OmitValueType{}
 			}
-			errs = append(errs, fmt.Sprintf("environment variable %s: %v", s.Env, err))
+			errs = append(errs, field.Invalid(path(s.Key), bad, err.Error()+" (set by the environment variable)"))
 		}
 	}
+	errs = append(errs, c.validate()...)
 	if len(errs) > 0 {
-		return nil, fmt.Errorf("invalid configuration: %s", strings.Join(errs, "; "))
-	}
-	if err := c.Validate(); err != nil {
-		return nil, err
+		return nil, &Error{Errs: errs}
 	}
 	klog.V(2).InfoS("Loaded cloud configuration", "config", c.Redacted())
 	return c, nil
@@ -123,116 +125,223 @@ func lineOf(data []byte, key string) string {
 	return ""
 }
 
-// label names a setting by both its key and its variable.
-func label(key string) string {
+// label names a setting by its key and its variable: field is a
+// field.Path string such as loadBalancer.reservedIPRanges[2].
+func label(fieldPath string) string {
+	key, rest := fieldPath, ""
+	if i := strings.IndexByte(fieldPath, '['); i >= 0 {
+		key, rest = fieldPath[:i], fieldPath[i:]
+	}
 	for _, s := range Settings {
 		if s.Key == key && s.Env != "" {
-			return fmt.Sprintf("%s (%s)", key, s.Env)
+			return fmt.Sprintf("%s%s (%s)", key, rest, s.Env)
 		}
 	}
-	return key
+	return fieldPath
 }
 
-// Validate checks every value and returns one error naming each bad field.
-func (c *Config) Validate() error {
-	var errs []string
-	bad := func(key, format string, args ...any) {
-		errs = append(errs, label(key)+" "+fmt.Sprintf(format, args...))
+// Error is an invalid configuration: every problem found, each naming its
+// setting (key, index and variable), the value and the allowed form.
+type Error struct {
+	Errs field.ErrorList
+}
+
+func (e *Error) Error() string {
+	msgs := make([]string, 0, len(e.Errs))
+	for _, fe := range e.Errs {
+		msgs = append(msgs, label(fe.Field)+": "+fe.ErrorBody())
 	}
+	return "invalid configuration: " + strings.Join(msgs, "; ")
+}
+
+// path is the field path of a dotted cloud-config key.
+func path(key string) *field.Path {
+	parts := strings.Split(key, ".")
+	return field.NewPath(parts[0], parts[1:]...)
+}
+
+// Validate checks every value and returns an *Error listing each bad one.
+func (c *Config) Validate() error {
+	if errs := c.validate(); len(errs) > 0 {
+		return &Error{Errs: errs}
+	}
+	return nil
+}
+
+// clusterIDChars are the characters a cluster ID may not contain: it
+// becomes a tag value and part of appliance names.
+const clusterIDChars = " \t\r\n\v\f"
+
+func (c *Config) validate() field.ErrorList {
+	var errs field.ErrorList
 	if strings.TrimSpace(c.AccessToken) == "" {
-		bad("accessToken", "is required")
+		errs = append(errs, field.Required(path("accessToken"), ""))
 	}
 	if strings.TrimSpace(c.AccessTokenSecret) == "" {
-		bad("accessTokenSecret", "is required")
+		errs = append(errs, field.Required(path("accessTokenSecret"), ""))
 	}
 	switch {
 	case c.Zone == "":
-		bad("zone", "is required (one of %s)", strings.Join(Zones, ", "))
+		errs = append(errs, field.Required(path("zone"), "one of "+strings.Join(Zones, ", ")))
 	case !slices.Contains(Zones, c.Zone):
-		bad("zone", "is %q, which is not a known zone (one of %s)", c.Zone, strings.Join(Zones, ", "))
+		errs = append(errs, field.NotSupported(path("zone"), c.Zone, Zones))
+	}
+	if strings.ContainsAny(c.ClusterID, clusterIDChars) || strings.ContainsFunc(c.ClusterID, unicode.IsControl) {
+		errs = append(errs, field.Invalid(path("clusterID"), c.ClusterID, "must not contain spaces or control characters"))
 	}
 	if c.APIRootURL != "" {
 		u, err := url.Parse(c.APIRootURL)
 		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
 			// The URL is not echoed: a proxy URL may carry credentials.
-			bad("apiRootURL", "must be an absolute http(s) URL such as https://secure.sakura.ad.jp/cloud/zone")
+			errs = append(errs, field.Invalid(path("apiRootURL"), field.OmitValueType{},
+				"must be an absolute http(s) URL such as https://secure.sakura.ad.jp/cloud/zone"))
 		}
 	}
-	for _, f := range []struct {
-		key string
-		v   int
-	}{
-		{"retryMax", c.RetryMax},
-		{"retryIntervalSec", c.RetryIntervalSec},
-		{"retryMaxWaitSec", c.RetryMaxWaitSec},
-	} {
-		if f.v < 0 {
-			bad(f.key, "must not be negative (got %d)", f.v)
+	notNegative := func(key string, v int, detail string) {
+		if v < 0 {
+			errs = append(errs, field.Invalid(path(key), v, "must not be negative"+detail))
 		}
 	}
+	notNegative("retryMax", c.RetryMax, "")
+	notNegative("retryIntervalSec", c.RetryIntervalSec, "")
+	notNegative("retryMaxWaitSec", c.RetryMaxWaitSec, "")
 	if c.RetryMaxWaitSec >= 0 && c.RetryIntervalSec > c.RetryMaxWaitSec {
-		bad("retryMaxWaitSec", "must be at least retryIntervalSec (%d), got %d", c.RetryIntervalSec, c.RetryMaxWaitSec)
+		errs = append(errs, field.Invalid(path("retryMaxWaitSec"), c.RetryMaxWaitSec,
+			fmt.Sprintf("must be at least retryIntervalSec (%d)", c.RetryIntervalSec)))
 	}
 	if !(c.RequestsPerSecond > 0) || math.IsInf(c.RequestsPerSecond, 0) {
-		bad("requestsPerSecond", "must be greater than 0 (got %s)", strconv.FormatFloat(c.RequestsPerSecond, 'g', -1, 64))
+		errs = append(errs, field.Invalid(path("requestsPerSecond"), c.RequestsPerSecond, "must be greater than 0"))
 	}
 	if c.RequestTimeoutSec < 1 {
-		bad("requestTimeoutSec", "must be at least 1 (got %d)", c.RequestTimeoutSec)
+		errs = append(errs, field.Invalid(path("requestTimeoutSec"), c.RequestTimeoutSec, "must be at least 1"))
 	}
 	if c.ServerCacheTTLSec < 1 {
-		bad("serverCacheTTLSec", "must be at least 1 (got %d)", c.ServerCacheTTLSec)
+		errs = append(errs, field.Invalid(path("serverCacheTTLSec"), c.ServerCacheTTLSec, "must be at least 1"))
 	}
-	lb := &c.LoadBalancer
-	switch lb.Type {
-	case LoadBalancerTypeInternet, LoadBalancerTypeSwitch:
-	default:
-		bad("loadBalancer.type", "is %q; allowed: %s, %s", lb.Type, LoadBalancerTypeInternet, LoadBalancerTypeSwitch)
+	return append(errs, c.LoadBalancer.validate()...)
+}
+
+// maxSelectorTags is how many tags a SAKURA resource carries at most: a
+// selector asking for more can never match.
+const maxSelectorTags = 10
+
+func (lb *LoadBalancerConfig) validate() field.ErrorList {
+	var errs field.ErrorList
+	if !slices.Contains([]string{LoadBalancerTypeInternet, LoadBalancerTypeSwitch}, lb.Type) {
+		errs = append(errs, field.NotSupported(path("loadBalancer.type"), lb.Type, []string{LoadBalancerTypeInternet, LoadBalancerTypeSwitch}))
 	}
-	switch lb.Plan {
-	case LoadBalancerPlanStandard, LoadBalancerPlanHighSpec, LoadBalancerPlanPremium:
-	default:
-		bad("loadBalancer.plan", "is %q; allowed: %s, %s (%s = %s)", lb.Plan,
-			LoadBalancerPlanStandard, LoadBalancerPlanHighSpec, LoadBalancerPlanPremium, LoadBalancerPlanHighSpec)
+	if !slices.Contains([]string{LoadBalancerPlanStandard, LoadBalancerPlanHighSpec, LoadBalancerPlanPremium}, lb.Plan) {
+		errs = append(errs, field.NotSupported(path("loadBalancer.plan"), lb.Plan,
+			[]string{LoadBalancerPlanStandard, LoadBalancerPlanHighSpec, LoadBalancerPlanPremium + " (= " + LoadBalancerPlanHighSpec + ")"}))
 	}
-	for _, f := range []struct{ key, v string }{
-		{"loadBalancer.ipRange", lb.IPRange}, {"loadBalancer.assignIPRange", lb.AssignIPRange},
-	} {
-		if f.v != "" {
-			if _, _, err := net.ParseCIDR(f.v); err != nil {
-				bad(f.key, "is %q, which is not a CIDR such as 192.168.0.0/24", f.v)
+	for _, id := range []struct{ key, v string }{{"loadBalancer.routerID", lb.RouterID}, {"loadBalancer.switchID", lb.SwitchID}} {
+		if id.v != "" {
+			if n, err := strconv.ParseInt(id.v, 10, 64); err != nil || n <= 0 {
+				errs = append(errs, field.Invalid(path(id.key), id.v, "must be a numeric resource ID such as 113000000123"))
 			}
 		}
 	}
-	if lb.AssignDefaultGateway != "" && net.ParseIP(lb.AssignDefaultGateway) == nil {
-		bad("loadBalancer.assignDefaultGateway", "is %q, which is not an IP address", lb.AssignDefaultGateway)
+	for _, sel := range []struct {
+		key  string
+		tags []string
+	}{{"loadBalancer.routerSelector", lb.RouterSelector}, {"loadBalancer.switchSelector", lb.SwitchSelector}} {
+		p := path(sel.key)
+		if len(sel.tags) > maxSelectorTags {
+			errs = append(errs, field.TooMany(p, len(sel.tags), maxSelectorTags))
+		}
+		seen := map[string]bool{}
+		for i, tag := range sel.tags {
+			switch {
+			case strings.TrimSpace(tag) == "":
+				errs = append(errs, field.Invalid(p.Index(i), tag, "must be a non-empty tag"))
+			case tag != strings.TrimSpace(tag) || strings.ContainsFunc(tag, unicode.IsControl):
+				errs = append(errs, field.Invalid(p.Index(i), tag, "must be a tag without leading or trailing spaces"))
+			case seen[tag]:
+				errs = append(errs, field.Duplicate(p.Index(i), tag))
+			}
+			seen[tag] = true
+		}
+	}
+	for i, r := range lb.ReservedIPRanges {
+		if detail := checkRange(r); detail != "" {
+			errs = append(errs, field.Invalid(path("loadBalancer.reservedIPRanges").Index(i), r, detail))
+		}
+	}
+	ipRange, ipRangeOK := checkPrefix(&errs, "loadBalancer.ipRange", lb.IPRange, 8, 30)
+	assign, assignOK := checkPrefix(&errs, "loadBalancer.assignIPRange", lb.AssignIPRange, 16, 30)
+	if ipRangeOK && assignOK && (!ipRange.Contains(assign.Addr()) || assign.Bits() < ipRange.Bits()) {
+		errs = append(errs, field.Invalid(path("loadBalancer.assignIPRange"), lb.AssignIPRange,
+			fmt.Sprintf("must lie inside loadBalancer.ipRange (%s)", lb.IPRange)))
+	}
+	if lb.AssignDefaultGateway != "" {
+		gw, err := netip.ParseAddr(lb.AssignDefaultGateway)
+		switch {
+		case err != nil || !gw.Is4():
+			errs = append(errs, field.Invalid(path("loadBalancer.assignDefaultGateway"), lb.AssignDefaultGateway,
+				"must be an IPv4 address such as 192.168.0.1"))
+		case ipRangeOK && !ipRange.Contains(gw):
+			errs = append(errs, field.Invalid(path("loadBalancer.assignDefaultGateway"), lb.AssignDefaultGateway,
+				fmt.Sprintf("must lie inside loadBalancer.ipRange (%s)", lb.IPRange)))
+		}
 	}
 	for _, f := range []struct {
 		key string
 		v   int
 	}{{"loadBalancer.endpointHoldDownSec", lb.EndpointHoldDownSec}, {"loadBalancer.endpointMinIntervalSec", lb.EndpointMinIntervalSec}, {"loadBalancer.healthPollIntervalSec", lb.HealthPollIntervalSec}, {"loadBalancer.repairIntervalSec", lb.RepairIntervalSec}, {"loadBalancer.inventoryTTLSec", lb.InventoryTTLSec}} {
 		if f.v < 0 {
-			bad(f.key, "must not be negative (got %d)", f.v)
+			errs = append(errs, field.Invalid(path(f.key), f.v, "must not be negative"))
 		}
 	}
 	if lb.SweepIntervalSec < 0 {
-		bad("loadBalancer.sweepIntervalSec", "must not be negative (got %d; 0 turns the sweep off)", lb.SweepIntervalSec)
+		errs = append(errs, field.Invalid(path("loadBalancer.sweepIntervalSec"), lb.SweepIntervalSec, "must not be negative (0 turns the sweep off)"))
 	}
-	switch lb.SweepMode {
-	case SweepModeDelete, SweepModeReport:
-	default:
-		bad("loadBalancer.sweepMode", "is %q; allowed: %s, %s", lb.SweepMode, SweepModeDelete, SweepModeReport)
+	if !slices.Contains([]string{SweepModeDelete, SweepModeReport}, lb.SweepMode) {
+		errs = append(errs, field.NotSupported(path("loadBalancer.sweepMode"), lb.SweepMode, []string{SweepModeDelete, SweepModeReport}))
 	}
-	for _, id := range []struct{ key, v string }{{"loadBalancer.routerID", lb.RouterID}, {"loadBalancer.switchID", lb.SwitchID}} {
-		if id.v != "" {
-			if n, err := strconv.ParseInt(id.v, 10, 64); err != nil || n <= 0 {
-				bad(id.key, "is %q, which is not a numeric resource ID", id.v)
-			}
+	return errs
+}
+
+// checkPrefix checks an optional IPv4 CIDR with a mask between minBits and
+// maxBits and returns it.
+func checkPrefix(errs *field.ErrorList, key, v string, minBits, maxBits int) (netip.Prefix, bool) {
+	if v == "" {
+		return netip.Prefix{}, false
+	}
+	p, err := netip.ParsePrefix(v)
+	if err != nil || !p.Addr().Is4() || p.Bits() < minBits || p.Bits() > maxBits {
+		*errs = append(*errs, field.Invalid(path(key), v,
+			fmt.Sprintf("must be an IPv4 CIDR with a mask from /%d to /%d, such as 192.168.0.0/24", minBits, maxBits)))
+		return netip.Prefix{}, false
+	}
+	return p.Masked(), true
+}
+
+// reservedForm is the allowed form of a reservedIPRanges entry.
+const reservedForm = "must be an IPv4 address (192.168.0.10), a range with the first address not above the last (192.168.0.10-192.168.0.20) or a CIDR (192.168.0.16/28)"
+
+// checkRange returns why r is not a reservedIPRanges entry, or "". It accepts
+// what the allocator's parser (loadbalancer/ipam.ParseRanges) accepts,
+// IPv4 only: SAKURA's load balancer addresses are IPv4.
+func checkRange(r string) string {
+	r = strings.TrimSpace(r)
+	if p, err := netip.ParsePrefix(r); err == nil {
+		if !p.Addr().Is4() {
+			return reservedForm
 		}
+		return ""
 	}
-	if len(errs) > 0 {
-		return fmt.Errorf("invalid configuration: %s", strings.Join(errs, "; "))
+	if lo, hi, ok := strings.Cut(r, "-"); ok {
+		a, err1 := netip.ParseAddr(strings.TrimSpace(lo))
+		b, err2 := netip.ParseAddr(strings.TrimSpace(hi))
+		if err1 != nil || err2 != nil || !a.Is4() || !b.Is4() || b.Less(a) {
+			return reservedForm
+		}
+		return ""
 	}
-	return nil
+	if a, err := netip.ParseAddr(r); err != nil || !a.Is4() {
+		return reservedForm
+	}
+	return ""
 }
 
 // Limits turns the client tuning into sakuraapi.Limits.

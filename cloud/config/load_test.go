@@ -2,6 +2,7 @@ package config
 
 import (
 	"bytes"
+	"errors"
 	"flag"
 	"fmt"
 	"os"
@@ -160,61 +161,61 @@ func TestErrorMessages(t *testing.T) {
 		want       string
 	}{
 		{"missing token", "accessTokenSecret: " + testSecret + "\nzone: is1a\n", nil,
-			"invalid configuration: accessToken (SAKURACLOUD_ACCESS_TOKEN) is required"},
+			"invalid configuration: accessToken (SAKURACLOUD_ACCESS_TOKEN): Required value"},
 		{"missing secret", "accessToken: " + testToken + "\nzone: is1a\n", nil,
-			"invalid configuration: accessTokenSecret (SAKURACLOUD_ACCESS_TOKEN_SECRET) is required"},
+			"invalid configuration: accessTokenSecret (SAKURACLOUD_ACCESS_TOKEN_SECRET): Required value"},
 		{"missing zone", creds, nil,
-			"invalid configuration: zone (SAKURACLOUD_ZONE) is required (one of is1a, is1b, is1c, tk1a, tk1b, tk1v)"},
+			"invalid configuration: zone (SAKURACLOUD_ZONE): Required value: one of is1a, is1b, is1c, tk1a, tk1b, tk1v"},
 		{"unknown zone", creds + "zone: is2z\n", nil,
-			`invalid configuration: zone (SAKURACLOUD_ZONE) is "is2z", which is not a known zone (one of is1a, is1b, is1c, tk1a, tk1b, tk1v)`},
+			`invalid configuration: zone (SAKURACLOUD_ZONE): Unsupported value: "is2z": supported values: "is1a", "is1b", "is1c", "tk1a", "tk1b", "tk1v"`},
 		{"unknown zone from env", creds + "zone: is1a\n", map[string]string{"SAKURACLOUD_ZONE": "us1"},
-			`invalid configuration: zone (SAKURACLOUD_ZONE) is "us1", which is not a known zone (one of is1a, is1b, is1c, tk1a, tk1b, tk1v)`},
+			`invalid configuration: zone (SAKURACLOUD_ZONE): Unsupported value: "us1": supported values: "is1a", "is1b", "is1c", "tk1a", "tk1b", "tk1v"`},
 		{"bad url", minimalFile + "apiRootURL: ftp://x\n", nil,
-			"invalid configuration: apiRootURL (SAKURACLOUD_API_ROOT_URL) must be an absolute http(s) URL such as https://secure.sakura.ad.jp/cloud/zone"},
+			"invalid configuration: apiRootURL (SAKURACLOUD_API_ROOT_URL): Invalid value: must be an absolute http(s) URL such as https://secure.sakura.ad.jp/cloud/zone"},
 		{"relative url", minimalFile, map[string]string{"SAKURACLOUD_API_ROOT_URL": "/cloud/zone"},
-			"invalid configuration: apiRootURL (SAKURACLOUD_API_ROOT_URL) must be an absolute http(s) URL such as https://secure.sakura.ad.jp/cloud/zone"},
+			"invalid configuration: apiRootURL (SAKURACLOUD_API_ROOT_URL): Invalid value: must be an absolute http(s) URL such as https://secure.sakura.ad.jp/cloud/zone"},
 		{"negative retryMax", minimalFile + "retryMax: -1\n", nil,
-			"invalid configuration: retryMax (SAKURACLOUD_RETRY_MAX) must not be negative (got -1)"},
+			"invalid configuration: retryMax (SAKURACLOUD_RETRY_MAX): Invalid value: -1: must not be negative"},
 		{"negative retryIntervalSec", minimalFile, map[string]string{"SAKURACLOUD_RETRY_INTERVAL_SEC": "-3"},
-			"invalid configuration: retryIntervalSec (SAKURACLOUD_RETRY_INTERVAL_SEC) must not be negative (got -3)"},
+			"invalid configuration: retryIntervalSec (SAKURACLOUD_RETRY_INTERVAL_SEC): Invalid value: -3: must not be negative"},
 		{"negative retryMaxWaitSec", minimalFile + "retryIntervalSec: 0\nretryMaxWaitSec: -2\n", nil,
-			"invalid configuration: retryMaxWaitSec (SAKURACLOUD_RETRY_MAX_WAIT_SEC) must not be negative (got -2)"},
+			"invalid configuration: retryMaxWaitSec (SAKURACLOUD_RETRY_MAX_WAIT_SEC): Invalid value: -2: must not be negative"},
 		{"wait below interval", minimalFile + "retryIntervalSec: 9\nretryMaxWaitSec: 3\n", nil,
-			"invalid configuration: retryMaxWaitSec (SAKURACLOUD_RETRY_MAX_WAIT_SEC) must be at least retryIntervalSec (9), got 3"},
+			"invalid configuration: retryMaxWaitSec (SAKURACLOUD_RETRY_MAX_WAIT_SEC): Invalid value: 3: must be at least retryIntervalSec (9)"},
 		{"zero rate", minimalFile + "requestsPerSecond: 0\n", nil,
-			"invalid configuration: requestsPerSecond (SAKURACLOUD_REQUESTS_PER_SECOND) must be greater than 0 (got 0)"},
+			"invalid configuration: requestsPerSecond (SAKURACLOUD_REQUESTS_PER_SECOND): Invalid value: 0: must be greater than 0"},
 		{"negative rate", minimalFile, map[string]string{"SAKURACLOUD_REQUESTS_PER_SECOND": "-1.5"},
-			"invalid configuration: requestsPerSecond (SAKURACLOUD_REQUESTS_PER_SECOND) must be greater than 0 (got -1.5)"},
+			"invalid configuration: requestsPerSecond (SAKURACLOUD_REQUESTS_PER_SECOND): Invalid value: -1.5: must be greater than 0"},
 		{"zero timeout", minimalFile + "requestTimeoutSec: 0\n", nil,
-			"invalid configuration: requestTimeoutSec (SAKURACLOUD_REQUEST_TIMEOUT_SEC) must be at least 1 (got 0)"},
+			"invalid configuration: requestTimeoutSec (SAKURACLOUD_REQUEST_TIMEOUT_SEC): Invalid value: 0: must be at least 1"},
 		{"negative ttl", minimalFile + "serverCacheTTLSec: -5\n", nil,
-			"invalid configuration: serverCacheTTLSec (SAKURACLOUD_SERVER_CACHE_TTL_SEC) must be at least 1 (got -5)"},
+			"invalid configuration: serverCacheTTLSec (SAKURACLOUD_SERVER_CACHE_TTL_SEC): Invalid value: -5: must be at least 1"},
 		{"lb type", minimalFile + "loadBalancer:\n  type: vpc\n", nil,
-			`invalid configuration: loadBalancer.type is "vpc"; allowed: internet, switch`},
+			`invalid configuration: loadBalancer.type: Unsupported value: "vpc": supported values: "internet", "switch"`},
 		{"lb plan", minimalFile + "loadBalancer:\n  plan: gold\n", nil,
-			`invalid configuration: loadBalancer.plan is "gold"; allowed: standard, highspec (premium = highspec)`},
+			`invalid configuration: loadBalancer.plan: Unsupported value: "gold": supported values: "standard", "highspec", "premium (= highspec)"`},
 		{"lb ipRange", minimalFile + "loadBalancer:\n  ipRange: 10.0.0.0\n", nil,
-			`invalid configuration: loadBalancer.ipRange is "10.0.0.0", which is not a CIDR such as 192.168.0.0/24`},
+			`invalid configuration: loadBalancer.ipRange: Invalid value: "10.0.0.0": must be an IPv4 CIDR with a mask from /8 to /30, such as 192.168.0.0/24`},
 		{"lb assignIPRange", minimalFile + "loadBalancer:\n  assignIPRange: x/24\n", nil,
-			`invalid configuration: loadBalancer.assignIPRange is "x/24", which is not a CIDR such as 192.168.0.0/24`},
+			`invalid configuration: loadBalancer.assignIPRange: Invalid value: "x/24": must be an IPv4 CIDR with a mask from /16 to /30, such as 192.168.0.0/24`},
 		{"lb gateway", minimalFile + "loadBalancer:\n  assignDefaultGateway: gw\n", nil,
-			`invalid configuration: loadBalancer.assignDefaultGateway is "gw", which is not an IP address`},
+			`invalid configuration: loadBalancer.assignDefaultGateway: Invalid value: "gw": must be an IPv4 address such as 192.168.0.1`},
 		{"lb routerID", minimalFile + "loadBalancer:\n  routerID: abc\n", nil,
-			`invalid configuration: loadBalancer.routerID is "abc", which is not a numeric resource ID`},
+			`invalid configuration: loadBalancer.routerID: Invalid value: "abc": must be a numeric resource ID such as 113000000123`},
 		{"lb switchID", minimalFile + "loadBalancer:\n  switchID: \"-1\"\n", nil,
-			`invalid configuration: loadBalancer.switchID is "-1", which is not a numeric resource ID`},
+			`invalid configuration: loadBalancer.switchID: Invalid value: "-1": must be a numeric resource ID such as 113000000123`},
 		{"lb sweep interval", minimalFile + "loadBalancer:\n  sweepIntervalSec: -1\n", nil,
-			`invalid configuration: loadBalancer.sweepIntervalSec (SAKURACLOUD_LOAD_BALANCER_SWEEP_INTERVAL_SEC) must not be negative (got -1; 0 turns the sweep off)`},
+			"invalid configuration: loadBalancer.sweepIntervalSec (SAKURACLOUD_LOAD_BALANCER_SWEEP_INTERVAL_SEC): Invalid value: -1: must not be negative (0 turns the sweep off)"},
 		{"lb sweep mode", minimalFile + "loadBalancer:\n  sweepMode: purge\n", nil,
-			`invalid configuration: loadBalancer.sweepMode (SAKURACLOUD_LOAD_BALANCER_SWEEP_MODE) is "purge"; allowed: delete, report`},
+			`invalid configuration: loadBalancer.sweepMode (SAKURACLOUD_LOAD_BALANCER_SWEEP_MODE): Unsupported value: "purge": supported values: "delete", "report"`},
 		{"lb sweep mode env", minimalFile, map[string]string{"SAKURACLOUD_LOAD_BALANCER_SWEEP_MODE": "never"},
-			`invalid configuration: loadBalancer.sweepMode (SAKURACLOUD_LOAD_BALANCER_SWEEP_MODE) is "never"; allowed: delete, report`},
+			`invalid configuration: loadBalancer.sweepMode (SAKURACLOUD_LOAD_BALANCER_SWEEP_MODE): Unsupported value: "never": supported values: "delete", "report"`},
 		{"env not a number", minimalFile, map[string]string{"SAKURACLOUD_RETRY_MAX": "many"},
-			`invalid configuration: environment variable SAKURACLOUD_RETRY_MAX: "many" is not a whole number`},
+			`invalid configuration: retryMax (SAKURACLOUD_RETRY_MAX): Invalid value: "many": must be a whole number (set by the environment variable)`},
 		{"env not a float", minimalFile, map[string]string{"SAKURACLOUD_REQUESTS_PER_SECOND": "fast"},
-			`invalid configuration: environment variable SAKURACLOUD_REQUESTS_PER_SECOND: "fast" is not a number`},
+			`invalid configuration: requestsPerSecond (SAKURACLOUD_REQUESTS_PER_SECOND): Invalid value: "fast": must be a number (set by the environment variable)`},
 		{"env not a bool", minimalFile, map[string]string{"SAKURACLOUD_DISABLE_LOAD_BALANCER": "yes please"},
-			`invalid configuration: environment variable SAKURACLOUD_DISABLE_LOAD_BALANCER: "yes please" is not true or false`},
+			`invalid configuration: disableLoadBalancer (SAKURACLOUD_DISABLE_LOAD_BALANCER): Invalid value: "yes please": must be true or false (set by the environment variable)`},
 		{"malformed yaml", minimalFile + "loadBalancer:\n  plan: [standard\n", nil,
 			"invalid cloud-config: yaml: line 5: did not find expected ',' or ']'"},
 		{"malformed yaml near secret", "zone: is1a\naccessTokenSecret: [" + testSecret + "\n", nil,
@@ -226,7 +227,25 @@ func TestErrorMessages(t *testing.T) {
 		{"wrong type", minimalFile + "retryMax: lots\n", nil,
 			`invalid cloud-config: key "retryMax" at line 4 must be of type int`},
 		{"several at once", "zone: is1a\nretryMax: -1\n", nil,
-			"invalid configuration: accessToken (SAKURACLOUD_ACCESS_TOKEN) is required; accessTokenSecret (SAKURACLOUD_ACCESS_TOKEN_SECRET) is required; retryMax (SAKURACLOUD_RETRY_MAX) must not be negative (got -1)"},
+			"invalid configuration: accessToken (SAKURACLOUD_ACCESS_TOKEN): Required value; accessTokenSecret (SAKURACLOUD_ACCESS_TOKEN_SECRET): Required value; retryMax (SAKURACLOUD_RETRY_MAX): Invalid value: -1: must not be negative"},
+		{"reserved ranges", minimalFile + "loadBalancer:\n  reservedIPRanges: [\"192.168.0.10\", \"192.168.0.20-192.168.0.10\", \"10.0.0.0/33\", \"fd00::1\", \"203.0.113.5 - 203.0.113.9\", \"one\"]\n", nil,
+			`invalid configuration: loadBalancer.reservedIPRanges[1]: Invalid value: "192.168.0.20-192.168.0.10": ` + reservedForm +
+				`; loadBalancer.reservedIPRanges[2]: Invalid value: "10.0.0.0/33": ` + reservedForm +
+				`; loadBalancer.reservedIPRanges[3]: Invalid value: "fd00::1": ` + reservedForm +
+				`; loadBalancer.reservedIPRanges[5]: Invalid value: "one": ` + reservedForm},
+		{"selectors", minimalFile + "loadBalancer:\n  routerSelector: [\"k8s\", \" k8s\", \"k8s\"]\n  switchSelector: [a,b,c,d,e,f,g,h,i,j,k]\n", nil,
+			`invalid configuration: loadBalancer.routerSelector[1]: Invalid value: " k8s": must be a tag without leading or trailing spaces; ` +
+				`loadBalancer.routerSelector[2]: Duplicate value: "k8s"; loadBalancer.switchSelector: Too many: 11: must have at most 10 items`},
+		{"switch network", minimalFile + "loadBalancer:\n  ipRange: 192.168.0.0/24\n  assignIPRange: 192.168.1.0/27\n  assignDefaultGateway: 10.0.0.1\n", nil,
+			`invalid configuration: loadBalancer.assignIPRange: Invalid value: "192.168.1.0/27": must lie inside loadBalancer.ipRange (192.168.0.0/24); ` +
+				`loadBalancer.assignDefaultGateway: Invalid value: "10.0.0.1": must lie inside loadBalancer.ipRange (192.168.0.0/24)`},
+		{"ipRange mask", minimalFile + "loadBalancer:\n  ipRange: 192.168.0.0/31\n", nil,
+			`invalid configuration: loadBalancer.ipRange: Invalid value: "192.168.0.0/31": must be an IPv4 CIDR with a mask from /8 to /30, such as 192.168.0.0/24`},
+		{"cluster ID with a space", minimalFile + "clusterID: \"prod 1\"\n", nil,
+			`invalid configuration: clusterID (SAKURACLOUD_CLUSTER_ID): Invalid value: "prod 1": must not contain spaces or control characters`},
+		{"env and file errors together", minimalFile + "loadBalancer:\n  reservedIPRanges: [\"x\"]\n", map[string]string{"SAKURACLOUD_RETRY_MAX": "many"},
+			`invalid configuration: retryMax (SAKURACLOUD_RETRY_MAX): Invalid value: "many": must be a whole number (set by the environment variable); ` +
+				`loadBalancer.reservedIPRanges[0]: Invalid value: "x": ` + reservedForm},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			_, err := Parse([]byte(tc.file), envOf(tc.env))
@@ -347,4 +366,28 @@ func TestEveryConfigFieldHasASetting(t *testing.T) {
 		}
 	}
 	walk("", reflect.TypeOf(Config{}))
+}
+
+// TestValidFormsAccepted: every documented form passes, and a bad
+// configuration's error carries the field list.
+func TestValidFormsAccepted(t *testing.T) {
+	c, err := Parse([]byte(minimalFile+`loadBalancer:
+  type: switch
+  reservedIPRanges: ["192.168.0.10", "192.168.0.20-192.168.0.30", " 192.168.0.40 - 192.168.0.41 ", "192.168.0.64/28"]
+  routerSelector: [k8s, prod]
+  ipRange: 192.168.0.0/24
+  assignIPRange: 192.168.0.192/27
+  assignDefaultGateway: 192.168.0.1
+`), envOf(nil))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(c.LoadBalancer.ReservedIPRanges) != 4 {
+		t.Errorf("reserved %v", c.LoadBalancer.ReservedIPRanges)
+	}
+	_, err = Parse([]byte("zone: is1a\n"), envOf(nil))
+	var cfgErr *Error
+	if !errors.As(err, &cfgErr) || len(cfgErr.Errs) != 2 || cfgErr.Errs[0].Field != "accessToken" {
+		t.Errorf("error %v does not carry the field list", err)
+	}
 }

@@ -1,10 +1,14 @@
 package config
 
 import (
+	"errors"
 	"fmt"
 	"math"
+	"slices"
 	"strconv"
 	"strings"
+
+	"github.com/sacloud/iaas-api-go/types"
 
 	"github.com/sakura-ccm/sakura-cloud-controller-manager/cloud/sakuraapi"
 )
@@ -29,8 +33,9 @@ type Setting struct {
 	set func(c *Config, v string) error
 }
 
-// Zones lists the zones the controller accepts.
-var Zones = []string{"is1a", "is1b", "is1c", "tk1a", "tk1b", "tk1v"}
+// Zones lists the zones the controller accepts: those iaas-api-go knows
+// (types.ZoneNames), sorted.
+var Zones = slices.Sorted(slices.Values(types.ZoneNames))
 
 // Values of loadBalancer.type and loadBalancer.plan.
 const (
@@ -57,7 +62,7 @@ var Settings = []Setting{
 		Doc: "Zone of the cluster's servers: " + strings.Join(Zones, ", ") + " (required).",
 		set: func(c *Config, v string) error { c.Zone = v; return nil }},
 	{Key: "clusterID", Env: "SAKURACLOUD_CLUSTER_ID",
-		Doc: "Cluster identity used to tag and find what this cluster owns. Empty: the value of --cluster-name.",
+		Doc: "Cluster identity used to tag and find what this cluster owns. Empty: --cluster-name unless it is the default kubernetes, else the kube-system namespace's UID, recorded in a ConfigMap (see Cluster identity below).",
 		set: func(c *Config, v string) error { c.ClusterID = v; return nil }},
 	{Key: "apiRootURL", Env: "SAKURACLOUD_API_ROOT_URL",
 		Doc: "API endpoint override (simulator, proxies). Empty: https://secure.sakura.ad.jp/cloud/zone.",
@@ -76,7 +81,7 @@ var Settings = []Setting{
 		set: func(c *Config, v string) error {
 			f, err := strconv.ParseFloat(strings.TrimSpace(v), 64)
 			if err != nil || math.IsNaN(f) || math.IsInf(f, 0) {
-				return fmt.Errorf("%q is not a number", v)
+				return errors.New("must be a number")
 			}
 			c.RequestsPerSecond = f
 			return nil
@@ -155,7 +160,7 @@ func intSetter(field func(*Config) *int) func(*Config, string) error {
 	return func(c *Config, v string) error {
 		n, err := strconv.Atoi(strings.TrimSpace(v))
 		if err != nil {
-			return fmt.Errorf("%q is not a whole number", v)
+			return errors.New("must be a whole number")
 		}
 		*field(c) = n
 		return nil
@@ -166,7 +171,7 @@ func boolSetter(field func(*Config) *bool) func(*Config, string) error {
 	return func(c *Config, v string) error {
 		b, err := strconv.ParseBool(strings.TrimSpace(v))
 		if err != nil {
-			return fmt.Errorf("%q is not true or false", v)
+			return errors.New("must be true or false")
 		}
 		*field(c) = b
 		return nil

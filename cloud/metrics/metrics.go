@@ -72,6 +72,20 @@ var (
 		StabilityLevel: metrics.ALPHA,
 	}, []string{"state"})
 
+	clusterIdentity = metrics.NewGaugeVec(&metrics.GaugeOpts{
+		Namespace:      namespace,
+		Name:           "cluster_identity",
+		Help:           "1 for the cluster ID in force: source (config, flag, recorded, derived) and trusted (false for the shared default \"kubernetes\", under which the sweep only reports).",
+		StabilityLevel: metrics.ALPHA,
+	}, []string{"source", "trusted"})
+
+	sweepRefused = metrics.NewGauge(&metrics.GaugeOpts{
+		Namespace:      namespace,
+		Name:           "sweep_delete_refused",
+		Help:           "1 when loadBalancer.sweepMode is delete but the sweep only reports because the cluster ID is not trusted (the shared default \"kubernetes\").",
+		StabilityLevel: metrics.ALPHA,
+	})
+
 	endpointResyncs = metrics.NewCounter(&metrics.CounterOpts{
 		Namespace:      namespace,
 		Name:           "endpoint_resyncs_total",
@@ -85,7 +99,7 @@ var Names = []string{
 	"api_requests_total", "api_request_duration_seconds", "api_retries_total",
 	"block_addresses", "reconcile_errors_total",
 	"managed_load_balancers", "swept_load_balancers_total",
-	"real_servers", "endpoint_resyncs_total",
+	"real_servers", "endpoint_resyncs_total", "cluster_identity", "sweep_delete_refused",
 }
 
 // Namespace is the prefix of every metric name.
@@ -97,7 +111,7 @@ var registerOnce sync.Once
 func Register() {
 	registerOnce.Do(func() {
 		legacyregistry.MustRegister(apiRequests, apiLatency, apiRetries, blockAddresses, reconcileErrors,
-			managedLoadBalancers, sweptLoadBalancers, realServers, endpointResyncs)
+			managedLoadBalancers, sweptLoadBalancers, realServers, endpointResyncs, clusterIdentity, sweepRefused)
 	})
 }
 
@@ -147,3 +161,23 @@ func SetRealServers(up, down int) {
 
 // CountEndpointResync records one endpoint-driven re-sync.
 func CountEndpointResync() { endpointResyncs.Inc() }
+
+// SetClusterIdentity reports where the cluster ID in force came from and
+// whether the sweep may delete under it.
+func SetClusterIdentity(source string, trusted bool) {
+	clusterIdentity.Reset()
+	t := "false"
+	if trusted {
+		t = "true"
+	}
+	clusterIdentity.WithLabelValues(source, t).Set(1)
+}
+
+// SetSweepRefused reports that the sweep was held to report-only.
+func SetSweepRefused(refused bool) {
+	v := 0.0
+	if refused {
+		v = 1
+	}
+	sweepRefused.Set(v)
+}

@@ -26,6 +26,9 @@ func TestObserverFeedsRegistry(t *testing.T) {
 	CountSwept(SweepReported)
 	SetRealServers(5, 1)
 	CountEndpointResync()
+	SetClusterIdentity("derived", true)
+	SetClusterIdentity("config", false) // replaces the previous one
+	SetSweepRefused(true)
 
 	want := `
 # HELP sakuracloud_ccm_api_requests_total [ALPHA] SAKURA Cloud API requests by operation and result (ok, not_found, throttled, unavailable, error). Each retry counts as a request.
@@ -56,6 +59,12 @@ sakuracloud_ccm_real_servers{state="up"} 5
 # HELP sakuracloud_ccm_endpoint_resyncs_total [ALPHA] Re-syncs of externalTrafficPolicy: Local Services because the set of nodes running their ready endpoints changed.
 # TYPE sakuracloud_ccm_endpoint_resyncs_total counter
 sakuracloud_ccm_endpoint_resyncs_total 1
+# HELP sakuracloud_ccm_cluster_identity [ALPHA] 1 for the cluster ID in force: source (config, flag, recorded, derived) and trusted (false for the shared default "kubernetes", under which the sweep only reports).
+# TYPE sakuracloud_ccm_cluster_identity gauge
+sakuracloud_ccm_cluster_identity{source="config",trusted="false"} 1
+# HELP sakuracloud_ccm_sweep_delete_refused [ALPHA] 1 when loadBalancer.sweepMode is delete but the sweep only reports because the cluster ID is not trusted (the shared default "kubernetes").
+# TYPE sakuracloud_ccm_sweep_delete_refused gauge
+sakuracloud_ccm_sweep_delete_refused 1
 `
 	names := []string{}
 	for _, n := range Names {

@@ -12,12 +12,14 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
 	"math/rand/v2"
 	"net/http"
 	"time"
 
 	"github.com/sacloud/iaas-api-go"
 	"golang.org/x/time/rate"
+	"k8s.io/apimachinery/pkg/util/wait"
 )
 
 // Limits tunes how the client spends the API's request budget.
@@ -154,6 +156,7 @@ func (e *replayedError) Unwrap() error { return e.err }
 func (c *Client) callRetrying(ctx context.Context, op string, retryable func(error) bool, fn func(ctx context.Context) error) error {
 	var err error
 	mayHaveDone := false // an earlier attempt's answer may follow the work
+	waits := c.newWaits()
 	for attempt := 0; ; attempt++ {
 		if werr := c.limiter.Wait(ctx); werr != nil {
 			c.stats.record(op, ResultError, 0)
@@ -168,7 +171,7 @@ func (c *Client) callRetrying(ctx context.Context, op string, retryable func(err
 		}
 		mayHaveDone = mayHaveDone || !NotDone(err)
 		c.stats.recordRetry(op, result)
-		if serr := c.sleep(ctx, c.backoff(attempt, result)); serr != nil {
+		if serr := c.sleep(ctx, waits.next(result)); serr != nil {
 			break
 		}
 	}
@@ -190,23 +193,39 @@ func (c *Client) attempt(ctx context.Context, fn func(ctx context.Context) error
 	return fn(ctx)
 }
 
-// backoff is "full jitter" between RetryWaitMin and an exponentially growing
-// cap that never exceeds RetryWaitMax, so a crowd of workers that were
-// throttled together does not come back together. A 429 waits at least a
-// second: the budget it ran into is per second.
-func (c *Client) backoff(attempt int, result string) time.Duration {
-	lo, hi := c.limits.RetryWaitMin, c.limits.RetryWaitMax
-	if result == ResultThrottled && lo < time.Second {
-		lo = time.Second
-	}
+// retryWaits is one call's sequence of waits between retries: "full
+// jitter", a random wait between RetryWaitMin and a ceiling that starts at
+// RetryWaitMin and doubles up to RetryWaitMax (wait.Backoff's Factor and
+// Cap), so a crowd of workers that were throttled together does not come
+// back together. wait.Backoff's own Jitter is not used: it only adds on top
+// of the step (d to d×(1+j)), which would pass RetryWaitMax and keep every
+// wait at least at the ceiling. A 429 waits at least a second: the budget
+// it ran into is per second.
+type retryWaits struct {
+	lo, hi  time.Duration
+	ceiling wait.Backoff
+}
+
+func (c *Client) newWaits() *retryWaits {
+	lo, hi := max(c.limits.RetryWaitMin, 0), c.limits.RetryWaitMax
 	if hi < lo {
 		hi = lo
 	}
-	ceiling := lo << min(attempt, 16)
-	if ceiling > hi || ceiling <= 0 {
-		ceiling = hi
+	return &retryWaits{lo: lo, hi: hi,
+		ceiling: wait.Backoff{Duration: lo, Factor: 2, Cap: hi, Steps: math.MaxInt32}}
+}
+
+// next is the wait before the next retry of an answer with result.
+func (w *retryWaits) next(result string) time.Duration {
+	ceiling := w.ceiling.Step()
+	if ceiling <= 0 || ceiling > w.hi {
+		ceiling = w.hi
 	}
-	if ceiling == lo {
+	lo := w.lo
+	if result == ResultThrottled && lo < time.Second {
+		lo = time.Second
+	}
+	if ceiling <= lo {
 		return lo
 	}
 	return lo + rand.N(ceiling-lo)

@@ -228,19 +228,40 @@ func TestSharedBudget(t *testing.T) {
 
 func TestBackoffBounds(t *testing.T) {
 	c := NewFromCaller(nil, "is1a", Limits{RetryWaitMin: 200 * time.Millisecond, RetryWaitMax: 3 * time.Second})
-	for attempt := 0; attempt < 70; attempt++ {
-		for i := 0; i < 50; i++ {
-			if d := c.backoff(attempt, ResultUnavailable); d < 200*time.Millisecond || d > 3*time.Second {
-				t.Fatalf("attempt %d: %v outside [200ms, 3s]", attempt, d)
+	for i := 0; i < 50; i++ {
+		w := c.newWaits()
+		for attempt := 0; attempt < 70; attempt++ {
+			d := w.next(ResultUnavailable)
+			// The ceiling doubles from the minimum: 200ms, 400ms, 800ms, ... 3s.
+			ceiling := min(200*time.Millisecond<<min(attempt, 10), 3*time.Second)
+			if d < 200*time.Millisecond || d > ceiling {
+				t.Fatalf("attempt %d: %v outside [200ms, %v]", attempt, d, ceiling)
 			}
-			if d := c.backoff(attempt, ResultThrottled); d < time.Second || d > 3*time.Second {
+			if attempt == 0 && d != 200*time.Millisecond {
+				t.Fatalf("first wait %v, want the minimum 200ms", d)
+			}
+		}
+		w = c.newWaits()
+		for attempt := 0; attempt < 70; attempt++ {
+			if d := w.next(ResultThrottled); d < time.Second || d > 3*time.Second {
 				t.Fatalf("attempt %d (429): %v outside [1s, 3s]", attempt, d)
 			}
 		}
 	}
+	// Waits are spread (full jitter), not all at the ceiling.
+	seen := map[time.Duration]bool{}
+	for i := 0; i < 20; i++ {
+		w := c.newWaits()
+		w.next(ResultUnavailable)
+		w.next(ResultUnavailable)
+		seen[w.next(ResultUnavailable)] = true
+	}
+	if len(seen) < 5 {
+		t.Errorf("third waits %v: not jittered", seen)
+	}
 	// A max below the 429 floor still never exceeds the floor.
 	c = NewFromCaller(nil, "is1a", Limits{RetryWaitMin: 0, RetryWaitMax: 0})
-	if d := c.backoff(5, ResultThrottled); d != time.Second {
+	if d := c.newWaits().next(ResultThrottled); d != time.Second {
 		t.Errorf("429 with zero limits waited %v, want 1s", d)
 	}
 }

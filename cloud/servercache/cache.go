@@ -14,6 +14,7 @@ import (
 	"github.com/sacloud/iaas-api-go/types"
 	"golang.org/x/sync/singleflight"
 	"k8s.io/klog/v2"
+	"k8s.io/utils/clock"
 
 	"github.com/sakura-ccm/sakura-cloud-controller-manager/cloud/sakuraapi"
 )
@@ -35,7 +36,7 @@ const (
 type Cache struct {
 	client *sakuraapi.Client
 	ttl    time.Duration
-	now    func() time.Time
+	clock  clock.PassiveClock
 	group  singleflight.Group
 
 	mu          sync.Mutex
@@ -54,11 +55,11 @@ type snapshot struct {
 
 // New returns an empty cache over client's zone; ttl bounds staleness.
 func New(client *sakuraapi.Client, ttl time.Duration) *Cache {
-	return &Cache{client: client, ttl: ttl, now: time.Now}
+	return &Cache{client: client, ttl: ttl, clock: clock.RealClock{}}
 }
 
 // SetClock replaces the clock, for tests of TTL and miss pacing.
-func (c *Cache) SetClock(now func() time.Time) { c.now = now }
+func (c *Cache) SetClock(clk clock.PassiveClock) { c.clock = clk }
 
 // Invalidate makes the next lookup list again (still paced by MinRefreshInterval on misses).
 func (c *Cache) Invalidate() {
@@ -117,7 +118,7 @@ func (c *Cache) lookup(ctx context.Context, found func(*snapshot) bool) (*snapsh
 	if err != nil {
 		return nil, err
 	}
-	if found(s) || c.now().Sub(s.at) < MinRefreshInterval {
+	if found(s) || c.clock.Since(s.at) < MinRefreshInterval {
 		return s, nil
 	}
 	return c.refresh(ctx)
@@ -127,7 +128,7 @@ func (c *Cache) fresh(ctx context.Context) (*snapshot, error) {
 	c.mu.Lock()
 	s := c.snap
 	c.mu.Unlock()
-	if s != nil && c.now().Sub(s.at) < c.ttl {
+	if s != nil && c.clock.Since(s.at) < c.ttl {
 		return s, nil
 	}
 	return c.refresh(ctx)
@@ -138,7 +139,7 @@ func (c *Cache) fresh(ctx context.Context) (*snapshot, error) {
 // has passed, so an outage does not turn every lookup into a list.
 func (c *Cache) refresh(ctx context.Context) (*snapshot, error) {
 	c.mu.Lock()
-	if c.lastErr != nil && c.now().Sub(c.lastAttempt) < MinRefreshInterval {
+	if c.lastErr != nil && c.clock.Since(c.lastAttempt) < MinRefreshInterval {
 		err := c.lastErr
 		c.mu.Unlock()
 		return nil, err
@@ -147,7 +148,7 @@ func (c *Cache) refresh(ctx context.Context) (*snapshot, error) {
 	v, err, _ := c.group.Do("list", func() (any, error) {
 		// A caller that waited on the lock above may find a list taken meanwhile.
 		c.mu.Lock()
-		if s := c.snap; s != nil && c.now().Sub(s.at) < MinRefreshInterval {
+		if s := c.snap; s != nil && c.clock.Since(s.at) < MinRefreshInterval {
 			c.mu.Unlock()
 			return s, nil
 		}
@@ -156,7 +157,7 @@ func (c *Cache) refresh(ctx context.Context) (*snapshot, error) {
 		servers, err := c.listAll(context.WithoutCancel(ctx))
 		c.mu.Lock()
 		defer c.mu.Unlock()
-		c.lastAttempt = c.now()
+		c.lastAttempt = c.clock.Now()
 		if err != nil {
 			c.lastErr = fmt.Errorf("listing servers of zone %s: %w", c.client.Zone, err)
 			return nil, c.lastErr

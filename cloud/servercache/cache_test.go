@@ -10,6 +10,7 @@ import (
 
 	"github.com/sacloud/iaas-api-go"
 	"github.com/sacloud/iaas-api-go/types"
+	clocktesting "k8s.io/utils/clock/testing"
 
 	"github.com/sakura-ccm/sakura-cloud-controller-manager/cloud/fakezone"
 	"github.com/sakura-ccm/sakura-cloud-controller-manager/cloud/sakuraapi"
@@ -17,24 +18,16 @@ import (
 
 const zone = "is1a"
 
-type clock struct {
-	mu sync.Mutex
-	t  time.Time
-}
+type testClock struct{ *clocktesting.FakePassiveClock }
 
-func (c *clock) now() time.Time { c.mu.Lock(); defer c.mu.Unlock(); return c.t }
-func (c *clock) advance(d time.Duration) {
-	c.mu.Lock()
-	c.t = c.t.Add(d)
-	c.mu.Unlock()
-}
+func (c testClock) advance(d time.Duration) { c.SetTime(c.Now().Add(d)) }
 
-func newCache(t *testing.T) (*Cache, *sakuraapi.Client, *fakezone.PagedServerOp, *clock) {
+func newCache(t *testing.T) (*Cache, *sakuraapi.Client, *fakezone.PagedServerOp, *testClock) {
 	t.Helper()
 	client, op := fakezone.NewClient(zone)
 	c := New(client, time.Minute)
-	clk := &clock{t: time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)}
-	c.SetClock(clk.now)
+	clk := &testClock{clocktesting.NewFakePassiveClock(time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC))}
+	c.SetClock(clk)
 	return c, client, op, clk
 }
 

@@ -4,6 +4,7 @@
 package main
 
 import (
+	"context"
 	"fmt"
 	"math"
 	"os"
@@ -11,7 +12,9 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/wait"
+	"k8s.io/client-go/kubernetes"
 	cloudprovider "k8s.io/cloud-provider"
 	"k8s.io/cloud-provider/app"
 	cloudcontrollerconfig "k8s.io/cloud-provider/app/config"
@@ -73,8 +76,10 @@ func setFlagDefault(cmd *cobra.Command, name, value string) {
 	f.DefValue = value
 }
 
-// cloudInitializer builds the provider and, when the configuration names no
-// cluster ID, takes it from --cluster-name. It is the app's first call into
+// cloudInitializer builds the provider and settles the cluster ID: the
+// configured one, else --cluster-name unless it is the upstream default
+// "kubernetes", else derived from the kube-system namespace's UID and
+// recorded in a ConfigMap in the leader-election namespace (cloud/identity). It is the app's first call into
 // this binary once flags are parsed and logging is set up, and it runs
 // before the app starts its informers, so it also sets the Go memory limit
 // and hands the provider the app's informer factory (internal/trim's
@@ -95,9 +100,18 @@ func cloudInitializer(c *cloudcontrollerconfig.CompletedConfig) cloudprovider.In
 	if !ok || sakura == nil {
 		klog.Fatalf("SAKURA Cloud provider is not available")
 	}
-	sakura.SetDefaultClusterID(shared.ClusterName)
-	if !sakura.HasClusterID() {
-		klog.Fatalf("no cluster ID: set clusterID in the cloud-config, SAKURACLOUD_CLUSTER_ID or --cluster-name")
+	// Before the controllers start: every replica settles the same ID (an
+	// explicit one, or the one recorded next to the leader-election Lease).
+	ns := c.ComponentConfig.Generic.LeaderElection.ResourceNamespace
+	if ns == "" {
+		ns = metav1.NamespaceSystem
+	}
+	var kube kubernetes.Interface
+	if c.Client != nil {
+		kube = c.Client
+	}
+	if err := sakura.ResolveIdentity(context.Background(), kube, ns, shared.ClusterName); err != nil {
+		klog.Fatalf("no cluster ID: %v", err)
 	}
 	sakura.SetInformers(c.SharedInformers)
 	return sakura

@@ -103,7 +103,7 @@ func TestInvalidConfigStopsStartup(t *testing.T) {
 	if err == nil {
 		t.Fatalf("started with an invalid configuration:\n%s", out)
 	}
-	if !strings.Contains(out, "invalid configuration: accessToken (SAKURACLOUD_ACCESS_TOKEN) is required") {
+	if !strings.Contains(out, "invalid configuration: accessToken (SAKURACLOUD_ACCESS_TOKEN): Required value") {
 		t.Errorf("no clear message:\n%s", out)
 	}
 	if strings.Contains(out, "sec-zz9-plural-z-alpha") {

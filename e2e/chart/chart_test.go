@@ -135,9 +135,16 @@ func TestDefaultValues(t *testing.T) {
 		t.Error("must tolerate uninitialized nodes: it is what initializes them")
 	}
 	args := dig(pod, "containers", 0, "args").([]any)
-	for _, want := range []string{"--cloud-provider=sakuracloud", "--leader-elect=true", "--cluster-name=kubernetes", "--configure-cloud-routes=false"} {
+	for _, want := range []string{"--cloud-provider=sakuracloud", "--leader-elect=true", "--configure-cloud-routes=false",
+		"--leader-elect-resource-name=ccm-sakura-cloud-controller-manager"} {
 		if !slices.Contains(args, any(want)) {
 			t.Errorf("args %v lack %s", args, want)
+		}
+	}
+	// No cluster name by default: the controller derives a unique one.
+	for _, a := range args {
+		if strings.HasPrefix(a.(string), "--cluster-name") {
+			t.Errorf("default args carry %s; the cluster ID must be derived, not the shared %q", a, "kubernetes")
 		}
 	}
 	env := dig(pod, "containers", 0, "env").([]any)
@@ -164,7 +171,10 @@ func TestDefaultValues(t *testing.T) {
 	if err := yaml.UnmarshalStrict([]byte(dig(cm, "data", "cloud-config.yaml").(string)), &cloudConfig); err != nil {
 		t.Fatalf("cloud-config does not parse: %v", err)
 	}
-	if cloudConfig["zone"] != "is1a" || cloudConfig["clusterID"] != "kubernetes" || cloudConfig["disableLoadBalancer"] != false {
+	if _, set := cloudConfig["clusterID"]; set {
+		t.Errorf("default cloud-config sets clusterID %v; it must be derived", cloudConfig["clusterID"])
+	}
+	if cloudConfig["zone"] != "is1a" || cloudConfig["disableLoadBalancer"] != false {
 		t.Errorf("cloud-config = %v", cloudConfig)
 	}
 	// The credentials appear only base64-encoded in the Secret.
@@ -232,6 +242,7 @@ func TestBadValuesAreRefused(t *testing.T) {
 		{"bad sweep mode", append([]string{"--set", "loadBalancer.sweepMode=sometimes"}, tokenValues...), "sweepMode"},
 		{"negative hold-down", append([]string{"--set", "loadBalancer.endpointHoldDownSec=-1"}, tokenValues...), "endpointHoldDownSec"},
 		{"typo in loadBalancer", append([]string{"--set", "loadBalancer.palm=standard"}, tokenValues...), "palm"},
+		{"cluster name with a space", append([]string{"--set", "clusterName=prod a"}, tokenValues...), "clusterName"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -247,4 +258,72 @@ func TestBadValuesAreRefused(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestIdentityRBACAndLease: what the cluster identity needs is granted with
+// exactly these verbs and no more (get on the kube-system namespace only;
+// get on the one recorded ConfigMap and create of ConfigMaps in the release's
+// namespace), and two releases get two Leases.
+func TestIdentityRBACAndLease(t *testing.T) {
+	objs := render(t, tokenValues...)
+	type rule struct{ Resources, ResourceNames, Verbs string }
+	rulesOf := func(name string, resources ...string) []rule {
+		var out []rule
+		rules, _ := dig(objs[name], "rules").([]any)
+		for _, r := range rules {
+			res := strings.Join(toStrings(dig(r, "resources")), ",")
+			if slices.Contains(resources, res) {
+				out = append(out, rule{res, strings.Join(toStrings(dig(r, "resourceNames")), ","), strings.Join(toStrings(dig(r, "verbs")), ",")})
+			}
+		}
+		return out
+	}
+	if got, want := rulesOf("ClusterRole/ccm-sakura-cloud-controller-manager", "namespaces", "configmaps"),
+		[]rule{{"namespaces", "kube-system", "get"}}; !slices.Equal(got, want) {
+		t.Errorf("ClusterRole rules on namespaces/configmaps = %v, want %v", got, want)
+	}
+	role := "Role/ccm-sakura-cloud-controller-manager-leader-election"
+	if ns := dig(objs[role], "metadata", "namespace"); ns != "kube-system" {
+		t.Errorf("%s in namespace %v, want the release's", role, ns)
+	}
+	if got, want := rulesOf(role, "configmaps", "leases"), []rule{
+		{"leases", "", "get,create,update"},
+		{"configmaps", "sakura-cloud-controller-manager-cluster-id", "get"},
+		{"configmaps", "", "create"},
+	}; !slices.Equal(got, want) {
+		t.Errorf("%s rules = %v, want %v", role, got, want)
+	}
+	// A second release (another cluster's controller, or a second zone) has
+	// its own Lease.
+	leaseOf := func(objs map[string]object, dep string) string {
+		for _, a := range dig(objs[dep], "spec", "template", "spec", "containers", 0, "args").([]any) {
+			if v, ok := strings.CutPrefix(a.(string), "--leader-elect-resource-name="); ok {
+				return v
+			}
+		}
+		return ""
+	}
+	out, err := helm(t, append([]string{"template", "other", chartDir(t), "--namespace", "kube-system"}, tokenValues...)...)
+	if err != nil {
+		t.Fatal(err, out)
+	}
+	a := leaseOf(objs, "Deployment/ccm-sakura-cloud-controller-manager")
+	if a == "" || !strings.Contains(out, "--leader-elect-resource-name=other-sakura-cloud-controller-manager") {
+		t.Errorf("leases: release ccm %q; release other's args lack their own:\n%s", a, out)
+	}
+	// An explicit name reaches both the flag and the cloud-config.
+	objs = render(t, append([]string{"--set", "clusterName=prod-a"}, tokenValues...)...)
+	args := dig(objs["Deployment/ccm-sakura-cloud-controller-manager"], "spec", "template", "spec", "containers", 0, "args").([]any)
+	if !slices.Contains(args, any("--cluster-name=prod-a")) {
+		t.Errorf("args %v lack --cluster-name=prod-a", args)
+	}
+}
+
+func toStrings(v any) []string {
+	var out []string
+	l, _ := v.([]any)
+	for _, x := range l {
+		out = append(out, x.(string))
+	}
+	return out
 }

@@ -17,6 +17,11 @@ type CCMOptions struct {
 	Simulator *Simulator
 	// ClusterID tags what the cluster owns. Empty: "e2e".
 	ClusterID string
+	// DeriveClusterID leaves the cluster ID unset (no clusterID in the
+	// cloud-config, --cluster-name=kubernetes, the upstream default), so the
+	// controller derives it from the kube-system namespace; ClusterID is
+	// ignored.
+	DeriveClusterID bool
 	// Zone. Empty: is1a.
 	Zone string
 	// Name of this replica: names its log, config and the leader-election
@@ -65,6 +70,9 @@ func (c *Cluster) WriteCloudConfig(path string, opts CCMOptions) error {
 		"clusterID":         opts.ClusterID,
 		"apiRootURL":        opts.Simulator.URL,
 	}
+	if opts.DeriveClusterID {
+		delete(cfg, "clusterID")
+	}
 	for k, v := range opts.Extra {
 		cfg[k] = v
 	}
@@ -81,8 +89,12 @@ func (c *Cluster) WriteCloudConfig(path string, opts CCMOptions) error {
 // StartCCM starts one controller replica against the simulator, with the
 // flags from the brief, leader election in kube-system and logs in Dir.
 func (c *Cluster) StartCCM(ctx context.Context, opts CCMOptions) (*CCM, error) {
-	if opts.ClusterID == "" {
-		opts.ClusterID = "e2e"
+	clusterName := opts.ClusterID
+	switch {
+	case opts.DeriveClusterID:
+		clusterName = "kubernetes"
+	case opts.ClusterID == "":
+		opts.ClusterID, clusterName = "e2e", "e2e"
 	}
 	if opts.Zone == "" {
 		opts.Zone = "is1a"
@@ -116,7 +128,7 @@ func (c *Cluster) StartCCM(ctx context.Context, opts CCMOptions) (*CCM, error) {
 		"--authentication-kubeconfig", c.CCMKubeconfig,
 		"--authorization-kubeconfig", c.CCMKubeconfig,
 		"--secure-port=0",
-		"--cluster-name", opts.ClusterID,
+		"--cluster-name", clusterName,
 		"--controllers=cloud-node,cloud-node-lifecycle,service",
 		"--configure-cloud-routes=false",
 		fmt.Sprintf("--leader-elect=%t", !opts.NoLeaderElect),

@@ -23,6 +23,7 @@ import (
 	"k8s.io/client-go/kubernetes/fake"
 	restclient "k8s.io/client-go/rest"
 	cloudprovider "k8s.io/cloud-provider"
+	"k8s.io/utils/clock"
 
 	"github.com/sakura-ccm/sakura-cloud-controller-manager/cloud"
 	"github.com/sakura-ccm/sakura-cloud-controller-manager/cloud/config"
@@ -422,16 +423,24 @@ func compressCacheClock(c any, factor float64) bool {
 	if !out.IsValid() || (out.Kind() == reflect.Pointer && out.IsNil()) {
 		return false
 	}
-	setter, ok := out.Interface().(interface{ SetClock(func() time.Time) })
+	setter, ok := out.Interface().(interface{ SetClock(clock.PassiveClock) })
 	if !ok {
 		return false
 	}
-	base := time.Now()
-	setter.SetClock(func() time.Time {
-		return base.Add(time.Duration(float64(time.Since(base)) * factor))
-	})
+	setter.SetClock(fastClock{base: time.Now(), factor: factor})
 	return true
 }
+
+// fastClock runs factor times faster than real time from base.
+type fastClock struct {
+	base   time.Time
+	factor float64
+}
+
+func (c fastClock) Now() time.Time {
+	return c.base.Add(time.Duration(float64(time.Since(c.base)) * c.factor))
+}
+func (c fastClock) Since(t time.Time) time.Duration { return c.Now().Sub(t) }
 
 // --- the API server: all writes to the fake clientset go through these
 

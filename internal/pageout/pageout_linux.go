@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"os"
 	"syscall"
+
+	"github.com/prometheus/procfs"
 )
 
 // madvDontneed is MADV_DONTNEED: the process's page table entries of the
@@ -20,15 +22,19 @@ const madvDontneed = 4
 // mapped again by then and stay). It returns how many bytes the mappings
 // span.
 func Run() (int64, error) {
-	exe, err := os.Readlink("/proc/self/exe")
+	self, err := procfs.Self()
 	if err != nil {
 		return 0, err
 	}
-	maps, err := os.ReadFile("/proc/self/maps")
+	exe, err := self.Executable()
 	if err != nil {
 		return 0, err
 	}
-	rs := ReadOnlyMappings(string(maps), exe)
+	maps, err := self.ProcMaps()
+	if err != nil {
+		return 0, err
+	}
+	rs := ReadOnlyMappings(maps, exe)
 	if len(rs) == 0 {
 		return 0, fmt.Errorf("no read-only mapping of %s", exe)
 	}
@@ -48,12 +54,30 @@ func Run() (int64, error) {
 	return Size(rs), nil
 }
 
+// ReadOnlyMappings returns the mappings of the file exe that are not
+// writable (github.com/prometheus/procfs parses /proc/self/maps). Writable
+// mappings (the binary's data) are left out: their pages may hold writes.
+func ReadOnlyMappings(maps []*procfs.ProcMap, exe string) []Range {
+	var out []Range
+	for _, m := range maps {
+		if m.Perms == nil || m.Perms.Write || m.Pathname != exe || m.EndAddr <= m.StartAddr {
+			continue
+		}
+		out = append(out, Range{Start: m.StartAddr, End: m.EndAddr})
+	}
+	return out
+}
+
 // RSSFile is the process's resident file-backed memory (RssFile of
 // /proc/self/status), in bytes.
 func RSSFile() (int64, error) {
-	raw, err := os.ReadFile("/proc/self/status")
+	self, err := procfs.Self()
 	if err != nil {
 		return 0, err
 	}
-	return rssFile(string(raw))
+	st, err := self.NewStatus()
+	if err != nil {
+		return 0, err
+	}
+	return int64(st.RssFile), nil
 }

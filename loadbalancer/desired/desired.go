@@ -115,7 +115,7 @@ func MemberUIDs(tags []string) []string {
 }
 
 // ExcludeLabel takes a node out of every external load balancer.
-const ExcludeLabel = "node.kubernetes.io/exclude-from-external-load-balancers"
+const ExcludeLabel = v1.LabelNodeExcludeBalancers
 
 // ClusterTag is the ownership tag of a cluster.
 func ClusterTag(clusterID string) string { return ClusterTagKey + clusterID }
