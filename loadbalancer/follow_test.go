@@ -46,11 +46,25 @@ func (e *env) waitServers(t *testing.T, want ...string) {
 	deadline := time.Now().Add(10 * time.Second)
 	for time.Now().Before(deadline) {
 		if fmt.Sprint(e.realServers()) == fmt.Sprint(want) {
+			e.quiet(t) // the saved servers show before the Config that follows them
 			return
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
 	t.Fatalf("real servers %v, want %v", e.realServers(), want)
+}
+
+// quiet waits until no API call is made for 100 ms.
+func (e *env) quiet(t *testing.T) {
+	t.Helper()
+	for i := 0; i < 100; i++ {
+		snap := e.client.Stats().Snapshot()
+		time.Sleep(100 * time.Millisecond)
+		if calls(e.client, snap) == 0 {
+			return
+		}
+	}
+	t.Fatal("API calls never stopped")
 }
 
 func TestLocalServiceFollowsReadyEndpoints(t *testing.T) {
