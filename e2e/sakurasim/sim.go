@@ -461,6 +461,14 @@ func (s *Simulator) SetBootDelay(d time.Duration) {
 	s.bootDelay = d
 }
 
+// SetReadNotFoundWindow changes the read-not-found window for later creates
+// (the Go form of POST /_admin/boot-delay {"readNotFoundWindow": ...}).
+func (s *Simulator) SetReadNotFoundWindow(d time.Duration) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.notFoundAfter = d
+}
+
 // Handler returns the simulator's HTTP handler (API and admin).
 func (s *Simulator) Handler() http.Handler { return http.HandlerFunc(s.serveHTTP) }
 

@@ -1,0 +1,529 @@
+package torture
+
+import (
+	"fmt"
+	"math/rand"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/sacloud/iaas-api-go"
+	"github.com/sacloud/iaas-api-go/naked"
+	"github.com/sacloud/iaas-api-go/types"
+	v1 "k8s.io/api/core/v1"
+
+	"github.com/sakura-ccm/sakura-cloud-controller-manager/e2e/sakurasim"
+)
+
+// The defect actor plays what issue #18's defects need, on Services of its
+// own (namespace edge, names e-<n>, never reused) so that its targeted
+// changes do not fight the model of the Service actors:
+//
+//   - join-burst: two Services of one sharing key created at once, so both
+//     join (or one creates and one joins) on the same zone listing (defect 1);
+//   - pin-member: a member pins the VIP another member of its key shows
+//     (defect 2); the checks accept a refusal, never the address twice;
+//   - wipe: every entry of a sole member removed out of band, so that the
+//     controller joins it again (defect 3);
+//   - join-race-delete: the last members of a key deleted while a new member
+//     of that key is created (defect 4);
+//   - restart-unlisted: a create, and a restart of the controller while the
+//     simulator still hides the new appliance (defect 5);
+//   - down-delete-restart: a Service deleted while its appliance is down,
+//     and a restart right after (defect 6);
+//   - restart-config: a change of one kind of setting (health check, delay
+//     loop, sorry server, ports, real servers) whose Config hangs, and a
+//     restart while it does, so the change is saved but not applied (defect
+//     9; the health poll is on in a third of the seeds);
+//   - replay-409: an UpdateSettings answered 503 after it was done, which
+//     the client replays into a 409 on the stale settings hash (defect 8;
+//     only with retryMax 1).
+//
+// Its slots are drawn from a stream of their own, so -torture.defects=false
+// gives every seed the script it had before the actor existed.
+
+const (
+	defectNS       = "edge"
+	defectActorID  = 5
+	maxDefectLive  = 3
+	maxRestarts    = 2 // by the defect actor, on top of the take-overs
+	defectPerCent  = 12
+	sorryServer    = "198.51.100.9"
+	hangingConfig  = "1500ms" // beyond the client's 1 s timeout
+	unlistedWindow = 20 * time.Millisecond
+)
+
+type defectActor struct {
+	seed     int64
+	seq      int
+	live     []*svcModel // oldest first
+	restarts int
+}
+
+func newDefectActor(seed int64) *defectActor { return &defectActor{seed: seed} }
+
+func (a *defectActor) newModel(r *rand.Rand, key string) *svcModel {
+	a.seq++
+	m := &svcModel{ns: defectNS, name: fmt.Sprintf("e-%d", a.seq), uid: serviceUID(a.seed, defectActorID, a.seq), isLB: true,
+		ports: drawPorts(r), key: key, proto: drawProto(r), interval: drawInterval(r)}
+	m.plan, m.ha = keyOptions(key)
+	a.live = append(a.live, m)
+	return m
+}
+
+func (a *defectActor) remove(m *svcModel) {
+	for i, x := range a.live {
+		if x == m {
+			a.live = append(a.live[:i], a.live[i+1:]...)
+			return
+		}
+	}
+}
+
+// makeRoom deletes the oldest Services until n more fit; it returns them.
+func (a *defectActor) makeRoom(n int, keep func(*svcModel) bool) []*svcModel {
+	var out []*svcModel
+	for len(a.live)+n > maxDefectLive {
+		var victim *svcModel
+		for _, m := range a.live {
+			if keep == nil || !keep(m) {
+				victim = m
+				break
+			}
+		}
+		if victim == nil {
+			break
+		}
+		a.remove(victim)
+		out = append(out, victim)
+	}
+	return out
+}
+
+func (a *defectActor) byKey(k string) []*svcModel {
+	var out []*svcModel
+	for _, m := range a.live {
+		if m.key == k {
+			out = append(out, m)
+		}
+	}
+	return out
+}
+
+func (a *defectActor) next(r *rand.Rand) *slot {
+	ops := []weighted{{"join-burst", 4}, {"wipe", 2}, {"replay-409", 2}}
+	pairs := 0
+	for _, k := range []string{"k0", "kb"} {
+		if len(a.byKey(k)) >= 2 {
+			pairs++
+		}
+	}
+	if pairs > 0 {
+		ops = append(ops, weighted{"pin-member", 3})
+	}
+	if len(a.byKey("kb")) > 0 {
+		ops = append(ops, weighted{"join-race-delete", 3})
+	}
+	if a.restarts < maxRestarts {
+		ops = append(ops, weighted{"restart-unlisted", 3}, weighted{"restart-config", 4})
+		if len(a.live) > 0 {
+			ops = append(ops, weighted{"down-delete-restart", 2})
+		}
+	}
+	if len(a.live) > 0 {
+		ops = append(ops, weighted{"delete", 1})
+	}
+	switch op := pick(r, ops); op {
+	case "join-burst":
+		key := []string{"k0", "kb"}[r.Intn(2)]
+		gone := a.makeRoom(2, nil)
+		ms := []*svcModel{a.newModel(r, key), a.newModel(r, key)}
+		return a.slot(fmt.Sprintf("join-burst: %s; create %s and %s of key %s at once", deletions(gone), ms[0].name, ms[1].name, key),
+			func(w *world) string {
+				out := deleteAll(w, gone)
+				return joinNotes(out, together(w, creates(w, ms)...))
+			})
+	case "pin-member":
+		var group []*svcModel
+		for _, k := range []string{"k0", "kb"} {
+			if g := a.byKey(k); len(g) >= 2 && (group == nil || r.Intn(2) == 0) {
+				group = g
+			}
+		}
+		i := r.Intn(len(group))
+		j := (i + 1 + r.Intn(len(group)-1)) % len(group)
+		p, t := group[i], group[j]
+		return a.slot(fmt.Sprintf("pin-member: %s pins the VIP of %s (key %s)", p.name, t.name, p.key), func(w *world) string {
+			ts, err := w.getService(t.ns, t.name)
+			if err != nil {
+				return errText(err)
+			}
+			v, _ := statusIP(ts)
+			if v == "" {
+				return t.name + " shows no address yet: nothing pinned"
+			}
+			return joinNotes("pins "+v, errText(w.updateService(p.ns, p.name, p.uid, func(s *v1.Service) { s.Spec.LoadBalancerIP = v })))
+		})
+	case "wipe":
+		return a.slot("wipe: remove every entry of a sole member out of band", func(w *world) string { return w.wipeSoleMember() })
+	case "join-race-delete":
+		last := a.byKey("kb")
+		for _, m := range last {
+			a.remove(m)
+		}
+		gone := a.makeRoom(1, nil)
+		m := a.newModel(r, "kb")
+		gap := time.Duration(r.Intn(4)) * time.Millisecond
+		return a.slot(fmt.Sprintf("join-race-delete: delete the last members %s of key kb while %s joins it (%s later)%s",
+			names(last), m.name, gap, strings.TrimPrefix(" "+deletions(gone), " no deletion")), func(w *world) string {
+			out := deleteAll(w, gone)
+			return joinNotes(out, together(w, func() string { return deleteAll(w, last) },
+				func() string { time.Sleep(gap); return creates(w, []*svcModel{m})[0]() }))
+		})
+	case "restart-unlisted":
+		a.restarts++
+		gone := a.makeRoom(1, nil)
+		m := a.newModel(r, "")
+		return a.slot(fmt.Sprintf("restart-unlisted: %screate %s, restart the controller while its appliance is unlisted", deletionsPrefix(gone), m.name),
+			func(w *world) string {
+				out := deleteAll(w, gone)
+				w.sim.SetReadNotFoundWindow(unlistedWindow)
+				defer func() {
+					time.Sleep(unlistedWindow)
+					w.sim.SetReadNotFoundWindow(w.knobs.notFound)
+				}()
+				if e := creates(w, []*svcModel{m})[0](); e != "" {
+					return joinNotes(out, e)
+				}
+				id, ok := w.waitAppliance(m.uid, time.Second)
+				if !ok {
+					return joinNotes(out, "no appliance was created within 1s: no restart")
+				}
+				return joinNotes(out, fmt.Sprintf("appliance %s created", id), w.restart())
+			})
+	case "down-delete-restart":
+		a.restarts++
+		m := a.live[r.Intn(len(a.live))]
+		a.remove(m)
+		return a.slot(fmt.Sprintf("down-delete-restart: shut %s's appliance down out of band, delete %s, restart the controller", m.name, m.name),
+			func(w *world) string {
+				what := w.oobShutdownOf(m.uid)
+				w.deleteSlice(m.ns, m.name)
+				return joinNotes(what, errText(w.deleteService(m.ns, m.name, m.uid)), w.restart())
+			})
+	case "restart-config":
+		a.restarts++
+		m, pre, fresh := a.target(r)
+		kind := []string{"healthcheck", "delay", "sorry", "ports", "realservers"}[r.Intn(5)]
+		before := m.clone()
+		a.change(r, m, kind)
+		snap := m.clone()
+		return a.slot(fmt.Sprintf("restart-config: %s of %s (%s), its Config hangs, restart the controller meanwhile", kind, m.name, snap.summary()),
+			func(w *world) string {
+				out := joinNotes(deleteAll(w, pre), w.bringUp(before, fresh))
+				rule := sakurasim.FaultRule{Op: "LoadBalancer.Config", Latency: hangingConfig, Times: 1}
+				if err := w.sim.AddFaults(rule); err != nil {
+					return joinNotes(out, errText(err))
+				}
+				out = joinNotes(out, errText(w.apply(snap)))
+				if !w.waitFired(rule, 800*time.Millisecond) {
+					return joinNotes(out, "no Config came within 800ms: no restart")
+				}
+				return joinNotes(out, "Config hanging", w.restart())
+			})
+	case "replay-409":
+		m, pre, fresh := a.target(r)
+		before := m.clone()
+		a.change(r, m, "delay")
+		snap := m.clone()
+		return a.slot(fmt.Sprintf("replay-409: UpdateSettings answered 503 after it is done; delay loop of %s → %d", m.name, snap.interval),
+			func(w *world) string {
+				out := joinNotes(deleteAll(w, pre), w.bringUp(before, fresh))
+				rule := sakurasim.FaultRule{Op: "LoadBalancer.UpdateSettings", Status: 503, After: true, Times: 1}
+				if err := w.sim.AddFaults(rule); err != nil {
+					return joinNotes(out, errText(err))
+				}
+				out = joinNotes(out, errText(w.apply(snap)))
+				if w.waitFired(rule, 800*time.Millisecond) {
+					return joinNotes(out, fmt.Sprintf("503 after the write (retryMax %d)", w.knobs.retryMax))
+				}
+				return joinNotes(out, "no UpdateSettings within 800ms")
+			})
+	default: // delete
+		m := a.live[0]
+		a.remove(m)
+		return a.slot("delete "+m.ns+"/"+m.name, func(w *world) string { return deleteAll(w, []*svcModel{m}) })
+	}
+}
+
+// target picks a live Service to change, or draws a new one (fresh) after
+// deleting what makes room for it.
+func (a *defectActor) target(r *rand.Rand) (m *svcModel, pre []*svcModel, fresh bool) {
+	if len(a.live) > 0 && r.Intn(3) != 0 {
+		return a.live[r.Intn(len(a.live))], nil, false
+	}
+	pre = a.makeRoom(1, nil)
+	return a.newModel(r, []string{"", "k0", "kb"}[r.Intn(3)]), pre, true
+}
+
+func (a *defectActor) slot(desc string, run func(w *world) string) *slot {
+	return &slot{desc: desc, run: run}
+}
+
+// bringUp creates m when fresh and waits for its address.
+func (w *world) bringUp(m *svcModel, fresh bool) string {
+	if !fresh {
+		return ""
+	}
+	out := creates(w, []*svcModel{m})[0]()
+	if _, ok := w.waitStatus(m.ns, m.name, 2*time.Second); !ok {
+		out = joinNotes(out, m.name+" shows no address within 2s")
+	}
+	return out
+}
+
+// change draws a change of one kind of setting of m.
+func (a *defectActor) change(r *rand.Rand, m *svcModel, kind string) {
+	switch kind {
+	case "healthcheck":
+		for p := m.proto; p == m.proto; {
+			m.proto = []string{"", "tcp", "http", "ping"}[r.Intn(4)]
+		}
+	case "delay":
+		for d := m.interval; d == m.interval; {
+			m.interval = []int{0, 15, 30, 60}[r.Intn(4)]
+		}
+	case "sorry":
+		if m.sorry == "" {
+			m.sorry = sorryServer
+		} else {
+			m.sorry = ""
+		}
+	case "ports":
+		old := fmt.Sprint(m.ports)
+		for fmt.Sprint(m.ports) == old {
+			m.ports = drawPorts(r)
+		}
+	case "realservers":
+		m.local = true
+		m.ready = drawReady(r)
+	}
+}
+
+// apply writes the model's Service (keeping a pin set at run time) and,
+// for a Local one, its endpoints.
+func (w *world) apply(m *svcModel) error {
+	err := w.updateService(m.ns, m.name, m.uid, func(s *v1.Service) {
+		pin := s.Spec.LoadBalancerIP
+		m.applyTo(s)
+		if m.pin == "" {
+			s.Spec.LoadBalancerIP = pin
+		}
+	})
+	if err == nil && m.local {
+		err = w.applySlice(m.ns, m.name, m.ready)
+	}
+	return err
+}
+
+func names(ms []*svcModel) string {
+	out := make([]string, len(ms))
+	for i, m := range ms {
+		out[i] = m.name
+	}
+	return strings.Join(out, ",")
+}
+
+func deletions(ms []*svcModel) string {
+	if len(ms) == 0 {
+		return "no deletion"
+	}
+	return "delete " + names(ms)
+}
+
+func deletionsPrefix(ms []*svcModel) string {
+	if len(ms) == 0 {
+		return ""
+	}
+	return "delete " + names(ms) + ", "
+}
+
+func deleteAll(w *world, ms []*svcModel) string {
+	var out []string
+	for _, m := range ms {
+		w.deleteSlice(m.ns, m.name)
+		if e := errText(w.deleteService(m.ns, m.name, m.uid)); e != "" {
+			out = append(out, m.name+": "+e)
+		}
+	}
+	return strings.Join(out, "; ")
+}
+
+// creates returns one function per model that creates its Service.
+func creates(w *world, ms []*svcModel) []func() string {
+	var out []func() string
+	for _, m := range ms {
+		snap := m.clone()
+		out = append(out, func() string {
+			s := &v1.Service{}
+			snap.applyTo(s)
+			if err := w.createService(s); err != nil {
+				return snap.name + ": " + errText(err)
+			}
+			if snap.local {
+				return errText(w.applySlice(snap.ns, snap.name, snap.ready))
+			}
+			return ""
+		})
+	}
+	return out
+}
+
+// together runs fs at the same moment and joins what they say.
+func together(w *world, fs ...func() string) string {
+	var wg sync.WaitGroup
+	var start sync.WaitGroup
+	start.Add(1)
+	out := make([]string, len(fs))
+	for i, f := range fs {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			start.Wait()
+			out[i] = f()
+		}()
+	}
+	start.Done()
+	wg.Wait()
+	return joinNotes(out...)
+}
+
+// restart stops the controller and starts the next generation at once.
+func (w *world) restart() string {
+	w.stopCCM()
+	if err := w.startCCM(); err != nil {
+		return "restart: " + errText(err)
+	}
+	return fmt.Sprintf("restarted: ccm#%d runs", w.gens)
+}
+
+// waitAppliance waits until an appliance carries the member tag of uid.
+func (w *world) waitAppliance(uid string, d time.Duration) (types.ID, bool) {
+	deadline := time.Now().Add(d)
+	for time.Now().Before(deadline) {
+		for _, lb := range w.sim.Snapshot().LoadBalancers {
+			if hasTag(lb.Tags, tagService+uid) {
+				return lb.ID, true
+			}
+		}
+		time.Sleep(time.Millisecond)
+	}
+	return 0, false
+}
+
+func (w *world) waitStatus(ns, name string, d time.Duration) (string, bool) {
+	deadline := time.Now().Add(d)
+	for time.Now().Before(deadline) {
+		if s, err := w.getService(ns, name); err == nil {
+			if ip, _ := statusIP(s); ip != "" {
+				return ip, true
+			}
+		}
+		time.Sleep(2 * time.Millisecond)
+	}
+	return "", false
+}
+
+// waitFired waits until the fault rule like r has fired (or is gone).
+func (w *world) waitFired(r sakurasim.FaultRule, d time.Duration) bool {
+	deadline := time.Now().Add(d)
+	for time.Now().Before(deadline) {
+		found := false
+		for _, f := range w.sim.Snapshot().Faults {
+			if f.Op == r.Op && f.Latency == r.Latency && f.Status == r.Status && f.After == r.After && f.Times == r.Times {
+				found = true
+				if f.Fired > 0 {
+					return true
+				}
+			}
+		}
+		if !found {
+			return false // replaced by the fault actor
+		}
+		time.Sleep(time.Millisecond)
+	}
+	return false
+}
+
+// oobShutdownOf shuts down the appliance of uid out of band and waits
+// (briefly) until it is down.
+func (w *world) oobShutdownOf(uid string) string {
+	var lb *naked.LoadBalancer
+	for _, x := range w.sim.Snapshot().LoadBalancers {
+		if hasTag(x.Tags, tagService+uid) {
+			lb = x
+		}
+	}
+	if lb == nil {
+		return "no appliance to shut down"
+	}
+	err := oobTry(func() error { return w.oob.Shutdown(bg, zoneName, lb.ID, &iaas.ShutdownOption{Force: true}) })
+	if err != nil {
+		return fmt.Sprintf("shutdown %s: %s", lb.ID, errText(err))
+	}
+	w.damage(memberUIDs(lb.Tags), "shutdown")
+	deadline := time.Now().Add(300 * time.Millisecond)
+	for time.Now().Before(deadline) {
+		cur, rerr := w.oob.Read(bg, zoneName, lb.ID)
+		if rerr == nil && cur.InstanceStatus.IsDown() {
+			return fmt.Sprintf("appliance %s down", lb.ID)
+		}
+		time.Sleep(2 * time.Millisecond)
+	}
+	return fmt.Sprintf("appliance %s shutting down", lb.ID)
+}
+
+// wipeSoleMember removes, out of band, every entry of an appliance of the
+// cluster that has one member (one with a sharing key first), and applies it.
+func (w *world) wipeSoleMember() string {
+	var cands []*naked.LoadBalancer
+	for _, lb := range w.sim.Snapshot().LoadBalancers {
+		if _, foreign := w.foreign[lb.ID]; foreign || len(memberUIDs(lb.Tags)) != 1 || len(settingsOf(lb)) == 0 {
+			continue
+		}
+		if lb.Instance == nil || lb.Instance.Status != types.ServerInstanceStatuses.Up {
+			continue
+		}
+		cands = append(cands, lb)
+	}
+	if len(cands) == 0 {
+		return "no appliance with a sole member"
+	}
+	sort.SliceStable(cands, func(i, j int) bool {
+		si, sj := sharingKey(cands[i].Tags) != "", sharingKey(cands[j].Tags) != ""
+		if si != sj {
+			return si
+		}
+		return cands[i].ID < cands[j].ID
+	})
+	lb := cands[0]
+	uids := memberUIDs(lb.Tags)
+	err := oobTry(func() error {
+		cur, err := w.oob.Read(bg, zoneName, lb.ID)
+		if err != nil {
+			return err
+		}
+		if _, err := w.oob.UpdateSettings(bg, zoneName, lb.ID, &iaas.LoadBalancerUpdateSettingsRequest{
+			VirtualIPAddresses: []*iaas.LoadBalancerVirtualIPAddress{}, SettingsHash: cur.SettingsHash}); err != nil {
+			return err
+		}
+		return w.oob.Config(bg, zoneName, lb.ID)
+	})
+	what := fmt.Sprintf("wiped appliance %s (key %q, member %s)", lb.ID, sharingKey(lb.Tags), shortUIDs(uids))
+	if err != nil {
+		return what + ": error: " + err.Error()
+	}
+	w.damage(uids, "wipe")
+	return what
+}
