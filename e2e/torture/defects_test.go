@@ -12,13 +12,16 @@ import (
 	"github.com/sacloud/iaas-api-go/naked"
 	"github.com/sacloud/iaas-api-go/types"
 	v1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/util/intstr"
 
 	"github.com/sakura-ccm/sakura-cloud-controller-manager/e2e/sakurasim"
 )
 
-// The defect actor plays what issue #18's defects need, on Services of its
-// own (namespace edge, names e-<n>, never reused) so that its targeted
-// changes do not fight the model of the Service actors:
+// The defect actor plays what issue #18's defects need. Creates and
+// deletes are of Services of its own (namespace edge, names e-<n>, never
+// reused); the changes pick, at run time, any Service that shows an
+// address (the Service actors set theirs again with their next update,
+// which is one more change):
 //
 //   - join-burst: two Services of one sharing key created at once, so both
 //     join (or one creates and one joins) on the same zone listing (defect 1);
@@ -38,7 +41,7 @@ import (
 //     9; the health poll is on in a third of the seeds);
 //   - replay-409: an UpdateSettings answered 503 after it was done, which
 //     the client replays into a 409 on the stale settings hash (defect 8;
-//     only with retryMax 1).
+//     only where retryMax is 1).
 //
 // Its slots are drawn from a stream of their own, so -torture.defects=false
 // gives every seed the script it had before the actor existed.
@@ -112,16 +115,7 @@ func (a *defectActor) byKey(k string) []*svcModel {
 }
 
 func (a *defectActor) next(r *rand.Rand) *slot {
-	ops := []weighted{{"join-burst", 4}, {"wipe", 2}, {"replay-409", 2}}
-	pairs := 0
-	for _, k := range []string{"k0", "kb"} {
-		if len(a.byKey(k)) >= 2 {
-			pairs++
-		}
-	}
-	if pairs > 0 {
-		ops = append(ops, weighted{"pin-member", 3})
-	}
+	ops := []weighted{{"join-burst", 4}, {"wipe", 2}, {"replay-409", 3}, {"pin-member", 3}}
 	if len(a.byKey("kb")) > 0 {
 		ops = append(ops, weighted{"join-race-delete", 3})
 	}
@@ -145,25 +139,9 @@ func (a *defectActor) next(r *rand.Rand) *slot {
 				return joinNotes(out, together(w, creates(w, ms)...))
 			})
 	case "pin-member":
-		var group []*svcModel
-		for _, k := range []string{"k0", "kb"} {
-			if g := a.byKey(k); len(g) >= 2 && (group == nil || r.Intn(2) == 0) {
-				group = g
-			}
-		}
-		i := r.Intn(len(group))
-		j := (i + 1 + r.Intn(len(group)-1)) % len(group)
-		p, t := group[i], group[j]
-		return a.slot(fmt.Sprintf("pin-member: %s pins the VIP of %s (key %s)", p.name, t.name, p.key), func(w *world) string {
-			ts, err := w.getService(t.ns, t.name)
-			if err != nil {
-				return errText(err)
-			}
-			v, _ := statusIP(ts)
-			if v == "" {
-				return t.name + " shows no address yet: nothing pinned"
-			}
-			return joinNotes("pins "+v, errText(w.updateService(p.ns, p.name, p.uid, func(s *v1.Service) { s.Spec.LoadBalancerIP = v })))
+		n := r.Uint32()
+		return a.slot("pin-member: a member of a sharing key pins the VIP another member shows", func(w *world) string {
+			return w.pinMemberVIP(n)
 		})
 	case "wipe":
 		return a.slot("wipe: remove every entry of a sole member out of band", func(w *world) string { return w.wipeSoleMember() })
@@ -196,9 +174,9 @@ func (a *defectActor) next(r *rand.Rand) *slot {
 				if e := creates(w, []*svcModel{m})[0](); e != "" {
 					return joinNotes(out, e)
 				}
-				id, ok := w.waitAppliance(m.uid, time.Second)
+				id, ok := w.waitAppliance(m.uid, waitFor)
 				if !ok {
-					return joinNotes(out, "no appliance was created within 1s: no restart")
+					return joinNotes(out, "no appliance was created within 3s: no restart")
 				}
 				return joinNotes(out, fmt.Sprintf("appliance %s created", id), w.restart())
 			})
@@ -214,41 +192,19 @@ func (a *defectActor) next(r *rand.Rand) *slot {
 			})
 	case "restart-config":
 		a.restarts++
-		m, pre, fresh := a.target(r)
+		n := r.Uint32()
 		kind := []string{"healthcheck", "delay", "sorry", "ports", "realservers"}[r.Intn(5)]
-		before := m.clone()
-		a.change(r, m, kind)
-		snap := m.clone()
-		return a.slot(fmt.Sprintf("restart-config: %s of %s (%s), its Config hangs, restart the controller meanwhile", kind, m.name, snap.summary()),
+		return a.slot(fmt.Sprintf("restart-config: change the %s of a Service with an address, hang its Config, restart the controller meanwhile", kind),
 			func(w *world) string {
-				out := joinNotes(deleteAll(w, pre), w.bringUp(before, fresh))
 				rule := sakurasim.FaultRule{Op: "LoadBalancer.Config", Latency: hangingConfig, Times: 1}
-				if err := w.sim.AddFaults(rule); err != nil {
-					return joinNotes(out, errText(err))
-				}
-				out = joinNotes(out, errText(w.apply(snap)))
-				if !w.waitFired(rule, 800*time.Millisecond) {
-					return joinNotes(out, "no Config came within 800ms: no restart")
-				}
-				return joinNotes(out, "Config hanging", w.restart())
+				return w.changeUnderFault(n, kind, rule, true)
 			})
 	case "replay-409":
-		m, pre, fresh := a.target(r)
-		before := m.clone()
-		a.change(r, m, "delay")
-		snap := m.clone()
-		return a.slot(fmt.Sprintf("replay-409: UpdateSettings answered 503 after it is done; delay loop of %s → %d", m.name, snap.interval),
+		n := r.Uint32()
+		return a.slot("replay-409: change the delay loop of a Service with an address; its UpdateSettings is answered 503 after it is done",
 			func(w *world) string {
-				out := joinNotes(deleteAll(w, pre), w.bringUp(before, fresh))
 				rule := sakurasim.FaultRule{Op: "LoadBalancer.UpdateSettings", Status: 503, After: true, Times: 1}
-				if err := w.sim.AddFaults(rule); err != nil {
-					return joinNotes(out, errText(err))
-				}
-				out = joinNotes(out, errText(w.apply(snap)))
-				if w.waitFired(rule, 800*time.Millisecond) {
-					return joinNotes(out, fmt.Sprintf("503 after the write (retryMax %d)", w.knobs.retryMax))
-				}
-				return joinNotes(out, "no UpdateSettings within 800ms")
+				return joinNotes(w.changeUnderFault(n, "delay", rule, false), fmt.Sprintf("retryMax %d", w.knobs.retryMax))
 			})
 	default: // delete
 		m := a.live[0]
@@ -257,74 +213,8 @@ func (a *defectActor) next(r *rand.Rand) *slot {
 	}
 }
 
-// target picks a live Service to change, or draws a new one (fresh) after
-// deleting what makes room for it.
-func (a *defectActor) target(r *rand.Rand) (m *svcModel, pre []*svcModel, fresh bool) {
-	if len(a.live) > 0 && r.Intn(3) != 0 {
-		return a.live[r.Intn(len(a.live))], nil, false
-	}
-	pre = a.makeRoom(1, nil)
-	return a.newModel(r, []string{"", "k0", "kb"}[r.Intn(3)]), pre, true
-}
-
 func (a *defectActor) slot(desc string, run func(w *world) string) *slot {
 	return &slot{desc: desc, run: run}
-}
-
-// bringUp creates m when fresh and waits for its address.
-func (w *world) bringUp(m *svcModel, fresh bool) string {
-	if !fresh {
-		return ""
-	}
-	out := creates(w, []*svcModel{m})[0]()
-	if _, ok := w.waitStatus(m.ns, m.name, 2*time.Second); !ok {
-		out = joinNotes(out, m.name+" shows no address within 2s")
-	}
-	return out
-}
-
-// change draws a change of one kind of setting of m.
-func (a *defectActor) change(r *rand.Rand, m *svcModel, kind string) {
-	switch kind {
-	case "healthcheck":
-		for p := m.proto; p == m.proto; {
-			m.proto = []string{"", "tcp", "http", "ping"}[r.Intn(4)]
-		}
-	case "delay":
-		for d := m.interval; d == m.interval; {
-			m.interval = []int{0, 15, 30, 60}[r.Intn(4)]
-		}
-	case "sorry":
-		if m.sorry == "" {
-			m.sorry = sorryServer
-		} else {
-			m.sorry = ""
-		}
-	case "ports":
-		old := fmt.Sprint(m.ports)
-		for fmt.Sprint(m.ports) == old {
-			m.ports = drawPorts(r)
-		}
-	case "realservers":
-		m.local = true
-		m.ready = drawReady(r)
-	}
-}
-
-// apply writes the model's Service (keeping a pin set at run time) and,
-// for a Local one, its endpoints.
-func (w *world) apply(m *svcModel) error {
-	err := w.updateService(m.ns, m.name, m.uid, func(s *v1.Service) {
-		pin := s.Spec.LoadBalancerIP
-		m.applyTo(s)
-		if m.pin == "" {
-			s.Spec.LoadBalancerIP = pin
-		}
-	})
-	if err == nil && m.local {
-		err = w.applySlice(m.ns, m.name, m.ready)
-	}
-	return err
 }
 
 func names(ms []*svcModel) string {
@@ -460,11 +350,14 @@ func (w *world) waitFired(r sakurasim.FaultRule, d time.Duration) bool {
 // (briefly) until it is down.
 func (w *world) oobShutdownOf(uid string) string {
 	var lb *naked.LoadBalancer
-	for _, x := range w.sim.Snapshot().LoadBalancers {
-		if hasTag(x.Tags, tagService+uid) {
-			lb = x
+	poll(waitFor, func() bool {
+		for _, x := range w.sim.Snapshot().LoadBalancers {
+			if hasTag(x.Tags, tagService+uid) && x.Instance != nil && x.Instance.Status == types.ServerInstanceStatuses.Up {
+				lb = x
+			}
 		}
-	}
+		return lb != nil
+	})
 	if lb == nil {
 		return "no appliance to shut down"
 	}
@@ -488,15 +381,19 @@ func (w *world) oobShutdownOf(uid string) string {
 // cluster that has one member (one with a sharing key first), and applies it.
 func (w *world) wipeSoleMember() string {
 	var cands []*naked.LoadBalancer
-	for _, lb := range w.sim.Snapshot().LoadBalancers {
-		if _, foreign := w.foreign[lb.ID]; foreign || len(memberUIDs(lb.Tags)) != 1 || len(settingsOf(lb)) == 0 {
-			continue
+	poll(waitFor, func() bool {
+		cands = nil
+		for _, lb := range w.sim.Snapshot().LoadBalancers {
+			if _, foreign := w.foreign[lb.ID]; foreign || len(memberUIDs(lb.Tags)) != 1 || len(settingsOf(lb)) == 0 {
+				continue
+			}
+			if lb.Instance == nil || lb.Instance.Status != types.ServerInstanceStatuses.Up {
+				continue
+			}
+			cands = append(cands, lb)
 		}
-		if lb.Instance == nil || lb.Instance.Status != types.ServerInstanceStatuses.Up {
-			continue
-		}
-		cands = append(cands, lb)
-	}
+		return len(cands) > 0
+	})
 	if len(cands) == 0 {
 		return "no appliance with a sole member"
 	}
@@ -526,4 +423,169 @@ func (w *world) wipeSoleMember() string {
 	}
 	w.damage(uids, "wipe")
 	return what
+}
+
+// settledServices are the LoadBalancer Services that show an address and
+// are not being deleted, in a stable order.
+func (w *world) settledServices() []*v1.Service {
+	var out []*v1.Service
+	for _, s := range w.listServices() {
+		if ip, _ := statusIP(s); ip != "" && wantsLoadBalancer(s) && s.DeletionTimestamp == nil {
+			out = append(out, s)
+		}
+	}
+	return out
+}
+
+// pinMemberVIP sets spec.loadBalancerIP of a member of a sharing key to the
+// address another member of that key shows (defect 2). The Service actors
+// may set their own pin again later; that is one more change.
+func (w *world) pinMemberVIP(n uint32) string {
+	var groups [][]*v1.Service
+	poll(waitFor, func() bool { groups = w.memberGroups(); return len(groups) > 0 })
+	if len(groups) == 0 {
+		return "no sharing key with two members that show an address"
+	}
+	g := groups[int(n%uint32(len(groups)))]
+	i := int(n/7) % len(g)
+	j := (i + 1 + int(n/13)%(len(g)-1)) % len(g)
+	p, t := g[i], g[j]
+	v, _ := statusIP(t)
+	what := fmt.Sprintf("%s (key %s) pins %s, the address of %s", key(p), p.Annotations[annSharing], v, key(t))
+	return joinNotes(what, errText(w.updateService(p.Namespace, p.Name, string(p.UID), func(s *v1.Service) { s.Spec.LoadBalancerIP = v })))
+}
+
+// memberGroups are the sharing keys with two or more members that show an address.
+func (w *world) memberGroups() [][]*v1.Service {
+	byKey := map[string][]*v1.Service{}
+	var keys []string
+	for _, s := range w.settledServices() {
+		if k := s.Annotations[annSharing]; k != "" {
+			if byKey[k] == nil {
+				keys = append(keys, k)
+			}
+			byKey[k] = append(byKey[k], s)
+		}
+	}
+	var groups [][]*v1.Service
+	for _, k := range keys {
+		if len(byKey[k]) >= 2 {
+			groups = append(groups, byKey[k])
+		}
+	}
+	return groups
+}
+
+// waitFor bounds how long a defect action waits for what it needs (a
+// Service with an address, an appliance): the controller's boot looks run
+// in real time, so early in a seed there may be none yet.
+const waitFor = 3 * time.Second
+
+// poll calls f every 5 ms until it is true or d passes.
+func poll(d time.Duration, f func() bool) bool {
+	deadline := time.Now().Add(d)
+	for {
+		if f() {
+			return true
+		}
+		if time.Now().After(deadline) {
+			return false
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+// changeUnderFault puts rule in front of the fault rules, changes one kind
+// of setting of a Service that shows an address, waits for the rule to
+// fire and, with restart, restarts the controller while it does.
+func (w *world) changeUnderFault(n uint32, kind string, rule sakurasim.FaultRule, restart bool) string {
+	var svcs []*v1.Service
+	if !poll(waitFor, func() bool { svcs = w.settledServices(); return len(svcs) > 0 }) {
+		return "no Service shows an address"
+	}
+	s := svcs[int(n%uint32(len(svcs)))]
+	if err := w.sim.AddFaults(rule); err != nil {
+		return errText(err)
+	}
+	what, err := w.changeSetting(s, kind, n)
+	out := joinNotes(fmt.Sprintf("%s: %s", key(s), what), errText(err))
+	if !w.waitFired(rule, 800*time.Millisecond) {
+		return joinNotes(out, fmt.Sprintf("no %s within 800ms", rule.Op))
+	}
+	out = joinNotes(out, faultText(rule)+" fired")
+	if restart {
+		out = joinNotes(out, w.restart())
+	}
+	return out
+}
+
+// changeSetting changes one kind of setting of s, in place.
+func (w *world) changeSetting(s *v1.Service, kind string, n uint32) (string, error) {
+	ns, name, uid := s.Namespace, s.Name, string(s.UID)
+	var what string
+	mutate := func(f func(*v1.Service)) error {
+		return w.updateService(ns, name, uid, func(s *v1.Service) {
+			if s.Annotations == nil {
+				s.Annotations = map[string]string{}
+			}
+			f(s)
+		})
+	}
+	switch kind {
+	case "healthcheck":
+		next := map[string]string{"": "tcp", "ping": "tcp", "tcp": "http", "http": "ping", "https": "ping"}[s.Annotations[annProtocol]]
+		what = "health check " + next
+		return what, mutate(func(s *v1.Service) {
+			s.Annotations[annProtocol] = next
+			delete(s.Annotations, annPath)
+			if next == "http" {
+				s.Annotations[annPath] = "/ready"
+			}
+		})
+	case "delay":
+		cur := s.Annotations[annInterval]
+		next := []string{"15", "30", "60"}[n%3]
+		if next == cur {
+			next = []string{"15", "30", "60"}[(n+1)%3]
+		}
+		what = "delay loop " + next
+		return what, mutate(func(s *v1.Service) { s.Annotations[annInterval] = next })
+	case "sorry":
+		if s.Annotations[annSorry] != "" {
+			what = "sorry server removed"
+			return what, mutate(func(s *v1.Service) { delete(s.Annotations, annSorry) })
+		}
+		what = "sorry server " + sorryServer
+		return what, mutate(func(s *v1.Service) { s.Annotations[annSorry] = sorryServer })
+	case "ports":
+		have := map[int32]bool{}
+		for _, p := range s.Spec.Ports {
+			have[p.Port] = true
+		}
+		if len(s.Spec.Ports) > 1 {
+			drop := s.Spec.Ports[len(s.Spec.Ports)-1].Port
+			what = fmt.Sprintf("port %d removed", drop)
+			return what, mutate(func(s *v1.Service) { s.Spec.Ports = s.Spec.Ports[:len(s.Spec.Ports)-1] })
+		}
+		var add int32
+		for _, p := range portPool {
+			if !have[p] {
+				add = p
+				break
+			}
+		}
+		what = fmt.Sprintf("port %d added", add)
+		return what, mutate(func(s *v1.Service) {
+			s.Spec.Ports = append(s.Spec.Ports, v1.ServicePort{Name: fmt.Sprintf("p%d", add), Protocol: v1.ProtocolTCP, Port: add,
+				TargetPort: intstr.FromInt32(add + 8000), NodePort: 30000 + add%2000})
+		})
+	default: // realservers: a Local Service ready on other nodes
+		ready := drawReady(rand.New(rand.NewSource(int64(n))))
+		what = "Local, ready on " + readyList(ready)
+		err := mutate(func(s *v1.Service) { s.Spec.ExternalTrafficPolicy = v1.ServiceExternalTrafficPolicyLocal })
+		if err == nil {
+			err = w.applySlice(ns, name, ready)
+		}
+		return what, err
+	}
 }
