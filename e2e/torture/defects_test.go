@@ -12,6 +12,7 @@ import (
 	"github.com/sacloud/iaas-api-go/naked"
 	"github.com/sacloud/iaas-api-go/types"
 	v1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/intstr"
 
 	"github.com/sakura-ccm/sakura-cloud-controller-manager/e2e/sakurasim"
@@ -53,7 +54,8 @@ const (
 	maxRestarts    = 2 // by the defect actor, on top of the take-overs
 	defectPerCent  = 12
 	sorryServer    = "198.51.100.9"
-	hangingConfig  = "1500ms" // beyond the client's 1 s timeout
+	hangingConfig  = "1500ms"               // beyond the client's 1 s timeout
+	slowShutdown   = 300 * time.Millisecond // boot delay during join-race-delete (shutdown takes half)
 	unlistedWindow = 20 * time.Millisecond
 )
 
@@ -152,10 +154,17 @@ func (a *defectActor) next(r *rand.Rand) *slot {
 		}
 		gone := a.makeRoom(1, nil)
 		m := a.newModel(r, "kb")
-		gap := time.Duration(r.Intn(4)) * time.Millisecond
-		return a.slot(fmt.Sprintf("join-race-delete: delete the last members %s of key kb while %s joins it (%s later)%s",
-			names(last), m.name, gap, strings.TrimPrefix(" "+deletions(gone), " no deletion")), func(w *world) string {
+		gap := time.Duration(r.Intn(30)) * time.Millisecond
+		return a.slot(fmt.Sprintf("join-race-delete: delete the last members %s of key kb while %s joins it (%s later; shutdowns take %s)%s",
+			names(last), m.name, gap, slowShutdown/2, strings.TrimPrefix(" "+deletions(gone), " no deletion")), func(w *world) string {
 			out := deleteAll(w, gone)
+			// A shutdown that takes a while, as SAKURA's does, leaves
+			// the appliance up while the last member's delete waits.
+			w.sim.SetBootDelay(slowShutdown)
+			defer func() {
+				time.Sleep(4 * slowShutdown)
+				w.sim.SetBootDelay(w.knobs.bootDelay)
+			}()
 			return joinNotes(out, together(w, func() string { return deleteAll(w, last) },
 				func() string { time.Sleep(gap); return creates(w, []*svcModel{m})[0]() }))
 		})
@@ -184,12 +193,29 @@ func (a *defectActor) next(r *rand.Rand) *slot {
 		a.restarts++
 		m := a.live[r.Intn(len(a.live))]
 		a.remove(m)
-		return a.slot(fmt.Sprintf("down-delete-restart: shut %s's appliance down out of band, delete %s, restart the controller", m.name, m.name),
-			func(w *world) string {
-				what := w.oobShutdownOf(m.uid)
-				w.deleteSlice(m.ns, m.name)
-				return joinNotes(what, errText(w.deleteService(m.ns, m.name, m.uid)), w.restart())
-			})
+		ready, later := drawReady(r), drawReady(r)
+		return a.slot(fmt.Sprintf("down-delete-restart: make %s Local, shut its appliance down out of band, delete it (its appliance's Delete refused 409 ×3), restart the controller, change its endpoints",
+			m.name), func(w *world) string {
+			out := joinNotes(errText(w.updateService(m.ns, m.name, m.uid, func(s *v1.Service) {
+				s.Spec.ExternalTrafficPolicy = v1.ServiceExternalTrafficPolicyLocal
+			})), errText(w.applySlice(m.ns, m.name, ready)))
+			id, what := w.oobShutdownOf(m.uid)
+			out = joinNotes(out, what)
+			if id != 0 {
+				// The delete takes a while; nothing may boot the
+				// appliance meanwhile (checked in noteRequest).
+				if err := w.sim.AddFaults(sakurasim.FaultRule{Op: "LoadBalancer.Delete", Status: 409, Times: 3}); err != nil {
+					out = joinNotes(out, errText(err))
+				}
+				w.markDeleting(id, key(&v1.Service{ObjectMeta: metav1.ObjectMeta{Namespace: m.ns, Name: m.name}}))
+			}
+			out = joinNotes(out, errText(w.deleteService(m.ns, m.name, m.uid)), w.restart())
+			time.Sleep(5 * time.Millisecond)
+			out = joinNotes(out, errText(w.applySlice(m.ns, m.name, later)))
+			time.Sleep(20 * time.Millisecond)
+			w.deleteSlice(m.ns, m.name)
+			return out
+		})
 	case "restart-config":
 		a.restarts++
 		n := r.Uint32()
@@ -347,8 +373,9 @@ func (w *world) waitFired(r sakurasim.FaultRule, d time.Duration) bool {
 }
 
 // oobShutdownOf shuts down the appliance of uid out of band and waits
-// (briefly) until it is down.
-func (w *world) oobShutdownOf(uid string) string {
+// (briefly) until it is down. It returns the appliance when uid is its
+// only member (0 otherwise: booting a shared one again is right).
+func (w *world) oobShutdownOf(uid string) (types.ID, string) {
 	var lb *naked.LoadBalancer
 	poll(waitFor, func() bool {
 		for _, x := range w.sim.Snapshot().LoadBalancers {
@@ -359,22 +386,37 @@ func (w *world) oobShutdownOf(uid string) string {
 		return lb != nil
 	})
 	if lb == nil {
-		return "no appliance to shut down"
+		return 0, "no appliance to shut down"
 	}
 	err := oobTry(func() error { return w.oob.Shutdown(bg, zoneName, lb.ID, &iaas.ShutdownOption{Force: true}) })
 	if err != nil {
-		return fmt.Sprintf("shutdown %s: %s", lb.ID, errText(err))
+		return 0, fmt.Sprintf("shutdown %s: %s", lb.ID, errText(err))
 	}
 	w.damage(memberUIDs(lb.Tags), "shutdown")
+	id := lb.ID
+	if len(memberUIDs(lb.Tags)) != 1 {
+		id = 0
+	}
 	deadline := time.Now().Add(300 * time.Millisecond)
 	for time.Now().Before(deadline) {
 		cur, rerr := w.oob.Read(bg, zoneName, lb.ID)
 		if rerr == nil && cur.InstanceStatus.IsDown() {
-			return fmt.Sprintf("appliance %s down", lb.ID)
+			return id, fmt.Sprintf("appliance %s down", lb.ID)
 		}
 		time.Sleep(2 * time.Millisecond)
 	}
-	return fmt.Sprintf("appliance %s shutting down", lb.ID)
+	return id, fmt.Sprintf("appliance %s shutting down", lb.ID)
+}
+
+// markDeleting records an appliance whose only member, svc, is being
+// deleted: a controller that boots it afterwards is reported.
+func (w *world) markDeleting(id types.ID, svc string) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.deleting == nil {
+		w.deleting = map[types.ID]string{}
+	}
+	w.deleting[id] = svc
 }
 
 // wipeSoleMember removes, out of band, every entry of an appliance of the

@@ -144,6 +144,7 @@ type world struct {
 	damaged  map[string][]string // Service UID -> out-of-band damage done to its appliance
 	findings []violation         // seen while running (foreign writes)
 	notes    []string            // refusals the last check excused
+	deleting map[types.ID]string // appliance -> its only member, being deleted while down
 	late     int                 // requests a stopped controller started
 	repair   string              // the repair pass configured
 }
@@ -293,6 +294,10 @@ func (w *world) noteRequest(rt *route, method, path string, status int, start ti
 	defer w.mu.Unlock()
 	if late {
 		w.late++
+	}
+	if svc, ok := w.deleting[id]; ok && rt.gen > 0 && method == "PUT" && strings.HasSuffix(path, "/power") && status > 0 && status < 300 {
+		w.findings = append(w.findings, violation{kind: "inv2/boot-while-deleting", svc: svc,
+			msg: fmt.Sprintf("%s booted appliance %s (answer %d) while its only member %s was being deleted", rt.role, id, status, svc)})
 	}
 	if _, foreign := w.foreign[id]; foreign && rt.gen > 0 && method != "GET" {
 		w.findings = append(w.findings, violation{kind: "inv3/foreign-write",
