@@ -11,7 +11,8 @@ package torture
 //     the simulator exposes them;
 //  2. nothing is left for a deleted Service (or one that is no longer of
 //     type LoadBalancer): no appliance, no service-uid tag, no entry, no
-//     Service stuck in deletion;
+//     Service stuck in deletion; and no controller boots the appliance of
+//     a Service being deleted (seen while running, world.noteRequest);
 //  3. appliances that are not this cluster's are never written: byte for
 //     byte what they were at the start, and no write request reached them;
 //  4. no address is the VIP of, or in the status of, two Services;

@@ -31,11 +31,14 @@ import (
 //   - wipe: every entry of a sole member removed out of band, so that the
 //     controller joins it again (defect 3);
 //   - join-race-delete: the last members of a key deleted while a new member
-//     of that key is created (defect 4);
+//     of that key is created, with shutdowns slowed to 150 ms (defect 4);
 //   - restart-unlisted: a create, and a restart of the controller while the
 //     simulator still hides the new appliance (defect 5);
-//   - down-delete-restart: a Service deleted while its appliance is down,
-//     and a restart right after (defect 6);
+//   - down-delete-restart: a Local Service deleted while its appliance is
+//     down and its Delete is refused for a while, a restart right after and
+//     an endpoint change, so the new controller's endpoint follower and
+//     node syncs meet a Service with a deletion timestamp (defect 6; a boot
+//     of that appliance is reported);
 //   - restart-config: a change of one kind of setting (health check, delay
 //     loop, sorry server, ports, real servers) whose Config hangs, and a
 //     restart while it does, so the change is saved but not applied (defect
