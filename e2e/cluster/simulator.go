@@ -24,6 +24,13 @@ type SimulatorOptions struct {
 	BootDelay time.Duration
 	// Name distinguishes log files when a cluster runs several simulators.
 	Name string
+	// StrictConflicts makes the simulator refuse (409) an appliance IP or
+	// VIP already in use, as its own default does. Left false, the
+	// simulator runs with --accept-conflicts: it accepts and stores those
+	// writes, since SAKURA's API is not known to refuse them, so a
+	// controller that relies on the refusal fails visibly
+	// (docs/simulator.md).
+	StrictConflicts bool
 }
 
 // Simulator is a running e2e/cmd/sakurasim process.
@@ -77,6 +84,7 @@ func (c *Cluster) StartSimulator(ctx context.Context, opts SimulatorOptions) (*S
 		"--secret", s.Secret,
 		"--boot-delay", opts.BootDelay.String(),
 		"--url-file", urlFile,
+		fmt.Sprintf("--accept-conflicts=%v", !opts.StrictConflicts),
 	}, filepath.Join(c.Dir, opts.Name+".log"), nil)
 	if err != nil {
 		return nil, err
@@ -280,6 +288,32 @@ func (s *Simulator) SetDelays(ctx context.Context, bootDelay, readNotFoundWindow
 		body["readNotFoundWindow"] = readNotFoundWindow.String()
 	}
 	return s.Admin(ctx, http.MethodPost, "/boot-delay", body, nil)
+}
+
+// Conflict is one conflicting write the simulator accepted (an address
+// already in use, or a duplicate tag; see sakurasim.Conflict).
+type Conflict struct {
+	Op        string      `json:"op"`
+	Appliance json.Number `json:"appliance"`
+	Field     string      `json:"field"`
+	Value     string      `json:"value"`
+	Holder    string      `json:"holder"`
+}
+
+// Conflicts says whether the simulator accepts conflicting writes and lists
+// those it accepted.
+func (s *Simulator) Conflicts(ctx context.Context) (bool, []Conflict, error) {
+	var out struct {
+		Accept   bool       `json:"accept"`
+		Accepted []Conflict `json:"accepted"`
+	}
+	err := s.Admin(ctx, http.MethodGet, "/conflicts", nil, &out)
+	return out.Accept, out.Accepted, err
+}
+
+// SetAcceptConflicts turns the acceptance of conflicting writes on or off.
+func (s *Simulator) SetAcceptConflicts(ctx context.Context, accept bool) error {
+	return s.Admin(ctx, http.MethodPost, "/conflicts", map[string]bool{"accept": accept}, nil)
 }
 
 // ResetRequests clears the request counts.

@@ -157,6 +157,11 @@ type State struct {
 	// PendingConfig is, per load balancer ID, whether the saved settings
 	// differ from the applied ones (an Update/UpdateSettings not yet Config'd).
 	PendingConfig map[string]bool `json:"pendingConfig"`
+	// AcceptConflicts says whether load balancer writes accept addresses
+	// already in use (Options.AcceptConflicts, POST /_admin/conflicts).
+	AcceptConflicts bool `json:"acceptConflicts"`
+	// AcceptedConflicts are the conflicting writes accepted so far, oldest first.
+	AcceptedConflicts []Conflict `json:"acceptedConflicts"`
 }
 
 // RequestStats is the JSON answer of GET /_admin/requests.
@@ -180,7 +185,8 @@ func (s *Simulator) Snapshot() *State {
 		Servers: []*naked.Server{}, Switches: []*naked.Switch{}, Routers: []*naked.Internet{},
 		LoadBalancers: []*naked.LoadBalancer{}, VPCRouters: []*naked.VPCRouter{}, Faults: append([]FaultRule{}, s.faults...),
 		RealServersDown: s.realServersDownLocked(),
-		AppliedSettings: map[string][]*naked.LoadBalancerSetting{}, PendingConfig: map[string]bool{}}
+		AppliedSettings: map[string][]*naked.LoadBalancerSetting{}, PendingConfig: map[string]bool{},
+		AcceptConflicts: s.acceptConflicts, AcceptedConflicts: append([]Conflict{}, s.conflicts...)}
 	for _, sv := range s.servers {
 		st.Servers = append(st.Servers, s.nakedServer(sv))
 	}
@@ -203,6 +209,21 @@ func (s *Simulator) Snapshot() *State {
 		st.VPCRouters = append(st.VPCRouters, s.nakedVPCRouter(v))
 	}
 	return st
+}
+
+// SetAcceptConflicts turns Options.AcceptConflicts on or off for later writes.
+func (s *Simulator) SetAcceptConflicts(accept bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.acceptConflicts = accept
+}
+
+// Conflicts returns whether conflicts are accepted and the conflicting
+// writes accepted so far, oldest first.
+func (s *Simulator) Conflicts() (accept bool, accepted []Conflict) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.acceptConflicts, append([]Conflict{}, s.conflicts...)
 }
 
 // Applied returns the configuration load balancer id runs (a copy), whether
@@ -693,6 +714,19 @@ func (s *Simulator) serveAdmin(w http.ResponseWriter, r *http.Request) {
 		}
 		st := s.Snapshot()
 		adminJSON(w, http.StatusOK, map[string]string{"bootDelay": st.BootDelay, "readNotFoundWindow": st.ReadNotFoundWindow})
+	case len(parts) == 1 && parts[0] == "conflicts" && (m == http.MethodPost || m == http.MethodGet):
+		if m == http.MethodPost {
+			var body struct {
+				Accept *bool `json:"accept"`
+			}
+			if err := decodeAdmin(r, &body); err != nil || body.Accept == nil {
+				adminErr(w, fmt.Errorf(`body must be {"accept": true|false}`))
+				return
+			}
+			s.SetAcceptConflicts(*body.Accept)
+		}
+		accept, accepted := s.Conflicts()
+		adminJSON(w, http.StatusOK, map[string]any{"accept": accept, "accepted": accepted})
 	case len(parts) == 1 && parts[0] == "realserver-health" && (m == http.MethodGet || m == http.MethodPost || m == http.MethodDelete):
 		if m != http.MethodGet {
 			var body struct {
@@ -720,7 +754,7 @@ func (s *Simulator) serveAdmin(w http.ResponseWriter, r *http.Request) {
 		routes := []string{"GET /_admin/state", "GET|POST /_admin/servers", "DELETE /_admin/servers/{name-or-id}",
 			"POST /_admin/servers/{name-or-id}/power", "POST /_admin/servers/{name-or-id}/replace",
 			"GET|POST|DELETE /_admin/faults", "POST /_admin/faults/add", "POST /_admin/faults/fail-next-config",
-			"GET /_admin/load-balancers/{id}", "GET|POST /_admin/boot-delay", "GET /_admin/requests", "POST /_admin/requests/reset",
+			"GET /_admin/load-balancers/{id}", "GET|POST /_admin/boot-delay", "GET|POST /_admin/conflicts", "GET /_admin/requests", "POST /_admin/requests/reset",
 			"GET|POST|DELETE /_admin/realserver-health"}
 		sort.Strings(routes)
 		adminJSON(w, http.StatusNotFound, map[string]any{"error": "unknown admin route " + m + " " + r.URL.Path, "routes": routes})

@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"net/netip"
 	"strings"
+	"time"
 
 	"github.com/sacloud/iaas-api-go/naked"
 	"github.com/sacloud/iaas-api-go/types"
@@ -146,9 +147,78 @@ func (s *Simulator) vridOwner(swID types.ID, vrid int, excludeLB types.ID) strin
 	return ""
 }
 
+// Conflict is a conflicting write the simulator accepted and stored: an
+// address already in use, taken because Options.AcceptConflicts is on, or a
+// duplicate tag, which is stored as sent in either mode. SAKURA's API is not
+// known to refuse either (docs/simulator.md).
+type Conflict struct {
+	At        time.Time `json:"at"`
+	Op        string    `json:"op"`        // LoadBalancer.Create, .Update or .UpdateSettings
+	Appliance types.ID  `json:"appliance"` // the appliance written (its new ID for a create)
+	Field     string    `json:"field"`
+	Value     string    `json:"value"`  // the address or tag
+	Holder    string    `json:"holder"` // who already held the address; "" for a duplicate tag
+}
+
+// conflicts collects the conflicts one write runs into: with accept, the
+// address conflicts are kept (and the write goes on) instead of refused.
+type conflicts struct {
+	accept bool
+	found  []Conflict
+}
+
+// address decides on ip, which holder already holds: nil when accepted.
+func (c *conflicts) address(field, ip, holder string, refusal *apiErr) *apiErr {
+	if c == nil || !c.accept {
+		return refusal
+	}
+	c.found = append(c.found, Conflict{Field: field, Value: ip, Holder: holder})
+	return nil
+}
+
+// tags notes every tag given more than once.
+func (c *conflicts) tags(field string, tags []string) {
+	if c == nil {
+		return
+	}
+	seen := map[string]bool{}
+	for _, t := range tags {
+		if seen[t] {
+			c.found = append(c.found, Conflict{Field: field, Value: t})
+		}
+		seen[t] = true
+	}
+}
+
+// record keeps the conflicts of a write that succeeded. Call with mu held.
+func (s *Simulator) record(c *conflicts, op string, id types.ID) {
+	if c == nil {
+		return
+	}
+	now := s.now()
+	for _, x := range c.found {
+		x.At, x.Op, x.Appliance = now, op, id
+		s.conflicts = append(s.conflicts, x)
+	}
+}
+
+// newConflicts starts the conflict record of one API write.
+func (s *Simulator) newConflicts() *conflicts { return &conflicts{accept: s.acceptConflicts} }
+
+// checkLBAddr is checkAddr for a load balancer's own write: an address in
+// use is refused, or accepted and noted when c accepts conflicts.
+func (s *Simulator) checkLBAddr(sw *switchRes, ip, field string, excludeLB types.ID, c *conflicts) *apiErr {
+	e := s.checkAddr(sw, ip, field, excludeLB)
+	if e == nil || e.status != http.StatusConflict {
+		return e
+	}
+	return c.address(field, ip, s.owner(sw.ID, ip, excludeLB), e)
+}
+
 // validateNewLB checks the immutable part of a new load balancer and its settings.
-// raw is the request's Appliance JSON (nil for topology-made ones).
-func (s *Simulator) validateNewLB(lb *loadBalancer, raw json.RawMessage) *apiErr {
+// raw is the request's Appliance JSON (nil for topology-made ones); c
+// (nil for topology-made ones) decides on and records conflicts.
+func (s *Simulator) validateNewLB(lb *loadBalancer, raw json.RawMessage, c *conflicts) *apiErr {
 	sw := s.switchByID(lb.SwitchID)
 	if sw == nil {
 		return badRequest(fmt.Sprintf("Remark.Switch.ID: switch %s not found", lb.SwitchID))
@@ -184,18 +254,19 @@ func (s *Simulator) validateNewLB(lb *loadBalancer, raw json.RawMessage) *apiErr
 		return badRequest("Remark.Servers: the two appliance IP addresses must differ")
 	}
 	for _, ip := range lb.IPs {
-		if e := s.checkAddr(sw, ip, "Remark.Servers.IPAddress", lb.ID); e != nil {
+		if e := s.checkLBAddr(sw, ip, "Remark.Servers.IPAddress", lb.ID, c); e != nil {
 			return e
 		}
 	}
+	c.tags("Tags", lb.Tags)
 	if o := s.vridOwner(sw.ID, lb.VRID, lb.ID); o != "" {
 		return conflict(fmt.Sprintf("Remark.VRRP.VRID: %d is already used on switch %s by %s", lb.VRID, sw.Name, o))
 	}
-	return s.validateSettings(lb, lb.Settings, raw)
+	return s.validateSettings(lb, lb.Settings, raw, c)
 }
 
 // validateSettings checks VIP entries against limits and the switch's addresses.
-func (s *Simulator) validateSettings(lb *loadBalancer, settings []*naked.LoadBalancerSetting, raw json.RawMessage) *apiErr {
+func (s *Simulator) validateSettings(lb *loadBalancer, settings []*naked.LoadBalancerSetting, raw json.RawMessage, c *conflicts) *apiErr {
 	sw := s.switchByID(lb.SwitchID)
 	if len(settings) > maxVIPs {
 		return badRequest(fmt.Sprintf("Settings.LoadBalancer: at most %d VIP entries per load balancer, got %d", maxVIPs, len(settings)))
@@ -217,12 +288,16 @@ func (s *Simulator) validateSettings(lb *loadBalancer, settings []*naked.LoadBal
 			return badRequest(fmt.Sprintf("%s: duplicate VIP and port %s", field, key))
 		}
 		seen[key] = true
-		for _, own := range lb.IPs {
-			if own == v.VirtualIPAddress {
-				return conflict(fmt.Sprintf("%s.VirtualIPAddress: %s is the appliance's own address", field, own))
-			}
+		own := false
+		for _, a := range lb.IPs {
+			own = own || a == v.VirtualIPAddress
 		}
-		if e := s.checkAddr(sw, v.VirtualIPAddress, field+".VirtualIPAddress", lb.ID); e != nil {
+		if own {
+			if e := c.address(field+".VirtualIPAddress", v.VirtualIPAddress, "the appliance's own address",
+				conflict(fmt.Sprintf("%s.VirtualIPAddress: %s is the appliance's own address", field, v.VirtualIPAddress))); e != nil {
+				return e
+			}
+		} else if e := s.checkLBAddr(sw, v.VirtualIPAddress, field+".VirtualIPAddress", lb.ID, c); e != nil {
 			return e
 		}
 		if v.DelayLoop < 0 {

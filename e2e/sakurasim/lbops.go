@@ -69,10 +69,12 @@ func (s *Simulator) lbCreate(body []byte) (int, any, *apiErr) {
 	if lb.PlanID == 0 && n.Plan != nil {
 		lb.PlanID = n.Plan.ID
 	}
-	if e := s.validateNewLB(lb, raw); e != nil {
+	c := s.newConflicts()
+	if e := s.validateNewLB(lb, raw, c); e != nil {
 		return 0, nil, e
 	}
 	lb.ID = s.newID()
+	s.record(c, "LoadBalancer.Create", lb.ID)
 	for range lb.IPs {
 		lb.NICIDs = append(lb.NICIDs, s.newID())
 	}
@@ -128,9 +130,10 @@ func (s *Simulator) lbUpdate(id types.ID, body []byte, settingsOnly bool) (int, 
 		return 0, nil, conflict(fmt.Sprintf("SettingsHash: %s is stale; the settings were changed since they were read (current %s)", n.SettingsHash, lb.Hash))
 	}
 	newSettings := lb.Settings
+	c := s.newConflicts()
 	if _, has := keys["Settings"]; has {
 		newSettings = cloneSettings(settingsOf(n))
-		if e := s.validateSettings(lb, newSettings, raw); e != nil {
+		if e := s.validateSettings(lb, newSettings, raw, c); e != nil {
 			return 0, nil, e
 		}
 	}
@@ -150,8 +153,14 @@ func (s *Simulator) lbUpdate(id types.ID, body []byte, settingsOnly bool) (int, 
 				return 0, nil, badRequest(fmt.Sprintf("Tags: at most %d tags (got %d)", maxTags, len(n.Tags)))
 			}
 			tags = n.Tags
+			c.tags("Tags", tags)
 		}
 	}
+	op := "LoadBalancer.Update"
+	if settingsOnly {
+		op = "LoadBalancer.UpdateSettings"
+	}
+	s.record(c, op, lb.ID)
 	lb.Name, lb.Description, lb.Tags, lb.Settings = name, desc, tags, newSettings
 	lb.Hash = settingsHash(lb.Settings)
 	lb.ModifiedAt = s.now()

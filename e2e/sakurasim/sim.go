@@ -32,6 +32,15 @@ type Options struct {
 	DefaultPageSize int
 	// Now overrides the clock (tests); default time.Now.
 	Now func() time.Time
+	// AcceptConflicts makes load balancer writes accept the conflicts
+	// SAKURA's API is not known to refuse, and store them: an appliance IP
+	// or VIP already used on the switch (by a server NIC, another load
+	// balancer, a VPC router, or the appliance's own address as a VIP).
+	// Off (the zero value), they are refused with 409 as before. Every
+	// conflict accepted is recorded (Conflicts, "acceptedConflicts" in the
+	// admin state). A duplicate tag is stored as sent in both modes.
+	// See docs/simulator.md.
+	AcceptConflicts bool
 }
 
 // ID space: 12 digits, increasing, deterministic.
@@ -154,6 +163,10 @@ type Simulator struct {
 	vpcRouters    []*vpcRouter
 	bootDelay     time.Duration
 	notFoundAfter time.Duration
+	// acceptConflicts: Options.AcceptConflicts, changeable at run time
+	// (SetAcceptConflicts, POST /_admin/conflicts).
+	acceptConflicts bool
+	conflicts       []Conflict
 
 	rng      *rand.Rand
 	faults   []FaultRule
@@ -190,15 +203,16 @@ func Build(topology *Topology, opts Options) (*Simulator, error) {
 		zone = "is1a"
 	}
 	s := &Simulator{
-		opts:          opts,
-		zone:          zone,
-		now:           opts.Now,
-		nextID:        firstID,
-		bootDelay:     opts.BootDelay,
-		notFoundAfter: opts.ReadNotFoundWindow,
-		rng:           rand.New(rand.NewSource(opts.Seed)),
-		requests:      map[string]map[string]int{},
-		rsDown:        map[RealServerOverride]bool{},
+		opts:            opts,
+		zone:            zone,
+		now:             opts.Now,
+		nextID:          firstID,
+		bootDelay:       opts.BootDelay,
+		notFoundAfter:   opts.ReadNotFoundWindow,
+		acceptConflicts: opts.AcceptConflicts,
+		rng:             rand.New(rand.NewSource(opts.Seed)),
+		requests:        map[string]map[string]int{},
+		rsDown:          map[RealServerOverride]bool{},
 	}
 	s.sharedSwitch = s.newID()
 	if err := s.load(topology); err != nil {
@@ -281,7 +295,7 @@ func (s *Simulator) load(t *Topology) error {
 			}
 			lb.Settings = append(lb.Settings, set)
 		}
-		if err := s.validateNewLB(lb, nil); err != nil {
+		if err := s.validateNewLB(lb, nil, nil); err != nil {
 			return fmt.Errorf("load balancer %q: %s", l.Name, err.msg)
 		}
 		lb.Hash = settingsHash(lb.Settings)
@@ -445,6 +459,14 @@ func (s *Simulator) SetBootDelay(d time.Duration) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.bootDelay = d
+}
+
+// SetReadNotFoundWindow changes the read-not-found window for later creates
+// (the Go form of POST /_admin/boot-delay {"readNotFoundWindow": ...}).
+func (s *Simulator) SetReadNotFoundWindow(d time.Duration) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.notFoundAfter = d
 }
 
 // Handler returns the simulator's HTTP handler (API and admin).

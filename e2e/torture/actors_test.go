@@ -69,10 +69,23 @@ func makeScript(seed int64, o options) *script {
 		svcs[i] = newSvcActor(seed, i)
 	}
 	nodes := newNodeActor()
+	defects := newDefectActor(seed)
+	dr := rand.New(rand.NewSource(seed*7919 + 3)) // the defect actor's own stream
 	takeovers := 0
 	for i := range n {
-		r := sr.Intn(100)
 		var s *slot
+		if o.defects && dr.Intn(100) < defectPerCent {
+			s = defects.next(dr)
+			s.actor = "defect"
+			s.gap = time.Duration(dr.Intn(12)) * time.Millisecond
+			s.idx = i
+			if o.skip[i] {
+				s.disabled = "-torture.skip"
+			}
+			sc.actors[s.actor] = append(sc.actors[s.actor], s)
+			continue
+		}
+		r := sr.Intn(100)
 		switch {
 		case r < 58:
 			a := svcs[sr.Intn(svcActors)]
@@ -182,6 +195,7 @@ type svcModel struct {
 	plan     string
 	ha       bool
 	invalid  bool
+	sorry    string // sorry server annotation (the defect actor only)
 	ready    map[string]bool
 }
 
@@ -234,11 +248,14 @@ func (m *svcModel) applyTo(s *v1.Service) {
 	if s.Annotations == nil {
 		s.Annotations = map[string]string{}
 	}
-	for _, a := range []string{annSharing, annPlan, annHA, annProtocol, annPath, annInterval} {
+	for _, a := range []string{annSharing, annPlan, annHA, annProtocol, annPath, annInterval, annSorry} {
 		delete(s.Annotations, a)
 	}
 	if m.key != "" {
 		s.Annotations[annSharing] = m.key
+	}
+	if m.sorry != "" {
+		s.Annotations[annSorry] = m.sorry
 	}
 	if m.plan != "" {
 		s.Annotations[annPlan] = m.plan
@@ -281,6 +298,9 @@ func (m *svcModel) summary() string {
 	}
 	if m.interval > 0 {
 		fmt.Fprintf(&b, " interval=%d", m.interval)
+	}
+	if m.sorry != "" {
+		fmt.Fprintf(&b, " sorry=%s", m.sorry)
 	}
 	if m.plan != "" {
 		fmt.Fprintf(&b, " plan=%s", m.plan)
@@ -963,11 +983,13 @@ func faultText(f sakurasim.FaultRule) string {
 }
 
 // takeover stops the running controller mid-flight and starts the next one
-// once the old lease would have expired (here: after the simulator's
-// read-not-found window, so the new leader sees what the old one created).
+// at once. It does not wait out the simulator's read-not-found window: a
+// leader that releases its lease on the way out is followed within
+// moments, SAKURA may hide a new appliance for seconds, and a crash may come
+// right after a create, so the new leader must cope with an appliance it
+// cannot list yet (issue #18, defect 5).
 func takeover(w *world) string {
 	w.stopCCM()
-	time.Sleep(w.knobs.notFound + 2*time.Millisecond)
 	if err := w.startCCM(); err != nil {
 		return "error: " + err.Error()
 	}

@@ -11,14 +11,33 @@ package torture
 //     the simulator exposes them;
 //  2. nothing is left for a deleted Service (or one that is no longer of
 //     type LoadBalancer): no appliance, no service-uid tag, no entry, no
-//     Service stuck in deletion;
+//     Service stuck in deletion; and no controller boots the appliance of
+//     a Service being deleted (seen while running, world.noteRequest);
 //  3. appliances that are not this cluster's are never written: byte for
 //     byte what they were at the start, and no write request reached them;
 //  4. no address is the VIP of, or in the status of, two Services;
 //  5. the members of a sharing key share one appliance and each has its
 //     entries;
 //  6. an appliance damaged out of band is back in line (reported as inv6
-//     when the failing Service's appliance was damaged during the seed).
+//     when the failing Service's appliance was damaged during the seed);
+//  7. no appliance carries a tag twice (a member's service-uid tag above
+//     all), at the end or in any write the simulator accepted;
+//  8. no appliance of the cluster is left without a member (a leak), and
+//     no address (VIP or appliance IP) is held twice on a switch: by two
+//     appliances, by an appliance and a server, or as an appliance's own
+//     address and its VIP; and no write of the controller ever took an
+//     address in use (the simulator accepts and records such writes, as
+//     SAKURA's API may: see docs/simulator.md);
+//  9. every address a Service shows is a VIP of an appliance that carries
+//     its service-uid tag.
+//
+// Nothing is excused, with one exception: a Service the controller
+// refused, because the address it pins is held by something else or the
+// dynamic range is full, may have no address (and no appliance, or its old
+// one). It counts as refused only with the Event that says so
+// (LoadBalancerIPUnavailable, AddressBlockExhausted) and while the reason
+// still holds; it is then a note, not a failure. An address on two
+// Services is a failure whatever the Events say.
 
 import (
 	"encoding/json"
@@ -32,6 +51,7 @@ import (
 	"github.com/sacloud/iaas-api-go/naked"
 	"github.com/sacloud/iaas-api-go/types"
 	v1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/sakura-ccm/sakura-cloud-controller-manager/e2e/sakurasim"
 )
@@ -43,7 +63,10 @@ func (w *world) check() []violation {
 	nodes := w.listNodes()
 	var out []violation
 	add := func(kind, format string, args ...any) {
-		out = append(out, violation{kind, fmt.Sprintf(format, args...)})
+		out = append(out, violation{kind: kind, msg: fmt.Sprintf(format, args...)})
+	}
+	adds := func(s *v1.Service, kind, format string, args ...any) {
+		out = append(out, violation{kind: kind, msg: fmt.Sprintf(format, args...), svc: key(s)})
 	}
 	w.mu.Lock()
 	damaged := map[string][]string{}
@@ -136,37 +159,37 @@ func (w *world) check() []violation {
 			keyMembers[k] = append(keyMembers[k], s)
 		}
 		if len(owned) != 1 {
-			add(kindFor(s, "inv1/appliance-count"), "Service %s (uid …%s) has %d appliances %v, want exactly one%s", key(s), short(uid), len(owned), owned, damageNote(damaged[uid]))
+			adds(s, kindFor(s, "inv1/appliance-count"), "Service %s (uid …%s) has %d appliances %v, want exactly one%s", key(s), short(uid), len(owned), owned, damageNote(damaged[uid]))
 			if len(owned) == 0 {
 				continue
 			}
 		}
 		lb := ours[owned[0]]
 		if n != 1 {
-			add(kindFor(s, "inv1/status"), "Service %s: status shows %d addresses, want 1 (appliance %s)%s", key(s), n, lb.ID, damageNote(damaged[uid]))
+			adds(s, kindFor(s, "inv1/status"), "Service %s: status shows %d addresses, want 1 (appliance %s)%s", key(s), n, lb.ID, damageNote(damaged[uid]))
 			continue
 		}
 		if s.Spec.LoadBalancerIP != "" && ip != s.Spec.LoadBalancerIP {
-			add(kindFor(s, "inv1/pin"), "Service %s pins %s but its status shows %s", key(s), s.Spec.LoadBalancerIP, ip)
+			adds(s, kindFor(s, "inv1/pin"), "Service %s pins %s but its status shows %s", key(s), s.Spec.LoadBalancerIP, ip)
 		}
 		if lb.Instance == nil || lb.Instance.Status != types.ServerInstanceStatuses.Up || lb.Availability != types.Availabilities.Available {
 			status := types.EServerInstanceStatus("")
 			if lb.Instance != nil {
 				status = lb.Instance.Status
 			}
-			add(kindFor(s, "inv1/not-running"), "Service %s: appliance %s is %s/%s, not up%s", key(s), lb.ID, lb.Availability, status, damageNote(damaged[uid]))
+			adds(s, kindFor(s, "inv1/not-running"), "Service %s: appliance %s is %s/%s, not up%s", key(s), lb.ID, lb.Availability, status, damageNote(damaged[uid]))
 		}
 		shared := sharingKey(lb.Tags)
 		if want := s.Annotations[annSharing]; shared != want {
-			add(kindFor(s, "inv1/sharing"), "Service %s (key %q) is on appliance %s shared by key %q", key(s), want, lb.ID, shared)
+			adds(s, kindFor(s, "inv1/sharing"), "Service %s (key %q) is on appliance %s shared by key %q", key(s), want, lb.ID, shared)
 		}
 		want := w.expectedEntry(s, eligible)
 		for _, e := range w.entryProblems(s, ip, want, settingsOf(lb)) {
-			add(kindFor(s, "inv1/entries"), "Service %s on appliance %s: %s%s", key(s), lb.ID, e, damageNote(damaged[uid]))
+			adds(s, kindFor(s, "inv1/entries"), "Service %s on appliance %s: %s%s", key(s), lb.ID, e, damageNote(damaged[uid]))
 		}
 		if ap, ok := applied[lb.ID]; ok {
 			for _, e := range w.entryProblems(s, ip, want, ap) {
-				add(kindFor(s, "inv1/applied"), "Service %s on appliance %s, applied configuration: %s%s", key(s), lb.ID, e, damageNote(damaged[uid]))
+				adds(s, kindFor(s, "inv1/applied"), "Service %s on appliance %s, applied configuration: %s%s", key(s), lb.ID, e, damageNote(damaged[uid]))
 			}
 		}
 	}
@@ -176,7 +199,11 @@ func (w *world) check() []violation {
 		lb := ours[id]
 		members := memberUIDs(lb.Tags)
 		if len(members) == 0 {
-			continue // no service-uid tag: never touched (and never made by the controller)
+			// The controller made it (the topology's tag-only appliance
+			// is foreign): a member-less appliance is a leak.
+			add("inv8/leak", "appliance %s (%s, %s/%s, tags %v) is the cluster's but carries no service-uid tag: nothing will ever delete it",
+				id, lb.Name, lb.Availability, instanceStatus(lb), lb.Tags)
+			continue
 		}
 		var alive []*v1.Service
 		for _, u := range members {
@@ -242,35 +269,212 @@ func (w *world) check() []violation {
 			add("inv5/split", "the members of sharing key %s are on %d appliances: %v", k, len(lbs), lbs)
 		}
 	}
-	return w.excusePinCollisions(out, services)
+	// Invariant 7: no tag twice on an appliance of the cluster.
+	for _, id := range ourIDs {
+		count := map[string]int{}
+		for _, t := range ours[id].Tags {
+			count[t]++
+		}
+		for t, n := range count {
+			if n > 1 {
+				add("inv7/duplicate-tag", "appliance %s carries tag %s %d times (tags %v)", id, t, n, ours[id].Tags)
+			}
+		}
+	}
+
+	// Invariant 8: one holder per address on a switch.
+	holders := map[string][]string{} // "<switch>/<ip>" -> holders
+	hold := func(sw types.ID, ip, who string) {
+		if ip != "" {
+			k := sw.String() + "/" + ip
+			holders[k] = append(holders[k], who)
+		}
+	}
+	for _, sv := range st.Servers {
+		for _, n := range sv.Interfaces {
+			if n != nil && n.Switch != nil && n.UserIPAddress != "" {
+				hold(n.Switch.ID, n.UserIPAddress, "server "+sv.Name)
+			}
+		}
+	}
+	for _, lb := range st.LoadBalancers {
+		if lb.Remark == nil || lb.Remark.Switch == nil {
+			continue
+		}
+		sw := lb.Remark.Switch.ID
+		for _, a := range lb.Remark.Servers {
+			if a != nil {
+				hold(sw, a.IPAddress, fmt.Sprintf("appliance %s (appliance IP)", lb.ID))
+			}
+		}
+		seenVIP := map[string]bool{}
+		for _, e := range settingsOf(lb) {
+			if !seenVIP[e.VirtualIPAddress] {
+				seenVIP[e.VirtualIPAddress] = true
+				hold(sw, e.VirtualIPAddress, fmt.Sprintf("appliance %s (VIP)", lb.ID))
+			}
+		}
+	}
+	for k, hs := range holders {
+		if len(hs) > 1 {
+			add("inv8/address", "address %s is held %d times: %s", k[strings.IndexByte(k, '/')+1:], len(hs), strings.Join(hs, ", "))
+		}
+	}
+	// Conflicting writes the simulator accepted: the appliances that are
+	// not foreign were all made by the controller (the out-of-band client
+	// never creates, and its edits only remove entries or change a delay).
+	_, accepted := w.sim.Conflicts()
+	for _, c := range accepted {
+		if _, foreign := w.foreign[c.Appliance]; foreign {
+			continue
+		}
+		if c.Field == "Tags" {
+			add("inv7/duplicate-tag-written", "%s %s at %s wrote tag %s twice", c.Op, c.Appliance, fmtDur(c.At.Sub(w.start)), c.Value)
+			continue
+		}
+		add("inv8/address-in-use-written", "%s %s at %s wrote %s %s, already held by %s", c.Op, c.Appliance, fmtDur(c.At.Sub(w.start)), c.Field, c.Value, c.Holder)
+	}
+
+	// Invariant 9: a Service's address is a VIP of an appliance it is a member of.
+	for _, s := range services {
+		if live[string(s.UID)] != s {
+			continue
+		}
+		ip, _ := statusIP(s)
+		if ip == "" {
+			continue
+		}
+		carried := false
+		for _, lb := range st.LoadBalancers {
+			if !hasTag(lb.Tags, tagService+string(s.UID)) {
+				continue
+			}
+			for _, e := range settingsOf(lb) {
+				carried = carried || e.VirtualIPAddress == ip
+			}
+		}
+		if !carried {
+			adds(s, "inv9/status-not-carried", "Service %s shows %s, which no appliance carrying its service-uid tag has as a VIP", key(s), ip)
+		}
+	}
+	return w.excuseRefusals(out, services, st, holders)
 }
 
-// excusePinCollisions turns a pinned Service's failures into a note when its
-// pin is held by another Service that got the address from the allocator
-// (possible when the dynamic range runs full): the harness cannot always
-// keep pins free, and the product is right to refuse them.
-func (w *world) excusePinCollisions(v []violation, services []*v1.Service) []violation {
-	holder := map[string]*v1.Service{}
+func instanceStatus(lb *naked.LoadBalancer) types.EServerInstanceStatus {
+	if lb.Instance == nil {
+		return ""
+	}
+	return lb.Instance.Status
+}
+
+// checkNotes are the refusals excused by the last check.
+func (w *world) checkNotes() []string {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return append([]string(nil), w.notes...)
+}
+
+// refusalEvents are the Event reasons the controller gives a Service it
+// refuses an address.
+const (
+	reasonPinUnavailable = "LoadBalancerIPUnavailable"
+	reasonExhausted      = "AddressBlockExhausted"
+)
+
+// serviceEvents maps a Service UID to the reasons of its Events.
+func (w *world) serviceEvents() map[string]map[string]bool {
+	out := map[string]map[string]bool{}
+	l, err := w.kube.CoreV1().Events("").List(bg, metav1.ListOptions{})
+	if err != nil {
+		return out
+	}
+	for _, e := range l.Items {
+		u := string(e.InvolvedObject.UID)
+		if out[u] == nil {
+			out[u] = map[string]bool{}
+		}
+		out[u][e.Reason] = true
+	}
+	return out
+}
+
+// dynamicRange is what the controller allocates from (testdata/topology.yaml).
+var dynamicRange = [2]int{25, 56}
+
+// excuseRefusals turns into notes the failures of a Service that was
+// refused an address for a reason that still holds, and got the Event that
+// says so: it shows no address (or not the one it pins) and has no
+// appliance of its own, or keeps the one it had. Only the failures that a
+// refusal implies are excused (no status, no appliance, the pin not
+// shown); everything else about that Service stays a failure.
+func (w *world) excuseRefusals(v []violation, services []*v1.Service, st *sakurasim.State, holders map[string][]string) []violation {
+	events := w.serviceEvents()
+	statusOf := map[string][]string{}
 	for _, s := range services {
-		if ip, _ := statusIP(s); ip != "" && s.Spec.LoadBalancerIP != ip {
-			holder[ip] = s
+		if ip, _ := statusIP(s); ip != "" && wantsLoadBalancer(s) && s.DeletionTimestamp == nil {
+			statusOf[ip] = append(statusOf[ip], key(s))
+		}
+	}
+	// heldElsewhere: ip is shown by another Service or held on the switch
+	// by something that is not an appliance of s.
+	heldElsewhere := func(s *v1.Service, ip string) string {
+		for _, o := range statusOf[ip] {
+			if o != key(s) {
+				return "shown by Service " + o
+			}
+		}
+		own := map[string]bool{}
+		for _, lb := range st.LoadBalancers {
+			if hasTag(lb.Tags, tagService+string(s.UID)) {
+				own[fmt.Sprintf("appliance %s (VIP)", lb.ID)] = true
+				own[fmt.Sprintf("appliance %s (appliance IP)", lb.ID)] = true
+			}
+		}
+		for _, h := range holders[w.globalSW.String()+"/"+ip] {
+			if !own[h] {
+				return "held by " + h
+			}
+		}
+		return ""
+	}
+	free := 0
+	for i := dynamicRange[0]; i <= dynamicRange[1]; i++ {
+		ip := fmt.Sprintf("203.0.113.%d", i)
+		if len(holders[w.globalSW.String()+"/"+ip]) == 0 && len(statusOf[ip]) == 0 {
+			free++
+		}
+	}
+	refused := map[string]string{} // Service key -> why
+	for _, s := range services {
+		if !wantsLoadBalancer(s) || s.DeletionTimestamp != nil {
+			continue
+		}
+		ip, _ := statusIP(s)
+		ev := events[string(s.UID)]
+		if pin := s.Spec.LoadBalancerIP; pin != "" && ip != pin && ev[reasonPinUnavailable] {
+			if by := heldElsewhere(s, pin); by != "" {
+				refused[key(s)] = fmt.Sprintf("pins %s, %s: refused (%s)", pin, by, reasonPinUnavailable)
+			}
+		}
+		if ip == "" && ev[reasonExhausted] && free == 0 {
+			refused[key(s)] = fmt.Sprintf("the dynamic range .%d-.%d is full: refused (%s)", dynamicRange[0], dynamicRange[1], reasonExhausted)
 		}
 	}
 	var out []violation
+	var notes []string
 	for _, x := range v {
-		excused := false
-		for _, s := range services {
-			if s.Spec.LoadBalancerIP == "" || holder[s.Spec.LoadBalancerIP] == nil || holder[s.Spec.LoadBalancerIP] == s {
-				continue
-			}
-			if strings.Contains(x.msg, "Service "+key(s)+" ") || strings.Contains(x.msg, "Service "+key(s)+":") {
-				excused = true
-			}
+		why := refused[x.svc]
+		excusable := strings.HasSuffix(x.kind, "/pin") || strings.HasSuffix(x.kind, "/status") && strings.Contains(x.msg, "shows 0 addresses") ||
+			strings.HasSuffix(x.kind, "/appliance-count") && strings.Contains(x.msg, "has 0 appliances")
+		if why != "" && excusable {
+			notes = append(notes, fmt.Sprintf("Service %s %s; not counted: [%s] %s", x.svc, why, x.kind, x.msg))
+			continue
 		}
-		if !excused {
-			out = append(out, x)
-		}
+		out = append(out, x)
 	}
+	w.mu.Lock()
+	w.notes = notes
+	w.mu.Unlock()
 	return out
 }
 
@@ -318,6 +522,7 @@ type entryWant struct {
 	protocol string
 	path     string
 	delay    int
+	sorry    string // the sorry server, "" for none
 }
 
 func (w *world) expectedEntry(s *v1.Service, eligible map[string]string) entryWant {
@@ -346,6 +551,7 @@ func (w *world) expectedEntry(s *v1.Service, eligible map[string]string) entryWa
 			want.path = p
 		}
 	}
+	want.sorry = s.Annotations[annSorry]
 	want.delay = 10
 	if d, err := strconv.Atoi(s.Annotations[annInterval]); err == nil {
 		want.delay = d
@@ -382,6 +588,9 @@ func (w *world) entryProblems(s *v1.Service, ip string, want entryWant, settings
 		sort.Strings(servers)
 		if !reflect.DeepEqual(servers, want.servers) && !(len(servers) == 0 && len(want.servers) == 0) {
 			out = append(out, fmt.Sprintf("%s:%d real servers %v, want %v", ip, e.Port.Int(), servers, want.servers))
+		}
+		if e.SorryServer != want.sorry {
+			out = append(out, fmt.Sprintf("%s:%d sorry server %q, want %q", ip, e.Port.Int(), e.SorryServer, want.sorry))
 		}
 		if e.DelayLoop.Int() != want.delay {
 			out = append(out, fmt.Sprintf("%s:%d delay loop %d, want %d", ip, e.Port.Int(), e.DelayLoop.Int(), want.delay))

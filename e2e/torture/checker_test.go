@@ -6,9 +6,11 @@ import (
 	"time"
 
 	"github.com/sacloud/iaas-api-go"
+	"github.com/sacloud/iaas-api-go/types"
 	v1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	k8stypes "k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/kubernetes/fake"
 )
 
@@ -99,6 +101,74 @@ func TestCheckerCatchesDamage(t *testing.T) {
 		t.Fatal(err)
 	}
 	expect("Service deleted, appliance left", "inv2/leftover-appliance")
+
+	// An appliance of the cluster with no member, made with an address in
+	// use and a tag twice: the simulator accepts it (as SAKURA may).
+	if _, err := w.oob.Create(bg, zoneName, &iaas.LoadBalancerCreateRequest{SwitchID: ours.SwitchID, PlanID: types.LoadBalancerPlans.Standard,
+		VRID: 200, IPAddresses: []string{ours.IPAddresses[0]}, NetworkMaskLen: ours.NetworkMaskLen, DefaultRoute: ours.DefaultRoute,
+		Name: "leak", Tags: types.Tags{tagCluster + clusterID, tagCluster + clusterID}}); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(10 * w.knobs.bootDelay)
+	expect("appliance without members", "inv8/leak")
+	expect("appliance IP held twice", "inv8/address")
+	expect("address in use written", "inv8/address-in-use-written")
+	expect("tag twice", "inv7/duplicate-tag")
+	expect("tag twice written", "inv7/duplicate-tag-written")
+}
+
+// A Service refused an address is a note only while the reason holds and
+// with the Event that says so; an address on two Services never is.
+func TestRefusalExcuse(t *testing.T) {
+	o := currentOptions()
+	w, err := newWorld(0, o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.close()
+	a := &svcModel{ns: "default", name: "a", uid: serviceUID(0, 9, 1), isLB: true, ports: []int32{80}}
+	b := &svcModel{ns: "default", name: "b", uid: serviceUID(0, 9, 2), isLB: true, ports: []int32{80}, pin: "203.0.113.57"}
+	for _, m := range []*svcModel{a, b} {
+		s := &v1.Service{}
+		m.applyTo(s)
+		if err := w.createService(s); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := w.updateServiceStatus("default", "a", &v1.LoadBalancerStatus{Ingress: []v1.LoadBalancerIngress{{IP: "203.0.113.57"}}}); err != nil {
+		t.Fatal(err)
+	}
+	has := func(kind string) bool {
+		for _, v := range w.check() {
+			if v.kind == kind && v.svc == "default/b" {
+				return true
+			}
+		}
+		return false
+	}
+	// b pins a's address and has no appliance: without the Event a failure.
+	if !has("inv1/appliance-count") {
+		t.Fatalf("refused without an Event: not reported; got %v", w.check())
+	}
+	if _, err := w.kube.CoreV1().Events("default").Create(bg, &v1.Event{ObjectMeta: metav1.ObjectMeta{Name: "b.1", Namespace: "default"},
+		InvolvedObject: v1.ObjectReference{Kind: "Service", Namespace: "default", Name: "b", UID: k8stypes.UID(b.uid)},
+		Reason:         reasonPinUnavailable}, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if has("inv1/appliance-count") || len(w.checkNotes()) == 0 {
+		t.Fatalf("refused with the Event: still reported (notes %v)", w.checkNotes())
+	}
+	// The same address on both: a failure, Event or not.
+	if err := w.updateServiceStatus("default", "b", &v1.LoadBalancerStatus{Ingress: []v1.LoadBalancerIngress{{IP: "203.0.113.57"}}}); err != nil {
+		t.Fatal(err)
+	}
+	found := false
+	for _, v := range w.check() {
+		found = found || v.kind == "inv4/status"
+	}
+	if !found {
+		t.Fatalf("address on two Services not reported: %v", w.check())
+	}
 }
 
 // TestServiceSemantics checks the fake API server's Service rules that the

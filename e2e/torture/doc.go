@@ -19,7 +19,21 @@
 // edits), simulator fault rules (500/409/429/503/423, drops, answers lost
 // after the change, latency beyond the client's timeout, a Config that
 // fails once after its UpdateSettings) and take-overs (the controller is
-// stopped mid-flight and a second one continues on the same simulator).
+// stopped mid-flight and a second one continues on the same simulator, at
+// once: a new leader may meet an appliance SAKURA does not list yet). A
+// defect actor (defects_test.go, -torture.defects) plays what issue #18's
+// defects need: joins of one sharing key on the same listing, a member
+// pinning another member's VIP, a sole member's entries wiped, a join
+// racing the last member's delete, restarts while a new appliance is
+// unlisted, while a Config hangs after its UpdateSettings (each kind of
+// setting) and after a Service was deleted with its appliance down, and
+// UpdateSettings answered 503 after it was done (replayed into a 409).
+//
+// The simulator accepts and stores what SAKURA is not known to refuse (an
+// address already in use, a duplicate tag; -torture.strict refuses them),
+// so a controller that relies on a refusal leaves what the checks see.
+// The checks excuse nothing but a refusal announced with its Event while
+// its reason holds (check_test.go).
 //
 // Then the settle phase clears the faults and keeps the controllers running
 // until everything is quiet and the invariants of check_test.go hold for a

@@ -27,6 +27,7 @@ type result struct {
 type violation struct {
 	kind string // "inv1/real-servers", ...: the first part names the invariant
 	msg  string
+	svc  string // namespace/name of the Service it is about, if one
 }
 
 func (r *result) failed() bool { return len(r.violations) > 0 }
@@ -72,7 +73,7 @@ func runSeed(seed int64, o options) *result {
 	defer func() { res.elapsed = time.Since(start) }()
 	w, err := newWorld(seed, o)
 	if err != nil {
-		res.violations = append(res.violations, violation{"harness", "setting up: " + err.Error()})
+		res.violations = append(res.violations, violation{kind: "harness", msg: "setting up: " + err.Error()})
 		return res
 	}
 	defer w.close()
@@ -81,12 +82,13 @@ func runSeed(seed int64, o options) *result {
 	res.slots = sc.n
 	w.tr.add("seed %d: %d action slots; %s", seed, sc.n, w.knobs)
 	if err := w.startCCM(); err != nil {
-		res.violations = append(res.violations, violation{"harness", "starting the controller: " + err.Error()})
+		res.violations = append(res.violations, violation{kind: "harness", msg: "starting the controller: " + err.Error()})
 		return res
 	}
 	res.actions = sc.run(w)
 	w.tr.add("actions done; settle phase (faults cleared, the controller keeps being called)")
 	res.violations = w.settle()
+	res.notes = append(res.notes, w.checkNotes()...)
 	if len(res.violations) > 0 {
 		w.tr.add("final state:\n%s", w.describe())
 	}
@@ -128,7 +130,7 @@ func (w *world) settle() []violation {
 		if time.Now().After(deadline) {
 			v := w.check()
 			if !quiet {
-				v = append(v, violation{"settle/not-quiescent", fmt.Sprintf("after %s the controller still works: %s", w.opts.settle, why)})
+				v = append(v, violation{kind: "settle/not-quiescent", msg: fmt.Sprintf("after %s the controller still works: %s", w.opts.settle, why)})
 			}
 			w.tr.add("settle deadline (%s) passed", w.opts.settle)
 			return append(v, w.foundWhileRunning()...)

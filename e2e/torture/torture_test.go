@@ -40,6 +40,8 @@ var (
 	flagLBConfig = flag.String("torture.lbconfig", "", "extra loadBalancer cloud-config keys, key=value[,key=value] (e.g. a repair interval)")
 	flagRepeat   = flag.Int("torture.repeat", 1, "run each seed this many times (interleavings vary between runs)")
 	flagTraceDir = flag.String("torture.tracedir", "", "write the full report of every failing run to this directory (seed-N[-k].txt)")
+	flagStrict   = flag.Bool("torture.strict", false, "the simulator refuses an address in use (409) instead of accepting and storing it as SAKURA may")
+	flagDefects  = flag.Bool("torture.defects", true, "play the actors aimed at issue #18's defects (joins in one listing, pins on a member's VIP, wiped entries, restarts mid-create and mid-Config, 503-then-409 replays)")
 )
 
 // The one HTTP server of the test binary. iaas-api-go keeps the API root in
@@ -259,11 +261,13 @@ type options struct {
 	takeover bool
 	settle   time.Duration
 	lbExtra  map[string]string
+	strict   bool
+	defects  bool
 }
 
 func currentOptions() options {
 	o := options{actions: *flagActions, skip: parseSkip(*flagSkip), oob: *flagOOB, faults: *flagFaults,
-		takeover: *flagTakeover, settle: *flagSettle, lbExtra: map[string]string{}}
+		takeover: *flagTakeover, settle: *flagSettle, lbExtra: map[string]string{}, strict: *flagStrict, defects: *flagDefects}
 	for _, kv := range strings.Split(*flagLBConfig, ",") {
 		if k, v, ok := strings.Cut(strings.TrimSpace(kv), "="); ok && k != "" {
 			o.lbExtra[k] = v
@@ -309,6 +313,12 @@ func replay(seed int64, o options) string {
 	}
 	if !o.takeover {
 		b.WriteString(" -torture.takeover=false")
+	}
+	if o.strict {
+		b.WriteString(" -torture.strict")
+	}
+	if !o.defects {
+		b.WriteString(" -torture.defects=false")
 	}
 	if o.settle != 15*time.Second {
 		fmt.Fprintf(&b, " -torture.settle=%s", o.settle)

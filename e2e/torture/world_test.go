@@ -49,6 +49,7 @@ const (
 	annProtocol     = "k8s.usacloud.jp/load-balancer-healthcheck-protocol"
 	annPath         = "k8s.usacloud.jp/load-balancer-healthcheck-path"
 	annInterval     = "k8s.usacloud.jp/load-balancer-healthz-interval"
+	annSorry        = "k8s.usacloud.jp/load-balancer-sorry-server"
 	excludeLabel    = "node.kubernetes.io/exclude-from-external-load-balancers"
 	uninitTaint     = "node.cloudprovider.kubernetes.io/uninitialized"
 	providerPrefix  = "sakuracloud://" + zoneName + "/"
@@ -143,6 +144,8 @@ type world struct {
 	mu       sync.Mutex
 	damaged  map[string][]string // Service UID -> out-of-band damage done to its appliance
 	findings []violation         // seen while running (foreign writes)
+	notes    []string            // refusals the last check excused
+	deleting map[types.ID]string // appliance -> its only member, being deleted while down
 	late     int                 // requests a stopped controller started
 	repair   string              // the repair pass configured
 }
@@ -166,7 +169,11 @@ func newWorld(seed int64, o options) (*world, error) {
 			topo.LoadBalancers[i].Tags = []string{tagCluster + clusterID}
 		}
 	}
-	w.sim = sakurasim.New(topo, sakurasim.Options{BootDelay: w.knobs.bootDelay, ReadNotFoundWindow: w.knobs.notFound, Seed: seed})
+	// Writes SAKURA is not known to refuse (an address in use, a duplicate
+	// tag) are accepted and stored, so that a controller relying on a
+	// refusal leaves what the checks see (-torture.strict refuses them).
+	w.sim = sakurasim.New(topo, sakurasim.Options{BootDelay: w.knobs.bootDelay, ReadNotFoundWindow: w.knobs.notFound, Seed: seed,
+		AcceptConflicts: !o.strict})
 	st := w.sim.Snapshot()
 	w.foreign = map[types.ID]string{}
 	for _, lb := range st.LoadBalancers {
@@ -180,7 +187,7 @@ func newWorld(seed int64, o options) (*world, error) {
 	}
 	w.kube = fake.NewClientset()
 	serviceSemantics(w.kube)
-	for _, ns := range []string{"default", "team"} {
+	for _, ns := range []string{"default", "team", defectNS} {
 		if _, err := w.kube.CoreV1().Namespaces().Create(context.Background(), &v1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}}, metav1.CreateOptions{}); err != nil {
 			return nil, err
 		}
@@ -288,6 +295,10 @@ func (w *world) noteRequest(rt *route, method, path string, status int, start ti
 	defer w.mu.Unlock()
 	if late {
 		w.late++
+	}
+	if svc, ok := w.deleting[id]; ok && rt.gen > 0 && method == "PUT" && strings.HasSuffix(path, "/power") && status > 0 && status < 300 {
+		w.findings = append(w.findings, violation{kind: "inv2/boot-while-deleting", svc: svc,
+			msg: fmt.Sprintf("%s booted appliance %s (answer %d) while its only member %s was being deleted", rt.role, id, status, svc)})
 	}
 	if _, foreign := w.foreign[id]; foreign && rt.gen > 0 && method != "GET" {
 		w.findings = append(w.findings, violation{kind: "inv3/foreign-write",

@@ -38,6 +38,7 @@ type flags struct {
 	bootDelay, notFound                      time.Duration
 	pageSize                                 int
 	seed                                     int64
+	acceptConflicts                          bool
 }
 
 func newFlagSet() (*flag.FlagSet, *flags) {
@@ -52,6 +53,7 @@ func newFlagSet() (*flag.FlagSet, *flags) {
 	fs.IntVar(&f.pageSize, "default-page-size", 20, "page size when a find asks Count 0")
 	fs.StringVar(&f.urlFile, "url-file", "", "write the base URL here once listening")
 	fs.Int64Var(&f.seed, "seed", 1, "seed for fault-injection randomness")
+	fs.BoolVar(&f.acceptConflicts, "accept-conflicts", false, "accept and store load balancer writes that SAKURA is not known to refuse: an appliance IP or VIP already in use")
 	return fs, f
 }
 
@@ -78,7 +80,7 @@ func run(ctx context.Context, args []string) error {
 		}
 	}
 	sim, err := sakurasim.Build(topo, sakurasim.Options{Token: *token, Secret: *secret, BootDelay: *bootDelay,
-		ReadNotFoundWindow: *notFound, Seed: *seed, DefaultPageSize: *pageSize})
+		ReadNotFoundWindow: *notFound, Seed: *seed, DefaultPageSize: *pageSize, AcceptConflicts: f.acceptConflicts})
 	if err != nil {
 		return err
 	}
@@ -100,7 +102,7 @@ func run(ctx context.Context, args []string) error {
 			return err
 		}
 	}
-	log.Printf("sakurasim: serving zone %s at %s (auth %v, boot delay %s)", topo.Zone, base, *token != "", *bootDelay)
+	log.Printf("sakurasim: serving zone %s at %s (auth %v, boot delay %s, accept conflicts %v)", topo.Zone, base, *token != "", *bootDelay, f.acceptConflicts)
 
 	select {
 	case err := <-errc:
