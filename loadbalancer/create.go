@@ -79,6 +79,20 @@ func (l *LoadBalancer) checkNewVIP(ctx context.Context, owner string, lb *iaas.L
 	return nil
 }
 
+// restoreVIP chooses the VIP of an appliance left without entries: the
+// address the Service shows while still free, else the lowest free one,
+// held for the write that follows like a pinned one.
+func (l *LoadBalancer) restoreVIP(ctx context.Context, svc *v1.Service, opts annotations.Options, nodes []*v1.Node, lb *iaas.LoadBalancer) (string, error) {
+	defer l.locks.lock(switchLock(lb.SwitchID))()
+	l.alloc.Release(pinOwner(string(svc.UID)))
+	vip, err := l.allocateVIP(ctx, svc, opts, nodes, lb)
+	if err != nil {
+		return "", err
+	}
+	l.alloc.Reserve(pinOwner(string(svc.UID)), ipam.Reservation{SwitchID: lb.SwitchID, IPs: []netip.Addr{vip}})
+	return vip.String(), nil
+}
+
 // usageOf takes stock of every address in use on switchID: the zone's load
 // balancers (listed within zoneLBsReuse), the switch's other consumers (reused for
 // inventoryTTL), this process's pending reservations and the nodes' own

@@ -549,7 +549,13 @@ func (l *LoadBalancer) reconcileObserved(ctx context.Context, clusterName string
 		vip = p.opts.IP
 	}
 	if vip == "" {
-		return nil, l.fail(svc, ReasonAPIError, fmt.Errorf("load balancer %s has no VIP; delete it to let the controller create a new one", lb.ID))
+		// Every entry was removed outside the controller: write them back
+		// on the address the Service shows (clients use it) when it is
+		// still free, else on a new one. A shared member re-joins above.
+		if vip, err = l.restoreVIP(ctx, svc, p.opts, nodes, lb); err != nil {
+			return nil, err
+		}
+		l.event(svc, false, ReasonRepaired, "load balancer %s had no entries for this Service (removed outside the controller?); writing them back on %s", lb.ID, vip)
 	}
 	want, err := desired.Build(desired.Input{ClusterID: cluster, Service: svc, Options: p.opts, SwitchID: lb.SwitchID, VIP: vip, Backends: backends.Selected})
 	if err != nil {

@@ -277,3 +277,23 @@ func TestNoBootForAServiceBeingDeleted(t *testing.T) {
 		})
 	}
 }
+
+// TestRepairRestoresWipedEntriesOnTheShownAddress: every entry of a
+// Service's own appliance was removed outside the controller. The entries
+// come back on the address the Service shows (it used to answer "has no
+// VIP; delete it" for ever).
+func TestRepairRestoresWipedEntriesOnTheShownAddress(t *testing.T) {
+	e, svc, nodes, _ := repairEnv(t)
+	shown := statusIP(svc)
+	lb := e.lbs()[0]
+	if _, err := fake.NewLoadBalancerOp().UpdateSettings(e.ctx, zone, lb.ID, &iaas.LoadBalancerUpdateSettingsRequest{VirtualIPAddresses: iaas.LoadBalancerVirtualIPAddresses{}, SettingsHash: lb.SettingsHash}); err != nil {
+		t.Fatal(err)
+	}
+	st, err := e.lb.EnsureLoadBalancer(e.ctx, "test", svc, nodes)
+	if err != nil || statusIP(&v1.Service{Status: v1.ServiceStatus{LoadBalancer: *st}}) != shown {
+		t.Fatalf("after the wipe: status %v, err %v; want %s back", st, err, shown)
+	}
+	if got := e.lbs()[0].VirtualIPAddresses; len(got) != 1 || got[0].VirtualIPAddress != shown {
+		t.Fatalf("entries %v, want one on %s", got, shown)
+	}
+}
