@@ -7,6 +7,7 @@
 package loadbalancer
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -539,20 +540,28 @@ func (l *LoadBalancer) reconcileObserved(ctx context.Context, clusterName string
 	}
 
 	vip := memberVIP(lb, svc)
+	// A refused pin keeps the current VIP and does not hold up the
+	// Service's other changes; it is returned once they are written.
+	var pinErr error
 	if p.opts.IP != "" && p.opts.IP != vip {
-		if err := l.checkNewVIP(ctx, string(svc.UID), lb, p.opts, nodes); err != nil {
-			if errors.Is(err, ipam.ErrPinnedUnavailable) {
-				return nil, l.fail(svc, ReasonLoadBalancerIPInvalid, fmt.Errorf("%w; the load balancer keeps %s", err, vip))
-			}
+		switch err := l.checkNewVIP(ctx, string(svc.UID), lb, p.opts, nodes); {
+		case errors.Is(err, ipam.ErrPinnedUnavailable):
+			pinErr = l.fail(svc, ReasonLoadBalancerIPInvalid, fmt.Errorf("%w; the load balancer keeps %s", err, cmp.Or(vip, "the address the Service shows")))
+		case err != nil:
 			return nil, l.fail(svc, ReasonAPIError, err)
+		default:
+			vip = p.opts.IP
 		}
-		vip = p.opts.IP
 	}
 	if vip == "" {
 		// Every entry was removed outside the controller: write them back
 		// on the address the Service shows (clients use it) when it is
 		// still free, else on a new one. A shared member re-joins above.
-		if vip, err = l.restoreVIP(ctx, svc, p.opts, nodes, lb); err != nil {
+		opts := p.opts
+		if pinErr != nil {
+			opts.IP = "" // refused above: the shown or a free address
+		}
+		if vip, err = l.restoreVIP(ctx, svc, opts, nodes, lb); err != nil {
 			return nil, err
 		}
 		l.event(svc, false, ReasonRepaired, "load balancer %s had no entries for this Service (removed outside the controller?); writing them back on %s", lb.ID, vip)
@@ -596,6 +605,9 @@ func (l *LoadBalancer) reconcileObserved(ctx context.Context, clusterName string
 		} else {
 			l.warn(svc, ReasonChangeNeedsNewAppliance, fmt.Sprintf("load balancer %s: %s; SAKURA cannot change this in place, so the running load balancer is kept as it is. To apply it, delete and re-create the Service (its address will change) or revert the setting", lb.ID, driftText(drift)))
 		}
+	}
+	if pinErr != nil {
+		return nil, pinErr
 	}
 	return statusOf(lb, vip), nil
 }

@@ -219,9 +219,15 @@ func TestPinningAnotherMembersVIPIsRefused(t *testing.T) {
 	stB := e.ensureUp(b, nodes)
 	e.events()
 	b.Spec.LoadBalancerIP = stA.Ingress[0].IP
+	b.Annotations[annotations.HealthzInterval] = "30" // a change beside the refused pin
 	st, err := e.lb.EnsureLoadBalancer(e.ctx, "test", b, nodes)
 	if err == nil {
 		t.Fatalf("b took a's VIP %s: status %v", stA.Ingress[0].IP, st)
+	}
+	for _, v := range entriesOf(e.lbs()[0], b) {
+		if v.DelayLoop.Int() != 30 {
+			t.Fatalf("the refused pin held up b's other change: delay loop %d", v.DelayLoop.Int())
+		}
 	}
 	if ev := findEvent(e.events(), "Warning", ReasonLoadBalancerIPInvalid, stA.Ingress[0].IP); ev == "" {
 		t.Fatalf("no %s Event naming the address", ReasonLoadBalancerIPInvalid)
