@@ -216,7 +216,18 @@ func (w *world) quiet() (bool, string) {
 	if m.nodeBusy.Load() > 0 {
 		return false, "node controllers busy"
 	}
+	servers := map[string]bool{}
+	for _, sv := range w.sim.Snapshot().Servers {
+		servers[sv.Name] = true
+	}
 	for _, n := range w.listNodes() {
+		if n.Spec.ProviderID == "" && !servers[n.Name] {
+			// A Node the controller never matched to a server is kept, with
+			// a NoMatchingServer Event, for the operator to fix or delete
+			// (issue #19): its server was deleted before the cloud-node
+			// controller initialised it. It stays uninitialised and NotReady.
+			continue
+		}
 		if hasTaint(n, uninitTaint) {
 			return false, "Node " + n.Name + " not initialised by the cloud-node controller"
 		}
