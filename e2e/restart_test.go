@@ -4,6 +4,9 @@ import (
 	"testing"
 	"time"
 
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/util/intstr"
+
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 
@@ -64,5 +67,38 @@ func TestRestartBetweenSaveAndConfig(t *testing.T) {
 	c := e.waitApplied(id.String(), ip, map[int][]string{80: all})
 	if c.AppliedHash != c.SavedHash {
 		t.Errorf("applied %s, saved %s: the restarted controller never applied the saved change", c.AppliedHash, c.SavedHash)
+	}
+}
+
+// TestJoinsWithinOneListing (defect 1): two Services join a running shared
+// appliance at once, so the second allocation reuses the zone listing the
+// first made before its VIP was written. With the simulator accepting
+// duplicate VIPs (as SAKURA may), only the controller keeps them apart.
+func TestJoinsWithinOneListing(t *testing.T) {
+	e := newEnv(t, envOptions{})
+	if accept, _, err := e.sim.Conflicts(e.ctx); err != nil || !accept {
+		t.Fatalf("precondition: the simulator must accept conflicting writes (accept %v, err %v)", accept, err)
+	}
+	port := func(p int32) corev1.ServicePort {
+		return corev1.ServicePort{Name: "tcp", Port: p, Protocol: corev1.ProtocolTCP, TargetPort: intstr.FromInt32(8080)}
+	}
+	e.createShared("a", "team", nil, port(80))
+	ips := map[string]string{"a": e.waitIngressIP("a")}
+	e.createShared("b", "team", nil, port(81))
+	e.createShared("c", "team", nil, port(82))
+	for _, name := range []string{"b", "c"} {
+		ip := e.waitIngressIP(name)
+		for other, o := range ips {
+			if o == ip {
+				t.Fatalf("Services %s and %s both show %s", other, name, ip)
+			}
+		}
+		ips[name] = ip
+	}
+	if _, accepted, err := e.sim.Conflicts(e.ctx); err != nil || len(accepted) > 0 {
+		t.Fatalf("the controller wrote addresses already in use: %+v (err %v)", accepted, err)
+	}
+	if n := e.ownCount(); n != 1 {
+		t.Errorf("%d appliances, want the one shared appliance", n)
 	}
 }
