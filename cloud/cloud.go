@@ -11,6 +11,7 @@ import (
 	"sync"
 
 	v1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/informers"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/kubernetes/scheme"
@@ -28,6 +29,8 @@ import (
 	"github.com/sakura-ccm/sakura-cloud-controller-manager/instances"
 	"github.com/sakura-ccm/sakura-cloud-controller-manager/internal/trim"
 	"github.com/sakura-ccm/sakura-cloud-controller-manager/loadbalancer"
+	"github.com/sakura-ccm/sakura-cloud-controller-manager/loadbalancer/apply"
+	"github.com/sakura-ccm/sakura-cloud-controller-manager/loadbalancer/desired"
 	"github.com/sakura-ccm/sakura-cloud-controller-manager/loadbalancer/sweep"
 )
 
@@ -120,12 +123,43 @@ func (c *Cloud) SetDefaultClusterID(clusterName string) {
 // one recorded in (or now derived from kube-system's UID and recorded in)
 // the ConfigMap identity.ConfigMapName in namespace. See package identity.
 func (c *Cloud) ResolveIdentity(ctx context.Context, kube kubernetes.Interface, namespace, clusterName string) error {
-	id, err := identity.Resolve(ctx, kube, namespace, c.cfg.ClusterID, clusterName)
+	var legacy identity.LegacyCheck
+	if !c.cfg.DisableLoadBalancer {
+		legacy = func(ctx context.Context) (bool, error) { return ownsLegacyAppliances(ctx, c.client, kube) }
+	}
+	id, err := identity.ResolveWith(ctx, kube, namespace, c.cfg.ClusterID, clusterName, legacy)
 	if err != nil {
 		return err
 	}
 	c.SetIdentity(id)
 	return nil
+}
+
+// ownsLegacyAppliances reports whether a Service of this cluster is a
+// member of an appliance tagged with the shared default cluster ID: an
+// install from before derived IDs. Service UIDs are unique across clusters,
+// so another cluster's appliances under that tag never match.
+func ownsLegacyAppliances(ctx context.Context, client *sakuraapi.Client, kube kubernetes.Interface) (bool, error) {
+	lbs, err := (&apply.Executor{Client: client, ClusterID: identity.LegacyDefault}).FindCluster(ctx)
+	if err != nil || len(lbs) == 0 {
+		return false, err
+	}
+	svcs, err := kube.CoreV1().Services(metav1.NamespaceAll).List(ctx, metav1.ListOptions{})
+	if err != nil {
+		return false, fmt.Errorf("listing Services: %w", err)
+	}
+	mine := make(map[string]bool, len(svcs.Items))
+	for _, s := range svcs.Items {
+		mine[string(s.UID)] = true
+	}
+	for _, lb := range lbs {
+		for _, uid := range desired.MemberUIDs(lb.Tags) {
+			if mine[uid] {
+				return true, nil
+			}
+		}
+	}
+	return false, nil
 }
 
 // SetIdentity sets the cluster ID in force and where it came from.

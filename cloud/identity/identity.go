@@ -50,7 +50,17 @@ const (
 	FromRecord Source = "recorded"
 	// FromDerived: the kube-system UID, recorded by this start.
 	FromDerived Source = "derived"
+	// FromLegacy: nothing was configured, but this cluster's Services
+	// already own appliances tagged LegacyDefault (an install from before
+	// derived IDs, upgraded with the new empty default): LegacyDefault is
+	// kept and recorded, so those Services keep their appliances and
+	// addresses instead of getting new ones.
+	FromLegacy Source = "legacy"
 )
+
+// LegacyCheck reports whether this cluster's Services already own
+// appliances tagged with LegacyDefault.
+type LegacyCheck func(ctx context.Context) (bool, error)
 
 // Identity is the cluster ID in force and why.
 type Identity struct {
@@ -88,6 +98,13 @@ var Backoff = wait.Backoff{Duration: time.Second, Factor: 2, Jitter: 0.1, Steps:
 // race). Transient API errors are retried with Backoff; a refusal (RBAC) is
 // returned at once, naming what is missing.
 func Resolve(ctx context.Context, kube kubernetes.Interface, namespace, configured, clusterName string) (Identity, error) {
+	return ResolveWith(ctx, kube, namespace, configured, clusterName, nil)
+}
+
+// ResolveWith is Resolve that, before deriving a new ID, asks legacy
+// (when set) whether this cluster already owns appliances under
+// LegacyDefault; if so, that ID is recorded instead (FromLegacy).
+func ResolveWith(ctx context.Context, kube kubernetes.Interface, namespace, configured, clusterName string, legacy LegacyCheck) (Identity, error) {
 	if id, ok := Explicit(configured, clusterName); ok {
 		return id, nil
 	}
@@ -97,7 +114,7 @@ func Resolve(ctx context.Context, kube kubernetes.Interface, namespace, configur
 	var out Identity
 	var lastErr error
 	err := wait.ExponentialBackoffWithContext(ctx, Backoff, func(ctx context.Context) (bool, error) {
-		id, err := resolveOnce(ctx, kube, namespace)
+		id, err := resolveOnce(ctx, kube, namespace, legacy)
 		if err == nil {
 			out = id
 			return true, nil
@@ -120,31 +137,48 @@ func Resolve(ctx context.Context, kube kubernetes.Interface, namespace, configur
 
 var errBadRecord = errors.New("recorded cluster ID is empty")
 
-func resolveOnce(ctx context.Context, kube kubernetes.Interface, namespace string) (Identity, error) {
+func resolveOnce(ctx context.Context, kube kubernetes.Interface, namespace string, legacy LegacyCheck) (Identity, error) {
 	cms := kube.CoreV1().ConfigMaps(namespace)
 	if id, err := readRecord(ctx, cms.Get); err == nil || !apierrors.IsNotFound(err) {
 		return id, err
 	}
-	ns, err := kube.CoreV1().Namespaces().Get(ctx, SourceNamespace, metav1.GetOptions{})
-	if err != nil {
-		return Identity{}, fmt.Errorf("reading namespace %s: %w", SourceNamespace, err)
+	want := Identity{Source: FromDerived}
+	if legacy != nil {
+		inUse, err := legacy(ctx)
+		if err != nil {
+			return Identity{}, fmt.Errorf("looking for appliances this cluster owns under %q: %w", LegacyDefault, err)
+		}
+		if inUse {
+			want = Identity{ID: LegacyDefault, Source: FromLegacy}
+		}
 	}
-	if ns.UID == "" {
-		return Identity{}, fmt.Errorf("namespace %s has no UID", SourceNamespace)
+	if want.ID == "" {
+		ns, err := kube.CoreV1().Namespaces().Get(ctx, SourceNamespace, metav1.GetOptions{})
+		if err != nil {
+			return Identity{}, fmt.Errorf("reading namespace %s: %w", SourceNamespace, err)
+		}
+		if ns.UID == "" {
+			return Identity{}, fmt.Errorf("namespace %s has no UID", SourceNamespace)
+		}
+		want.ID = string(ns.UID)
 	}
 	cm := &corev1.ConfigMap{
 		ObjectMeta: metav1.ObjectMeta{Name: ConfigMapName, Namespace: namespace,
 			Labels: map[string]string{"app.kubernetes.io/name": "sakura-cloud-controller-manager"},
 			Annotations: map[string]string{"k8s.usacloud.jp/note": "The cluster ID that tags this cluster's SAKURA Cloud resources, " +
 				"derived once from the UID of namespace " + SourceNamespace + ". Do not change or delete it: the controller would no longer own what it made."}},
-		Data: map[string]string{ConfigMapKey: string(ns.UID)},
+		Data: map[string]string{ConfigMapKey: want.ID},
 	}
-	_, err = cms.Create(ctx, cm, metav1.CreateOptions{})
+	_, err := cms.Create(ctx, cm, metav1.CreateOptions{})
 	switch {
+	case err == nil && want.Source == FromLegacy:
+		klog.InfoS("This cluster's Services own appliances tagged with the shared default cluster ID; keeping it (recorded) so they keep their addresses",
+			"clusterID", want.ID, "configMap", namespace+"/"+ConfigMapName)
+		return want, nil
 	case err == nil:
-		klog.InfoS("Derived the cluster ID from the kube-system namespace and recorded it", "clusterID", string(ns.UID),
+		klog.InfoS("Derived the cluster ID from the kube-system namespace and recorded it", "clusterID", want.ID,
 			"configMap", namespace+"/"+ConfigMapName)
-		return Identity{ID: string(ns.UID), Source: FromDerived}, nil
+		return want, nil
 	case apierrors.IsAlreadyExists(err):
 		// Another replica recorded it first: its record counts.
 		return readRecord(ctx, cms.Get)

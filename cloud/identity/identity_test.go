@@ -138,3 +138,38 @@ func TestEmptyRecordIsRefused(t *testing.T) {
 		t.Errorf("%v", err)
 	}
 }
+
+// An install from before derived IDs (clusterName kubernetes) upgraded with
+// the new empty default: its Services own appliances under "kubernetes".
+// Deriving a new ID would give every Service a new appliance and a new
+// address; the shared ID is kept and recorded instead (and stays
+// untrusted: the sweep only reports).
+func TestLegacyAppliancesKeepTheSharedID(t *testing.T) {
+	for _, c := range []struct {
+		name   string
+		inUse  bool
+		want   Identity
+		checks int
+	}{
+		{"the cluster owns appliances under kubernetes", true, Identity{LegacyDefault, FromLegacy}, 1},
+		{"it owns none", false, Identity{"uid-new", FromDerived}, 1},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			kube := fake.NewClientset(&corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "kube-system", UID: "uid-new"}})
+			checks := 0
+			legacy := func(context.Context) (bool, error) { checks++; return c.inUse, nil }
+			id, err := ResolveWith(ctx, kube, ns, "", "", legacy)
+			if err != nil || id != c.want || checks != c.checks {
+				t.Fatalf("got %v (err %v, %d checks), want %v", id, err, checks, c.want)
+			}
+			if id.Trusted() == (c.want.ID == LegacyDefault) {
+				t.Fatalf("trusted %v for %q", id.Trusted(), id.ID)
+			}
+			// Recorded: the next start reads it back without asking again.
+			again, err := ResolveWith(ctx, kube, ns, "", "", legacy)
+			if err != nil || again.ID != c.want.ID || again.Source != FromRecord || checks != c.checks {
+				t.Fatalf("second start: %v (err %v, %d checks)", again, err, checks)
+			}
+		})
+	}
+}
