@@ -1,6 +1,7 @@
 package chart
 
 import (
+	"encoding/base64"
 	"encoding/json"
 	"os"
 	"path/filepath"
@@ -345,5 +346,75 @@ func TestVersionIsOnePlace(t *testing.T) {
 	changelog, err := os.ReadFile(filepath.Join(chartDir(t), "..", "..", "CHANGELOG.md"))
 	if err != nil || !strings.Contains(string(changelog), "\n## ["+version+"]") {
 		t.Errorf("CHANGELOG.md has no entry for %s (%v)", version, err)
+	}
+}
+
+// TestEarlierChartValues: the install command from the earlier controller's
+// announcement (helm 3 form) renders with today's chart, its nested values
+// mapped onto today's names, and installs; a value given under both names
+// with different values is refused naming both, never echoing a credential.
+func TestEarlierChartValues(t *testing.T) {
+	earlier := []string{"--set", "sacloud.accessToken=" + fakeToken, "--set", "sacloud.accessTokenSecret=" + fakeSecret,
+		"--set", "sacloud.zone=tk1a", "--set", "sacloud.clusterID=old-cluster"}
+	objs := render(t, earlier...)
+	cfg, _ := dig(objs["ConfigMap/ccm-sakura-cloud-controller-manager"], "data", "cloud-config.yaml").(string)
+	if !strings.Contains(cfg, `zone: "tk1a"`) || !strings.Contains(cfg, `clusterID: "old-cluster"`) {
+		t.Fatalf("cloud-config does not carry sacloud.zone and sacloud.clusterID:\n%s", cfg)
+	}
+	var secret object
+	for k, o := range objs {
+		if strings.HasPrefix(k, "Secret/") {
+			secret = o
+		}
+	}
+	if tok, _ := dig(secret, "data", "access-token").(string); tok != base64.StdEncoding.EncodeToString([]byte(fakeToken)) {
+		t.Fatalf("the Secret does not carry sacloud.accessToken")
+	}
+	args := toStrings(dig(objs["Deployment/ccm-sakura-cloud-controller-manager"], "spec", "template", "spec", "containers", 0, "args"))
+	if !slices.Contains(args, "--cluster-name=old-cluster") {
+		t.Fatalf("args %v lack --cluster-name=old-cluster", args)
+	}
+	c := controlPlane(t)
+	notes, err := helm(t, append([]string{"install", "earlier-notes", chartDir(t), "--dry-run=client", "--namespace", "kube-system", "--kubeconfig", c.AdminKubeconfig}, earlier...)...)
+	if err != nil || !strings.Contains(notes, "DEPRECATED: the values sacloud.accessToken") {
+		t.Fatalf("the install notes lack the deprecation line (err %v):\n%s", err, notes)
+	}
+	if strings.Contains(notes, fakeSecret) {
+		t.Fatal("the install output echoes the secret")
+	}
+
+	// It installs: the rendered objects are accepted by the API server.
+	out, err := helm(t, append([]string{"template", "earlier", chartDir(t), "--namespace", "kube-system"}, earlier...)...)
+	if err != nil {
+		t.Fatalf("helm template: %v\n%s", err, out)
+	}
+	if out, err := kubectl(t, c, []byte(out), "apply", "--dry-run=server", "-f", "-"); err != nil {
+		t.Fatalf("the API server refused the earlier command's objects: %v\n%s", err, out)
+	}
+
+	for _, tc := range []struct {
+		name string
+		args []string
+		want []string
+	}{
+		{"zone under both names", []string{"--set", "zone=is1b"}, []string{"sacloud.zone", "zone", "tk1a", "is1b"}},
+		{"cluster ID under both names", []string{"--set", "clusterName=new-cluster"}, []string{"sacloud.clusterID", "clusterName"}},
+		{"token under both names", []string{"--set", "accessToken=another"}, []string{"sacloud.accessToken", "accessToken"}},
+		{"a typo under sacloud", []string{"--set", "sacloud.clusterid=x"}, []string{"clusterid"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			out, err := helm(t, append(append([]string{"template", "ccm", chartDir(t)}, earlier...), tc.args...)...)
+			if err == nil {
+				t.Fatalf("accepted:\n%s", out)
+			}
+			for _, w := range tc.want {
+				if !strings.Contains(out, w) {
+					t.Errorf("error does not name %q:\n%s", w, out)
+				}
+			}
+			if strings.Contains(out, fakeSecret) || strings.Contains(out, fakeToken) || strings.Contains(out, "another") {
+				t.Error("error output echoes a credential")
+			}
+		})
 	}
 }
