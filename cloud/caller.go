@@ -11,7 +11,7 @@ import (
 	"github.com/sacloud/iaas-api-go"
 	"github.com/sacloud/saclient-go"
 
-	"github.com/sakura-ccm/sakura-cloud-controller-manager/cloud/config"
+	"github.com/sakura-ccm/sakura-cloud-controller-manager/internal/config"
 )
 
 // innerRateLimit effectively switches off the HTTP library's own rate limit:

@@ -28,10 +28,10 @@ import (
 	"k8s.io/component-base/metrics/legacyregistry"
 	"k8s.io/klog/v2"
 
-	"github.com/sakura-ccm/sakura-cloud-controller-manager/cloud/config"
-	"github.com/sakura-ccm/sakura-cloud-controller-manager/cloud/metrics"
-	"github.com/sakura-ccm/sakura-cloud-controller-manager/cloud/sakuraapi"
 	"github.com/sakura-ccm/sakura-cloud-controller-manager/instances"
+	"github.com/sakura-ccm/sakura-cloud-controller-manager/internal/config"
+	"github.com/sakura-ccm/sakura-cloud-controller-manager/internal/metrics"
+	"github.com/sakura-ccm/sakura-cloud-controller-manager/internal/sakuraapi"
 )
 
 const (

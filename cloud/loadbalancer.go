@@ -8,9 +8,9 @@ import (
 	cloudprovider "k8s.io/cloud-provider"
 	"k8s.io/klog/v2"
 
-	"github.com/sakura-ccm/sakura-cloud-controller-manager/cloud/config"
-	"github.com/sakura-ccm/sakura-cloud-controller-manager/cloud/identity"
-	"github.com/sakura-ccm/sakura-cloud-controller-manager/cloud/metrics"
+	"github.com/sakura-ccm/sakura-cloud-controller-manager/internal/config"
+	"github.com/sakura-ccm/sakura-cloud-controller-manager/internal/identity"
+	"github.com/sakura-ccm/sakura-cloud-controller-manager/internal/metrics"
 	"github.com/sakura-ccm/sakura-cloud-controller-manager/loadbalancer"
 	"github.com/sakura-ccm/sakura-cloud-controller-manager/loadbalancer/sweep"
 )

@@ -7,9 +7,9 @@ import (
 	v1 "k8s.io/api/core/v1"
 
 	"github.com/sacloud/iaas-api-go/types"
-	"github.com/sakura-ccm/sakura-cloud-controller-manager/cloud/fakezone"
-	"github.com/sakura-ccm/sakura-cloud-controller-manager/cloud/providerid"
-	"github.com/sakura-ccm/sakura-cloud-controller-manager/cloud/servercache"
+	"github.com/sakura-ccm/sakura-cloud-controller-manager/internal/fakezone"
+	"github.com/sakura-ccm/sakura-cloud-controller-manager/internal/providerid"
+	"github.com/sakura-ccm/sakura-cloud-controller-manager/internal/servercache"
 	"time"
 )
 

@@ -20,9 +20,9 @@ import (
 	"k8s.io/klog/v2"
 	"k8s.io/utils/clock"
 
-	"github.com/sakura-ccm/sakura-cloud-controller-manager/cloud/providerid"
-	"github.com/sakura-ccm/sakura-cloud-controller-manager/cloud/sakuraapi"
-	"github.com/sakura-ccm/sakura-cloud-controller-manager/cloud/servercache"
+	"github.com/sakura-ccm/sakura-cloud-controller-manager/internal/providerid"
+	"github.com/sakura-ccm/sakura-cloud-controller-manager/internal/sakuraapi"
+	"github.com/sakura-ccm/sakura-cloud-controller-manager/internal/servercache"
 )
 
 // Reasons of the Warning Events emitted on Nodes.

@@ -14,9 +14,9 @@ import (
 	cloudprovider "k8s.io/cloud-provider"
 	clocktesting "k8s.io/utils/clock/testing"
 
-	"github.com/sakura-ccm/sakura-cloud-controller-manager/cloud/fakezone"
-	"github.com/sakura-ccm/sakura-cloud-controller-manager/cloud/sakuraapi"
-	"github.com/sakura-ccm/sakura-cloud-controller-manager/cloud/servercache"
+	"github.com/sakura-ccm/sakura-cloud-controller-manager/internal/fakezone"
+	"github.com/sakura-ccm/sakura-cloud-controller-manager/internal/sakuraapi"
+	"github.com/sakura-ccm/sakura-cloud-controller-manager/internal/servercache"
 )
 
 const zone = "is1a"

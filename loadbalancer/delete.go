@@ -7,7 +7,7 @@ import (
 	"time"
 
 	"github.com/sacloud/iaas-api-go"
-	"github.com/sakura-ccm/sakura-cloud-controller-manager/cloud/sakuraapi"
+	"github.com/sakura-ccm/sakura-cloud-controller-manager/internal/sakuraapi"
 	"github.com/sakura-ccm/sakura-cloud-controller-manager/loadbalancer/apply"
 	"github.com/sakura-ccm/sakura-cloud-controller-manager/loadbalancer/decide"
 	"github.com/sakura-ccm/sakura-cloud-controller-manager/loadbalancer/desired"

@@ -7,7 +7,7 @@ import (
 	"time"
 
 	"github.com/sacloud/iaas-api-go"
-	"github.com/sakura-ccm/sakura-cloud-controller-manager/cloud/metrics"
+	"github.com/sakura-ccm/sakura-cloud-controller-manager/internal/metrics"
 	"github.com/sakura-ccm/sakura-cloud-controller-manager/loadbalancer/decide"
 	"github.com/sakura-ccm/sakura-cloud-controller-manager/loadbalancer/desired"
 	v1 "k8s.io/api/core/v1"

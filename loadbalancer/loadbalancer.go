@@ -19,9 +19,9 @@ import (
 
 	"github.com/sacloud/iaas-api-go"
 	"github.com/sacloud/iaas-api-go/types"
-	"github.com/sakura-ccm/sakura-cloud-controller-manager/cloud/config"
-	"github.com/sakura-ccm/sakura-cloud-controller-manager/cloud/sakuraapi"
-	"github.com/sakura-ccm/sakura-cloud-controller-manager/cloud/servercache"
+	"github.com/sakura-ccm/sakura-cloud-controller-manager/internal/config"
+	"github.com/sakura-ccm/sakura-cloud-controller-manager/internal/sakuraapi"
+	"github.com/sakura-ccm/sakura-cloud-controller-manager/internal/servercache"
 	"github.com/sakura-ccm/sakura-cloud-controller-manager/loadbalancer/annotations"
 	"github.com/sakura-ccm/sakura-cloud-controller-manager/loadbalancer/apply"
 	"github.com/sakura-ccm/sakura-cloud-controller-manager/loadbalancer/decide"

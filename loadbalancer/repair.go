@@ -6,7 +6,7 @@ import (
 	"sort"
 
 	"github.com/sacloud/iaas-api-go"
-	"github.com/sakura-ccm/sakura-cloud-controller-manager/cloud/sakuraapi"
+	"github.com/sakura-ccm/sakura-cloud-controller-manager/internal/sakuraapi"
 	"github.com/sakura-ccm/sakura-cloud-controller-manager/loadbalancer/desired"
 	v1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"

@@ -3,7 +3,7 @@ package loadbalancer
 import (
 	"context"
 	"github.com/sacloud/iaas-api-go/types"
-	"github.com/sakura-ccm/sakura-cloud-controller-manager/cloud/sakuraapi"
+	"github.com/sakura-ccm/sakura-cloud-controller-manager/internal/sakuraapi"
 	"net/http"
 	"slices"
 	"strings"

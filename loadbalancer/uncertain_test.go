@@ -11,7 +11,7 @@ import (
 	"time"
 
 	"github.com/sacloud/iaas-api-go"
-	"github.com/sakura-ccm/sakura-cloud-controller-manager/cloud/sakuraapi"
+	"github.com/sakura-ccm/sakura-cloud-controller-manager/internal/sakuraapi"
 )
 
 // failingCreate answers the next creates with code; done says whether the

@@ -8,7 +8,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/sakura-ccm/sakura-cloud-controller-manager/cloud/metrics"
+	"github.com/sakura-ccm/sakura-cloud-controller-manager/internal/metrics"
 )
 
 var monitoringOn = []string{

@@ -12,7 +12,7 @@ import (
 
 	"sigs.k8s.io/yaml"
 
-	"github.com/sakura-ccm/sakura-cloud-controller-manager/cloud/config"
+	"github.com/sakura-ccm/sakura-cloud-controller-manager/internal/config"
 )
 
 // chartSetting says how the chart sets one cloud-config setting: the helm

@@ -26,8 +26,8 @@ import (
 	"k8s.io/utils/clock"
 
 	"github.com/sakura-ccm/sakura-cloud-controller-manager/cloud"
-	"github.com/sakura-ccm/sakura-cloud-controller-manager/cloud/config"
 	"github.com/sakura-ccm/sakura-cloud-controller-manager/e2e/sakurasim"
+	"github.com/sakura-ccm/sakura-cloud-controller-manager/internal/config"
 )
 
 // Names the product documents (docs/load-balancers.md, docs/annotations.md);

@@ -18,7 +18,7 @@ import (
 	"strings"
 
 	"github.com/sacloud/iaas-api-go/types"
-	"github.com/sakura-ccm/sakura-cloud-controller-manager/cloud/providerid"
+	"github.com/sakura-ccm/sakura-cloud-controller-manager/internal/providerid"
 	"github.com/sakura-ccm/sakura-cloud-controller-manager/loadbalancer/annotations"
 	v1 "k8s.io/api/core/v1"
 )

@@ -6,7 +6,7 @@ import (
 
 	"github.com/sacloud/iaas-api-go"
 	"github.com/sacloud/iaas-api-go/types"
-	"github.com/sakura-ccm/sakura-cloud-controller-manager/cloud/sakuraapi"
+	"github.com/sakura-ccm/sakura-cloud-controller-manager/internal/sakuraapi"
 )
 
 // PageSize is how many resources one Find asks for.

@@ -12,8 +12,8 @@ import (
 	"github.com/sacloud/iaas-api-go/types"
 	clocktesting "k8s.io/utils/clock/testing"
 
-	"github.com/sakura-ccm/sakura-cloud-controller-manager/cloud/fakezone"
-	"github.com/sakura-ccm/sakura-cloud-controller-manager/cloud/sakuraapi"
+	"github.com/sakura-ccm/sakura-cloud-controller-manager/internal/fakezone"
+	"github.com/sakura-ccm/sakura-cloud-controller-manager/internal/sakuraapi"
 )
 
 const zone = "is1a"

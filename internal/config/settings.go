@@ -10,7 +10,7 @@ import (
 
 	"github.com/sacloud/iaas-api-go/types"
 
-	"github.com/sakura-ccm/sakura-cloud-controller-manager/cloud/sakuraapi"
+	"github.com/sakura-ccm/sakura-cloud-controller-manager/internal/sakuraapi"
 )
 
 // Setting describes one configuration value: its cloud-config key, its
