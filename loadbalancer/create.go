@@ -62,7 +62,7 @@ func (l *LoadBalancer) checkNewVIP(ctx context.Context, owner string, lb *iaas.L
 	ip := opts.IP
 	defer l.locks.lock(switchLock(lb.SwitchID))()
 	// An earlier try's hold on a pinned address is this Service's own.
-	l.alloc.Release(pinOwner(owner))
+	l.alloc.Release(vipOwner(owner))
 	block, usage, _, err := l.usageOf(ctx, lb.SwitchID, opts, nodes, owner)
 	if err != nil {
 		return err
@@ -75,7 +75,7 @@ func (l *LoadBalancer) checkNewVIP(ctx context.Context, owner string, lb *iaas.L
 	// Hold the address for the settings write that follows the lock; a
 	// listing that shows it releases the hold. Its own key keeps the
 	// Service's create reservation, if any, intact.
-	l.alloc.Reserve(pinOwner(owner), ipam.Reservation{SwitchID: lb.SwitchID, IPs: []netip.Addr{netip.MustParseAddr(ip)}})
+	l.alloc.Reserve(vipOwner(owner), ipam.Reservation{SwitchID: lb.SwitchID, IPs: []netip.Addr{netip.MustParseAddr(ip)}})
 	return nil
 }
 
@@ -84,12 +84,12 @@ func (l *LoadBalancer) checkNewVIP(ctx context.Context, owner string, lb *iaas.L
 // held for the write that follows like a pinned one.
 func (l *LoadBalancer) restoreVIP(ctx context.Context, svc *v1.Service, opts annotations.Options, nodes []*v1.Node, lb *iaas.LoadBalancer) (string, error) {
 	defer l.locks.lock(switchLock(lb.SwitchID))()
-	l.alloc.Release(pinOwner(string(svc.UID)))
+	l.alloc.Release(vipOwner(string(svc.UID)))
 	vip, err := l.allocateVIP(ctx, svc, opts, nodes, lb)
 	if err != nil {
 		return "", err
 	}
-	l.alloc.Reserve(pinOwner(string(svc.UID)), ipam.Reservation{SwitchID: lb.SwitchID, IPs: []netip.Addr{vip}})
+	l.alloc.Reserve(vipOwner(string(svc.UID)), ipam.Reservation{SwitchID: lb.SwitchID, IPs: []netip.Addr{vip}})
 	return vip.String(), nil
 }
 
@@ -266,9 +266,11 @@ func allocateOn(block ipam.Block, usage *ipam.Usage, reserved []ipam.Range, svc 
 	return ipam.Allocate(block, usage, reserved, ipam.Request{PinnedVIP: opts.IP, Appliance: appliance})
 }
 
-// pinOwner is the allocator key of a pinned VIP being written to the
-// existing appliance of the Service uid.
-func pinOwner(uid string) string { return "pin/" + uid }
+// vipOwner is the allocator key of a VIP being written to an existing
+// appliance for the Service uid (a join, a pinned VIP, entries restored).
+// It is held from before the write until a listing shows it: a write
+// answered 5xx may have been carried out all the same.
+func vipOwner(uid string) string { return "vip/" + uid }
 
 // switchLock is the lock key of allocation on one switch: the inventory,
 // the choice of addresses and the create or write that takes them happen

@@ -74,7 +74,7 @@ func (l *LoadBalancer) EnsureLoadBalancerDeleted(ctx context.Context, clusterNam
 		return api.NewRetryError(fmt.Sprintf("waiting for load balancer %s to shut down before deleting it", strings.Join(waiting, ", ")), BootRetryAfter)
 	}
 	l.alloc.Release(string(svc.UID))
-	l.alloc.Release(pinOwner(string(svc.UID)))
+	l.alloc.Release(vipOwner(string(svc.UID)))
 	return nil
 }
 

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/sacloud/iaas-api-go"
+	"github.com/sakura-ccm/sakura-cloud-controller-manager/internal/sakuraapi"
 	"github.com/sakura-ccm/sakura-cloud-controller-manager/loadbalancer/annotations"
 	"github.com/sakura-ccm/sakura-cloud-controller-manager/loadbalancer/apply"
 	"github.com/sakura-ccm/sakura-cloud-controller-manager/loadbalancer/decide"
@@ -97,11 +98,15 @@ func (l *LoadBalancer) joinAppliance(ctx context.Context, exec *apply.Executor, 
 	}
 	_, others := plan.SplitEntries(lb.VirtualIPAddresses, desired.RefOf(svc))
 	vips := append(others, plan.ToAPI(want.VIPs)...)
+	// Held before the write: one answered 5xx may have written the VIP.
+	l.alloc.Reserve(vipOwner(string(svc.UID)), ipam.Reservation{SwitchID: lb.SwitchID, IPs: []netip.Addr{vip}, ApplianceID: lb.ID})
 	if err := exec.UpdateMembers(ctx, lb, vips, j.Tags); err != nil {
+		if sakuraapi.NotDone(err) {
+			l.alloc.Release(vipOwner(string(svc.UID)))
+		}
 		l.forgetInventoryIfRefused(lb.SwitchID, err)
 		return nil, l.fail(svc, ReasonAPIError, err)
 	}
-	l.alloc.Reserve(string(svc.UID), ipam.Reservation{SwitchID: lb.SwitchID, IPs: []netip.Addr{vip}, ApplianceID: lb.ID})
 	l.recordID(ctx, svc, lb.ID)
 	l.event(svc, false, ReasonJoinedShared, "joined load balancer %s (%s) shared by key %s with VIP %s, %d real servers; %d Services share it now",
 		lb.Name, lb.ID, key, vip, len(backends.Selected), j.Others+1)

@@ -378,3 +378,46 @@ func TestRefusedJoinForgetsTheInventory(t *testing.T) {
 		t.Fatalf("refused %d times; the inventory should be read again after the first", r.refused)
 	}
 }
+
+// failingUpdates answers the next Update with code after carrying it out.
+type failingUpdates struct {
+	sakuraapi.LoadBalancerAPI
+	code int
+}
+
+func (f *failingUpdates) Update(ctx context.Context, zone string, id types.ID, req *iaas.LoadBalancerUpdateRequest) (*iaas.LoadBalancer, error) {
+	lb, err := f.LoadBalancerAPI.Update(ctx, zone, id, req)
+	if err != nil || f.code == 0 {
+		return lb, err
+	}
+	code := f.code
+	f.code = 0
+	return nil, iaas.NewAPIError("PUT", nil, code, &iaas.APIErrorResponse{ErrorCode: "fault"})
+}
+
+// TestJoinAnswered500KeepsItsVIP (torture seed 10001): a join's write is
+// answered 500 after it was carried out. Its VIP must stay held, so that a
+// create right after, reusing the zone listing made before the write, does
+// not get the same address.
+func TestJoinAnswered500KeepsItsVIP(t *testing.T) {
+	e := newEnv(t, 28)
+	nodes := e.addNodes(2, 0)
+	a, b := shared("a", "team", 80), shared("b", "team", 81)
+	e.ensureUp(a, nodes)
+	e.client.LoadBalancers = &failingUpdates{LoadBalancerAPI: e.client.LoadBalancers, code: http.StatusInternalServerError}
+	if _, err := e.lb.EnsureLoadBalancer(e.ctx, "test", b, nodes); err == nil {
+		t.Fatal("the join answered 500 reported success")
+	}
+	var joined string
+	for _, v := range entriesOf(e.lbs()[0], b) {
+		joined = v.VirtualIPAddress
+	}
+	if joined == "" {
+		t.Fatal("precondition: the join's write was not carried out")
+	}
+	c := service("c", 80)
+	st := e.ensureUp(c, nodes)
+	if st.Ingress[0].IP == joined {
+		t.Fatalf("c got %s, which b's join wrote though its answer was 500", joined)
+	}
+}
