@@ -492,7 +492,7 @@ func (l *LoadBalancer) reconcileObserved(ctx context.Context, clusterName string
 	case decide.Failed:
 		return nil, l.fail(svc, ReasonAPIError, fmt.Errorf("load balancer %s (%s) failed to be created by SAKURA Cloud; delete it (or delete and re-create the Service) to get a new one", lb.Name, lb.ID))
 	case decide.Stopped:
-		return nil, l.bootStopped(ctx, exec, svc, p, lb, mode)
+		return nil, l.bootStopped(ctx, exec, svc, p, lb)
 	case decide.Booting:
 		since := lb.CreatedAt
 		if !bootSent.IsZero() {

@@ -257,6 +257,12 @@ func TestNoBootForAServiceBeingDeleted(t *testing.T) {
 		{"node sync on a copy older than the deletion", func(e *env, svc *v1.Service, nodes []*v1.Node) error {
 			return e.lb.UpdateLoadBalancer(e.ctx, "test", svc, nodes)
 		}},
+		// torture seed 10109: a lagging informer hands EnsureLoadBalancer a
+		// copy from before the deletion.
+		{"EnsureLoadBalancer on a copy older than the deletion", func(e *env, svc *v1.Service, nodes []*v1.Node) error {
+			_, err := e.lb.EnsureLoadBalancer(e.ctx, "test", svc, nodes)
+			return err
+		}},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			e, svc, nodes, kube := repairEnv(t)

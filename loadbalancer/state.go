@@ -138,22 +138,21 @@ func (l *LoadBalancer) recordID(ctx context.Context, svc *v1.Service, id types.I
 // stops one of a live Service's appliances (deletion holds the Service's
 // lock while it waits), so someone did so outside it. A deletion under way
 // must not be undone.
-func (l *LoadBalancer) bootStopped(ctx context.Context, exec *apply.Executor, svc *v1.Service, p *prepared, lb *iaas.LoadBalancer, mode syncMode) error {
+func (l *LoadBalancer) bootStopped(ctx context.Context, exec *apply.Executor, svc *v1.Service, p *prepared, lb *iaas.LoadBalancer) error {
 	if p.opts.NoRepair {
 		return fmt.Errorf("load balancer %s is powered off and the Service opts out of repair (%s: \"false\"); boot it by hand or remove the annotation", lb.ID, annotations.Repair)
 	}
 	if svc.DeletionTimestamp != nil {
 		return nil // whoever asks: the deletion's shutdown stands
 	}
-	if mode != syncCreate {
-		// Only EnsureLoadBalancer is called for a Service known, as it
-		// calls, to want its appliance. The node sync, the follower and the
-		// repair pass may act on a copy of a Service whose deletion began
-		// (a new leader's first pass): a boot would undo the deletion's
-		// shutdown (issue #18, defect 6), so the Service is read again.
-		if ok, err := l.stillWanted(ctx, svc); !ok {
-			return err
-		}
+	// Every caller may act on a cached copy older than the Service's
+	// deletion (a new leader's first pass, a node sync, the follower, the
+	// repair pass, even EnsureLoadBalancer from a lagging informer): a boot
+	// would undo the deletion's shutdown (issue #18, defect 6; torture seed
+	// 10109), so the Service is read again first. Boots are rare; the read
+	// goes to the API server, not to SAKURA.
+	if ok, err := l.stillWanted(ctx, svc); !ok {
+		return err
 	}
 	booted, err := exec.Boot(ctx, lb, desired.MemberUIDs(lb.Tags))
 	if err != nil {
