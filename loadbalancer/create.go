@@ -209,7 +209,7 @@ func (l *LoadBalancer) create(ctx context.Context, exec *apply.Executor, cluster
 		return nil, l.fail(svc, ReasonInvalidAnnotation, err)
 	}
 	ips := append([]netip.Addr{res.VIP}, res.Appliance...)
-	rec := annotations.CreateRecord{At: time.Now().UTC().Truncate(time.Second), SwitchID: block.SwitchID.String(), IPs: ips, VRID: vrid, SharingKey: p.opts.SharingKey}
+	rec := annotations.CreateRecord{At: time.Now().UTC(), SwitchID: block.SwitchID.String(), IPs: ips, VRID: vrid, SharingKey: p.opts.SharingKey}
 	if err := l.recordCreate(ctx, svc, rec); err != nil {
 		return nil, l.fail(svc, ReasonAPIError, fmt.Errorf("%w; nothing was created", err))
 	}
