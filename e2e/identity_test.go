@@ -1,13 +1,17 @@
 package e2e
 
 import (
+	"context"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/sacloud/iaas-api-go"
 	"github.com/sacloud/iaas-api-go/types"
+	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/util/intstr"
 
 	"github.com/sakura-ccm/sakura-cloud-controller-manager/e2e/cluster"
 )
@@ -157,5 +161,110 @@ func TestSweepRefusesUnderSharedDefault(t *testing.T) {
 				t.Errorf("the sweep acted on the other cluster's appliance: %s", line)
 			}
 		}
+	}
+}
+
+// TestTwoClustersOneProject: two clusters installed with defaults (no
+// clusterID, --cluster-name kubernetes) share one SAKURA project (one
+// simulator). Each derives its own ID from its own kube-system namespace,
+// tags its appliances with it, and its sweep, set to delete, only ever sees
+// its own appliances: neither can sweep the other's.
+func TestTwoClustersOneProject(t *testing.T) {
+	cms := cp.Client.CoreV1().ConfigMaps(identityNamespace)
+	_ = cms.Delete(t.Context(), identityConfigMap, metav1.DeleteOptions{})
+	t.Cleanup(func() { _ = cms.Delete(context.Background(), identityConfigMap, metav1.DeleteOptions{}) })
+	sweep := map[string]any{"serverCacheTTLSec": 5, "loadBalancer": map[string]any{"sweepIntervalSec": 2, "sweepMode": "delete"}}
+
+	// Cluster A: the shared control plane.
+	e := newEnv(t, envOptions{noCCM: true})
+	a, err := cp.StartCCM(e.ctx, cluster.CCMOptions{Simulator: e.sim, Zone: zone, Name: "ccm-a-" + e.name,
+		LeaseName: e.lease, DeriveClusterID: true, Extra: sweep})
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.ccms, e.ccm = append(e.ccms, a), a
+
+	// Cluster B: a control plane of its own, the same project.
+	ctx, cancel := context.WithTimeout(e.ctx, 5*time.Minute)
+	defer cancel()
+	cpB, err := cluster.Start(ctx, cluster.Options{})
+	if err != nil {
+		t.Fatalf("second control plane: %v", err)
+	}
+	t.Cleanup(cpB.Stop)
+	b, err := cpB.StartCCM(ctx, cluster.CCMOptions{Simulator: e.sim, Zone: zone, Name: "ccm-b",
+		LeaseName: "ccm-b", DeriveClusterID: true, Extra: sweep})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { b.Kill() })
+	for _, n := range []string{"node-1", "node-2", "node-3"} {
+		if _, err := cpB.RegisterNode(ctx, cluster.NodeSpec{Name: n}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	idOf := func(c *cluster.Cluster) string {
+		ks, err := c.Client.CoreV1().Namespaces().Get(ctx, "kube-system", metav1.GetOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return string(ks.UID)
+	}
+	idA, idB := idOf(cp), idOf(cpB)
+	if idA == idB {
+		t.Fatalf("precondition: the two control planes share kube-system UID %s", idA)
+	}
+
+	e.createLBService("a")
+	ipA := e.waitIngressIP("a")
+	svcB := &corev1.Service{ObjectMeta: metav1.ObjectMeta{Name: "b", Namespace: "default"},
+		Spec: corev1.ServiceSpec{Type: corev1.ServiceTypeLoadBalancer, Selector: map[string]string{"app": "b"},
+			Ports: []corev1.ServicePort{{Name: "http", Port: 80, Protocol: corev1.ProtocolTCP, TargetPort: intstr.FromInt32(8080)}}}}
+	if _, err := cpB.Client.CoreV1().Services("default").Create(ctx, svcB, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	var ipB string
+	e.eventually(longWait, "cluster B's Service never got an address", func() (bool, error) {
+		s, err := cpB.Client.CoreV1().Services("default").Get(ctx, "b", metav1.GetOptions{})
+		if err == nil && len(s.Status.LoadBalancer.Ingress) > 0 {
+			ipB = s.Status.LoadBalancer.Ingress[0].IP
+		}
+		return ipB != "", err
+	})
+	if ipA == ipB {
+		t.Fatalf("both clusters' Services show %s", ipA)
+	}
+
+	// Each appliance carries its own cluster's derived ID.
+	lbs, err := e.sakura.allLBs(e.ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	byCluster := map[string]int{}
+	for _, lb := range lbs {
+		for _, id := range []string{idA, idB} {
+			if hasTag(lb, clusterTagKey+id) {
+				byCluster[id]++
+			}
+		}
+		if hasTag(lb, clusterTagKey+"kubernetes") {
+			t.Errorf("appliance %s carries the shared default tag", lb.ID)
+		}
+	}
+	if byCluster[idA] != 1 || byCluster[idB] != 1 {
+		t.Fatalf("appliances per cluster ID %v, want one each (A %s, B %s)", byCluster, idA, idB)
+	}
+
+	// Each sweep, trusted and set to delete, manages its own appliance only.
+	for _, m := range []*cluster.CCM{a, b} {
+		e.eventually(shortWait, m.Name+" never swept", func() (bool, error) {
+			return strings.Count(m.Log(), `"Load balancer sweep done" managed=1`) >= 3, nil
+		})
+		if strings.Contains(m.Log(), "held to report-only") || strings.Contains(m.Log(), "Sweep deleted") || strings.Contains(m.Log(), "Sweep is shutting down") {
+			t.Errorf("%s: the sweep held back or acted:\n%s", m.Name, m.Tail(30))
+		}
+	}
+	if lbs2, err := e.sakura.allLBs(e.ctx); err != nil || len(lbs2) != len(lbs) {
+		t.Fatalf("appliances after the sweeps: %d (err %v), want %d", len(lbs2), err, len(lbs))
 	}
 }
