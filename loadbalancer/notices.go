@@ -25,6 +25,9 @@ func (l *LoadBalancer) event(svc *v1.Service, warning bool, reason, format strin
 	if l.recorder != nil {
 		l.recorder.Event(svc, typ, reason, msg)
 	}
+	if reason == ReasonRepaired {
+		metrics.CountRepair()
+	}
 }
 
 // fail records a Warning and returns the error for the service controller.

@@ -86,6 +86,13 @@ var (
 		StabilityLevel: metrics.ALPHA,
 	})
 
+	repairs = metrics.NewCounter(&metrics.CounterOpts{
+		Namespace:      namespace,
+		Name:           "load_balancer_repairs_total",
+		Help:           "Load balancers brought back in line after a change outside the controller: re-created, booted, rewritten, entries restored, or saved settings applied (each one a LoadBalancerRepaired Event).",
+		StabilityLevel: metrics.ALPHA,
+	})
+
 	endpointResyncs = metrics.NewCounter(&metrics.CounterOpts{
 		Namespace:      namespace,
 		Name:           "endpoint_resyncs_total",
@@ -100,6 +107,7 @@ var Names = []string{
 	"block_addresses", "reconcile_errors_total",
 	"managed_load_balancers", "swept_load_balancers_total",
 	"real_servers", "endpoint_resyncs_total", "cluster_identity", "sweep_delete_refused",
+	"load_balancer_repairs_total",
 }
 
 // Namespace is the prefix of every metric name.
@@ -111,7 +119,7 @@ var registerOnce sync.Once
 func Register() {
 	registerOnce.Do(func() {
 		legacyregistry.MustRegister(apiRequests, apiLatency, apiRetries, blockAddresses, reconcileErrors,
-			managedLoadBalancers, sweptLoadBalancers, realServers, endpointResyncs, clusterIdentity, sweepRefused)
+			managedLoadBalancers, sweptLoadBalancers, realServers, endpointResyncs, clusterIdentity, sweepRefused, repairs)
 	})
 }
 
@@ -161,6 +169,9 @@ func SetRealServers(up, down int) {
 
 // CountEndpointResync records one endpoint-driven re-sync.
 func CountEndpointResync() { endpointResyncs.Inc() }
+
+// CountRepair counts one LoadBalancerRepaired.
+func CountRepair() { repairs.Inc() }
 
 // SetClusterIdentity reports where the cluster ID in force came from and
 // whether the sweep may delete under it.

@@ -29,6 +29,8 @@ func TestObserverFeedsRegistry(t *testing.T) {
 	SetClusterIdentity("derived", true)
 	SetClusterIdentity("config", false) // replaces the previous one
 	SetSweepRefused(true)
+	CountRepair()
+	CountRepair()
 
 	want := `
 # HELP sakuracloud_ccm_api_requests_total [ALPHA] SAKURA Cloud API requests by operation and result (ok, not_found, throttled, unavailable, error). Each retry counts as a request.
@@ -65,6 +67,9 @@ sakuracloud_ccm_cluster_identity{source="config",trusted="false"} 1
 # HELP sakuracloud_ccm_sweep_delete_refused [ALPHA] 1 when loadBalancer.sweepMode is delete but the sweep only reports because the cluster ID is not trusted (the shared default "kubernetes").
 # TYPE sakuracloud_ccm_sweep_delete_refused gauge
 sakuracloud_ccm_sweep_delete_refused 1
+# HELP sakuracloud_ccm_load_balancer_repairs_total [ALPHA] Load balancers brought back in line after a change outside the controller: re-created, booted, rewritten, entries restored, or saved settings applied (each one a LoadBalancerRepaired Event).
+# TYPE sakuracloud_ccm_load_balancer_repairs_total counter
+sakuracloud_ccm_load_balancer_repairs_total 2
 `
 	names := []string{}
 	for _, n := range Names {
