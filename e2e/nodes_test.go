@@ -100,17 +100,7 @@ func TestNodeShutdownTaint(t *testing.T) {
 func TestNodeDeletedWithServer(t *testing.T) {
 	e := newEnv(t, envOptions{nodes: []string{"node-1", "node-2"}})
 	e.waitInitialized("node-1", "node-2")
-	srv := e.sakura.server(e.ctx, "node-2")
-	if err := e.sim.PowerOff(e.ctx, srv.ID.String()); err != nil {
-		t.Fatal(err)
-	}
-	if err := e.sim.DeleteServer(e.ctx, srv.ID.String()); err != nil {
-		t.Fatal(err)
-	}
-	e.eventually(shortWait, "node-2 not deleted after its server was", func() (bool, error) {
-		_, err := e.kube.CoreV1().Nodes().Get(e.ctx, "node-2", metav1.GetOptions{})
-		return err != nil, nil
-	})
+	e.deleteServerAndWaitForNode("node-2")
 	if _, err := e.kube.CoreV1().Nodes().Get(e.ctx, "node-1", metav1.GetOptions{}); err != nil {
 		t.Errorf("node-1 should stay: %v", err)
 	}
@@ -157,17 +147,7 @@ func TestNodeWithoutMatchingServerIsKept(t *testing.T) {
 		}
 	}
 	// Control: a Node whose server is deleted goes.
-	srv := e.sakura.server(e.ctx, "node-2")
-	if err := e.sim.PowerOff(e.ctx, srv.ID.String()); err != nil {
-		t.Fatal(err)
-	}
-	if err := e.sim.DeleteServer(e.ctx, srv.ID.String()); err != nil {
-		t.Fatal(err)
-	}
-	e.eventually(shortWait, "node-2 not deleted after its server was", func() (bool, error) {
-		_, err := e.kube.CoreV1().Nodes().Get(e.ctx, "node-2", metav1.GetOptions{})
-		return apierrors.IsNotFound(err), nil
-	})
+	e.deleteServerAndWaitForNode("node-2")
 	n, err := e.kube.CoreV1().Nodes().Get(e.ctx, stray, metav1.GetOptions{})
 	if err != nil {
 		t.Fatalf("%s was deleted: %v", stray, err)
@@ -190,4 +170,21 @@ func readyStatus(n *corev1.Node) corev1.ConditionStatus {
 		}
 	}
 	return corev1.ConditionUnknown
+}
+
+// deleteServerAndWaitForNode powers off and deletes name's server, then
+// waits until the lifecycle controller has deleted its Node.
+func (e *env) deleteServerAndWaitForNode(name string) {
+	e.t.Helper()
+	srv := e.sakura.server(e.ctx, name)
+	if err := e.sim.PowerOff(e.ctx, srv.ID.String()); err != nil {
+		e.t.Fatal(err)
+	}
+	if err := e.sim.DeleteServer(e.ctx, srv.ID.String()); err != nil {
+		e.t.Fatal(err)
+	}
+	e.eventually(shortWait, name+" not deleted after its server was", func() (bool, error) {
+		_, err := e.kube.CoreV1().Nodes().Get(e.ctx, name, metav1.GetOptions{})
+		return apierrors.IsNotFound(err), nil
+	})
 }
