@@ -163,32 +163,18 @@ func (w *world) foundWhileRunning() []violation {
 
 // finalRefusals are the errors of a Service that asks for what cannot be
 // had while the cluster stays as it is: a pinned address another Service or
-// appliance holds, or a block with no free address. The real service
-// controller retries such a Service for ever, with its backoff capped at
-// five minutes, and the controller refuses it every time without writing:
-// that is the steady state, not work left. checkNotes reports each one.
+// appliance holds, or a block with no free address. The controller refuses
+// it every time without writing: that is the steady state, not work left,
+// and checkNotes reports each one.
 var finalRefusals = []string{"requested load balancer IP unavailable", "is exhausted"}
 
-// onlyFinalRefusals: everything the service controller still retries is a
-// final refusal, and nothing else is queued or running.
-func onlyFinalRefusals(c *svcController) bool {
-	if c.queue.Len() != 0 || c.nodeQ.Len() != 0 || c.busy.Load() != 0 {
-		return false
-	}
-	errs := c.errors()
-	if len(errs) == 0 || int(c.pending.Load()) > len(errs) {
-		return false
-	}
-	for _, msg := range errs {
-		final := false
-		for _, r := range finalRefusals {
-			final = final || strings.Contains(msg, r)
-		}
-		if !final {
-			return false
+func finalRefusal(err error) bool {
+	for _, r := range finalRefusals {
+		if strings.Contains(err.Error(), r) {
+			return true
 		}
 	}
-	return true
+	return false
 }
 
 // quiet: no work queued or in flight anywhere, and no write for a moment.
@@ -197,7 +183,7 @@ func (w *world) quiet() (bool, string) {
 	if m == nil {
 		return false, "no controller runs"
 	}
-	if !m.sc.quiescent() && !onlyFinalRefusals(m.sc) {
+	if !m.sc.quiescent() {
 		errs := m.sc.errors()
 		keys := make([]string, 0, len(errs))
 		for k := range errs {

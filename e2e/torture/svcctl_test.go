@@ -220,6 +220,15 @@ func (c *svcController) processNextServiceItem() bool {
 		return true
 	}
 	c.setErr(k, err)
+	if finalRefusal(err) {
+		// The real service controller retries this with a backoff that
+		// reaches 5 minutes; compressed 1000× here that is 300 ms, which
+		// keeps the cluster busy for ever on a refusal that stays until
+		// something changes. A change of the Service or of the nodes
+		// enqueues it again, as it does in the real controller.
+		c.rl.Forget(k)
+		return true
+	}
 	var re *api.RetryError
 	if errors.As(err, &re) {
 		c.addAfter(k, max(re.RetryAfter()/timeScale, time.Millisecond))
