@@ -3,7 +3,7 @@ package torture
 import (
 	"time"
 
-	"github.com/sakura-ccm/sakura-cloud-controller-manager/loadbalancer"
+	"github.com/sakura-ccm/sakura-cloud-controller-manager/loadbalancer/engine"
 )
 
 // The simulator here hides a new appliance for at most a few tens of
@@ -15,4 +15,4 @@ import (
 // stays far below the settle bound. What it does not cover, a controller
 // that never knew of the create (a restart, a new leader), the take-overs
 // and the defect actor's restart-unlisted play without waiting.
-func init() { loadbalancer.CreateVisibilityGrace = 500 * time.Millisecond }
+func init() { engine.CreateVisibilityGrace = 500 * time.Millisecond }

@@ -1,4 +1,4 @@
-package loadbalancer
+package engine
 
 import (
 	"context"
@@ -32,7 +32,7 @@ func sharedOwner(key string) string { return "share/" + key }
 
 // join puts svc on the appliance shared by its key, creating the appliance
 // when there is none. The caller holds the key's lock.
-func (l *LoadBalancer) join(ctx context.Context, exec *apply.Executor, cluster string, svc *v1.Service, nodes []*v1.Node, p *prepared) (*v1.LoadBalancerStatus, error) {
+func (l *Engine) join(ctx context.Context, exec *apply.Executor, cluster string, svc *v1.Service, nodes []*v1.Node, p *prepared) (*v1.LoadBalancerStatus, error) {
 	key := p.opts.SharingKey
 	shared, err := exec.FindShared(ctx, key)
 	if err != nil {
@@ -65,13 +65,13 @@ func (l *LoadBalancer) join(ctx context.Context, exec *apply.Executor, cluster s
 // joinAppliance adds svc's entries, with a newly allocated VIP, to the
 // running shared appliance lb; a Service whose settings disagree with the
 // appliance, or that does not fit, is refused and lb is left as it is.
-func (l *LoadBalancer) joinAppliance(ctx context.Context, exec *apply.Executor, cluster string, svc *v1.Service, nodes []*v1.Node, p *prepared, lb *iaas.LoadBalancer) (*v1.LoadBalancerStatus, error) {
+func (l *Engine) joinAppliance(ctx context.Context, exec *apply.Executor, cluster string, svc *v1.Service, nodes []*v1.Node, p *prepared, lb *iaas.LoadBalancer) (*v1.LoadBalancerStatus, error) {
 	key := p.opts.SharingKey
 	if lb.Availability.IsFailed() {
 		return nil, l.fail(svc, ReasonAPIError, fmt.Errorf("load balancer %s (%s) shared by key %s failed to be created by SAKURA Cloud; delete it to let the controller create a new one", lb.Name, lb.ID, key))
 	}
 	if !isUp(lb) {
-		return nil, api.NewRetryError(fmt.Sprintf("load balancer %s shared by key %s is not up yet", lb.ID, key), l.nextBootLook(time.Since(lb.CreatedAt)))
+		return nil, api.NewRetryError(fmt.Sprintf("load balancer %s shared by key %s is not up yet", lb.ID, key), l.nextBootLook(l.clock.Since(lb.CreatedAt)))
 	}
 	if err := l.sharingConflict(ctx, svc, nodes, p, lb); err != nil {
 		return nil, err
@@ -115,7 +115,7 @@ func (l *LoadBalancer) joinAppliance(ctx context.Context, exec *apply.Executor, 
 
 // allocateVIP takes a free address (or the pinned one) of lb's block for a
 // new member. The caller holds the switch's lock.
-func (l *LoadBalancer) allocateVIP(ctx context.Context, svc *v1.Service, opts annotations.Options, nodes []*v1.Node, lb *iaas.LoadBalancer) (netip.Addr, error) {
+func (l *Engine) allocateVIP(ctx context.Context, svc *v1.Service, opts annotations.Options, nodes []*v1.Node, lb *iaas.LoadBalancer) (netip.Addr, error) {
 	block, usage, reason, err := l.usageOf(ctx, lb.SwitchID, opts, nodes, string(svc.UID))
 	if err != nil {
 		return netip.Addr{}, l.fail(svc, reason, err)
@@ -133,7 +133,7 @@ func (l *LoadBalancer) allocateVIP(ctx context.Context, svc *v1.Service, opts an
 // sharingConflict refuses a Service whose fixed settings (type, block,
 // plan, HA) differ from the shared appliance's: changing them would need a
 // new appliance for every member.
-func (l *LoadBalancer) sharingConflict(ctx context.Context, svc *v1.Service, nodes []*v1.Node, p *prepared, lb *iaas.LoadBalancer) error {
+func (l *Engine) sharingConflict(ctx context.Context, svc *v1.Service, nodes []*v1.Node, p *prepared, lb *iaas.LoadBalancer) error {
 	drift, err := l.fixedDrift(ctx, svc, nodes, p, lb)
 	if err != nil {
 		return err
@@ -147,7 +147,7 @@ func (l *LoadBalancer) sharingConflict(ctx context.Context, svc *v1.Service, nod
 
 // fixedDrift lists what differs between the options and what lb was
 // created with (type, network, switch, plan, HA): none of it changes in place.
-func (l *LoadBalancer) fixedDrift(ctx context.Context, svc *v1.Service, nodes []*v1.Node, p *prepared, lb *iaas.LoadBalancer) ([]plan.Drift, error) {
+func (l *Engine) fixedDrift(ctx context.Context, svc *v1.Service, nodes []*v1.Node, p *prepared, lb *iaas.LoadBalancer) ([]plan.Drift, error) {
 	haveType, _, err := l.haveType(ctx, lb)
 	if err != nil {
 		return nil, l.fail(svc, ReasonAPIError, fmt.Errorf("reading switch %s of load balancer %s: %w", lb.SwitchID, lb.ID, err))

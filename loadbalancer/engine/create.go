@@ -1,4 +1,4 @@
-package loadbalancer
+package engine
 
 import (
 	"context"
@@ -30,11 +30,11 @@ import (
 // this process created, and waits while that is still invisible.
 // owner is the allocator key the create was reserved under, tags what the
 // appliance must carry to count as the one created.
-func (l *LoadBalancer) justCreated(ctx context.Context, owner string, tags ...string) (*iaas.LoadBalancer, error) {
+func (l *Engine) justCreated(ctx context.Context, owner string, tags ...string) (*iaas.LoadBalancer, error) {
 	r, ok := l.alloc.Get(owner)
 	if ok && r.Uncertain {
 		// A create failed in a way that may hide a new appliance.
-		if time.Since(r.At) < graceOf(r) {
+		if l.clock.Since(r.At) < graceOf(r) {
 			return nil, api.NewRetryError("a failed create may have made a load balancer that is not listed yet; waiting for it before creating another", BootRetryAfter)
 		}
 		l.alloc.Release(owner)
@@ -47,7 +47,7 @@ func (l *LoadBalancer) justCreated(ctx context.Context, owner string, tags ...st
 	switch {
 	case err == nil && apply.Owned(lb, tags...):
 		return lb, nil
-	case err == nil, sakuraapi.IsNotFound(err) && time.Since(r.At) > CreateVisibilityGrace:
+	case err == nil, sakuraapi.IsNotFound(err) && l.clock.Since(r.At) > CreateVisibilityGrace:
 		l.alloc.Release(owner) // gone for good (or not ours): allow a new create
 		return nil, nil
 	case sakuraapi.IsNotFound(err), sakuraapi.IsStillCreating(err):
@@ -58,7 +58,7 @@ func (l *LoadBalancer) justCreated(ctx context.Context, owner string, tags ...st
 }
 
 // checkNewVIP validates a pinned address that differs from the current VIP.
-func (l *LoadBalancer) checkNewVIP(ctx context.Context, owner string, lb *iaas.LoadBalancer, opts annotations.Options, nodes []*v1.Node) error {
+func (l *Engine) checkNewVIP(ctx context.Context, owner string, lb *iaas.LoadBalancer, opts annotations.Options, nodes []*v1.Node) error {
 	ip := opts.IP
 	defer l.locks.lock(switchLock(lb.SwitchID))()
 	// An earlier try's hold on a pinned address is this Service's own.
@@ -82,7 +82,7 @@ func (l *LoadBalancer) checkNewVIP(ctx context.Context, owner string, lb *iaas.L
 // restoreVIP chooses the VIP of an appliance left without entries: the
 // address the Service shows while still free, else the lowest free one,
 // held for the write that follows like a pinned one.
-func (l *LoadBalancer) restoreVIP(ctx context.Context, svc *v1.Service, opts annotations.Options, nodes []*v1.Node, lb *iaas.LoadBalancer) (string, error) {
+func (l *Engine) restoreVIP(ctx context.Context, svc *v1.Service, opts annotations.Options, nodes []*v1.Node, lb *iaas.LoadBalancer) (string, error) {
 	defer l.locks.lock(switchLock(lb.SwitchID))()
 	l.alloc.Release(vipOwner(string(svc.UID)))
 	vip, err := l.allocateVIP(ctx, svc, opts, nodes, lb)
@@ -110,7 +110,7 @@ func (l *LoadBalancer) restoreVIP(ctx context.Context, svc *v1.Service, opts ann
 // the cloud, but the Service still shows it (and clients still use it) until
 // the repair pass re-creates the appliance on it, so it must never become
 // another Service's VIP. self is the UID of the Service allocating.
-func (l *LoadBalancer) usageOf(ctx context.Context, switchID types.ID, opts annotations.Options, nodes []*v1.Node, self string) (block ipam.Block, usage *ipam.Usage, reason string, err error) {
+func (l *Engine) usageOf(ctx context.Context, switchID types.ID, opts annotations.Options, nodes []*v1.Node, self string) (block ipam.Block, usage *ipam.Usage, reason string, err error) {
 	sw, err := l.readSwitchWithin(ctx, switchID, l.inventoryTTL())
 	if err != nil {
 		return block, nil, ReasonAPIError, fmt.Errorf("reading switch %s: %w", switchID, err)
@@ -158,7 +158,7 @@ func (l *LoadBalancer) usageOf(ctx context.Context, switchID types.ID, opts anno
 
 // allocFailed reports an ipam.Allocate error as the Event it calls for;
 // untouched says what was left as it was.
-func (l *LoadBalancer) allocFailed(svc *v1.Service, err error, untouched string) error {
+func (l *Engine) allocFailed(svc *v1.Service, err error, untouched string) error {
 	var ex *ipam.ExhaustedError
 	switch {
 	case errors.As(err, &ex):
@@ -171,7 +171,7 @@ func (l *LoadBalancer) allocFailed(svc *v1.Service, err error, untouched string)
 
 // create allocates addresses and creates the appliance under the switch's
 // lock, so concurrent Services never receive the same address.
-func (l *LoadBalancer) create(ctx context.Context, exec *apply.Executor, cluster string, svc *v1.Service, nodes []*v1.Node, p *prepared) (*v1.LoadBalancerStatus, error) {
+func (l *Engine) create(ctx context.Context, exec *apply.Executor, cluster string, svc *v1.Service, nodes []*v1.Node, p *prepared) (*v1.LoadBalancerStatus, error) {
 	block, err := l.resolve(ctx, svc, p.opts, nodes, p.servers)
 	if err != nil {
 		var be *blockError
@@ -209,7 +209,7 @@ func (l *LoadBalancer) create(ctx context.Context, exec *apply.Executor, cluster
 		return nil, l.fail(svc, ReasonInvalidAnnotation, err)
 	}
 	ips := append([]netip.Addr{res.VIP}, res.Appliance...)
-	rec := annotations.CreateRecord{At: time.Now().UTC(), SwitchID: block.SwitchID.String(), IPs: ips, VRID: vrid, SharingKey: p.opts.SharingKey}
+	rec := annotations.CreateRecord{At: l.clock.Now().UTC(), SwitchID: block.SwitchID.String(), IPs: ips, VRID: vrid, SharingKey: p.opts.SharingKey}
 	if err := l.recordCreate(ctx, svc, rec); err != nil {
 		return nil, l.fail(svc, ReasonAPIError, fmt.Errorf("%w; nothing was created", err))
 	}

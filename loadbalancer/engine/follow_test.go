@@ -1,4 +1,4 @@
-package loadbalancer
+package engine
 
 import (
 	"context"
@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/sakura-ccm/sakura-cloud-controller-manager/loadbalancer/decide"
 	v1 "k8s.io/api/core/v1"
 	discoveryv1 "k8s.io/api/discovery/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -202,7 +203,7 @@ func TestFollowerUsesTheServiceControllersLatestNodes(t *testing.T) {
 		t.Fatal(err)
 	}
 	// A follower pass handed an older set must not store or use it.
-	if _, err := e.lb.reconcile(ctx, "test", svc, nodes[:1], syncByFollower); err != nil {
+	if _, err := e.lb.Reconcile(ctx, Request{Trigger: decide.ByFollower, Cluster: "test", Service: svc, Nodes: nodes[:1]}); err != nil {
 		t.Fatal(err)
 	}
 	if got, _ := e.lb.follower().latestNodes(); len(got) != 3 {

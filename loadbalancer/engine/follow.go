@@ -1,4 +1,4 @@
-package loadbalancer
+package engine
 
 import (
 	"context"
@@ -8,11 +8,14 @@ import (
 	"sync"
 	"time"
 
+	"k8s.io/utils/clock"
+
 	"github.com/sacloud/iaas-api-go"
 	"github.com/sacloud/iaas-api-go/types"
 	"github.com/sakura-ccm/sakura-cloud-controller-manager/internal/metrics"
 	"github.com/sakura-ccm/sakura-cloud-controller-manager/internal/trim"
 	"github.com/sakura-ccm/sakura-cloud-controller-manager/loadbalancer/annotations"
+	"github.com/sakura-ccm/sakura-cloud-controller-manager/loadbalancer/decide"
 	"github.com/sakura-ccm/sakura-cloud-controller-manager/loadbalancer/desired"
 	"github.com/sakura-ccm/sakura-cloud-controller-manager/loadbalancer/endpoints"
 	v1 "k8s.io/api/core/v1"
@@ -69,6 +72,7 @@ type FollowOptions struct {
 // follower is the running endpoint follower.
 type follower struct {
 	opts           FollowOptions
+	clock          clock.Clock
 	services       corelisters.ServiceLister
 	servicesSynced cache.InformerSynced
 	damper         *endpoints.Damper
@@ -119,7 +123,7 @@ const sliceSyncWait = 3 * time.Second
 // Service has externalTrafficPolicy: Local, re-syncs Local Services when
 // their ready nodes change, and polls real-server health, until ctx ends.
 // Call it once, in the leader. kube may be a SharedInformers.
-func (l *LoadBalancer) FollowEndpoints(ctx context.Context, kube kubernetes.Interface, o FollowOptions) {
+func (l *Engine) FollowEndpoints(ctx context.Context, kube kubernetes.Interface, o FollowOptions) {
 	var svcInf coreinformers.ServiceInformer
 	var factory informers.SharedInformerFactory
 	if s, ok := kube.(SharedInformers); ok && s.Factory != nil {
@@ -133,6 +137,7 @@ func (l *LoadBalancer) FollowEndpoints(ctx context.Context, kube kubernetes.Inte
 	}
 	f := &follower{
 		opts:           o,
+		clock:          l.clock,
 		services:       svcInf.Lister(),
 		servicesSynced: svcInf.Informer().HasSynced,
 		damper:         &endpoints.Damper{HoldDown: o.HoldDown},
@@ -213,13 +218,13 @@ func isLocal(svc *v1.Service) bool {
 		svc.Spec.ExternalTrafficPolicy == v1.ServiceExternalTrafficPolicyLocal
 }
 
-func (l *LoadBalancer) follower() *follower {
+func (l *Engine) follower() *follower {
 	l.followMu.Lock()
 	defer l.followMu.Unlock()
 	return l.follow
 }
 
-func (f *follower) run(ctx context.Context, l *LoadBalancer) {
+func (f *follower) run(ctx context.Context, l *Engine) {
 	if !cache.WaitForCacheSync(ctx.Done(), f.servicesSynced) {
 		return
 	}
@@ -235,7 +240,7 @@ func (f *follower) run(ctx context.Context, l *LoadBalancer) {
 }
 
 // sync re-syncs one Service if its active nodes differ from those last used.
-func (f *follower) sync(ctx context.Context, l *LoadBalancer, key string) {
+func (f *follower) sync(ctx context.Context, l *Engine, key string) {
 	ns, name, _ := cache.SplitMetaNamespaceKey(key)
 	svc, err := f.services.Services(ns).Get(name)
 	if err != nil || !isLocal(svc) {
@@ -256,10 +261,10 @@ func (f *follower) sync(ctx context.Context, l *LoadBalancer, key string) {
 	}
 	f.mu.Lock()
 	same := f.applied[key] == endpoints.Names(active)
-	wait := f.opts.MinInterval - time.Since(f.lastRun[key])
+	wait := f.opts.MinInterval - f.clock.Since(f.lastRun[key])
 	nodes := f.nodesOf[key]
 	if !same && wait <= 0 && nodes != nil {
-		f.lastRun[key] = time.Now()
+		f.lastRun[key] = f.clock.Now()
 	}
 	f.mu.Unlock()
 	switch {
@@ -272,7 +277,7 @@ func (f *follower) sync(ctx context.Context, l *LoadBalancer, key string) {
 		return
 	}
 	metrics.CountEndpointResync()
-	_, err = l.reconcile(ctx, "", svc, nil, syncByFollower)
+	_, err = l.Reconcile(ctx, Request{Trigger: decide.ByFollower, Service: svc})
 	if err == nil {
 		f.queue.Forget(key)
 		return
@@ -312,8 +317,8 @@ func (f *follower) active(svc *v1.Service) (map[string]bool, error) {
 		return nil, errNotSynced
 	}
 	lister, synced := f.watchSlices()
-	for deadline := time.Now().Add(sliceSyncWait); !synced(); time.Sleep(20 * time.Millisecond) {
-		if time.Now().After(deadline) {
+	for deadline := f.clock.Now().Add(sliceSyncWait); !synced(); f.clock.Sleep(20 * time.Millisecond) {
+		if f.clock.Now().After(deadline) {
 			return nil, errNotSynced
 		}
 		select {
@@ -328,7 +333,7 @@ func (f *follower) active(svc *v1.Service) (map[string]bool, error) {
 		return nil, err
 	}
 	key := serviceKey(svc.Namespace, svc.Name)
-	active, recheck := f.damper.Active(key, endpoints.ReadyNodes(slices), time.Now())
+	active, recheck := f.damper.Active(key, endpoints.ReadyNodes(slices), f.clock.Now())
 	if recheck > 0 {
 		f.queue.AddAfter(key, recheck)
 	}
@@ -381,7 +386,7 @@ func (f *follower) forget(key string) {
 }
 
 // forgetEndpoints drops the follower's state of a deleted Service.
-func (l *LoadBalancer) forgetEndpoints(svc *v1.Service) {
+func (l *Engine) forgetEndpoints(svc *v1.Service) {
 	if f := l.follower(); f != nil {
 		f.forget(serviceKey(svc.Namespace, svc.Name))
 		f.forgetNodes(serviceKey(svc.Namespace, svc.Name))
@@ -398,7 +403,7 @@ func (f *follower) forgetNodes(key string) {
 // localNodes narrows nodes to those running a ready endpoint of svc when it
 // has externalTrafficPolicy: Local and endpoints are followed; otherwise it
 // returns nodes unchanged.
-func (l *LoadBalancer) localNodes(svc *v1.Service, nodes []*v1.Node) ([]*v1.Node, error) {
+func (l *Engine) localNodes(svc *v1.Service, nodes []*v1.Node) ([]*v1.Node, error) {
 	f := l.follower()
 	if f == nil || !isLocal(svc) {
 		return nodes, nil
@@ -424,7 +429,7 @@ func (l *LoadBalancer) localNodes(svc *v1.Service, nodes []*v1.Node) ([]*v1.Node
 }
 
 // backendsOn selects the real servers for svc on the existing appliance lb.
-func (l *LoadBalancer) backendsOn(ctx context.Context, svc *v1.Service, nodes []*v1.Node, p *prepared, lb *iaas.LoadBalancer) (desired.Backends, error) {
+func (l *Engine) backendsOn(ctx context.Context, svc *v1.Service, nodes []*v1.Node, p *prepared, lb *iaas.LoadBalancer) (desired.Backends, error) {
 	haveType, _, err := l.haveType(ctx, lb)
 	if err != nil {
 		return desired.Backends{}, l.fail(svc, ReasonAPIError, fmt.Errorf("reading switch %s of load balancer %s: %w", lb.SwitchID, lb.ID, err))
@@ -435,7 +440,7 @@ func (l *LoadBalancer) backendsOn(ctx context.Context, svc *v1.Service, nodes []
 // backends selects the real servers for svc on switchID (a plain switch
 // with network when plain), narrowed to endpoint nodes for Local Services,
 // and reports the nodes left out.
-func (l *LoadBalancer) backends(svc *v1.Service, nodes []*v1.Node, p *prepared, switchID types.ID, plain bool, network netip.Prefix) (desired.Backends, error) {
+func (l *Engine) backends(svc *v1.Service, nodes []*v1.Node, p *prepared, switchID types.ID, plain bool, network netip.Prefix) (desired.Backends, error) {
 	candidates, err := l.localNodes(svc, nodes)
 	if err != nil {
 		return desired.Backends{}, err

@@ -1,4 +1,4 @@
-package loadbalancer
+package engine
 
 import (
 	"context"
@@ -56,7 +56,7 @@ func newBootWatch() bootWatch {
 
 // waitForBoot notes that uid's appliance id is booting: just created by
 // this process (created), or seen booting by a find.
-func (l *LoadBalancer) waitForBoot(uid string, id types.ID, created bool) {
+func (l *Engine) waitForBoot(uid string, id types.ID, created bool) {
 	b := &l.boots
 	b.mu.Lock()
 	defer b.mu.Unlock()
@@ -71,7 +71,7 @@ func (l *LoadBalancer) waitForBoot(uid string, id types.ID, created bool) {
 
 // bootOver forgets uid's wait. An appliance this process created that came
 // up (up true) gives the boot time the next looks aim at.
-func (l *LoadBalancer) bootOver(uid string, lb *iaas.LoadBalancer, up bool) {
+func (l *Engine) bootOver(uid string, lb *iaas.LoadBalancer, up bool) {
 	b := &l.boots
 	b.mu.Lock()
 	defer b.mu.Unlock()
@@ -81,14 +81,14 @@ func (l *LoadBalancer) bootOver(uid string, lb *iaas.LoadBalancer, up bool) {
 	}
 	delete(b.waiting, uid)
 	if up && w.created && lb != nil && lb.ID == w.id && !lb.CreatedAt.IsZero() {
-		if took := time.Since(lb.CreatedAt); took > 0 && took < 15*time.Minute {
+		if took := l.clock.Since(lb.CreatedAt); took > 0 && took < 15*time.Minute {
 			b.typical = took
 		}
 	}
 }
 
 // nextBootLook is the RetryError delay for an appliance booting since age.
-func (l *LoadBalancer) nextBootLook(age time.Duration) time.Duration {
+func (l *Engine) nextBootLook(age time.Duration) time.Duration {
 	l.boots.mu.Lock()
 	typical := l.boots.typical
 	l.boots.mu.Unlock()
@@ -107,7 +107,7 @@ func (l *LoadBalancer) nextBootLook(age time.Duration) time.Duration {
 // appliance listed, released its reservation; answering "none" from it
 // would let the Service create a second appliance (torture seeds 11, 13
 // and 20 found this).
-func (l *LoadBalancer) bootingAppliances(ctx context.Context, exec *apply.Executor, uid string) (owned []*iaas.LoadBalancer, ok bool) {
+func (l *Engine) bootingAppliances(ctx context.Context, exec *apply.Executor, uid string) (owned []*iaas.LoadBalancer, ok bool) {
 	b := &l.boots
 	b.mu.Lock()
 	w, waiting := b.waiting[uid]
@@ -119,7 +119,7 @@ func (l *LoadBalancer) bootingAppliances(ctx context.Context, exec *apply.Execut
 
 	b.listMu.Lock()
 	defer b.listMu.Unlock()
-	fresh := time.Since(b.listedAt) < bootListingMaxAge && b.listedAt.After(w.looked)
+	fresh := l.clock.Since(b.listedAt) < bootListingMaxAge && b.listedAt.After(w.looked)
 	if !fresh || (b.listedFor != "" && b.listedFor != uid) {
 		var lbs []*iaas.LoadBalancer
 		var err error
@@ -136,7 +136,7 @@ func (l *LoadBalancer) bootingAppliances(ctx context.Context, exec *apply.Execut
 			return nil, false
 		}
 		b.listing = lbs
-		b.listedAt, b.listedFor = time.Now(), listedFor
+		b.listedAt, b.listedFor = l.clock.Now(), listedFor
 	}
 	b.mu.Lock()
 	if cur, ok := b.waiting[uid]; ok && cur.id == w.id {

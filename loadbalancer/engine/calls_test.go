@@ -1,4 +1,4 @@
-package loadbalancer
+package engine
 
 import (
 	"fmt"
@@ -157,11 +157,11 @@ func TestDeleteReusesTheServiceControllersFind(t *testing.T) {
 	if _, _, err := e.lb.GetLoadBalancer(e.ctx, "test", other); err != nil {
 		t.Fatal(err)
 	}
-	e.lb.stateMu.Lock()
-	f := e.lb.found[string(other.UID)]
+	e.lb.mem.mu.Lock()
+	f := e.lb.mem.found[string(other.UID)]
 	f.at = f.at.Add(-foundReuse - time.Second)
-	e.lb.found[string(other.UID)] = f
-	e.lb.stateMu.Unlock()
+	e.lb.mem.found[string(other.UID)] = f
+	e.lb.mem.mu.Unlock()
 	snap = e.client.Stats().Snapshot()
 	e.deleteAll(other)
 	if n := opCalls(e.client, snap, "LoadBalancer.Find"); n < 1 {

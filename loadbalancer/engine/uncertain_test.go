@@ -1,14 +1,15 @@
-package loadbalancer
+package engine
 
 import (
 	"context"
+	"net/http"
+	"testing"
+	"time"
+
 	"github.com/sacloud/iaas-api-go/types"
 	"github.com/sakura-ccm/sakura-cloud-controller-manager/loadbalancer/annotations"
 	"github.com/sakura-ccm/sakura-cloud-controller-manager/loadbalancer/desired"
 	v1 "k8s.io/api/core/v1"
-	"net/http"
-	"testing"
-	"time"
 
 	"github.com/sacloud/iaas-api-go"
 	"github.com/sakura-ccm/sakura-cloud-controller-manager/internal/sakuraapi"

@@ -1,4 +1,4 @@
-package loadbalancer
+package engine
 
 import (
 	"errors"
@@ -14,7 +14,7 @@ import (
 // requested twice, and frees the adapter's address reservations of the
 // Services it sweeps. It fails when the configuration turns the sweep off or
 // names no cluster.
-func (l *LoadBalancer) Sweeper(services sweep.ServiceLister) (*sweep.Runner, error) {
+func (l *Engine) Sweeper(services sweep.ServiceLister) (*sweep.Runner, error) {
 	if l.cfg.SweepIntervalSec <= 0 {
 		return nil, errors.New("the sweep is off (loadBalancer.sweepIntervalSec is 0)")
 	}

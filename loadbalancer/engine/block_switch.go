@@ -1,4 +1,4 @@
-package loadbalancer
+package engine
 
 import (
 	"context"
@@ -6,7 +6,6 @@ import (
 	"net/netip"
 	"sort"
 	"strings"
-	"time"
 
 	"github.com/sacloud/iaas-api-go"
 	"github.com/sacloud/iaas-api-go/search"
@@ -28,12 +27,12 @@ const howToChooseSwitch = "set the Service annotation " + annotations.SwitchSele
 // cfgDescribesSwitch: the cloud-config's switchID/switchSelector describe
 // the switch of the cluster's default type, so they apply to type switch
 // Services only when that default is switch (and to internet ones otherwise).
-func (l *LoadBalancer) cfgDescribesSwitch() bool {
+func (l *Engine) cfgDescribesSwitch() bool {
 	return strings.EqualFold(l.cfg.Type, annotations.TypeSwitch)
 }
 
 // resolve chooses where the Service's appliance lives, by its type.
-func (l *LoadBalancer) resolve(ctx context.Context, svc *v1.Service, opts annotations.Options, nodes []*v1.Node, servers []desired.Server) (ipam.Block, error) {
+func (l *Engine) resolve(ctx context.Context, svc *v1.Service, opts annotations.Options, nodes []*v1.Node, servers []desired.Server) (ipam.Block, error) {
 	if opts.Type == annotations.TypeSwitch {
 		return l.resolveSwitch(ctx, svc, opts, nodes, servers)
 	}
@@ -43,7 +42,7 @@ func (l *LoadBalancer) resolve(ctx context.Context, svc *v1.Service, opts annota
 // resolveSwitch: Service switch-selector, else cloud-config switchID, else
 // cloud-config switchSelector, else the one plain switch the nodes' NICs
 // share (with node addresses inside ip-range).
-func (l *LoadBalancer) resolveSwitch(ctx context.Context, svc *v1.Service, opts annotations.Options, nodes []*v1.Node, servers []desired.Server) (ipam.Block, error) {
+func (l *Engine) resolveSwitch(ctx context.Context, svc *v1.Service, opts annotations.Options, nodes []*v1.Node, servers []desired.Server) (ipam.Block, error) {
 	p := opts.Private
 	var sw *iaas.Switch
 	var err error
@@ -68,7 +67,7 @@ func (l *LoadBalancer) resolveSwitch(ctx context.Context, svc *v1.Service, opts 
 	return b, nil
 }
 
-func (l *LoadBalancer) plainByID(ctx context.Context, id types.ID, from string) (*iaas.Switch, error) {
+func (l *Engine) plainByID(ctx context.Context, id types.ID, from string) (*iaas.Switch, error) {
 	sw, err := l.readSwitch(ctx, id)
 	if err != nil {
 		if sakuraapi.IsNotFound(err) {
@@ -85,12 +84,12 @@ func (l *LoadBalancer) plainByID(ctx context.Context, id types.ID, from string) 
 // plainBySelector finds the one plain switch with every tag. The tag →
 // switch answer is reused for switchTTL (the block itself depends on the
 // Service's ranges, so only the switch ID is cached).
-func (l *LoadBalancer) plainBySelector(ctx context.Context, tags []string, from string) (*iaas.Switch, error) {
+func (l *Engine) plainBySelector(ctx context.Context, tags []string, from string) (*iaas.Switch, error) {
 	key := "plain|" + strings.Join(tags, ",")
 	l.switches.mu.Lock()
 	c, ok := l.switches.selectors[key]
 	l.switches.mu.Unlock()
-	if ok && time.Since(c.at) < switchTTL {
+	if ok && l.clock.Since(c.at) < switchTTL {
 		return l.plainByID(ctx, c.block.SwitchID, from)
 	}
 	sws, err := ipam.FindAll(ctx, func(ctx context.Context, c *iaas.FindCondition) ([]*iaas.Switch, int, error) {
@@ -125,8 +124,8 @@ func (l *LoadBalancer) plainBySelector(ctx context.Context, tags []string, from 
 		return nil, &blockError{ReasonNoAddressBlock, msg + "; " + howToChooseSwitch}
 	case 1:
 		l.switches.mu.Lock()
-		l.switches.selectors[key] = cachedBlock{block: ipam.Block{SwitchID: plain[0].ID}, at: time.Now()}
-		l.switches.items[plain[0].ID] = cachedSwitch{sw: plain[0], at: time.Now()}
+		l.switches.selectors[key] = cachedBlock{block: ipam.Block{SwitchID: plain[0].ID}, at: l.clock.Now()}
+		l.switches.items[plain[0].ID] = cachedSwitch{sw: plain[0], at: l.clock.Now()}
 		l.switches.mu.Unlock()
 		return plain[0], nil
 	}
@@ -139,7 +138,7 @@ func (l *LoadBalancer) plainBySelector(ctx context.Context, tags []string, from 
 
 // plainByNodes picks the plain switch the nodes have NICs on; when there
 // are several, only those where some node has an address inside network.
-func (l *LoadBalancer) plainByNodes(ctx context.Context, network netip.Prefix, nodes []*v1.Node, servers []desired.Server) (*iaas.Switch, error) {
+func (l *Engine) plainByNodes(ctx context.Context, network netip.Prefix, nodes []*v1.Node, servers []desired.Server) (*iaas.Switch, error) {
 	counts := desired.NodeNICSwitches(nodes, servers)
 	var ids []types.ID
 	for id := range counts {
@@ -211,7 +210,7 @@ func addNodeAddresses(u *ipam.Usage, b ipam.Block, nodes []*v1.Node) {
 }
 
 // haveType is the type of an existing appliance, judged by its switch.
-func (l *LoadBalancer) haveType(ctx context.Context, lb *iaas.LoadBalancer) (string, *iaas.Switch, error) {
+func (l *Engine) haveType(ctx context.Context, lb *iaas.LoadBalancer) (string, *iaas.Switch, error) {
 	sw, err := l.readSwitch(ctx, lb.SwitchID)
 	if err != nil {
 		return "", nil, err

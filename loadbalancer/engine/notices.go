@@ -1,4 +1,4 @@
-package loadbalancer
+package engine
 
 import (
 	"fmt"
@@ -13,7 +13,7 @@ import (
 // Events on Services, with the de-duplication that keeps standing
 // conditions from flooding them.
 
-func (l *LoadBalancer) event(svc *v1.Service, warning bool, reason, format string, args ...any) {
+func (l *Engine) event(svc *v1.Service, warning bool, reason, format string, args ...any) {
 	msg := fmt.Sprintf(format, args...)
 	typ := v1.EventTypeNormal
 	if warning {
@@ -32,7 +32,7 @@ func (l *LoadBalancer) event(svc *v1.Service, warning bool, reason, format strin
 
 // fail records a Warning and returns the error for the service controller.
 // The Warning is not repeated while the same error recurs (see warn).
-func (l *LoadBalancer) fail(svc *v1.Service, reason string, err error) error {
+func (l *Engine) fail(svc *v1.Service, reason string, err error) error {
 	metrics.CountReconcileError(reason)
 	l.warn(svc, reason, err.Error())
 	return err
@@ -41,7 +41,7 @@ func (l *LoadBalancer) fail(svc *v1.Service, reason string, err error) error {
 // warn records a Warning unless the very same one (reason and message) was
 // recorded for this Service within RepeatNoticeAfter: a standing problem
 // seen on every reconcile and retry would otherwise add an Event each time.
-func (l *LoadBalancer) warn(svc *v1.Service, reason, msg string) {
+func (l *Engine) warn(svc *v1.Service, reason, msg string) {
 	l.notice(svc, reason+"/warn", []string{msg}, msg)
 }
 
@@ -54,24 +54,14 @@ const RepeatNoticeAfter = time.Hour
 // notice records a Warning unless the same condition (key and the nodes it
 // is about) was recorded for this Service within RepeatNoticeAfter. key
 // separates conditions that share a reason.
-func (l *LoadBalancer) notice(svc *v1.Service, key string, nodes []string, msg string) {
+func (l *Engine) notice(svc *v1.Service, key string, nodes []string, msg string) {
 	l.once(svc, true, key, nodes, msg)
 }
 
 // once records an Event of key about subject unless the same was recorded
 // for this Service within RepeatNoticeAfter.
-func (l *LoadBalancer) once(svc *v1.Service, warning bool, key string, nodes []string, msg string) {
-	id := string(svc.UID) + "/" + key
-	subject := strings.Join(nodes, ",")
-	now := time.Now()
-	l.noticesMu.Lock()
-	last, seen := l.notices[id]
-	repeat := seen && last.subject == subject && now.Sub(last.at) < RepeatNoticeAfter
-	if !repeat {
-		l.notices[id] = noticeEntry{subject: subject, at: now}
-	}
-	l.noticesMu.Unlock()
-	if repeat {
+func (l *Engine) once(svc *v1.Service, warning bool, key string, nodes []string, msg string) {
+	if !l.mem.firstNotice(string(svc.UID)+"/"+key, strings.Join(nodes, ",")) {
 		return
 	}
 	reason, _, _ := strings.Cut(key, "/")
@@ -79,17 +69,4 @@ func (l *LoadBalancer) once(svc *v1.Service, warning bool, key string, nodes []s
 }
 
 // forgetNotices drops what was reported for a Service that is gone.
-func (l *LoadBalancer) forgetNotices(uid string) {
-	l.noticesMu.Lock()
-	defer l.noticesMu.Unlock()
-	for id := range l.notices {
-		if strings.HasPrefix(id, uid+"/") {
-			delete(l.notices, id)
-		}
-	}
-}
-
-type noticeEntry struct {
-	subject string
-	at      time.Time
-}
+func (l *Engine) forgetNotices(uid string) { l.mem.forgetNotices(uid) }

@@ -1,4 +1,6 @@
-package loadbalancer
+package engine
+
+import "errors"
 
 // Event reasons on the Service. They are stable names users can filter on;
 // docs/load-balancers.md lists them.
@@ -40,4 +42,25 @@ var AllReasons = []string{
 	ReasonCreated, ReasonUpdated, ReasonShuttingDown, ReasonDeleted, ReasonDuplicate, ReasonAPIError, ReasonConfigError,
 	ReasonSharingConflict, ReasonSharedApplianceFull, ReasonJoinedShared, ReasonLeftShared,
 	ReasonNoReadyEndpoints, ReasonRealServerDown, ReasonRealServerUp, ReasonRepaired,
+}
+
+// reasonedError carries the Event reason that fits an error made below the
+// engine's report step, so the report names the right one.
+type reasonedError struct {
+	reason string
+	err    error
+}
+
+func (e *reasonedError) Error() string { return e.err.Error() }
+func (e *reasonedError) Unwrap() error { return e.err }
+
+func reasoned(reason string, err error) error { return &reasonedError{reason: reason, err: err} }
+
+// reasonOf is err's own reason, else fallback.
+func reasonOf(err error, fallback string) string {
+	var re *reasonedError
+	if errors.As(err, &re) {
+		return re.reason
+	}
+	return fallback
 }

@@ -1,4 +1,4 @@
-package loadbalancer
+package engine
 
 import (
 	"context"
@@ -26,36 +26,25 @@ import (
 // RetryError and is finished by a later call.
 var DeleteConfirmWaits = []time.Duration{2 * time.Second, 3 * time.Second, 5 * time.Second}
 
-// EnsureLoadBalancerDeleted shuts the appliance down and deletes it. Only
+// Delete shuts the appliance down and deletes it (EnsureLoadBalancerDeleted). Only
 // appliances with this cluster's and this Service's tags are touched, and a
 // shared appliance only loses this Service's entries while others use it.
-func (l *LoadBalancer) EnsureLoadBalancerDeleted(ctx context.Context, clusterName string, svc *v1.Service) error {
+func (l *Engine) Delete(ctx context.Context, clusterName string, svc *v1.Service) error {
 	if svc.Spec.LoadBalancerClass != nil {
 		return cloudprovider.ImplementedElsewhere
 	}
 	defer l.locks.lock("svc/" + string(svc.UID))()
-	l.setDeleting(string(svc.UID), true)
+	l.mem.setDeleting(string(svc.UID), true)
 	l.bootOver(string(svc.UID), nil, false)
 	exec := l.executor(clusterName)
-	owned, ok := l.takeFound(string(svc.UID))
-	if !ok {
-		var err error
-		if owned, err = exec.FindOwned(ctx, string(svc.UID)); err != nil {
-			return err
-		}
+	loc, err := l.locate(ctx, exec, svc, locateFor{reuseFound: true})
+	if err != nil {
+		return err
 	}
-	if len(owned) == 0 {
-		lb, pending, err := l.unlisted(ctx, exec, svc)
-		if err != nil {
-			return err
-		}
-		if pending {
-			return api.NewRetryError("the Service's new load balancer is not visible yet; waiting for it to delete it", BootRetryAfter)
-		}
-		if lb != nil {
-			owned = []*iaas.LoadBalancer{lb}
-		}
+	if loc.found == decide.FoundPending {
+		return api.NewRetryError("the Service's new load balancer is not visible yet; waiting for it to delete it", BootRetryAfter)
 	}
+	owned := loc.lbs
 	l.forgetNotices(string(svc.UID))
 	l.forgetEndpoints(svc)
 	var waiting []string
@@ -82,7 +71,7 @@ func (l *LoadBalancer) EnsureLoadBalancerDeleted(ctx context.Context, clusterNam
 // member, else only svc's tag and entries. The decision is made on a copy
 // read under the sharing key's lock (members join under it), and the
 // deletion re-checks that copy's members on every later read.
-func (l *LoadBalancer) deleteFrom(ctx context.Context, exec *apply.Executor, svc *v1.Service, lb *iaas.LoadBalancer) (apply.DeleteStep, error) {
+func (l *Engine) deleteFrom(ctx context.Context, exec *apply.Executor, svc *v1.Service, lb *iaas.LoadBalancer) (apply.DeleteStep, error) {
 	fresh := lb
 	if key := desired.SharingKeyOf(lb.Tags); key != "" {
 		defer l.locks.lock(sharedOwner(key))()

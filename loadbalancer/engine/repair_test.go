@@ -1,4 +1,4 @@
-package loadbalancer
+package engine
 
 import (
 	"context"
@@ -116,7 +116,7 @@ func TestRepairBootsAStoppedAppliance(t *testing.T) {
 	// The service controller's own path boots it too, once the boot this
 	// process sent is older than decide.BootGrace (until then a down
 	// appliance counts as still booting).
-	e.lb.bootSent = map[types.ID]time.Time{}
+	e.lb.mem.bootSent = map[types.ID]time.Time{}
 	lb = e.lbs()[0]
 	lb.InstanceStatus = types.ServerInstanceStatuses.Down
 	fake.DataStore.Put(fake.ResourceLoadBalancer, zone, lb.ID, lb)

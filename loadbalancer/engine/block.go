@@ -1,4 +1,4 @@
-package loadbalancer
+package engine
 
 import (
 	"context"
@@ -25,20 +25,20 @@ const switchTTL = 5 * time.Minute
 
 // inventoryTTL is how long an allocation may reuse a switch's record and
 // the addresses of its other consumers (loadBalancer.inventoryTTLSec).
-func (l *LoadBalancer) inventoryTTL() time.Duration {
+func (l *Engine) inventoryTTL() time.Duration {
 	return time.Duration(l.cfg.InventoryTTLSec) * time.Second
 }
 
 // otherConsumers is ipam.OtherConsumers of sw, reused for inventoryTTL. The
 // caller holds the switch's lock and gets a copy it may extend.
-func (l *LoadBalancer) otherConsumers(ctx context.Context, sw *iaas.Switch) (*ipam.Usage, error) {
+func (l *Engine) otherConsumers(ctx context.Context, sw *iaas.Switch) (*ipam.Usage, error) {
 	l.switches.mu.Lock()
 	c, ok := l.switches.others[sw.ID]
 	l.switches.mu.Unlock()
-	if ok && time.Since(c.at) < l.inventoryTTL() {
+	if ok && l.clock.Since(c.at) < l.inventoryTTL() {
 		return c.usage.Clone(), nil
 	}
-	at := time.Now()
+	at := l.clock.Now()
 	u, err := ipam.OtherConsumers(ctx, l.client, sw)
 	if err != nil {
 		return nil, err
@@ -64,17 +64,17 @@ const zoneLBsReuse = 2 * time.Second
 
 // zoneLoadBalancers lists the zone's load balancers, or returns a listing
 // younger than zoneLBsReuse.
-func (l *LoadBalancer) zoneLoadBalancers(ctx context.Context) ([]*iaas.LoadBalancer, error) {
+func (l *Engine) zoneLoadBalancers(ctx context.Context) ([]*iaas.LoadBalancer, error) {
 	l.switches.mu.Lock()
 	lbs, at := l.switches.zoneLBs, l.switches.zoneLBsListed
 	l.switches.mu.Unlock()
 	// Never longer than a reservation may live: Merge drops reservations
 	// past CreateVisibilityGrace, so a listing older than that could miss
 	// an appliance whose reservation is gone (tests shorten the grace).
-	if lbs != nil && time.Since(at) < min(zoneLBsReuse, CreateVisibilityGrace/2) {
+	if lbs != nil && l.clock.Since(at) < min(zoneLBsReuse, CreateVisibilityGrace/2) {
 		return lbs, nil
 	}
-	sent := time.Now()
+	sent := l.clock.Now()
 	lbs, err := ipam.ListLoadBalancers(ctx, l.client)
 	if err != nil {
 		return nil, err
@@ -92,7 +92,7 @@ func (l *LoadBalancer) zoneLoadBalancers(ctx context.Context) ([]*iaas.LoadBalan
 // show the appliance; with the reservation gone, an allocation reusing it
 // would hand the appliance's VIP out again (torture seeds 6035, 6211), so
 // it is dropped too, and the next allocation lists afresh.
-func (l *LoadBalancer) releaseListed(owner string) {
+func (l *Engine) releaseListed(owner string) {
 	if _, ok := l.alloc.Get(owner); !ok {
 		return
 	}
@@ -105,7 +105,7 @@ func (l *LoadBalancer) releaseListed(owner string) {
 // forgetInventory drops what is remembered of a switch, so the next
 // allocation on it reads everything again (after the API refused a create,
 // which an address taken outside the controller can cause).
-func (l *LoadBalancer) forgetInventory(id types.ID) {
+func (l *Engine) forgetInventory(id types.ID) {
 	l.switches.mu.Lock()
 	delete(l.switches.others, id)
 	delete(l.switches.items, id)
@@ -118,7 +118,7 @@ func (l *LoadBalancer) forgetInventory(id types.ID) {
 // pinned VIP): an address taken outside the controller since the inventory
 // was read is the likely cause, and a kept inventory would choose it again
 // for five minutes (issue #18, defect 7).
-func (l *LoadBalancer) forgetInventoryIfRefused(id types.ID, err error) {
+func (l *Engine) forgetInventoryIfRefused(id types.ID, err error) {
 	if sakuraapi.NotDone(err) {
 		l.forgetInventory(id)
 	}
@@ -165,17 +165,17 @@ type cachedSwitch struct {
 
 // readSwitch reads the switch for choosing a block, reusing a copy younger
 // than switchTTL.
-func (l *LoadBalancer) readSwitch(ctx context.Context, id types.ID) (*iaas.Switch, error) {
+func (l *Engine) readSwitch(ctx context.Context, id types.ID) (*iaas.Switch, error) {
 	return l.readSwitchWithin(ctx, id, switchTTL)
 }
 
 // readSwitchWithin reads the switch unless a copy younger than maxAge is at
 // hand.
-func (l *LoadBalancer) readSwitchWithin(ctx context.Context, id types.ID, maxAge time.Duration) (*iaas.Switch, error) {
+func (l *Engine) readSwitchWithin(ctx context.Context, id types.ID, maxAge time.Duration) (*iaas.Switch, error) {
 	l.switches.mu.Lock()
 	c, ok := l.switches.items[id]
 	l.switches.mu.Unlock()
-	if ok && time.Since(c.at) < maxAge {
+	if ok && l.clock.Since(c.at) < maxAge {
 		return c.sw, nil
 	}
 	sw, err := l.client.Switches.Read(ctx, l.client.Zone, id)
@@ -183,7 +183,7 @@ func (l *LoadBalancer) readSwitchWithin(ctx context.Context, id types.ID, maxAge
 		return nil, err
 	}
 	l.switches.mu.Lock()
-	l.switches.items[id] = cachedSwitch{sw: sw, at: time.Now()}
+	l.switches.items[id] = cachedSwitch{sw: sw, at: l.clock.Now()}
 	l.switches.mu.Unlock()
 	return sw, nil
 }
@@ -191,7 +191,7 @@ func (l *LoadBalancer) readSwitchWithin(ctx context.Context, id types.ID, maxAge
 // resolveBlock chooses the router+switch: Service selectors, else the
 // configured router/switch ID, else configured selectors, else the one the
 // nodes' NICs sit on.
-func (l *LoadBalancer) resolveBlock(ctx context.Context, svc *v1.Service, opts annotations.Options, nodes []*v1.Node, servers []desired.Server) (ipam.Block, error) {
+func (l *Engine) resolveBlock(ctx context.Context, svc *v1.Service, opts annotations.Options, nodes []*v1.Node, servers []desired.Server) (ipam.Block, error) {
 	_, svcRouterSel := svc.Annotations[annotations.RouterSelector]
 	_, svcSwitchSel := svc.Annotations[annotations.SwitchSelector]
 	cfg := l.cfg
@@ -253,7 +253,7 @@ func (l *LoadBalancer) resolveBlock(ctx context.Context, svc *v1.Service, opts a
 	return ipam.Block{}, &blockError{ReasonAmbiguousAddressBlock, fmt.Sprintf("the nodes sit on %d router+switch blocks (%s); choose one: %s", len(blocks), strings.Join(names, ", "), howToChoose)}
 }
 
-func (l *LoadBalancer) blockBySwitchID(ctx context.Context, id types.ID, from string) (ipam.Block, error) {
+func (l *Engine) blockBySwitchID(ctx context.Context, id types.ID, from string) (ipam.Block, error) {
 	sw, err := l.readSwitch(ctx, id)
 	if err != nil {
 		if sakuraapi.IsNotFound(err) {
@@ -270,24 +270,24 @@ func (l *LoadBalancer) blockBySwitchID(ctx context.Context, id types.ID, from st
 
 // blockBySelectors resolves tags to one block; a success is reused for
 // switchTTL so steady-state resyncs do not search the zone each time.
-func (l *LoadBalancer) blockBySelectors(ctx context.Context, routerTags, switchTags []string) (ipam.Block, error) {
+func (l *Engine) blockBySelectors(ctx context.Context, routerTags, switchTags []string) (ipam.Block, error) {
 	key := strings.Join(routerTags, ",") + "|" + strings.Join(switchTags, ",")
 	l.switches.mu.Lock()
 	c, ok := l.switches.selectors[key]
 	l.switches.mu.Unlock()
-	if ok && time.Since(c.at) < switchTTL {
+	if ok && l.clock.Since(c.at) < switchTTL {
 		return c.block, nil
 	}
 	b, err := l.searchBySelectors(ctx, routerTags, switchTags)
 	if err == nil {
 		l.switches.mu.Lock()
-		l.switches.selectors[key] = cachedBlock{block: b, at: time.Now()}
+		l.switches.selectors[key] = cachedBlock{block: b, at: l.clock.Now()}
 		l.switches.mu.Unlock()
 	}
 	return b, err
 }
 
-func (l *LoadBalancer) searchBySelectors(ctx context.Context, routerTags, switchTags []string) (ipam.Block, error) {
+func (l *Engine) searchBySelectors(ctx context.Context, routerTags, switchTags []string) (ipam.Block, error) {
 	var candidates map[types.ID]bool
 	if len(switchTags) > 0 {
 		sws, err := ipam.FindAll(ctx, func(ctx context.Context, c *iaas.FindCondition) ([]*iaas.Switch, int, error) {

@@ -1,4 +1,4 @@
-package loadbalancer
+package engine
 
 import (
 	"context"
@@ -33,7 +33,7 @@ const (
 
 // healthPoller remembers the last state of each real server.
 type healthPoller struct {
-	l        *LoadBalancer
+	l        *Engine
 	services corelisters.ServiceLister
 	last     map[string]string // appliance/vip:port/server -> UP|DOWN
 	// gap spaces two Status reads (0: back to back).
@@ -47,7 +47,7 @@ type healthPoller struct {
 // The health poll and the repair pass share one listing of this cluster's
 // appliances per tick (one list call, not two): the repair pass runs first
 // on the fresh listing, then the health poll reads each Status.
-func (l *LoadBalancer) watchAppliances(ctx context.Context, services corelisters.ServiceLister, health, repair time.Duration, rate float64) {
+func (l *Engine) watchAppliances(ctx context.Context, services corelisters.ServiceLister, health, repair time.Duration, rate float64) {
 	h := &healthPoller{l: l, services: services, last: map[string]string{}}
 	if rate > 0 {
 		h.gap = time.Duration(float64(time.Second) / rate)
@@ -65,7 +65,7 @@ func (l *LoadBalancer) watchAppliances(ctx context.Context, services corelisters
 		return every > 0 && (last.IsZero() || now.Sub(last) >= every-tick/10)
 	}
 	wait.UntilWithContext(ctx, func(ctx context.Context) {
-		now := time.Now()
+		now := l.clock.Now()
 		doRepair, doHealth := due(lastRepair, repair, now), due(lastHealth, health, now)
 		if !doRepair && !doHealth {
 			return
@@ -128,7 +128,7 @@ func (h *healthPoller) poll(ctx context.Context, lbs []*iaas.LoadBalancer) {
 			// of one of its Services applies them first, once per saved
 			// settings: should Status never match (an API that reports
 			// differently), this costs one Config, not one per poll.
-			l.suspectUnapplied(lb)
+			l.mem.suspectUnapplied(lb)
 		}
 		for _, v := range st.Status {
 			if v == nil {

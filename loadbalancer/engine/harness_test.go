@@ -1,4 +1,4 @@
-package loadbalancer
+package engine
 
 import (
 	"context"
@@ -14,6 +14,7 @@ import (
 	"github.com/sakura-ccm/sakura-cloud-controller-manager/internal/config"
 	"github.com/sakura-ccm/sakura-cloud-controller-manager/internal/providerid"
 	"github.com/sakura-ccm/sakura-cloud-controller-manager/internal/sakuraapi"
+	"github.com/sakura-ccm/sakura-cloud-controller-manager/loadbalancer/decide"
 	v1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	ktypes "k8s.io/apimachinery/pkg/types"
@@ -35,7 +36,7 @@ type env struct {
 	t        tb
 	ctx      context.Context
 	client   *sakuraapi.Client
-	lb       *LoadBalancer
+	lb       *Engine
 	recorder *record.FakeRecorder
 	router   *iaas.Internet
 	sw       *iaas.Switch
@@ -277,4 +278,26 @@ outer:
 		return ev
 	}
 	return ""
+}
+
+// The cloudprovider methods, as the parent package's adapter maps them,
+// so that tests drive the engine the way the service controller does.
+func (l *Engine) EnsureLoadBalancer(ctx context.Context, cluster string, svc *v1.Service, nodes []*v1.Node) (*v1.LoadBalancerStatus, error) {
+	return l.Reconcile(ctx, Request{Trigger: decide.ByEnsure, Cluster: cluster, Service: svc, Nodes: nodes})
+}
+
+func (l *Engine) UpdateLoadBalancer(ctx context.Context, cluster string, svc *v1.Service, nodes []*v1.Node) error {
+	st, err := l.Reconcile(ctx, Request{Trigger: decide.ByServiceController, Cluster: cluster, Service: svc, Nodes: nodes})
+	if err == nil && st == nil {
+		return ErrNoLoadBalancer
+	}
+	return err
+}
+
+func (l *Engine) GetLoadBalancer(ctx context.Context, cluster string, svc *v1.Service) (*v1.LoadBalancerStatus, bool, error) {
+	return l.Status(ctx, cluster, svc)
+}
+
+func (l *Engine) EnsureLoadBalancerDeleted(ctx context.Context, cluster string, svc *v1.Service) error {
+	return l.Delete(ctx, cluster, svc)
 }

@@ -1,4 +1,4 @@
-package loadbalancer
+package engine
 
 import (
 	"context"
@@ -7,6 +7,7 @@ import (
 
 	"github.com/sacloud/iaas-api-go"
 	"github.com/sakura-ccm/sakura-cloud-controller-manager/internal/sakuraapi"
+	"github.com/sakura-ccm/sakura-cloud-controller-manager/loadbalancer/decide"
 	"github.com/sakura-ccm/sakura-cloud-controller-manager/loadbalancer/desired"
 	v1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -41,7 +42,7 @@ type RepairSummary struct {
 // leader runs passes from watchAppliances). It does nothing before the
 // service controller has passed a node set (after a start it syncs every
 // Service anyway).
-func (l *LoadBalancer) RepairPass(ctx context.Context) RepairSummary {
+func (l *Engine) RepairPass(ctx context.Context) RepairSummary {
 	f := l.follower()
 	if f == nil {
 		return RepairSummary{}
@@ -59,7 +60,7 @@ func (l *LoadBalancer) RepairPass(ctx context.Context) RepairSummary {
 }
 
 // repairWith runs one pass over the listing lbs.
-func (l *LoadBalancer) repairWith(ctx context.Context, lbs []*iaas.LoadBalancer, cluster string) RepairSummary {
+func (l *Engine) repairWith(ctx context.Context, lbs []*iaas.LoadBalancer, cluster string) RepairSummary {
 	var sum RepairSummary
 	f := l.follower()
 	if f == nil {
@@ -90,7 +91,7 @@ func (l *LoadBalancer) repairWith(ctx context.Context, lbs []*iaas.LoadBalancer,
 			owned = []*iaas.LoadBalancer{} // listed: none (not "find it")
 		}
 		before := l.client.Stats().Total(sakuraapi.IsWrite)
-		st, err := l.reconcileObserved(ctx, cluster, svc, nil, syncRepair, owned)
+		st, err := l.Reconcile(ctx, Request{Trigger: decide.ByRepair, Cluster: cluster, Service: svc, Observed: owned})
 		if l.client.Stats().Total(sakuraapi.IsWrite) != before {
 			sum.Repaired = append(sum.Repaired, key)
 		}
@@ -108,7 +109,7 @@ func (l *LoadBalancer) repairWith(ctx context.Context, lbs []*iaas.LoadBalancer,
 // controller does not sync a Service whose appliance the pass re-created on
 // another address). A nil st (still booting) clears an address that the
 // new appliance did not get: the old one is no longer this Service's.
-func (l *LoadBalancer) showStatus(ctx context.Context, svc *v1.Service, st *v1.LoadBalancerStatus) {
+func (l *Engine) showStatus(ctx context.Context, svc *v1.Service, st *v1.LoadBalancerStatus) {
 	if l.kube == nil {
 		return
 	}
@@ -132,7 +133,7 @@ func (l *LoadBalancer) showStatus(ctx context.Context, svc *v1.Service, st *v1.L
 
 // reservedOther: the appliance being created for uid got a VIP other than
 // shown.
-func (l *LoadBalancer) reservedOther(uid, shown string) bool {
+func (l *Engine) reservedOther(uid, shown string) bool {
 	r, ok := l.alloc.Get(uid)
 	return ok && len(r.IPs) > 0 && r.IPs[0].String() != shown
 }

@@ -1,0 +1,213 @@
+package decide
+
+// The branching of one reconcile: who asks (Trigger), where the locator
+// found the Service's appliance (Found) and how that appliance stands
+// (State) decide the next step; for an appliance that serves, ServePlan
+// decides what is written and reported. The engine observes the facts,
+// calls these and acts; it chooses nothing itself.
+
+// Trigger is who asks for a reconcile. It decides whether an appliance may
+// be made and whose node list is used.
+type Trigger int
+
+const (
+	// ByServiceController is UpdateLoadBalancer: the nodes passed are the
+	// newest node set; they are remembered for the other loops.
+	ByServiceController Trigger = iota
+	// ByEnsure is EnsureLoadBalancer: may create; remembers the nodes.
+	ByEnsure
+	// ByFollower is the endpoint follower: it uses the node set the
+	// service controller passed last and never stores one of its own.
+	ByFollower
+	// ByRepair is the repair pass: like the follower, with the appliance as
+	// its listing saw it; it may create or boot again after a fresh read of
+	// the Service confirms it is still wanted.
+	ByRepair
+)
+
+func (t Trigger) String() string {
+	switch t {
+	case ByServiceController:
+		return "service-controller"
+	case ByEnsure:
+		return "ensure"
+	case ByFollower:
+		return "follower"
+	case ByRepair:
+		return "repair"
+	}
+	return "unknown"
+}
+
+// MayCreate: the trigger may make (or re-make) an appliance.
+func (t Trigger) MayCreate() bool { return t == ByEnsure || t == ByRepair }
+
+// UsesRememberedNodes: the trigger carries no node set of its own and uses
+// the one the service controller passed last.
+func (t Trigger) UsesRememberedNodes() bool { return t == ByFollower || t == ByRepair }
+
+// RemembersNodes: the node set the trigger carries is the newest.
+func (t Trigger) RemembersNodes() bool { return t == ByServiceController || t == ByEnsure }
+
+// ReadsRecord: with no appliance listed, the locator also reads the
+// Service's recorded appliance ID and create record (one read). Only a
+// trigger that could otherwise create needs it: for the others "none" is
+// harmless, they never make one.
+func (t Trigger) ReadsRecord() bool { return t.MayCreate() }
+
+// Found is the locator's one answer to "where is this Service's appliance".
+type Found int
+
+const (
+	// FoundNone: no listing, no recorded ID and no create in flight shows one.
+	FoundNone Found = iota
+	// FoundListed: a listing shows it by its ownership tags.
+	FoundListed
+	// FoundUnlisted: a read by the recorded (or just-created) ID shows it
+	// while listings do not yet.
+	FoundUnlisted
+	// FoundPending: a create is, or may be, in flight and its appliance is
+	// not readable yet: wait rather than make a second one.
+	FoundPending
+)
+
+// Step is what a reconcile does next.
+type Step int
+
+const (
+	// StepNone: nothing to do and no status (no appliance, and this
+	// trigger may not make one; or the Service is being deleted).
+	StepNone Step = iota
+	// StepWaitCreate: a create may be in flight; retry later.
+	StepWaitCreate
+	// StepCreate: make an appliance (or join the sharing key's one).
+	StepCreate
+	// StepFailed: SAKURA failed to create the appliance; a person must act.
+	StepFailed
+	// StepBoot: the appliance is off though its Service is live: boot it
+	// (after a fresh read confirms the Service is still wanted).
+	StepBoot
+	// StepStayOff: the appliance is off and the Service opts out of
+	// repair: say so, boot nothing.
+	StepStayOff
+	// StepWaitBoot: the appliance is in transition; look again later.
+	StepWaitBoot
+	// StepHandsOff: the Service opts out of repair and the repair pass
+	// asks: report the status, change nothing.
+	StepHandsOff
+	// StepServe: the appliance is up: bring it in line (ServePlan).
+	StepServe
+)
+
+// Facts is what a reconcile observed, reduced to what the step depends on.
+type Facts struct {
+	Trigger Trigger
+	// Deleting: this process began deleting the Service and no
+	// EnsureLoadBalancer has asked for it since.
+	Deleting bool
+	Found    Found
+	// State of the found appliance (Missing when none).
+	State State
+	// NoRepair: the Service opts out of repair (annotation).
+	NoRepair bool
+	// ServiceDeleting: the Service copy at hand has a deletion timestamp.
+	ServiceDeleting bool
+}
+
+// Next is the step a reconcile takes.
+func Next(f Facts) Step {
+	if f.Deleting && f.Trigger != ByEnsure {
+		return StepNone // being deleted: nothing may bring it back
+	}
+	switch f.Found {
+	case FoundPending:
+		return StepWaitCreate
+	case FoundNone:
+		if !f.Trigger.MayCreate() || (f.Trigger == ByRepair && f.NoRepair) {
+			return StepNone
+		}
+		return StepCreate
+	}
+	switch f.State {
+	case Failed:
+		return StepFailed
+	case Stopped:
+		switch {
+		case f.NoRepair:
+			return StepStayOff
+		case f.ServiceDeleting:
+			return StepNone // whoever asks: the deletion's shutdown stands
+		}
+		return StepBoot
+	case Booting, Missing:
+		return StepWaitBoot
+	}
+	if f.NoRepair && f.Trigger == ByRepair {
+		return StepHandsOff
+	}
+	return StepServe
+}
+
+// ServeFacts is what a reconcile observed of an appliance that is up.
+type ServeFacts struct {
+	Trigger Trigger
+	// ConfigPending: settings were saved and may not have been applied
+	// (a Config failed, or is suspected or marked in the description).
+	ConfigPending bool
+	// Shared: the appliance carries a sharing-key tag; SameKey: the
+	// Service asks for that key; HasEntries: the Service has entries on it.
+	Shared, SameKey, HasEntries bool
+	// Drift: fixed settings (type, switch, network, plan, HA, key) differ.
+	Drift bool
+	// PinDiffers: the Service pins a VIP other than the one it has.
+	PinDiffers bool
+}
+
+// DriftReport is which Warning a drift calls for.
+type DriftReport int
+
+const (
+	NoDriftReport DriftReport = iota
+	// ReportSharingConflict: a member disagrees with its shared appliance.
+	ReportSharingConflict
+	// ReportNeedsNewAppliance: the change cannot be made in place.
+	ReportNeedsNewAppliance
+)
+
+// ServePlan is what a reconcile of an appliance that is up does, in order.
+type ServePlan struct {
+	// ApplyConfigFirst: apply saved settings before anything else; a plan
+	// over the saved settings would find nothing to change.
+	ApplyConfigFirst bool
+	// Rejoin: the Service is a member without entries (removed by hand or
+	// by a sweep, or a join interrupted between write and read): join
+	// again, writing only its own entries. Nothing below applies.
+	Rejoin bool
+	// CheckPin: check the pinned VIP on a fresh inventory before using it.
+	CheckPin bool
+	// WriteEntries: write the planned settings when they differ. A member
+	// in conflict leaves the shared appliance exactly as it is.
+	WriteEntries bool
+	// AsRepair: a write is reported as a repair (the repair pass found it).
+	AsRepair bool
+	Drift    DriftReport
+}
+
+// Serve plans the reconcile of an appliance that is up.
+func Serve(f ServeFacts) ServePlan {
+	p := ServePlan{ApplyConfigFirst: f.ConfigPending}
+	if f.Shared && f.SameKey && !f.HasEntries {
+		p.Rejoin = true
+		return p
+	}
+	p.CheckPin = f.PinDiffers
+	p.WriteEntries = !(f.Shared && f.Drift)
+	p.AsRepair = f.Trigger == ByRepair
+	switch {
+	case f.Drift && f.Shared:
+		p.Drift = ReportSharingConflict
+	case f.Drift:
+		p.Drift = ReportNeedsNewAppliance
+	}
+	return p
+}

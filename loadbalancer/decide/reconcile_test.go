@@ -1,0 +1,60 @@
+package decide
+
+import "testing"
+
+func TestNext(t *testing.T) {
+	cases := []struct {
+		name string
+		f    Facts
+		want Step
+	}{
+		{"deleting: a follower sync does nothing", Facts{Trigger: ByFollower, Deleting: true, Found: FoundListed, State: Up}, StepNone},
+		{"deleting: the repair pass creates nothing", Facts{Trigger: ByRepair, Deleting: true}, StepNone},
+		{"deleting: a node sync does nothing", Facts{Trigger: ByServiceController, Deleting: true, Found: FoundListed, State: Stopped}, StepNone},
+		{"deleting: EnsureLoadBalancer wants it again", Facts{Trigger: ByEnsure, Deleting: true}, StepCreate},
+		{"none: ensure creates", Facts{Trigger: ByEnsure}, StepCreate},
+		{"none: repair creates again", Facts{Trigger: ByRepair}, StepCreate},
+		{"none: repair of an opted-out Service does not", Facts{Trigger: ByRepair, NoRepair: true}, StepNone},
+		{"none: ensure of an opted-out Service does", Facts{Trigger: ByEnsure, NoRepair: true}, StepCreate},
+		{"none: a node sync never creates", Facts{Trigger: ByServiceController}, StepNone},
+		{"none: the follower never creates", Facts{Trigger: ByFollower}, StepNone},
+		{"pending create: wait, whoever asks", Facts{Trigger: ByServiceController, Found: FoundPending}, StepWaitCreate},
+		{"pending create: ensure waits too", Facts{Trigger: ByEnsure, Found: FoundPending}, StepWaitCreate},
+		{"failed", Facts{Trigger: ByEnsure, Found: FoundListed, State: Failed}, StepFailed},
+		{"stopped: boot", Facts{Trigger: ByFollower, Found: FoundListed, State: Stopped}, StepBoot},
+		{"stopped and unlisted: boot", Facts{Trigger: ByEnsure, Found: FoundUnlisted, State: Stopped}, StepBoot},
+		{"stopped, opted out: stays off", Facts{Trigger: ByRepair, Found: FoundListed, State: Stopped, NoRepair: true}, StepStayOff},
+		{"stopped, Service being deleted: no boot", Facts{Trigger: ByEnsure, Found: FoundListed, State: Stopped, ServiceDeleting: true}, StepNone},
+		{"booting", Facts{Trigger: ByEnsure, Found: FoundUnlisted, State: Booting}, StepWaitBoot},
+		{"up: serve", Facts{Trigger: ByServiceController, Found: FoundListed, State: Up}, StepServe},
+		{"up, opted out, repair: hands off", Facts{Trigger: ByRepair, Found: FoundListed, State: Up, NoRepair: true}, StepHandsOff},
+		{"up, opted out, ensure: serve", Facts{Trigger: ByEnsure, Found: FoundListed, State: Up, NoRepair: true}, StepServe},
+	}
+	for _, c := range cases {
+		if got := Next(c.f); got != c.want {
+			t.Errorf("%s: Next(%+v) = %d, want %d", c.name, c.f, got, c.want)
+		}
+	}
+}
+
+func TestServe(t *testing.T) {
+	cases := []struct {
+		name string
+		f    ServeFacts
+		want ServePlan
+	}{
+		{"in line", ServeFacts{Trigger: ByServiceController}, ServePlan{WriteEntries: true}},
+		{"config pending first", ServeFacts{Trigger: ByEnsure, ConfigPending: true}, ServePlan{ApplyConfigFirst: true, WriteEntries: true}},
+		{"repair writes as a repair", ServeFacts{Trigger: ByRepair}, ServePlan{WriteEntries: true, AsRepair: true}},
+		{"member without entries rejoins", ServeFacts{Trigger: ByFollower, Shared: true, SameKey: true, ConfigPending: true}, ServePlan{ApplyConfigFirst: true, Rejoin: true}},
+		{"member of another key does not rejoin: conflict", ServeFacts{Trigger: ByEnsure, Shared: true, Drift: true}, ServePlan{Drift: ReportSharingConflict}},
+		{"member with entries in conflict writes nothing", ServeFacts{Trigger: ByEnsure, Shared: true, SameKey: true, HasEntries: true, Drift: true, PinDiffers: true}, ServePlan{CheckPin: true, Drift: ReportSharingConflict}},
+		{"unshared drift writes the rest and warns", ServeFacts{Trigger: ByEnsure, Drift: true}, ServePlan{WriteEntries: true, Drift: ReportNeedsNewAppliance}},
+		{"pin differs", ServeFacts{Trigger: ByServiceController, PinDiffers: true}, ServePlan{CheckPin: true, WriteEntries: true}},
+	}
+	for _, c := range cases {
+		if got := Serve(c.f); got != c.want {
+			t.Errorf("%s: Serve(%+v) = %+v, want %+v", c.name, c.f, got, c.want)
+		}
+	}
+}

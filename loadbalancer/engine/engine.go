@@ -1,0 +1,335 @@
+// Package engine reconciles a Service's SAKURA Cloud DSR load balancer
+// appliance. One function, Reconcile, fixes the order of every reconcile
+// (lock, observe, decide, act, record, report); the choices are made by
+// the pure package decide over what was observed, addresses by ipam, and
+// every write goes through apply. The cloudprovider adapter (the parent
+// package), the endpoint follower, the repair pass and the health poll only
+// build requests for it.
+package engine
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"reflect"
+	"strings"
+	"sync"
+	"time"
+
+	"k8s.io/utils/clock"
+
+	"github.com/sacloud/iaas-api-go"
+	"github.com/sacloud/iaas-api-go/types"
+	"github.com/sakura-ccm/sakura-cloud-controller-manager/internal/config"
+	"github.com/sakura-ccm/sakura-cloud-controller-manager/internal/sakuraapi"
+	"github.com/sakura-ccm/sakura-cloud-controller-manager/internal/servercache"
+	"github.com/sakura-ccm/sakura-cloud-controller-manager/loadbalancer/annotations"
+	"github.com/sakura-ccm/sakura-cloud-controller-manager/loadbalancer/apply"
+	"github.com/sakura-ccm/sakura-cloud-controller-manager/loadbalancer/decide"
+	"github.com/sakura-ccm/sakura-cloud-controller-manager/loadbalancer/desired"
+	"github.com/sakura-ccm/sakura-cloud-controller-manager/loadbalancer/ipam"
+	v1 "k8s.io/api/core/v1"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/tools/record"
+	cloudprovider "k8s.io/cloud-provider"
+)
+
+// Retry intervals while an appliance boots or shuts down.
+const (
+	// BootRetryAfter is the longest wait between looks at a booting or
+	// stopping appliance; BootRetryMin the shortest (boot looks follow
+	// decide.NextBootLook).
+	BootRetryAfter = 10 * time.Second
+	BootRetryMin   = 2 * time.Second
+)
+
+// CreateVisibilityGrace is how long a just-created appliance (or one a
+// failed create may have made) may stay invisible to listings and reads
+// before the controller stops waiting for it and may create again. Tests
+// against a simulator whose invisibility window is shorter lower it.
+var CreateVisibilityGrace = 2 * time.Minute
+
+// UnavailableCreateGrace is how long a create answered 503 is looked for by
+// its tags before it is sent again. SAKURA answers 503 from its front end
+// (maintenance, overload) before the request reaches the service, so such a
+// create most likely made nothing; the short look covers the rare case that
+// it did. A 500, a timeout or a lost answer waits CreateVisibilityGrace.
+var UnavailableCreateGrace = 10 * time.Second
+
+// graceOf is how long the create behind r is waited for.
+func graceOf(r ipam.Reservation) time.Duration {
+	if r.Grace > 0 && r.Grace < CreateVisibilityGrace {
+		return r.Grace
+	}
+	return CreateVisibilityGrace
+}
+
+// ServerLister lists the zone's servers with their NICs; the shared server
+// cache implements it. Only List is needed, so this package does not depend
+// on the cache's full shape.
+type ServerLister interface {
+	List(ctx context.Context) ([]*iaas.Server, error)
+}
+
+// Deps are the collaborators of the adapter.
+type Deps struct {
+	Client *sakuraapi.Client
+	// Servers lists servers (cached). Nil: list through Client every time.
+	Servers   ServerLister
+	Config    config.LoadBalancerConfig
+	ClusterID string
+	// Recorder receives Events on Services; nil drops them (logs remain).
+	Recorder record.EventRecorder
+	// Kube records on Services (the create record, the appliance ID) and
+	// re-reads them before a boot or a re-create; may be nil in unit tests.
+	Kube kubernetes.Interface
+	// Clock is the time source; nil: the real clock. The engine never
+	// reads time any other way.
+	Clock clock.Clock
+}
+
+// Engine reconciles Services' appliances; the parent package's adapter and
+// the loops call it.
+type Engine struct {
+	clock     clock.Clock
+	client    *sakuraapi.Client
+	servers   ServerLister
+	cfg       config.LoadBalancerConfig
+	clusterID string
+	recorder  record.EventRecorder
+	exec      *apply.Executor
+	alloc     *ipam.Allocator
+	reserved  []ipam.Range
+	cfgErr    error
+	switches  switchCache
+
+	locks    keyedLocks
+	followMu sync.Mutex
+	follow   *follower // nil until FollowEndpoints
+
+	// deleteWaits is DeleteConfirmWaits (tests shorten it).
+	deleteWaits []time.Duration
+
+	kube  kubernetes.Interface
+	mem   *memory
+	boots bootWatch
+}
+
+// New builds the adapter.
+func New(d Deps) *Engine {
+	servers := d.Servers
+	if v := reflect.ValueOf(servers); servers != nil && v.Kind() == reflect.Pointer && v.IsNil() {
+		servers = nil // a typed nil (e.g. no cache built) means "list through the client"
+	}
+	clk := d.Clock
+	if clk == nil {
+		clk = clock.RealClock{}
+	}
+	l := &Engine{
+		clock:     clk,
+		client:    d.Client,
+		servers:   servers,
+		cfg:       d.Config,
+		clusterID: d.ClusterID,
+		recorder:  d.Recorder,
+		exec:      &apply.Executor{Client: d.Client, ClusterID: d.ClusterID, StatusPolled: d.Config.HealthPollIntervalSec > 0},
+		alloc:     ipam.NewAllocator(),
+		switches:  switchCache{items: map[types.ID]cachedSwitch{}, selectors: map[string]cachedBlock{}, others: map[types.ID]cachedUsage{}},
+
+		deleteWaits: DeleteConfirmWaits,
+		kube:        d.Kube,
+		mem:         newMemory(clk),
+		boots:       newBootWatch(),
+	}
+	l.reserved, l.cfgErr = ipam.ParseRanges(d.Config.ReservedIPRanges)
+	if l.cfgErr == nil && d.Config.Plan != "" {
+		if _, err := annotations.NormalizePlan(d.Config.Plan); err != nil {
+			l.cfgErr = fmt.Errorf("cloud-config loadBalancer.plan: %w", err)
+		}
+	}
+	if l.cfgErr != nil {
+		l.cfgErr = fmt.Errorf("invalid loadBalancer cloud-config: %w", l.cfgErr)
+	}
+	return l
+}
+
+// Allocator exposes the in-process allocator (tests check reservations).
+func (l *Engine) Allocator() *ipam.Allocator { return l.alloc }
+
+func (l *Engine) defaults() annotations.Defaults {
+	return annotations.Defaults{
+		Type: l.cfg.Type, Plan: l.cfg.Plan, HA: l.cfg.HA,
+		RouterSelector: l.cfg.RouterSelector, SwitchSelector: l.cfg.SwitchSelector,
+		IPRange: l.cfg.IPRange, AssignIPRange: l.cfg.AssignIPRange, AssignDefaultGateway: l.cfg.AssignDefaultGateway,
+	}
+}
+
+// ErrNoLoadBalancer says an update found no appliance to update (the
+// adapter's UpdateLoadBalancer answers it for a nil status).
+var ErrNoLoadBalancer = errors.New("the Service has no load balancer to update (the repair pass creates it again)")
+
+// Name is the appliance name of svc: deterministic per cluster and UID.
+func (l *Engine) Name(clusterName string, svc *v1.Service) string {
+	return desired.Name(l.cluster(clusterName), svc)
+}
+
+func (l *Engine) cluster(clusterName string) string {
+	if l.clusterID != "" {
+		return l.clusterID
+	}
+	return clusterName
+}
+
+func (l *Engine) executor(clusterName string) *apply.Executor {
+	if l.clusterID != "" || clusterName == "" {
+		return l.exec
+	}
+	return &apply.Executor{Client: l.client, ClusterID: clusterName, StatusPolled: l.exec.StatusPolled}
+}
+
+// Status finds the Service's appliance by its ownership tags and gives the
+// status it shows (GetLoadBalancer).
+//
+// An appliance that listings do not show yet still exists for the service
+// controller: one named by the Service's load-balancer-id annotation that a
+// read finds, or one this process created (or may have created) moments
+// ago. Saying "does not exist" then would let the service controller drop
+// the Service's finalizer and the new appliance would leak.
+func (l *Engine) Status(ctx context.Context, clusterName string, svc *v1.Service) (*v1.LoadBalancerStatus, bool, error) {
+	loc, err := l.locate(ctx, l.executor(clusterName), svc, locateFor{rememberFound: true})
+	switch {
+	case err != nil:
+		return nil, false, err
+	case loc.found == decide.FoundPending:
+		return &v1.LoadBalancerStatus{}, true, nil
+	case loc.found == decide.FoundNone:
+		return nil, false, nil
+	}
+	return statusOf(loc.lbs[0], memberVIP(loc.lbs[0], svc)), true, nil
+}
+
+func isUp(lb *iaas.LoadBalancer) bool {
+	return lb.InstanceStatus.IsUp() && lb.Availability.IsAvailable()
+}
+
+func vipOf(lb *iaas.LoadBalancer) string {
+	for _, v := range lb.VirtualIPAddresses {
+		if v != nil && v.VirtualIPAddress != "" {
+			return v.VirtualIPAddress
+		}
+	}
+	return ""
+}
+
+// statusOf is the Service's status on lb, whose VIP for it is vip.
+func statusOf(lb *iaas.LoadBalancer, vip string) *v1.LoadBalancerStatus {
+	if !isUp(lb) || vip == "" {
+		return &v1.LoadBalancerStatus{}
+	}
+	mode := v1.LoadBalancerIPModeVIP
+	return &v1.LoadBalancerStatus{Ingress: []v1.LoadBalancerIngress{{IP: vip, IPMode: &mode}}}
+}
+
+// prepared is the validated input of one reconcile.
+type prepared struct {
+	opts    annotations.Options
+	servers []desired.Server
+}
+
+func (l *Engine) prepare(ctx context.Context, svc *v1.Service) (*prepared, error) {
+	if svc.Spec.LoadBalancerClass != nil {
+		// The service controller already skips these; never act on one anyway.
+		return nil, cloudprovider.ImplementedElsewhere
+	}
+	if l.cfgErr != nil {
+		return nil, l.fail(svc, ReasonConfigError, l.cfgErr)
+	}
+	opts, errs := annotations.Parse(svc, l.defaults())
+	if len(errs) > 0 {
+		var msgs []string
+		for _, e := range errs {
+			msgs = append(msgs, e.Error())
+		}
+		return nil, l.fail(svc, ReasonInvalidAnnotation, fmt.Errorf("%s; the load balancer is left as it is until this is fixed", strings.Join(msgs, "; ")))
+	}
+	if err := desired.CheckPorts(svc); err != nil {
+		reason := ReasonUnsupportedProtocol
+		if errors.Is(err, desired.ErrTooManyPorts) {
+			reason = ReasonTooManyPorts
+		}
+		return nil, l.fail(svc, reason, fmt.Errorf("%w; nothing was created or changed", err))
+	}
+	if svc.Spec.ExternalTrafficPolicy == v1.ServiceExternalTrafficPolicyLocal && l.follower() == nil {
+		// Not an error (the Service still works on nodes with endpoints),
+		// but the DSR health check cannot see endpoints, so say so.
+		l.warn(svc, ReasonTrafficPolicyLocal, "externalTrafficPolicy: Local is not followed by the SAKURA load balancer: every node is a real server and its health check cannot see which nodes run endpoints, so connections sent to nodes without one fail; use externalTrafficPolicy: Cluster")
+	}
+	servers, err := l.listServers(ctx)
+	if err != nil {
+		return nil, l.fail(svc, ReasonAPIError, err)
+	}
+	return &prepared{opts: opts, servers: servers}, nil
+}
+
+func (l *Engine) listServers(ctx context.Context) ([]desired.Server, error) {
+	var raw []*iaas.Server
+	var err error
+	if l.servers != nil {
+		raw, err = l.servers.List(ctx)
+	} else {
+		raw, err = ipam.FindAll(ctx, func(ctx context.Context, c *iaas.FindCondition) ([]*iaas.Server, int, error) {
+			r, err := l.client.Servers.Find(ctx, l.client.Zone, c)
+			if err != nil {
+				return nil, 0, err
+			}
+			return r.Servers, r.Total, nil
+		}, nil)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("listing servers: %w", err)
+	}
+	out := make([]desired.Server, 0, len(raw))
+	for _, s := range raw {
+		if s == nil {
+			continue
+		}
+		ds := desired.Server{ID: s.ID, Name: s.Name, IPs: map[types.ID]string{}, PreviousIDs: servercache.PreviousIDs(s)}
+		for _, nic := range s.Interfaces {
+			if nic == nil || nic.SwitchID.IsEmpty() {
+				continue
+			}
+			// A NIC without a known address still counts (plain switches).
+			if ds.IPs[nic.SwitchID] == "" {
+				ds.IPs[nic.SwitchID] = nic.UserIPAddress
+			}
+		}
+		out = append(out, ds)
+	}
+	return out, nil
+}
+
+func (l *Engine) reportBackends(svc *v1.Service, b desired.Backends, where string) {
+	if len(b.NotOnSwitch) > 0 {
+		l.notice(svc, ReasonNodesNotOnSwitch, b.NotOnSwitch, fmt.Sprintf("nodes %s have no NIC on the load balancer's switch %s and are not real servers; connect them to that switch or exclude them with the label %s",
+			strings.Join(b.NotOnSwitch, ", "), where, desired.ExcludeLabel))
+	}
+	if len(b.Unmatched) > 0 {
+		l.notice(svc, ReasonNodesWithoutServer, b.Unmatched, fmt.Sprintf("nodes %s match no SAKURA server (by providerID or unique name) and are not real servers", strings.Join(b.Unmatched, ", ")))
+	}
+	if len(b.OutsideNetwork) > 0 {
+		l.notice(svc, ReasonNodesNotOnSwitch+"/network", b.OutsideNetwork, fmt.Sprintf("nodes %s are on the load balancer's switch %s but have no address inside its network (SAKURA's NIC address or the Node's InternalIP); they are not real servers",
+			strings.Join(b.OutsideNetwork, ", "), where))
+	}
+	if len(b.Truncated) > 0 {
+		l.notice(svc, ReasonTooManyNodes, b.Truncated, fmt.Sprintf("%d eligible nodes but a SAKURA load balancer takes at most %d real servers per port: using the first %d by node name; left out: %s",
+			len(b.Selected)+len(b.Truncated), desired.MaxRealServers, desired.MaxRealServers, strings.Join(b.Truncated, ", ")))
+	}
+}
+
+func summarize(changes []string) string {
+	const max = 8
+	if len(changes) <= max {
+		return strings.Join(changes, "; ")
+	}
+	return strings.Join(changes[:max], "; ") + fmt.Sprintf("; and %d more", len(changes)-max)
+}

@@ -1,0 +1,217 @@
+package engine
+
+import (
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/sacloud/iaas-api-go"
+	"github.com/sacloud/iaas-api-go/types"
+	"github.com/sakura-ccm/sakura-cloud-controller-manager/loadbalancer/decide"
+	"k8s.io/utils/clock"
+)
+
+// memory is what this process remembers between reconciles: one type, one
+// lock, one pruning rule (prune). All of it may be lost with a restart or a
+// leader change without duplicating, leaking or mis-addressing an
+// appliance, because what that needs lives in the cloud (tags, the
+// description's pending-Config mark) or on the Service (recorded ID, create
+// record):
+//   - deleting: the Service's finalizer holds deletion until it is done;
+//   - pendingConfig, reapplied: the description mark and the repair pass's
+//     comparison of saved and running settings find a lost Config;
+//   - bootSent: a boot forgotten is sent once more (SAKURA ignores a boot
+//     of an appliance that boots);
+//   - found: a find reused for at most foundReuse, else made again;
+//   - notices: a standing condition is reported once more.
+type memory struct {
+	clock clock.PassiveClock
+
+	mu            sync.Mutex
+	deleting      map[string]bool     // Service UIDs whose deletion began
+	pendingConfig map[types.ID]bool   // appliances with saved, unapplied settings
+	reapplied     map[types.ID]string // settings hash last re-applied on suspicion
+	bootSent      map[types.ID]time.Time
+	found         map[string]foundAt // GetLoadBalancer's answer, for the delete that follows
+	notices       map[string]noticeEntry
+}
+
+func newMemory(c clock.PassiveClock) *memory {
+	return &memory{
+		clock:         c,
+		deleting:      map[string]bool{},
+		pendingConfig: map[types.ID]bool{},
+		reapplied:     map[types.ID]string{},
+		bootSent:      map[types.ID]time.Time{},
+		found:         map[string]foundAt{},
+		notices:       map[string]noticeEntry{},
+	}
+}
+
+func (m *memory) setDeleting(uid string, on bool) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if on {
+		m.deleting[uid] = true
+	} else {
+		delete(m.deleting, uid)
+	}
+}
+
+func (m *memory) isDeleting(uid string) bool {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.deleting[uid]
+}
+
+func (m *memory) setPending(id types.ID) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.pendingConfig[id] = true
+}
+
+// takePending reports and clears a pending Config of appliance id.
+func (m *memory) takePending(id types.ID) bool {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	p := m.pendingConfig[id]
+	delete(m.pendingConfig, id)
+	return p
+}
+
+// suspectUnapplied marks lb for Config unless its saved settings (by hash)
+// were already applied after such a suspicion.
+func (m *memory) suspectUnapplied(lb *iaas.LoadBalancer) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.reapplied[lb.ID] != lb.SettingsHash {
+		m.pendingConfig[lb.ID] = true
+		m.reapplied[lb.ID] = lb.SettingsHash
+	}
+}
+
+// markBootSent remembers that this process booted appliance id: while it
+// still reads down within decide.BootGrace, it is booting, not stopped.
+func (m *memory) markBootSent(id types.ID) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.bootSent[id] = m.clock.Now()
+}
+
+func (m *memory) forgetBoot(id types.ID) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	delete(m.bootSent, id)
+}
+
+func (m *memory) bootSentAt(id types.ID) time.Time {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.bootSent[id]
+}
+
+// foundReuse is how long GetLoadBalancer's find may stand in for the one
+// EnsureLoadBalancerDeleted would make. The service controller asks
+// GetLoadBalancer right before every delete; reusing its answer saves a
+// call per delete. It is safe for so short a time: an appliance of one
+// Service gains no members (joins go to shared appliances, which deleteFrom
+// reads again under the sharing key's lock), and apply.Delete re-reads
+// before it deletes.
+const foundReuse = 2 * time.Second
+
+type foundAt struct {
+	lbs []*iaas.LoadBalancer
+	at  time.Time
+}
+
+// rememberFound keeps what a find saw for uid, briefly. Only answers that
+// found appliances are kept: "none" is looked at again (it may be a create
+// not listed yet).
+func (m *memory) rememberFound(uid string, lbs []*iaas.LoadBalancer) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	now := m.clock.Now()
+	for k, f := range m.found {
+		if now.Sub(f.at) > foundReuse {
+			delete(m.found, k)
+		}
+	}
+	if len(lbs) > 0 {
+		m.found[uid] = foundAt{lbs: lbs, at: now}
+	}
+}
+
+// takeFound returns (and forgets) a find of uid younger than foundReuse.
+func (m *memory) takeFound(uid string) ([]*iaas.LoadBalancer, bool) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	f, ok := m.found[uid]
+	delete(m.found, uid)
+	if !ok || m.clock.Since(f.at) > foundReuse {
+		return nil, false
+	}
+	return f.lbs, true
+}
+
+type noticeEntry struct {
+	subject string
+	at      time.Time
+}
+
+// firstNotice records that condition id (a Service UID, then a key) about
+// subject is reported now, and reports whether it should be: not when the
+// same was reported within RepeatNoticeAfter.
+func (m *memory) firstNotice(id, subject string) bool {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	now := m.clock.Now()
+	last, seen := m.notices[id]
+	if seen && last.subject == subject && now.Sub(last.at) < RepeatNoticeAfter {
+		return false
+	}
+	m.notices[id] = noticeEntry{subject: subject, at: now}
+	return true
+}
+
+// forgetService drops what was remembered for a Service that is gone.
+func (m *memory) forgetNotices(uid string) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	for id := range m.notices {
+		if strings.HasPrefix(id, uid+"/") {
+			delete(m.notices, id)
+		}
+	}
+}
+
+// prune is the one pruning rule: what is remembered per appliance goes when
+// a complete listing of the cluster (keep) no longer shows the appliance,
+// and notices go once old enough to be repeated anyway. Without it the maps
+// grow with every appliance and Service the process has ever seen. A boot
+// sent within decide.BootGrace stays (its appliance may be missing from the
+// listing only for a moment).
+func (m *memory) prune(keep map[types.ID]bool) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	now := m.clock.Now()
+	for id := range m.pendingConfig {
+		if !keep[id] {
+			delete(m.pendingConfig, id)
+		}
+	}
+	for id := range m.reapplied {
+		if !keep[id] {
+			delete(m.reapplied, id)
+		}
+	}
+	for id, at := range m.bootSent {
+		if !keep[id] && now.Sub(at) > decide.BootGrace {
+			delete(m.bootSent, id)
+		}
+	}
+	for k, n := range m.notices {
+		if now.Sub(n.at) > RepeatNoticeAfter {
+			delete(m.notices, k)
+		}
+	}
+}
