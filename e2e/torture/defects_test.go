@@ -205,14 +205,19 @@ func (a *defectActor) next(r *rand.Rand) *slot {
 			id, what := w.oobShutdownOf(m.uid)
 			out = joinNotes(out, what)
 			if id != 0 {
-				// The delete takes a while; nothing may boot the
-				// appliance meanwhile (checked in noteRequest).
 				if err := w.sim.AddFaults(sakurasim.FaultRule{Op: "LoadBalancer.Delete", Status: 409, Times: 3}); err != nil {
 					out = joinNotes(out, errText(err))
 				}
+			}
+			derr := w.deleteService(m.ns, m.name, m.uid)
+			if id != 0 && derr == nil {
+				// The delete takes a while; nothing may boot the appliance
+				// from now on (checked in noteRequest). Marked only once the
+				// API server has the deletion: a boot before it is the
+				// repair of a live Service's appliance, as it should be.
 				w.markDeleting(id, key(&v1.Service{ObjectMeta: metav1.ObjectMeta{Namespace: m.ns, Name: m.name}}))
 			}
-			out = joinNotes(out, errText(w.deleteService(m.ns, m.name, m.uid)), w.restart())
+			out = joinNotes(out, errText(derr), w.restart())
 			time.Sleep(5 * time.Millisecond)
 			out = joinNotes(out, errText(w.applySlice(m.ns, m.name, later)))
 			time.Sleep(20 * time.Millisecond)
@@ -417,9 +422,9 @@ func (w *world) markDeleting(id types.ID, svc string) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	if w.deleting == nil {
-		w.deleting = map[types.ID]string{}
+		w.deleting = map[types.ID]deletion{}
 	}
-	w.deleting[id] = svc
+	w.deleting[id] = deletion{svc: svc, at: time.Now()}
 }
 
 // wipeSoleMember removes, out of band, every entry of an appliance of the
@@ -633,4 +638,10 @@ func (w *world) changeSetting(s *v1.Service, kind string, n uint32) (string, err
 		}
 		return what, err
 	}
+}
+
+// deletion is a Service being deleted, and since when (markDeleting).
+type deletion struct {
+	svc string
+	at  time.Time
 }

@@ -145,7 +145,7 @@ type world struct {
 	damaged  map[string][]string // Service UID -> out-of-band damage done to its appliance
 	findings []violation         // seen while running (foreign writes)
 	notes    []string            // refusals the last check excused
-	deleting map[types.ID]string // appliance -> its only member, being deleted while down
+	deleting map[types.ID]deletion // appliance -> its only member, being deleted while down
 	late     int                 // requests a stopped controller started
 	repair   string              // the repair pass configured
 }
@@ -296,7 +296,10 @@ func (w *world) noteRequest(rt *route, method, path string, status int, start ti
 	if late {
 		w.late++
 	}
-	if svc, ok := w.deleting[id]; ok && rt.gen > 0 && method == "PUT" && strings.HasSuffix(path, "/power") && status > 0 && status < 300 {
+	// A boot sent after the deletion was marked; one sent before it (and
+	// answered after) was chosen while the Service was live.
+	if d, ok := w.deleting[id]; ok && start.After(d.at) && rt.gen > 0 && method == "PUT" && strings.HasSuffix(path, "/power") && status > 0 && status < 300 {
+		svc := d.svc
 		w.findings = append(w.findings, violation{kind: "inv2/boot-while-deleting", svc: svc,
 			msg: fmt.Sprintf("%s booted appliance %s (answer %d) while its only member %s was being deleted", rt.role, id, status, svc)})
 	}
