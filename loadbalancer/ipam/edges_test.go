@@ -5,6 +5,9 @@ import (
 	"fmt"
 	"net/netip"
 	"testing"
+	"time"
+
+	clocktesting "k8s.io/utils/clock/testing"
 )
 
 // The block's own addresses never come out of the search, even when the
@@ -116,5 +119,25 @@ func TestAllocateOnABusySlash16(t *testing.T) {
 	}
 	if r.VIP.String() != "10.20.234.96" || fmt.Sprint(r.Appliance) != "[10.20.234.97 10.20.234.98]" {
 		t.Fatalf("got %s %v", r.VIP, r.Appliance)
+	}
+}
+
+// The visibility grace is measured on the allocator's clock: a reservation
+// exactly as old as the grace is held, one a nanosecond older is dropped.
+func TestAllocatorGraceOnItsClock(t *testing.T) {
+	clk := clocktesting.NewFakePassiveClock(time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC))
+	a := NewAllocator()
+	a.Clock = clk
+	a.Reserve("lost-answer", Reservation{SwitchID: 5, IPs: addrs("192.0.2.30"), Uncertain: true})
+	clk.SetTime(clk.Now().Add(time.Hour))
+	a.Merge(NewUsage(), 5, time.Hour)
+	if a.Pending() != 1 {
+		t.Fatal("a reservation exactly as old as the grace was dropped")
+	}
+	clk.SetTime(clk.Now().Add(time.Nanosecond))
+	u := NewUsage()
+	a.Merge(u, 5, time.Hour)
+	if _, ok := u.IPs[netip.MustParseAddr("192.0.2.30")]; ok || a.Pending() != 0 {
+		t.Fatalf("a reservation past the grace still holds its address (pending %d)", a.Pending())
 	}
 }

@@ -22,6 +22,7 @@ import (
 	"github.com/sacloud/iaas-api-go"
 	"github.com/sacloud/iaas-api-go/types"
 	"go4.org/netipx"
+	"k8s.io/utils/clock"
 )
 
 // MaxVRID bounds VRRP router IDs.
@@ -423,8 +424,19 @@ type Reservation struct {
 // inventory, the choice and the write per switch (one lock per switch, not
 // one for the process).
 type Allocator struct {
+	// Clock dates reservations for Merge's maxAge; nil is the real clock.
+	// Set it before first use.
+	Clock clock.PassiveClock
+
 	inner   sync.Mutex // guards pending
 	pending map[string]Reservation
+}
+
+func (a *Allocator) now() time.Time {
+	if a.Clock == nil {
+		return clock.RealClock{}.Now()
+	}
+	return a.Clock.Now()
 }
 
 // NewAllocator returns an empty allocator.
@@ -434,7 +446,7 @@ func NewAllocator() *Allocator { return &Allocator{pending: map[string]Reservati
 func (a *Allocator) Reserve(owner string, r Reservation) {
 	a.inner.Lock()
 	defer a.inner.Unlock()
-	r.At = time.Now()
+	r.At = a.now()
 	a.pending[owner] = r
 }
 
@@ -477,11 +489,12 @@ func (a *Allocator) Pending() int {
 func (a *Allocator) Merge(u *Usage, switchID types.ID, maxAge time.Duration) {
 	a.inner.Lock()
 	defer a.inner.Unlock()
+	now := a.now()
 	for owner, r := range a.pending {
 		if r.SwitchID != switchID {
 			continue
 		}
-		if r.visibleIn(u) || (maxAge > 0 && time.Since(r.At) > maxAge) {
+		if r.visibleIn(u) || (maxAge > 0 && now.Sub(r.At) > maxAge) {
 			delete(a.pending, owner)
 			continue
 		}
