@@ -8,6 +8,7 @@ require (
 	github.com/sacloud/iaas-api-go v1.29.3
 	github.com/sacloud/saclient-go v0.4.0
 	github.com/spf13/cobra v1.10.2
+	go4.org/netipx v0.0.0-20260823151212-3075585bcbeb
 	golang.org/x/sync v0.22.0
 	golang.org/x/time v0.15.0
 	k8s.io/api v0.37.2

@@ -22,6 +22,7 @@ import (
 	"github.com/sakura-ccm/sakura-cloud-controller-manager/loadbalancer/ipam"
 	"github.com/sakura-ccm/sakura-cloud-controller-manager/loadbalancer/plan"
 	"k8s.io/klog/v2"
+	"k8s.io/utils/clock"
 )
 
 // ShutdownGrace is how long a requested shutdown is trusted to be under way
@@ -42,6 +43,9 @@ type Executor struct {
 	// StatusPolled: the health poll compares running Status with saved
 	// settings (see decide.MarkUnapplied).
 	StatusPolled bool
+	// Clock times the shutdown waits; nil is the real clock. Tests step a
+	// fake one instead of sleeping through ShutdownConflictWait.
+	Clock clock.PassiveClock
 
 	mu sync.Mutex
 	// shutdownUntil: a shutdown was requested; not again before this time.
@@ -52,12 +56,19 @@ type Executor struct {
 	unapplied map[types.ID]bool
 }
 
+func (e *Executor) now() time.Time {
+	if e.Clock == nil {
+		return clock.RealClock{}.Now()
+	}
+	return e.Clock.Now()
+}
+
 // shutdownRecently reports whether a shutdown was requested too recently
 // to request it again.
 func (e *Executor) shutdownRecently(id types.ID) bool {
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	return time.Now().Before(e.shutdownUntil[id])
+	return e.now().Before(e.shutdownUntil[id])
 }
 
 // markShutdown records a shutdown request, trusted for wait (0: forget it).
@@ -68,7 +79,7 @@ func (e *Executor) markShutdown(id types.ID, wait time.Duration) {
 		e.shutdownUntil = map[types.ID]time.Time{}
 	}
 	if wait > 0 {
-		e.shutdownUntil[id] = time.Now().Add(wait)
+		e.shutdownUntil[id] = e.now().Add(wait)
 	} else {
 		delete(e.shutdownUntil, id)
 	}
@@ -292,8 +303,9 @@ func (e *Executor) ForgetExcept(keep map[types.ID]bool) {
 			delete(e.unapplied, id)
 		}
 	}
+	now := e.now()
 	for id, until := range e.shutdownUntil {
-		if !keep[id] && time.Now().After(until) {
+		if !keep[id] && now.After(until) {
 			delete(e.shutdownUntil, id)
 		}
 	}

@@ -13,6 +13,7 @@ import (
 	"github.com/sacloud/iaas-api-go/types"
 	"github.com/sakura-ccm/sakura-cloud-controller-manager/internal/sakuraapi"
 	"github.com/sakura-ccm/sakura-cloud-controller-manager/loadbalancer/desired"
+	clocktesting "k8s.io/utils/clock/testing"
 )
 
 func setup(t *testing.T) (*Executor, context.Context) {
@@ -175,6 +176,8 @@ func (c *conflictingShutdown) Shutdown(ctx context.Context, zone string, id type
 // ShutdownConflictWait, not two minutes later (torture seed 142).
 func TestShutdownConflictIsRetriedSoon(t *testing.T) {
 	e, ctx := setup(t)
+	clk := clocktesting.NewFakePassiveClock(time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC))
+	e.Clock = clk
 	lb := put(70, desired.ClusterTag("c1"), desired.ServiceTag("u1"))
 	cs := &conflictingShutdown{LoadBalancerAPI: e.Client.LoadBalancers, conflict: true}
 	e.Client.LoadBalancers = cs
@@ -182,22 +185,43 @@ func TestShutdownConflictIsRetriedSoon(t *testing.T) {
 	if err != nil || step != ShuttingDown {
 		t.Fatalf("Delete after a 409: step %v err %v, want ShuttingDown and no error", step, err)
 	}
-	if until := time.Until(e.shutdownUntil[70]); until > ShutdownConflictWait || until <= 0 {
+	if until := e.shutdownUntil[70].Sub(clk.Now()); until != ShutdownConflictWait {
 		t.Fatalf("after a 409 the shutdown is trusted for %v, want at most %v", until, ShutdownConflictWait)
 	}
 	// Within the wait nothing is sent; after it, the shutdown is sent again.
 	if _, err := e.Delete(ctx, lb, []string{"u1"}, true); err != nil || cs.calls != 1 {
 		t.Fatalf("within the wait: %d shutdowns sent (err %v), want 1", cs.calls, err)
 	}
-	e.markShutdown(70, time.Nanosecond)
-	time.Sleep(time.Millisecond)
+	clk.SetTime(clk.Now().Add(ShutdownConflictWait - time.Nanosecond))
+	if _, err := e.Delete(ctx, lb, []string{"u1"}, true); err != nil || cs.calls != 1 {
+		t.Fatalf("a nanosecond before the wait ends: %d shutdowns sent (err %v), want 1", cs.calls, err)
+	}
+	clk.SetTime(clk.Now().Add(time.Nanosecond))
 	cs.conflict = false
 	step, err = e.Delete(ctx, lb, []string{"u1"}, true)
 	if err != nil || step != ShutdownSent || cs.calls != 2 {
 		t.Fatalf("after the wait: step %v err %v, %d shutdowns, want ShutdownSent after 2", step, err, cs.calls)
 	}
-	if until := time.Until(e.shutdownUntil[70]); until <= ShutdownConflictWait {
+	if until := e.shutdownUntil[70].Sub(clk.Now()); until != ShutdownGrace {
 		t.Fatalf("a shutdown sent is trusted for %v, want ShutdownGrace", until)
+	}
+}
+
+// ForgetExcept drops the unapplied mark of an appliance not kept at once,
+// but its shutdown only once the shutdown's wait has passed.
+func TestForgetExceptKeepsShutdownsUntilTheirWaitPassed(t *testing.T) {
+	clk := clocktesting.NewFakePassiveClock(time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC))
+	e := &Executor{Clock: clk}
+	e.markShutdown(70, ShutdownGrace)
+	e.setUnapplied(70, true)
+	e.ForgetExcept(nil)
+	if !e.shutdownRecently(70) || e.Unapplied(70) {
+		t.Fatalf("after ForgetExcept: shutdown remembered %v (want true), unapplied %v (want false)", e.shutdownRecently(70), e.Unapplied(70))
+	}
+	clk.SetTime(clk.Now().Add(ShutdownGrace + time.Nanosecond))
+	e.ForgetExcept(nil)
+	if _, ok := e.shutdownUntil[70]; ok {
+		t.Fatal("an expired shutdown of a vanished appliance is still remembered")
 	}
 }
 

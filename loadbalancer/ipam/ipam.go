@@ -14,13 +14,15 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
-	"sort"
+	"slices"
 	"strings"
 	"sync"
 	"time"
 
 	"github.com/sacloud/iaas-api-go"
 	"github.com/sacloud/iaas-api-go/types"
+	"go4.org/netipx"
+	"k8s.io/utils/clock"
 )
 
 // MaxVRID bounds VRRP router IDs.
@@ -80,7 +82,7 @@ func PlainBlock(sw *iaas.Switch, network, assign netip.Prefix, gateway netip.Add
 		return Block{}, fmt.Errorf("assign range %s is larger than /%d", assign, MinAssignBits)
 	}
 	b := Block{SwitchID: sw.ID, Prefix: network, Plain: true, Assign: assign, Gateway: gateway,
-		Min: assign.Addr(), Max: Block{Prefix: assign}.broadcast()}
+		Min: assign.Addr(), Max: netipx.PrefixLastIP(assign)}
 	if gateway.IsValid() && !network.Contains(gateway) {
 		return Block{}, fmt.Errorf("gateway %s is not inside ip-range %s", gateway, network)
 	}
@@ -126,50 +128,68 @@ func idOf(sw *iaas.Switch) string {
 	return sw.ID.String()
 }
 
-// broadcast returns the last address of the prefix.
-func (b Block) broadcast() netip.Addr {
-	a := b.Prefix.Addr().As4()
-	host := uint32(1)<<(32-b.Prefix.Bits()) - 1
-	v := (uint32(a[0])<<24 | uint32(a[1])<<16 | uint32(a[2])<<8 | uint32(a[3])) | host
-	return netip.AddrFrom4([4]byte{byte(v >> 24), byte(v >> 16), byte(v >> 8), byte(v)})
-}
-
 // Reserved lists the block's own addresses: network, gateway, the router's
 // two addresses after it, and broadcast. A plain switch has no router: its
 // network, broadcast and (if given) gateway.
 func (b Block) Reserved() []netip.Addr {
+	last := netipx.PrefixLastIP(b.Prefix)
 	if b.Plain {
-		out := []netip.Addr{b.Prefix.Addr(), b.broadcast()}
+		out := []netip.Addr{b.Prefix.Addr(), last}
 		if b.Gateway.IsValid() {
 			out = append(out, b.Gateway)
 		}
 		return out
 	}
-	return []netip.Addr{b.Prefix.Addr(), b.Gateway, b.Gateway.Next(), b.Gateway.Next().Next(), b.broadcast()}
+	return []netip.Addr{b.Prefix.Addr(), b.Gateway, b.Gateway.Next(), b.Gateway.Next().Next(), last}
+}
+
+// bounds is the part of the prefix searched: Min..Max when the API (or the
+// assign range) gives them, so a big network with a small assign range
+// stays cheap. It is invalid, i.e. empty, when they lie outside the prefix.
+func (b Block) bounds() netipx.IPRange {
+	r := netipx.RangeOfPrefix(b.Prefix)
+	from, to := r.From(), r.To()
+	if b.Min.IsValid() && from.Less(b.Min) {
+		from = b.Min
+	}
+	if b.Max.IsValid() && b.Max.Less(to) {
+		to = b.Max
+	}
+	return netipx.IPRangeFrom(from, to)
+}
+
+// usable is the set of addresses a VIP or appliance may ever take, as a
+// builder so that callers can take more away.
+func (b Block) usable() *netipx.IPSetBuilder {
+	var s netipx.IPSetBuilder
+	s.AddRange(b.bounds())
+	for _, a := range b.Reserved() {
+		s.Remove(a)
+	}
+	return &s
+}
+
+// isUsable reports whether a VIP or appliance may take a.
+func (b Block) isUsable(a netip.Addr) bool {
+	return b.bounds().Contains(a) && !slices.Contains(b.Reserved(), a)
 }
 
 // Usable lists, ascending, the addresses a VIP or appliance may ever take.
-func (b Block) Usable() []netip.Addr {
-	res := map[netip.Addr]bool{}
-	for _, a := range b.Reserved() {
-		res[a] = true
-	}
+func (b Block) Usable() []netip.Addr { return list(b.usable(), -1) }
+
+// list returns the first n addresses of s (all when n < 0), ascending.
+func list(s *netipx.IPSetBuilder, n int) []netip.Addr {
+	// The builder only reports inputs it ignored (an invalid range: empty
+	// bounds, an absent gateway), which hold no address anyway.
+	set, _ := s.IPSet()
 	var out []netip.Addr
-	start := b.Prefix.Addr()
-	if b.Min.IsValid() && b.Prefix.Contains(b.Min) {
-		start = b.Min // a big network with a small assign range stays cheap
-	}
-	for a := start; b.Prefix.Contains(a); a = a.Next() {
-		if b.Max.IsValid() && b.Max.Less(a) {
-			break
+	for _, r := range set.Ranges() {
+		for a := r.From(); n < 0 || len(out) < n; a = a.Next() {
+			out = append(out, a)
+			if a == r.To() {
+				break
+			}
 		}
-		if res[a] {
-			continue
-		}
-		if b.Min.IsValid() && (a.Less(b.Min) || b.Max.Less(a)) {
-			continue
-		}
-		out = append(out, a)
 	}
 	return out
 }
@@ -177,8 +197,10 @@ func (b Block) Usable() []netip.Addr {
 // Range is an inclusive address range the operator keeps for other uses.
 type Range struct{ From, To netip.Addr }
 
+func (r Range) ipRange() netipx.IPRange { return netipx.IPRangeFrom(r.From, r.To) }
+
 // Contains reports whether a is in r.
-func (r Range) Contains(a netip.Addr) bool { return !a.Less(r.From) && !r.To.Less(a) }
+func (r Range) Contains(a netip.Addr) bool { return r.ipRange().Contains(a) }
 
 // ParseRanges reads "a.b.c.d", "a.b.c.d-e.f.g.h" and CIDR entries.
 func ParseRanges(in []string) ([]Range, error) {
@@ -189,15 +211,16 @@ func ParseRanges(in []string) ([]Range, error) {
 			continue
 		}
 		if p, err := netip.ParsePrefix(s); err == nil {
-			p = p.Masked()
-			last := Block{Prefix: p}.broadcast()
-			out = append(out, Range{p.Addr(), last})
+			r := netipx.RangeOfPrefix(p)
+			out = append(out, Range{r.From(), r.To()})
 			continue
 		}
+		// Not netipx.ParseIPRange: it refuses the spaces around "-" that
+		// the cloud-config has always allowed.
 		if lo, hi, ok := strings.Cut(s, "-"); ok {
 			a, err1 := netip.ParseAddr(strings.TrimSpace(lo))
 			b, err2 := netip.ParseAddr(strings.TrimSpace(hi))
-			if err1 != nil || err2 != nil || b.Less(a) {
+			if err1 != nil || err2 != nil || !netipx.IPRangeFrom(a, b).IsValid() {
 				return nil, fmt.Errorf("reserved range %q: want a.b.c.d-e.f.g.h with the first address not above the second", s)
 			}
 			out = append(out, Range{a, b})
@@ -292,48 +315,55 @@ func taken(u *Usage, reserved []Range, a netip.Addr) (string, bool) {
 	return "", false
 }
 
-// Free lists the block's usable addresses that nothing holds, lowest first.
-func Free(b Block, u *Usage, reserved []Range) []netip.Addr {
-	var free []netip.Addr
-	for _, a := range b.Usable() {
-		if _, t := taken(u, reserved, a); !t {
-			free = append(free, a)
-		}
+// free is the set of the block's usable addresses that nothing holds.
+func free(b Block, u *Usage, reserved []Range) *netipx.IPSetBuilder {
+	s := b.usable()
+	for a := range u.IPs {
+		s.Remove(a)
 	}
-	return free
+	for _, r := range reserved {
+		s.RemoveRange(r.ipRange())
+	}
+	return s
 }
+
+// Free lists the block's usable addresses that nothing holds, lowest first.
+func Free(b Block, u *Usage, reserved []Range) []netip.Addr { return list(free(b, u, reserved), -1) }
 
 // Allocate picks addresses from the block, lowest first, skipping everything
 // in use or reserved.
 func Allocate(b Block, u *Usage, reserved []Range, req Request) (Result, error) {
-	usable := b.Usable()
-	free := Free(b, u, reserved)
+	avail := free(b, u, reserved)
 	var res Result
 	if req.PinnedVIP != "" {
 		pin, err := netip.ParseAddr(req.PinnedVIP)
 		if err != nil {
 			return res, fmt.Errorf("%w: %q is not an IPv4 address", ErrPinnedUnavailable, req.PinnedVIP)
 		}
-		if !containsAddr(usable, pin) {
+		if !b.isUsable(pin) {
 			return res, fmt.Errorf("%w: %s is not a usable address of block %s", ErrPinnedUnavailable, pin, b)
 		}
 		if who, t := taken(u, reserved, pin); t {
 			return res, fmt.Errorf("%w: %s is already used by %s", ErrPinnedUnavailable, pin, who)
 		}
 		res.VIP = pin
-		free = removeAddr(free, pin)
+		avail.Remove(pin)
 	}
 	need := req.Appliance
 	if !res.VIP.IsValid() {
 		need++
 	}
-	if len(free) < need {
-		return Result{}, &ExhaustedError{Block: b, Usable: len(usable), InUse: len(usable) - len(free), Need: need - len(free)}
+	// Only the addresses handed out are listed: a /16 assign range is
+	// enumerated only to count it for the error.
+	got := list(avail, need)
+	if len(got) < need {
+		usable := len(b.Usable())
+		return Result{}, &ExhaustedError{Block: b, Usable: usable, InUse: usable - len(got), Need: need - len(got)}
 	}
 	if !res.VIP.IsValid() {
-		res.VIP, free = free[0], free[1:]
+		res.VIP, got = got[0], got[1:]
 	}
-	res.Appliance = append([]netip.Addr(nil), free[:req.Appliance]...)
+	res.Appliance = got
 	return res, nil
 }
 
@@ -346,7 +376,7 @@ func CheckVIP(b Block, u *Usage, reserved []Range, vip string) error {
 	if err != nil {
 		return fmt.Errorf("%w: %q is not an IPv4 address", ErrPinnedUnavailable, vip)
 	}
-	if !containsAddr(b.Usable(), a) {
+	if !b.isUsable(a) {
 		return fmt.Errorf("%w: %s is not a usable address of block %s", ErrPinnedUnavailable, a, b)
 	}
 	if who, ok := u.IPs[a]; ok {
@@ -368,21 +398,6 @@ func PickVRID(u *Usage) (int, error) {
 		}
 	}
 	return 0, fmt.Errorf("every VRID 1-%d is in use on the switch", MaxVRID)
-}
-
-func containsAddr(list []netip.Addr, a netip.Addr) bool {
-	i := sort.Search(len(list), func(i int) bool { return !list[i].Less(a) })
-	return i < len(list) && list[i] == a
-}
-
-func removeAddr(list []netip.Addr, a netip.Addr) []netip.Addr {
-	out := list[:0:0]
-	for _, x := range list {
-		if x != a {
-			out = append(out, x)
-		}
-	}
-	return out
 }
 
 // Reservation is what an in-flight create holds.
@@ -409,8 +424,19 @@ type Reservation struct {
 // inventory, the choice and the write per switch (one lock per switch, not
 // one for the process).
 type Allocator struct {
+	// Clock dates reservations for Merge's maxAge; nil is the real clock.
+	// Set it before first use.
+	Clock clock.PassiveClock
+
 	inner   sync.Mutex // guards pending
 	pending map[string]Reservation
+}
+
+func (a *Allocator) now() time.Time {
+	if a.Clock == nil {
+		return clock.RealClock{}.Now()
+	}
+	return a.Clock.Now()
 }
 
 // NewAllocator returns an empty allocator.
@@ -420,7 +446,7 @@ func NewAllocator() *Allocator { return &Allocator{pending: map[string]Reservati
 func (a *Allocator) Reserve(owner string, r Reservation) {
 	a.inner.Lock()
 	defer a.inner.Unlock()
-	r.At = time.Now()
+	r.At = a.now()
 	a.pending[owner] = r
 }
 
@@ -463,11 +489,12 @@ func (a *Allocator) Pending() int {
 func (a *Allocator) Merge(u *Usage, switchID types.ID, maxAge time.Duration) {
 	a.inner.Lock()
 	defer a.inner.Unlock()
+	now := a.now()
 	for owner, r := range a.pending {
 		if r.SwitchID != switchID {
 			continue
 		}
-		if r.visibleIn(u) || (maxAge > 0 && time.Since(r.At) > maxAge) {
+		if r.visibleIn(u) || (maxAge > 0 && now.Sub(r.At) > maxAge) {
 			delete(a.pending, owner)
 			continue
 		}
