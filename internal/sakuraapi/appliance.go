@@ -3,7 +3,6 @@ package sakuraapi
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 
 	"github.com/sacloud/iaas-api-go"
@@ -76,9 +75,6 @@ type applianceCollection struct {
 }
 
 func (o *applianceCollection) Find(ctx context.Context, zone string, cond *iaas.FindCondition) (*ApplianceFindResult, error) {
-	if o.caller == nil {
-		return nil, errors.New("no API caller")
-	}
 	if cond == nil {
 		cond = &iaas.FindCondition{}
 	}
