@@ -62,6 +62,8 @@ type Client struct {
 	Databases      DatabaseAPI
 	NFS            NFSAPI
 	MobileGateways MobileGatewayAPI
+	// Appliances lists every appliance class of the zone in one listing.
+	Appliances ApplianceAPI
 
 	limits  Limits
 	limiter *rate.Limiter
@@ -89,6 +91,13 @@ func NewFromCaller(caller iaas.APICaller, zone string, limits Limits) *Client {
 	c.Databases = &databaseOp{c, iaas.NewDatabaseOp(caller)}
 	c.NFS = &nfsOp{c, iaas.NewNFSOp(caller)}
 	c.MobileGateways = &mobileGatewayOp{c, iaas.NewMobileGatewayOp(caller)}
+	var appliances ApplianceAPI = &applianceCollection{caller}
+	if caller == nil {
+		// iaas-api-go's fake mode (tests build the Client without a caller).
+		appliances = &appliancesByClass{iaas.NewLoadBalancerOp(caller), iaas.NewVPCRouterOp(caller),
+			iaas.NewDatabaseOp(caller), iaas.NewNFSOp(caller), iaas.NewMobileGatewayOp(caller)}
+	}
+	c.Appliances = &applianceOp{c, appliances}
 	return c
 }
 

@@ -152,3 +152,12 @@ type mobileGatewayOp struct {
 func (s *mobileGatewayOp) Find(ctx context.Context, zone string, cond *iaas.FindCondition) (*iaas.MobileGatewayFindResult, error) {
 	return do(ctx, s.c, "MobileGateway.Find", func(ctx context.Context) (*iaas.MobileGatewayFindResult, error) { return s.op.Find(ctx, zone, cond) })
 }
+
+type applianceOp struct {
+	c  *Client
+	op ApplianceAPI
+}
+
+func (s *applianceOp) Find(ctx context.Context, zone string, cond *iaas.FindCondition) (*ApplianceFindResult, error) {
+	return do(ctx, s.c, "Appliance.Find", func(ctx context.Context) (*ApplianceFindResult, error) { return s.op.Find(ctx, zone, cond) })
+}

@@ -12,25 +12,39 @@ import (
 // PageSize is how many resources one Find asks for.
 const PageSize = 100
 
-// FindAll pages through a Find until every result is read.
-func FindAll[T any](ctx context.Context, find func(ctx context.Context, cond *iaas.FindCondition) ([]T, int, error), cond *iaas.FindCondition) ([]T, error) {
+// FindPages pages through a Find whose pages say how many results they
+// held (count) out of how many match (total), until every page is read.
+// A page advances by count, not by what the caller kept of it.
+func FindPages(ctx context.Context, find func(ctx context.Context, cond *iaas.FindCondition) (count, total int, err error), cond *iaas.FindCondition) error {
 	if cond == nil {
 		cond = &iaas.FindCondition{}
 	}
-	var out []T
 	for from := 0; ; {
 		c := *cond
 		c.Count, c.From = PageSize, from
-		items, total, err := find(ctx, &c)
+		count, total, err := find(ctx, &c)
 		if err != nil {
-			return nil, err
+			return err
 		}
-		out = append(out, items...)
-		from += len(items)
-		if len(items) == 0 || from >= total {
-			return out, nil
+		from += count
+		if count == 0 || from >= total {
+			return nil
 		}
 	}
+}
+
+// FindAll pages through a Find until every result is read.
+func FindAll[T any](ctx context.Context, find func(ctx context.Context, cond *iaas.FindCondition) ([]T, int, error), cond *iaas.FindCondition) ([]T, error) {
+	var out []T
+	err := FindPages(ctx, func(ctx context.Context, cond *iaas.FindCondition) (int, int, error) {
+		items, total, err := find(ctx, cond)
+		out = append(out, items...)
+		return len(items), total, err
+	}, cond)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
 }
 
 // Clone copies u, so a cached inventory can be extended for one allocation.
@@ -83,65 +97,35 @@ func AddLoadBalancers(u *Usage, lbs []*iaas.LoadBalancer, switchID types.ID) {
 	}
 }
 
-// OtherConsumers lists the addresses and VRIDs on sw held by everything but
-// load balancers: the switch's next hops, the servers on it, and the VPC
-// routers, databases, NFS and mobile gateways of the zone with a NIC on it.
-// These change seldom and cost five calls, so callers may reuse the answer
-// for a bounded time; load balancers, which this controller creates
-// itself, are listed afresh for every allocation (ListLoadBalancers).
-func OtherConsumers(ctx context.Context, c *sakuraapi.Client, sw *iaas.Switch) (*Usage, error) {
-	u := NewUsage()
-	id := sw.ID
-	for _, s := range sw.Subnets {
-		if s != nil && s.NextHop != "" {
-			u.AddIP(s.NextHop, "a next-hop route")
-		}
-	}
-
-	servers, err := c.Switches.GetServers(ctx, c.Zone, id)
-	if err != nil {
-		return nil, fmt.Errorf("listing servers on switch %s: %w", id, err)
-	}
-	for _, s := range servers.Servers {
-		for _, nic := range s.Interfaces {
-			if nic.SwitchID == id {
-				u.AddIP(nic.UserIPAddress, fmt.Sprintf("server %s (%s)", s.Name, s.ID))
-				u.AddIP(nic.IPAddress, fmt.Sprintf("server %s (%s)", s.Name, s.ID))
-			}
-		}
-	}
-
-	vrs, err := FindAll(ctx, func(ctx context.Context, cond *iaas.FindCondition) ([]*iaas.VPCRouter, int, error) {
-		r, err := c.VPCRouters.Find(ctx, c.Zone, cond)
-		if err != nil {
-			return nil, 0, err
-		}
-		return r.VPCRouters, r.Total, nil
-	}, nil)
-	if err != nil {
-		return nil, fmt.Errorf("listing VPC routers: %w", err)
-	}
+// AddVPCRouters records the addresses of the VPC routers with a NIC on
+// switchID (the NIC's, and the router's interface settings for it: its
+// addresses, aliases and virtual address) and their VRIDs.
+func AddVPCRouters(u *Usage, vrs []*iaas.VPCRouter, switchID types.ID) {
 	for _, vr := range vrs {
+		if vr == nil {
+			continue
+		}
 		who := fmt.Sprintf("VPC router %s (%s)", vr.Name, vr.ID)
 		on := false
 		for _, nic := range vr.Interfaces {
-			if nic == nil || nic.SwitchID != id {
+			if nic == nil || nic.SwitchID != switchID {
 				continue
 			}
 			on = true
 			u.AddIP(nic.IPAddress, who)
 			u.AddIP(nic.UserIPAddress, who)
-			if vr.Settings != nil {
-				for _, s := range vr.Settings.Interfaces {
-					if s != nil && s.Index == nic.Index {
-						for _, ip := range s.IPAddress {
-							u.AddIP(ip, who)
-						}
-						for _, ip := range s.IPAliases {
-							u.AddIP(ip, who)
-						}
-						u.AddIP(s.VirtualIPAddress, who)
+			if vr.Settings == nil {
+				continue
+			}
+			for _, s := range vr.Settings.Interfaces {
+				if s != nil && s.Index == nic.Index {
+					for _, ip := range s.IPAddress {
+						u.AddIP(ip, who)
 					}
+					for _, ip := range s.IPAliases {
+						u.AddIP(ip, who)
+					}
+					u.AddIP(s.VirtualIPAddress, who)
 				}
 			}
 		}
@@ -149,19 +133,13 @@ func OtherConsumers(ctx context.Context, c *sakuraapi.Client, sw *iaas.Switch) (
 			u.AddVRID(vr.Settings.VRID, who)
 		}
 	}
+}
 
-	dbs, err := FindAll(ctx, func(ctx context.Context, cond *iaas.FindCondition) ([]*iaas.Database, int, error) {
-		r, err := c.Databases.Find(ctx, c.Zone, cond)
-		if err != nil {
-			return nil, 0, err
-		}
-		return r.Databases, r.Total, nil
-	}, nil)
-	if err != nil {
-		return nil, fmt.Errorf("listing databases: %w", err)
-	}
+// AddDatabases records the addresses (and virtual addresses) of the
+// databases on switchID.
+func AddDatabases(u *Usage, dbs []*iaas.Database, switchID types.ID) {
 	for _, db := range dbs {
-		if db.SwitchID != id {
+		if db == nil || db.SwitchID != switchID {
 			continue
 		}
 		who := fmt.Sprintf("database %s (%s)", db.Name, db.ID)
@@ -174,40 +152,30 @@ func OtherConsumers(ctx context.Context, c *sakuraapi.Client, sw *iaas.Switch) (
 			}
 		}
 	}
+}
 
-	nfss, err := FindAll(ctx, func(ctx context.Context, cond *iaas.FindCondition) ([]*iaas.NFS, int, error) {
-		r, err := c.NFS.Find(ctx, c.Zone, cond)
-		if err != nil {
-			return nil, 0, err
-		}
-		return r.NFS, r.Total, nil
-	}, nil)
-	if err != nil {
-		return nil, fmt.Errorf("listing NFS appliances: %w", err)
-	}
-	for _, n := range nfss {
-		if n.SwitchID != id {
+// AddNFS records the addresses of the NFS appliances on switchID.
+func AddNFS(u *Usage, nfs []*iaas.NFS, switchID types.ID) {
+	for _, n := range nfs {
+		if n == nil || n.SwitchID != switchID {
 			continue
 		}
 		for _, ip := range n.IPAddresses {
 			u.AddIP(ip, fmt.Sprintf("NFS %s (%s)", n.Name, n.ID))
 		}
 	}
+}
 
-	mgws, err := FindAll(ctx, func(ctx context.Context, cond *iaas.FindCondition) ([]*iaas.MobileGateway, int, error) {
-		r, err := c.MobileGateways.Find(ctx, c.Zone, cond)
-		if err != nil {
-			return nil, 0, err
-		}
-		return r.MobileGateways, r.Total, nil
-	}, nil)
-	if err != nil {
-		return nil, fmt.Errorf("listing mobile gateways: %w", err)
-	}
+// AddMobileGateways records the addresses of the mobile gateways with a
+// NIC on switchID (the NIC's and the interface settings' for it).
+func AddMobileGateways(u *Usage, mgws []*iaas.MobileGateway, switchID types.ID) {
 	for _, m := range mgws {
+		if m == nil {
+			continue
+		}
 		who := fmt.Sprintf("mobile gateway %s (%s)", m.Name, m.ID)
 		for _, nic := range m.Interfaces {
-			if nic == nil || nic.SwitchID != id {
+			if nic == nil || nic.SwitchID != switchID {
 				continue
 			}
 			u.AddIP(nic.IPAddress, who)
@@ -221,5 +189,131 @@ func OtherConsumers(ctx context.Context, c *sakuraapi.Client, sw *iaas.Switch) (
 			}
 		}
 	}
-	return u, nil
+}
+
+// AddAppliances records the addresses and VRIDs of every appliance of the
+// listing on switchID, whatever its class.
+func AddAppliances(u *Usage, a *sakuraapi.Appliances, switchID types.ID) {
+	AddLoadBalancers(u, a.LoadBalancers, switchID)
+	AddVPCRouters(u, a.VPCRouters, switchID)
+	AddDatabases(u, a.Databases, switchID)
+	AddNFS(u, a.NFS, switchID)
+	AddMobileGateways(u, a.MobileGateways, switchID)
+}
+
+// AddNextHops records the next hops of sw's routes (a router+switch's
+// extra subnets): they are addresses on the switch.
+func AddNextHops(u *Usage, sw *iaas.Switch) {
+	for _, s := range sw.Subnets {
+		if s != nil && s.NextHop != "" {
+			u.AddIP(s.NextHop, "a next-hop route")
+		}
+	}
+}
+
+// AddServers records the addresses of the servers' NICs on switchID.
+func AddServers(u *Usage, servers []*iaas.Server, switchID types.ID) {
+	for _, s := range servers {
+		if s == nil {
+			continue
+		}
+		who := fmt.Sprintf("server %s (%s)", s.Name, s.ID)
+		for _, nic := range s.Interfaces {
+			if nic != nil && nic.SwitchID == switchID {
+				u.AddIP(nic.UserIPAddress, who)
+				u.AddIP(nic.IPAddress, who)
+			}
+		}
+	}
+}
+
+// SwitchUsage is every address and VRID on sw: its next hops, the servers
+// on it (servers, Switch.GetServers's answer) and every appliance of the
+// zone's listing with a NIC on it. With the listing shared, a cold
+// inventory costs one Switch.GetServers more.
+func SwitchUsage(sw *iaas.Switch, servers []*iaas.Server, appliances *sakuraapi.Appliances) *Usage {
+	u := NewUsage()
+	AddNextHops(u, sw)
+	AddServers(u, servers, sw.ID)
+	AddAppliances(u, appliances, sw.ID)
+	return u
+}
+
+// SwitchInventory is SwitchUsage with the servers read from the API: one
+// call, Switch.GetServers, beside the appliance listing the caller holds.
+func SwitchInventory(ctx context.Context, c *sakuraapi.Client, sw *iaas.Switch, appliances *sakuraapi.Appliances) (*Usage, error) {
+	servers, err := switchServers(ctx, c, sw.ID)
+	if err != nil {
+		return nil, err
+	}
+	return SwitchUsage(sw, servers, appliances), nil
+}
+
+func switchServers(ctx context.Context, c *sakuraapi.Client, id types.ID) ([]*iaas.Server, error) {
+	r, err := c.Switches.GetServers(ctx, c.Zone, id)
+	if err != nil {
+		return nil, fmt.Errorf("listing servers on switch %s: %w", id, err)
+	}
+	return r.Servers, nil
+}
+
+// OtherConsumers lists the addresses and VRIDs on sw held by everything but
+// load balancers: the switch's next hops, the servers on it, and the VPC
+// routers, databases, NFS and mobile gateways of the zone with a NIC on it.
+// These change seldom and cost five calls, so callers may reuse the answer
+// for a bounded time; load balancers, which this controller creates
+// itself, are listed afresh for every allocation (ListLoadBalancers).
+// SwitchInventory gives the same and the load balancers from one shared
+// appliance listing instead of the four class finds.
+func OtherConsumers(ctx context.Context, c *sakuraapi.Client, sw *iaas.Switch) (*Usage, error) {
+	servers, err := switchServers(ctx, c, sw.ID)
+	if err != nil {
+		return nil, err
+	}
+	var others sakuraapi.Appliances
+	if others.VPCRouters, err = findClass(ctx, "VPC routers", func(ctx context.Context, cond *iaas.FindCondition) ([]*iaas.VPCRouter, int, error) {
+		r, err := c.VPCRouters.Find(ctx, c.Zone, cond)
+		if err != nil {
+			return nil, 0, err
+		}
+		return r.VPCRouters, r.Total, nil
+	}); err != nil {
+		return nil, err
+	}
+	if others.Databases, err = findClass(ctx, "databases", func(ctx context.Context, cond *iaas.FindCondition) ([]*iaas.Database, int, error) {
+		r, err := c.Databases.Find(ctx, c.Zone, cond)
+		if err != nil {
+			return nil, 0, err
+		}
+		return r.Databases, r.Total, nil
+	}); err != nil {
+		return nil, err
+	}
+	if others.NFS, err = findClass(ctx, "NFS appliances", func(ctx context.Context, cond *iaas.FindCondition) ([]*iaas.NFS, int, error) {
+		r, err := c.NFS.Find(ctx, c.Zone, cond)
+		if err != nil {
+			return nil, 0, err
+		}
+		return r.NFS, r.Total, nil
+	}); err != nil {
+		return nil, err
+	}
+	if others.MobileGateways, err = findClass(ctx, "mobile gateways", func(ctx context.Context, cond *iaas.FindCondition) ([]*iaas.MobileGateway, int, error) {
+		r, err := c.MobileGateways.Find(ctx, c.Zone, cond)
+		if err != nil {
+			return nil, 0, err
+		}
+		return r.MobileGateways, r.Total, nil
+	}); err != nil {
+		return nil, err
+	}
+	return SwitchUsage(sw, servers, &others), nil
+}
+
+func findClass[T any](ctx context.Context, what string, find func(ctx context.Context, cond *iaas.FindCondition) ([]T, int, error)) ([]T, error) {
+	out, err := FindAll(ctx, find, nil)
+	if err != nil {
+		return nil, fmt.Errorf("listing %s: %w", what, err)
+	}
+	return out, nil
 }
