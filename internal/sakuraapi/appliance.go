@@ -151,8 +151,13 @@ func convertClass[N any](raws []json.RawMessage, result any) error {
 // caller), which keeps each class apart and has no appliance collection;
 // every class is listed whole, so a page holds everything and paging ends
 // after it.
+//
+// Load balancers are listed through the Client's LoadBalancers as it is at
+// the time of the call (uncounted when it is the Client's own operation):
+// tests that replace it, to hide an appliance from listings, hide it from
+// this listing too.
 type appliancesByClass struct {
-	lbs  iaas.LoadBalancerAPI
+	c    *Client
 	vrs  iaas.VPCRouterAPI
 	dbs  iaas.DatabaseAPI
 	nfs  iaas.NFSAPI
@@ -168,7 +173,11 @@ func (o *appliancesByClass) Find(ctx context.Context, zone string, cond *iaas.Fi
 	if cond != nil && cond.From > 0 {
 		return out, nil // the first page held everything
 	}
-	lbs, err := o.lbs.Find(ctx, zone, &all)
+	findLBs := o.c.LoadBalancers.Find
+	if own, ok := o.c.LoadBalancers.(*loadBalancerOp); ok {
+		findLBs = own.op.Find
+	}
+	lbs, err := findLBs(ctx, zone, &all)
 	if err != nil {
 		return nil, err
 	}

@@ -94,7 +94,7 @@ func NewFromCaller(caller iaas.APICaller, zone string, limits Limits) *Client {
 	var appliances ApplianceAPI = &applianceCollection{caller}
 	if caller == nil {
 		// iaas-api-go's fake mode (tests build the Client without a caller).
-		appliances = &appliancesByClass{iaas.NewLoadBalancerOp(caller), iaas.NewVPCRouterOp(caller),
+		appliances = &appliancesByClass{c, iaas.NewVPCRouterOp(caller),
 			iaas.NewDatabaseOp(caller), iaas.NewNFSOp(caller), iaas.NewMobileGatewayOp(caller)}
 	}
 	c.Appliances = &applianceOp{c, appliances}

@@ -29,76 +29,17 @@ func (l *Engine) inventoryTTL() time.Duration {
 	return time.Duration(l.cfg.InventoryTTLSec) * time.Second
 }
 
-// otherConsumers is ipam.OtherConsumers of sw, reused for inventoryTTL. The
-// caller holds the switch's lock and gets a copy it may extend.
-func (l *Engine) otherConsumers(ctx context.Context, sw *iaas.Switch) (*ipam.Usage, error) {
-	l.switches.mu.Lock()
-	c, ok := l.switches.others[sw.ID]
-	l.switches.mu.Unlock()
-	if ok && l.clock.Since(c.at) < l.inventoryTTL() {
-		return c.usage.Clone(), nil
-	}
-	at := l.clock.Now()
-	u, err := ipam.OtherConsumers(ctx, l.client, sw)
-	if err != nil {
-		return nil, err
-	}
-	if l.inventoryTTL() > 0 {
-		l.switches.mu.Lock()
-		l.switches.others[sw.ID] = cachedUsage{usage: u.Clone(), at: at}
-		l.switches.mu.Unlock()
-	}
-	return u, nil
-}
-
-// zoneLBsReuse is how long allocations share one listing of the zone's
-// load balancers. Creates that follow one another (100 Services at once)
-// then cost one list call every two seconds, not one each. It is safe for
-// this process's own appliances: one not in the listing is still reserved
-// (ipam.Allocator), and a reservation is dropped only against a listing
-// that shows it, while the shared listing only ever gets newer. Another
-// cluster's appliance made within these two seconds is missed, as it would
-// be by a listing made a moment before it; the create is then refused and
-// the next try reads everything again (forgetInventory).
-const zoneLBsReuse = 2 * time.Second
-
-// zoneLoadBalancers lists the zone's load balancers, or returns a listing
-// younger than zoneLBsReuse.
-func (l *Engine) zoneLoadBalancers(ctx context.Context) ([]*iaas.LoadBalancer, error) {
-	l.switches.mu.Lock()
-	lbs, at := l.switches.zoneLBs, l.switches.zoneLBsListed
-	l.switches.mu.Unlock()
-	// Never longer than a reservation may live: Merge drops reservations
-	// past CreateVisibilityGrace, so a listing older than that could miss
-	// an appliance whose reservation is gone (tests shorten the grace).
-	if lbs != nil && l.clock.Since(at) < min(zoneLBsReuse, CreateVisibilityGrace/2) {
-		return lbs, nil
-	}
-	sent := l.clock.Now()
-	lbs, err := ipam.ListLoadBalancers(ctx, l.client)
-	if err != nil {
-		return nil, err
-	}
-	l.switches.mu.Lock()
-	if sent.After(l.switches.zoneLBsListed) { // never replace a newer listing
-		l.switches.zoneLBs, l.switches.zoneLBsListed = lbs, sent
-	}
-	l.switches.mu.Unlock()
-	return lbs, nil
-}
-
-// releaseListed releases owner's reservation because a find lists its
-// appliance. The shared zone listing may be older than that find and not
-// show the appliance; with the reservation gone, an allocation reusing it
-// would hand the appliance's VIP out again (torture seeds 6035, 6211), so
-// it is dropped too, and the next allocation lists afresh.
+// releaseListed releases owner's reservation because a listing shows its
+// appliance. The zone listing allocations use may be older than that
+// listing (the repair pass lists on its own) and not show the appliance;
+// with the reservation gone, an allocation reusing it would hand the
+// appliance's VIP out again (torture seeds 6035, 6211), so the next
+// allocation lists afresh.
 func (l *Engine) releaseListed(owner string) {
 	if _, ok := l.alloc.Get(owner); !ok {
 		return
 	}
-	l.switches.mu.Lock()
-	l.switches.zoneLBs, l.switches.zoneLBsListed = nil, time.Time{}
-	l.switches.mu.Unlock()
+	l.raiseZoneFloor()
 	l.alloc.Release(owner)
 }
 
@@ -107,9 +48,9 @@ func (l *Engine) releaseListed(owner string) {
 // which an address taken outside the controller can cause).
 func (l *Engine) forgetInventory(id types.ID) {
 	l.switches.mu.Lock()
-	delete(l.switches.others, id)
+	delete(l.switches.servers, id)
 	delete(l.switches.items, id)
-	l.switches.zoneLBs, l.switches.zoneLBsListed = nil, time.Time{}
+	l.switches.zoneFloor = l.clock.Now()
 	l.switches.mu.Unlock()
 }
 
@@ -139,18 +80,11 @@ type switchCache struct {
 	mu        sync.Mutex
 	items     map[types.ID]cachedSwitch
 	selectors map[string]cachedBlock
-	// others holds, per switch, the addresses of consumers other than load
-	// balancers (ipam.OtherConsumers), reused for inventoryTTL.
-	others map[types.ID]cachedUsage
-	// zoneLBs is the last listing of the zone's load balancers, reused for
-	// zoneLBsReuse (listedAt: when its request was sent).
-	zoneLBs       []*iaas.LoadBalancer
-	zoneLBsListed time.Time
-}
-
-type cachedUsage struct {
-	usage *ipam.Usage
-	at    time.Time
+	// servers holds, per switch, the servers on it, reused for inventoryTTL.
+	servers map[types.ID]cachedServers
+	// zoneFloor: listings of the zone used from now on must have started
+	// at or after it (forgetInventory, releaseListed).
+	zoneFloor time.Time
 }
 
 type cachedBlock struct {

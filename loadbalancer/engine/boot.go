@@ -1,15 +1,12 @@
 package engine
 
 import (
-	"context"
 	"sync"
 	"time"
 
 	"github.com/sacloud/iaas-api-go"
 	"github.com/sacloud/iaas-api-go/types"
-	"github.com/sakura-ccm/sakura-cloud-controller-manager/loadbalancer/apply"
 	"github.com/sakura-ccm/sakura-cloud-controller-manager/loadbalancer/decide"
-	"github.com/sakura-ccm/sakura-cloud-controller-manager/loadbalancer/desired"
 )
 
 // Waiting for boots. While a Service's appliance boots, the service
@@ -30,14 +27,6 @@ type bootWatch struct {
 	waiting map[string]bootWait
 	// typical is the last boot seen from create to up (0: none yet).
 	typical time.Duration
-
-	// listMu makes one listing at a time; the others reuse its answer.
-	listMu   sync.Mutex
-	listing  []*iaas.LoadBalancer // oldest first, as FindOwned answers
-	listedAt time.Time
-	// listedFor is the one Service a narrow listing (its own appliance
-	// only) was made for; "" for a listing of the whole cluster.
-	listedFor string
 }
 
 type bootWait struct {
@@ -95,62 +84,14 @@ func (l *Engine) nextBootLook(age time.Duration) time.Duration {
 	return decide.NextBootLook(age, typical)
 }
 
-// bootingAppliances stands in for exec.FindOwned(uid) while uid waits for a
-// boot: it answers from a shared listing of the cluster's appliances at
-// most bootListingMaxAge old and made after uid's previous look, making
-// that listing when there is none. ok is false when uid waits for no boot,
-// its appliance has not been listed yet, the listing failed or does not
-// show the appliance; the caller then finds as usual.
-//
-// The listing must show the awaited appliance to stand in: a shared
-// listing may be older than another Service's inventory, which, seeing the
-// appliance listed, released its reservation; answering "none" from it
-// would let the Service create a second appliance (torture seeds 11, 13
-// and 20 found this).
-func (l *Engine) bootingAppliances(ctx context.Context, exec *apply.Executor, uid string) (owned []*iaas.LoadBalancer, ok bool) {
+// looked notes that uid's look used a listing made at at: while it waits
+// for a boot, its next look needs a newer one.
+func (l *Engine) looked(uid string, at time.Time) {
 	b := &l.boots
 	b.mu.Lock()
-	w, waiting := b.waiting[uid]
-	others := len(b.waiting) - 1
-	b.mu.Unlock()
-	if !waiting || !w.listed {
-		return nil, false
+	defer b.mu.Unlock()
+	if w, ok := b.waiting[uid]; ok && at.After(w.looked) {
+		w.looked = at
+		b.waiting[uid] = w
 	}
-
-	b.listMu.Lock()
-	defer b.listMu.Unlock()
-	fresh := l.clock.Since(b.listedAt) < bootListingMaxAge && b.listedAt.After(w.looked)
-	if !fresh || (b.listedFor != "" && b.listedFor != uid) {
-		var lbs []*iaas.LoadBalancer
-		var err error
-		listedFor := uid
-		if others > 0 {
-			// Others wait too: one listing of the cluster serves all.
-			lbs, err = exec.FindCluster(ctx)
-			listedFor = ""
-		} else {
-			lbs, err = exec.FindOwned(ctx, uid)
-		}
-		if err != nil {
-			b.listedAt = time.Time{}
-			return nil, false
-		}
-		b.listing = lbs
-		b.listedAt, b.listedFor = l.clock.Now(), listedFor
-	}
-	b.mu.Lock()
-	if cur, ok := b.waiting[uid]; ok && cur.id == w.id {
-		cur.looked = b.listedAt
-		b.waiting[uid] = cur
-	}
-	b.mu.Unlock()
-	shown := false
-	for _, lb := range b.listing {
-		if apply.Owned(lb, desired.ClusterTag(exec.ClusterID), desired.ServiceTag(uid)) {
-			c := *lb // callers set fields on their copy
-			owned = append(owned, &c)
-			shown = shown || lb.ID == w.id
-		}
-	}
-	return owned, shown
 }

@@ -4,7 +4,6 @@ import (
 	"fmt"
 	"net/netip"
 	"testing"
-	"time"
 
 	"github.com/sacloud/iaas-api-go"
 	"github.com/sacloud/iaas-api-go/fake"
@@ -23,15 +22,15 @@ func opCalls(c *sakuraapi.Client, snap map[sakuraapi.CallKey]int, op string) int
 	return n
 }
 
-// consumerOps are the listings an allocation may reuse for inventoryTTL.
-var consumerOps = []string{"Switch.Read", "Switch.GetServers", "VPCRouter.Find", "Database.Find", "NFS.Find", "MobileGateway.Find"}
+// consumerOps are the reads an allocation may reuse for inventoryTTL.
+var consumerOps = []string{"Switch.Read", "Switch.GetServers"}
 
-// ageZoneListing makes the shared zone listing older than zoneLBsReuse.
-func (e *env) ageZoneListing() {
-	e.lb.switches.mu.Lock()
-	e.lb.switches.zoneLBsListed = e.lb.switches.zoneLBsListed.Add(-zoneLBsReuse)
-	e.lb.switches.mu.Unlock()
-}
+// classFinds are the finds of one appliance class: the zone's one
+// listing (Appliance.Find) takes their place.
+var classFinds = []string{"LoadBalancer.Find", "VPCRouter.Find", "Database.Find", "NFS.Find", "MobileGateway.Find"}
+
+// ageZoneListing makes the shared zone listing too old to be used again.
+func (e *env) ageZoneListing() { e.lb.raiseZoneFloor() }
 
 // nextAddr is the address after ip.
 func nextAddr(t *testing.T, ip string) string {
@@ -40,9 +39,10 @@ func nextAddr(t *testing.T, ip string) string {
 }
 
 // A second create within loadBalancer.inventoryTTLSec reuses the switch and
-// its other consumers, and lists load balancers again once the shared zone
-// listing is older than zoneLBsReuse: an appliance made outside the
-// controller in between keeps its address.
+// its servers, and lists the zone's appliances again once the shared
+// listing is older than zoneReuse: an appliance made outside the
+// controller in between keeps its address. A create costs at most 4 calls
+// cold (listing, switch, its servers, create) and 2 warm.
 func TestInventoryIsReusedWithinItsTTL(t *testing.T) {
 	e := newEnv(t, 27)
 	e.cfg.InventoryTTLSec = 60
@@ -54,10 +54,16 @@ func TestInventoryIsReusedWithinItsTTL(t *testing.T) {
 	if _, err := e.lb.EnsureLoadBalancer(e.ctx, "test", first, nodes); !isRetry(err) {
 		t.Fatalf("first create: %v", err)
 	}
-	for _, op := range consumerOps[1:] {
-		if n := opCalls(e.client, snap, op); n != 1 {
-			t.Errorf("first create: %s called %d times, want 1", op, n)
+	if n := opCalls(e.client, snap, "Switch.GetServers"); n != 1 {
+		t.Errorf("first create: Switch.GetServers called %d times, want 1", n)
+	}
+	for _, op := range classFinds {
+		if n := opCalls(e.client, snap, op); n != 0 {
+			t.Errorf("first create: %s called %d times, want 0 (the zone's one listing serves)", op, n)
 		}
+	}
+	if n := calls(e.client, snap); n > 4 {
+		t.Errorf("first create made %d calls, want at most 4 (listing, switch, its servers, create)", n)
 	}
 	firstVIP := e.ensureUp(first, nodes).Ingress[0].IP
 
@@ -81,21 +87,23 @@ func TestInventoryIsReusedWithinItsTTL(t *testing.T) {
 			t.Errorf("second create within the TTL: %s called %d times, want 0 (reused)", op, n)
 		}
 	}
-	if n := opCalls(e.client, snap, "LoadBalancer.Find"); n < 2 {
-		t.Errorf("second create: LoadBalancer.Find called %d times, want the Service's own look and a fresh zone listing", n)
+	if n := opCalls(e.client, snap, "Appliance.Find"); n != 1 {
+		t.Errorf("second create: Appliance.Find called %d times, want one fresh listing (for its own look and the inventory)", n)
 	}
-	if n := calls(e.client, snap); n > 3 {
-		t.Errorf("second create made %d calls, want at most 3 (find own, list load balancers, create)", n)
+	if n := calls(e.client, snap); n > 2 {
+		t.Errorf("second create made %d calls, want at most 2 (listing, create)", n)
 	}
-	// A create right after it shares its zone listing (zoneLBsReuse; a
-	// find that lists an appliance of its reservation drops the listing,
-	// so this comes before the second Service's appliance is seen).
+	// A create right after it: one listing newer than its lock serves its
+	// look and its inventory.
 	snap = e.client.Stats().Snapshot()
 	if _, err := e.lb.EnsureLoadBalancer(e.ctx, "test", service("soon", 80), nodes); !isRetry(err) {
 		t.Fatalf("create right after: %v", err)
 	}
-	if n := opCalls(e.client, snap, "LoadBalancer.Find"); n != 1 {
-		t.Errorf("create within zoneLBsReuse of another: %d finds, want 1 (its own; the zone listing shared)", n)
+	if n := opCalls(e.client, snap, "Appliance.Find"); n != 1 {
+		t.Errorf("create right after another: %d listings, want 1 (its look and its inventory)", n)
+	}
+	if n := calls(e.client, snap); n != 2 {
+		t.Errorf("create right after another: %d calls, want 2 (listing, create)", n)
 	}
 
 	got := e.ensureUp(second, nodes).Ingress[0].IP
@@ -133,39 +141,23 @@ func TestInventoryTTLZeroReadsEveryTime(t *testing.T) {
 }
 
 // The service controller asks GetLoadBalancer right before each delete;
-// the delete reuses that find: find, shut down, confirm, delete.
-func TestDeleteReusesTheServiceControllersFind(t *testing.T) {
+// the delete uses the same listing: list, shut down, confirm, delete.
+func TestDeleteReusesTheServiceControllersListing(t *testing.T) {
 	e := newEnv(t, 27)
 	nodes := e.addNodes(3, 0)
 	svc := service("web", 80)
 	e.ensureUp(svc, nodes)
+	e.ageZoneListing()
 	snap := e.client.Stats().Snapshot()
 	e.deleteAsServiceController(svc)
-	if n := opCalls(e.client, snap, "LoadBalancer.Find"); n != 1 {
-		t.Errorf("delete after GetLoadBalancer: %d finds, want 1", n)
+	if n := opCalls(e.client, snap, "Appliance.Find"); n != 1 {
+		t.Errorf("delete after GetLoadBalancer: %d listings, want 1", n)
 	}
 	if n := calls(e.client, snap); n != 4 {
-		t.Errorf("delete: %d calls, want 4 (find, shutdown, confirm, delete)", n)
+		t.Errorf("delete: %d calls, want 4 (listing, shutdown, confirm, delete)", n)
 	}
 	if len(e.lbs()) != 0 {
 		t.Fatal("appliance not deleted")
-	}
-
-	// A find older than foundReuse is not reused.
-	other := service("other", 80)
-	e.ensureUp(other, nodes)
-	if _, _, err := e.lb.GetLoadBalancer(e.ctx, "test", other); err != nil {
-		t.Fatal(err)
-	}
-	e.lb.mem.mu.Lock()
-	f := e.lb.mem.found[string(other.UID)]
-	f.at = f.at.Add(-foundReuse - time.Second)
-	e.lb.mem.found[string(other.UID)] = f
-	e.lb.mem.mu.Unlock()
-	snap = e.client.Stats().Snapshot()
-	e.deleteAll(other)
-	if n := opCalls(e.client, snap, "LoadBalancer.Find"); n < 1 {
-		t.Errorf("delete after a stale GetLoadBalancer: %d finds, want a fresh one", n)
 	}
 }
 
@@ -187,8 +179,8 @@ func TestCreatesSharingAZoneListingGetDistinctAddresses(t *testing.T) {
 			t.Fatalf("create %s: %v", svc.Name, err)
 		}
 	}
-	if n := opCalls(e.client, snap, "LoadBalancer.Find"); n > 7 {
-		t.Errorf("6 creates in a burst made %d finds, want at most 7 (one own find each, one zone listing)", n)
+	if n := opCalls(e.client, snap, "Appliance.Find"); n > 6 {
+		t.Errorf("6 creates in a burst made %d listings, want at most 6 (one each serves its look and its inventory)", n)
 	}
 	vips, vrids := map[string]string{}, map[int]string{}
 	for _, lb := range e.lbs() {

@@ -99,11 +99,12 @@ func (l *Engine) restoreVIP(ctx context.Context, svc *v1.Service, opts annotatio
 // addresses. The caller holds the switch's lock.
 // On error, reason is the Event reason that fits it.
 //
-// Load balancers are listed for every allocation because this controller
-// (and others like it) makes them; reservations cover the ones this process
-// made that the listing does not show yet. Servers, VPC routers, databases,
-// NFS and mobile gateways are made by people, seldom, and a create that the
-// API refuses forgets the switch's inventory, so the next try reads it all.
+// The zone's appliances come from a listing at most zoneReuse old, because
+// this controller (and others like it) makes them; reservations and create
+// records cover the ones made that the listing does not show yet. The
+// switch's servers are made by people, seldom, and are reused for
+// inventoryTTL; a create that the API refuses forgets them, so the next try
+// reads them again.
 //
 // The addresses other LoadBalancer Services show in their status count as
 // used too: an appliance deleted outside the controller frees its address in
@@ -118,14 +119,9 @@ func (l *Engine) usageOf(ctx context.Context, switchID types.ID, opts annotation
 	if block, err = blockOf(sw, opts); err != nil {
 		return block, nil, ReasonNoAddressBlock, err
 	}
-	if usage, err = l.otherConsumers(ctx, sw); err != nil {
+	if usage, err = l.switchUsage(ctx, sw); err != nil {
 		return block, nil, ReasonAPIError, err
 	}
-	lbs, err := l.zoneLoadBalancers(ctx)
-	if err != nil {
-		return block, nil, ReasonAPIError, err
-	}
-	ipam.AddLoadBalancers(usage, lbs, sw.ID)
 	l.alloc.Merge(usage, sw.ID, CreateVisibilityGrace)
 	addNodeAddresses(usage, block, nodes)
 	recs, err := l.recordsInFlight(self)

@@ -37,7 +37,7 @@ func (l *Engine) Delete(ctx context.Context, clusterName string, svc *v1.Service
 	l.mem.setDeleting(string(svc.UID), true)
 	l.bootOver(string(svc.UID), nil, false)
 	exec := l.executor(clusterName)
-	loc, err := l.locate(ctx, exec, svc, locateFor{reuseFound: true})
+	loc, err := l.locate(ctx, exec, svc, locateFor{since: l.clock.Now(), recentIfShown: true})
 	if err != nil {
 		return err
 	}
@@ -110,6 +110,8 @@ func (l *Engine) deleteFrom(ctx context.Context, exec *apply.Executor, svc *v1.S
 		step, err = exec.Delete(ctx, fresh, d.Members, false)
 	}
 	if err == nil && step == apply.Deleted {
+		// Listings made before show it: none may answer for it any more.
+		l.raiseZoneFloor()
 		l.event(svc, false, ReasonDeleted, "deleted load balancer %s (%s); its addresses are free again", fresh.Name, fresh.ID)
 	}
 	return step, err

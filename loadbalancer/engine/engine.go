@@ -28,6 +28,7 @@ import (
 	"github.com/sakura-ccm/sakura-cloud-controller-manager/loadbalancer/decide"
 	"github.com/sakura-ccm/sakura-cloud-controller-manager/loadbalancer/desired"
 	"github.com/sakura-ccm/sakura-cloud-controller-manager/loadbalancer/ipam"
+	"github.com/sakura-ccm/sakura-cloud-controller-manager/loadbalancer/zoneview"
 	v1 "k8s.io/api/core/v1"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/tools/record"
@@ -111,6 +112,7 @@ type Engine struct {
 	deleteWaits []time.Duration
 
 	kube  kubernetes.Interface
+	zone  *zoneview.Lister
 	mem   *memory
 	boots bootWatch
 }
@@ -132,15 +134,17 @@ func New(d Deps) *Engine {
 		cfg:       d.Config,
 		clusterID: d.ClusterID,
 		recorder:  d.Recorder,
-		exec:      &apply.Executor{Client: d.Client, ClusterID: d.ClusterID, StatusPolled: d.Config.HealthPollIntervalSec > 0},
+		exec:      &apply.Executor{Client: d.Client, ClusterID: d.ClusterID, StatusPolled: d.Config.HealthPollIntervalSec > 0, Clock: clk},
 		alloc:     ipam.NewAllocator(),
-		switches:  switchCache{items: map[types.ID]cachedSwitch{}, selectors: map[string]cachedBlock{}, others: map[types.ID]cachedUsage{}},
+		switches:  switchCache{items: map[types.ID]cachedSwitch{}, selectors: map[string]cachedBlock{}, servers: map[types.ID]cachedServers{}},
 
 		deleteWaits: DeleteConfirmWaits,
 		kube:        d.Kube,
 		mem:         newMemory(clk),
+		zone:        zoneview.NewLister(d.Client.Appliances, d.Client.Zone, clk),
 		boots:       newBootWatch(),
 	}
+	l.alloc.Clock = clk
 	l.reserved, l.cfgErr = ipam.ParseRanges(d.Config.ReservedIPRanges)
 	if l.cfgErr == nil && d.Config.Plan != "" {
 		if _, err := annotations.NormalizePlan(d.Config.Plan); err != nil {
@@ -184,7 +188,7 @@ func (l *Engine) executor(clusterName string) *apply.Executor {
 	if l.clusterID != "" || clusterName == "" {
 		return l.exec
 	}
-	return &apply.Executor{Client: l.client, ClusterID: clusterName, StatusPolled: l.exec.StatusPolled}
+	return &apply.Executor{Client: l.client, ClusterID: clusterName, StatusPolled: l.exec.StatusPolled, Clock: l.clock}
 }
 
 // Status finds the Service's appliance by its ownership tags and gives the
@@ -196,7 +200,7 @@ func (l *Engine) executor(clusterName string) *apply.Executor {
 // ago. Saying "does not exist" then would let the service controller drop
 // the Service's finalizer and the new appliance would leak.
 func (l *Engine) Status(ctx context.Context, clusterName string, svc *v1.Service) (*v1.LoadBalancerStatus, bool, error) {
-	loc, err := l.locate(ctx, l.executor(clusterName), svc, locateFor{rememberFound: true})
+	loc, err := l.locate(ctx, l.executor(clusterName), svc, locateFor{since: l.clock.Now()})
 	switch {
 	case err != nil:
 		return nil, false, err

@@ -20,8 +20,8 @@ import (
 // The locator: the one answer to "where is this Service's appliance" that
 // Status (GetLoadBalancer), Reconcile and Delete all use. In order:
 //  1. listed: a listing shows it by its ownership tags (the repair pass's
-//     listing, the boot looks' shared listing, GetLoadBalancer's find just
-//     before a delete, or a find now);
+//     listing, or the zone's listing at most zoneReuse old, made after the
+//     Service's previous look while a boot is awaited);
 //  2. unlisted: a read by the ID the Service records, or by the ID this
 //     process just created, shows it while listings do not yet;
 //  3. pending: a create is or may be in flight (this process's reservation,
@@ -36,48 +36,91 @@ type location struct {
 	lbs []*iaas.LoadBalancer
 	// wait is the RetryError for decide.FoundPending.
 	wait error
+	// at is when the listing that found them started (zero: not a listing
+	// of the zone: the repair pass's, or a read).
+	at time.Time
 }
 
-// locateFor says which listings the locator may use instead of a find.
+// locateFor says which listings the locator may use.
 type locateFor struct {
 	// observed: the Service's appliances as a listing just saw them (the
 	// repair pass); an empty observation is looked at again (it may be
 	// older than a create by the service controller).
 	observed []*iaas.LoadBalancer
-	// shareBootListing: while a boot is awaited, answer from the boot
-	// looks' shared listing.
-	shareBootListing bool
-	// reuseFound: GetLoadBalancer's find of a moment ago stands in (the
-	// delete that follows it).
-	reuseFound bool
-	// rememberFound: keep this find for the delete that may follow.
-	rememberFound bool
+	// since: the zone's listing must have started at or after it; the
+	// engine passes the moment it took the Service's (and sharing key's)
+	// locks, so every write made under them before is seen, and reconciles
+	// that run at once share one listing.
+	since time.Time
+	// recentIfShown: a listing up to zoneReuse old stands in when it shows
+	// the appliance (the delete right after GetLoadBalancer); "none" is
+	// looked at again, as it may be a create not listed yet.
+	recentIfShown bool
 }
 
 func (l *Engine) locate(ctx context.Context, exec *apply.Executor, svc *v1.Service, how locateFor) (location, error) {
 	uid := string(svc.UID)
 	listed := how.observed
-	if len(listed) == 0 && how.reuseFound {
-		listed, _ = l.mem.takeFound(uid)
-	}
-	if len(listed) == 0 && how.shareBootListing {
-		listed, _ = l.bootingAppliances(ctx, exec, uid)
-	}
+	var at time.Time
 	if len(listed) == 0 {
 		var err error
-		if listed, err = exec.FindOwned(ctx, uid); err != nil {
+		if listed, at, err = l.listOwned(ctx, exec, uid, how); err != nil {
 			return location{}, err
-		}
-		if how.rememberFound {
-			l.mem.rememberFound(uid, listed)
 		}
 	}
 	if len(listed) > 0 {
 		// The API lists the appliance: its reservation is no longer needed.
 		l.releaseListed(uid)
-		return location{found: decide.FoundListed, lbs: listed}, nil
+		return location{found: decide.FoundListed, lbs: listed, at: at}, nil
 	}
 	return l.unlisted(ctx, exec, svc)
+}
+
+// listOwned is uid's appliances in the zone's listing: while a boot is
+// awaited, one at most bootListingMaxAge old and newer than uid's previous
+// look, which a hundred booting Services share (about one listing a
+// second); else one that started at or after how.since.
+//
+// A shared or recent listing must show the awaited appliance to stand in:
+// it may be older than another Service's inventory, which, seeing the
+// appliance listed, released its reservation; answering "none" from it
+// would let the Service create a second appliance (torture seeds 11, 13
+// and 20 found this). Then a listing since how.since is made.
+func (l *Engine) listOwned(ctx context.Context, exec *apply.Executor, uid string, how locateFor) ([]*iaas.LoadBalancer, time.Time, error) {
+	b := &l.boots
+	b.mu.Lock()
+	w, waiting := b.waiting[uid]
+	b.mu.Unlock()
+	waiting = waiting && w.listed
+	notBefore := how.since
+	switch {
+	case waiting:
+		notBefore = l.clock.Now().Add(-bootListingMaxAge)
+		if !w.looked.Before(notBefore) {
+			notBefore = w.looked.Add(time.Nanosecond)
+		}
+	case how.recentIfShown:
+		notBefore = l.clock.Now().Add(-min(zoneReuse, CreateVisibilityGrace/2))
+	}
+	snap, err := l.zoneSince(ctx, notBefore)
+	if err != nil {
+		return nil, time.Time{}, err
+	}
+	owned := ownedBy(snap, exec.ClusterID, uid)
+	shown := len(owned) > 0
+	if waiting {
+		shown = false
+		for _, lb := range owned {
+			shown = shown || lb.ID == w.id
+		}
+	}
+	if !shown && snap.At.Before(how.since) {
+		if snap, err = l.zoneSince(ctx, how.since); err != nil {
+			return nil, time.Time{}, err
+		}
+		owned = ownedBy(snap, exec.ClusterID, uid)
+	}
+	return owned, snap.At, nil
 }
 
 // unlisted looks for svc's appliance where listings may not show it yet:

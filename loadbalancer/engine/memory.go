@@ -22,7 +22,6 @@ import (
 //     comparison of saved and running settings find a lost Config;
 //   - bootSent: a boot forgotten is sent once more (SAKURA ignores a boot
 //     of an appliance that boots);
-//   - found: a find reused for at most foundReuse, else made again;
 //   - notices: a standing condition is reported once more.
 type memory struct {
 	clock clock.PassiveClock
@@ -32,7 +31,6 @@ type memory struct {
 	pendingConfig map[types.ID]bool   // appliances with saved, unapplied settings
 	reapplied     map[types.ID]string // settings hash last re-applied on suspicion
 	bootSent      map[types.ID]time.Time
-	found         map[string]foundAt // GetLoadBalancer's answer, for the delete that follows
 	notices       map[string]noticeEntry
 }
 
@@ -43,7 +41,6 @@ func newMemory(c clock.PassiveClock) *memory {
 		pendingConfig: map[types.ID]bool{},
 		reapplied:     map[types.ID]string{},
 		bootSent:      map[types.ID]time.Time{},
-		found:         map[string]foundAt{},
 		notices:       map[string]noticeEntry{},
 	}
 }
@@ -108,49 +105,6 @@ func (m *memory) bootSentAt(id types.ID) time.Time {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	return m.bootSent[id]
-}
-
-// foundReuse is how long GetLoadBalancer's find may stand in for the one
-// EnsureLoadBalancerDeleted would make. The service controller asks
-// GetLoadBalancer right before every delete; reusing its answer saves a
-// call per delete. It is safe for so short a time: an appliance of one
-// Service gains no members (joins go to shared appliances, which deleteFrom
-// reads again under the sharing key's lock), and apply.Delete re-reads
-// before it deletes.
-const foundReuse = 2 * time.Second
-
-type foundAt struct {
-	lbs []*iaas.LoadBalancer
-	at  time.Time
-}
-
-// rememberFound keeps what a find saw for uid, briefly. Only answers that
-// found appliances are kept: "none" is looked at again (it may be a create
-// not listed yet).
-func (m *memory) rememberFound(uid string, lbs []*iaas.LoadBalancer) {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	now := m.clock.Now()
-	for k, f := range m.found {
-		if now.Sub(f.at) > foundReuse {
-			delete(m.found, k)
-		}
-	}
-	if len(lbs) > 0 {
-		m.found[uid] = foundAt{lbs: lbs, at: now}
-	}
-}
-
-// takeFound returns (and forgets) a find of uid younger than foundReuse.
-func (m *memory) takeFound(uid string) ([]*iaas.LoadBalancer, bool) {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	f, ok := m.found[uid]
-	delete(m.found, uid)
-	if !ok || m.clock.Since(f.at) > foundReuse {
-		return nil, false
-	}
-	return f.lbs, true
 }
 
 type noticeEntry struct {

@@ -74,8 +74,12 @@ func (l *Engine) Reconcile(ctx context.Context, r Request) (*v1.LoadBalancerStat
 		// Members of one key write to one appliance: one at a time.
 		defer l.locks.lock(sharedOwner(key))()
 	}
+	// Listings used from here on must be newer than the locks: they then
+	// show every write made under them before (a member's join or
+	// unsharing, this Service's create).
+	locked := l.clock.Now()
 	exec := l.executor(r.Cluster)
-	loc, err := l.locate(ctx, exec, svc, locateFor{observed: r.Observed, shareBootListing: true})
+	loc, err := l.locate(ctx, exec, svc, locateFor{observed: r.Observed, since: locked})
 	if err != nil {
 		return nil, l.fail(svc, reasonOf(err, ReasonAPIError), err)
 	}
@@ -90,11 +94,12 @@ func (l *Engine) Reconcile(ctx context.Context, r Request) (*v1.LoadBalancerStat
 		NoRepair: p.opts.NoRepair, ServiceDeleting: svc.DeletionTimestamp != nil})
 	if lb != nil {
 		l.recordState(uid, lb, state)
+		l.looked(uid, loc.at)
 		if len(loc.lbs) > 1 {
 			l.reportDuplicates(svc, loc.lbs)
 		}
 	}
-	a := act{l: l, exec: exec, cluster: l.cluster(r.Cluster), svc: svc, nodes: r.Nodes, p: p, trigger: r.Trigger}
+	a := act{l: l, exec: exec, cluster: l.cluster(r.Cluster), svc: svc, nodes: r.Nodes, p: p, trigger: r.Trigger, locked: locked}
 	switch step {
 	case decide.StepNone:
 		return nil, nil
@@ -142,6 +147,9 @@ type act struct {
 	nodes   []*v1.Node
 	p       *prepared
 	trigger decide.Trigger
+	// locked is when the Service's (and its sharing key's) locks were
+	// taken: listings made since show every write made under them.
+	locked time.Time
 }
 
 // create makes the Service's appliance, or joins its sharing key's. The
@@ -156,7 +164,7 @@ func (a act) create(ctx context.Context) (*v1.LoadBalancerStatus, error) {
 		l.once(svc, false, ReasonRepaired+"/gone", nil, "the Service's load balancer is gone (deleted outside the controller?); creating it again"+onAddress(svc))
 	}
 	if a.p.opts.SharingKey != "" {
-		return l.join(ctx, a.exec, a.cluster, svc, a.nodes, a.p)
+		return l.join(ctx, a.exec, a.cluster, svc, a.nodes, a.p, a.locked)
 	}
 	return l.create(ctx, a.exec, a.cluster, svc, a.nodes, a.p)
 }

@@ -32,12 +32,16 @@ func sharedOwner(key string) string { return "share/" + key }
 
 // join puts svc on the appliance shared by its key, creating the appliance
 // when there is none. The caller holds the key's lock.
-func (l *Engine) join(ctx context.Context, exec *apply.Executor, cluster string, svc *v1.Service, nodes []*v1.Node, p *prepared) (*v1.LoadBalancerStatus, error) {
+func (l *Engine) join(ctx context.Context, exec *apply.Executor, cluster string, svc *v1.Service, nodes []*v1.Node, p *prepared, locked time.Time) (*v1.LoadBalancerStatus, error) {
 	key := p.opts.SharingKey
-	shared, err := exec.FindShared(ctx, key)
+	// A listing newer than the key's lock: it shows every member's join
+	// and the last member's unsharing before a shutdown (issue #18,
+	// defect 4).
+	snap, err := l.zoneSince(ctx, locked)
 	if err != nil {
 		return nil, l.fail(svc, ReasonAPIError, err)
 	}
+	shared := ownedIn(snap, desired.ClusterTag(exec.ClusterID), desired.SharingTag(key))
 	var lb *iaas.LoadBalancer
 	if len(shared) > 0 {
 		lb = shared[0]
