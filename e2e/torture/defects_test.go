@@ -215,7 +215,7 @@ func (a *defectActor) next(r *rand.Rand) *slot {
 				// from now on (checked in noteRequest). Marked only once the
 				// API server has the deletion: a boot before it is the
 				// repair of a live Service's appliance, as it should be.
-				w.markDeleting(id, key(&v1.Service{ObjectMeta: metav1.ObjectMeta{Namespace: m.ns, Name: m.name}}))
+				w.markDeleting(id, key(&v1.Service{ObjectMeta: metav1.ObjectMeta{Namespace: m.ns, Name: m.name}}), m.uid)
 			}
 			out = joinNotes(out, errText(derr), w.restart())
 			time.Sleep(5 * time.Millisecond)
@@ -418,13 +418,13 @@ func (w *world) oobShutdownOf(uid string) (types.ID, string) {
 
 // markDeleting records an appliance whose only member, svc, is being
 // deleted: a controller that boots it afterwards is reported.
-func (w *world) markDeleting(id types.ID, svc string) {
+func (w *world) markDeleting(id types.ID, svc, uid string) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	if w.deleting == nil {
 		w.deleting = map[types.ID]deletion{}
 	}
-	w.deleting[id] = deletion{svc: svc, at: time.Now()}
+	w.deleting[id] = deletion{svc: svc, uid: uid, at: time.Now()}
 }
 
 // wipeSoleMember removes, out of band, every entry of an appliance of the
@@ -642,6 +642,6 @@ func (w *world) changeSetting(s *v1.Service, kind string, n uint32) (string, err
 
 // deletion is a Service being deleted, and since when (markDeleting).
 type deletion struct {
-	svc string
-	at  time.Time
+	svc, uid string
+	at       time.Time
 }

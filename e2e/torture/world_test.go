@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"math/rand"
 	"reflect"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -142,12 +143,12 @@ type world struct {
 	stoppedAt []time.Time
 
 	mu       sync.Mutex
-	damaged  map[string][]string // Service UID -> out-of-band damage done to its appliance
-	findings []violation         // seen while running (foreign writes)
-	notes    []string            // refusals the last check excused
+	damaged  map[string][]string   // Service UID -> out-of-band damage done to its appliance
+	findings []violation           // seen while running (foreign writes)
+	notes    []string              // refusals the last check excused
 	deleting map[types.ID]deletion // appliance -> its only member, being deleted while down
-	late     int                 // requests a stopped controller started
-	repair   string              // the repair pass configured
+	late     int                   // requests a stopped controller started
+	repair   string                // the repair pass configured
 }
 
 func (w *world) since() time.Duration { return time.Since(w.start) }
@@ -291,6 +292,22 @@ func (w *world) noteRequest(rt *route, method, path string, status int, start ti
 		op = path[i+len("/api/cloud/1.1/"):]
 	}
 	w.tr.api(fmt.Sprintf("%s %s %s %s → %d", fmtDur(start.Sub(w.start)), rt.role, method, op, status))
+	// The members a boot was sent for, read before taking the world's lock
+	// (the simulator has its own): a member that joined the appliance
+	// after it was marked keeps it wanted, and booting it is right.
+	var othersLive bool
+	if method == "PUT" && strings.HasSuffix(path, "/power") && status > 0 && status < 300 {
+		w.mu.Lock()
+		d, marked := w.deleting[id]
+		w.mu.Unlock()
+		if marked {
+			for _, lb := range w.sim.Snapshot().LoadBalancers {
+				if lb.ID == id {
+					othersLive = slices.ContainsFunc(memberUIDs(lb.Tags), func(u string) bool { return u != d.uid })
+				}
+			}
+		}
+	}
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	if late {
@@ -298,7 +315,7 @@ func (w *world) noteRequest(rt *route, method, path string, status int, start ti
 	}
 	// A boot sent after the deletion was marked; one sent before it (and
 	// answered after) was chosen while the Service was live.
-	if d, ok := w.deleting[id]; ok && start.After(d.at) && rt.gen > 0 && method == "PUT" && strings.HasSuffix(path, "/power") && status > 0 && status < 300 {
+	if d, ok := w.deleting[id]; ok && !othersLive && start.After(d.at) && rt.gen > 0 && method == "PUT" && strings.HasSuffix(path, "/power") && status > 0 && status < 300 {
 		svc := d.svc
 		w.findings = append(w.findings, violation{kind: "inv2/boot-while-deleting", svc: svc,
 			msg: fmt.Sprintf("%s booted appliance %s (answer %d) while its only member %s was being deleted", rt.role, id, status, svc)})
