@@ -37,7 +37,7 @@ e2e: build tools
 # the simulator (e2e/torture): SEEDS seeds, several at once; each failure
 # prints its seed, a one-line replay command and a trace. More flags:
 # TORTURE_FLAGS='-torture.first=5000 -torture.minimize'.
-SEEDS ?= 2000
+SEEDS ?= 5000
 torture:
 	cd e2e && go test -count=1 -timeout 6h -v ./torture -run TestTorture -torture.seeds=$(SEEDS) -torture.klog=-2 $(TORTURE_FLAGS)
 

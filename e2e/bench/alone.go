@@ -127,7 +127,7 @@ func (b *bench) createAlone(ctx context.Context, boot time.Duration) (alone, err
 	if err != nil {
 		return alone{}, err
 	}
-	polls, err := Polls(ticks, created, booting)
+	polls, err := Looks(ticks, created)
 	if err != nil {
 		return alone{}, fmt.Errorf("%s: %w", svc.Name, err)
 	}
@@ -185,7 +185,7 @@ func (b *bench) deleteAlone(ctx context.Context, svc corev1.Service) (alone, err
 	if err != nil {
 		return alone{}, err
 	}
-	polls, err := Polls(ticks, shut, shuttingDown)
+	polls, err := Looks(ticks, shut)
 	if errors.Is(err, errNoStart) {
 		polls, err = Counts{}, nil // deleted without a shutdown: nothing to poll for
 	}
@@ -202,6 +202,10 @@ type AloneStats struct {
 	// Rest and Polls are per create: mean and median.
 	RestMean, PollsMean     float64
 	RestMedian, PollsMedian int
+	// FirstRest and FirstPolls are the first one's (a create: cold);
+	// LaterRestMedian and LaterPollsMedian the median of the others.
+	FirstRest, FirstPolls             int
+	LaterRestMedian, LaterPollsMedian int
 	RestReads, RestWrites   float64 // means
 	// RestApplianceReads is the mean of the load balancer reads
 	// (IsApplianceRead) among the calls without polls.
@@ -231,6 +235,8 @@ func summarizeAlone(l []alone) AloneStats {
 		s.RestMean, s.PollsMean = float64(s.Rest.Total)/f, float64(s.Polls.Total)/f
 		s.RestReads, s.RestWrites = float64(s.Rest.Reads)/f, float64(s.Rest.Writes)/f
 		s.RestMedian, s.PollsMedian = medianInt(rest), medianInt(polls)
+		s.FirstRest, s.FirstPolls = rest[0], polls[0]
+		s.LaterRestMedian, s.LaterPollsMedian = medianInt(rest[1:]), medianInt(polls[1:])
 		s.RestApplianceReads = float64(Summarize(sumRest.Filter(IsApplianceRead)).Total) / f
 	}
 	return s

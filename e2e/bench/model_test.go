@@ -120,6 +120,34 @@ func TestPolls(t *testing.T) {
 	}
 }
 
+// Looks count every appliance read after the start, the one that finds
+// the transition over included: the Read that finds the appliance down
+// is a shutdown look.
+func TestLooks(t *testing.T) {
+	c := func(find, read, shutdown, del int) Counts {
+		return Counts{"Appliance.Find": {"200": find}, "LoadBalancer.Read": {"200": read},
+			"LoadBalancer.Shutdown": {"202": shutdown}, "LoadBalancer.Delete": {"200": del}}
+	}
+	shut := func(x Counts) bool { return answered(x, "LoadBalancer.Shutdown") > 0 }
+	ticks := []tick{
+		{counts: c(1, 0, 0, 0), status: "up"},
+		{counts: c(1, 0, 1, 0), status: "up"},
+		{counts: c(1, 0, 1, 0), status: "down"},
+		{counts: c(1, 1, 1, 0), status: "down"}, // the Read that finds it down
+		{counts: c(1, 1, 1, 1), status: "gone"},
+	}
+	looks, err := Looks(ticks, shut)
+	if err != nil || Summarize(looks).Total != 1 || Summarize(looks).ByOp["LoadBalancer.Read"] != 1 {
+		t.Errorf("shutdown looks = %v, %v; want the one Read", looks, err)
+	}
+	if _, err := Looks(ticks[:1], shut); err != errNoStart {
+		t.Errorf("no shutdown seen: err = %v", err)
+	}
+	if !IsApplianceRead("Appliance.Find", "200") {
+		t.Error("the zone's listing is not counted as a look at an appliance")
+	}
+}
+
 func TestShutdownPolls(t *testing.T) {
 	c := func(find, read, shutdown, del int) Counts {
 		return Counts{"LoadBalancer.Find": {"200": find}, "LoadBalancer.Read": {"200": read},

@@ -137,16 +137,22 @@ func (r *Report) Targets() []Target {
 	var out []Target
 	p := r.P
 	if c := r.CreateStats; c.N > 0 {
-		out = append(out, Target{Name: "API calls per Service create, boot polls apart",
-			Want: fmt.Sprintf("≤ 5 calls (median of the %d creates measured alone)", c.N),
-			Got:  fmt.Sprintf("%d calls median (mean %.1f) + %d boot polls median (mean %.1f)", c.RestMedian, c.RestMean, c.PollsMedian, c.PollsMean),
-			Met:  c.RestMedian <= 5})
+		// The first create after the start reads the switch and its servers
+		// (cold); the others reuse them for loadBalancer.inventoryTTLSec.
+		out = append(out, Target{Name: "API calls of the first Service create (cold), boot looks apart",
+			Want: "≤ 4 calls",
+			Got:  fmt.Sprintf("%d calls + %d boot looks", c.FirstRest, c.FirstPolls),
+			Met:  c.FirstRest <= 4})
+		out = append(out, Target{Name: "API calls per later Service create (warm), boot looks apart",
+			Want: fmt.Sprintf("≤ 2 calls (median of the %d later creates measured alone)", c.N-1),
+			Got:  fmt.Sprintf("%d calls median + %d boot looks median (all %d: mean %.1f calls + %.1f looks)", c.LaterRestMedian, c.LaterPollsMedian, c.N, c.RestMean, c.PollsMean),
+			Met:  c.N > 1 && c.LaterRestMedian <= 2})
 	}
 	if d := r.DeleteStats; d.N > 0 {
-		out = append(out, Target{Name: "API calls per Service delete, shutdown polls apart",
-			Want: fmt.Sprintf("≤ 4 calls (median of the %d deletes measured alone)", d.N),
-			Got:  fmt.Sprintf("%d calls median (mean %.1f) + %d shutdown polls median (mean %.1f)", d.RestMedian, d.RestMean, d.PollsMedian, d.PollsMean),
-			Met:  d.RestMedian <= 4})
+		out = append(out, Target{Name: "API calls per Service delete, shutdown looks apart",
+			Want: fmt.Sprintf("≤ 3 calls (median of the %d deletes measured alone)", d.N),
+			Got:  fmt.Sprintf("%d calls median (mean %.1f) + %d shutdown looks median (mean %.1f)", d.RestMedian, d.RestMean, d.PollsMedian, d.PollsMean),
+			Met:  d.RestMedian <= 3})
 	}
 	for _, l := range r.Latency {
 		out = append(out, Target{Name: fmt.Sprintf("CCM overhead to EXTERNAL-IP beyond the %s boot delay (%s API latency)", l.Boot, latName(l.Latency)),

@@ -135,11 +135,15 @@ func answered(c Counts, op string) int {
 
 // IsApplianceRead reports whether a request (operation and answer status)
 // is a look at a load balancer that counts as a boot or shutdown poll: a
-// find or read of load balancers, or a Status read that did not answer 2xx
+// listing of the zone's appliances, a find or read of load balancers, or a
+// Status read that did not answer 2xx
 // (the simulator answers 409 still_creating while an appliance boots). A
 // Status answered 2xx is the health poll reading a running appliance; it
 // is reported apart.
 func IsApplianceRead(op, status string) bool {
+	if op == "Appliance.Find" {
+		return true // the zone's one listing of every appliance class
+	}
 	if !strings.HasPrefix(op, "LoadBalancer.") || IsWrite(op) {
 		return false
 	}
@@ -213,6 +217,22 @@ func Polls(ticks []tick, started func(Counts) bool, busy func(status string) boo
 		return Counts{}, nil // over before the first look after the start
 	}
 	return ticks[i1].counts.Sub(ticks[i0].counts).Filter(IsApplianceRead), nil
+}
+
+// Looks are the appliance reads (IsApplianceRead) from the first tick
+// whose counts show started (the LoadBalancer.Create or Shutdown answered)
+// to the end of the window: every look at the appliance after the create
+// (or shutdown) was sent, the one that finds it up (or down) included, is
+// a look for the boot (or the shutdown) to end. Polls, by contrast, stops
+// at the last look that saw the appliance busy and so counts that last
+// look as an ordinary call.
+func Looks(ticks []tick, started func(Counts) bool) (Counts, error) {
+	for i, t := range ticks {
+		if started(t.counts) {
+			return ticks[len(ticks)-1].counts.Sub(ticks[i].counts).Filter(IsApplianceRead), nil
+		}
+	}
+	return Counts{}, errNoStart
 }
 
 // booting: an appliance being created; "?" means it was not identified yet,

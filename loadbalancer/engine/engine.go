@@ -16,6 +16,8 @@ import (
 	"sync"
 	"time"
 
+	servicehelpers "k8s.io/cloud-provider/service/helpers"
+
 	"k8s.io/utils/clock"
 
 	"github.com/sacloud/iaas-api-go"
@@ -212,28 +214,6 @@ func (l *Engine) Status(ctx context.Context, clusterName string, svc *v1.Service
 	return statusOf(loc.lbs[0], memberVIP(loc.lbs[0], svc)), true, nil
 }
 
-func isUp(lb *iaas.LoadBalancer) bool {
-	return lb.InstanceStatus.IsUp() && lb.Availability.IsAvailable()
-}
-
-func vipOf(lb *iaas.LoadBalancer) string {
-	for _, v := range lb.VirtualIPAddresses {
-		if v != nil && v.VirtualIPAddress != "" {
-			return v.VirtualIPAddress
-		}
-	}
-	return ""
-}
-
-// statusOf is the Service's status on lb, whose VIP for it is vip.
-func statusOf(lb *iaas.LoadBalancer, vip string) *v1.LoadBalancerStatus {
-	if !isUp(lb) || vip == "" {
-		return &v1.LoadBalancerStatus{}
-	}
-	mode := v1.LoadBalancerIPModeVIP
-	return &v1.LoadBalancerStatus{Ingress: []v1.LoadBalancerIngress{{IP: vip, IPMode: &mode}}}
-}
-
 // prepared is the validated input of one reconcile.
 type prepared struct {
 	opts    annotations.Options
@@ -263,7 +243,7 @@ func (l *Engine) prepare(ctx context.Context, svc *v1.Service) (*prepared, error
 		}
 		return nil, l.fail(svc, reason, fmt.Errorf("%w; nothing was created or changed", err))
 	}
-	if svc.Spec.ExternalTrafficPolicy == v1.ServiceExternalTrafficPolicyLocal && l.follower() == nil {
+	if servicehelpers.RequestsOnlyLocalTraffic(svc) && l.follower() == nil {
 		// Not an error (the Service still works on nodes with endpoints),
 		// but the DSR health check cannot see endpoints, so say so.
 		l.warn(svc, ReasonTrafficPolicyLocal, "externalTrafficPolicy: Local is not followed by the SAKURA load balancer: every node is a real server and its health check cannot see which nodes run endpoints, so connections sent to nodes without one fail; use externalTrafficPolicy: Cluster")

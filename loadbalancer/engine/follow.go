@@ -8,6 +8,8 @@ import (
 	"sync"
 	"time"
 
+	servicehelpers "k8s.io/cloud-provider/service/helpers"
+
 	"k8s.io/utils/clock"
 
 	"github.com/sacloud/iaas-api-go"
@@ -215,7 +217,7 @@ func (f *follower) watchSlices() (discoverylisters.EndpointSliceLister, cache.In
 
 func isLocal(svc *v1.Service) bool {
 	return svc.Spec.Type == v1.ServiceTypeLoadBalancer && svc.Spec.LoadBalancerClass == nil &&
-		svc.Spec.ExternalTrafficPolicy == v1.ServiceExternalTrafficPolicyLocal
+		servicehelpers.RequestsOnlyLocalTraffic(svc)
 }
 
 func (l *Engine) follower() *follower {
@@ -453,41 +455,4 @@ func (l *Engine) backends(svc *v1.Service, nodes []*v1.Node, p *prepared, switch
 	}
 	l.reportBackends(svc, b, "switch "+switchID.String())
 	return b, nil
-}
-
-// keyedLocks serializes work per key (a Service, a sharing key) without one
-// global lock: the service controller and the endpoint follower may sync
-// the same Service at once, and members of one key write one appliance.
-type keyedLocks struct {
-	mu sync.Mutex
-	m  map[string]*keyedLock
-}
-
-type keyedLock struct {
-	mu    sync.Mutex
-	users int
-}
-
-// lock takes key's lock and returns its release.
-func (k *keyedLocks) lock(key string) (unlock func()) {
-	k.mu.Lock()
-	if k.m == nil {
-		k.m = map[string]*keyedLock{}
-	}
-	e := k.m[key]
-	if e == nil {
-		e = &keyedLock{}
-		k.m[key] = e
-	}
-	e.users++
-	k.mu.Unlock()
-	e.mu.Lock()
-	return func() {
-		e.mu.Unlock()
-		k.mu.Lock()
-		if e.users--; e.users == 0 {
-			delete(k.m, key)
-		}
-		k.mu.Unlock()
-	}
 }

@@ -3,7 +3,6 @@ package engine
 import (
 	"context"
 	"fmt"
-	"strings"
 	"time"
 
 	"github.com/sacloud/iaas-api-go"
@@ -175,14 +174,4 @@ func (l *Engine) unlisted(ctx context.Context, exec *apply.Executor, svc *v1.Ser
 
 func pending(msg string, after time.Duration) location {
 	return location{found: decide.FoundPending, wait: api.NewRetryError(msg, after)}
-}
-
-// reportDuplicates warns that more than one appliance carries the
-// Service's ownership tags; the oldest is managed.
-func (l *Engine) reportDuplicates(svc *v1.Service, lbs []*iaas.LoadBalancer) {
-	var ids []string
-	for _, o := range lbs[1:] {
-		ids = append(ids, o.ID.String())
-	}
-	l.warn(svc, ReasonDuplicate, fmt.Sprintf("more than one load balancer carries this Service's ownership tags; managing %s, leaving %s alone (delete them by hand if unused)", lbs[0].ID, strings.Join(ids, ", ")))
 }

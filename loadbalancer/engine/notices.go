@@ -5,6 +5,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/sacloud/iaas-api-go"
 	"github.com/sakura-ccm/sakura-cloud-controller-manager/internal/metrics"
 	v1 "k8s.io/api/core/v1"
 	"k8s.io/klog/v2"
@@ -70,3 +71,13 @@ func (l *Engine) once(svc *v1.Service, warning bool, key string, nodes []string,
 
 // forgetNotices drops what was reported for a Service that is gone.
 func (l *Engine) forgetNotices(uid string) { l.mem.forgetNotices(uid) }
+
+// reportDuplicates warns that more than one appliance carries the
+// Service's ownership tags; the oldest is managed.
+func (l *Engine) reportDuplicates(svc *v1.Service, lbs []*iaas.LoadBalancer) {
+	var ids []string
+	for _, o := range lbs[1:] {
+		ids = append(ids, o.ID.String())
+	}
+	l.warn(svc, ReasonDuplicate, fmt.Sprintf("more than one load balancer carries this Service's ownership tags; managing %s, leaving %s alone (delete them by hand if unused)", lbs[0].ID, strings.Join(ids, ", ")))
+}

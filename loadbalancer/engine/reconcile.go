@@ -70,6 +70,7 @@ func (l *Engine) Reconcile(ctx context.Context, r Request) (*v1.LoadBalancerStat
 	if err != nil {
 		return nil, err
 	}
+	exec, cluster := l.executor(r.Cluster), l.cluster(r.Cluster)
 	if key := p.opts.SharingKey; key != "" {
 		// Members of one key write to one appliance: one at a time.
 		defer l.locks.lock(sharedOwner(key))()
@@ -78,7 +79,6 @@ func (l *Engine) Reconcile(ctx context.Context, r Request) (*v1.LoadBalancerStat
 	// show every write made under them before (a member's join or
 	// unsharing, this Service's create).
 	locked := l.clock.Now()
-	exec := l.executor(r.Cluster)
 	loc, err := l.locate(ctx, exec, svc, locateFor{observed: r.Observed, since: locked})
 	if err != nil {
 		return nil, l.fail(svc, reasonOf(err, ReasonAPIError), err)
@@ -99,7 +99,7 @@ func (l *Engine) Reconcile(ctx context.Context, r Request) (*v1.LoadBalancerStat
 			l.reportDuplicates(svc, loc.lbs)
 		}
 	}
-	a := act{l: l, exec: exec, cluster: l.cluster(r.Cluster), svc: svc, nodes: r.Nodes, p: p, trigger: r.Trigger, locked: locked}
+	a := act{l: l, exec: exec, cluster: cluster, svc: svc, nodes: r.Nodes, p: p, trigger: r.Trigger, locked: locked}
 	switch step {
 	case decide.StepNone:
 		return nil, nil
@@ -167,6 +167,31 @@ func (a act) create(ctx context.Context) (*v1.LoadBalancerStatus, error) {
 		return l.join(ctx, a.exec, a.cluster, svc, a.nodes, a.p, a.locked)
 	}
 	return l.create(ctx, a.exec, a.cluster, svc, a.nodes, a.p)
+}
+
+// boot powers on an appliance found stopped: the controller never stops
+// one of a live Service's appliances (deletion holds the Service's lock
+// while it waits), so someone did so outside it.
+func (a act) boot(ctx context.Context, lb *iaas.LoadBalancer) error {
+	l, svc := a.l, a.svc
+	// Every caller may act on a cached copy older than the Service's
+	// deletion (a new leader's first pass, a node sync, the follower, the
+	// repair pass, even EnsureLoadBalancer from a lagging informer): a boot
+	// would undo the deletion's shutdown (issue #18, defect 6; torture seed
+	// 10109), so the Service is read again first. Boots are rare; the read
+	// goes to the API server, not to SAKURA.
+	if ok, err := l.stillWanted(ctx, svc); !ok {
+		return err
+	}
+	booted, err := a.exec.Boot(ctx, lb, desired.MemberUIDs(lb.Tags))
+	if err != nil {
+		return l.fail(svc, ReasonAPIError, err)
+	}
+	if booted {
+		l.mem.markBootSent(lb.ID)
+		l.event(svc, false, ReasonRepaired, "load balancer %s (%s) was powered off outside the controller; booting it", lb.Name, lb.ID)
+	}
+	return api.NewRetryError(fmt.Sprintf("load balancer %s was powered off; booting it", lb.ID), BootRetryMin)
 }
 
 // serve brings an appliance that is up in line with the Service

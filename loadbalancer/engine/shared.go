@@ -172,17 +172,3 @@ func driftText(drift []plan.Drift) string {
 	}
 	return strings.Join(parts, "; ")
 }
-
-// memberVIP is the VIP of svc's entries on lb ("" when it has none).
-func memberVIP(lb *iaas.LoadBalancer, svc *v1.Service) string {
-	if desired.SharingKeyOf(lb.Tags) == "" {
-		return vipOf(lb)
-	}
-	mine, _ := plan.SplitEntries(lb.VirtualIPAddresses, desired.RefOf(svc))
-	for _, e := range mine {
-		if e.VirtualIPAddress != "" {
-			return e.VirtualIPAddress
-		}
-	}
-	return ""
-}

@@ -10,13 +10,11 @@ import (
 	"github.com/sakura-ccm/sakura-cloud-controller-manager/loadbalancer/annotations"
 	"github.com/sakura-ccm/sakura-cloud-controller-manager/loadbalancer/apply"
 	"github.com/sakura-ccm/sakura-cloud-controller-manager/loadbalancer/decide"
-	"github.com/sakura-ccm/sakura-cloud-controller-manager/loadbalancer/desired"
 	v1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
 	ktypes "k8s.io/apimachinery/pkg/types"
-	"k8s.io/cloud-provider/api"
 	servicehelpers "k8s.io/cloud-provider/service/helpers"
 	"k8s.io/klog/v2"
 )
@@ -79,31 +77,6 @@ func (l *Engine) recordID(ctx context.Context, svc *v1.Service, id types.ID) {
 	if _, err := l.kube.CoreV1().Services(svc.Namespace).Patch(ctx, svc.Name, ktypes.MergePatchType, []byte(patch), metav1.PatchOptions{}); err != nil {
 		klog.ErrorS(err, "Could not record the load balancer's ID on the Service; it is still found by its tags", "service", serviceKey(svc.Namespace, svc.Name), "loadBalancer", id)
 	}
-}
-
-// boot powers on an appliance found stopped: the controller never stops
-// one of a live Service's appliances (deletion holds the Service's lock
-// while it waits), so someone did so outside it.
-func (a act) boot(ctx context.Context, lb *iaas.LoadBalancer) error {
-	l, svc := a.l, a.svc
-	// Every caller may act on a cached copy older than the Service's
-	// deletion (a new leader's first pass, a node sync, the follower, the
-	// repair pass, even EnsureLoadBalancer from a lagging informer): a boot
-	// would undo the deletion's shutdown (issue #18, defect 6; torture seed
-	// 10109), so the Service is read again first. Boots are rare; the read
-	// goes to the API server, not to SAKURA.
-	if ok, err := l.stillWanted(ctx, svc); !ok {
-		return err
-	}
-	booted, err := a.exec.Boot(ctx, lb, desired.MemberUIDs(lb.Tags))
-	if err != nil {
-		return l.fail(svc, ReasonAPIError, err)
-	}
-	if booted {
-		l.mem.markBootSent(lb.ID)
-		l.event(svc, false, ReasonRepaired, "load balancer %s (%s) was powered off outside the controller; booting it", lb.Name, lb.ID)
-	}
-	return api.NewRetryError(fmt.Sprintf("load balancer %s was powered off; booting it", lb.ID), BootRetryMin)
 }
 
 // stillWanted re-reads svc from the API server: the repair pass acts on an
