@@ -989,11 +989,7 @@ func faultText(f sakurasim.FaultRule) string {
 // right after a create, so the new leader must cope with an appliance it
 // cannot list yet (issue #18, defect 5).
 func takeover(w *world) string {
-	w.stopCCM()
-	if err := w.startCCM(); err != nil {
-		return "error: " + err.Error()
-	}
-	return fmt.Sprintf("ccm#%d runs", w.gens)
+	return w.restart()
 }
 
 // afterPlanChange plays what follows a plan change in a cluster: the server

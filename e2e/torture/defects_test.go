@@ -324,7 +324,15 @@ func together(w *world, fs ...func() string) string {
 }
 
 // restart stops the controller and starts the next generation at once.
+//
+// Restarts are serialized: two actions restarting at once would otherwise
+// both stop the one running controller and then each start one, leaving
+// two controllers running side by side, which leader election rules out
+// (seed 60155 found the harness doing so: two processes each created an
+// appliance for one Service).
 func (w *world) restart() string {
+	w.restartMu.Lock()
+	defer w.restartMu.Unlock()
 	w.stopCCM()
 	if err := w.startCCM(); err != nil {
 		return "restart: " + errText(err)

@@ -143,12 +143,14 @@ type world struct {
 	stoppedAt []time.Time
 
 	mu       sync.Mutex
-	damaged  map[string][]string   // Service UID -> out-of-band damage done to its appliance
-	findings []violation           // seen while running (foreign writes)
-	notes    []string              // refusals the last check excused
-	deleting map[types.ID]deletion // appliance -> its only member, being deleted while down
-	late     int                   // requests a stopped controller started
-	repair   string                // the repair pass configured
+	damaged  map[string][]string // Service UID -> out-of-band damage done to its appliance
+	findings []violation         // seen while running (foreign writes)
+	notes    []string            // refusals the last check excused
+	// restartMu serializes restarts (restart).
+	restartMu sync.Mutex
+	deleting  map[types.ID]deletion // appliance -> its only member, being deleted while down
+	late      int                   // requests a stopped controller started
+	repair    string                // the repair pass configured
 }
 
 func (w *world) since() time.Duration { return time.Since(w.start) }
@@ -377,6 +379,9 @@ func (b clientBuilder) ClientOrDie(string) kubernetes.Interface     { return b.c
 func (w *world) startCCM() error {
 	w.ccmMu.Lock()
 	defer w.ccmMu.Unlock()
+	if w.ccm != nil {
+		return fmt.Errorf("ccm#%d still runs: one controller at a time (leader election)", w.ccm.gen)
+	}
 	w.gens++
 	gen := w.gens
 	token := fmt.Sprintf("ccm-%d-%d-%p", w.seed, gen, w)
