@@ -158,11 +158,11 @@ func (l *Engine) allocFailed(svc *v1.Service, err error, untouched string) error
 	var ex *ipam.ExhaustedError
 	switch {
 	case errors.As(err, &ex):
-		return l.fail(svc, ReasonAddressBlockExhausted, fmt.Errorf("%w; %s", err, untouched))
+		return reasoned(ReasonAddressBlockExhausted, fmt.Errorf("%w; %s", err, untouched))
 	case errors.Is(err, ipam.ErrPinnedUnavailable):
-		return l.fail(svc, ReasonLoadBalancerIPInvalid, fmt.Errorf("%w; fix spec.loadBalancerIP or %s", err, annotations.LoadBalancerIP))
+		return reasoned(ReasonLoadBalancerIPInvalid, fmt.Errorf("%w; fix spec.loadBalancerIP or %s", err, annotations.LoadBalancerIP))
 	}
-	return l.fail(svc, ReasonAPIError, err)
+	return orReason(ReasonAPIError, err)
 }
 
 // create allocates addresses and creates the appliance under the switch's
@@ -172,9 +172,9 @@ func (l *Engine) create(ctx context.Context, exec *apply.Executor, cluster strin
 	if err != nil {
 		var be *blockError
 		if errors.As(err, &be) {
-			return nil, l.fail(svc, be.reason, err)
+			return nil, reasoned(be.reason, err)
 		}
-		return nil, l.fail(svc, ReasonAPIError, err)
+		return nil, orReason(ReasonAPIError, err)
 	}
 	backends, err := l.backends(svc, nodes, p, block.SwitchID, block.Plain, block.Prefix)
 	if err != nil {
@@ -184,7 +184,7 @@ func (l *Engine) create(ctx context.Context, exec *apply.Executor, cluster strin
 	defer l.locks.lock(switchLock(block.SwitchID))()
 	block, usage, reason, err := l.usageOf(ctx, block.SwitchID, p.opts, nodes, string(svc.UID))
 	if err != nil {
-		return nil, l.fail(svc, reason, err)
+		return nil, reasoned(reason, err)
 	}
 	free := len(ipam.Free(block, usage, l.reserved))
 	metrics.SetBlockAddresses(block.SwitchID.String(), free, len(block.Usable())-free)
@@ -198,16 +198,16 @@ func (l *Engine) create(ctx context.Context, exec *apply.Executor, cluster strin
 	}
 	vrid, err := ipam.PickVRID(usage)
 	if err != nil {
-		return nil, l.fail(svc, ReasonAddressBlockExhausted, err)
+		return nil, reasoned(ReasonAddressBlockExhausted, err)
 	}
 	want, err := desired.Build(desired.Input{ClusterID: cluster, Service: svc, Options: p.opts, SwitchID: block.SwitchID, VIP: res.VIP.String(), Backends: backends.Selected})
 	if err != nil {
-		return nil, l.fail(svc, ReasonInvalidAnnotation, err)
+		return nil, reasoned(ReasonInvalidAnnotation, err)
 	}
 	ips := append([]netip.Addr{res.VIP}, res.Appliance...)
 	rec := annotations.CreateRecord{At: l.clock.Now().UTC(), SwitchID: block.SwitchID.String(), IPs: ips, VRID: vrid, SharingKey: p.opts.SharingKey}
 	if err := l.recordCreate(ctx, svc, rec); err != nil {
-		return nil, l.fail(svc, ReasonAPIError, fmt.Errorf("%w; nothing was created", err))
+		return nil, orReason(ReasonAPIError, fmt.Errorf("%w; nothing was created", err))
 	}
 	lb, err := exec.Create(ctx, want, block, res.Appliance, vrid)
 	if err != nil && !sakuraapi.NotDone(err) {
@@ -227,14 +227,14 @@ func (l *Engine) create(ctx context.Context, exec *apply.Executor, cluster strin
 		if key := p.opts.SharingKey; key != "" {
 			l.alloc.Reserve(sharedOwner(key), ipam.Reservation{SwitchID: block.SwitchID, Uncertain: true, Grace: grace})
 		}
-		_ = l.fail(svc, ReasonAPIError, err)
+		_ = l.fail(svc, ReasonAPIError, err) // reported now: the reconcile returns a RetryError
 		return nil, api.NewRetryError(fmt.Sprintf("creating the load balancer failed (%v); looking for it by its tags before trying again", err), min(BootRetryAfter, graceOf(r)))
 	}
 	if err != nil {
 		// Refused: perhaps an address or VRID taken outside the controller
 		// since the inventory was read. The next try reads it afresh.
 		l.forgetInventoryIfRefused(block.SwitchID, err)
-		return nil, l.fail(svc, ReasonAPIError, err)
+		return nil, orReason(ReasonAPIError, err)
 	}
 	l.alloc.Reserve(string(svc.UID), ipam.Reservation{SwitchID: block.SwitchID, IPs: ips, VRID: vrid, ApplianceID: lb.ID})
 	l.recordID(ctx, svc, lb.ID)

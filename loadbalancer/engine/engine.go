@@ -226,7 +226,7 @@ func (l *Engine) prepare(ctx context.Context, svc *v1.Service) (*prepared, error
 		return nil, cloudprovider.ImplementedElsewhere
 	}
 	if l.cfgErr != nil {
-		return nil, l.fail(svc, ReasonConfigError, l.cfgErr)
+		return nil, reasoned(ReasonConfigError, l.cfgErr)
 	}
 	opts, errs := annotations.Parse(svc, l.defaults())
 	if len(errs) > 0 {
@@ -234,14 +234,14 @@ func (l *Engine) prepare(ctx context.Context, svc *v1.Service) (*prepared, error
 		for _, e := range errs {
 			msgs = append(msgs, e.Error())
 		}
-		return nil, l.fail(svc, ReasonInvalidAnnotation, fmt.Errorf("%s; the load balancer is left as it is until this is fixed", strings.Join(msgs, "; ")))
+		return nil, reasoned(ReasonInvalidAnnotation, fmt.Errorf("%s; the load balancer is left as it is until this is fixed", strings.Join(msgs, "; ")))
 	}
 	if err := desired.CheckPorts(svc); err != nil {
 		reason := ReasonUnsupportedProtocol
 		if errors.Is(err, desired.ErrTooManyPorts) {
 			reason = ReasonTooManyPorts
 		}
-		return nil, l.fail(svc, reason, fmt.Errorf("%w; nothing was created or changed", err))
+		return nil, reasoned(reason, fmt.Errorf("%w; nothing was created or changed", err))
 	}
 	if servicehelpers.RequestsOnlyLocalTraffic(svc) && l.follower() == nil {
 		// Not an error (the Service still works on nodes with endpoints),
@@ -250,7 +250,7 @@ func (l *Engine) prepare(ctx context.Context, svc *v1.Service) (*prepared, error
 	}
 	servers, err := l.listServers(ctx)
 	if err != nil {
-		return nil, l.fail(svc, ReasonAPIError, err)
+		return nil, orReason(ReasonAPIError, err)
 	}
 	return &prepared{opts: opts, servers: servers}, nil
 }

@@ -56,6 +56,15 @@ func (e *reasonedError) Unwrap() error { return e.err }
 
 func reasoned(reason string, err error) error { return &reasonedError{reason: reason, err: err} }
 
+// orReason is err with reason unless it already carries one.
+func orReason(reason string, err error) error {
+	var re *reasonedError
+	if errors.As(err, &re) {
+		return err
+	}
+	return reasoned(reason, err)
+}
+
 // reasonOf is err's own reason, else fallback.
 func reasonOf(err error, fallback string) string {
 	var re *reasonedError

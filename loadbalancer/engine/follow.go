@@ -434,7 +434,7 @@ func (l *Engine) localNodes(svc *v1.Service, nodes []*v1.Node) ([]*v1.Node, erro
 func (l *Engine) backendsOn(ctx context.Context, svc *v1.Service, nodes []*v1.Node, p *prepared, lb *iaas.LoadBalancer) (desired.Backends, error) {
 	haveType, _, err := l.haveType(ctx, lb)
 	if err != nil {
-		return desired.Backends{}, l.fail(svc, ReasonAPIError, fmt.Errorf("reading switch %s of load balancer %s: %w", lb.SwitchID, lb.ID, err))
+		return desired.Backends{}, orReason(ReasonAPIError, fmt.Errorf("reading switch %s of load balancer %s: %w", lb.SwitchID, lb.ID, err))
 	}
 	return l.backends(svc, nodes, p, lb.SwitchID, haveType == annotations.TypeSwitch, networkOf(lb))
 }

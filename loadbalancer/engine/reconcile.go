@@ -45,6 +45,23 @@ type Request struct {
 // A nil status with a nil error means there is no appliance and the
 // trigger may not make one.
 func (l *Engine) Reconcile(ctx context.Context, r Request) (*v1.LoadBalancerStatus, error) {
+	st, err := l.reconcile(ctx, r)
+	return st, l.report(r.Service, err)
+}
+
+// report is the edge where a reconcile's failure becomes a Warning Event
+// and a metric: the reason travels up with the error (reasoned), so the
+// steps below only say what went wrong. An error without a reason (a wait,
+// a refusal the Service asked for) is returned as it is.
+func (l *Engine) report(svc *v1.Service, err error) error {
+	var re *reasonedError
+	if errors.As(err, &re) {
+		_ = l.fail(svc, re.reason, err)
+	}
+	return err
+}
+
+func (l *Engine) reconcile(ctx context.Context, r Request) (*v1.LoadBalancerStatus, error) {
 	svc := r.Service
 	uid := string(svc.UID)
 	defer l.locks.lock("svc/" + uid)()
@@ -81,7 +98,7 @@ func (l *Engine) Reconcile(ctx context.Context, r Request) (*v1.LoadBalancerStat
 	locked := l.clock.Now()
 	loc, err := l.locate(ctx, exec, svc, locateFor{observed: r.Observed, since: locked})
 	if err != nil {
-		return nil, l.fail(svc, reasonOf(err, ReasonAPIError), err)
+		return nil, orReason(ReasonAPIError, err)
 	}
 	var lb *iaas.LoadBalancer
 	var bootSent time.Time
@@ -108,7 +125,7 @@ func (l *Engine) Reconcile(ctx context.Context, r Request) (*v1.LoadBalancerStat
 	case decide.StepCreate:
 		return a.create(ctx)
 	case decide.StepFailed:
-		return nil, l.fail(svc, ReasonAPIError, fmt.Errorf("load balancer %s (%s) failed to be created by SAKURA Cloud; delete it (or delete and re-create the Service) to get a new one", lb.Name, lb.ID))
+		return nil, orReason(ReasonAPIError, fmt.Errorf("load balancer %s (%s) failed to be created by SAKURA Cloud; delete it (or delete and re-create the Service) to get a new one", lb.Name, lb.ID))
 	case decide.StepStayOff:
 		return nil, fmt.Errorf("load balancer %s is powered off and the Service opts out of repair (%s: \"false\"); boot it by hand or remove the annotation", lb.ID, annotations.Repair)
 	case decide.StepBoot:
@@ -185,7 +202,7 @@ func (a act) boot(ctx context.Context, lb *iaas.LoadBalancer) error {
 	}
 	booted, err := a.exec.Boot(ctx, lb, desired.MemberUIDs(lb.Tags))
 	if err != nil {
-		return l.fail(svc, ReasonAPIError, err)
+		return orReason(ReasonAPIError, err)
 	}
 	if booted {
 		l.mem.markBootSent(lb.ID)
@@ -231,7 +248,7 @@ func (a act) serve(ctx context.Context, lb *iaas.LoadBalancer) (*v1.LoadBalancer
 			if suspected {
 				l.mem.setPending(lb.ID)
 			}
-			return nil, l.fail(svc, ReasonAPIError, err)
+			return nil, orReason(ReasonAPIError, err)
 		}
 		l.event(svc, false, ReasonRepaired, "load balancer %s runs other settings than it saved (an earlier Config failed); applied the saved settings", lb.ID)
 	}
@@ -248,9 +265,9 @@ func (a act) serve(ctx context.Context, lb *iaas.LoadBalancer) (*v1.LoadBalancer
 	if sp.CheckPin {
 		switch err := l.checkNewVIP(ctx, string(svc.UID), lb, p.opts, a.nodes); {
 		case errors.Is(err, ipam.ErrPinnedUnavailable):
-			pinErr = l.fail(svc, ReasonLoadBalancerIPInvalid, fmt.Errorf("%w; the load balancer keeps %s", err, cmp.Or(vip, "the address the Service shows")))
+			pinErr = reasoned(ReasonLoadBalancerIPInvalid, fmt.Errorf("%w; the load balancer keeps %s", err, cmp.Or(vip, "the address the Service shows")))
 		case err != nil:
-			return nil, l.fail(svc, ReasonAPIError, err)
+			return nil, orReason(ReasonAPIError, err)
 		default:
 			vip = p.opts.IP
 		}
@@ -270,7 +287,7 @@ func (a act) serve(ctx context.Context, lb *iaas.LoadBalancer) (*v1.LoadBalancer
 	}
 	want, err := desired.Build(desired.Input{ClusterID: a.cluster, Service: svc, Options: p.opts, SwitchID: lb.SwitchID, VIP: vip, Backends: backends.Selected})
 	if err != nil {
-		return nil, l.fail(svc, ReasonInvalidAnnotation, err)
+		return nil, reasoned(ReasonInvalidAnnotation, err)
 	}
 	have := lb
 	if shared {
@@ -288,7 +305,7 @@ func (a act) serve(ctx context.Context, lb *iaas.LoadBalancer) (*v1.LoadBalancer
 			vips := append(slices.Clone(others), change.VIPs...)
 			if err := exec.UpdateSettings(ctx, lb, vips); err != nil {
 				l.forgetInventoryIfRefused(lb.SwitchID, err)
-				return nil, l.fail(svc, ReasonAPIError, err) // a failed Config is remembered by exec
+				return nil, orReason(ReasonAPIError, err) // a failed Config is remembered by exec
 			}
 			if sp.AsRepair {
 				l.event(svc, false, ReasonRepaired, "load balancer %s differed from the Service (changed outside the controller?); rewrote it: %s", lb.ID, summarize(change.Changes))

@@ -39,7 +39,7 @@ func (l *Engine) join(ctx context.Context, exec *apply.Executor, cluster string,
 	// defect 4).
 	snap, err := l.zoneSince(ctx, locked)
 	if err != nil {
-		return nil, l.fail(svc, ReasonAPIError, err)
+		return nil, orReason(ReasonAPIError, err)
 	}
 	shared := ownedIn(snap, desired.ClusterTag(exec.ClusterID), desired.SharingTag(key))
 	var lb *iaas.LoadBalancer
@@ -54,7 +54,7 @@ func (l *Engine) join(ctx context.Context, exec *apply.Executor, cluster string,
 		// a restart: wait for it rather than make a second appliance.
 		recs, err := l.recordsInFlight(string(svc.UID))
 		if err != nil {
-			return nil, l.fail(svc, ReasonAPIError, err)
+			return nil, orReason(ReasonAPIError, err)
 		}
 		for _, rec := range recs {
 			if rec.SharingKey == key {
@@ -72,7 +72,7 @@ func (l *Engine) join(ctx context.Context, exec *apply.Executor, cluster string,
 func (l *Engine) joinAppliance(ctx context.Context, exec *apply.Executor, cluster string, svc *v1.Service, nodes []*v1.Node, p *prepared, lb *iaas.LoadBalancer) (*v1.LoadBalancerStatus, error) {
 	key := p.opts.SharingKey
 	if lb.Availability.IsFailed() {
-		return nil, l.fail(svc, ReasonAPIError, fmt.Errorf("load balancer %s (%s) shared by key %s failed to be created by SAKURA Cloud; delete it to let the controller create a new one", lb.Name, lb.ID, key))
+		return nil, orReason(ReasonAPIError, fmt.Errorf("load balancer %s (%s) shared by key %s failed to be created by SAKURA Cloud; delete it to let the controller create a new one", lb.Name, lb.ID, key))
 	}
 	if !isUp(lb) {
 		return nil, api.NewRetryError(fmt.Sprintf("load balancer %s shared by key %s is not up yet", lb.ID, key), l.nextBootLook(l.clock.Since(lb.CreatedAt)))
@@ -82,7 +82,7 @@ func (l *Engine) joinAppliance(ctx context.Context, exec *apply.Executor, cluste
 	}
 	j := decide.JoinAppliance(lb, string(svc.UID), desired.RefOf(svc), len(svc.Spec.Ports))
 	if !j.Fits {
-		return nil, l.fail(svc, ReasonSharedApplianceFull, fmt.Errorf("load balancer %s shared by key %s is full: it has %d other Services and %d VIP+port entries, this Service needs %d more entries (limits: %d Services, %d entries); use another %s",
+		return nil, reasoned(ReasonSharedApplianceFull, fmt.Errorf("load balancer %s shared by key %s is full: it has %d other Services and %d VIP+port entries, this Service needs %d more entries (limits: %d Services, %d entries); use another %s",
 			lb.ID, key, j.Others, j.OtherEntries, len(svc.Spec.Ports), desired.MaxSharedMembers, desired.MaxVIPEntries, annotations.SharingKey))
 	}
 
@@ -98,7 +98,7 @@ func (l *Engine) joinAppliance(ctx context.Context, exec *apply.Executor, cluste
 	}
 	want, err := desired.Build(desired.Input{ClusterID: cluster, Service: svc, Options: p.opts, SwitchID: lb.SwitchID, VIP: vip.String(), Backends: backends.Selected})
 	if err != nil {
-		return nil, l.fail(svc, ReasonInvalidAnnotation, err)
+		return nil, reasoned(ReasonInvalidAnnotation, err)
 	}
 	_, others := plan.SplitEntries(lb.VirtualIPAddresses, desired.RefOf(svc))
 	vips := append(others, plan.ToAPI(want.VIPs)...)
@@ -109,7 +109,7 @@ func (l *Engine) joinAppliance(ctx context.Context, exec *apply.Executor, cluste
 			l.alloc.Release(vipOwner(string(svc.UID)))
 		}
 		l.forgetInventoryIfRefused(lb.SwitchID, err)
-		return nil, l.fail(svc, ReasonAPIError, err)
+		return nil, orReason(ReasonAPIError, err)
 	}
 	l.recordID(ctx, svc, lb.ID)
 	l.event(svc, false, ReasonJoinedShared, "joined load balancer %s (%s) shared by key %s with VIP %s, %d real servers; %d Services share it now",
@@ -122,7 +122,7 @@ func (l *Engine) joinAppliance(ctx context.Context, exec *apply.Executor, cluste
 func (l *Engine) allocateVIP(ctx context.Context, svc *v1.Service, opts annotations.Options, nodes []*v1.Node, lb *iaas.LoadBalancer) (netip.Addr, error) {
 	block, usage, reason, err := l.usageOf(ctx, lb.SwitchID, opts, nodes, string(svc.UID))
 	if err != nil {
-		return netip.Addr{}, l.fail(svc, reason, err)
+		return netip.Addr{}, reasoned(reason, err)
 	}
 	// lb was read after the zone listing usageOf may reuse: its members'
 	// VIPs written since count too.
@@ -145,7 +145,7 @@ func (l *Engine) sharingConflict(ctx context.Context, svc *v1.Service, nodes []*
 	if len(drift) == 0 {
 		return nil
 	}
-	return l.fail(svc, ReasonSharingConflict, fmt.Errorf("sharing key %s: the shared load balancer %s (%s) differs from this Service: %s; make this Service's settings agree with the other Services of the key or use another %s. The load balancer is left as it is",
+	return reasoned(ReasonSharingConflict, fmt.Errorf("sharing key %s: the shared load balancer %s (%s) differs from this Service: %s; make this Service's settings agree with the other Services of the key or use another %s. The load balancer is left as it is",
 		p.opts.SharingKey, lb.Name, lb.ID, driftText(drift), annotations.SharingKey))
 }
 
@@ -154,7 +154,7 @@ func (l *Engine) sharingConflict(ctx context.Context, svc *v1.Service, nodes []*
 func (l *Engine) fixedDrift(ctx context.Context, svc *v1.Service, nodes []*v1.Node, p *prepared, lb *iaas.LoadBalancer) ([]plan.Drift, error) {
 	haveType, _, err := l.haveType(ctx, lb)
 	if err != nil {
-		return nil, l.fail(svc, ReasonAPIError, fmt.Errorf("reading switch %s of load balancer %s: %w", lb.SwitchID, lb.ID, err))
+		return nil, orReason(ReasonAPIError, fmt.Errorf("reading switch %s of load balancer %s: %w", lb.SwitchID, lb.ID, err))
 	}
 	drift := plan.NetworkDrift(haveType, lb, networkOf(lb), p.opts)
 	if wantBlock, berr := l.resolve(ctx, svc, p.opts, nodes, p.servers); berr == nil && wantBlock.SwitchID != lb.SwitchID {
