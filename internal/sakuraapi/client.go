@@ -54,15 +54,13 @@ func DefaultLimits() Limits {
 type Client struct {
 	Zone string
 
-	Servers        ServerAPI
-	Switches       SwitchAPI
-	Internet       InternetAPI
-	LoadBalancers  LoadBalancerAPI
-	VPCRouters     VPCRouterAPI
-	Databases      DatabaseAPI
-	NFS            NFSAPI
-	MobileGateways MobileGatewayAPI
-	// Appliances lists every appliance class of the zone in one listing.
+	Servers       ServerAPI
+	Switches      SwitchAPI
+	Internet      InternetAPI
+	LoadBalancers LoadBalancerAPI
+	// Appliances lists every appliance class of the zone (load balancers,
+	// VPC routers, databases, NFS, mobile gateways) in one listing: the
+	// address inventory and the locator read it.
 	Appliances ApplianceAPI
 
 	limits  Limits
@@ -87,10 +85,6 @@ func NewFromCaller(caller iaas.APICaller, zone string, limits Limits) *Client {
 	c.Switches = &switchOp{c, iaas.NewSwitchOp(caller)}
 	c.Internet = &internetOp{c, iaas.NewInternetOp(caller)}
 	c.LoadBalancers = &loadBalancerOp{c, iaas.NewLoadBalancerOp(caller)}
-	c.VPCRouters = &vpcRouterOp{c, iaas.NewVPCRouterOp(caller)}
-	c.Databases = &databaseOp{c, iaas.NewDatabaseOp(caller)}
-	c.NFS = &nfsOp{c, iaas.NewNFSOp(caller)}
-	c.MobileGateways = &mobileGatewayOp{c, iaas.NewMobileGatewayOp(caller)}
 	var appliances ApplianceAPI = &applianceCollection{caller}
 	if caller == nil {
 		// iaas-api-go's fake mode (tests build the Client without a caller).

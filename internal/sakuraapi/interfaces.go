@@ -44,26 +44,3 @@ type LoadBalancerAPI interface {
 	Boot(ctx context.Context, zone string, id types.ID) error
 	Status(ctx context.Context, zone string, id types.ID) (*iaas.LoadBalancerStatusResult, error)
 }
-
-// The finders below exist only so the address search can see every
-// appliance that holds an address on a switch.
-
-// VPCRouterAPI lists VPC routers (addresses and VRIDs on switches).
-type VPCRouterAPI interface {
-	Find(ctx context.Context, zone string, conditions *iaas.FindCondition) (*iaas.VPCRouterFindResult, error)
-}
-
-// DatabaseAPI lists database appliances.
-type DatabaseAPI interface {
-	Find(ctx context.Context, zone string, conditions *iaas.FindCondition) (*iaas.DatabaseFindResult, error)
-}
-
-// NFSAPI lists NFS appliances.
-type NFSAPI interface {
-	Find(ctx context.Context, zone string, conditions *iaas.FindCondition) (*iaas.NFSFindResult, error)
-}
-
-// MobileGatewayAPI lists mobile gateways.
-type MobileGatewayAPI interface {
-	Find(ctx context.Context, zone string, conditions *iaas.FindCondition) (*iaas.MobileGatewayFindResult, error)
-}

@@ -117,42 +117,6 @@ func (s *loadBalancerOp) Status(ctx context.Context, zone string, id types.ID) (
 	return do(ctx, s.c, "LoadBalancer.Status", func(ctx context.Context) (*iaas.LoadBalancerStatusResult, error) { return s.op.Status(ctx, zone, id) })
 }
 
-type vpcRouterOp struct {
-	c  *Client
-	op iaas.VPCRouterAPI
-}
-
-func (s *vpcRouterOp) Find(ctx context.Context, zone string, cond *iaas.FindCondition) (*iaas.VPCRouterFindResult, error) {
-	return do(ctx, s.c, "VPCRouter.Find", func(ctx context.Context) (*iaas.VPCRouterFindResult, error) { return s.op.Find(ctx, zone, cond) })
-}
-
-type databaseOp struct {
-	c  *Client
-	op iaas.DatabaseAPI
-}
-
-func (s *databaseOp) Find(ctx context.Context, zone string, cond *iaas.FindCondition) (*iaas.DatabaseFindResult, error) {
-	return do(ctx, s.c, "Database.Find", func(ctx context.Context) (*iaas.DatabaseFindResult, error) { return s.op.Find(ctx, zone, cond) })
-}
-
-type nfsOp struct {
-	c  *Client
-	op iaas.NFSAPI
-}
-
-func (s *nfsOp) Find(ctx context.Context, zone string, cond *iaas.FindCondition) (*iaas.NFSFindResult, error) {
-	return do(ctx, s.c, "NFS.Find", func(ctx context.Context) (*iaas.NFSFindResult, error) { return s.op.Find(ctx, zone, cond) })
-}
-
-type mobileGatewayOp struct {
-	c  *Client
-	op iaas.MobileGatewayAPI
-}
-
-func (s *mobileGatewayOp) Find(ctx context.Context, zone string, cond *iaas.FindCondition) (*iaas.MobileGatewayFindResult, error) {
-	return do(ctx, s.c, "MobileGateway.Find", func(ctx context.Context) (*iaas.MobileGatewayFindResult, error) { return s.op.Find(ctx, zone, cond) })
-}
-
 type applianceOp struct {
 	c  *Client
 	op ApplianceAPI

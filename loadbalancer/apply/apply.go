@@ -88,28 +88,10 @@ func (e *Executor) markShutdown(id types.ID, wait time.Duration) {
 // Owned reports whether lb carries every tag in tags.
 func Owned(lb *iaas.LoadBalancer, tags ...string) bool { return desired.HasTags(lb.Tags, tags...) }
 
-// FindOwned returns the appliances tagged for this cluster and Service UID,
-// oldest first. The tag filter is re-checked locally: the API's filter is a
-// search, not a guarantee.
-func (e *Executor) FindOwned(ctx context.Context, uid string) ([]*iaas.LoadBalancer, error) {
-	out, err := e.findTagged(ctx, desired.ClusterTag(e.ClusterID), desired.ServiceTag(uid))
-	if err != nil {
-		return nil, fmt.Errorf("looking for the Service's load balancer: %w", err)
-	}
-	return out, nil
-}
-
-// FindShared returns the appliances of this cluster shared by key, oldest first.
-func (e *Executor) FindShared(ctx context.Context, key string) ([]*iaas.LoadBalancer, error) {
-	out, err := e.findTagged(ctx, desired.ClusterTag(e.ClusterID), desired.SharingTag(key))
-	if err != nil {
-		return nil, fmt.Errorf("looking for the load balancer shared by key %s: %w", key, err)
-	}
-	return out, nil
-}
-
 // FindCluster returns every appliance tagged for this cluster, oldest first
-// (the sweep decides which of them lost their Service).
+// (the sweep decides which of them lost their Service; the repair pass and
+// the health poll go through them). The tag filter is re-checked locally:
+// the API's filter is a search, not a guarantee.
 func (e *Executor) FindCluster(ctx context.Context) ([]*iaas.LoadBalancer, error) {
 	if e.ClusterID == "" {
 		// An empty cluster ID would match the bare "cluster=" tag prefix only,

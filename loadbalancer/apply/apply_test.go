@@ -30,18 +30,21 @@ func put(id types.ID, tags ...string) *iaas.LoadBalancer {
 	return lb
 }
 
-func TestFindOwnedRequiresBothTags(t *testing.T) {
+// FindCluster keeps only appliances that carry this cluster's tag exactly,
+// oldest first: another cluster's, or one tagged only by Service, is not
+// this cluster's.
+func TestFindClusterRequiresTheClusterTag(t *testing.T) {
 	e, ctx := setup(t)
-	put(11, desired.ClusterTag("c1"), desired.ServiceTag("u1"))
-	put(10, desired.ClusterTag("c1"), desired.ServiceTag("u1"), "extra")
-	put(12, desired.ClusterTag("c2"), desired.ServiceTag("u1"))
+	put(11, desired.ClusterTag(e.ClusterID), desired.ServiceTag("u1"))
+	put(10, desired.ClusterTag(e.ClusterID), desired.ServiceTag("u1"), "extra")
+	put(12, desired.ClusterTag(e.ClusterID+"2"), desired.ServiceTag("u1"))
 	put(13, desired.ServiceTag("u1"))
-	put(14, desired.ClusterTag("c1"), desired.ServiceTag("u2"))
-	got, err := e.FindOwned(ctx, "u1")
+	put(14, desired.ClusterTag(e.ClusterID), desired.ServiceTag("u2"))
+	got, err := e.FindCluster(ctx)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(got) != 2 || got[0].ID != 10 || got[1].ID != 11 {
+	if len(got) != 3 || got[0].ID != 10 || got[1].ID != 11 || got[2].ID != 14 {
 		t.Fatalf("got %v", got)
 	}
 }

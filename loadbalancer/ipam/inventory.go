@@ -62,22 +62,6 @@ func (u *Usage) Clone() *Usage {
 	return c
 }
 
-// ListLoadBalancers lists every load balancer of the zone (all owners: an
-// appliance of another cluster or made by hand holds addresses too).
-func ListLoadBalancers(ctx context.Context, c *sakuraapi.Client) ([]*iaas.LoadBalancer, error) {
-	lbs, err := FindAll(ctx, func(ctx context.Context, cond *iaas.FindCondition) ([]*iaas.LoadBalancer, int, error) {
-		r, err := c.LoadBalancers.Find(ctx, c.Zone, cond)
-		if err != nil {
-			return nil, 0, err
-		}
-		return r.LoadBalancers, r.Total, nil
-	}, nil)
-	if err != nil {
-		return nil, fmt.Errorf("listing load balancers: %w", err)
-	}
-	return lbs, nil
-}
-
 // AddLoadBalancers records the addresses and VRIDs of the load balancers on
 // switchID, and which appliances the listing showed there.
 func AddLoadBalancers(u *Usage, lbs []*iaas.LoadBalancer, switchID types.ID) {
@@ -237,83 +221,4 @@ func SwitchUsage(sw *iaas.Switch, servers []*iaas.Server, appliances *sakuraapi.
 	AddServers(u, servers, sw.ID)
 	AddAppliances(u, appliances, sw.ID)
 	return u
-}
-
-// SwitchInventory is SwitchUsage with the servers read from the API: one
-// call, Switch.GetServers, beside the appliance listing the caller holds.
-func SwitchInventory(ctx context.Context, c *sakuraapi.Client, sw *iaas.Switch, appliances *sakuraapi.Appliances) (*Usage, error) {
-	servers, err := switchServers(ctx, c, sw.ID)
-	if err != nil {
-		return nil, err
-	}
-	return SwitchUsage(sw, servers, appliances), nil
-}
-
-func switchServers(ctx context.Context, c *sakuraapi.Client, id types.ID) ([]*iaas.Server, error) {
-	r, err := c.Switches.GetServers(ctx, c.Zone, id)
-	if err != nil {
-		return nil, fmt.Errorf("listing servers on switch %s: %w", id, err)
-	}
-	return r.Servers, nil
-}
-
-// OtherConsumers lists the addresses and VRIDs on sw held by everything but
-// load balancers: the switch's next hops, the servers on it, and the VPC
-// routers, databases, NFS and mobile gateways of the zone with a NIC on it.
-// These change seldom and cost five calls, so callers may reuse the answer
-// for a bounded time; load balancers, which this controller creates
-// itself, are listed afresh for every allocation (ListLoadBalancers).
-// SwitchInventory gives the same and the load balancers from one shared
-// appliance listing instead of the four class finds.
-func OtherConsumers(ctx context.Context, c *sakuraapi.Client, sw *iaas.Switch) (*Usage, error) {
-	servers, err := switchServers(ctx, c, sw.ID)
-	if err != nil {
-		return nil, err
-	}
-	var others sakuraapi.Appliances
-	if others.VPCRouters, err = findClass(ctx, "VPC routers", func(ctx context.Context, cond *iaas.FindCondition) ([]*iaas.VPCRouter, int, error) {
-		r, err := c.VPCRouters.Find(ctx, c.Zone, cond)
-		if err != nil {
-			return nil, 0, err
-		}
-		return r.VPCRouters, r.Total, nil
-	}); err != nil {
-		return nil, err
-	}
-	if others.Databases, err = findClass(ctx, "databases", func(ctx context.Context, cond *iaas.FindCondition) ([]*iaas.Database, int, error) {
-		r, err := c.Databases.Find(ctx, c.Zone, cond)
-		if err != nil {
-			return nil, 0, err
-		}
-		return r.Databases, r.Total, nil
-	}); err != nil {
-		return nil, err
-	}
-	if others.NFS, err = findClass(ctx, "NFS appliances", func(ctx context.Context, cond *iaas.FindCondition) ([]*iaas.NFS, int, error) {
-		r, err := c.NFS.Find(ctx, c.Zone, cond)
-		if err != nil {
-			return nil, 0, err
-		}
-		return r.NFS, r.Total, nil
-	}); err != nil {
-		return nil, err
-	}
-	if others.MobileGateways, err = findClass(ctx, "mobile gateways", func(ctx context.Context, cond *iaas.FindCondition) ([]*iaas.MobileGateway, int, error) {
-		r, err := c.MobileGateways.Find(ctx, c.Zone, cond)
-		if err != nil {
-			return nil, 0, err
-		}
-		return r.MobileGateways, r.Total, nil
-	}); err != nil {
-		return nil, err
-	}
-	return SwitchUsage(sw, servers, &others), nil
-}
-
-func findClass[T any](ctx context.Context, what string, find func(ctx context.Context, cond *iaas.FindCondition) ([]T, int, error)) ([]T, error) {
-	out, err := FindAll(ctx, find, nil)
-	if err != nil {
-		return nil, fmt.Errorf("listing %s: %w", what, err)
-	}
-	return out, nil
 }
