@@ -245,6 +245,10 @@ type Server struct {
 	// the server has a NIC there but SAKURA knows no address (usual on a
 	// plain switch, where the address is set inside the OS).
 	IPs map[types.ID]string
+	// Plain are the switches of IPs that SAKURA shows as plain switches
+	// (the NIC's upstream is a switch, not a router): they cannot be a
+	// router+switch block, so choosing one need not read them.
+	Plain map[types.ID]bool
 	// PreviousIDs are the IDs this server replaced (@previous-id tags).
 	PreviousIDs []types.ID
 }
@@ -485,6 +489,9 @@ func parts(s string) [4]int {
 // NodeSwitches counts, per switch, how many of the nodes (matched to servers
 // as in SelectBackends, exclusions ignored) have an address on it. It is the
 // evidence for choosing a block when nothing is configured.
+//
+// A switch SAKURA shows as plain (Server.Plain) is left out: it cannot hold
+// a router+switch block.
 func NodeSwitches(nodes []*v1.Node, servers []Server) map[types.ID]int {
 	return nodeSwitches(nodes, servers, false)
 }
@@ -509,7 +516,7 @@ func nodeSwitches(nodes []*v1.Node, servers []Server, anyNIC bool) map[types.ID]
 		}
 		seen[s.ID] = true
 		for sw, ip := range s.IPs {
-			if ip != "" || anyNIC {
+			if anyNIC || (ip != "" && !s.Plain[sw]) {
 				out[sw]++
 			}
 		}

@@ -45,8 +45,18 @@ func TestSelectBackendsOnNetwork(t *testing.T) {
 	if c := NodeNICSwitches(nodes, servers); c[sw] != 4 || c[99] != 1 {
 		t.Fatalf("NIC counts %v", c)
 	}
-	if c := NodeSwitches(nodes, servers); c[sw] != 2 {
+	if c := NodeSwitches(nodes, servers); c[sw] != 2 || c[99] != 1 {
 		t.Fatalf("address counts %v", c)
+	}
+	// A switch SAKURA shows as plain is no router+switch candidate: it is
+	// not counted (so not read) when a block is chosen, and NIC counts for
+	// plain-switch load balancers still see it.
+	servers[2].Plain = map[types.ID]bool{99: true}
+	if c := NodeSwitches(nodes, servers); c[sw] != 2 || c[99] != 0 {
+		t.Fatalf("address counts with 99 shown as plain: %v", c)
+	}
+	if c := NodeNICSwitches(nodes, servers); c[99] != 1 {
+		t.Fatalf("NIC counts with 99 shown as plain: %v", c)
 	}
 	if a := NodeAddressesIn(nodes, network); len(a) != 2 || a["192.168.0.12"] != "node unknown" {
 		t.Fatalf("node addresses %v", a)

@@ -286,6 +286,12 @@ func (l *Engine) listServers(ctx context.Context) ([]desired.Server, error) {
 			if ds.IPs[nic.SwitchID] == "" {
 				ds.IPs[nic.SwitchID] = nic.UserIPAddress
 			}
+			if nic.UpstreamType == types.UpstreamNetworkTypes.Switch {
+				if ds.Plain == nil {
+					ds.Plain = map[types.ID]bool{}
+				}
+				ds.Plain[nic.SwitchID] = true
+			}
 		}
 		out = append(out, ds)
 	}
