@@ -12,7 +12,7 @@ import (
 
 const (
 	earlierName = "a5d3c1f7e2b7a4c1e9a510c1f9b7e2d4" // DefaultLoadBalancerName of uid 5d3c1f7e-2b7a-4c1e-9a51-0c1f9b7e2d44
-	svcName     = "a-very-long-service-name"          // shortened to 18 in the earlier tag
+	svcName     = "a-very-long-service-name"         // shortened to 18 in the earlier tag
 )
 
 func earlierLB(id types.ID, tags ...string) *iaas.LoadBalancer {
