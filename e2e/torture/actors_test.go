@@ -127,6 +127,19 @@ func makeScript(seed int64, o options) *script {
 		}
 		sc.actors[s.actor] = append(sc.actors[s.actor], s)
 	}
+	if o.adopt {
+		// Its own stream and slot numbers after the others': the other
+		// actors' scripts are those of a run without it.
+		ar := rand.New(rand.NewSource(seed*7919 + 5))
+		for k, s := range adoptScript(seed, ar) {
+			s.actor, s.idx = "adopt", n+k
+			s.gap = time.Duration(10+ar.Intn(60)) * time.Millisecond
+			if o.skip[s.idx] {
+				s.disabled = "-torture.skip"
+			}
+			sc.actors[s.actor] = append(sc.actors[s.actor], s)
+		}
+	}
 	for _, a := range svcs {
 		if fix := a.fixups(); len(fix) > 0 {
 			sc.actors[a.name()] = append(sc.actors[a.name()], fix...)

@@ -357,6 +357,7 @@ func (w *world) check() []violation {
 			adds(s, "inv9/status-not-carried", "Service %s shows %s, which no appliance carrying its service-uid tag has as a VIP", key(s), ip)
 		}
 	}
+	out = append(out, w.checkAdoption(services, st)...)
 	return w.excuseRefusals(out, services, st, holders)
 }
 
@@ -455,6 +456,9 @@ func (w *world) excuseRefusals(v []violation, services []*v1.Service, st *sakura
 			if by := heldElsewhere(s, pin); by != "" {
 				refused[key(s)] = fmt.Sprintf("pins %s, %s: refused (%s)", pin, by, reasonPinUnavailable)
 			}
+		}
+		if why := adoptRefusal(s, ev, st); ip == "" && why != "" {
+			refused[key(s)] = why
 		}
 		if ip == "" && ev[reasonExhausted] && free == 0 {
 			refused[key(s)] = fmt.Sprintf("the dynamic range .%d-.%d is full: refused (%s)", dynamicRange[0], dynamicRange[1], reasonExhausted)

@@ -165,8 +165,10 @@ func (w *world) foundWhileRunning() []violation {
 // had while the cluster stays as it is: a pinned address another Service or
 // appliance holds, or a block with no free address. The controller refuses
 // it every time without writing: that is the steady state, not work left,
-// and checkNotes reports each one.
-var finalRefusals = []string{"requested load balancer IP unavailable", "is exhausted"}
+// and checkNotes reports each one. A refused adoption is one too (one that
+// only waited for another Service's deletion is taken up by the repair
+// pass, as the real service controller's long backoff would leave it).
+var finalRefusals = []string{"requested load balancer IP unavailable", "is exhausted", "not adopting load balancer"}
 
 func finalRefusal(err error) bool {
 	for _, r := range finalRefusals {

@@ -41,6 +41,7 @@ var (
 	flagRepeat   = flag.Int("torture.repeat", 1, "run each seed this many times (interleavings vary between runs)")
 	flagTraceDir = flag.String("torture.tracedir", "", "write the full report of every failing run to this directory (seed-N[-k].txt)")
 	flagStrict   = flag.Bool("torture.strict", false, "the simulator refuses an address in use (409) instead of accepting and storing it as SAKURA may")
+	flagAdopt    = flag.Bool("torture.adopt", true, "play the adoption actor (the earlier controller's appliance adopted, adopt-by-ID of another Service's appliance refused, preserve then re-adopt, two matches refused)")
 	flagDefects  = flag.Bool("torture.defects", true, "play the actors aimed at issue #18's defects (joins in one listing, pins on a member's VIP, wiped entries, restarts mid-create and mid-Config, 503-then-409 replays)")
 )
 
@@ -263,11 +264,12 @@ type options struct {
 	lbExtra  map[string]string
 	strict   bool
 	defects  bool
+	adopt    bool
 }
 
 func currentOptions() options {
 	o := options{actions: *flagActions, skip: parseSkip(*flagSkip), oob: *flagOOB, faults: *flagFaults,
-		takeover: *flagTakeover, settle: *flagSettle, lbExtra: map[string]string{}, strict: *flagStrict, defects: *flagDefects}
+		takeover: *flagTakeover, settle: *flagSettle, lbExtra: map[string]string{}, strict: *flagStrict, defects: *flagDefects, adopt: *flagAdopt}
 	for _, kv := range strings.Split(*flagLBConfig, ",") {
 		if k, v, ok := strings.Cut(strings.TrimSpace(kv), "="); ok && k != "" {
 			o.lbExtra[k] = v

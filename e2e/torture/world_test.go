@@ -70,8 +70,10 @@ const (
 // pinAddrs are the addresses Services pin (spec.loadBalancerIP), two per
 // Service actor; nodeSlots the addresses of nodes added during a run.
 var (
-	pinAddrs  = []string{"203.0.113.57", "203.0.113.58", "203.0.113.59", "203.0.113.60", "203.0.113.61", "203.0.113.62"}
-	nodeSlots = []string{"203.0.113.16", "203.0.113.17", "203.0.113.18", "203.0.113.19", "203.0.113.20", "203.0.113.21", "203.0.113.22", "203.0.113.23"}
+	pinAddrs = []string{"203.0.113.57", "203.0.113.58", "203.0.113.59", "203.0.113.60", "203.0.113.61", "203.0.113.62"}
+	// .20-.23 are the adoption actor's (adopt_test.go); at most three nodes
+	// are added at once, so four slots suffice.
+	nodeSlots = []string{"203.0.113.16", "203.0.113.17", "203.0.113.18", "203.0.113.19"}
 )
 
 // knobs are the per-seed settings of the simulator and the provider.
@@ -142,15 +144,17 @@ type world struct {
 	gens      int
 	stoppedAt []time.Time
 
-	mu       sync.Mutex
-	damaged  map[string][]string // Service UID -> out-of-band damage done to its appliance
-	findings []violation         // seen while running (foreign writes)
-	notes    []string            // refusals the last check excused
-	// restartMu serializes restarts (restart).
-	restartMu sync.Mutex
+	mu        sync.Mutex
+	damaged   map[string][]string   // Service UID -> out-of-band damage done to its appliance
+	findings  []violation           // seen while running (foreign writes)
+	notes     []string              // refusals the last check excused
 	deleting  map[types.ID]deletion // appliance -> its only member, being deleted while down
 	late      int                   // requests a stopped controller started
 	repair    string                // the repair pass configured
+	promised  map[string]promise    // adoption actor: Service key -> the VIP it must show
+	untouched map[types.ID]string   // adoption actor: refused appliance -> its JSON
+	// restartMu serializes restarts (restart).
+	restartMu sync.Mutex
 }
 
 func (w *world) since() time.Duration { return time.Since(w.start) }
@@ -190,7 +194,7 @@ func newWorld(seed int64, o options) (*world, error) {
 	}
 	w.kube = fake.NewClientset()
 	serviceSemantics(w.kube)
-	for _, ns := range []string{"default", "team", defectNS} {
+	for _, ns := range []string{"default", "team", defectNS, adoptNS} {
 		if _, err := w.kube.CoreV1().Namespaces().Create(context.Background(), &v1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}}, metav1.CreateOptions{}); err != nil {
 			return nil, err
 		}

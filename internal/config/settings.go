@@ -146,6 +146,9 @@ var Settings = []Setting{
 	{Key: "loadBalancer.inventoryTTLSec", Env: "SAKURACLOUD_LOAD_BALANCER_INVENTORY_TTL_SEC", Default: "300",
 		Doc: "Seconds for which an allocation reuses the switch's record and the addresses that servers, VPC routers, databases, NFS and mobile gateways hold on it (five list calls); load balancers are listed afresh for every allocation, and a create refused for an address in use reads everything again. A resource created outside the controller is seen within this time. 0 reads everything for every allocation.",
 		set: intSetter(func(c *Config) *int { return &c.LoadBalancer.InventoryTTLSec })},
+	{Key: "loadBalancer.adoptEarlier", Env: "SAKURACLOUD_LOAD_BALANCER_ADOPT_EARLIER", Default: "true",
+		Doc: "A LoadBalancer Service without a load balancer of this controller adopts the one the earlier controller (sacloud/sakura-cloud-controller-manager) made for it, found by that controller's name and tags, keeping its VIP (see docs/migration.md); false turns this off.",
+		set: boolSetter(func(c *Config) *bool { return &c.LoadBalancer.AdoptEarlier })},
 	{Key: "loadBalancer.sweepMode", Env: "SAKURACLOUD_LOAD_BALANCER_SWEEP_MODE", Default: SweepModeDelete,
 		Doc: "What the sweep does with an orphaned appliance: delete (shut down, then delete) or report (only log and count it).",
 		set: func(c *Config, v string) error {

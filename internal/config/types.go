@@ -76,4 +76,7 @@ type LoadBalancerConfig struct {
 	// gateways) and the switch's own record are reused for allocation
 	// (0 = read them for every allocation).
 	InventoryTTLSec int `json:"inventoryTTLSec"`
+	// AdoptEarlier lets a Service adopt the appliance the earlier SAKURA
+	// controller made for it (by its name and tags).
+	AdoptEarlier bool `json:"adoptEarlier"`
 }

@@ -33,6 +33,11 @@ const (
 	SwitchSelector      = Prefix + "switch-selector"
 	SharingKey          = Prefix + "load-balancer-sharing-key"
 	Repair              = Prefix + "load-balancer-repair"
+	// AdoptID names an existing appliance the Service takes over, keeping
+	// its VIP (after checks: see decide.AdoptByID).
+	AdoptID = Prefix + "load-balancer-adopt-id"
+	// Preserve keeps the appliance, untagged, when the Service is deleted.
+	Preserve = Prefix + "load-balancer-preserve"
 	// LoadBalancerID is written by the controller, not by users: the ID of
 	// the appliance created for the Service, so that the appliance is found
 	// (and deleted) even while listings do not show it yet.
@@ -97,6 +102,8 @@ var Table = []Spec{
 	{AssignDefaultGateway, "(none; or config `assignDefaultGateway`)", "an IPv4 address inside ip-range", "Type switch: the appliance's default route (e.g. a VPC router on the switch); never handed out. Empty: no default route. Cannot change in place."},
 	{SharingKey, "(none: the Service gets its own appliance)", fmt.Sprintf("1-%d lowercase letters, digits and '-', starting and ending with a letter or digit", MaxSharingKeyLen), "Services with the same key share one appliance, each with its own VIP, up to the appliance's 20 VIP+port entries and 8 Services. Plan, HA, type and block must agree; a Service that disagrees gets a SharingConflict Event and the running appliance is left as it is. The appliance is deleted with its last Service. Cannot change in place."},
 	{Repair, "true", "true, false", "false: the repair pass leaves this Service's appliance as it is (for maintenance by hand): it is not re-created, booted or rewritten when it differs from the Service. Updates the Service itself asks for still apply."},
+	{AdoptID, "(none)", "the numeric ID of a load balancer in the zone, e.g. 113601234567", "Adopt this existing load balancer instead of creating one: it keeps its VIP and appliance, gets this cluster's and this Service's ownership tags, and its entries and real servers are brought in line with the Service. Refused (Warning AdoptionRefused, nothing written or created) when it does not exist, sits on another switch than the Service may use, belongs to another Service or cluster (ownership tags), is shared, or its VIP is shown by another Service. Ignored once the Service has a load balancer."},
+	{Preserve, "false", "true, false", "true: when the Service is deleted (or stops being of type LoadBalancer), the controller removes its ownership tags and leaves the load balancer running with its VIP and entries instead of deleting it (Event LoadBalancerPreserved gives its ID, to adopt it again with load-balancer-adopt-id). On a shared load balancer only the last Service leaving preserves it; earlier ones leave as usual."},
 	{LoadBalancerID, "(set by the controller)", "the appliance's ID", "Written by the controller after it creates the appliance; read to find it before listings show it, after a restart or a leader change. Do not set or change it."},
 	{LoadBalancerCreating, "(set by the controller)", "JSON: time, switch, addresses and VRID of the last create", "Written by the controller before it creates an appliance; for a while after (the visibility grace, 2 minutes) a restarted controller or a new leader waits for that create instead of creating a second appliance, and no other Service gets its addresses. Do not set or change it."},
 	{HealthCheckProtocol, ProtocolPing, "ping, tcp, http, https", "Health check of each real server. ping is the safe default: kube-proxy does not listen on nodeIP:port."},
@@ -147,6 +154,10 @@ type Options struct {
 	SharingKey string
 	// NoRepair opts the Service out of the repair pass.
 	NoRepair bool
+	// AdoptID is the appliance the Service asks to adopt ("" = none).
+	AdoptID string
+	// Preserve keeps the appliance when the Service goes.
+	Preserve bool
 	// Private is set for Type switch only (zero otherwise).
 	Private Private
 }
@@ -216,6 +227,18 @@ func Parse(svc *v1.Service, d Defaults) (Options, []error) {
 		default:
 			bad(Repair, specOf(Repair).Allowed)
 		}
+	}
+	if v, ok := get(AdoptID); ok && v != "" {
+		if adoptIDRE.MatchString(v) {
+			o.AdoptID = v
+		} else {
+			bad(AdoptID, specOf(AdoptID).Allowed)
+		}
+	}
+	if v, err := PreserveOf(svc); err != nil {
+		errs = append(errs, err)
+	} else {
+		o.Preserve = v
 	}
 	if v, ok := get(HA); ok {
 		// Strict: the earlier controller treated any non-empty value as true.
@@ -301,6 +324,25 @@ func Parse(svc *v1.Service, d Defaults) (Options, []error) {
 	}
 	errs = append(errs, parsePrivate(a, d, &o)...)
 	return o, errs
+}
+
+// adoptIDRE: SAKURA resource IDs are decimal numbers (12 digits today).
+var adoptIDRE = regexp.MustCompile(`^[1-9][0-9]{0,18}$`)
+
+// PreserveOf reads the preserve annotation alone: the deletion path reads
+// it without parsing the rest (a Service being deleted need not be valid).
+func PreserveOf(svc *v1.Service) (bool, error) {
+	v, ok := svc.Annotations[Preserve]
+	if !ok {
+		return false, nil
+	}
+	switch strings.TrimSpace(v) {
+	case "true":
+		return true, nil
+	case "false", "":
+		return false, nil
+	}
+	return false, &Error{Annotation: Preserve, Value: v, Allowed: specOf(Preserve).Allowed}
 }
 
 // source names where a value came from, for messages.

@@ -112,3 +112,22 @@ func TestDocsTableMatchesCode(t *testing.T) {
 	}
 	t.Fatalf("%s is out of date with annotations.Table; run UPDATE_DOCS=1 go test ./loadbalancer/annotations", path)
 }
+
+func TestAdoptAndPreserve(t *testing.T) {
+	o, errs := Parse(svc(map[string]string{AdoptID: " 113601234567 ", Preserve: "true"}), Defaults{})
+	if len(errs) != 0 || o.AdoptID != "113601234567" || !o.Preserve {
+		t.Fatalf("got %+v %v", o, errs)
+	}
+	_, errs = Parse(svc(map[string]string{AdoptID: "lb-1", Preserve: "yes"}), Defaults{})
+	if len(errs) != 2 {
+		t.Fatalf("want both refused, got %v", errs)
+	}
+	for _, e := range errs {
+		if !strings.Contains(e.Error(), "allowed") {
+			t.Errorf("error does not say what is allowed: %v", e)
+		}
+	}
+	if p, err := PreserveOf(svc(nil)); p || err != nil {
+		t.Fatalf("no annotation: %v %v", p, err)
+	}
+}

@@ -449,3 +449,82 @@ func (e *Executor) Read(ctx context.Context, id types.ID) (*iaas.LoadBalancer, e
 	}
 	return lb, nil
 }
+
+// ErrAdoptChanged refuses an adoption decided on a copy that a fresh read
+// contradicts (its tags, switch or settings changed: someone took it), or
+// whose write another writer overwrote at once.
+var ErrAdoptChanged = errors.New("load balancer changed since its adoption was decided")
+
+// Adopt is the one write to an appliance this cluster does not own yet:
+// tags (decide.AdoptEarlier / AdoptByID: every tag it had plus this
+// cluster's and the Service's) written with the settings hash of a fresh
+// read on which the decision's facts still hold (decide.StillAdoptable).
+// VIP, entries, name and description stay as they are. A read after the
+// write confirms the tags are exactly those written: another cluster whose
+// own check came before this write would show there, and the adoption is
+// then refused rather than shared. It returns that read.
+func (e *Executor) Adopt(ctx context.Context, decidedOn *iaas.LoadBalancer, tags []string) (*iaas.LoadBalancer, error) {
+	if e.ClusterID == "" || !desired.HasTags(tags, desired.ClusterTag(e.ClusterID)) {
+		return nil, fmt.Errorf("load balancer %s: adopting without this cluster's tag: %w", decidedOn.ID, ErrNotOwned)
+	}
+	cur, err := e.Read(ctx, decidedOn.ID)
+	if err != nil {
+		return nil, err
+	}
+	if !decide.StillAdoptable(decidedOn, cur) {
+		return nil, fmt.Errorf("load balancer %s (tags %v): %w", decidedOn.ID, []string(cur.Tags), ErrAdoptChanged)
+	}
+	_, err = e.Client.LoadBalancers.Update(ctx, e.Client.Zone, cur.ID, &iaas.LoadBalancerUpdateRequest{
+		Name:               cur.Name,
+		Description:        cur.Description,
+		Tags:               types.Tags(append([]string(nil), tags...)),
+		IconID:             cur.IconID,
+		VirtualIPAddresses: cur.VirtualIPAddresses,
+		SettingsHash:       cur.SettingsHash,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("adopting load balancer %s: %w", cur.ID, err)
+	}
+	after, err := e.Read(ctx, cur.ID)
+	if err != nil {
+		return nil, err
+	}
+	if !decide.Adopted(after, tags) {
+		return nil, fmt.Errorf("load balancer %s was retagged (%v) right after its adoption: %w", cur.ID, []string(after.Tags), ErrAdoptChanged)
+	}
+	return after, nil
+}
+
+// Release takes this controller's ownership tags off lb (a preserved
+// appliance: decide.LeaveOrPreserve), on a fresh read that must still be
+// this cluster's with no member the decision did not know of. The appliance
+// keeps running with its VIP and entries; nothing of this cluster finds it
+// any more (sweep and repair list by the cluster tag). Gone already: nil.
+func (e *Executor) Release(ctx context.Context, lb *iaas.LoadBalancer, members []string) (*iaas.LoadBalancer, error) {
+	cur, err := e.Client.LoadBalancers.Read(ctx, e.Client.Zone, lb.ID)
+	if sakuraapi.IsNotFound(err) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("reading load balancer %s: %w", lb.ID, err)
+	}
+	if !Owned(cur, desired.ClusterTag(e.ClusterID)) {
+		return nil, fmt.Errorf("load balancer %s: %w", lb.ID, ErrNotOwned)
+	}
+	if !decide.MembersUnchanged(cur, members) {
+		return nil, fmt.Errorf("load balancer %s now has members %v, preserving it was decided for %v: %w", lb.ID, desired.MemberUIDs(cur.Tags), members, ErrMembersChanged)
+	}
+	tags := decide.Released(cur.Tags)
+	if _, err := e.Client.LoadBalancers.Update(ctx, e.Client.Zone, cur.ID, &iaas.LoadBalancerUpdateRequest{
+		Name:               cur.Name,
+		Description:        cur.Description,
+		Tags:               types.Tags(tags),
+		IconID:             cur.IconID,
+		VirtualIPAddresses: cur.VirtualIPAddresses,
+		SettingsHash:       cur.SettingsHash,
+	}); err != nil {
+		return nil, fmt.Errorf("removing this cluster's tags from load balancer %s to preserve it: %w", lb.ID, err)
+	}
+	cur.Tags = tags
+	return cur, nil
+}

@@ -25,6 +25,10 @@ const (
 	// LeaveDelete: the Service is the appliance's last member; delete the
 	// appliance, provided it still has exactly Members.
 	LeaveDelete
+	// LeavePreserve: the Service is the last member and asks to keep the
+	// appliance: write Tags (this controller's ownership tags removed),
+	// provided it still has exactly Members; VIP and entries stay.
+	LeavePreserve
 )
 
 // Leave is the decision for one appliance when a Service is deleted.
@@ -60,6 +64,19 @@ func LeaveAppliance(lb *iaas.LoadBalancer, uid string, ref desired.ServiceRef) L
 		}
 	}
 	return Leave{Kind: LeaveMember, Tags: desired.WithoutMembers(lb.Tags, uid), VIPs: keep, Others: len(members) - 1}
+}
+
+// LeaveOrPreserve is LeaveAppliance for a Service that may ask to keep
+// its appliance (preserve): only the last member can, since the others
+// still use it; a member that is not the last leaves as usual and the
+// appliance stays with the others (and is preserved only if the last of
+// them asks so too).
+func LeaveOrPreserve(lb *iaas.LoadBalancer, uid string, ref desired.ServiceRef, preserve bool) Leave {
+	d := LeaveAppliance(lb, uid, ref)
+	if preserve && d.Kind == LeaveDelete {
+		return Leave{Kind: LeavePreserve, Tags: Released(lb.Tags), Members: d.Members}
+	}
+	return d
 }
 
 // MembersUnchanged is the precondition of a destructive action decided on

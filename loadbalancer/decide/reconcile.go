@@ -69,6 +69,14 @@ const (
 	// FoundPending: a create is, or may be, in flight and its appliance is
 	// not readable yet: wait rather than make a second one.
 	FoundPending
+	// FoundAdoptable: the Service has no appliance of this controller, but
+	// one it may adopt (AdoptEarlier, AdoptByID): the earlier controller's,
+	// or the one it names by ID.
+	FoundAdoptable
+	// FoundAdoptRefused: an appliance was proposed for adoption but may
+	// not be taken (ambiguous, another owner, another switch); nothing is
+	// created in its place either, since keeping an address was asked for.
+	FoundAdoptRefused
 )
 
 // Step is what a reconcile does next.
@@ -97,6 +105,12 @@ const (
 	StepHandsOff
 	// StepServe: the appliance is up: bring it in line (ServePlan).
 	StepServe
+	// StepAdopt: write this controller's ownership tags to the adoptable
+	// appliance (after a fresh read re-checks it), then serve it.
+	StepAdopt
+	// StepRefuseAdopt: report why the proposed appliance is not adopted;
+	// write and create nothing.
+	StepRefuseAdopt
 )
 
 // Facts is what a reconcile observed, reduced to what the step depends on.
@@ -122,6 +136,17 @@ func Next(f Facts) Step {
 	switch f.Found {
 	case FoundPending:
 		return StepWaitCreate
+	case FoundAdoptable, FoundAdoptRefused:
+		// Adopting makes an appliance the Service's as a create would: only
+		// a trigger that may create does it, never for a Service on its way
+		// out (its deletion would then delete an appliance it never had).
+		if !f.Trigger.MayCreate() || (f.Trigger == ByRepair && f.NoRepair) || f.ServiceDeleting {
+			return StepNone
+		}
+		if f.Found == FoundAdoptable {
+			return StepAdopt
+		}
+		return StepRefuseAdopt
 	case FoundNone:
 		if !f.Trigger.MayCreate() || (f.Trigger == ByRepair && f.NoRepair) {
 			return StepNone

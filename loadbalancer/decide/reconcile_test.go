@@ -28,6 +28,15 @@ func TestNext(t *testing.T) {
 		{"booting", Facts{Trigger: ByEnsure, Found: FoundUnlisted, State: Booting}, StepWaitBoot},
 		{"up: serve", Facts{Trigger: ByServiceController, Found: FoundListed, State: Up}, StepServe},
 		{"up, opted out, repair: hands off", Facts{Trigger: ByRepair, Found: FoundListed, State: Up, NoRepair: true}, StepHandsOff},
+		{"adoptable: ensure adopts", Facts{Trigger: ByEnsure, Found: FoundAdoptable}, StepAdopt},
+		{"adoptable: repair adopts", Facts{Trigger: ByRepair, Found: FoundAdoptable}, StepAdopt},
+		{"adoptable: repair of an opted-out Service does not", Facts{Trigger: ByRepair, Found: FoundAdoptable, NoRepair: true}, StepNone},
+		{"adoptable: a node sync never adopts", Facts{Trigger: ByServiceController, Found: FoundAdoptable}, StepNone},
+		{"adoptable: the follower never adopts", Facts{Trigger: ByFollower, Found: FoundAdoptable}, StepNone},
+		{"adoptable: not for a Service being deleted", Facts{Trigger: ByEnsure, Found: FoundAdoptable, ServiceDeleting: true}, StepNone},
+		{"adoptable: not while this process deletes it", Facts{Trigger: ByRepair, Found: FoundAdoptable, Deleting: true}, StepNone},
+		{"refused: ensure reports, creates nothing", Facts{Trigger: ByEnsure, Found: FoundAdoptRefused}, StepRefuseAdopt},
+		{"refused: node sync says nothing", Facts{Trigger: ByServiceController, Found: FoundAdoptRefused}, StepNone},
 		{"up, opted out, ensure: serve", Facts{Trigger: ByEnsure, Found: FoundListed, State: Up, NoRepair: true}, StepServe},
 	}
 	for _, c := range cases {

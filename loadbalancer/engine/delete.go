@@ -8,6 +8,7 @@ import (
 
 	"github.com/sacloud/iaas-api-go"
 	"github.com/sakura-ccm/sakura-cloud-controller-manager/internal/sakuraapi"
+	"github.com/sakura-ccm/sakura-cloud-controller-manager/loadbalancer/annotations"
 	"github.com/sakura-ccm/sakura-cloud-controller-manager/loadbalancer/apply"
 	"github.com/sakura-ccm/sakura-cloud-controller-manager/loadbalancer/decide"
 	"github.com/sakura-ccm/sakura-cloud-controller-manager/loadbalancer/desired"
@@ -33,6 +34,12 @@ func (l *Engine) Delete(ctx context.Context, clusterName string, svc *v1.Service
 	if svc.Spec.LoadBalancerClass != nil {
 		return cloudprovider.ImplementedElsewhere
 	}
+	// Read before anything is decided: an unreadable preserve must not
+	// turn into a deletion, which could not be undone.
+	preserve, perr := annotations.PreserveOf(svc)
+	if perr != nil {
+		return l.fail(svc, ReasonInvalidAnnotation, fmt.Errorf("%w; the load balancer is neither deleted nor preserved until this is fixed", perr))
+	}
 	defer l.locks.lock("svc/" + string(svc.UID))()
 	l.mem.setDeleting(string(svc.UID), true)
 	l.bootOver(string(svc.UID), nil, false)
@@ -49,7 +56,7 @@ func (l *Engine) Delete(ctx context.Context, clusterName string, svc *v1.Service
 	l.forgetEndpoints(svc)
 	var waiting []string
 	for _, lb := range owned {
-		step, err := l.deleteFrom(ctx, exec, svc, lb)
+		step, err := l.deleteFrom(ctx, exec, svc, lb, preserve)
 		if err != nil {
 			return l.fail(svc, ReasonAPIError, err)
 		}
@@ -71,7 +78,14 @@ func (l *Engine) Delete(ctx context.Context, clusterName string, svc *v1.Service
 // member, else only svc's tag and entries. The decision is made on a copy
 // read under the sharing key's lock (members join under it), and the
 // deletion re-checks that copy's members on every later read.
-func (l *Engine) deleteFrom(ctx context.Context, exec *apply.Executor, svc *v1.Service, lb *iaas.LoadBalancer) (apply.DeleteStep, error) {
+//
+// preserve (the Service's annotation) keeps the appliance of a last member:
+// one write takes this cluster's tags off and it keeps running. The write
+// re-reads first, so a crash before it leaves the appliance tagged and the
+// Service's finalizer in place: the service controller's retry decides
+// again, and nothing else (sweep, repair) acts on a Service that still
+// carries its finalizer.
+func (l *Engine) deleteFrom(ctx context.Context, exec *apply.Executor, svc *v1.Service, lb *iaas.LoadBalancer, preserve bool) (apply.DeleteStep, error) {
 	fresh := lb
 	if key := desired.SharingKeyOf(lb.Tags); key != "" {
 		defer l.locks.lock(sharedOwner(key))()
@@ -83,9 +97,19 @@ func (l *Engine) deleteFrom(ctx context.Context, exec *apply.Executor, svc *v1.S
 			return 0, err
 		}
 	}
-	d := decide.LeaveAppliance(fresh, string(svc.UID), desired.RefOf(svc))
+	d := decide.LeaveOrPreserve(fresh, string(svc.UID), desired.RefOf(svc), preserve)
 	switch d.Kind {
 	case decide.LeaveNothing:
+		return apply.Deleted, nil
+	case decide.LeavePreserve:
+		kept, err := exec.Release(ctx, fresh, d.Members)
+		if err != nil {
+			return 0, err
+		}
+		if kept != nil {
+			l.raiseZoneFloor() // listings made before show it as this Service's
+			l.preserved(svc, kept)
+		}
 		return apply.Deleted, nil
 	case decide.LeaveMember:
 		if err := exec.UpdateMembers(ctx, fresh, d.VIPs, d.Tags); err != nil {

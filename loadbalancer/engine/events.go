@@ -32,6 +32,9 @@ const (
 	ReasonRealServerDown          = "RealServerDown"
 	ReasonRealServerUp            = "RealServerUp"
 	ReasonRepaired                = "LoadBalancerRepaired"
+	ReasonAdopted                 = "LoadBalancerAdopted"
+	ReasonAdoptRefused            = "AdoptionRefused"
+	ReasonPreserved               = "LoadBalancerPreserved"
 )
 
 // AllReasons lists every reason, for the documentation test.
@@ -42,6 +45,7 @@ var AllReasons = []string{
 	ReasonCreated, ReasonUpdated, ReasonShuttingDown, ReasonDeleted, ReasonDuplicate, ReasonAPIError, ReasonConfigError,
 	ReasonSharingConflict, ReasonSharedApplianceFull, ReasonJoinedShared, ReasonLeftShared,
 	ReasonNoReadyEndpoints, ReasonRealServerDown, ReasonRealServerUp, ReasonRepaired,
+	ReasonAdopted, ReasonAdoptRefused, ReasonPreserved,
 }
 
 // reasonedError carries the Event reason that fits an error made below the

@@ -26,7 +26,10 @@ import (
 //  3. pending: a create is or may be in flight (this process's reservation,
 //     or a young create record on the Service, from before a restart):
 //     wait rather than make a second appliance;
-//  4. none.
+//  4. adoptable (asked only by a reconcile that may create, see adopt.go):
+//     an appliance this controller did not make, which the Service may
+//     take over (or which was proposed and is refused);
+//  5. none.
 
 // location is the locator's answer.
 type location struct {
@@ -38,6 +41,8 @@ type location struct {
 	// at is when the listing that found them started (zero: not a listing
 	// of the zone: the repair pass's, or a read).
 	at time.Time
+	// adoption is the decision behind FoundAdoptable / FoundAdoptRefused.
+	adoption decide.Adoption
 }
 
 // locateFor says which listings the locator may use.
@@ -55,6 +60,9 @@ type locateFor struct {
 	// the appliance (the delete right after GetLoadBalancer); "none" is
 	// looked at again, as it may be a create not listed yet.
 	recentIfShown bool
+	// adopt: with no appliance of this controller, ask whether one may be
+	// adopted (nil: never; Status and Delete only look for their own).
+	adopt *adoptInputs
 }
 
 func (l *Engine) locate(ctx context.Context, exec *apply.Executor, svc *v1.Service, how locateFor) (location, error) {
@@ -72,7 +80,11 @@ func (l *Engine) locate(ctx context.Context, exec *apply.Executor, svc *v1.Servi
 		l.releaseListed(uid)
 		return location{found: decide.FoundListed, lbs: listed, at: at}, nil
 	}
-	return l.unlisted(ctx, exec, svc)
+	loc, err := l.unlisted(ctx, exec, svc)
+	if err != nil || loc.found != decide.FoundNone || how.adopt == nil {
+		return loc, err
+	}
+	return l.adoptable(ctx, exec, svc, how.adopt, how.since)
 }
 
 // listOwned is uid's appliances in the zone's listing: while a boot is

@@ -96,13 +96,17 @@ func (l *Engine) reconcile(ctx context.Context, r Request) (*v1.LoadBalancerStat
 	// show every write made under them before (a member's join or
 	// unsharing, this Service's create).
 	locked := l.clock.Now()
-	loc, err := l.locate(ctx, exec, svc, locateFor{observed: r.Observed, since: locked})
+	how := locateFor{observed: r.Observed, since: locked}
+	if r.Trigger.MayCreate() {
+		how.adopt = &adoptInputs{p: p, nodes: r.Nodes}
+	}
+	loc, err := l.locate(ctx, exec, svc, how)
 	if err != nil {
 		return nil, orReason(ReasonAPIError, err)
 	}
 	var lb *iaas.LoadBalancer
 	var bootSent time.Time
-	if len(loc.lbs) > 0 {
+	if len(loc.lbs) > 0 && loc.found != decide.FoundAdoptable {
 		lb = loc.lbs[0]
 		bootSent = l.mem.bootSentAt(lb.ID)
 	}
@@ -124,6 +128,10 @@ func (l *Engine) reconcile(ctx context.Context, r Request) (*v1.LoadBalancerStat
 		return nil, loc.wait
 	case decide.StepCreate:
 		return a.create(ctx)
+	case decide.StepAdopt:
+		return a.adopt(ctx, loc.adoption)
+	case decide.StepRefuseAdopt:
+		return nil, l.refuseAdopt(svc, loc.adoption)
 	case decide.StepFailed:
 		return nil, orReason(ReasonAPIError, fmt.Errorf("load balancer %s (%s) failed to be created by SAKURA Cloud; delete it (or delete and re-create the Service) to get a new one", lb.Name, lb.ID))
 	case decide.StepStayOff:
