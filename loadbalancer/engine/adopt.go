@@ -133,7 +133,7 @@ func (a act) adopt(ctx context.Context, ad decide.Adoption) (*v1.LoadBalancerSta
 		if errors.Is(err, apply.ErrAdoptChanged) {
 			reason = ReasonAdoptRefused
 		}
-		return nil, l.fail(svc, reason, fmt.Errorf("%w; nothing was adopted", err))
+		return nil, reasoned(reason, fmt.Errorf("%w; nothing was adopted", err))
 	}
 	// Listings made before the write show it untagged: none may answer
 	// for it any more.
@@ -150,13 +150,14 @@ func (a act) adopt(ctx context.Context, ad decide.Adoption) (*v1.LoadBalancerSta
 	return a.serve(ctx, lb)
 }
 
-// refuseAdopt reports why nothing is adopted, naming the appliances.
-func (l *Engine) refuseAdopt(svc *v1.Service, ad decide.Adoption) error {
+// refuseAdopt says why nothing is adopted, naming the appliances (the
+// report edge turns it into the Warning).
+func refuseAdopt(svc *v1.Service, ad decide.Adoption) error {
 	how := "set " + annotations.AdoptID + " to the one to adopt, or delete the others"
 	if svc.Annotations[annotations.AdoptID] != "" {
 		how = "fix or remove " + annotations.AdoptID
 	}
-	return l.fail(svc, ReasonAdoptRefused, fmt.Errorf("not adopting load balancer %s: %s; nothing was written or created (%s)", strings.Join(ad.IDs, ", "), ad.Why, how))
+	return reasoned(ReasonAdoptRefused, fmt.Errorf("not adopting load balancer %s: %s; nothing was written or created (%s)", strings.Join(ad.IDs, ", "), ad.Why, how))
 }
 
 // preserved reports a preserved appliance: the Event and the log line

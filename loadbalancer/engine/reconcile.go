@@ -131,7 +131,7 @@ func (l *Engine) reconcile(ctx context.Context, r Request) (*v1.LoadBalancerStat
 	case decide.StepAdopt:
 		return a.adopt(ctx, loc.adoption)
 	case decide.StepRefuseAdopt:
-		return nil, l.refuseAdopt(svc, loc.adoption)
+		return nil, refuseAdopt(svc, loc.adoption)
 	case decide.StepFailed:
 		return nil, orReason(ReasonAPIError, fmt.Errorf("load balancer %s (%s) failed to be created by SAKURA Cloud; delete it (or delete and re-create the Service) to get a new one", lb.Name, lb.ID))
 	case decide.StepStayOff:

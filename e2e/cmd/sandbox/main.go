@@ -5,6 +5,9 @@
 //
 //	sandbox up   --dir .sandbox [--topology FILE]   run until SIGTERM/SIGINT
 //	sandbox show --dir .sandbox                      print the simulator's load balancers
+//	sandbox earlier --dir .sandbox --service NS/NAME --vip IP --ip IP
+//	                                                 make the appliance the earlier
+//	                                                 controller would have made for a Service
 //
 // `up` writes into --dir: kubeconfig, env (SIMULATOR_URL, SIMULATOR_ADMIN_URL,
 // KUBECONFIG, KUBECTL, CCM_LOG, ...), pid, and `ready` once everything runs;
@@ -33,7 +36,7 @@ import (
 
 func main() {
 	if len(os.Args) < 2 {
-		fmt.Fprintln(os.Stderr, "usage: sandbox up|show --dir DIR")
+		fmt.Fprintln(os.Stderr, "usage: sandbox up|show|earlier --dir DIR")
 		os.Exit(2)
 	}
 	var err error
@@ -42,8 +45,10 @@ func main() {
 		err = up(os.Args[2:])
 	case "show":
 		err = show(os.Args[2:])
+	case "earlier":
+		err = earlier(os.Args[2:])
 	default:
-		err = fmt.Errorf("unknown command %q (want up or show)", os.Args[1])
+		err = fmt.Errorf("unknown command %q (want up, show or earlier)", os.Args[1])
 	}
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "sandbox: %v\n", err)
@@ -121,6 +126,15 @@ func up(args []string) error {
 		return err
 	}
 	if err := os.WriteFile(kubeconfig, b, 0o600); err != nil {
+		return err
+	}
+	// The simulator's made-up credentials, for `sandbox earlier`; only the
+	// owner may read them, like the kubeconfig.
+	creds, err := json.Marshal(simCredentials{URL: sim.URL, Token: sim.Token, Secret: sim.Secret, ClusterID: *clusterID})
+	if err != nil {
+		return err
+	}
+	if err := os.WriteFile(filepath.Join(abs, credentialsFile), creds, 0o600); err != nil {
 		return err
 	}
 	env := fmt.Sprintf(`# Written by hack/sandbox.sh; source it: . %[1]s/env
