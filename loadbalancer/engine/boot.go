@@ -1,7 +1,6 @@
 package engine
 
 import (
-	"sync"
 	"time"
 
 	"github.com/sacloud/iaas-api-go"
@@ -21,14 +20,6 @@ import (
 // bootListingMaxAge is how old a shared listing may be for a boot look.
 const bootListingMaxAge = time.Second
 
-type bootWatch struct {
-	mu sync.Mutex
-	// waiting: Service UID -> the appliance it waits for.
-	waiting map[string]bootWait
-	// typical is the last boot seen from create to up (0: none yet).
-	typical time.Duration
-}
-
 type bootWait struct {
 	id      types.ID
 	created bool // this process created it, so its boot time is a sample
@@ -37,61 +28,64 @@ type bootWait struct {
 	listed bool
 	// looked is when the listing of the last look was made.
 	looked time.Time
-}
-
-func newBootWatch() bootWatch {
-	return bootWatch{waiting: map[string]bootWait{}}
+	// since is when the wait began (pruning).
+	since time.Time
 }
 
 // waitForBoot notes that uid's appliance id is booting: just created by
 // this process (created), or seen booting by a find.
-func (l *Engine) waitForBoot(uid string, id types.ID, created bool) {
-	b := &l.boots
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	w, ok := b.waiting[uid]
+func (m *memory) waitForBoot(uid string, id types.ID, created bool) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	w, ok := m.boots[uid]
 	if !ok || w.id != id {
-		w = bootWait{id: id}
+		w = bootWait{id: id, since: m.clock.Now()}
 	}
 	w.created = w.created || created
 	w.listed = w.listed || !created
-	b.waiting[uid] = w
+	m.boots[uid] = w
 }
 
 // bootOver forgets uid's wait. An appliance this process created that came
 // up (up true) gives the boot time the next looks aim at.
-func (l *Engine) bootOver(uid string, lb *iaas.LoadBalancer, up bool) {
-	b := &l.boots
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	w, ok := b.waiting[uid]
+func (m *memory) bootOver(uid string, lb *iaas.LoadBalancer, up bool) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	w, ok := m.boots[uid]
 	if !ok {
 		return
 	}
-	delete(b.waiting, uid)
+	delete(m.boots, uid)
 	if up && w.created && lb != nil && lb.ID == w.id && !lb.CreatedAt.IsZero() {
-		if took := l.clock.Since(lb.CreatedAt); took > 0 && took < 15*time.Minute {
-			b.typical = took
+		if took := m.clock.Since(lb.CreatedAt); took > 0 && took < 15*time.Minute {
+			m.typicalBoot = took
 		}
+	}
+}
+
+// bootWaitOf is uid's boot wait, if any.
+func (m *memory) bootWaitOf(uid string) (bootWait, bool) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	w, ok := m.boots[uid]
+	return w, ok
+}
+
+// looked notes that uid's look used a listing made at at: while it waits
+// for a boot, its next look needs a newer one.
+func (m *memory) looked(uid string, at time.Time) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if w, ok := m.boots[uid]; ok && at.After(w.looked) {
+		w.looked = at
+		m.boots[uid] = w
 	}
 }
 
 // nextBootLook is the RetryError delay for an appliance booting since age.
 func (l *Engine) nextBootLook(age time.Duration) time.Duration {
-	l.boots.mu.Lock()
-	typical := l.boots.typical
-	l.boots.mu.Unlock()
+	l.mem.mu.Lock()
+	typical := l.mem.typicalBoot
+	l.mem.mu.Unlock()
 	return decide.NextBootLook(age, typical)
-}
-
-// looked notes that uid's look used a listing made at at: while it waits
-// for a boot, its next look needs a newer one.
-func (l *Engine) looked(uid string, at time.Time) {
-	b := &l.boots
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	if w, ok := b.waiting[uid]; ok && at.After(w.looked) {
-		w.looked = at
-		b.waiting[uid] = w
-	}
 }

@@ -74,9 +74,9 @@ func TestBootLooksShareOneListing(t *testing.T) {
 			t.Fatalf("%s after its appliance came up: status %v, err %v; want %s", svc.Name, st, err, e.ip(10+i))
 		}
 	}
-	e.lb.boots.mu.Lock()
-	left := len(e.lb.boots.waiting)
-	e.lb.boots.mu.Unlock()
+	e.lb.mem.mu.Lock()
+	left := len(e.lb.mem.boots)
+	e.lb.mem.mu.Unlock()
 	if left != 0 {
 		t.Errorf("%d boot waits remain after every appliance came up, want 0", left)
 	}
@@ -97,13 +97,13 @@ func TestBootTimeIsLearnedFromCreates(t *testing.T) {
 	lb.InstanceStatus, lb.Availability = types.ServerInstanceStatuses.Up, types.Availabilities.Available
 	fake.DataStore.Put(fake.ResourceLoadBalancer, zone, lb.ID, lb)
 	e.ensureUp(found, nodes)
-	if got := e.lb.boots.typical; got != 0 {
+	if got := e.lb.mem.typicalBoot; got != 0 {
 		t.Errorf("boot time after an appliance found booting: %v, want none learned", got)
 	}
 
 	created := service("created", 80)
 	e.ensureUp(created, nodes)
-	if got := e.lb.boots.typical; got <= 0 || got > time.Minute {
+	if got := e.lb.mem.typicalBoot; got <= 0 || got > time.Minute {
 		t.Errorf("boot time after a create: %v, want the fake's short boot", got)
 	}
 }

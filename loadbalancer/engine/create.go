@@ -242,7 +242,7 @@ func (l *Engine) create(ctx context.Context, exec *apply.Executor, cluster strin
 		// Other members find it by this until the API lists it.
 		l.alloc.Reserve(sharedOwner(key), ipam.Reservation{SwitchID: block.SwitchID, ApplianceID: lb.ID})
 	}
-	l.waitForBoot(string(svc.UID), lb.ID, true)
+	l.mem.waitForBoot(string(svc.UID), lb.ID, true)
 	l.event(svc, false, ReasonCreated, "created load balancer %s (%s) on %s with VIP %s, %d real servers; it is booting", lb.Name, lb.ID, block, res.VIP, len(backends.Selected))
 	return nil, api.NewRetryError(fmt.Sprintf("load balancer %s created, waiting for it to boot", lb.ID), l.nextBootLook(0))
 }

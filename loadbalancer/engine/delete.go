@@ -42,7 +42,7 @@ func (l *Engine) Delete(ctx context.Context, clusterName string, svc *v1.Service
 	}
 	defer l.locks.lock("svc/" + string(svc.UID))()
 	l.mem.setDeleting(string(svc.UID), true)
-	l.bootOver(string(svc.UID), nil, false)
+	l.mem.bootOver(string(svc.UID), nil, false)
 	exec := l.executor(clusterName)
 	loc, err := l.locate(ctx, exec, svc, locateFor{since: l.clock.Now(), recentIfShown: true})
 	if err != nil {

@@ -113,10 +113,9 @@ type Engine struct {
 	// deleteWaits is DeleteConfirmWaits (tests shorten it).
 	deleteWaits []time.Duration
 
-	kube  kubernetes.Interface
-	zone  *zoneview.Lister
-	mem   *memory
-	boots bootWatch
+	kube kubernetes.Interface
+	zone *zoneview.Lister
+	mem  *memory
 }
 
 // New builds the adapter.
@@ -144,7 +143,6 @@ func New(d Deps) *Engine {
 		kube:        d.Kube,
 		mem:         newMemory(clk),
 		zone:        zoneview.NewLister(d.Client.Appliances, d.Client.Zone, clk),
-		boots:       newBootWatch(),
 	}
 	l.alloc.Clock = clk
 	l.reserved, l.cfgErr = ipam.ParseRanges(d.Config.ReservedIPRanges)

@@ -98,10 +98,7 @@ func (l *Engine) locate(ctx context.Context, exec *apply.Executor, svc *v1.Servi
 // would let the Service create a second appliance (torture seeds 11, 13
 // and 20 found this). Then a listing since how.since is made.
 func (l *Engine) listOwned(ctx context.Context, exec *apply.Executor, uid string, how locateFor) ([]*iaas.LoadBalancer, time.Time, error) {
-	b := &l.boots
-	b.mu.Lock()
-	w, waiting := b.waiting[uid]
-	b.mu.Unlock()
+	w, waiting := l.mem.bootWaitOf(uid)
 	waiting = waiting && w.listed
 	notBefore := how.since
 	switch {

@@ -22,7 +22,9 @@ import (
 //     comparison of saved and running settings find a lost Config;
 //   - bootSent: a boot forgotten is sent once more (SAKURA ignores a boot
 //     of an appliance that boots);
-//   - notices: a standing condition is reported once more.
+//   - notices: a standing condition is reported once more;
+//   - boots: a wait forgotten makes the next look find the appliance as
+//     usual, and the boot time is learned again.
 type memory struct {
 	clock clock.PassiveClock
 
@@ -32,6 +34,10 @@ type memory struct {
 	reapplied     map[types.ID]string // settings hash last re-applied on suspicion
 	bootSent      map[types.ID]time.Time
 	notices       map[string]noticeEntry
+	// boots: Service UID -> the boot it waits for; typicalBoot is the last
+	// boot seen from create to up (0: none yet), where the looks go dense.
+	boots       map[string]bootWait
+	typicalBoot time.Duration
 }
 
 func newMemory(c clock.PassiveClock) *memory {
@@ -42,6 +48,7 @@ func newMemory(c clock.PassiveClock) *memory {
 		reapplied:     map[types.ID]string{},
 		bootSent:      map[types.ID]time.Time{},
 		notices:       map[string]noticeEntry{},
+		boots:         map[string]bootWait{},
 	}
 }
 
@@ -161,6 +168,11 @@ func (m *memory) prune(keep map[types.ID]bool) {
 	for id, at := range m.bootSent {
 		if !keep[id] && now.Sub(at) > decide.BootGrace {
 			delete(m.bootSent, id)
+		}
+	}
+	for uid, w := range m.boots {
+		if !keep[w.id] && now.Sub(w.since) > decide.BootGrace {
+			delete(m.boots, uid)
 		}
 	}
 	for k, n := range m.notices {

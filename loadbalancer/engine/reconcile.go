@@ -115,7 +115,7 @@ func (l *Engine) reconcile(ctx context.Context, r Request) (*v1.LoadBalancerStat
 		NoRepair: p.opts.NoRepair, ServiceDeleting: svc.DeletionTimestamp != nil})
 	if lb != nil {
 		l.recordState(uid, lb, state)
-		l.looked(uid, loc.at)
+		l.mem.looked(uid, loc.at)
 		if len(loc.lbs) > 1 {
 			l.reportDuplicates(svc, loc.lbs)
 		}
@@ -155,11 +155,11 @@ func (l *Engine) recordState(uid string, lb *iaas.LoadBalancer, state decide.Sta
 	switch state {
 	case decide.Up:
 		l.mem.forgetBoot(lb.ID) // it came up: a later "down" is a stop again
-		l.bootOver(uid, lb, true)
+		l.mem.bootOver(uid, lb, true)
 	case decide.Booting:
-		l.waitForBoot(uid, lb.ID, false)
+		l.mem.waitForBoot(uid, lb.ID, false)
 	default:
-		l.bootOver(uid, lb, false)
+		l.mem.bootOver(uid, lb, false)
 	}
 }
 
