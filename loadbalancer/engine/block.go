@@ -36,11 +36,11 @@ func (l *Engine) inventoryTTL() time.Duration {
 // appliance's VIP out again (torture seeds 6035, 6211), so the next
 // allocation lists afresh.
 func (l *Engine) releaseListed(owner string) {
-	if _, ok := l.alloc.Get(owner); !ok {
+	if _, ok := l.mem.reservation(owner); !ok {
 		return
 	}
 	l.raiseZoneFloor()
-	l.alloc.Release(owner)
+	l.mem.release(owner)
 }
 
 // forgetInventory drops what is remembered of a switch, so the next

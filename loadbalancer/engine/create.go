@@ -31,13 +31,13 @@ import (
 // owner is the allocator key the create was reserved under, tags what the
 // appliance must carry to count as the one created.
 func (l *Engine) justCreated(ctx context.Context, owner string, tags ...string) (*iaas.LoadBalancer, error) {
-	r, ok := l.alloc.Get(owner)
+	r, ok := l.mem.reservation(owner)
 	if ok && r.Uncertain {
 		// A create failed in a way that may hide a new appliance.
 		if l.clock.Since(r.At) < graceOf(r) {
 			return nil, api.NewRetryError("a failed create may have made a load balancer that is not listed yet; waiting for it before creating another", BootRetryAfter)
 		}
-		l.alloc.Release(owner)
+		l.mem.release(owner)
 		return nil, nil
 	}
 	if !ok || r.ApplianceID.IsEmpty() {
@@ -48,7 +48,7 @@ func (l *Engine) justCreated(ctx context.Context, owner string, tags ...string) 
 	case err == nil && apply.Owned(lb, tags...):
 		return lb, nil
 	case err == nil, sakuraapi.IsNotFound(err) && l.clock.Since(r.At) > CreateVisibilityGrace:
-		l.alloc.Release(owner) // gone for good (or not ours): allow a new create
+		l.mem.release(owner) // gone for good (or not ours): allow a new create
 		return nil, nil
 	case sakuraapi.IsNotFound(err), sakuraapi.IsStillCreating(err):
 		return nil, api.NewRetryError(fmt.Sprintf("load balancer %s was just created and is not visible yet", r.ApplianceID), BootRetryAfter)
@@ -62,7 +62,7 @@ func (l *Engine) checkNewVIP(ctx context.Context, owner string, lb *iaas.LoadBal
 	ip := opts.IP
 	defer l.locks.lock(switchLock(lb.SwitchID))()
 	// An earlier try's hold on a pinned address is this Service's own.
-	l.alloc.Release(vipOwner(owner))
+	l.mem.release(vipOwner(owner))
 	block, usage, _, err := l.usageOf(ctx, lb.SwitchID, opts, nodes, owner)
 	if err != nil {
 		return err
@@ -75,7 +75,7 @@ func (l *Engine) checkNewVIP(ctx context.Context, owner string, lb *iaas.LoadBal
 	// Hold the address for the settings write that follows the lock; a
 	// listing that shows it releases the hold. Its own key keeps the
 	// Service's create reservation, if any, intact.
-	l.alloc.Reserve(vipOwner(owner), ipam.Reservation{SwitchID: lb.SwitchID, IPs: []netip.Addr{netip.MustParseAddr(ip)}})
+	l.mem.reserve(vipOwner(owner), ipam.Reservation{SwitchID: lb.SwitchID, IPs: []netip.Addr{netip.MustParseAddr(ip)}})
 	return nil
 }
 
@@ -84,12 +84,12 @@ func (l *Engine) checkNewVIP(ctx context.Context, owner string, lb *iaas.LoadBal
 // held for the write that follows like a pinned one.
 func (l *Engine) restoreVIP(ctx context.Context, svc *v1.Service, opts annotations.Options, nodes []*v1.Node, lb *iaas.LoadBalancer) (string, error) {
 	defer l.locks.lock(switchLock(lb.SwitchID))()
-	l.alloc.Release(vipOwner(string(svc.UID)))
+	l.mem.release(vipOwner(string(svc.UID)))
 	vip, err := l.allocateVIP(ctx, svc, opts, nodes, lb)
 	if err != nil {
 		return "", err
 	}
-	l.alloc.Reserve(vipOwner(string(svc.UID)), ipam.Reservation{SwitchID: lb.SwitchID, IPs: []netip.Addr{vip}})
+	l.mem.reserve(vipOwner(string(svc.UID)), ipam.Reservation{SwitchID: lb.SwitchID, IPs: []netip.Addr{vip}})
 	return vip.String(), nil
 }
 
@@ -122,7 +122,7 @@ func (l *Engine) usageOf(ctx context.Context, switchID types.ID, opts annotation
 	if usage, err = l.switchUsage(ctx, sw); err != nil {
 		return block, nil, ReasonAPIError, err
 	}
-	l.alloc.Merge(usage, sw.ID, CreateVisibilityGrace)
+	l.mem.mergeReservations(usage, sw.ID, CreateVisibilityGrace)
 	addNodeAddresses(usage, block, nodes)
 	recs, err := l.recordsInFlight(self)
 	if err != nil {
@@ -223,9 +223,9 @@ func (l *Engine) create(ctx context.Context, exec *apply.Executor, cluster strin
 			}
 		}
 		r := ipam.Reservation{SwitchID: block.SwitchID, IPs: ips, VRID: vrid, Uncertain: true, Grace: grace}
-		l.alloc.Reserve(string(svc.UID), r)
+		l.mem.reserve(string(svc.UID), r)
 		if key := p.opts.SharingKey; key != "" {
-			l.alloc.Reserve(sharedOwner(key), ipam.Reservation{SwitchID: block.SwitchID, Uncertain: true, Grace: grace})
+			l.mem.reserve(sharedOwner(key), ipam.Reservation{SwitchID: block.SwitchID, Uncertain: true, Grace: grace})
 		}
 		_ = l.fail(svc, ReasonAPIError, err) // reported now: the reconcile returns a RetryError
 		return nil, api.NewRetryError(fmt.Sprintf("creating the load balancer failed (%v); looking for it by its tags before trying again", err), min(BootRetryAfter, graceOf(r)))
@@ -236,11 +236,11 @@ func (l *Engine) create(ctx context.Context, exec *apply.Executor, cluster strin
 		l.forgetInventoryIfRefused(block.SwitchID, err)
 		return nil, orReason(ReasonAPIError, err)
 	}
-	l.alloc.Reserve(string(svc.UID), ipam.Reservation{SwitchID: block.SwitchID, IPs: ips, VRID: vrid, ApplianceID: lb.ID})
+	l.mem.reserve(string(svc.UID), ipam.Reservation{SwitchID: block.SwitchID, IPs: ips, VRID: vrid, ApplianceID: lb.ID})
 	l.recordID(ctx, svc, lb.ID)
 	if key := p.opts.SharingKey; key != "" {
 		// Other members find it by this until the API lists it.
-		l.alloc.Reserve(sharedOwner(key), ipam.Reservation{SwitchID: block.SwitchID, ApplianceID: lb.ID})
+		l.mem.reserve(sharedOwner(key), ipam.Reservation{SwitchID: block.SwitchID, ApplianceID: lb.ID})
 	}
 	l.mem.waitForBoot(string(svc.UID), lb.ID, true)
 	l.event(svc, false, ReasonCreated, "created load balancer %s (%s) on %s with VIP %s, %d real servers; it is booting", lb.Name, lb.ID, block, res.VIP, len(backends.Selected))

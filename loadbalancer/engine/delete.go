@@ -69,8 +69,8 @@ func (l *Engine) Delete(ctx context.Context, clusterName string, svc *v1.Service
 		// does not honour RetryError on this path in v0.37.
 		return api.NewRetryError(fmt.Sprintf("waiting for load balancer %s to shut down before deleting it", strings.Join(waiting, ", ")), BootRetryAfter)
 	}
-	l.alloc.Release(string(svc.UID))
-	l.alloc.Release(vipOwner(string(svc.UID)))
+	l.mem.release(string(svc.UID))
+	l.mem.release(vipOwner(string(svc.UID)))
 	return nil
 }
 

@@ -101,7 +101,6 @@ type Engine struct {
 	clusterID string
 	recorder  record.EventRecorder
 	exec      *apply.Executor
-	alloc     *ipam.Allocator
 	reserved  []ipam.Range
 	cfgErr    error
 	switches  switchCache
@@ -136,7 +135,6 @@ func New(d Deps) *Engine {
 		clusterID: d.ClusterID,
 		recorder:  d.Recorder,
 		exec:      &apply.Executor{Client: d.Client, ClusterID: d.ClusterID, StatusPolled: d.Config.HealthPollIntervalSec > 0, Clock: clk},
-		alloc:     ipam.NewAllocator(),
 		switches:  switchCache{items: map[types.ID]cachedSwitch{}, selectors: map[string]cachedBlock{}, servers: map[types.ID]cachedServers{}},
 
 		deleteWaits: DeleteConfirmWaits,
@@ -144,7 +142,6 @@ func New(d Deps) *Engine {
 		mem:         newMemory(clk),
 		zone:        zoneview.NewLister(d.Client.Appliances, d.Client.Zone, clk),
 	}
-	l.alloc.Clock = clk
 	l.reserved, l.cfgErr = ipam.ParseRanges(d.Config.ReservedIPRanges)
 	if l.cfgErr == nil && d.Config.Plan != "" {
 		if _, err := annotations.NormalizePlan(d.Config.Plan); err != nil {
@@ -156,9 +153,6 @@ func New(d Deps) *Engine {
 	}
 	return l
 }
-
-// Allocator exposes the in-process allocator (tests check reservations).
-func (l *Engine) Allocator() *ipam.Allocator { return l.alloc }
 
 func (l *Engine) defaults() annotations.Defaults {
 	return annotations.Defaults{

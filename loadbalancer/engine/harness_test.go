@@ -301,3 +301,10 @@ func (l *Engine) GetLoadBalancer(ctx context.Context, cluster string, svc *v1.Se
 func (l *Engine) EnsureLoadBalancerDeleted(ctx context.Context, cluster string, svc *v1.Service) error {
 	return l.Delete(ctx, cluster, svc)
 }
+
+// pendingReservations counts the outstanding reservations.
+func (m *memory) pendingReservations() int {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return len(m.reservations)
+}

@@ -231,7 +231,7 @@ func TestDeleteIsStepwiseIdempotentAndOwnedOnly(t *testing.T) {
 	if n, _ := writes(e.client, snap); n != 0 {
 		t.Fatalf("second delete wrote")
 	}
-	if e.lb.Allocator().Pending() != 0 {
+	if e.lb.mem.pendingReservations() != 0 {
 		t.Fatalf("reservation not released")
 	}
 }
@@ -627,7 +627,7 @@ func TestJustCreatedApplianceInvisible(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	if _, ok := e.lb.Allocator().Get("uid-web"); !ok {
+	if _, ok := e.lb.mem.reservation("uid-web"); !ok {
 		t.Fatal("reservation dropped before the appliance was listed")
 	}
 	e.ensureUp(svc, nodes)

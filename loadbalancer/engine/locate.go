@@ -136,14 +136,14 @@ func (l *Engine) listOwned(ctx context.Context, exec *apply.Executor, uid string
 // create record on the Service.
 func (l *Engine) unlisted(ctx context.Context, exec *apply.Executor, svc *v1.Service) (location, error) {
 	uid := string(svc.UID)
-	r, reserved := l.alloc.Get(uid)
+	r, reserved := l.mem.reservation(uid)
 	young := reserved && l.clock.Since(r.At) < graceOf(r)
 	if reserved && r.Uncertain {
 		// A create failed in a way that may hide a new appliance.
 		if young {
 			return pending("a failed create may have made a load balancer that is not listed yet; waiting for it before creating another", BootRetryAfter), nil
 		}
-		l.alloc.Release(uid)
+		l.mem.release(uid)
 		reserved = false
 	}
 	// This process's just-created appliance first (fresher than the
@@ -165,7 +165,7 @@ func (l *Engine) unlisted(ctx context.Context, exec *apply.Executor, svc *v1.Ser
 			return location{}, fmt.Errorf("reading load balancer %s: %w", id, err)
 		case !mine:
 		case err == nil || (sakuraapi.IsNotFound(err) && !young):
-			l.alloc.Release(uid) // gone for good (or not ours): allow a new create
+			l.mem.release(uid) // gone for good (or not ours): allow a new create
 		default:
 			return pending(fmt.Sprintf("load balancer %s was just created and is not visible yet", id), BootRetryAfter), nil
 		}

@@ -8,6 +8,7 @@ import (
 	"github.com/sacloud/iaas-api-go"
 	"github.com/sacloud/iaas-api-go/types"
 	"github.com/sakura-ccm/sakura-cloud-controller-manager/loadbalancer/decide"
+	"github.com/sakura-ccm/sakura-cloud-controller-manager/loadbalancer/ipam"
 	"k8s.io/utils/clock"
 )
 
@@ -24,7 +25,9 @@ import (
 //     of an appliance that boots);
 //   - notices: a standing condition is reported once more;
 //   - boots: a wait forgotten makes the next look find the appliance as
-//     usual, and the boot time is learned again.
+//     usual, and the boot time is learned again;
+//   - reservations: after a restart the create records on the Services
+//     hold the addresses of creates not listed yet.
 type memory struct {
 	clock clock.PassiveClock
 
@@ -38,6 +41,10 @@ type memory struct {
 	// boot seen from create to up (0: none yet), where the looks go dense.
 	boots       map[string]bootWait
 	typicalBoot time.Duration
+	// reservations: the addresses of creates and writes in flight, by
+	// owner (a Service UID, "share/<key>", "vip/<uid>"), until a listing
+	// shows them; ipam.Reservations.Merge decides which still count.
+	reservations ipam.Reservations
 }
 
 func newMemory(c clock.PassiveClock) *memory {
@@ -49,6 +56,7 @@ func newMemory(c clock.PassiveClock) *memory {
 		bootSent:      map[types.ID]time.Time{},
 		notices:       map[string]noticeEntry{},
 		boots:         map[string]bootWait{},
+		reservations:  ipam.Reservations{},
 	}
 }
 
@@ -175,9 +183,45 @@ func (m *memory) prune(keep map[types.ID]bool) {
 			delete(m.boots, uid)
 		}
 	}
+	for owner, r := range m.reservations {
+		if now.Sub(r.At) > CreateVisibilityGrace {
+			delete(m.reservations, owner) // Merge would drop it too
+		}
+	}
 	for k, n := range m.notices {
 		if now.Sub(n.at) > RepeatNoticeAfter {
 			delete(m.notices, k)
 		}
 	}
+}
+
+// reserve holds r's addresses for owner from now until a listing shows them.
+func (m *memory) reserve(owner string, r ipam.Reservation) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	r.At = m.clock.Now()
+	m.reservations[owner] = r
+}
+
+// reservation is owner's outstanding reservation.
+func (m *memory) reservation(owner string) (ipam.Reservation, bool) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	r, ok := m.reservations[owner]
+	return r, ok
+}
+
+// release forgets owner's reservation (its appliance is listed, or gone).
+func (m *memory) release(owner string) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	delete(m.reservations, owner)
+}
+
+// mergeReservations adds the reservations on switchID that u does not show
+// yet to u, and forgets those it shows or that are older than maxAge.
+func (m *memory) mergeReservations(u *ipam.Usage, switchID types.ID, maxAge time.Duration) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.reservations.Merge(u, switchID, m.clock.Now(), maxAge)
 }

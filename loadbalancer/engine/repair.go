@@ -134,6 +134,6 @@ func (l *Engine) showStatus(ctx context.Context, svc *v1.Service, st *v1.LoadBal
 // reservedOther: the appliance being created for uid got a VIP other than
 // shown.
 func (l *Engine) reservedOther(uid, shown string) bool {
-	r, ok := l.alloc.Get(uid)
+	r, ok := l.mem.reservation(uid)
 	return ok && len(r.IPs) > 0 && r.IPs[0].String() != shown
 }

@@ -45,7 +45,7 @@ func (l *Engine) join(ctx context.Context, exec *apply.Executor, cluster string,
 	var lb *iaas.LoadBalancer
 	if len(shared) > 0 {
 		lb = shared[0]
-		l.alloc.Release(sharedOwner(key))
+		l.mem.release(sharedOwner(key))
 	} else if lb, err = l.justCreated(ctx, sharedOwner(key), desired.ClusterTag(exec.ClusterID), desired.SharingTag(key)); err != nil {
 		return nil, err
 	}
@@ -103,10 +103,10 @@ func (l *Engine) joinAppliance(ctx context.Context, exec *apply.Executor, cluste
 	_, others := plan.SplitEntries(lb.VirtualIPAddresses, desired.RefOf(svc))
 	vips := append(others, plan.ToAPI(want.VIPs)...)
 	// Held before the write: one answered 5xx may have written the VIP.
-	l.alloc.Reserve(vipOwner(string(svc.UID)), ipam.Reservation{SwitchID: lb.SwitchID, IPs: []netip.Addr{vip}, ApplianceID: lb.ID})
+	l.mem.reserve(vipOwner(string(svc.UID)), ipam.Reservation{SwitchID: lb.SwitchID, IPs: []netip.Addr{vip}, ApplianceID: lb.ID})
 	if err := exec.UpdateMembers(ctx, lb, vips, j.Tags); err != nil {
 		if sakuraapi.NotDone(err) {
-			l.alloc.Release(vipOwner(string(svc.UID)))
+			l.mem.release(vipOwner(string(svc.UID)))
 		}
 		l.forgetInventoryIfRefused(lb.SwitchID, err)
 		return nil, orReason(ReasonAPIError, err)

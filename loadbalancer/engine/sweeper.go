@@ -37,7 +37,7 @@ func (l *Engine) Sweeper(services sweep.ServiceLister) (*sweep.Runner, error) {
 		LockKey:  func(key string) func() { return l.locks.lock(sharedOwner(key)) },
 		OnDeleted: func(uids []string) {
 			for _, u := range uids {
-				l.alloc.Release(u)
+				l.mem.release(u)
 			}
 		},
 	}, nil

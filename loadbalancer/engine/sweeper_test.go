@@ -33,7 +33,7 @@ func TestSweepAfterServiceDeletedWhileDown(t *testing.T) {
 	}
 	// The fake stamps CreatedAt with the real time; look from past the grace period.
 	r.Now = func() time.Time { return time.Now().Add(time.Hour) }
-	e.lb.Allocator().Reserve(string(a.UID), ipam.Reservation{SwitchID: e.sw.ID})
+	e.lb.mem.reserve(string(a.UID), ipam.Reservation{SwitchID: e.sw.ID})
 
 	for i := 0; i < 5000; i++ {
 		if _, err := r.Sweep(e.ctx); err != nil {
@@ -48,7 +48,7 @@ func TestSweepAfterServiceDeletedWhileDown(t *testing.T) {
 	if len(left) != 1 || !strings.Contains(strings.Join(left[0].Tags, " "), desired.ServiceTag(string(b.UID))) {
 		t.Fatalf("after the sweep: %d appliances %v; want only Service b's", len(left), left)
 	}
-	if _, ok := e.lb.Allocator().Get(string(a.UID)); ok {
+	if _, ok := e.lb.mem.reservation(string(a.UID)); ok {
 		t.Error("the swept Service's address reservation was kept")
 	}
 }

@@ -21,7 +21,7 @@ import (
 // zoneReuse is how old a listing may be for these questions. Creates that
 // follow one another (100 Services at once) then cost one listing every two
 // seconds, not one each. It is safe for this process's own appliances: one
-// not in the listing is still reserved (ipam.Allocator) or recorded on its
+// not in the listing is still reserved (memory) or recorded on its
 // Service, and a reservation is dropped only against a listing that shows
 // it (then the floor below makes the next listing newer). Another
 // cluster's appliance made within these two seconds is missed, as it would

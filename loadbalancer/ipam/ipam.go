@@ -4,10 +4,11 @@
 // "Free" is judged against every consumer on the switch (servers, load
 // balancers ours or not, VPC routers, databases, NFS, mobile gateways,
 // next hops), the operator's reserved ranges, and the block's own network,
-// gateway, router and broadcast addresses. The pure part (Block, Usage,
-// Allocate, PickVRID) is table-tested; Inventory gathers Usage from the API;
-// Allocator remembers in-flight reservations until the new appliance shows
-// up in an inventory.
+// gateway, router and broadcast addresses. Everything here is pure and
+// table-tested: Block, Usage (gathered from one appliance listing and the
+// switch's servers), Allocate, CheckVIP, PickVRID, and Reservations.Merge,
+// which decides which in-flight reservations (kept by the caller) still
+// hold their addresses. No API call, no clock, no lock.
 package ipam
 
 import (
@@ -16,13 +17,11 @@ import (
 	"net/netip"
 	"slices"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/sacloud/iaas-api-go"
 	"github.com/sacloud/iaas-api-go/types"
 	"go4.org/netipx"
-	"k8s.io/utils/clock"
 )
 
 // MaxVRID bounds VRRP router IDs.
@@ -407,7 +406,7 @@ type Reservation struct {
 	VRID     int
 	// ApplianceID is the appliance created with these addresses (0: none yet).
 	ApplianceID types.ID
-	// At is when the reservation was made (set by Reserve).
+	// At is when the reservation was made.
 	At time.Time
 	// Uncertain marks the addresses of a create that failed in a way that
 	// may hide a new appliance (a 5xx or lost answer): held until the
@@ -419,58 +418,11 @@ type Reservation struct {
 	Grace time.Duration
 }
 
-// Allocator remembers, in the process, the addresses of creates and writes
-// in flight until an inventory shows them. The caller serializes the
-// inventory, the choice and the write per switch (one lock per switch, not
-// one for the process).
-type Allocator struct {
-	// Clock dates reservations for Merge's maxAge; nil is the real clock.
-	// Set it before first use.
-	Clock clock.PassiveClock
-
-	inner   sync.Mutex // guards pending
-	pending map[string]Reservation
-}
-
-func (a *Allocator) now() time.Time {
-	if a.Clock == nil {
-		return clock.RealClock{}.Now()
-	}
-	return a.Clock.Now()
-}
-
-// NewAllocator returns an empty allocator.
-func NewAllocator() *Allocator { return &Allocator{pending: map[string]Reservation{}} }
-
-// Reserve remembers addresses handed to owner until the API shows them.
-func (a *Allocator) Reserve(owner string, r Reservation) {
-	a.inner.Lock()
-	defer a.inner.Unlock()
-	r.At = a.now()
-	a.pending[owner] = r
-}
-
-// Get returns owner's outstanding reservation.
-func (a *Allocator) Get(owner string) (Reservation, bool) {
-	a.inner.Lock()
-	defer a.inner.Unlock()
-	r, ok := a.pending[owner]
-	return r, ok
-}
-
-// Release forgets owner's reservation (its appliance is visible or gone).
-func (a *Allocator) Release(owner string) {
-	a.inner.Lock()
-	defer a.inner.Unlock()
-	delete(a.pending, owner)
-}
-
-// Pending reports how many reservations are outstanding.
-func (a *Allocator) Pending() int {
-	a.inner.Lock()
-	defer a.inner.Unlock()
-	return len(a.pending)
-}
+// Reservations are the addresses of creates and writes in flight, by
+// owner, until an inventory shows them. It is a plain value: the caller
+// keeps it (the engine's memory, under its lock) and serializes the
+// inventory, the choice and the write per switch.
+type Reservations map[string]Reservation
 
 // Merge adds still-invisible reservations on switchID to u, and drops those
 // the inventory already shows. A reservation made for an appliance is
@@ -481,21 +433,18 @@ func (a *Allocator) Pending() int {
 // without an appliance (a pinned VIP being written) is visible once all its
 // addresses are.
 //
-// A reservation older than maxAge (the visibility grace, > 0) is dropped
-// too: an appliance made by then is listed, and its addresses come from the
-// listing. Without this, the addresses of a create whose answer was lost
-// would stay held for good when its Service is deleted before any sync
-// looks again (nothing else releases them).
-func (a *Allocator) Merge(u *Usage, switchID types.ID, maxAge time.Duration) {
-	a.inner.Lock()
-	defer a.inner.Unlock()
-	now := a.now()
-	for owner, r := range a.pending {
+// A reservation older than maxAge at now (the visibility grace, > 0) is
+// dropped too: an appliance made by then is listed, and its addresses come
+// from the listing. Without this, the addresses of a create whose answer
+// was lost would stay held for good when its Service is deleted before any
+// sync looks again (nothing else releases them).
+func (rs Reservations) Merge(u *Usage, switchID types.ID, now time.Time, maxAge time.Duration) {
+	for owner, r := range rs {
 		if r.SwitchID != switchID {
 			continue
 		}
 		if r.visibleIn(u) || (maxAge > 0 && now.Sub(r.At) > maxAge) {
-			delete(a.pending, owner)
+			delete(rs, owner)
 			continue
 		}
 		for _, ip := range r.IPs {

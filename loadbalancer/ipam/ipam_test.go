@@ -177,13 +177,13 @@ func TestPickVRID(t *testing.T) {
 	}
 }
 
-func TestAllocatorReservationsUntilVisible(t *testing.T) {
-	a := NewAllocator()
-	a.Reserve("svc-a", Reservation{SwitchID: 5, IPs: addrs("192.0.2.20", "192.0.2.21"), VRID: 3})
-	a.Reserve("svc-b", Reservation{SwitchID: 6, IPs: addrs("192.0.2.22")})
+func TestReservationsReservationsUntilVisible(t *testing.T) {
+	a := Reservations{}
+	a["svc-a"] = Reservation{At: t0, SwitchID: 5, IPs: addrs("192.0.2.20", "192.0.2.21"), VRID: 3}
+	a["svc-b"] = Reservation{At: t0, SwitchID: 6, IPs: addrs("192.0.2.22")}
 	u := NewUsage()
-	a.Merge(u, 5, time.Hour)
-	if _, ok := u.IPs[netip.MustParseAddr("192.0.2.20")]; !ok || u.VRIDs[3] == "" || a.Pending() != 2 {
+	a.Merge(u, 5, t0, time.Hour)
+	if _, ok := u.IPs[netip.MustParseAddr("192.0.2.20")]; !ok || u.VRIDs[3] == "" || len(a) != 2 {
 		t.Fatalf("in-flight reservation not applied: %v %v", u.IPs, u.VRIDs)
 	}
 	if _, ok := u.IPs[netip.MustParseAddr("192.0.2.22")]; ok {
@@ -193,43 +193,43 @@ func TestAllocatorReservationsUntilVisible(t *testing.T) {
 	seen := NewUsage()
 	seen.AddIP("192.0.2.20", "lb")
 	seen.AddIP("192.0.2.21", "lb")
-	a.Merge(seen, 5, time.Hour) // no appliance ID: visible by its addresses
-	if a.Pending() != 1 {
-		t.Fatalf("pending %d", a.Pending())
+	a.Merge(seen, 5, t0, time.Hour) // no appliance ID: visible by its addresses
+	if len(a) != 1 {
+		t.Fatalf("pending %d", len(a))
 	}
-	a.Release("svc-b")
-	if a.Pending() != 0 {
+	delete(a, "svc-b")
+	if len(a) != 0 {
 		t.Fatal("release failed")
 	}
 }
 
-// TestAllocatorKeepsReservationsWithoutAddresses: a sharing-key reservation
+// TestReservationsKeepsReservationsWithoutAddresses: a sharing-key reservation
 // holds no address, only the appliance being created. It must stay until
 // that appliance is listed, or a second member of the key, finding neither
 // the appliance nor the reservation, creates a second shared appliance.
-func TestAllocatorKeepsReservationsWithoutAddresses(t *testing.T) {
-	a := NewAllocator()
-	a.Reserve("share/k", Reservation{SwitchID: 5, ApplianceID: 77})
-	a.Reserve("svc-a", Reservation{SwitchID: 5, IPs: addrs("192.0.2.20"), ApplianceID: 78})
-	a.Merge(NewUsage(), 5, time.Hour)
-	if _, ok := a.Get("share/k"); !ok {
+func TestReservationsKeepsReservationsWithoutAddresses(t *testing.T) {
+	a := Reservations{}
+	a["share/k"] = Reservation{At: t0, SwitchID: 5, ApplianceID: 77}
+	a["svc-a"] = Reservation{At: t0, SwitchID: 5, IPs: addrs("192.0.2.20"), ApplianceID: 78}
+	a.Merge(NewUsage(), 5, t0, time.Hour)
+	if _, ok := a["share/k"]; !ok {
 		t.Fatal("a reservation without addresses was dropped before its appliance was listed")
 	}
 	// The addresses show (another consumer took them?) but the appliance is
 	// not listed yet: still in flight.
 	u := NewUsage()
 	u.AddIP("192.0.2.20", "someone")
-	a.Merge(u, 5, time.Hour)
-	if _, ok := a.Get("svc-a"); !ok {
+	a.Merge(u, 5, t0, time.Hour)
+	if _, ok := a["svc-a"]; !ok {
 		t.Fatal("a reservation was dropped although its appliance is not listed")
 	}
 	listed := NewUsage()
 	listed.Appliances[77] = true
 	listed.Appliances[78] = true
 	listed.AddIP("192.0.2.20", "lb 78")
-	a.Merge(listed, 5, time.Hour)
-	if a.Pending() != 0 {
-		t.Fatalf("%d reservations left after their appliances were listed", a.Pending())
+	a.Merge(listed, 5, t0, time.Hour)
+	if len(a) != 0 {
+		t.Fatalf("%d reservations left after their appliances were listed", len(a))
 	}
 }
 
@@ -237,27 +237,26 @@ func TestAllocatorKeepsReservationsWithoutAddresses(t *testing.T) {
 // it: the create whose answer was lost made nothing (or what it made is
 // listed by now), and its Service may be gone, so nothing else would
 // release the addresses.
-func TestAllocatorDropsReservationsPastTheGrace(t *testing.T) {
-	a := NewAllocator()
-	a.Reserve("lost-answer", Reservation{SwitchID: 5, IPs: addrs("192.0.2.30"), VRID: 9, Uncertain: true})
+func TestReservationsDropsReservationsPastTheGrace(t *testing.T) {
+	a := Reservations{}
+	a["lost-answer"] = Reservation{At: t0, SwitchID: 5, IPs: addrs("192.0.2.30"), VRID: 9, Uncertain: true}
 	u := NewUsage()
-	a.Merge(u, 5, time.Hour)
-	if _, ok := u.IPs[netip.MustParseAddr("192.0.2.30")]; !ok || a.Pending() != 1 {
+	a.Merge(u, 5, t0, time.Hour)
+	if _, ok := u.IPs[netip.MustParseAddr("192.0.2.30")]; !ok || len(a) != 1 {
 		t.Fatal("a young uncertain reservation was not held")
 	}
-	time.Sleep(5 * time.Millisecond)
 	u = NewUsage()
-	a.Merge(u, 5, time.Millisecond)
-	if _, ok := u.IPs[netip.MustParseAddr("192.0.2.30")]; ok || a.Pending() != 0 {
-		t.Fatalf("a reservation past the grace still holds its address (pending %d)", a.Pending())
+	a.Merge(u, 5, t0.Add(5*time.Millisecond), time.Millisecond)
+	if _, ok := u.IPs[netip.MustParseAddr("192.0.2.30")]; ok || len(a) != 0 {
+		t.Fatalf("a reservation past the grace still holds its address (pending %d)", len(a))
 	}
 }
 
-// TestAllocatorKeepsAJoinersVIPUntilListed is issue #18's defect 1: B joins
+// TestReservationsKeepsAJoinersVIPUntilListed is issue #18's defect 1: B joins
 // shared appliance 77 with VIP .40 and reserves it under 77; a listing made
 // before B's write shows 77 without .40. The reservation must hold .40 until
 // a listing shows it, or the next allocation hands .40 out again.
-func TestAllocatorKeepsAJoinersVIPUntilListed(t *testing.T) {
+func TestReservationsKeepsAJoinersVIPUntilListed(t *testing.T) {
 	steps := []struct {
 		name     string
 		listed   []types.ID
@@ -269,8 +268,8 @@ func TestAllocatorKeepsAJoinersVIPUntilListed(t *testing.T) {
 		{"VIP shows, appliance not listed", nil, []string{"192.0.2.40"}, true},
 		{"appliance listed with the VIP", []types.ID{77}, []string{"192.0.2.10", "192.0.2.40"}, false},
 	}
-	a := NewAllocator()
-	a.Reserve("svc-b", Reservation{SwitchID: 5, IPs: addrs("192.0.2.40"), ApplianceID: 77})
+	a := Reservations{}
+	a["svc-b"] = Reservation{At: t0, SwitchID: 5, IPs: addrs("192.0.2.40"), ApplianceID: 77}
 	for _, st := range steps {
 		u := NewUsage()
 		for _, id := range st.listed {
@@ -279,8 +278,8 @@ func TestAllocatorKeepsAJoinersVIPUntilListed(t *testing.T) {
 		for _, ip := range st.ips {
 			u.AddIP(ip, "lb 77")
 		}
-		a.Merge(u, 5, time.Hour)
-		_, held := a.Get("svc-b")
+		a.Merge(u, 5, t0, time.Hour)
+		_, held := a["svc-b"]
 		if held != st.wantHeld {
 			t.Fatalf("%s: reservation held %v, want %v", st.name, held, st.wantHeld)
 		}
@@ -289,3 +288,6 @@ func TestAllocatorKeepsAJoinersVIPUntilListed(t *testing.T) {
 		}
 	}
 }
+
+// t0 dates the reservations of the tests above.
+var t0 = time.Date(2026, 12, 7, 0, 0, 0, 0, time.UTC)
