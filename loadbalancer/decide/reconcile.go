@@ -236,3 +236,31 @@ func Serve(f ServeFacts) ServePlan {
 	}
 	return p
 }
+
+// KeyStep is what a Service of a sharing key does when it has no appliance.
+type KeyStep int
+
+const (
+	// KeyJoin: join the key's appliance.
+	KeyJoin KeyStep = iota
+	// KeyWait: the key's appliance is being created (by this process, or by
+	// another member before a restart): wait rather than make a second one.
+	KeyWait
+	// KeyCreate: the key has no appliance: make it.
+	KeyCreate
+)
+
+// KeyAppliance decides between joining, waiting and creating: found is
+// where the key's appliance was found (listed, unlisted by the ID this
+// process created, a create of this process pending, none), and
+// recordInFlight says another member's create record is young enough that
+// its appliance may not be listed yet.
+func KeyAppliance(found Found, recordInFlight bool) KeyStep {
+	switch {
+	case found == FoundListed || found == FoundUnlisted:
+		return KeyJoin
+	case found == FoundPending || recordInFlight:
+		return KeyWait
+	}
+	return KeyCreate
+}

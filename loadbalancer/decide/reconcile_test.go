@@ -67,3 +67,23 @@ func TestServe(t *testing.T) {
 		}
 	}
 }
+
+func TestKeyAppliance(t *testing.T) {
+	cases := []struct {
+		found    Found
+		inFlight bool
+		want     KeyStep
+	}{
+		{FoundListed, false, KeyJoin},
+		{FoundListed, true, KeyJoin}, // listed: the record's appliance is this one, or the next join finds it
+		{FoundUnlisted, false, KeyJoin},
+		{FoundPending, false, KeyWait},
+		{FoundNone, true, KeyWait},
+		{FoundNone, false, KeyCreate},
+	}
+	for _, c := range cases {
+		if got := KeyAppliance(c.found, c.inFlight); got != c.want {
+			t.Errorf("KeyAppliance(%d, %v) = %d, want %d", c.found, c.inFlight, got, c.want)
+		}
+	}
+}

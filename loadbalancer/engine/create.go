@@ -25,38 +25,6 @@ import (
 // Creating an appliance: allocation under the switch's lock, the create
 // itself, and the moments after it when listings do not show it yet.
 
-// justCreated covers the moment after a create when the API does not list
-// the new appliance yet: rather than create a second one, it reads the one
-// this process created, and waits while that is still invisible.
-// owner is the allocator key the create was reserved under, tags what the
-// appliance must carry to count as the one created.
-func (l *Engine) justCreated(ctx context.Context, owner string, tags ...string) (*iaas.LoadBalancer, error) {
-	r, ok := l.mem.reservation(owner)
-	if ok && r.Uncertain {
-		// A create failed in a way that may hide a new appliance.
-		if l.clock.Since(r.At) < graceOf(r) {
-			return nil, api.NewRetryError("a failed create may have made a load balancer that is not listed yet; waiting for it before creating another", BootRetryAfter)
-		}
-		l.mem.release(owner)
-		return nil, nil
-	}
-	if !ok || r.ApplianceID.IsEmpty() {
-		return nil, nil
-	}
-	lb, err := l.client.LoadBalancers.Read(ctx, l.client.Zone, r.ApplianceID)
-	switch {
-	case err == nil && apply.Owned(lb, tags...):
-		return lb, nil
-	case err == nil, sakuraapi.IsNotFound(err) && l.clock.Since(r.At) > CreateVisibilityGrace:
-		l.mem.release(owner) // gone for good (or not ours): allow a new create
-		return nil, nil
-	case sakuraapi.IsNotFound(err), sakuraapi.IsStillCreating(err):
-		return nil, api.NewRetryError(fmt.Sprintf("load balancer %s was just created and is not visible yet", r.ApplianceID), BootRetryAfter)
-	default:
-		return nil, fmt.Errorf("reading the just created load balancer %s: %w", r.ApplianceID, err)
-	}
-}
-
 // checkNewVIP validates a pinned address that differs from the current VIP.
 func (l *Engine) checkNewVIP(ctx context.Context, owner string, lb *iaas.LoadBalancer, opts annotations.Options, nodes []*v1.Node) error {
 	ip := opts.IP

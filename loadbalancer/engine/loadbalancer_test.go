@@ -13,6 +13,7 @@ import (
 	"github.com/sacloud/iaas-api-go/fake"
 	"github.com/sacloud/iaas-api-go/types"
 	"github.com/sakura-ccm/sakura-cloud-controller-manager/loadbalancer/annotations"
+	"github.com/sakura-ccm/sakura-cloud-controller-manager/loadbalancer/decide"
 	"github.com/sakura-ccm/sakura-cloud-controller-manager/loadbalancer/desired"
 	v1 "k8s.io/api/core/v1"
 	cloudprovider "k8s.io/cloud-provider"
@@ -623,8 +624,9 @@ func TestJustCreatedApplianceInvisible(t *testing.T) {
 	// Readable by ID but not yet listed: it is adopted, still no second create.
 	fake.DataStore.Put(fake.ResourceLoadBalancer, zone, hidden.ID, hidden)
 	for i := 0; i < 3; i++ {
-		if _, err := e.lb.justCreated(e.ctx, "uid-web", desired.ClusterTag(e.lb.exec.ClusterID), desired.ServiceTag("uid-web")); err != nil {
-			t.Fatal(err)
+		loc, err := e.lb.inFlight(e.ctx, e.lb.exec, "uid-web", 0, desired.ClusterTag(e.lb.exec.ClusterID), desired.ServiceTag("uid-web"))
+		if err != nil || loc.found != decide.FoundUnlisted || loc.lbs[0].ID != hidden.ID {
+			t.Fatalf("read by its ID: %+v, %v; want it found unlisted", loc, err)
 		}
 	}
 	if _, ok := e.lb.mem.reservation("uid-web"); !ok {

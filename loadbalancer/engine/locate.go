@@ -136,39 +136,10 @@ func (l *Engine) listOwned(ctx context.Context, exec *apply.Executor, uid string
 // create record on the Service.
 func (l *Engine) unlisted(ctx context.Context, exec *apply.Executor, svc *v1.Service) (location, error) {
 	uid := string(svc.UID)
-	r, reserved := l.mem.reservation(uid)
-	young := reserved && l.clock.Since(r.At) < graceOf(r)
-	if reserved && r.Uncertain {
-		// A create failed in a way that may hide a new appliance.
-		if young {
-			return pending("a failed create may have made a load balancer that is not listed yet; waiting for it before creating another", BootRetryAfter), nil
-		}
-		l.mem.release(uid)
-		reserved = false
-	}
-	// This process's just-created appliance first (fresher than the
-	// Service copy), then the ID the Service records.
-	var ids []types.ID
-	if reserved && !r.ApplianceID.IsEmpty() {
-		ids = append(ids, r.ApplianceID)
-	}
-	if id := types.StringID(svc.Annotations[annotations.LoadBalancerID]); !id.IsEmpty() && (len(ids) == 0 || ids[0] != id) {
-		ids = append(ids, id)
-	}
-	for _, id := range ids {
-		lb, err := exec.Read(ctx, id)
-		mine := reserved && id == r.ApplianceID
-		switch {
-		case err == nil && apply.Owned(lb, desired.ClusterTag(exec.ClusterID), desired.ServiceTag(uid)):
-			return location{found: decide.FoundUnlisted, lbs: []*iaas.LoadBalancer{lb}}, nil
-		case err != nil && !sakuraapi.IsNotFound(err) && !sakuraapi.IsStillCreating(err):
-			return location{}, fmt.Errorf("reading load balancer %s: %w", id, err)
-		case !mine:
-		case err == nil || (sakuraapi.IsNotFound(err) && !young):
-			l.mem.release(uid) // gone for good (or not ours): allow a new create
-		default:
-			return pending(fmt.Sprintf("load balancer %s was just created and is not visible yet", id), BootRetryAfter), nil
-		}
+	loc, err := l.inFlight(ctx, exec, uid, types.StringID(svc.Annotations[annotations.LoadBalancerID]),
+		desired.ClusterTag(exec.ClusterID), desired.ServiceTag(uid))
+	if err != nil || loc.found != decide.FoundNone {
+		return loc, err
 	}
 	rec, has, err := annotations.CreateRecordOf(svc)
 	if err != nil {
@@ -177,6 +148,47 @@ func (l *Engine) unlisted(ctx context.Context, exec *apply.Executor, svc *v1.Ser
 	if wait := decide.CreateWait(rec, has, l.clock.Now(), CreateVisibilityGrace); wait > 0 {
 		return pending(fmt.Sprintf("a create sent at %s may have made a load balancer that is not listed yet; waiting for it (up to %s more) before creating another",
 			rec.At.UTC().Format(time.RFC3339), wait.Round(time.Second)), min(wait, BootRetryAfter)), nil
+	}
+	return location{found: decide.FoundNone}, nil
+}
+
+// inFlight answers for the create reserved under owner (a Service's, or a
+// sharing key's: "share/<key>"): the appliance it made when a read by its
+// ID (this process's reservation first, fresher than the Service copy,
+// then recorded, the ID the Service records) shows it carrying tags;
+// pending while the create may still show up; none otherwise.
+func (l *Engine) inFlight(ctx context.Context, exec *apply.Executor, owner string, recorded types.ID, tags ...string) (location, error) {
+	r, reserved := l.mem.reservation(owner)
+	young := reserved && l.clock.Since(r.At) < graceOf(r)
+	if reserved && r.Uncertain {
+		// A create failed in a way that may hide a new appliance.
+		if young {
+			return pending("a failed create may have made a load balancer that is not listed yet; waiting for it before creating another", BootRetryAfter), nil
+		}
+		l.mem.release(owner)
+		reserved = false
+	}
+	var ids []types.ID
+	if reserved && !r.ApplianceID.IsEmpty() {
+		ids = append(ids, r.ApplianceID)
+	}
+	if !recorded.IsEmpty() && (len(ids) == 0 || ids[0] != recorded) {
+		ids = append(ids, recorded)
+	}
+	for _, id := range ids {
+		lb, err := exec.Read(ctx, id)
+		mine := reserved && id == r.ApplianceID
+		switch {
+		case err == nil && apply.Owned(lb, tags...):
+			return location{found: decide.FoundUnlisted, lbs: []*iaas.LoadBalancer{lb}}, nil
+		case err != nil && !sakuraapi.IsNotFound(err) && !sakuraapi.IsStillCreating(err):
+			return location{}, fmt.Errorf("reading load balancer %s: %w", id, err)
+		case !mine:
+		case err == nil || (sakuraapi.IsNotFound(err) && !young):
+			l.mem.release(owner) // gone for good (or not ours): allow a new create
+		default:
+			return pending(fmt.Sprintf("load balancer %s was just created and is not visible yet", id), BootRetryAfter), nil
+		}
 	}
 	return location{found: decide.FoundNone}, nil
 }

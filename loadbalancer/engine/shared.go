@@ -41,29 +41,39 @@ func (l *Engine) join(ctx context.Context, exec *apply.Executor, cluster string,
 	if err != nil {
 		return nil, orReason(ReasonAPIError, err)
 	}
-	shared := ownedIn(snap, desired.ClusterTag(exec.ClusterID), desired.SharingTag(key))
-	var lb *iaas.LoadBalancer
+	tags := []string{desired.ClusterTag(exec.ClusterID), desired.SharingTag(key)}
+	shared := ownedIn(snap, tags...)
+	keyCreate := location{found: decide.FoundListed, lbs: shared}
 	if len(shared) > 0 {
-		lb = shared[0]
 		l.mem.release(sharedOwner(key))
-	} else if lb, err = l.justCreated(ctx, sharedOwner(key), desired.ClusterTag(exec.ClusterID), desired.SharingTag(key)); err != nil {
-		return nil, err
+	} else if keyCreate, err = l.inFlight(ctx, exec, sharedOwner(key), 0, tags...); err != nil {
+		return nil, orReason(ReasonAPIError, err)
 	}
-	if lb == nil {
-		// Another member's create of the key may be in flight since before
-		// a restart: wait for it rather than make a second appliance.
+	// Another member's create of the key may be in flight since before a
+	// restart: its record on that Service says so.
+	var other *annotations.CreateRecord
+	if keyCreate.found == decide.FoundNone {
 		recs, err := l.recordsInFlight(string(svc.UID))
 		if err != nil {
 			return nil, orReason(ReasonAPIError, err)
 		}
 		for _, rec := range recs {
 			if rec.SharingKey == key {
-				return nil, api.NewRetryError(fmt.Sprintf("another Service of sharing key %s created its load balancer at %s and it is not listed yet; waiting for it", key, rec.At.UTC().Format(time.RFC3339)), BootRetryAfter)
+				other = &rec
+				break
 			}
 		}
+	}
+	switch decide.KeyAppliance(keyCreate.found, other != nil) {
+	case decide.KeyWait:
+		if other != nil {
+			return nil, api.NewRetryError(fmt.Sprintf("another Service of sharing key %s created its load balancer at %s and it is not listed yet; waiting for it", key, other.At.UTC().Format(time.RFC3339)), BootRetryAfter)
+		}
+		return nil, keyCreate.wait
+	case decide.KeyCreate:
 		return l.create(ctx, exec, cluster, svc, nodes, p)
 	}
-	return l.joinAppliance(ctx, exec, cluster, svc, nodes, p, lb)
+	return l.joinAppliance(ctx, exec, cluster, svc, nodes, p, keyCreate.lbs[0])
 }
 
 // joinAppliance adds svc's entries, with a newly allocated VIP, to the
