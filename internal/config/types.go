@@ -71,10 +71,9 @@ type LoadBalancerConfig struct {
 	// RepairIntervalSec is how often every Service's appliance is compared
 	// with what the Service wants and repaired (0 = never).
 	RepairIntervalSec int `json:"repairIntervalSec"`
-	// InventoryTTLSec is how long the addresses held by consumers other
-	// than load balancers (servers, VPC routers, databases, NFS, mobile
-	// gateways) and the switch's own record are reused for allocation
-	// (0 = read them for every allocation).
+	// InventoryTTLSec is how long the switch's own record and the servers
+	// on it are reused for allocation (0 = read them for every
+	// allocation); appliances come from the zone's listing.
 	InventoryTTLSec int `json:"inventoryTTLSec"`
 	// AdoptEarlier lets a Service adopt the appliance the earlier SAKURA
 	// controller made for it (by its name and tags).
