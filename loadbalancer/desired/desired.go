@@ -523,3 +523,65 @@ func nodeSwitches(nodes []*v1.Node, servers []Server, anyNIC bool) map[types.ID]
 	}
 	return out
 }
+
+// ProblemKind says what is wrong with a Service for this controller.
+type ProblemKind int
+
+const (
+	// ProblemProtocol: a port other than TCP.
+	ProblemProtocol ProblemKind = iota
+	// ProblemTooManyPorts: more ports than an appliance has entries.
+	ProblemTooManyPorts
+	// ProblemNoPorts: no port at all.
+	ProblemNoPorts
+	// ProblemIPFamily: the Service asks for IPv6 only; the DSR appliance
+	// has IPv4 addresses only.
+	ProblemIPFamily
+)
+
+// Problem is one thing that keeps a Service from being served, with a
+// message that names the field and what to do.
+type Problem struct {
+	Kind ProblemKind
+	Msg  string
+}
+
+// CheckService lists every problem of svc's spec at once (the annotations
+// are checked by annotations.Parse): a user fixing one is not told about
+// the next only afterwards.
+func CheckService(svc *v1.Service) []Problem {
+	var out []Problem
+	if err := CheckPorts(svc); err != nil {
+		kind := ProblemProtocol
+		switch {
+		case errors.Is(err, ErrTooManyPorts):
+			kind = ProblemTooManyPorts
+		case len(svc.Spec.Ports) == 0:
+			kind = ProblemNoPorts
+		}
+		out = append(out, Problem{Kind: kind, Msg: err.Error()})
+	}
+	if IPv6Only(svc) {
+		out = append(out, Problem{Kind: ProblemIPFamily, Msg: fmt.Sprintf("spec.ipFamilies is %v: a SAKURA load balancer has IPv4 addresses only; use ipFamilies [IPv4], or ipFamilyPolicy PreferDualStack to be served on IPv4", svc.Spec.IPFamilies)})
+	}
+	return out
+}
+
+// IPv6Only: the Service's families leave no room for IPv4.
+func IPv6Only(svc *v1.Service) bool {
+	fams := svc.Spec.IPFamilies
+	if len(fams) == 0 {
+		return false // the API server fills them in; absent means its default (IPv4 here)
+	}
+	for _, f := range fams {
+		if f == v1.IPv4Protocol {
+			return false
+		}
+	}
+	return true
+}
+
+// DualStack: the Service asks for IPv4 and IPv6; it is served on IPv4.
+func DualStack(svc *v1.Service) bool {
+	return len(svc.Spec.IPFamilies) > 1 && !IPv6Only(svc)
+}

@@ -8,6 +8,7 @@
 package engine
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -206,6 +207,14 @@ func (l *Engine) Status(ctx context.Context, clusterName string, svc *v1.Service
 	return statusOf(loc.lbs[0], memberVIP(loc.lbs[0], svc)), true, nil
 }
 
+// problemReasons are the Event reasons of desired.CheckService's problems.
+var problemReasons = map[desired.ProblemKind]string{
+	desired.ProblemProtocol:     ReasonUnsupportedProtocol,
+	desired.ProblemTooManyPorts: ReasonTooManyPorts,
+	desired.ProblemNoPorts:      ReasonUnsupportedProtocol,
+	desired.ProblemIPFamily:     ReasonUnsupportedIPFamily,
+}
+
 // prepared is the validated input of one reconcile.
 type prepared struct {
 	opts    annotations.Options
@@ -220,20 +229,23 @@ func (l *Engine) prepare(ctx context.Context, svc *v1.Service) (*prepared, error
 	if l.cfgErr != nil {
 		return nil, reasoned(ReasonConfigError, l.cfgErr)
 	}
+	// Every problem at once: the annotations, then the spec.
 	opts, errs := annotations.Parse(svc, l.defaults())
-	if len(errs) > 0 {
-		var msgs []string
-		for _, e := range errs {
-			msgs = append(msgs, e.Error())
-		}
-		return nil, reasoned(ReasonInvalidAnnotation, fmt.Errorf("%s; the load balancer is left as it is until this is fixed", strings.Join(msgs, "; ")))
+	var msgs []string
+	reason := ""
+	for _, e := range errs {
+		msgs = append(msgs, e.Error())
+		reason = cmp.Or(reason, ReasonInvalidAnnotation)
 	}
-	if err := desired.CheckPorts(svc); err != nil {
-		reason := ReasonUnsupportedProtocol
-		if errors.Is(err, desired.ErrTooManyPorts) {
-			reason = ReasonTooManyPorts
-		}
-		return nil, reasoned(reason, fmt.Errorf("%w; nothing was created or changed", err))
+	for _, p := range desired.CheckService(svc) {
+		msgs = append(msgs, p.Msg)
+		reason = cmp.Or(reason, problemReasons[p.Kind])
+	}
+	if len(msgs) > 0 {
+		return nil, reasoned(reason, fmt.Errorf("%s; nothing was created or changed: the load balancer is left as it is until this is fixed", strings.Join(msgs, "; ")))
+	}
+	if len(svc.Spec.LoadBalancerSourceRanges) > 0 {
+		l.once(svc, false, ReasonSourceRangesOnNodes, svc.Spec.LoadBalancerSourceRanges, fmt.Sprintf("spec.loadBalancerSourceRanges %v is enforced by kube-proxy on the nodes, not by the SAKURA load balancer: with DSR the nodes see the client's address, so connections from other sources reach a node and are dropped there", svc.Spec.LoadBalancerSourceRanges))
 	}
 	if servicehelpers.RequestsOnlyLocalTraffic(svc) && l.follower() == nil {
 		// Not an error (the Service still works on nodes with endpoints),

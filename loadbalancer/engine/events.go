@@ -32,6 +32,8 @@ const (
 	ReasonRealServerDown          = "RealServerDown"
 	ReasonRealServerUp            = "RealServerUp"
 	ReasonRepaired                = "LoadBalancerRepaired"
+	ReasonUnsupportedIPFamily     = "UnsupportedIPFamily"
+	ReasonSourceRangesOnNodes     = "SourceRangesOnNodes"
 	ReasonAdopted                 = "LoadBalancerAdopted"
 	ReasonAdoptRefused            = "AdoptionRefused"
 	ReasonPreserved               = "LoadBalancerPreserved"
@@ -45,6 +47,7 @@ var AllReasons = []string{
 	ReasonCreated, ReasonUpdated, ReasonShuttingDown, ReasonDeleted, ReasonDuplicate, ReasonAPIError, ReasonConfigError,
 	ReasonSharingConflict, ReasonSharedApplianceFull, ReasonJoinedShared, ReasonLeftShared,
 	ReasonNoReadyEndpoints, ReasonRealServerDown, ReasonRealServerUp, ReasonRepaired,
+	ReasonUnsupportedIPFamily, ReasonSourceRangesOnNodes,
 	ReasonAdopted, ReasonAdoptRefused, ReasonPreserved,
 }
 

@@ -45,6 +45,9 @@ type memory struct {
 	// owner (a Service UID, "share/<key>", "vip/<uid>"), until a listing
 	// shows them; ipam.Reservations.Merge decides which still count.
 	reservations ipam.Reservations
+	// conditions: Service UID -> the condition last written (a key of its
+	// fields), so an unchanged one is not written again from an older copy.
+	conditions map[string]string
 }
 
 func newMemory(c clock.PassiveClock) *memory {
@@ -57,6 +60,7 @@ func newMemory(c clock.PassiveClock) *memory {
 		notices:       map[string]noticeEntry{},
 		boots:         map[string]bootWait{},
 		reservations:  ipam.Reservations{},
+		conditions:    map[string]string{},
 	}
 }
 
@@ -142,10 +146,11 @@ func (m *memory) firstNotice(id, subject string) bool {
 	return true
 }
 
-// forgetService drops what was remembered for a Service that is gone.
+// forgetNotices drops what was reported for a Service that is gone.
 func (m *memory) forgetNotices(uid string) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
+	delete(m.conditions, uid)
 	for id := range m.notices {
 		if strings.HasPrefix(id, uid+"/") {
 			delete(m.notices, id)
@@ -224,4 +229,23 @@ func (m *memory) mergeReservations(u *ipam.Usage, switchID types.ID, maxAge time
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	m.reservations.Merge(u, switchID, m.clock.Now(), maxAge)
+}
+
+// wroteCondition records key as uid's condition and reports whether it
+// differs from the one recorded before.
+func (m *memory) wroteCondition(uid, key string) bool {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.conditions[uid] == key {
+		return false
+	}
+	m.conditions[uid] = key
+	return true
+}
+
+// forgetCondition drops uid's record (its write failed).
+func (m *memory) forgetCondition(uid string) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	delete(m.conditions, uid)
 }

@@ -45,7 +45,11 @@ type Request struct {
 // A nil status with a nil error means there is no appliance and the
 // trigger may not make one.
 func (l *Engine) Reconcile(ctx context.Context, r Request) (*v1.LoadBalancerStatus, error) {
-	st, err := l.reconcile(ctx, r)
+	var out outcome
+	st, err := l.reconcile(ctx, r, &out)
+	if cond, ok := conditionOf(r.Service, st, err, out); ok {
+		l.showCondition(ctx, r.Service, cond)
+	}
 	return st, l.report(r.Service, err)
 }
 
@@ -61,7 +65,7 @@ func (l *Engine) report(svc *v1.Service, err error) error {
 	return err
 }
 
-func (l *Engine) reconcile(ctx context.Context, r Request) (*v1.LoadBalancerStatus, error) {
+func (l *Engine) reconcile(ctx context.Context, r Request, out *outcome) (*v1.LoadBalancerStatus, error) {
 	svc := r.Service
 	uid := string(svc.UID)
 	defer l.locks.lock("svc/" + uid)()
@@ -120,7 +124,7 @@ func (l *Engine) reconcile(ctx context.Context, r Request) (*v1.LoadBalancerStat
 			l.reportDuplicates(svc, loc.lbs)
 		}
 	}
-	a := act{l: l, exec: exec, cluster: cluster, svc: svc, nodes: r.Nodes, p: p, trigger: r.Trigger, locked: locked}
+	a := act{l: l, exec: exec, cluster: cluster, svc: svc, nodes: r.Nodes, p: p, trigger: r.Trigger, locked: locked, out: out}
 	switch step {
 	case decide.StepNone:
 		return nil, nil
@@ -150,6 +154,13 @@ func (l *Engine) reconcile(ctx context.Context, r Request) (*v1.LoadBalancerStat
 	return a.serve(ctx, lb)
 }
 
+// caveat warns that the Service is served, but not as it asks; the
+// condition says so too.
+func (a act) caveat(reason, msg string) {
+	a.l.warn(a.svc, reason, msg)
+	a.out.caveatReason, a.out.caveatMsg = reason, msg
+}
+
 // recordState keeps the boot memory in line with what was seen of lb.
 func (l *Engine) recordState(uid string, lb *iaas.LoadBalancer, state decide.State) {
 	switch state {
@@ -175,6 +186,8 @@ type act struct {
 	// locked is when the Service's (and its sharing key's) locks were
 	// taken: listings made since show every write made under them.
 	locked time.Time
+	// out collects what the condition shows beside the status.
+	out *outcome
 }
 
 // create makes the Service's appliance, or joins its sharing key's. The
@@ -325,10 +338,11 @@ func (a act) serve(ctx context.Context, lb *iaas.LoadBalancer) (*v1.LoadBalancer
 	}
 	switch sp.Drift {
 	case decide.ReportSharingConflict:
-		l.warn(svc, ReasonSharingConflict, fmt.Sprintf("load balancer %s is shared by key %s and differs from this Service: %s; it is left as it is. Make this Service's settings agree with the other Services of the key, or give it another %s and re-create it", lb.ID, desired.SharingKeyOf(lb.Tags), driftText(drift), annotations.SharingKey))
+		a.caveat(ReasonSharingConflict, fmt.Sprintf("load balancer %s is shared by key %s and differs from this Service: %s; it is left as it is. Make this Service's settings agree with the other Services of the key, or give it another %s and re-create it", lb.ID, desired.SharingKeyOf(lb.Tags), driftText(drift), annotations.SharingKey))
 	case decide.ReportNeedsNewAppliance:
-		l.warn(svc, ReasonChangeNeedsNewAppliance, fmt.Sprintf("load balancer %s: %s; SAKURA cannot change this in place, so the running load balancer is kept as it is. To apply it, delete and re-create the Service (its address will change) or revert the setting", lb.ID, driftText(drift)))
+		a.caveat(ReasonChangeNeedsNewAppliance, fmt.Sprintf("load balancer %s: %s; SAKURA cannot change this in place, so the running load balancer is kept as it is. To apply it, delete and re-create the Service (its address will change) or revert the setting", lb.ID, driftText(drift)))
 	}
+	a.out.noBackends = len(backends.Selected) == 0 && isLocal(svc)
 	if pinErr != nil {
 		return nil, pinErr
 	}
