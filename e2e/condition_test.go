@@ -4,8 +4,10 @@ import (
 	"strings"
 	"testing"
 
+	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/apimachinery/pkg/util/intstr"
 )
 
 // The condition type and reasons as docs/load-balancers.md documents them
@@ -55,4 +57,47 @@ func TestServiceConditionFollowsTheLoadBalancer(t *testing.T) {
 	if got := e.serviceIP("web"); got != ip {
 		t.Errorf("the address moved: %s, want %s", got, ip)
 	}
+}
+
+// A mixed TCP/UDP Service: without the opt-in no appliance and a condition
+// that says why; with it, an address for the TCP port and the UDP port
+// listed with its error.
+func TestMixedProtocolService(t *testing.T) {
+	e := newEnv(t, envOptions{})
+	svc := e.createLBService("game",
+		corev1.ServicePort{Name: "query", Port: 27015, Protocol: corev1.ProtocolTCP, TargetPort: intstr.FromInt32(27015)},
+		corev1.ServicePort{Name: "game", Port: 27015, Protocol: corev1.ProtocolUDP, TargetPort: intstr.FromInt32(27015)})
+	e.eventually(longWait, "the refusal's condition", func() (bool, error) {
+		cur, err := e.kube.CoreV1().Services(e.ns).Get(e.ctx, svc.Name, metav1.GetOptions{})
+		if err != nil {
+			return false, err
+		}
+		for _, c := range cur.Status.Conditions {
+			if c.Type == conditionServing {
+				return c.Status == metav1.ConditionFalse && c.Reason == "UnsupportedProtocol" && strings.Contains(c.Message, "27015/UDP"), nil
+			}
+		}
+		return false, nil
+	})
+	if n := e.ownCount(); n != 0 {
+		t.Fatalf("%d appliances for a refused Service", n)
+	}
+	patch := `{"metadata":{"annotations":{"k8s.usacloud.jp/load-balancer-mixed-protocol":"serve-tcp"}}}`
+	if _, err := e.kube.CoreV1().Services(e.ns).Patch(e.ctx, svc.Name, types.MergePatchType, []byte(patch), metav1.PatchOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	ip := e.waitIngressIP("game")
+	e.eventually(longWait, "the UDP port's error in the status", func() (bool, error) {
+		cur, err := e.kube.CoreV1().Services(e.ns).Get(e.ctx, svc.Name, metav1.GetOptions{})
+		if err != nil || len(cur.Status.LoadBalancer.Ingress) == 0 {
+			return false, err
+		}
+		for _, p := range cur.Status.LoadBalancer.Ingress[0].Ports {
+			if p.Protocol == corev1.ProtocolUDP {
+				return p.Error != nil && *p.Error == "k8s.usacloud.jp/UnsupportedProtocol", nil
+			}
+		}
+		return false, nil
+	})
+	e.waitVIPs(ip, map[int][]string{27015: e.nodeIPs("node-1", "node-2", "node-3")})
 }

@@ -33,6 +33,9 @@ const (
 	SwitchSelector      = Prefix + "switch-selector"
 	SharingKey          = Prefix + "load-balancer-sharing-key"
 	Repair              = Prefix + "load-balancer-repair"
+	// MixedProtocol says what happens to a Service with TCP and other
+	// ports: refuse it whole (the default), or serve its TCP ports.
+	MixedProtocol = Prefix + "load-balancer-mixed-protocol"
 	// AdoptID names an existing appliance the Service takes over, keeping
 	// its VIP (after checks: see decide.AdoptByID).
 	AdoptID = Prefix + "load-balancer-adopt-id"
@@ -59,6 +62,9 @@ const (
 const (
 	TypeInternet = "internet"
 	TypeSwitch   = "switch"
+
+	MixedRefuse   = "refuse"
+	MixedServeTCP = "serve-tcp"
 
 	PlanStandard = "standard"
 	PlanHighSpec = "highspec"
@@ -102,6 +108,7 @@ var Table = []Spec{
 	{AssignDefaultGateway, "(none; or config `assignDefaultGateway`)", "an IPv4 address inside ip-range", "Type switch: the appliance's default route (e.g. a VPC router on the switch); never handed out. Empty: no default route. Cannot change in place."},
 	{SharingKey, "(none: the Service gets its own appliance)", fmt.Sprintf("1-%d lowercase letters, digits and '-', starting and ending with a letter or digit", MaxSharingKeyLen), "Services with the same key share one appliance, each with its own VIP, up to the appliance's 20 VIP+port entries and 8 Services. Plan, HA, type and block must agree; a Service that disagrees gets a SharingConflict Event and the running appliance is left as it is. The appliance is deleted with its last Service. Cannot change in place."},
 	{Repair, "true", "true, false", "false: the repair pass leaves this Service's appliance as it is (for maintenance by hand): it is not re-created, booted or rewritten when it differs from the Service. Updates the Service itself asks for still apply."},
+	{MixedProtocol, MixedRefuse, "refuse, serve-tcp", "A Service with UDP or SCTP ports beside TCP ones (a game server's UDP port beside TCP query ports): refuse = nothing is created and the Service's condition and an UnsupportedProtocol Event say why; serve-tcp = the TCP ports are served, and each other port appears in status.loadBalancer.ingress[].ports[] with the error k8s.usacloud.jp/UnsupportedProtocol (the appliance serves TCP only)."},
 	{AdoptID, "(none)", "the numeric ID of a load balancer in the zone, e.g. 113601234567", "Adopt this existing load balancer instead of creating one: it keeps its VIP and appliance, gets this cluster's and this Service's ownership tags, and its entries and real servers are brought in line with the Service. Refused (Warning AdoptionRefused, nothing written or created) when it does not exist, sits on another switch than the Service may use, belongs to another Service or cluster (ownership tags), is shared, or its VIP is shown by another Service. Ignored once the Service has a load balancer."},
 	{Preserve, "false", "true, false", "true: when the Service is deleted (or stops being of type LoadBalancer), the controller removes its ownership tags and leaves the load balancer running with its VIP and entries instead of deleting it (Event LoadBalancerPreserved gives its ID, to adopt it again with load-balancer-adopt-id). On a shared load balancer only the last Service leaving preserves it; earlier ones leave as usual."},
 	{LoadBalancerID, "(set by the controller)", "the appliance's ID", "Written by the controller after it creates the appliance; read to find it before listings show it, after a restart or a leader change. Do not set or change it."},
@@ -154,6 +161,8 @@ type Options struct {
 	SharingKey string
 	// NoRepair opts the Service out of the repair pass.
 	NoRepair bool
+	// ServeTCPOnly: serve the TCP ports of a Service that has others too.
+	ServeTCPOnly bool
 	// AdoptID is the appliance the Service asks to adopt ("" = none).
 	AdoptID string
 	// Preserve keeps the appliance when the Service goes.
@@ -226,6 +235,15 @@ func Parse(svc *v1.Service, d Defaults) (Options, []error) {
 			o.NoRepair = true
 		default:
 			bad(Repair, specOf(Repair).Allowed)
+		}
+	}
+	if v, ok := get(MixedProtocol); ok {
+		switch v {
+		case MixedRefuse:
+		case MixedServeTCP:
+			o.ServeTCPOnly = true
+		default:
+			bad(MixedProtocol, specOf(MixedProtocol).Allowed)
 		}
 	}
 	if v, ok := get(AdoptID); ok && v != "" {

@@ -549,8 +549,23 @@ type Problem struct {
 // CheckService lists every problem of svc's spec at once (the annotations
 // are checked by annotations.Parse): a user fixing one is not told about
 // the next only afterwards.
-func CheckService(svc *v1.Service) []Problem {
+//
+// serveTCP is the Service's opt-in to have its TCP ports served when it has
+// others too (TCPPorts): then only a Service without any TCP port is a
+// protocol problem.
+func CheckService(svc *v1.Service, serveTCP bool) []Problem {
 	var out []Problem
+	if served, skipped := TCPPorts(svc); serveTCP && len(skipped) > 0 {
+		if len(served.Spec.Ports) == 0 {
+			out = append(out, Problem{Kind: ProblemProtocol, Msg: "the Service has no TCP port to serve; a SAKURA load balancer serves TCP only"})
+			svc = nil
+		} else {
+			svc = served
+		}
+	}
+	if svc == nil {
+		return out
+	}
 	if err := CheckPorts(svc); err != nil {
 		kind := ProblemProtocol
 		switch {
@@ -584,4 +599,23 @@ func IPv6Only(svc *v1.Service) bool {
 // DualStack: the Service asks for IPv4 and IPv6; it is served on IPv4.
 func DualStack(svc *v1.Service) bool {
 	return len(svc.Spec.IPFamilies) > 1 && !IPv6Only(svc)
+}
+
+// TCPPorts is svc with its TCP ports only (a copy; svc itself when it has
+// no other), and the ports left out.
+func TCPPorts(svc *v1.Service) (served *v1.Service, skipped []v1.ServicePort) {
+	var tcp []v1.ServicePort
+	for _, p := range svc.Spec.Ports {
+		if p.Protocol == "" || p.Protocol == v1.ProtocolTCP {
+			tcp = append(tcp, p)
+		} else {
+			skipped = append(skipped, p)
+		}
+	}
+	if len(skipped) == 0 {
+		return svc, nil
+	}
+	cp := svc.DeepCopy()
+	cp.Spec.Ports = tcp
+	return cp, skipped
 }

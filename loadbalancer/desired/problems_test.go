@@ -25,7 +25,7 @@ func TestCheckServiceNamesEveryProblem(t *testing.T) {
 	}
 	for _, c := range cases {
 		var got []ProblemKind
-		for _, p := range CheckService(&v1.Service{Spec: c.spec}) {
+		for _, p := range CheckService(&v1.Service{Spec: c.spec}, false) {
 			got = append(got, p.Kind)
 			if p.Msg == "" {
 				t.Errorf("%s: a problem without a message", c.name)
@@ -43,5 +43,26 @@ func TestCheckServiceNamesEveryProblem(t *testing.T) {
 	}
 	if !DualStack(&v1.Service{Spec: v1.ServiceSpec{IPFamilies: []v1.IPFamily{v4, v6}}}) || DualStack(&v1.Service{Spec: v1.ServiceSpec{IPFamilies: []v1.IPFamily{v4}}}) {
 		t.Error("DualStack")
+	}
+}
+
+// With the opt-in, the TCP ports of a mixed Service are served and the
+// others left out; a Service with no TCP port is still refused.
+func TestServeTCPOnly(t *testing.T) {
+	tcp := v1.ServicePort{Name: "query", Port: 27015, Protocol: v1.ProtocolTCP}
+	udp := v1.ServicePort{Name: "game", Port: 27015, Protocol: v1.ProtocolUDP}
+	mixed := &v1.Service{Spec: v1.ServiceSpec{Ports: []v1.ServicePort{tcp, udp}}}
+	if p := CheckService(mixed, true); len(p) != 0 {
+		t.Errorf("mixed with the opt-in: %v", p)
+	}
+	if p := CheckService(mixed, false); len(p) != 1 || p[0].Kind != ProblemProtocol {
+		t.Errorf("mixed without the opt-in: %v", p)
+	}
+	if p := CheckService(&v1.Service{Spec: v1.ServiceSpec{Ports: []v1.ServicePort{udp}}}, true); len(p) != 1 || p[0].Kind != ProblemProtocol {
+		t.Errorf("UDP only with the opt-in: %v", p)
+	}
+	served, skipped := TCPPorts(mixed)
+	if len(served.Spec.Ports) != 1 || served.Spec.Ports[0] != tcp || len(skipped) != 1 || skipped[0] != udp || len(mixed.Spec.Ports) != 2 {
+		t.Errorf("TCPPorts: %v %v (the Service itself: %v)", served.Spec.Ports, skipped, mixed.Spec.Ports)
 	}
 }

@@ -46,6 +46,48 @@ type outcome struct {
 	// noBackends: served with no real server (externalTrafficPolicy:
 	// Local and no ready endpoint).
 	noBackends bool
+	// skipped are the ports not served (mixed protocols, serve-tcp).
+	skipped []v1.ServicePort
+}
+
+// PortErrorUnsupportedProtocol is the error a port the appliance does not
+// serve shows in status.loadBalancer.ingress[].ports[] (the API asks for a
+// domain-qualified CamelCase value from a provider).
+const PortErrorUnsupportedProtocol = "k8s.usacloud.jp/UnsupportedProtocol"
+
+// withPortStatus adds, when some ports are skipped, the status of every
+// port to each ingress: none for the served ones, an error for the others.
+func withPortStatus(svc *v1.Service, st *v1.LoadBalancerStatus, skipped []v1.ServicePort) *v1.LoadBalancerStatus {
+	if st == nil || len(skipped) == 0 || len(st.Ingress) == 0 {
+		return st
+	}
+	bad := map[string]bool{}
+	for _, p := range skipped {
+		bad[string(p.Protocol)+"/"+fmt.Sprint(p.Port)] = true
+	}
+	var ports []v1.PortStatus
+	for _, p := range svc.Spec.Ports {
+		ps := v1.PortStatus{Port: p.Port, Protocol: p.Protocol}
+		if bad[string(p.Protocol)+"/"+fmt.Sprint(p.Port)] {
+			e := PortErrorUnsupportedProtocol
+			ps.Error = &e
+		}
+		ports = append(ports, ps)
+	}
+	out := st.DeepCopy()
+	for i := range out.Ingress {
+		out.Ingress[i].Ports = ports
+	}
+	return out
+}
+
+// portNames are ports as "7777/UDP".
+func portNames(ports []v1.ServicePort) []string {
+	out := make([]string, 0, len(ports))
+	for _, p := range ports {
+		out = append(out, fmt.Sprintf("%d/%s", p.Port, p.Protocol))
+	}
+	return out
 }
 
 const bootingMessage = "the load balancer is being created or booted (SAKURA appliances take about a minute); its address appears once it is up"
@@ -78,6 +120,9 @@ func conditionOf(svc *v1.Service, st *v1.LoadBalancerStatus, err error, out outc
 		}
 		if desired.DualStack(svc) {
 			msg = append(msg, "IPv4 only: the SAKURA load balancer has no IPv6 address")
+		}
+		if len(out.skipped) > 0 {
+			msg = append(msg, "ports "+strings.Join(portNames(out.skipped), ", ")+" are not served (TCP only)")
 		}
 		cond.Message = strings.Join(msg, "; ")
 	}

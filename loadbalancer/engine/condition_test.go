@@ -159,3 +159,44 @@ func TestEveryProblemAtOnce(t *testing.T) {
 		t.Errorf("IPv6 only: %v, want %s", err, ReasonUnsupportedIPFamily)
 	}
 }
+
+// A game server's Service: a UDP port beside a TCP query port. Without the
+// opt-in nothing is created; with serve-tcp the TCP port is served and the
+// status shows the UDP port with its error.
+func TestMixedProtocolsServeTCP(t *testing.T) {
+	e := newEnv(t, 27)
+	nodes := e.addNodes(3, 0)
+	svc := service("game", 27015)
+	svc.Spec.Ports = append(svc.Spec.Ports, v1.ServicePort{Name: "game", Port: 27015, Protocol: v1.ProtocolUDP})
+	if _, err := e.lb.EnsureLoadBalancer(e.ctx, "test", svc, nodes); reasonOf(err, "") != ReasonUnsupportedProtocol {
+		t.Fatalf("without the opt-in: %v", err)
+	}
+	if len(e.lbs()) != 0 {
+		t.Fatal("an appliance was created without the opt-in")
+	}
+	svc.Annotations = map[string]string{"k8s.usacloud.jp/load-balancer-mixed-protocol": "serve-tcp"}
+	st := e.ensureUp(svc, nodes)
+	lbs := e.lbs()
+	if len(lbs) != 1 || len(lbs[0].VirtualIPAddresses) != 1 || lbs[0].VirtualIPAddresses[0].Port != 27015 {
+		t.Fatalf("with serve-tcp: %d appliances, entries %v; want one entry for the TCP port", len(lbs), lbs[0].VirtualIPAddresses)
+	}
+	if len(st.Ingress) != 1 || len(st.Ingress[0].Ports) != 2 {
+		t.Fatalf("status %+v: want both ports listed", st)
+	}
+	for _, p := range st.Ingress[0].Ports {
+		switch p.Protocol {
+		case v1.ProtocolTCP:
+			if p.Error != nil {
+				t.Errorf("the served TCP port shows an error: %s", *p.Error)
+			}
+		case v1.ProtocolUDP:
+			if p.Error == nil || *p.Error != PortErrorUnsupportedProtocol {
+				t.Errorf("the UDP port's error: %v, want %s", p.Error, PortErrorUnsupportedProtocol)
+			}
+		}
+	}
+	cond, ok := conditionOf(svc, st, nil, outcome{skipped: svc.Spec.Ports[1:]})
+	if !ok || cond.Status != metav1.ConditionTrue || !strings.Contains(cond.Message, "27015/UDP are not served") {
+		t.Errorf("condition %+v", cond)
+	}
+}

@@ -219,6 +219,12 @@ var problemReasons = map[desired.ProblemKind]string{
 type prepared struct {
 	opts    annotations.Options
 	servers []desired.Server
+	// served is the Service as the appliance serves it: the Service
+	// itself, or a copy with its TCP ports only (annotation
+	// load-balancer-mixed-protocol: serve-tcp), whose other ports are
+	// skipped.
+	served  *v1.Service
+	skipped []v1.ServicePort
 }
 
 func (l *Engine) prepare(ctx context.Context, svc *v1.Service) (*prepared, error) {
@@ -237,7 +243,7 @@ func (l *Engine) prepare(ctx context.Context, svc *v1.Service) (*prepared, error
 		msgs = append(msgs, e.Error())
 		reason = cmp.Or(reason, ReasonInvalidAnnotation)
 	}
-	for _, p := range desired.CheckService(svc) {
+	for _, p := range desired.CheckService(svc, opts.ServeTCPOnly) {
 		msgs = append(msgs, p.Msg)
 		reason = cmp.Or(reason, problemReasons[p.Kind])
 	}
@@ -256,7 +262,11 @@ func (l *Engine) prepare(ctx context.Context, svc *v1.Service) (*prepared, error
 	if err != nil {
 		return nil, orReason(ReasonAPIError, err)
 	}
-	return &prepared{opts: opts, servers: servers}, nil
+	pr := &prepared{opts: opts, servers: servers, served: svc}
+	if opts.ServeTCPOnly {
+		pr.served, pr.skipped = desired.TCPPorts(svc)
+	}
+	return pr, nil
 }
 
 func (l *Engine) listServers(ctx context.Context) ([]desired.Server, error) {

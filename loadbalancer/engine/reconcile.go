@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strings"
 	"time"
 
 	"context"
@@ -47,6 +48,7 @@ type Request struct {
 func (l *Engine) Reconcile(ctx context.Context, r Request) (*v1.LoadBalancerStatus, error) {
 	var out outcome
 	st, err := l.reconcile(ctx, r, &out)
+	st = withPortStatus(r.Service, st, out.skipped)
 	if cond, ok := conditionOf(r.Service, st, err, out); ok {
 		l.showCondition(ctx, r.Service, cond)
 	}
@@ -90,6 +92,13 @@ func (l *Engine) reconcile(ctx context.Context, r Request, out *outcome) (*v1.Lo
 	p, err := l.prepare(ctx, svc)
 	if err != nil {
 		return nil, err
+	}
+	if len(p.skipped) > 0 {
+		// From here on the Service is what the appliance serves: its TCP
+		// ports; the others are reported on the status (portStatus).
+		svc = p.served
+		out.skipped = p.skipped
+		l.notice(svc, ReasonUnsupportedProtocol+"/served", portNames(p.skipped), fmt.Sprintf("ports %s are not served: the SAKURA load balancer serves TCP only (%s: %s); the Service's status shows them with an error", strings.Join(portNames(p.skipped), ", "), annotations.MixedProtocol, annotations.MixedServeTCP))
 	}
 	exec, cluster := l.executor(r.Cluster), l.cluster(r.Cluster)
 	if key := p.opts.SharingKey; key != "" {
