@@ -206,7 +206,7 @@ type AloneStats struct {
 	// LaterRestMedian and LaterPollsMedian the median of the others.
 	FirstRest, FirstPolls             int
 	LaterRestMedian, LaterPollsMedian int
-	RestReads, RestWrites   float64 // means
+	RestReads, RestWrites             float64 // means
 	// RestApplianceReads is the mean of the load balancer reads
 	// (IsApplianceRead) among the calls without polls.
 	RestApplianceReads float64
