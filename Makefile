@@ -71,7 +71,7 @@ lint:
 	go vet ./...
 	cd e2e && go vet ./...
 
-demo: build tools
+demo: build
 	./hack/demo.sh
 
 sandbox-up: build tools

@@ -17,13 +17,23 @@ RECIPE=2
 out="${SAKURA_TOOLS_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/sakura-ccm/tools}/kube-$KUBE_VERSION-etcd-$ETCD_VERSION-helm-$HELM_VERSION-r$RECIPE"
 mkdir -p "$out"
 kube_ldflags="-s -w -X k8s.io/component-base/version.gitVersion=$KUBE_VERSION -X k8s.io/component-base/version.gitMajor=1 -X k8s.io/component-base/version.gitMinor=37 -X k8s.io/component-base/version.gitTreeState=clean"
+all="etcd kube-apiserver kube-controller-manager kubectl helm kube-scheduler"
+wanted() { [ "$only" = "  " ] || [[ "$only" == *" $1 "* ]]; }
+# How many are left to build, so each line can say how far it is.
+todo=0
+for name in $all; do
+  if wanted "$name" && [ ! -x "$out/$name" ]; then todo=$((todo + 1)); fi
+done
+n=0
 build() { # name module-dir package ldflags
   local name=$1 dir=$2 pkg=$3 ldflags=$4
-  if [ -x "$out/$name" ]; then return 0; fi
-  if [ "$only" != "  " ] && [[ "$only" != *" $name "* ]]; then return 0; fi
-  echo ">> building $name (first time on this machine; cached afterwards)" >&2
-  (cd "$dir" && CGO_ENABLED=0 go build -trimpath -ldflags "$ldflags" -o "$out/$name.tmp" "$pkg")
+  if [ -x "$out/$name" ] || ! wanted "$name"; then return 0; fi
+  n=$((n + 1))
+  echo ">> [$n/$todo] building $name from the Go module proxy (first time on this machine, a few minutes; cached afterwards in $out)" >&2
+  # The module downloads are many and say nothing useful; errors still show.
+  (cd "$dir" && CGO_ENABLED=0 go build -trimpath -ldflags "$ldflags" -o "$out/$name.tmp" "$pkg") 2> >(grep -v '^go: downloading ' >&2)
   mv "$out/$name.tmp" "$out/$name"
+  echo ">> [$n/$todo] $name built" >&2
 }
 build etcd "$root/e2e/tools/etcd" . "-s -w"
 build kube-apiserver "$root/e2e/tools" k8s.io/kubernetes/cmd/kube-apiserver "$kube_ldflags"

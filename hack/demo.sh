@@ -14,13 +14,19 @@ timeout=${DEMO_TIMEOUT:-180}
 
 step() { printf '\n==> %s\n' "$*"; }
 
+if [ -z "${SAKURA_TOOLS_BIN:-}" ]; then
+  step "Locating the control-plane tools the demo needs (etcd, kube-apiserver, kube-controller-manager, kubectl)"
+  SAKURA_TOOLS_BIN=$("$root/hack/build-tools.sh" etcd kube-apiserver kube-controller-manager kubectl)
+  export SAKURA_TOOLS_BIN
+fi
+
 step "Starting the sandbox (kube-apiserver, etcd, kube-controller-manager, SAKURA API simulator, sakura-cloud-controller-manager)"
 "$root/hack/sandbox.sh" up
 # shellcheck disable=SC1091
 . "$SANDBOX_DIR/env"
 k() { "$KUBECTL" "$@"; }
 
-step "Creating deployment 'web' (there are no kubelets here, so its pods stay Pending; the load balancer does not need them)"
+step "Creating deployment 'web' (the sandbox emulates the kubelets: its pod is scheduled and turns ready; the image is never pulled)"
 k create deployment web --image=registry.example/web:1 --dry-run=client -o yaml | k apply -f - >/dev/null
 if k get service web >/dev/null 2>&1; then
   echo "service 'web' exists already"
@@ -53,8 +59,10 @@ done
 echo
 echo "EXTERNAL-IP $ip after $((SECONDS - start))s"
 
-step "kubectl get svc"
+step "kubectl get svc -o wide"
 k get svc -o wide
+step "The Service's condition (k8s.usacloud.jp/LoadBalancerServing), kept by the controller"
+k get service web -o jsonpath='{range .status.conditions[*]}{.type}{"  "}{.status}{"  "}{.reason}{"\n  "}{.message}{"\n"}{end}'
 step "kubectl get nodes -o wide (providerID, addresses and zone labels come from the controller)"
 k get nodes -o wide
 k get nodes -L topology.kubernetes.io/zone,topology.kubernetes.io/region,node.kubernetes.io/instance-type
