@@ -128,9 +128,15 @@ type Facts struct {
 	ServiceDeleting bool
 }
 
+// Admit says whether a reconcile goes ahead at all: a Service whose
+// deletion this process began is left alone by every trigger but a new
+// EnsureLoadBalancer (the service controller wants it again). The engine
+// asks before it reads anything.
+func Admit(t Trigger, deleting bool) bool { return !deleting || t == ByEnsure }
+
 // Next is the step a reconcile takes.
 func Next(f Facts) Step {
-	if f.Deleting && f.Trigger != ByEnsure {
+	if !Admit(f.Trigger, f.Deleting) {
 		return StepNone // being deleted: nothing may bring it back
 	}
 	switch f.Found {

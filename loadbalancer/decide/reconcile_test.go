@@ -87,3 +87,14 @@ func TestKeyAppliance(t *testing.T) {
 		}
 	}
 }
+
+func TestAdmit(t *testing.T) {
+	for _, tr := range []Trigger{ByServiceController, ByFollower, ByRepair} {
+		if Admit(tr, true) || !Admit(tr, false) {
+			t.Errorf("%s: a Service being deleted is admitted, or one not being deleted is not", tr)
+		}
+	}
+	if !Admit(ByEnsure, true) {
+		t.Error("EnsureLoadBalancer after a deletion began is not admitted")
+	}
+}

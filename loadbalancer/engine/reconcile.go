@@ -75,8 +75,8 @@ func (l *Engine) reconcile(ctx context.Context, r Request, out *outcome) (*v1.Lo
 		l.mem.setDeleting(uid, false) // the service controller wants it (again)
 	}
 	deleting := l.mem.isDeleting(uid)
-	if deleting && r.Trigger != decide.ByEnsure {
-		return nil, nil // being deleted: nothing may bring it back (decide.Next agrees)
+	if !decide.Admit(r.Trigger, deleting) {
+		return nil, nil // being deleted: nothing may bring it back
 	}
 	if f := l.follower(); f != nil {
 		if r.Trigger.UsesRememberedNodes() {
