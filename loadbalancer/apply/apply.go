@@ -194,6 +194,20 @@ func (e *Executor) update(ctx context.Context, lb *iaas.LoadBalancer, vips iaas.
 			SettingsHash:       lb.SettingsHash,
 		})
 	} else {
+		// The full Update writes the tags too, and SAKURA checks only the
+		// settings hash: a copy older than a member's leave (whose entries
+		// were already gone, so the settings did not change) would write
+		// the departed member's tag back, and the appliance would outlive
+		// its last Service (torture seed 100376). So the tags must still
+		// be the copy's on a fresh read; every writer of a shared
+		// appliance's tags holds its sharing key's lock meanwhile.
+		fresh, rerr := e.Client.LoadBalancers.Read(ctx, e.Client.Zone, lb.ID)
+		if rerr != nil {
+			return fmt.Errorf("reading load balancer %s before writing its tags: %w", lb.ID, rerr)
+		}
+		if !decide.SameTags(fresh.Tags, lb.Tags) {
+			return fmt.Errorf("load balancer %s: %w (now %v, decided on %v)", lb.ID, ErrTagsChanged, []string(fresh.Tags), []string(lb.Tags))
+		}
 		if tags == nil {
 			tags = lb.Tags
 		}
@@ -246,21 +260,27 @@ func (e *Executor) Config(ctx context.Context, lb *iaas.LoadBalancer) error {
 	return nil
 }
 
-// unmark takes ConfigPendingMark off lb (a copy read, or returned by the
-// write, after its settings were saved) once its Config succeeded. A
-// failure only leaves the mark: the next pass applies the settings again,
-// which is harmless, and tries once more.
+// unmark takes ConfigPendingMark off lb once its Config succeeded. The
+// full Update writes tags too, so it goes by a fresh read, not by lb (a
+// listing's copy may predate a member's leave; see update): the mark comes
+// off only while the settings are still the ones just applied. A failure
+// only leaves the mark: the next pass applies the settings again, which is
+// harmless, and tries once more.
 func (e *Executor) unmark(ctx context.Context, lb *iaas.LoadBalancer) {
 	if !desired.ConfigPending(lb.Description) {
 		return
 	}
-	_, err := e.Client.LoadBalancers.Update(ctx, e.Client.Zone, lb.ID, &iaas.LoadBalancerUpdateRequest{
-		Name:               lb.Name,
-		Description:        desired.UnmarkConfigPending(lb.Description),
-		Tags:               lb.Tags,
-		IconID:             lb.IconID,
-		VirtualIPAddresses: lb.VirtualIPAddresses,
-		SettingsHash:       lb.SettingsHash,
+	cur, err := e.Client.LoadBalancers.Read(ctx, e.Client.Zone, lb.ID)
+	if err != nil || !desired.ConfigPending(cur.Description) || cur.SettingsHash != lb.SettingsHash {
+		return
+	}
+	_, err = e.Client.LoadBalancers.Update(ctx, e.Client.Zone, cur.ID, &iaas.LoadBalancerUpdateRequest{
+		Name:               cur.Name,
+		Description:        desired.UnmarkConfigPending(cur.Description),
+		Tags:               cur.Tags,
+		IconID:             cur.IconID,
+		VirtualIPAddresses: cur.VirtualIPAddresses,
+		SettingsHash:       cur.SettingsHash,
 	})
 	if err != nil {
 		klog.V(2).InfoS("Could not clear the load balancer's settings-pending mark; the next pass applies its settings again", "loadBalancer", lb.ID, "err", err)
@@ -342,6 +362,11 @@ const (
 	// ShutdownSent: this call asked for the shutdown; come back later.
 	ShutdownSent
 )
+
+// ErrTagsChanged refuses a write of tags decided on a copy whose tags a
+// fresh read contradicts (a member joined or left since); the next
+// reconcile decides again on a fresh listing.
+var ErrTagsChanged = errors.New("its tags changed since the write was decided")
 
 // ErrMembersChanged refuses a deletion decided on a copy that a fresh read
 // contradicts: the appliance gained a member (a Service joined it) since.

@@ -284,3 +284,41 @@ func TestUncertainSettingsWriteIsAppliedLater(t *testing.T) {
 		})
 	}
 }
+
+// A full Update writes tags, and SAKURA guards it by the settings hash
+// only: a copy older than a member's leave must not write the departed
+// member's tag back (torture seed 100376). The write is refused and the
+// stored tags stay as they are.
+func TestStaleTagsAreNeverWrittenBack(t *testing.T) {
+	e, ctx := setup(t)
+	vip := &iaas.LoadBalancerVirtualIPAddress{VirtualIPAddress: "192.0.2.10", Port: 80, DelayLoop: 10}
+	stale := put(40, desired.ClusterTag("c1"), desired.ServiceTag("a"), desired.ServiceTag("b"), desired.SharingTag("k"))
+	stale.VirtualIPAddresses = iaas.LoadBalancerVirtualIPAddresses{vip}
+	copyOf := *stale
+	// Member a leaves (its entries were already gone: the settings stay).
+	left := copyOf
+	left.Tags = types.Tags{desired.ClusterTag("c1"), desired.ServiceTag("b"), desired.SharingTag("k")}
+	fake.DataStore.Put(fake.ResourceLoadBalancer, "is1a", left.ID, &left)
+
+	// A settings change whose write needs the full Update (a delay loop:
+	// Status cannot show it, so the description is marked).
+	changed := *vip
+	changed.DelayLoop = 30
+	err := e.UpdateSettings(ctx, &copyOf, iaas.LoadBalancerVirtualIPAddresses{&changed})
+	if !errors.Is(err, ErrTagsChanged) {
+		t.Fatalf("a write decided on a copy with other tags: %v, want ErrTagsChanged", err)
+	}
+	got, err := e.Client.LoadBalancers.Read(ctx, "is1a", 40)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if desired.HasTags(got.Tags, desired.ServiceTag("a")) {
+		t.Fatalf("the departed member's tag was written back: %v", got.Tags)
+	}
+
+	// On a copy with the current tags the write goes through.
+	fresh := *got
+	if err := e.UpdateSettings(ctx, &fresh, iaas.LoadBalancerVirtualIPAddresses{&changed}); err != nil {
+		t.Fatalf("a write on a fresh copy: %v", err)
+	}
+}

@@ -235,6 +235,9 @@ func Adopted(fresh *iaas.LoadBalancer, written []string) bool {
 	return sameTags(fresh.Tags, written)
 }
 
+// SameTags: a and b hold the same tags, in any order.
+func SameTags(a, b []string) bool { return sameTags(a, b) }
+
 func sameTags(a, b []string) bool {
 	x, y := slices.Clone(a), slices.Clone(b)
 	slices.Sort(x)
