@@ -212,7 +212,9 @@ type ServePlan struct {
 	ApplyConfigFirst bool
 	// Rejoin: the Service is a member without entries (removed by hand or
 	// by a sweep, or a join interrupted between write and read): join
-	// again, writing only its own entries. Nothing below applies.
+	// again, writing only its own entries, on the address it shows when
+	// its pinned VIP is refused (as a member with entries keeps its VIP).
+	// Nothing below applies.
 	Rejoin bool
 	// CheckPin: check the pinned VIP on a fresh inventory before using it.
 	CheckPin bool

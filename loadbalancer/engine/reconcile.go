@@ -283,7 +283,7 @@ func (a act) serve(ctx context.Context, lb *iaas.LoadBalancer) (*v1.LoadBalancer
 		l.event(svc, false, ReasonRepaired, "load balancer %s runs other settings than it saved (an earlier Config failed); applied the saved settings", lb.ID)
 	}
 	if sp.Rejoin {
-		return l.joinAppliance(ctx, exec, a.cluster, svc, a.nodes, p, lb)
+		return l.joinAppliance(ctx, exec, a.cluster, svc, a.nodes, p, lb, true)
 	}
 	backends, err := l.backendsOn(ctx, svc, a.nodes, p, lb)
 	if err != nil {

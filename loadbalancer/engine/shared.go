@@ -2,6 +2,7 @@ package engine
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net/netip"
 	"strings"
@@ -73,13 +74,18 @@ func (l *Engine) join(ctx context.Context, exec *apply.Executor, cluster string,
 	case decide.KeyCreate:
 		return l.create(ctx, exec, cluster, svc, nodes, p)
 	}
-	return l.joinAppliance(ctx, exec, cluster, svc, nodes, p, keyCreate.lbs[0])
+	return l.joinAppliance(ctx, exec, cluster, svc, nodes, p, keyCreate.lbs[0], false)
 }
 
 // joinAppliance adds svc's entries, with a newly allocated VIP, to the
 // running shared appliance lb; a Service whose settings disagree with the
 // appliance, or that does not fit, is refused and lb is left as it is.
-func (l *Engine) joinAppliance(ctx context.Context, exec *apply.Executor, cluster string, svc *v1.Service, nodes []*v1.Node, p *prepared, lb *iaas.LoadBalancer) (*v1.LoadBalancerStatus, error) {
+// keepShown (a member joining again after its entries were removed): a
+// pinned VIP that is refused does not keep the member off its appliance;
+// it joins on the address it shows when still free (else a free one) and
+// the refusal is returned once its entries are written, as for a member
+// whose entries are in place.
+func (l *Engine) joinAppliance(ctx context.Context, exec *apply.Executor, cluster string, svc *v1.Service, nodes []*v1.Node, p *prepared, lb *iaas.LoadBalancer, keepShown bool) (*v1.LoadBalancerStatus, error) {
 	key := p.opts.SharingKey
 	if lb.Availability.IsFailed() {
 		return nil, orReason(ReasonAPIError, fmt.Errorf("load balancer %s (%s) shared by key %s failed to be created by SAKURA Cloud; delete it to let the controller create a new one", lb.Name, lb.ID, key))
@@ -102,7 +108,19 @@ func (l *Engine) joinAppliance(ctx context.Context, exec *apply.Executor, cluste
 	}
 
 	defer l.locks.lock(switchLock(lb.SwitchID))()
+	// An earlier try's hold on a VIP is this Service's own (as for a pin
+	// or restored entries): it must not keep the Service off the address.
+	l.mem.release(vipOwner(string(svc.UID)))
 	vip, err := l.allocateVIP(ctx, svc, p.opts, nodes, lb)
+	var pinErr error
+	if keepShown && errors.Is(err, ipam.ErrPinnedUnavailable) {
+		// torture seeds 100706, 100757: a member pinning another member's
+		// VIP, its entries wiped, never got them back.
+		pinErr = err
+		unpinned := p.opts
+		unpinned.IP = ""
+		vip, err = l.allocateVIP(ctx, svc, unpinned, nodes, lb)
+	}
 	if err != nil {
 		return nil, err
 	}
@@ -124,6 +142,9 @@ func (l *Engine) joinAppliance(ctx context.Context, exec *apply.Executor, cluste
 	l.recordID(ctx, svc, lb.ID)
 	l.event(svc, false, ReasonJoinedShared, "joined load balancer %s (%s) shared by key %s with VIP %s, %d real servers; %d Services share it now",
 		lb.Name, lb.ID, key, vip, len(backends.Selected), j.Others+1)
+	if pinErr != nil {
+		return nil, pinErr
+	}
 	return statusOf(lb, vip.String()), nil
 }
 

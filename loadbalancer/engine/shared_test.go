@@ -15,6 +15,7 @@ import (
 	"github.com/sacloud/iaas-api-go/fake"
 	"github.com/sakura-ccm/sakura-cloud-controller-manager/loadbalancer/annotations"
 	"github.com/sakura-ccm/sakura-cloud-controller-manager/loadbalancer/desired"
+	"github.com/sakura-ccm/sakura-cloud-controller-manager/loadbalancer/plan"
 	v1 "k8s.io/api/core/v1"
 )
 
@@ -420,5 +421,35 @@ func TestJoinAnswered500KeepsItsVIP(t *testing.T) {
 	st := e.ensureUp(c, nodes)
 	if st.Ingress[0].IP == joined {
 		t.Fatalf("c got %s, which b's join wrote though its answer was 500", joined)
+	}
+}
+
+// A member pinning another member's VIP whose own entries are then wiped
+// out of band joins again on the address it shows; the refused pin is
+// still reported (torture seeds 100706, 100757: the entries never came
+// back).
+func TestWipedMemberWithARefusedPinRejoinsOnItsAddress(t *testing.T) {
+	e := newEnv(t, 28)
+	nodes := e.addNodes(2, 0)
+	a, b := shared("a", "team", 80), shared("b", "team", 81)
+	stA := e.ensureUp(a, nodes)
+	stB := e.ensureUp(b, nodes)
+	b.Status.LoadBalancer = *stB
+	b.Spec.LoadBalancerIP = stA.Ingress[0].IP
+	lb := e.lbs()[0]
+	_, others := plan.SplitEntries(lb.VirtualIPAddresses, desired.RefOf(b))
+	if _, err := fake.NewLoadBalancerOp().UpdateSettings(e.ctx, zone, lb.ID, &iaas.LoadBalancerUpdateSettingsRequest{VirtualIPAddresses: others, SettingsHash: lb.SettingsHash}); err != nil {
+		t.Fatal(err)
+	}
+	_, err := e.lb.EnsureLoadBalancer(e.ctx, "test", b, nodes)
+	if reasonOf(err, "") != ReasonLoadBalancerIPInvalid {
+		t.Fatalf("the refused pin: %v, want %s", err, ReasonLoadBalancerIPInvalid)
+	}
+	got := entriesOf(e.lbs()[0], b)
+	if len(got) != 1 || got[0].VirtualIPAddress != stB.Ingress[0].IP {
+		t.Fatalf("b's entries after the rejoin: %v, want one on %s", got, stB.Ingress[0].IP)
+	}
+	if a := entriesOf(e.lbs()[0], a); len(a) != 1 || a[0].VirtualIPAddress != stA.Ingress[0].IP {
+		t.Fatalf("a's entries changed: %v", a)
 	}
 }
