@@ -86,6 +86,10 @@ type AdoptTarget struct {
 	// whose status shows it: adopting an appliance whose VIP another
 	// Service still shows would put one address on two Services.
 	ShownBy map[string]string
+	// RecordedID is the appliance ID the Service records as its own
+	// (annotation load-balancer-id): the one it adopted or had made; ""
+	// before it ever had one.
+	RecordedID string
 }
 
 // EarlierFacts is what the earlier controller's appliance is looked for by.
@@ -145,6 +149,14 @@ func AdoptEarlier(f EarlierFacts, t AdoptTarget) Adoption {
 // (lb: a fresh read of it, nil when it does not exist).
 func AdoptByID(id string, lb *iaas.LoadBalancer, t AdoptTarget) Adoption {
 	switch {
+	case lb == nil && t.RecordedID != "":
+		// The Service has had an appliance of its own (this one, adopted,
+		// or one made since) and it was deleted outside the controller:
+		// the annotation has done its job, and the Service is brought back
+		// like any whose appliance was deleted (on the address it shows
+		// when still free). Refusing would leave it without one for good
+		// (torture seed 101251).
+		return Adoption{Kind: AdoptNone}
 	case lb == nil:
 		return Adoption{Kind: AdoptRefused, IDs: []string{id}, Why: "no load balancer with this ID exists in the zone"}
 	case lb.Availability.IsFailed():

@@ -95,6 +95,7 @@ func TestAdoptByID(t *testing.T) {
 		whyHas string
 	}{
 		{"absent", nil, AdoptRefused, "no load balancer"},
+		{"absent, adopted before (deleted outside): none, created again", nil, AdoptNone, ""},
 		{"failed", failed, AdoptRefused, "failed"},
 		{"untagged (made by hand, or preserved): adopt", plain("web"), AdoptIt, ""},
 		{"another Service of this cluster: refused", plain(desired.ClusterTag("prod"), desired.ServiceTag("u2")), AdoptRefused, "another Service"},
@@ -107,6 +108,9 @@ func TestAdoptByID(t *testing.T) {
 		tt := target
 		if c.name == "another switch" {
 			tt.Switch = 9
+		}
+		if strings.HasPrefix(c.name, "absent, adopted before") {
+			tt.RecordedID = "5"
 		}
 		got := AdoptByID("5", c.lb, tt)
 		if got.Kind != c.want || !strings.Contains(got.Why, c.whyHas) {

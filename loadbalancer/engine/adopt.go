@@ -85,7 +85,8 @@ func (l *Engine) adoptable(ctx context.Context, exec *apply.Executor, svc *v1.Se
 // the Service may use (chosen as for a create), its ports, and the
 // addresses other Services show.
 func (l *Engine) adoptTarget(ctx context.Context, exec *apply.Executor, svc *v1.Service, in *adoptInputs) (decide.AdoptTarget, error) {
-	t := decide.AdoptTarget{ClusterID: exec.ClusterID, UID: string(svc.UID), Ports: len(svc.Spec.Ports), ShownBy: map[string]string{}}
+	t := decide.AdoptTarget{ClusterID: exec.ClusterID, UID: string(svc.UID), Ports: len(svc.Spec.Ports), ShownBy: map[string]string{},
+		RecordedID: svc.Annotations[annotations.LoadBalancerID]}
 	block, err := l.resolve(ctx, svc, in.p.opts, in.nodes, in.p.servers)
 	var be *blockError
 	switch {
