@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/netip"
+	"slices"
 	"sort"
 	"sync"
 	"time"
@@ -461,6 +462,31 @@ func (e *Executor) unshare(ctx context.Context, lb *iaas.LoadBalancer) error {
 	})
 	if err != nil {
 		return fmt.Errorf("taking load balancer %s off sharing key %s before its shutdown: %w", lb.ID, key, err)
+	}
+	lb.Tags = tags
+	return nil
+}
+
+// Reshare writes the sharing-key tag of key back on lb (decide.Reshare), on
+// a fresh read that must still show uid as its only member and no key.
+func (e *Executor) Reshare(ctx context.Context, lb *iaas.LoadBalancer, uid, key string) error {
+	cur, err := e.Read(ctx, lb.ID)
+	if err != nil {
+		return err
+	}
+	if !decide.Reshare(cur.Name, cur.Tags, uid, key, cur.Name) || !Owned(cur, desired.ClusterTag(e.ClusterID)) {
+		return fmt.Errorf("load balancer %s: %w (now %v)", lb.ID, ErrTagsChanged, []string(cur.Tags))
+	}
+	tags := append(slices.Clone([]string(cur.Tags)), desired.SharingTag(key))
+	if _, err := e.Client.LoadBalancers.Update(ctx, e.Client.Zone, cur.ID, &iaas.LoadBalancerUpdateRequest{
+		Name:               cur.Name,
+		Description:        cur.Description,
+		Tags:               types.Tags(tags),
+		IconID:             cur.IconID,
+		VirtualIPAddresses: cur.VirtualIPAddresses,
+		SettingsHash:       cur.SettingsHash,
+	}); err != nil {
+		return fmt.Errorf("writing sharing key %s back on load balancer %s: %w", key, lb.ID, err)
 	}
 	lb.Tags = tags
 	return nil

@@ -184,3 +184,16 @@ func Unshared(tags []string) []string {
 	}
 	return out
 }
+
+// Reshare says whether the Service uid, which asks for sharing key key,
+// gets key's tag written back on its own appliance (named name): this
+// Service's deletion took the tag off before the shutdown (Unshared), and
+// the Service wants its load balancer again before the deletion finished.
+// Without the tag no other member of the key could join it, and they would
+// make a second appliance for the key. Only an appliance made for the key
+// (its shared name) with this Service as its sole member qualifies: a
+// Service given a key afterwards keeps the appliance it has (a drift).
+func Reshare(name string, tags []string, uid, key, sharedName string) bool {
+	return key != "" && desired.SharingKeyOf(tags) == "" && name == sharedName &&
+		slices.Equal(desired.MemberUIDs(tags), []string{uid})
+}

@@ -201,3 +201,29 @@ func TestUnshared(t *testing.T) {
 		t.Fatalf("Unshared(%v) = %v", tags, got)
 	}
 }
+
+func TestReshare(t *testing.T) {
+	tags := func(extra ...string) []string {
+		return append([]string{desired.ClusterTag("c"), desired.ServiceTag("u1")}, extra...)
+	}
+	shared := desired.SharedName("c", "k1")
+	cases := []struct {
+		name string
+		lb   string
+		tags []string
+		key  string
+		want bool
+	}{
+		{"unshared by its deletion, wanted again", shared, tags(), "k1", true},
+		{"still shared", shared, tags(desired.SharingTag("k1")), "k1", false},
+		{"the Service asks for no key", shared, tags(), "", false},
+		{"another key's appliance", desired.SharedName("c", "k2"), tags(), "k1", false},
+		{"its own appliance, key added afterwards: drift, not reshare", "k8s-c-default-web-1234567", tags(), "k1", false},
+		{"another member on it", shared, tags(desired.ServiceTag("u2")), "k1", false},
+	}
+	for _, c := range cases {
+		if got := Reshare(c.lb, c.tags, "u1", c.key, shared); got != c.want {
+			t.Errorf("%s: Reshare = %v, want %v", c.name, got, c.want)
+		}
+	}
+}

@@ -134,6 +134,14 @@ func (l *Engine) reconcile(ctx context.Context, r Request, out *outcome) (*v1.Lo
 		}
 	}
 	a := act{l: l, exec: exec, cluster: cluster, svc: svc, nodes: r.Nodes, p: p, trigger: r.Trigger, locked: locked, out: out}
+	if (step == decide.StepBoot || step == decide.StepServe) &&
+		decide.Reshare(lb.Name, lb.Tags, uid, p.opts.SharingKey, desired.SharedName(cluster, p.opts.SharingKey)) {
+		// Wanted again before its deletion finished (torture seed
+		// 101907): the key's other members must find it.
+		if err := exec.Reshare(ctx, lb, uid, p.opts.SharingKey); err != nil {
+			return nil, orReason(ReasonAPIError, err)
+		}
+	}
 	switch step {
 	case decide.StepNone:
 		return nil, nil

@@ -453,3 +453,30 @@ func TestWipedMemberWithARefusedPinRejoinsOnItsAddress(t *testing.T) {
 		t.Fatalf("a's entries changed: %v", a)
 	}
 }
+
+// A member that is the last of its key, deleted and wanted again before the
+// deletion finished, gets its appliance back with the key's tag (its
+// deletion took the tag off before the shutdown): other members of the key
+// then join it instead of making a second appliance (torture seed 101907).
+func TestWantedAgainBeforeItsDeletionFinishedIsSharedAgain(t *testing.T) {
+	e := newEnv(t, 28)
+	nodes := e.addNodes(2, 0)
+	a, b := shared("a", "team", 80), shared("b", "team", 81)
+	e.ensureUp(a, nodes)
+	e.lb.deleteWaits = nil // the delete returns once the shutdown is sent
+	if err := e.lb.EnsureLoadBalancerDeleted(e.ctx, "test", a); err == nil {
+		t.Fatal("want a RetryError while it shuts down")
+	}
+	if got := desired.SharingKeyOf(e.lbs()[0].Tags); got != "" {
+		t.Fatalf("the deletion did not unshare first: key %q", got)
+	}
+	e.ensureUp(a, nodes)
+	lbs := e.lbs()
+	if len(lbs) != 1 || desired.SharingKeyOf(lbs[0].Tags) != "team" {
+		t.Fatalf("wanted again: %d appliances, key %q; want the one, shared by team again", len(lbs), desired.SharingKeyOf(lbs[0].Tags))
+	}
+	e.ensureUp(b, nodes)
+	if n := len(e.lbs()); n != 1 {
+		t.Fatalf("b made a second appliance for the key: %d", n)
+	}
+}
