@@ -13,6 +13,9 @@ import (
 	"sync/atomic"
 	"time"
 
+	"k8s.io/apimachinery/pkg/runtime"
+	k8stesting "k8s.io/client-go/testing"
+
 	"github.com/sacloud/iaas-api-go"
 	"github.com/sacloud/iaas-api-go/naked"
 	"github.com/sacloud/iaas-api-go/types"
@@ -155,6 +158,8 @@ type world struct {
 	untouched map[types.ID]string   // adoption actor: refused appliance -> its JSON
 	// restartMu serializes restarts (restart).
 	restartMu sync.Mutex
+	// lastRead is when each Service (namespace/name) was last read.
+	lastRead map[string]time.Time
 }
 
 func (w *world) since() time.Duration { return time.Since(w.start) }
@@ -194,6 +199,19 @@ func newWorld(seed int64, o options) (*world, error) {
 	}
 	w.kube = fake.NewClientset()
 	serviceSemantics(w.kube)
+	// When each Service was last read: the oracle of boots during a
+	// deletion needs it (noteRequest). Runs first, answers nothing.
+	w.kube.PrependReactor("get", "services", func(a k8stesting.Action) (bool, runtime.Object, error) {
+		if g, ok := a.(k8stesting.GetAction); ok {
+			w.mu.Lock()
+			if w.lastRead == nil {
+				w.lastRead = map[string]time.Time{}
+			}
+			w.lastRead[g.GetNamespace()+"/"+g.GetName()] = time.Now()
+			w.mu.Unlock()
+		}
+		return false, nil, nil
+	})
 	for _, ns := range []string{"default", "team", defectNS, adoptNS} {
 		if _, err := w.kube.CoreV1().Namespaces().Create(context.Background(), &v1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}}, metav1.CreateOptions{}); err != nil {
 			return nil, err
@@ -320,8 +338,20 @@ func (w *world) noteRequest(rt *route, method, path string, status int, start ti
 		w.late++
 	}
 	// A boot sent after the deletion was marked; one sent before it (and
-	// answered after) was chosen while the Service was live.
-	if d, ok := w.deleting[id]; ok && !othersLive && start.After(d.at) && rt.gen > 0 && method == "PUT" && strings.HasSuffix(path, "/power") && status > 0 && status < 300 {
+	// answered after) was chosen while the Service was live. Nor does a
+	// boot count whose controller last read the Service before the
+	// deletion: the controller re-reads the Service right before every
+	// boot, and no API orders a Kubernetes deletion against a SAKURA boot,
+	// so a boot can trail a deletion by the moment between that read and
+	// the request (seed 101807); the deletion then shuts it down again. A
+	// boot after a read that already showed the deletion is a violation.
+	readBefore := false
+	if d, ok := w.deleting[id]; ok {
+		if at, read := w.lastRead[d.svc]; read && at.Before(d.at) {
+			readBefore = true
+		}
+	}
+	if d, ok := w.deleting[id]; ok && !othersLive && !readBefore && start.After(d.at) && rt.gen > 0 && method == "PUT" && strings.HasSuffix(path, "/power") && status > 0 && status < 300 {
 		svc := d.svc
 		w.findings = append(w.findings, violation{kind: "inv2/boot-while-deleting", svc: svc,
 			msg: fmt.Sprintf("%s booted appliance %s (answer %d) while its only member %s was being deleted", rt.role, id, status, svc)})
