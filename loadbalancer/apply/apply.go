@@ -275,14 +275,7 @@ func (e *Executor) unmark(ctx context.Context, lb *iaas.LoadBalancer) {
 	if err != nil || !desired.ConfigPending(cur.Description) || cur.SettingsHash != lb.SettingsHash {
 		return
 	}
-	_, err = e.Client.LoadBalancers.Update(ctx, e.Client.Zone, cur.ID, &iaas.LoadBalancerUpdateRequest{
-		Name:               cur.Name,
-		Description:        desired.UnmarkConfigPending(cur.Description),
-		Tags:               cur.Tags,
-		IconID:             cur.IconID,
-		VirtualIPAddresses: cur.VirtualIPAddresses,
-		SettingsHash:       cur.SettingsHash,
-	})
+	err = e.retag(ctx, cur, cur.Tags, desired.UnmarkConfigPending(cur.Description))
 	if err != nil {
 		klog.V(2).InfoS("Could not clear the load balancer's settings-pending mark; the next pass applies its settings again", "loadBalancer", lb.ID, "err", err)
 	}
@@ -452,14 +445,7 @@ func (e *Executor) unshare(ctx context.Context, lb *iaas.LoadBalancer) error {
 		return nil
 	}
 	tags := decide.Unshared(lb.Tags)
-	_, err := e.Client.LoadBalancers.Update(ctx, e.Client.Zone, lb.ID, &iaas.LoadBalancerUpdateRequest{
-		Name:               lb.Name,
-		Description:        lb.Description,
-		Tags:               types.Tags(tags),
-		IconID:             lb.IconID,
-		VirtualIPAddresses: lb.VirtualIPAddresses,
-		SettingsHash:       lb.SettingsHash,
-	})
+	err := e.retag(ctx, lb, tags, lb.Description)
 	if err != nil {
 		return fmt.Errorf("taking load balancer %s off sharing key %s before its shutdown: %w", lb.ID, key, err)
 	}
@@ -478,18 +464,26 @@ func (e *Executor) Reshare(ctx context.Context, lb *iaas.LoadBalancer, uid, key 
 		return fmt.Errorf("load balancer %s: %w (now %v)", lb.ID, ErrTagsChanged, []string(cur.Tags))
 	}
 	tags := append(slices.Clone([]string(cur.Tags)), desired.SharingTag(key))
-	if _, err := e.Client.LoadBalancers.Update(ctx, e.Client.Zone, cur.ID, &iaas.LoadBalancerUpdateRequest{
-		Name:               cur.Name,
-		Description:        cur.Description,
-		Tags:               types.Tags(tags),
-		IconID:             cur.IconID,
-		VirtualIPAddresses: cur.VirtualIPAddresses,
-		SettingsHash:       cur.SettingsHash,
-	}); err != nil {
+	if err := e.retag(ctx, cur, tags, cur.Description); err != nil {
 		return fmt.Errorf("writing sharing key %s back on load balancer %s: %w", key, lb.ID, err)
 	}
 	lb.Tags = tags
 	return nil
+}
+
+// retag writes tags and desc on lb and keeps everything else as read (the
+// full Update carries name, icon and entries too, guarded by lb's settings
+// hash). Callers decide on a fresh read.
+func (e *Executor) retag(ctx context.Context, lb *iaas.LoadBalancer, tags []string, desc string) error {
+	_, err := e.Client.LoadBalancers.Update(ctx, e.Client.Zone, lb.ID, &iaas.LoadBalancerUpdateRequest{
+		Name:               lb.Name,
+		Description:        desc,
+		Tags:               types.Tags(slices.Clone(tags)),
+		IconID:             lb.IconID,
+		VirtualIPAddresses: lb.VirtualIPAddresses,
+		SettingsHash:       lb.SettingsHash,
+	})
+	return err
 }
 
 // Read reads one appliance afresh.
@@ -525,14 +519,7 @@ func (e *Executor) Adopt(ctx context.Context, decidedOn *iaas.LoadBalancer, tags
 	if !decide.StillAdoptable(decidedOn, cur) {
 		return nil, fmt.Errorf("load balancer %s (tags %v): %w", decidedOn.ID, []string(cur.Tags), ErrAdoptChanged)
 	}
-	_, err = e.Client.LoadBalancers.Update(ctx, e.Client.Zone, cur.ID, &iaas.LoadBalancerUpdateRequest{
-		Name:               cur.Name,
-		Description:        cur.Description,
-		Tags:               types.Tags(append([]string(nil), tags...)),
-		IconID:             cur.IconID,
-		VirtualIPAddresses: cur.VirtualIPAddresses,
-		SettingsHash:       cur.SettingsHash,
-	})
+	err = e.retag(ctx, cur, tags, cur.Description)
 	if err != nil {
 		return nil, fmt.Errorf("adopting load balancer %s: %w", cur.ID, err)
 	}
@@ -566,14 +553,7 @@ func (e *Executor) Release(ctx context.Context, lb *iaas.LoadBalancer, members [
 		return nil, fmt.Errorf("load balancer %s now has members %v, preserving it was decided for %v: %w", lb.ID, desired.MemberUIDs(cur.Tags), members, ErrMembersChanged)
 	}
 	tags := decide.Released(cur.Tags)
-	if _, err := e.Client.LoadBalancers.Update(ctx, e.Client.Zone, cur.ID, &iaas.LoadBalancerUpdateRequest{
-		Name:               cur.Name,
-		Description:        cur.Description,
-		Tags:               types.Tags(tags),
-		IconID:             cur.IconID,
-		VirtualIPAddresses: cur.VirtualIPAddresses,
-		SettingsHash:       cur.SettingsHash,
-	}); err != nil {
+	if err := e.retag(ctx, cur, tags, cur.Description); err != nil {
 		return nil, fmt.Errorf("removing this cluster's tags from load balancer %s to preserve it: %w", lb.ID, err)
 	}
 	cur.Tags = tags
