@@ -55,6 +55,7 @@ var chartSettings = map[string]chartSetting{
 	"loadBalancer.repairIntervalSec":      {"loadBalancer.repairIntervalSec=120", 120},
 	"loadBalancer.inventoryTTLSec":        {"loadBalancer.inventoryTTLSec=30", 30},
 	"loadBalancer.sweepMode":              {"loadBalancer.sweepMode=report", "report"},
+	"loadBalancer.adoptEarlier":           {"loadBalancer.adoptEarlier=false", false},
 }
 
 // secretSettings reach the controller as environment variables from the
