@@ -14,7 +14,6 @@ import (
 	"github.com/sakura-ccm/sakura-cloud-controller-manager/loadbalancer/apply"
 	"github.com/sakura-ccm/sakura-cloud-controller-manager/loadbalancer/decide"
 	v1 "k8s.io/api/core/v1"
-	"k8s.io/apimachinery/pkg/labels"
 	cloudprovider "k8s.io/cloud-provider"
 	"k8s.io/cloud-provider/api"
 	"k8s.io/klog/v2"
@@ -97,22 +96,11 @@ func (l *Engine) adoptTarget(ctx context.Context, exec *apply.Executor, svc *v1.
 	default:
 		return t, err
 	}
-	if f := l.follower(); f != nil {
-		svcs, err := f.services.List(labels.Everything())
-		if err != nil {
-			return t, fmt.Errorf("listing Services for the addresses they show: %w", err)
-		}
-		for _, other := range svcs {
-			if other.UID == svc.UID {
-				continue
-			}
-			for _, in := range other.Status.LoadBalancer.Ingress {
-				if in.IP != "" {
-					t.ShownBy[in.IP] = other.Namespace + "/" + other.Name
-				}
-			}
-		}
+	shown, err := l.shownByOthers(string(svc.UID))
+	if err != nil {
+		return t, err
 	}
+	t.ShownBy = shown
 	return t, nil
 }
 

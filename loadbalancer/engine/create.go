@@ -104,20 +104,40 @@ func (l *Engine) usageOf(ctx context.Context, switchID types.ID, opts annotation
 			usage.AddVRID(rec.VRID, "a load balancer a Service's create record holds")
 		}
 	}
-	if f := l.follower(); f != nil {
-		svcs, err := f.services.List(labels.Everything())
-		if err != nil {
-			return block, nil, ReasonAPIError, fmt.Errorf("listing Services for the addresses they show: %w", err)
+	shown, err := l.shownByOthers(self)
+	if err != nil {
+		return block, nil, ReasonAPIError, err
+	}
+	for ip, who := range shown {
+		usage.AddIP(ip, fmt.Sprintf("Service %s (its status shows it)", who))
+	}
+	return block, usage, "", nil
+}
+
+// shownByOthers is every address a LoadBalancer Service other than self
+// shows in its status, with that Service (namespace/name): none of them
+// may become another Service's (allocation, adoption).
+func (l *Engine) shownByOthers(self string) (map[string]string, error) {
+	out := map[string]string{}
+	f := l.follower()
+	if f == nil {
+		return out, nil
+	}
+	svcs, err := f.services.List(labels.Everything())
+	if err != nil {
+		return nil, fmt.Errorf("listing Services for the addresses they show: %w", err)
+	}
+	for _, other := range svcs {
+		if string(other.UID) == self {
+			continue
 		}
-		for _, other := range svcs {
-			if string(other.UID) != self {
-				for _, in := range other.Status.LoadBalancer.Ingress {
-					usage.AddIP(in.IP, fmt.Sprintf("Service %s/%s (its status shows it)", other.Namespace, other.Name))
-				}
+		for _, in := range other.Status.LoadBalancer.Ingress {
+			if in.IP != "" {
+				out[in.IP] = other.Namespace + "/" + other.Name
 			}
 		}
 	}
-	return block, usage, "", nil
+	return out, nil
 }
 
 // allocFailed reports an ipam.Allocate error as the Event it calls for;
