@@ -25,6 +25,8 @@ import (
 	_ "k8s.io/component-base/logs/json/register"          // --logging-format=json
 	_ "k8s.io/component-base/metrics/prometheus/clientgo" // client-go metrics
 	_ "k8s.io/component-base/metrics/prometheus/version"  // version metric
+	genericcontrollermanager "k8s.io/controller-manager/app"
+	"k8s.io/controller-manager/controller"
 	"k8s.io/klog/v2"
 
 	"github.com/sakura-ccm/sakura-cloud-controller-manager/cloud"
@@ -52,17 +54,59 @@ func newCommand() *cobra.Command {
 
 // controllerInitializers is the app's default set without the route
 // controller (the provider has no Routes): cloud-node, cloud-node-lifecycle
-// and service. Client names stay the upstream ones (node-controller,
-// service-controller) so existing RBAC for cloud controller managers applies.
+// and service, whose "service" starts both Service loops as configured
+// (serviceControllers). Client names stay the upstream ones
+// (node-controller, service-controller) so existing RBAC for cloud
+// controller managers applies.
 func controllerInitializers() map[string]app.ControllerInitFuncConstructor {
 	out := map[string]app.ControllerInitFuncConstructor{}
 	for name, c := range app.DefaultInitFuncConstructors {
-		if name == names.NodeRouteController {
+		switch name {
+		case names.NodeRouteController:
 			continue
+		case names.ServiceLBController:
+			c.Constructor = serviceControllers(c.Constructor)
 		}
 		out[name] = c
 	}
 	return out
+}
+
+// serviceControllers is this binary's "service" controller: the upstream
+// service controller for LoadBalancer Services without a class, unless the
+// configuration has the own loop serve them (then it does not start, so
+// no Service ever has two loops), and the own loop (loadbalancer/
+// serviceloop) for this controller's class. One name keeps --controllers,
+// leader election and the RBAC identity as they were.
+func serviceControllers(upstream app.InitFuncConstructor) app.InitFuncConstructor {
+	return func(ic app.ControllerInitContext, cc *cloudcontrollerconfig.CompletedConfig, provider cloudprovider.Interface) app.InitFunc {
+		startUpstream := upstream(ic, cc, provider)
+		return func(ctx context.Context, cctx genericcontrollermanager.ControllerContext) (controller.Interface, bool, error) {
+			sakura, ok := provider.(*cloud.Cloud)
+			if !ok {
+				return startUpstream(ctx, cctx)
+			}
+			runUpstream, runOwn := sakura.ServiceLoops()
+			var upstreamOn, ownOn bool
+			if runUpstream {
+				var err error
+				if _, upstreamOn, err = startUpstream(ctx, cctx); err != nil {
+					return nil, false, err
+				}
+			} else {
+				klog.InfoS("The upstream service controller stands down: the own Service loop serves Services without a class (loadBalancer.serviceController: own)")
+			}
+			if runOwn {
+				var err error
+				ownOn, err = sakura.StartServiceLoop(ctx, cc.ClientBuilder.ClientOrDie(ic.ClientName), cc.SharedInformers,
+					cc.ComponentConfig.KubeCloudShared.ClusterName, int(cc.ComponentConfig.ServiceController.ConcurrentServiceSyncs))
+				if err != nil {
+					return nil, false, err
+				}
+			}
+			return nil, upstreamOn || ownOn, nil
+		}
+	}
 }
 
 func setFlagDefault(cmd *cobra.Command, name, value string) {

@@ -240,6 +240,8 @@ func TestBadValuesAreRefused(t *testing.T) {
 		{"zero replicas", append([]string{"--set", "replicaCount=0"}, tokenValues...), "replicaCount"},
 		{"negative retries", append([]string{"--set", "client.retryMax=-1"}, tokenValues...), "retryMax"},
 		{"bad sweep mode", append([]string{"--set", "loadBalancer.sweepMode=sometimes"}, tokenValues...), "sweepMode"},
+		{"unknown service loop", append([]string{"--set", "loadBalancer.serviceController=both"}, tokenValues...), "serviceController"},
+		{"class without a domain", append([]string{"--set", "loadBalancer.class=dsr"}, tokenValues...), "class"},
 		{"negative hold-down", append([]string{"--set", "loadBalancer.endpointHoldDownSec=-1"}, tokenValues...), "endpointHoldDownSec"},
 		{"typo in loadBalancer", append([]string{"--set", "loadBalancer.palm=standard"}, tokenValues...), "palm"},
 		{"cluster name with a space", append([]string{"--set", "clusterName=prod a"}, tokenValues...), "clusterName"},
@@ -257,6 +259,39 @@ func TestBadValuesAreRefused(t *testing.T) {
 				t.Error("error output echoes the secret")
 			}
 		})
+	}
+}
+
+// TestServiceLoopsRBAC: both Service loops (the upstream service controller
+// and this project's own, for its class or for every Service) run under the
+// one "service" controller with exactly these rules; the e2e suite runs the
+// binary as this ServiceAccount in both modes and fails on any "forbidden".
+func TestServiceLoopsRBAC(t *testing.T) {
+	want := []string{
+		"nodes: get,list,watch,update,patch,delete",
+		"nodes/status: patch,update",
+		"services: get,list,watch,patch",
+		"services/status: patch,update",
+		"endpointslices: list,watch",
+		"events: create,patch,update",
+	}
+	for _, mode := range []string{"upstream", "own"} {
+		objs := render(t, append([]string{"--set", "loadBalancer.serviceController=" + mode}, tokenValues...)...)
+		var got []string
+		rules, _ := dig(objs["ClusterRole/ccm-sakura-cloud-controller-manager"], "rules").([]any)
+		for _, r := range rules {
+			res := strings.Join(toStrings(dig(r, "resources")), ",")
+			if res != "namespaces" {
+				got = append(got, res+": "+strings.Join(toStrings(dig(r, "verbs")), ","))
+			}
+		}
+		if !slices.Equal(got, want) {
+			t.Errorf("serviceController=%s: ClusterRole rules\n%s\nwant\n%s", mode, strings.Join(got, "\n"), strings.Join(want, "\n"))
+		}
+		args := toStrings(dig(objs["Deployment/ccm-sakura-cloud-controller-manager"], "spec", "template", "spec", "containers", 0, "args"))
+		if !slices.Contains(args, "--controllers=cloud-node,cloud-node-lifecycle,service") {
+			t.Errorf("serviceController=%s: the controllers are not the three: %v", mode, args)
+		}
 	}
 }
 

@@ -56,6 +56,8 @@ var chartSettings = map[string]chartSetting{
 	"loadBalancer.inventoryTTLSec":        {"loadBalancer.inventoryTTLSec=30", 30},
 	"loadBalancer.sweepMode":              {"loadBalancer.sweepMode=report", "report"},
 	"loadBalancer.adoptEarlier":           {"loadBalancer.adoptEarlier=false", false},
+	"loadBalancer.class":                  {"loadBalancer.class=example.com/sakura", "example.com/sakura"},
+	"loadBalancer.serviceController":      {"loadBalancer.serviceController=own", "own"},
 }
 
 // secretSettings reach the controller as environment variables from the

@@ -15,6 +15,7 @@ import (
 	"time"
 	"unicode"
 
+	"k8s.io/apimachinery/pkg/util/validation"
 	"k8s.io/apimachinery/pkg/util/validation/field"
 	"k8s.io/klog/v2"
 	"sigs.k8s.io/yaml"
@@ -294,6 +295,18 @@ func (lb *LoadBalancerConfig) validate() field.ErrorList {
 	}
 	if lb.SweepIntervalSec < 0 {
 		errs = append(errs, field.Invalid(path("loadBalancer.sweepIntervalSec"), lb.SweepIntervalSec, "must not be negative (0 turns the sweep off)"))
+	}
+	if lb.Class != "" {
+		// The API server's own rule for spec.loadBalancerClass: a
+		// label-style key with a domain prefix.
+		if msgs := validation.IsQualifiedName(lb.Class); len(msgs) > 0 || !strings.Contains(lb.Class, "/") {
+			errs = append(errs, field.Invalid(path("loadBalancer.class"), lb.Class,
+				"must be a domain-prefixed name such as "+DefaultLoadBalancerClass+" (or empty to serve no class)"))
+		}
+	}
+	if !slices.Contains([]string{ServiceControllerUpstream, ServiceControllerOwn}, lb.ServiceController) {
+		errs = append(errs, field.NotSupported(path("loadBalancer.serviceController"), lb.ServiceController,
+			[]string{ServiceControllerUpstream, ServiceControllerOwn}))
 	}
 	if !slices.Contains([]string{SweepModeDelete, SweepModeReport}, lb.SweepMode) {
 		errs = append(errs, field.NotSupported(path("loadBalancer.sweepMode"), lb.SweepMode, []string{SweepModeDelete, SweepModeReport}))

@@ -35,7 +35,7 @@ func TestDefaults(t *testing.T) {
 		AccessToken: testToken, AccessTokenSecret: testSecret, Zone: "is1a",
 		RetryMax: 5, RetryIntervalSec: 1, RetryMaxWaitSec: 8, RequestsPerSecond: 5, RequestTimeoutSec: 30,
 		ServerCacheTTLSec: 60,
-		LoadBalancer:      LoadBalancerConfig{Type: "internet", Plan: "standard", SweepIntervalSec: 300, SweepMode: "delete", EndpointHoldDownSec: 10, EndpointMinIntervalSec: 5, HealthPollIntervalSec: 60, RepairIntervalSec: 60, InventoryTTLSec: 300, AdoptEarlier: true},
+		LoadBalancer:      LoadBalancerConfig{Type: "internet", Plan: "standard", SweepIntervalSec: 300, SweepMode: "delete", EndpointHoldDownSec: 10, EndpointMinIntervalSec: 5, HealthPollIntervalSec: 60, RepairIntervalSec: 60, InventoryTTLSec: 300, AdoptEarlier: true, Class: "k8s.usacloud.jp/dsr", ServiceController: "upstream"},
 	}
 	if fmt.Sprintf("%#v", want) != fmt.Sprintf("%#v", *c) || c.AccessToken != testToken || c.AccessTokenSecret != testSecret {
 		t.Fatalf("defaults:\n got %s\nwant %s", c.Redacted(), want.Redacted())
@@ -210,6 +210,10 @@ func TestErrorMessages(t *testing.T) {
 			`invalid configuration: loadBalancer.sweepMode (SAKURACLOUD_LOAD_BALANCER_SWEEP_MODE): Unsupported value: "purge": supported values: "delete", "report"`},
 		{"lb sweep mode env", minimalFile, map[string]string{"SAKURACLOUD_LOAD_BALANCER_SWEEP_MODE": "never"},
 			`invalid configuration: loadBalancer.sweepMode (SAKURACLOUD_LOAD_BALANCER_SWEEP_MODE): Unsupported value: "never": supported values: "delete", "report"`},
+		{"lb class without a domain", minimalFile + "loadBalancer:\n  class: dsr\n", nil,
+			`invalid configuration: loadBalancer.class (SAKURACLOUD_LOAD_BALANCER_CLASS): Invalid value: "dsr": must be a domain-prefixed name such as k8s.usacloud.jp/dsr (or empty to serve no class)`},
+		{"lb service controller", minimalFile + "loadBalancer:\n  serviceController: both\n", nil,
+			`invalid configuration: loadBalancer.serviceController (SAKURACLOUD_LOAD_BALANCER_SERVICE_CONTROLLER): Unsupported value: "both": supported values: "upstream", "own"`},
 		{"env not a number", minimalFile, map[string]string{"SAKURACLOUD_RETRY_MAX": "many"},
 			`invalid configuration: retryMax (SAKURACLOUD_RETRY_MAX): Invalid value: "many": must be a whole number (set by the environment variable)`},
 		{"env not a float", minimalFile, map[string]string{"SAKURACLOUD_REQUESTS_PER_SECOND": "fast"},

@@ -48,6 +48,13 @@ const (
 	// Values of loadBalancer.sweepMode.
 	SweepModeDelete = "delete"
 	SweepModeReport = "report"
+
+	// DefaultLoadBalancerClass is the spec.loadBalancerClass served by default.
+	DefaultLoadBalancerClass = "k8s.usacloud.jp/dsr"
+	// ServiceControllerUpstream and ServiceControllerOwn are the values of
+	// loadBalancer.serviceController.
+	ServiceControllerUpstream = "upstream"
+	ServiceControllerOwn      = "own"
 )
 
 // Settings is the table of every configuration value.
@@ -149,6 +156,15 @@ var Settings = []Setting{
 	{Key: "loadBalancer.adoptEarlier", Env: "SAKURACLOUD_LOAD_BALANCER_ADOPT_EARLIER", Default: "true",
 		Doc: "A LoadBalancer Service without a load balancer of this controller adopts the one the earlier controller (sacloud/sakura-cloud-controller-manager) made for it, found by that controller's name and tags, keeping its VIP (see docs/migration.md); false turns this off.",
 		set: boolSetter(func(c *Config) *bool { return &c.LoadBalancer.AdoptEarlier })},
+	{Key: "loadBalancer.class", Env: "SAKURACLOUD_LOAD_BALANCER_CLASS", Default: DefaultLoadBalancerClass,
+		Doc: "The spec.loadBalancerClass this controller serves with its own Service loop, beside other load balancer implementations; Services with any other class are never touched. Empty serves no class.",
+		set: func(c *Config, v string) error { c.LoadBalancer.Class = strings.TrimSpace(v); return nil }},
+	{Key: "loadBalancer.serviceController", Env: "SAKURACLOUD_LOAD_BALANCER_SERVICE_CONTROLLER", Default: ServiceControllerUpstream,
+		Doc: "Which loop serves LoadBalancer Services without a class: upstream (k8s.io/cloud-provider's service controller, as before) or own (this project's loop: a boot is a condition and a Normal Event, never a Warning; the upstream service controller then stands down). See docs/load-balancers.md, Classes.",
+		set: func(c *Config, v string) error {
+			c.LoadBalancer.ServiceController = strings.ToLower(strings.TrimSpace(v))
+			return nil
+		}},
 	{Key: "loadBalancer.sweepMode", Env: "SAKURACLOUD_LOAD_BALANCER_SWEEP_MODE", Default: SweepModeDelete,
 		Doc: "What the sweep does with an orphaned appliance: delete (shut down, then delete) or report (only log and count it).",
 		set: func(c *Config, v string) error {

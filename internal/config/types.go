@@ -78,4 +78,11 @@ type LoadBalancerConfig struct {
 	// AdoptEarlier lets a Service adopt the appliance the earlier SAKURA
 	// controller made for it (by its name and tags).
 	AdoptEarlier bool `json:"adoptEarlier"`
+	// Class is the spec.loadBalancerClass this controller's own Service
+	// loop serves ("" serves none).
+	Class string `json:"class"`
+	// ServiceController says which loop serves LoadBalancer Services
+	// without a class: upstream (k8s.io/cloud-provider's service
+	// controller) or own (this project's loop, the one that serves Class).
+	ServiceController string `json:"serviceController"`
 }

@@ -30,8 +30,10 @@ var DeleteConfirmWaits = []time.Duration{2 * time.Second, 3 * time.Second, 5 * t
 // Delete shuts the appliance down and deletes it (EnsureLoadBalancerDeleted). Only
 // appliances with this cluster's and this Service's tags are touched, and a
 // shared appliance only loses this Service's entries while others use it.
+// A Service of another class is left alone (desired.Scope.MayDelete)
+// unless it carries this controller's class finalizer.
 func (l *Engine) Delete(ctx context.Context, clusterName string, svc *v1.Service) error {
-	if svc.Spec.LoadBalancerClass != nil {
+	if !l.scope.MayDelete(svc) {
 		return cloudprovider.ImplementedElsewhere
 	}
 	// Read before anything is decided: an unreadable preserve must not

@@ -99,6 +99,7 @@ type Engine struct {
 	client    *sakuraapi.Client
 	servers   ServerLister
 	cfg       config.LoadBalancerConfig
+	scope     desired.Scope
 	clusterID string
 	recorder  record.EventRecorder
 	exec      *apply.Executor
@@ -118,6 +119,14 @@ type Engine struct {
 	mem  *memory
 }
 
+// ScopeOf is the Services the configuration has this controller serve.
+func ScopeOf(cfg config.LoadBalancerConfig) desired.Scope {
+	return desired.Scope{Class: cfg.Class, OwnLoopWithoutClass: cfg.ServiceController == config.ServiceControllerOwn}
+}
+
+// Scope is the Services this engine serves.
+func (l *Engine) Scope() desired.Scope { return l.scope }
+
 // New builds the adapter.
 func New(d Deps) *Engine {
 	servers := d.Servers
@@ -133,6 +142,7 @@ func New(d Deps) *Engine {
 		client:    d.Client,
 		servers:   servers,
 		cfg:       d.Config,
+		scope:     ScopeOf(d.Config),
 		clusterID: d.ClusterID,
 		recorder:  d.Recorder,
 		exec:      &apply.Executor{Client: d.Client, ClusterID: d.ClusterID, StatusPolled: d.Config.HealthPollIntervalSec > 0, Clock: clk},
@@ -228,8 +238,8 @@ type prepared struct {
 }
 
 func (l *Engine) prepare(ctx context.Context, svc *v1.Service) (*prepared, error) {
-	if svc.Spec.LoadBalancerClass != nil {
-		// The service controller already skips these; never act on one anyway.
+	if !l.scope.Serves(svc) {
+		// Another implementation's class: never act on one.
 		return nil, cloudprovider.ImplementedElsewhere
 	}
 	if l.cfgErr != nil {

@@ -155,13 +155,13 @@ func (l *Engine) FollowEndpoints(ctx context.Context, kube kubernetes.Interface,
 		// A Local Service already there: its endpoints will be needed
 		// (the service controller syncs every Service after a start).
 		AddFunc: func(obj any) {
-			if s, ok := obj.(*v1.Service); ok && isLocal(s) {
+			if s, ok := obj.(*v1.Service); ok && l.isLocal(s) {
 				f.watchSlices()
 			}
 		},
 		// A Service turning Local (or back) needs a look at its endpoints.
 		UpdateFunc: func(_, obj any) {
-			if s, ok := obj.(*v1.Service); ok && isLocal(s) {
+			if s, ok := obj.(*v1.Service); ok && l.isLocal(s) {
 				f.watchSlices()
 				f.queue.AddAfter(serviceKey(s.Namespace, s.Name), o.Debounce)
 			}
@@ -215,9 +215,9 @@ func (f *follower) watchSlices() (discoverylisters.EndpointSliceLister, cache.In
 	return f.slices, f.slicesSynced
 }
 
-func isLocal(svc *v1.Service) bool {
-	return svc.Spec.Type == v1.ServiceTypeLoadBalancer && svc.Spec.LoadBalancerClass == nil &&
-		servicehelpers.RequestsOnlyLocalTraffic(svc)
+// isLocal: svc is served here and has externalTrafficPolicy: Local.
+func (l *Engine) isLocal(svc *v1.Service) bool {
+	return l.scope.Serves(svc) && servicehelpers.RequestsOnlyLocalTraffic(svc)
 }
 
 func (l *Engine) follower() *follower {
@@ -245,7 +245,7 @@ func (f *follower) run(ctx context.Context, l *Engine) {
 func (f *follower) sync(ctx context.Context, l *Engine, key string) {
 	ns, name, _ := cache.SplitMetaNamespaceKey(key)
 	svc, err := f.services.Services(ns).Get(name)
-	if err != nil || !isLocal(svc) {
+	if err != nil || !l.isLocal(svc) {
 		if apierrors.IsNotFound(err) || err == nil {
 			f.forget(key)
 		}
@@ -407,7 +407,7 @@ func (f *follower) forgetNodes(key string) {
 // returns nodes unchanged.
 func (l *Engine) localNodes(svc *v1.Service, nodes []*v1.Node) ([]*v1.Node, error) {
 	f := l.follower()
-	if f == nil || !isLocal(svc) {
+	if f == nil || !l.isLocal(svc) {
 		return nodes, nil
 	}
 	active, err := f.active(svc)

@@ -170,10 +170,12 @@ func isRetry(err error) bool {
 	return errors.As(err, &re)
 }
 
-// ensureUp calls EnsureLoadBalancer until the appliance is up.
+// ensureUp calls EnsureLoadBalancer until the appliance is up. The fake's
+// boots and shutdowns take real time, so the bound is a time, generous for a
+// loaded machine, not a count of tries.
 func (e *env) ensureUp(svc *v1.Service, nodes []*v1.Node) *v1.LoadBalancerStatus {
 	e.t.Helper()
-	for i := 0; i < 5000; i++ {
+	for deadline := time.Now().Add(time.Minute); time.Now().Before(deadline); {
 		st, err := e.lb.EnsureLoadBalancer(e.ctx, "test", svc, nodes)
 		if err == nil {
 			return st

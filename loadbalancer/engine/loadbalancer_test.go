@@ -519,6 +519,37 @@ func TestLoadBalancerClassIsLeftAlone(t *testing.T) {
 	}
 }
 
+// The configured class is served like a Service without a class; once
+// the configuration stops serving it, a Service that carries the class
+// finalizer still gets its appliance deleted, one without it is left alone.
+func TestOwnLoadBalancerClassIsServed(t *testing.T) {
+	e := newEnv(t, 28)
+	e.cfg.Class = "k8s.usacloud.jp/dsr"
+	e.rebuild()
+	nodes := e.addNodes(1, 0)
+	svc := service("mine", 80)
+	svc.Spec.LoadBalancerClass = &e.cfg.Class
+	svc.Finalizers = []string{desired.ClassFinalizer}
+	st := e.ensureUp(svc, nodes)
+	if len(st.Ingress) != 1 || len(e.lbs()) != 1 {
+		t.Fatalf("status %v, %d appliances; want one address and one appliance", st, len(e.lbs()))
+	}
+	e.cfg.Class = ""
+	e.rebuild()
+	if _, err := e.lb.EnsureLoadBalancer(e.ctx, "test", svc, nodes); err != cloudprovider.ImplementedElsewhere {
+		t.Fatalf("a class no longer served: %v, want ImplementedElsewhere", err)
+	}
+	withoutFinalizer := svc.DeepCopy()
+	withoutFinalizer.Finalizers = nil
+	if err := e.lb.EnsureLoadBalancerDeleted(e.ctx, "test", withoutFinalizer); err != cloudprovider.ImplementedElsewhere || len(e.lbs()) != 1 {
+		t.Fatalf("delete without the class finalizer: %v, %d appliances; want it left alone", err, len(e.lbs()))
+	}
+	e.deleteAll(svc)
+	if n := len(e.lbs()); n != 0 {
+		t.Fatalf("%d appliances left after deleting a Service with the class finalizer", n)
+	}
+}
+
 func TestBlockChoice(t *testing.T) {
 	e := newEnv(t, 28)
 	_, sw2 := e.addBlock(28, "second")

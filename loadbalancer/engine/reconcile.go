@@ -359,7 +359,7 @@ func (a act) serve(ctx context.Context, lb *iaas.LoadBalancer) (*v1.LoadBalancer
 	case decide.ReportNeedsNewAppliance:
 		a.caveat(ReasonChangeNeedsNewAppliance, fmt.Sprintf("load balancer %s: %s; SAKURA cannot change this in place, so the running load balancer is kept as it is. To apply it, delete and re-create the Service (its address will change) or revert the setting", lb.ID, driftText(drift)))
 	}
-	a.out.noBackends = len(backends.Selected) == 0 && isLocal(svc)
+	a.out.noBackends = len(backends.Selected) == 0 && a.l.isLocal(svc)
 	if pinErr != nil {
 		return nil, pinErr
 	}

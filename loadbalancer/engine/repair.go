@@ -81,7 +81,7 @@ func (l *Engine) repairWith(ctx context.Context, lbs []*iaas.LoadBalancer, clust
 		return serviceKey(svcs[i].Namespace, svcs[i].Name) < serviceKey(svcs[j].Namespace, svcs[j].Name)
 	})
 	for _, svc := range svcs {
-		if !wantsRepair(svc) {
+		if !l.wantsRepair(svc) {
 			continue
 		}
 		sum.Services++

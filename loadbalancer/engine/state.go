@@ -4,18 +4,19 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"slices"
 
 	"github.com/sacloud/iaas-api-go"
 	"github.com/sacloud/iaas-api-go/types"
 	"github.com/sakura-ccm/sakura-cloud-controller-manager/loadbalancer/annotations"
 	"github.com/sakura-ccm/sakura-cloud-controller-manager/loadbalancer/apply"
 	"github.com/sakura-ccm/sakura-cloud-controller-manager/loadbalancer/decide"
+	"github.com/sakura-ccm/sakura-cloud-controller-manager/loadbalancer/desired"
 	v1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
 	ktypes "k8s.io/apimachinery/pkg/types"
-	servicehelpers "k8s.io/cloud-provider/service/helpers"
 	"k8s.io/klog/v2"
 )
 
@@ -93,15 +94,14 @@ func (l *Engine) stillWanted(ctx context.Context, svc *v1.Service) (bool, error)
 	if err != nil {
 		return false, fmt.Errorf("re-reading the Service before repairing its load balancer: %w", err)
 	}
-	return cur.UID == svc.UID && wantsRepair(cur), nil
+	return cur.UID == svc.UID && l.wantsRepair(cur), nil
 }
 
-// wantsRepair: svc is a LoadBalancer Service of this provider that the
-// service controller has taken on (its finalizer) and that is not being
-// deleted.
-func wantsRepair(svc *v1.Service) bool {
-	return svc.Spec.Type == v1.ServiceTypeLoadBalancer && svc.Spec.LoadBalancerClass == nil &&
-		svc.DeletionTimestamp == nil && servicehelpers.HasLBFinalizer(svc)
+// wantsRepair: svc is a LoadBalancer Service of this controller that its
+// loop (the upstream service controller or the own one) has taken on (its
+// finalizer) and that is not being deleted.
+func (l *Engine) wantsRepair(svc *v1.Service) bool {
+	return l.scope.Serves(svc) && svc.DeletionTimestamp == nil && slices.Contains(svc.Finalizers, desired.FinalizerOf(svc))
 }
 
 func onAddress(svc *v1.Service) string {

@@ -16,7 +16,6 @@ import (
 	"github.com/sacloud/iaas-api-go/types"
 	"github.com/sakura-ccm/sakura-cloud-controller-manager/loadbalancer/desired"
 	v1 "k8s.io/api/core/v1"
-	servicehelpers "k8s.io/cloud-provider/service/helpers"
 )
 
 // Mode is what the sweep does with an orphan.
@@ -55,12 +54,12 @@ const DefaultGrace = 2 * time.Minute
 const CleanupFinalizer = "service.kubernetes.io/load-balancer-cleanup"
 
 // Claims reports whether svc still owns its appliance: it is of type
-// LoadBalancer, or it carries the cleanup finalizer (it changed type or is
-// being deleted, and the service controller will delete the appliance
-// itself). A Service that is neither will never get its appliance deleted by
+// LoadBalancer, or it carries a cleanup finalizer, the upstream one or the
+// class one (it changed type or is being deleted, and the loop that serves
+// it will delete the appliance itself). A Service that is neither will never get its appliance deleted by
 // the service controller, so for the sweep its appliance is an orphan.
 func Claims(svc *v1.Service) bool {
-	return svc.Spec.Type == v1.ServiceTypeLoadBalancer || servicehelpers.HasLBFinalizer(svc)
+	return svc.Spec.Type == v1.ServiceTypeLoadBalancer || desired.HasFinalizer(svc)
 }
 
 // Orphan is an appliance of this cluster whose Services are all gone.
