@@ -1,6 +1,7 @@
 package torture
 
 import (
+	"encoding/json"
 	"fmt"
 	"strconv"
 	"sync"
@@ -9,6 +10,7 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/util/validation/field"
 	"k8s.io/client-go/kubernetes/fake"
 	k8stesting "k8s.io/client-go/testing"
 )
@@ -21,6 +23,8 @@ import (
 //   - the status subresource: UpdateStatus changes only the status, an
 //     update of the Service itself never does, and neither changes the UID,
 //     the creation time or the deletion timestamp;
+//   - metadata.uid: a patch that names another UID than the stored
+//     Service's is refused (the field is immutable);
 //   - finalizers: deleting a Service that has finalizers only sets its
 //     deletion timestamp, and the Service goes away when an update leaves
 //     it with a deletion timestamp and no finalizers.
@@ -95,6 +99,26 @@ func serviceSemantics(c *fake.Clientset) {
 			out, err := store(ns, next)
 			return true, out, err
 		case "patch":
+			// A patch that names the UID is refused when the Service of
+			// that name has another one, as the API server refuses a
+			// change of the immutable metadata.uid.
+			pa := a.(k8stesting.PatchAction)
+			var named struct {
+				Metadata struct {
+					UID string `json:"uid"`
+				} `json:"metadata"`
+			}
+			if json.Unmarshal(pa.GetPatch(), &named) == nil && named.Metadata.UID != "" {
+				cur, err := get(ns, pa.GetName())
+				if err != nil {
+					return true, nil, err
+				}
+				if string(cur.UID) != named.Metadata.UID {
+					// What kube-apiserver v1.37 answers (checked by hand).
+					return true, nil, apierrors.NewInvalid(v1.SchemeGroupVersion.WithKind("Service").GroupKind(), cur.Name,
+						field.ErrorList{field.Invalid(field.NewPath("metadata", "uid"), named.Metadata.UID, "field is immutable")})
+				}
+			}
 			handled, obj, err := patch(a)
 			if err != nil || obj == nil {
 				return handled, obj, err

@@ -2,8 +2,10 @@ package engine
 
 import (
 	"context"
+	"encoding/json"
 	"net/http"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 
@@ -13,9 +15,13 @@ import (
 	"github.com/sakura-ccm/sakura-cloud-controller-manager/loadbalancer/annotations"
 	"github.com/sakura-ccm/sakura-cloud-controller-manager/loadbalancer/sweep"
 	v1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/util/validation/field"
 	kubefake "k8s.io/client-go/kubernetes/fake"
+	k8stesting "k8s.io/client-go/testing"
 )
 
 // unlistedCreates hides every appliance it creates from finds and reads,
@@ -183,5 +189,47 @@ func TestStaleNodeListNeverRewritesAnotherMember(t *testing.T) {
 	slices.Sort(got)
 	if want := []string{e.ip(1), e.ip(2)}; !slices.Equal(got, want) {
 		t.Fatalf("b's real servers %v after the repair pass, want %v (the nodes its last sync passed)", got, want)
+	}
+}
+
+// The service controller may still ask for a Service that was deleted and
+// re-created under its name (its in-memory cache; torture seed 110325).
+// The create record names the asking Service's UID, so the API server
+// refuses it and no appliance is made for a Service that no longer
+// exists: it would belong to no one.
+func TestNoApplianceForAServiceReplacedUnderItsName(t *testing.T) {
+	e := newEnv(t, 28)
+	nodes := e.addNodes(2, 0)
+	stale := service("web", 80)
+	current := stale.DeepCopy()
+	current.UID = "uid-web-again"
+	kube := kubefake.NewClientset(current)
+	// As the API server does: metadata.uid is immutable, so a patch that
+	// names another UID is refused.
+	kube.PrependReactor("patch", "services", func(a k8stesting.Action) (bool, runtime.Object, error) {
+		var named struct {
+			Metadata struct {
+				UID string `json:"uid"`
+			} `json:"metadata"`
+		}
+		if json.Unmarshal(a.(k8stesting.PatchAction).GetPatch(), &named) == nil && named.Metadata.UID != "" && named.Metadata.UID != string(current.UID) {
+			return true, nil, apierrors.NewInvalid(v1.SchemeGroupVersion.WithKind("Service").GroupKind(), current.Name,
+				field.ErrorList{field.Invalid(field.NewPath("metadata", "uid"), named.Metadata.UID, "field is immutable")})
+		}
+		return false, nil, nil
+	})
+	e.lb.kube = kube
+	_, err := e.lb.EnsureLoadBalancer(e.ctx, "test", stale, nodes)
+	if err == nil || !strings.Contains(err.Error(), "deleted or replaced") {
+		t.Fatalf("ensuring a replaced Service: %v, want a refusal", err)
+	}
+	if n := len(e.lbs()); n != 0 {
+		t.Fatalf("%d appliances made for a Service that no longer exists", n)
+	}
+	if _, err := e.lb.EnsureLoadBalancer(e.ctx, "test", current, nodes); err != nil && !isRetry(err) {
+		t.Fatalf("the current Service: %v", err)
+	}
+	if n := len(e.lbs()); n != 1 {
+		t.Fatalf("the current Service: %d appliances, want 1", n)
 	}
 }

@@ -26,20 +26,34 @@ import (
 
 // recordCreate writes rec on the Service before its create is sent: a
 // create the Service does not record could not be told apart, after a
-// restart, from no create at all. No Kubernetes client (unit tests): a
-// no-op.
+// restart, from no create at all. The write names the Service's UID, so it
+// is refused when the name now holds another Service (or none): the
+// service controller may still ask for a Service that was deleted and
+// re-created under its name (its in-memory cache, torture seed 110325),
+// and an appliance made for it would belong to no Service. No Kubernetes
+// client (unit tests): a no-op.
 func (l *Engine) recordCreate(ctx context.Context, svc *v1.Service, rec annotations.CreateRecord) error {
 	if l.kube == nil {
 		return nil
 	}
-	patch, err := json.Marshal(map[string]any{"metadata": map[string]any{"annotations": map[string]string{annotations.LoadBalancerCreating: rec.Value()}}})
-	if err != nil {
-		return err
-	}
-	if _, err := l.kube.CoreV1().Services(svc.Namespace).Patch(ctx, svc.Name, ktypes.MergePatchType, patch, metav1.PatchOptions{}); err != nil {
+	if err := l.patchAnnotation(ctx, svc, annotations.LoadBalancerCreating, rec.Value()); err != nil {
+		if apierrors.IsNotFound(err) || apierrors.IsConflict(err) || apierrors.IsInvalid(err) {
+			return fmt.Errorf("the Service was deleted or replaced (its UID changed) before its load balancer was created; nothing was created: %w", err)
+		}
 		return fmt.Errorf("recording the create on the Service: %w", err)
 	}
 	return nil
+}
+
+// patchAnnotation sets one annotation on svc, on the condition that the
+// Service of that name is still svc (its UID).
+func (l *Engine) patchAnnotation(ctx context.Context, svc *v1.Service, key, value string) error {
+	patch, err := json.Marshal(map[string]any{"metadata": map[string]any{"uid": svc.UID, "annotations": map[string]string{key: value}}})
+	if err != nil {
+		return err
+	}
+	_, err = l.kube.CoreV1().Services(svc.Namespace).Patch(ctx, svc.Name, ktypes.MergePatchType, patch, metav1.PatchOptions{})
+	return err
 }
 
 // recordsInFlight are the create records of Services other than self that
@@ -74,8 +88,7 @@ func (l *Engine) recordID(ctx context.Context, svc *v1.Service, id types.ID) {
 	if l.kube == nil || svc.Annotations[annotations.LoadBalancerID] == id.String() {
 		return
 	}
-	patch := fmt.Sprintf(`{"metadata":{"annotations":{%q:%q}}}`, annotations.LoadBalancerID, id.String())
-	if _, err := l.kube.CoreV1().Services(svc.Namespace).Patch(ctx, svc.Name, ktypes.MergePatchType, []byte(patch), metav1.PatchOptions{}); err != nil {
+	if err := l.patchAnnotation(ctx, svc, annotations.LoadBalancerID, id.String()); err != nil {
 		klog.ErrorS(err, "Could not record the load balancer's ID on the Service; it is still found by its tags", "service", serviceKey(svc.Namespace, svc.Name), "loadBalancer", id)
 	}
 }

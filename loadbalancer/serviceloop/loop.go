@@ -14,14 +14,18 @@ package serviceloop
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"time"
 
 	v1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/apimachinery/pkg/types"
 	utilruntime "k8s.io/apimachinery/pkg/util/runtime"
+	"k8s.io/apimachinery/pkg/util/strategicpatch"
 	"k8s.io/apimachinery/pkg/util/wait"
 	coreinformers "k8s.io/client-go/informers/core/v1"
 	"k8s.io/client-go/kubernetes"
@@ -209,7 +213,7 @@ func (l *Loop) sync(ctx context.Context, key string) error {
 func (l *Loop) ensure(ctx context.Context, svc *v1.Service) error {
 	// The finalizer first, so the Service cannot go before its appliance.
 	if with := WithFinalizer(svc, desired.FinalizerOf(svc)); with != nil {
-		updated, err := servicehelpers.PatchService(l.kube.CoreV1(), svc, with)
+		updated, err := l.patch(ctx, svc, with)
 		if err != nil {
 			return fmt.Errorf("adding the finalizer %s: %w", desired.FinalizerOf(svc), err)
 		}
@@ -228,7 +232,7 @@ func (l *Loop) ensure(ctx context.Context, svc *v1.Service) error {
 	}
 	with := svc.DeepCopy()
 	with.Status.LoadBalancer = *st
-	if _, err := servicehelpers.PatchService(l.kube.CoreV1(), svc, with); err != nil && !apierrors.IsNotFound(err) {
+	if _, err := l.patch(ctx, svc, with); err != nil && !apierrors.IsNotFound(err) {
 		return fmt.Errorf("writing the load balancer status: %w", err)
 	}
 	return nil
@@ -238,8 +242,33 @@ func (l *Loop) cleanup(ctx context.Context, svc *v1.Service) error {
 	if err := l.lb.EnsureLoadBalancerDeleted(ctx, l.clusterName, svc); err != nil {
 		return err
 	}
-	if _, err := servicehelpers.PatchService(l.kube.CoreV1(), svc, AfterCleanup(svc, l.scope)); err != nil && !apierrors.IsNotFound(err) {
+	if _, err := l.patch(ctx, svc, AfterCleanup(svc, l.scope)); err != nil && !apierrors.IsNotFound(err) {
 		return fmt.Errorf("removing the finalizer: %w", err)
 	}
 	return nil
+}
+
+// patch writes cur's finalizers and status over old's, through the status
+// subresource as the upstream service controller does, but on the
+// condition that the Service of that name is still old (its UID): the
+// informer's copy may be of a Service deleted and re-created since, and
+// its address or finalizer must not land on the new one.
+func (l *Loop) patch(ctx context.Context, old, cur *v1.Service) (*v1.Service, error) {
+	base := old.DeepCopy()
+	base.UID = "" // so that the patch carries the UID
+	with := cur.DeepCopy()
+	with.Spec = old.Spec
+	from, err := json.Marshal(base)
+	if err != nil {
+		return nil, err
+	}
+	to, err := json.Marshal(with)
+	if err != nil {
+		return nil, err
+	}
+	p, err := strategicpatch.CreateTwoWayMergePatch(from, to, v1.Service{})
+	if err != nil {
+		return nil, err
+	}
+	return l.kube.CoreV1().Services(old.Namespace).Patch(ctx, old.Name, types.StrategicMergePatchType, p, metav1.PatchOptions{}, "status")
 }
