@@ -7,6 +7,8 @@
 #   hack/sandbox.sh down    stop every process and remove $SANDBOX_DIR
 #   hack/sandbox.sh status  say whether it runs, and where
 #
+# SANDBOX_TOPOLOGY names another simulator topology; SANDBOX_SERVICE_CONTROLLER=own
+# has the controller's own Service loop serve Services without a class.
 # State lives in $SANDBOX_DIR (default .sandbox/): kubeconfig, env (source it),
 # pid, sandbox.log and run/*.log (one log per process).
 set -euo pipefail
@@ -55,7 +57,8 @@ up() {
     # exec all the way down (subshell -> setsid -> runner) and redirect every
     # descriptor, so no shell lingers holding our caller's stdout open.
     (cd "$root" && SAKURA_TOOLS_BIN=$SAKURA_TOOLS_BIN CCM_BINARY=$CCM_BINARY SAKURASIM_BINARY=$SANDBOX_DIR/bin/sakurasim \
-      exec setsid "$SANDBOX_DIR/bin/sandbox" up --dir "$SANDBOX_DIR" ${SANDBOX_TOPOLOGY:+--topology "$SANDBOX_TOPOLOGY"}) \
+      exec setsid "$SANDBOX_DIR/bin/sandbox" up --dir "$SANDBOX_DIR" ${SANDBOX_TOPOLOGY:+--topology "$SANDBOX_TOPOLOGY"} \
+      ${SANDBOX_SERVICE_CONTROLLER:+--service-controller "$SANDBOX_SERVICE_CONTROLLER"}) \
       >"$SANDBOX_DIR/sandbox.log" 2>&1 </dev/null &
   fi
   local deadline=$((SECONDS + ${SANDBOX_START_TIMEOUT:-300}))

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 
 	"github.com/sakura-ccm/sakura-cloud-controller-manager/loadbalancer/desired"
@@ -48,6 +49,24 @@ type outcome struct {
 	noBackends bool
 	// skipped are the ports not served (mixed protocols, serve-tcp).
 	skipped []v1.ServicePort
+	// health is what the last health poll found for the Service's
+	// entries (none yet: zero).
+	health realServerHealth
+}
+
+// realServerHealth is what one health poll found for one Service's
+// entries: its real servers (by address) and those its appliance's health
+// check does not find UP on at least one of the Service's ports.
+type realServerHealth struct {
+	Total int
+	// Down are the servers not UP, as "address (server name)", sorted.
+	Down []string
+}
+
+func (h realServerHealth) allDown() bool { return h.Total > 0 && len(h.Down) == h.Total }
+
+func (h realServerHealth) same(o realServerHealth) bool {
+	return h.Total == o.Total && slices.Equal(h.Down, o.Down)
 }
 
 // PortErrorUnsupportedProtocol is the error a port the appliance does not
@@ -111,6 +130,10 @@ func conditionOf(svc *v1.Service, st *v1.LoadBalancerStatus, err error, out outc
 	case out.noBackends:
 		cond.Status, cond.Reason = metav1.ConditionFalse, ReasonNoReadyEndpoints
 		cond.Message = fmt.Sprintf("the load balancer has %s but no real server: externalTrafficPolicy is Local and no node runs a ready endpoint", st.Ingress[0].IP)
+	case out.health.allDown():
+		cond.Status, cond.Reason = metav1.ConditionFalse, ReasonRealServerDown
+		cond.Message = fmt.Sprintf("the load balancer has %s but its health check finds every real server down (%s); check the nodes and the pods, or the health check annotations",
+			st.Ingress[0].IP, strings.Join(out.health.Down, ", "))
 	default:
 		cond.Status, cond.Reason = metav1.ConditionTrue, ReasonServing
 		msg := []string{"serving on " + st.Ingress[0].IP}
@@ -123,6 +146,9 @@ func conditionOf(svc *v1.Service, st *v1.LoadBalancerStatus, err error, out outc
 		}
 		if len(out.skipped) > 0 {
 			msg = append(msg, "ports "+strings.Join(portNames(out.skipped), ", ")+" are not served (TCP only)")
+		}
+		if n := len(out.health.Down); n > 0 {
+			msg = append(msg, fmt.Sprintf("%d of %d real servers down by the health check (%s)", n, out.health.Total, strings.Join(out.health.Down, ", ")))
 		}
 		cond.Message = strings.Join(msg, "; ")
 	}
@@ -154,11 +180,18 @@ func (l *Engine) showCondition(ctx context.Context, svc *v1.Service, cond metav1
 	if shown != nil && shown.Status == cond.Status {
 		since = shown.LastTransitionTime
 	}
-	ac := corev1ac.Service(svc.Name, svc.Namespace).WithStatus(corev1ac.ServiceStatus().WithConditions(
+	// The UID: never a condition on another Service that took the name.
+	ac := corev1ac.Service(svc.Name, svc.Namespace).WithUID(svc.UID).WithStatus(corev1ac.ServiceStatus().WithConditions(
 		metav1ac.Condition().WithType(cond.Type).WithStatus(cond.Status).WithReason(cond.Reason).
 			WithMessage(cond.Message).WithObservedGeneration(svc.Generation).WithLastTransitionTime(since)))
 	if _, err := l.kube.CoreV1().Services(svc.Namespace).ApplyStatus(ctx, ac, metav1.ApplyOptions{FieldManager: conditionManager, Force: true}); err != nil {
 		l.mem.forgetCondition(string(svc.UID))
 		klog.ErrorS(err, "Could not write the Service's load balancer condition; the next reconcile tries again", "service", serviceKey(svc.Namespace, svc.Name))
+		return
+	}
+	if cond.Status == metav1.ConditionTrue && (shown == nil || shown.Status != metav1.ConditionTrue) {
+		// The end of a create (or of an outage) in the Events too:
+		// kubectl describe svc shows Events but not conditions.
+		l.event(svc, false, ReasonServing, "%s", cond.Message)
 	}
 }

@@ -31,6 +31,10 @@ func TestConditionOf(t *testing.T) {
 		{"serving dual-stack", dual, up, nil, outcome{}, true, metav1.ConditionTrue, ReasonServing, "IPv4 only"},
 		{"served with a caveat", v4only, up, nil, outcome{caveatReason: ReasonChangeNeedsNewAppliance, caveatMsg: "plan is standard, wanted highspec"}, true, metav1.ConditionTrue, ReasonChangeNeedsNewAppliance, "wanted highspec"},
 		{"no real server", v4only, up, nil, outcome{noBackends: true}, true, metav1.ConditionFalse, ReasonNoReadyEndpoints, "no real server"},
+		{"every real server down", v4only, up, nil, outcome{health: realServerHealth{Total: 2, Down: []string{"203.0.113.36 (server node-1)", "203.0.113.37 (server node-2)"}}},
+			true, metav1.ConditionFalse, ReasonRealServerDown, "every real server down (203.0.113.36 (server node-1), 203.0.113.37"},
+		{"some real servers down", v4only, up, nil, outcome{health: realServerHealth{Total: 3, Down: []string{"203.0.113.37 (server node-2)"}}},
+			true, metav1.ConditionTrue, ReasonServing, "1 of 3 real servers down by the health check (203.0.113.37 (server node-2))"},
 		{"booting", v4only, nil, api.NewRetryError("load balancer 1 is not up yet (migrating/down)", 0), outcome{}, true, metav1.ConditionFalse, ReasonBooting, "being created"},
 		{"up without an address yet", v4only, &v1.LoadBalancerStatus{}, nil, outcome{}, true, metav1.ConditionFalse, ReasonBooting, ""},
 		{"refused annotation", v4only, nil, reasoned(ReasonInvalidAnnotation, errors.New("annotation k8s.usacloud.jp/load-balancer-ha: invalid value")), outcome{}, true, metav1.ConditionFalse, ReasonInvalidAnnotation, "load-balancer-ha"},
@@ -94,6 +98,9 @@ func TestConditionFollowsTheLoadBalancer(t *testing.T) {
 	c := condition()
 	if c == nil || c.Status != metav1.ConditionTrue || c.Reason != ReasonServing || !strings.Contains(c.Message, st.Ingress[0].IP) {
 		t.Fatalf("once up: %+v", c)
+	}
+	if evs := e.events(); findEvent(evs, "Normal", ReasonServing, st.Ingress[0].IP) == "" {
+		t.Errorf("no Normal %s Event once serving (kubectl describe shows Events, not conditions): %v", ReasonServing, evs)
 	}
 	since := c.LastTransitionTime
 	before := applies()

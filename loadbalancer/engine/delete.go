@@ -55,6 +55,7 @@ func (l *Engine) Delete(ctx context.Context, clusterName string, svc *v1.Service
 	}
 	owned := loc.lbs
 	l.forgetNotices(string(svc.UID))
+	l.mem.setHealth(string(svc.UID), realServerHealth{})
 	l.forgetEndpoints(svc)
 	var waiting []string
 	for _, lb := range owned {

@@ -3,6 +3,7 @@ package engine
 import (
 	"context"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
@@ -88,18 +89,33 @@ func (l *Engine) watchAppliances(ctx context.Context, services corelisters.Servi
 			lastRepair = now
 		}
 		if doHealth {
-			h.poll(ctx, lbs)
+			h.poll(ctx, lbs, cluster, nodes)
 			lastHealth = now
 		}
 	}, tick)
 }
 
-// poll reads the Status of each running appliance of lbs.
-func (h *healthPoller) poll(ctx context.Context, lbs []*iaas.LoadBalancer) {
+// poll reads the Status of each running appliance of lbs. A Service
+// whose servers' health changed while some are down gets its condition
+// refreshed (showHealth).
+//
+// cluster and nodes are the service controller's latest (nil before its
+// first call: then the condition waits for the next reconcile).
+func (h *healthPoller) poll(ctx context.Context, lbs []*iaas.LoadBalancer, cluster string, nodes []*v1.Node) {
 	l := h.l
 	now := map[string]string{}
 	up, down := 0, 0
 	var names map[string]string // server address -> server name, read once per poll
+	nameOf := func(addr string) string {
+		if names == nil {
+			names = h.serverNames(ctx)
+		}
+		if n := names[addr]; n != "" {
+			return addr + " (server " + n + ")"
+		}
+		return addr
+	}
+	found := map[*iaas.LoadBalancer]map[*v1.Service]*serverStates{}
 	read := 0
 	for _, lb := range lbs {
 		if !isUp(lb) {
@@ -130,11 +146,15 @@ func (h *healthPoller) poll(ctx context.Context, lbs []*iaas.LoadBalancer) {
 			// differently), this costs one Config, not one per poll.
 			l.mem.suspectUnapplied(lb)
 		}
+		found[lb] = map[*v1.Service]*serverStates{}
 		for _, v := range st.Status {
 			if v == nil {
 				continue
 			}
 			svc := h.owner(lb, v)
+			if svc != nil && found[lb][svc] == nil {
+				found[lb][svc] = &serverStates{all: map[string]bool{}, down: map[string]bool{}}
+			}
 			at := fmt.Sprintf("%s:%d", v.VirtualIPAddress, v.Port.Int())
 			for _, s := range v.Servers {
 				if s == nil {
@@ -148,17 +168,17 @@ func (h *healthPoller) poll(ctx context.Context, lbs []*iaas.LoadBalancer) {
 				} else {
 					down++
 				}
+				if svc != nil {
+					found[lb][svc].all[s.IPAddress] = true
+					if state != serverUp {
+						found[lb][svc].down[s.IPAddress] = true
+					}
+				}
 				prev := h.last[key]
 				if svc == nil || prev == state || (state == serverUp && prev == "") {
 					continue
 				}
-				if names == nil {
-					names = h.serverNames(ctx)
-				}
-				who := s.IPAddress
-				if n := names[s.IPAddress]; n != "" {
-					who += " (server " + n + ")"
-				}
+				who := nameOf(s.IPAddress)
 				if state == serverUp {
 					l.event(svc, false, ReasonRealServerUp, "real server %s of %s on load balancer %s passes its health check again and gets connections", who, at, lb.ID)
 				} else {
@@ -169,6 +189,38 @@ func (h *healthPoller) poll(ctx context.Context, lbs []*iaas.LoadBalancer) {
 	}
 	h.last = now
 	metrics.SetRealServers(up, down)
+	for lb, svcs := range found {
+		for svc, states := range svcs {
+			h.showHealth(ctx, lb, svc, states.summary(nameOf), cluster, nodes)
+		}
+	}
+}
+
+// serverStates are one Service's real servers on one poll, by address.
+type serverStates struct{ all, down map[string]bool }
+
+func (s *serverStates) summary(nameOf func(string) string) realServerHealth {
+	h := realServerHealth{Total: len(s.all)}
+	for addr := range s.down {
+		h.Down = append(h.Down, nameOf(addr))
+	}
+	slices.Sort(h.Down)
+	return h
+}
+
+// showHealth records what the poll found for svc and, when it changed
+// while some server is (or was) down, reconciles svc on the listing at
+// hand, so that its condition says so now rather than at the next repair
+// pass. A change among servers all up (the usual case) costs nothing.
+func (h *healthPoller) showHealth(ctx context.Context, lb *iaas.LoadBalancer, svc *v1.Service, found realServerHealth, cluster string, nodes []*v1.Node) {
+	l := h.l
+	before := l.mem.setHealth(string(svc.UID), found)
+	if before.same(found) || (len(before.Down) == 0 && len(found.Down) == 0) || !l.scope.Serves(svc) || nodes == nil {
+		return
+	}
+	if _, err := l.Reconcile(ctx, Request{Trigger: decide.ByFollower, Cluster: cluster, Service: svc, Nodes: nodes, Observed: []*iaas.LoadBalancer{lb}}); err != nil {
+		klog.V(2).InfoS("Health poll: the Service's condition is refreshed at its next reconcile", "service", serviceKey(svc.Namespace, svc.Name), "reason", err.Error())
+	}
 }
 
 // owner is the Service whose VIP entry v reports on, or nil.

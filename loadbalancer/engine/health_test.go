@@ -3,11 +3,13 @@ package engine
 import (
 	"context"
 	"errors"
+	"strings"
 	"testing"
 
 	"github.com/sacloud/iaas-api-go"
 	"github.com/sacloud/iaas-api-go/types"
 	"github.com/sakura-ccm/sakura-cloud-controller-manager/internal/sakuraapi"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/informers"
 	kubefake "k8s.io/client-go/kubernetes/fake"
 )
@@ -63,7 +65,7 @@ func TestHealthPollReportsChangesOnce(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		h.poll(e.ctx, lbs)
+		h.poll(e.ctx, lbs, "", nil)
 		return e.events()
 	}
 
@@ -91,5 +93,62 @@ func TestHealthPollReportsChangesOnce(t *testing.T) {
 	evs = poll()
 	if len(evs) != 1 || findEvent(evs, "Normal", ReasonRealServerUp, e.ip(1)) == "" {
 		t.Fatalf("want one RealServerUp, got %v", evs)
+	}
+}
+
+// What the health poll finds shows on the condition at once: every real
+// server down turns it to not serving (naming them), back up to serving;
+// a poll that finds nothing new writes nothing.
+func TestHealthShowsOnTheCondition(t *testing.T) {
+	e := newEnv(t, 28)
+	nodes := e.addNodes(2, 0)
+	svc := service("web", 80)
+	kube := kubefake.NewClientset(svc)
+	e.lb.kube = kube
+	e.ensureUp(svc, nodes)
+	stub := &statusStub{LoadBalancerAPI: e.client.LoadBalancers, down: map[string]bool{}}
+	e.client.LoadBalancers = stub
+	factory := informers.NewSharedInformerFactory(kube, 0)
+	services := factory.Core().V1().Services()
+	if err := services.Informer().GetIndexer().Add(svc); err != nil {
+		t.Fatal(err)
+	}
+	h := &healthPoller{l: e.lb, services: services.Lister(), last: map[string]string{}}
+	condition := func() metav1.Condition {
+		t.Helper()
+		lbs, err := e.lb.exec.FindCluster(e.ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		h.poll(e.ctx, lbs, "test", nodes)
+		cur, err := kube.CoreV1().Services(svc.Namespace).Get(e.ctx, svc.Name, metav1.GetOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, c := range cur.Status.Conditions {
+			if c.Type == ConditionServing {
+				return c
+			}
+		}
+		return metav1.Condition{}
+	}
+	if c := condition(); c.Reason != ReasonServing {
+		t.Fatalf("all up: %+v", c)
+	}
+	stub.down[e.ip(0)], stub.down[e.ip(1)] = true, true
+	if c := condition(); c.Status != metav1.ConditionFalse || c.Reason != ReasonRealServerDown || !strings.Contains(c.Message, "node-000") || !strings.Contains(c.Message, "node-001") {
+		t.Fatalf("every server down: %+v", c)
+	}
+	writes := len(kube.Actions())
+	if c := condition(); c.Reason != ReasonRealServerDown || len(kube.Actions()) != writes+1 { // the Get above only
+		t.Fatalf("an unchanged finding was written again (%d actions): %+v", len(kube.Actions())-writes, c)
+	}
+	delete(stub.down, e.ip(1))
+	if c := condition(); c.Status != metav1.ConditionTrue || !strings.Contains(c.Message, "1 of 2 real servers down") {
+		t.Fatalf("one back up: %+v", c)
+	}
+	delete(stub.down, e.ip(0))
+	if c := condition(); c.Status != metav1.ConditionTrue || strings.Contains(c.Message, "down") {
+		t.Fatalf("all back up: %+v", c)
 	}
 }

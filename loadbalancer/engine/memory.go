@@ -48,6 +48,9 @@ type memory struct {
 	// conditions: Service UID -> the condition last written (a key of its
 	// fields), so an unchanged one is not written again from an older copy.
 	conditions map[string]string
+	// health: Service UID -> what the last health poll found for its
+	// entries, which the condition shows.
+	health map[string]realServerHealth
 }
 
 func newMemory(c clock.PassiveClock) *memory {
@@ -61,6 +64,7 @@ func newMemory(c clock.PassiveClock) *memory {
 		boots:         map[string]bootWait{},
 		reservations:  ipam.Reservations{},
 		conditions:    map[string]string{},
+		health:        map[string]realServerHealth{},
 	}
 }
 
@@ -248,4 +252,25 @@ func (m *memory) forgetCondition(uid string) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	delete(m.conditions, uid)
+}
+
+// setHealth records what the health poll found for uid and returns what
+// was recorded before.
+func (m *memory) setHealth(uid string, h realServerHealth) (before realServerHealth) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	before = m.health[uid]
+	if h.Total == 0 {
+		delete(m.health, uid)
+	} else {
+		m.health[uid] = h
+	}
+	return before
+}
+
+// healthOf is what the last health poll found for uid.
+func (m *memory) healthOf(uid string) realServerHealth {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.health[uid]
 }

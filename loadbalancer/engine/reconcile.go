@@ -46,7 +46,7 @@ type Request struct {
 // A nil status with a nil error means there is no appliance and the
 // trigger may not make one.
 func (l *Engine) Reconcile(ctx context.Context, r Request) (*v1.LoadBalancerStatus, error) {
-	var out outcome
+	out := outcome{health: l.mem.healthOf(string(r.Service.UID))}
 	st, err := l.reconcile(ctx, r, &out)
 	st = withPortStatus(r.Service, st, out.skipped)
 	if cond, ok := conditionOf(r.Service, st, err, out); ok {

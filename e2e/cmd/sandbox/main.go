@@ -61,6 +61,7 @@ func up(args []string) error {
 	dir := fs.String("dir", ".sandbox", "sandbox directory")
 	topology := fs.String("topology", "", "simulator topology (default: e2e/testdata/topology.yaml)")
 	clusterID := fs.String("cluster-id", "sandbox", "clusterID for the controller")
+	serviceController := fs.String("service-controller", "upstream", "loop that serves Services without a class: upstream or own (cloud-config loadBalancer.serviceController)")
 	_ = fs.Parse(args)
 
 	abs, err := filepath.Abs(*dir)
@@ -111,7 +112,8 @@ func up(args []string) error {
 		nodes = append(nodes, s.Name)
 		logf("registered Node %s (as kubelet --cloud-provider=external would)", s.Name)
 	}
-	m, err := c.StartCCM(ctx, cluster.CCMOptions{Simulator: sim, ClusterID: *clusterID, Name: "sakura-cloud-controller-manager", LeaseName: "cloud-controller-manager"})
+	m, err := c.StartCCM(ctx, cluster.CCMOptions{Simulator: sim, ClusterID: *clusterID, Name: "sakura-cloud-controller-manager", LeaseName: "cloud-controller-manager",
+		Extra: map[string]any{"loadBalancer": map[string]any{"serviceController": *serviceController}}})
 	if err != nil {
 		return err
 	}
