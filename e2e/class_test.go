@@ -116,7 +116,8 @@ func (e *env) service(name string) *corev1.Service {
 // (beside the upstream service controller, which skips it) with the
 // class's finalizer; a Service of another class is never touched; the API
 // server refuses a class switch on a live Service (the field is
-// immutable); deleting either cleans up.
+// immutable); the documented way out (type ClusterIP, class cleared)
+// deletes the appliance; deleting either Service leaves nothing.
 func TestLoadBalancerClass(t *testing.T) {
 	e := newEnv(t, envOptions{})
 	trail := e.watchCondition("ours")
@@ -156,9 +157,21 @@ func TestLoadBalancerClass(t *testing.T) {
 		t.Fatalf("a class switch on a live Service: %v, want the API server's refusal (the field is immutable)", err)
 	}
 
+	// The documented way out: type ClusterIP with the class cleared in one
+	// update; the appliance goes and the class finalizer comes off.
+	ours = e.service("ours")
+	ours.Spec.Type, ours.Spec.LoadBalancerClass = corev1.ServiceTypeClusterIP, nil
+	ours.Spec.Ports[0].NodePort = 0
+	if _, err := e.kube.CoreV1().Services(e.ns).Update(e.ctx, ours, metav1.UpdateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	e.eventually(longWait, "the appliance deleted and the finalizer taken off after the type change", func() (bool, error) {
+		s := e.service("ours")
+		return e.ownCount() == 0 && !slices.Contains(s.Finalizers, classFinalizer) && len(s.Status.LoadBalancer.Ingress) == 0, nil
+	})
+
 	e.deleteService("theirs")
 	e.deleteService("ours")
-	e.eventually(longWait, "the appliance deleted with its Service", func() (bool, error) { return e.ownCount() == 0, nil })
 }
 
 // With loadBalancer.serviceController: own, a Service without a class is
