@@ -101,3 +101,53 @@ func TestMixedProtocolService(t *testing.T) {
 	})
 	e.waitVIPs(ip, map[int][]string{27015: e.nodeIPs("node-1", "node-2", "node-3")})
 }
+
+// IP families: an IPv6-only Service gets no appliance and a condition
+// saying why (the SAKURA load balancer has IPv4 addresses only); a
+// dual-stack one is served on IPv4 and its condition says so.
+func TestIPFamilies(t *testing.T) {
+	e := newEnv(t, envOptions{})
+	port := []corev1.ServicePort{{Name: "http", Port: 80, Protocol: corev1.ProtocolTCP, TargetPort: intstr.FromInt32(8080)}}
+	single := corev1.IPFamilyPolicySingleStack
+	v6 := &corev1.Service{
+		ObjectMeta: metav1.ObjectMeta{Name: "v6", Namespace: e.ns},
+		Spec: corev1.ServiceSpec{Type: corev1.ServiceTypeLoadBalancer, Selector: map[string]string{"app": "v6"}, Ports: port,
+			IPFamilyPolicy: &single, IPFamilies: []corev1.IPFamily{corev1.IPv6Protocol}},
+	}
+	if _, err := e.kube.CoreV1().Services(e.ns).Create(e.ctx, v6, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	dual := corev1.IPFamilyPolicyRequireDualStack
+	ds := &corev1.Service{
+		ObjectMeta: metav1.ObjectMeta{Name: "dual", Namespace: e.ns},
+		Spec: corev1.ServiceSpec{Type: corev1.ServiceTypeLoadBalancer, Selector: map[string]string{"app": "dual"}, Ports: port,
+			IPFamilyPolicy: &dual, IPFamilies: []corev1.IPFamily{corev1.IPv4Protocol, corev1.IPv6Protocol}},
+	}
+	if _, err := e.kube.CoreV1().Services(e.ns).Create(e.ctx, ds, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	conditionIs := func(name string, status metav1.ConditionStatus, reason, contains string) {
+		t.Helper()
+		e.eventually(longWait, name+": condition "+reason, func() (bool, error) {
+			cur, err := e.kube.CoreV1().Services(e.ns).Get(e.ctx, name, metav1.GetOptions{})
+			if err != nil {
+				return false, err
+			}
+			for _, c := range cur.Status.Conditions {
+				if c.Type == conditionServing {
+					return c.Status == status && c.Reason == reason && strings.Contains(c.Message, contains), nil
+				}
+			}
+			return false, nil
+		})
+	}
+	ip := e.waitIngressIP("dual")
+	conditionIs("dual", metav1.ConditionTrue, reasonServing, "IPv4 only")
+	conditionIs("v6", metav1.ConditionFalse, "UnsupportedIPFamily", "IPv6")
+	if n := e.ownCount(); n != 1 {
+		t.Fatalf("%d appliances, want 1 (the dual-stack Service's on %s)", n, ip)
+	}
+	if st := e.service("v6").Status.LoadBalancer.Ingress; len(st) != 0 {
+		t.Errorf("the IPv6-only Service shows an address: %v", st)
+	}
+}

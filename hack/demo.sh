@@ -63,6 +63,8 @@ step "kubectl get svc -o wide"
 k get svc -o wide
 step "The Service's condition (k8s.usacloud.jp/LoadBalancerServing), kept by the controller"
 k get service web -o jsonpath='{range .status.conditions[*]}{.type}{"  "}{.status}{"  "}{.reason}{"\n  "}{.message}{"\n"}{end}'
+step "kubectl describe svc web (describe prints Events, not conditions: LoadBalancerCreated, then LoadBalancerServing)"
+k describe service web
 step "kubectl get nodes -o wide (providerID, addresses and zone labels come from the controller)"
 k get nodes -o wide
 k get nodes -L topology.kubernetes.io/zone,topology.kubernetes.io/region,node.kubernetes.io/instance-type

@@ -218,7 +218,9 @@ func (c *Cluster) startAPIServer(ctx context.Context) error {
 		"--service-account-issuer", "https://kubernetes.default.svc.cluster.local",
 		"--service-account-key-file", saPub,
 		"--service-account-signing-key-file", saKey,
-		"--service-cluster-ip-range", "10.96.0.0/16",
+		// Dual-stack Service ranges (IPv4 first, so Services stay IPv4 by
+		// default), so that IPv6-only and dual-stack Services can be made.
+		"--service-cluster-ip-range", "10.96.0.0/16,fd00:10:96::/112",
 		"--endpoint-reconciler-type", "none",
 		"--enable-priority-and-fairness=false",
 		"--v", "1",
