@@ -17,6 +17,24 @@ const (
 	reasonServing    = "LoadBalancerServing"
 )
 
+// waitCondition waits until the Service's serving condition has status and
+// reason and its message contains contains.
+func (e *env) waitCondition(name string, status metav1.ConditionStatus, reason, contains string) {
+	e.t.Helper()
+	e.eventually(longWait, name+": condition "+string(status)+"/"+reason, func() (bool, error) {
+		cur, err := e.kube.CoreV1().Services(e.ns).Get(e.ctx, name, metav1.GetOptions{})
+		if err != nil {
+			return false, err
+		}
+		for _, c := range cur.Status.Conditions {
+			if c.Type == conditionServing {
+				return c.Status == status && c.Reason == reason && strings.Contains(c.Message, contains), nil
+			}
+		}
+		return false, nil
+	})
+}
+
 // A Service's condition through the real binary and a real API server
 // (server-side apply of the status with the controller's own field
 // manager): serving with its address; an invalid annotation turns it to
@@ -28,18 +46,7 @@ func TestServiceConditionFollowsTheLoadBalancer(t *testing.T) {
 	ip := e.waitIngressIP("web")
 	condition := func(status metav1.ConditionStatus, reason, contains string) {
 		t.Helper()
-		e.eventually(longWait, "condition "+string(status)+"/"+reason, func() (bool, error) {
-			cur, err := e.kube.CoreV1().Services(e.ns).Get(e.ctx, svc.Name, metav1.GetOptions{})
-			if err != nil {
-				return false, err
-			}
-			for _, c := range cur.Status.Conditions {
-				if c.Type == conditionServing {
-					return c.Status == status && c.Reason == reason && strings.Contains(c.Message, contains), nil
-				}
-			}
-			return false, nil
-		})
+		e.waitCondition(svc.Name, status, reason, contains)
 	}
 	condition(metav1.ConditionTrue, reasonServing, ip)
 
@@ -67,18 +74,7 @@ func TestMixedProtocolService(t *testing.T) {
 	svc := e.createLBService("game",
 		corev1.ServicePort{Name: "query", Port: 27015, Protocol: corev1.ProtocolTCP, TargetPort: intstr.FromInt32(27015)},
 		corev1.ServicePort{Name: "game", Port: 27015, Protocol: corev1.ProtocolUDP, TargetPort: intstr.FromInt32(27015)})
-	e.eventually(longWait, "the refusal's condition", func() (bool, error) {
-		cur, err := e.kube.CoreV1().Services(e.ns).Get(e.ctx, svc.Name, metav1.GetOptions{})
-		if err != nil {
-			return false, err
-		}
-		for _, c := range cur.Status.Conditions {
-			if c.Type == conditionServing {
-				return c.Status == metav1.ConditionFalse && c.Reason == "UnsupportedProtocol" && strings.Contains(c.Message, "27015/UDP"), nil
-			}
-		}
-		return false, nil
-	})
+	e.waitCondition(svc.Name, metav1.ConditionFalse, "UnsupportedProtocol", "27015/UDP")
 	if n := e.ownCount(); n != 0 {
 		t.Fatalf("%d appliances for a refused Service", n)
 	}
@@ -126,24 +122,9 @@ func TestIPFamilies(t *testing.T) {
 	if _, err := e.kube.CoreV1().Services(e.ns).Create(e.ctx, ds, metav1.CreateOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	conditionIs := func(name string, status metav1.ConditionStatus, reason, contains string) {
-		t.Helper()
-		e.eventually(longWait, name+": condition "+reason, func() (bool, error) {
-			cur, err := e.kube.CoreV1().Services(e.ns).Get(e.ctx, name, metav1.GetOptions{})
-			if err != nil {
-				return false, err
-			}
-			for _, c := range cur.Status.Conditions {
-				if c.Type == conditionServing {
-					return c.Status == status && c.Reason == reason && strings.Contains(c.Message, contains), nil
-				}
-			}
-			return false, nil
-		})
-	}
 	ip := e.waitIngressIP("dual")
-	conditionIs("dual", metav1.ConditionTrue, reasonServing, "IPv4 only")
-	conditionIs("v6", metav1.ConditionFalse, "UnsupportedIPFamily", "IPv6")
+	e.waitCondition("dual", metav1.ConditionTrue, reasonServing, "IPv4 only")
+	e.waitCondition("v6", metav1.ConditionFalse, "UnsupportedIPFamily", "IPv6")
 	if n := e.ownCount(); n != 1 {
 		t.Fatalf("%d appliances, want 1 (the dual-stack Service's on %s)", n, ip)
 	}
