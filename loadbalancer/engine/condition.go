@@ -65,8 +65,12 @@ type realServerHealth struct {
 
 func (h realServerHealth) allDown() bool { return h.Total > 0 && len(h.Down) == h.Total }
 
-func (h realServerHealth) same(o realServerHealth) bool {
-	return h.Total == o.Total && slices.Equal(h.Down, o.Down)
+// changesCondition reports whether a poll that found h after before can
+// change the condition: it differs, and some server is or was down. A
+// change among servers all up (a node added, the usual case) cannot.
+func (h realServerHealth) changesCondition(before realServerHealth) bool {
+	same := h.Total == before.Total && slices.Equal(h.Down, before.Down)
+	return !same && (len(h.Down) > 0 || len(before.Down) > 0)
 }
 
 // PortErrorUnsupportedProtocol is the error a port the appliance does not

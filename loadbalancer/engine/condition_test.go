@@ -207,3 +207,24 @@ func TestMixedProtocolsServeTCP(t *testing.T) {
 		t.Errorf("condition %+v", cond)
 	}
 }
+
+func TestHealthChangesCondition(t *testing.T) {
+	down := func(total int, d ...string) realServerHealth { return realServerHealth{Total: total, Down: d} }
+	for _, c := range []struct {
+		name          string
+		before, after realServerHealth
+		want          bool
+	}{
+		{"first poll, all up", realServerHealth{}, down(3), false},
+		{"a node added, all up", down(3), down(4), false},
+		{"one goes down", down(3), down(3, "a"), true},
+		{"still the same one down", down(3, "a"), down(3, "a"), false},
+		{"another one down", down(3, "a"), down(3, "a", "b"), true},
+		{"back up", down(3, "a"), down(3), true},
+		{"a node added while one is down", down(3, "a"), down(4, "a"), true},
+	} {
+		if got := c.after.changesCondition(c.before); got != c.want {
+			t.Errorf("%s: %v, want %v", c.name, got, c.want)
+		}
+	}
+}

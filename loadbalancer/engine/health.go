@@ -215,7 +215,7 @@ func (s *serverStates) summary(nameOf func(string) string) realServerHealth {
 func (h *healthPoller) showHealth(ctx context.Context, lb *iaas.LoadBalancer, svc *v1.Service, found realServerHealth, cluster string, nodes []*v1.Node) {
 	l := h.l
 	before := l.mem.setHealth(string(svc.UID), found)
-	if before.same(found) || (len(before.Down) == 0 && len(found.Down) == 0) || !l.scope.Serves(svc) || nodes == nil {
+	if !found.changesCondition(before) || !l.scope.Serves(svc) || nodes == nil {
 		return
 	}
 	if _, err := l.Reconcile(ctx, Request{Trigger: decide.ByFollower, Cluster: cluster, Service: svc, Nodes: nodes, Observed: []*iaas.LoadBalancer{lb}}); err != nil {
