@@ -31,7 +31,7 @@ func BenchmarkInitialize200Nodes(b *testing.B) {
 	e, nodes := benchSetup(b)
 	start := e.calls()
 	for n := 0; n < b.N; n++ {
-		e.cache = servercache.New(e.client, time.Minute) // cold cache each time
+		e.cache = servercache.NewZones(e.client, []string{zone}, time.Minute) // cold cache each time
 		e.cache.SetClock(nowFunc(func() time.Time { return e.now }))
 		e.inst = New(e.client, e.cache, nil)
 		for _, nd := range nodes {

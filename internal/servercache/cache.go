@@ -1,6 +1,7 @@
-// Package servercache keeps one shared, paged list of the zone's servers so
+// Package servercache keeps one shared, paged list of each zone's servers so
 // that node work costs a few list calls per interval instead of one read per
-// node per loop.
+// node per loop. Every zone has its own Cache (Zones holds them); all of them
+// call the API through one sakuraapi.Client, so they share its request budget.
 package servercache
 
 import (
@@ -32,12 +33,15 @@ const (
 	PreviousIDTag = "@previous-id"
 )
 
-// Cache is safe for concurrent use.
+// Cache holds one zone's servers. It is safe for concurrent use.
 type Cache struct {
 	client *sakuraapi.Client
+	zone   string
 	ttl    time.Duration
 	clock  clock.PassiveClock
 	group  singleflight.Group
+	// background counts lists started for a failing zone that no caller waits on.
+	background sync.WaitGroup
 
 	mu          sync.Mutex
 	snap        *snapshot
@@ -53,10 +57,14 @@ type snapshot struct {
 	byPrev  map[types.ID][]*iaas.Server
 }
 
-// New returns an empty cache over client's zone; ttl bounds staleness.
-func New(client *sakuraapi.Client, ttl time.Duration) *Cache {
-	return &Cache{client: client, ttl: ttl, clock: clock.RealClock{}}
+// New returns an empty cache of zone's servers, listed through client; ttl
+// bounds staleness.
+func New(client *sakuraapi.Client, zone string, ttl time.Duration) *Cache {
+	return &Cache{client: client, zone: zone, ttl: ttl, clock: clock.RealClock{}}
 }
+
+// Zone is the zone whose servers the cache holds.
+func (c *Cache) Zone() string { return c.zone }
 
 // SetClock replaces the clock, for tests of TTL and miss pacing.
 func (c *Cache) SetClock(clk clock.PassiveClock) { c.clock = clk }
@@ -136,40 +144,72 @@ func (c *Cache) fresh(ctx context.Context) (*snapshot, error) {
 
 // refresh lists the zone once for all concurrent callers. After a failure the
 // same error is returned, without calling the API, until MinRefreshInterval
-// has passed, so an outage does not turn every lookup into a list.
+// has passed, so an outage does not turn every lookup into a list. While
+// the zone is failing no caller waits for a list either: the next one runs
+// in the background and its result serves later lookups. The upstream node
+// controllers walk Nodes with one worker, so a caller held by a failing
+// zone's retries would hold up the Nodes of every zone behind it.
 func (c *Cache) refresh(ctx context.Context) (*snapshot, error) {
 	c.mu.Lock()
-	if c.lastErr != nil && c.clock.Since(c.lastAttempt) < MinRefreshInterval {
-		err := c.lastErr
+	if err := c.lastErr; err != nil {
+		due := c.clock.Since(c.lastAttempt) >= MinRefreshInterval
 		c.mu.Unlock()
+		if due {
+			c.background.Add(1)
+			ch := c.group.DoChan("list", func() (any, error) { return c.list(ctx) })
+			go func() {
+				defer c.background.Done()
+				<-ch
+			}()
+		}
 		return nil, err
 	}
 	c.mu.Unlock()
-	v, err, _ := c.group.Do("list", func() (any, error) {
-		// A caller that waited on the lock above may find a list taken meanwhile.
-		c.mu.Lock()
-		if s := c.snap; s != nil && c.clock.Since(s.at) < MinRefreshInterval {
-			c.mu.Unlock()
-			return s, nil
-		}
-		c.mu.Unlock()
-		// Detach from the first caller's cancellation: others share this list.
-		servers, err := c.listAll(context.WithoutCancel(ctx))
-		c.mu.Lock()
-		defer c.mu.Unlock()
-		c.lastAttempt = c.clock.Now()
-		if err != nil {
-			c.lastErr = fmt.Errorf("listing servers of zone %s: %w", c.client.Zone, err)
-			return nil, c.lastErr
-		}
-		c.lastErr = nil
-		c.snap = index(servers, c.lastAttempt)
-		return c.snap, nil
-	})
+	v, err, _ := c.group.Do("list", func() (any, error) { return c.list(ctx) })
 	if err != nil {
 		return nil, err
 	}
 	return v.(*snapshot), nil
+}
+
+// Settle waits for a background list to finish (tests).
+func (c *Cache) Settle() { c.background.Wait() }
+
+// list runs under the singleflight group: one list for every caller.
+func (c *Cache) list(ctx context.Context) (*snapshot, error) {
+	// A caller that waited on the lock above may find a list taken meanwhile.
+	c.mu.Lock()
+	if s := c.snap; s != nil && c.clock.Since(s.at) < MinRefreshInterval {
+		c.mu.Unlock()
+		return s, nil
+	}
+	c.mu.Unlock()
+	// Detach from the first caller's cancellation: others share this list.
+	servers, err := c.listAll(context.WithoutCancel(ctx))
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.lastAttempt = c.clock.Now()
+	if err != nil {
+		c.lastErr = fmt.Errorf("listing servers of zone %s: %w", c.zone, err)
+		return nil, c.lastErr
+	}
+	c.lastErr = nil
+	c.snap = index(servers, c.lastAttempt)
+	return c.snap, nil
+}
+
+// LastListedByName returns the servers named name in the zone's last
+// successful list, however old, without calling the API; listed is false
+// when the zone was never listed. Name matching across zones reads it for
+// a zone whose API is failing, to look for a second server of that name.
+func (c *Cache) LastListedByName(name string) (servers []*iaas.Server, at time.Time, listed bool) {
+	c.mu.Lock()
+	s := c.snap
+	c.mu.Unlock()
+	if s == nil {
+		return nil, time.Time{}, false
+	}
+	return s.byName[name], s.at, true
 }
 
 // listAll pages through Server.Find. It trusts Total when the API reports
@@ -180,7 +220,7 @@ func (c *Cache) listAll(ctx context.Context) ([]*iaas.Server, error) {
 	seen := map[types.ID]bool{}
 	from := 0
 	for page := 0; page < maxPages; page++ {
-		res, err := c.client.Servers.Find(ctx, c.client.Zone, &iaas.FindCondition{Count: PageSize, From: from})
+		res, err := c.client.Servers.Find(ctx, c.zone, &iaas.FindCondition{Count: PageSize, From: from})
 		if err != nil {
 			return nil, err
 		}
@@ -193,7 +233,7 @@ func (c *Cache) listAll(ctx context.Context) ([]*iaas.Server, error) {
 		n := len(res.Servers)
 		from += n
 		if n == 0 || (from >= res.Total && (res.Total > n || n < PageSize)) {
-			klog.V(4).InfoS("Listed servers", "zone", c.client.Zone, "count", len(all), "pages", page+1)
+			klog.V(4).InfoS("Listed servers", "zone", c.zone, "count", len(all), "pages", page+1)
 			return all, nil
 		}
 	}
