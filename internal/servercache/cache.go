@@ -13,7 +13,6 @@ import (
 
 	"github.com/sacloud/iaas-api-go"
 	"github.com/sacloud/iaas-api-go/types"
-	"golang.org/x/sync/singleflight"
 	"k8s.io/klog/v2"
 	"k8s.io/utils/clock"
 
@@ -39,12 +38,12 @@ type Cache struct {
 	zone   string
 	ttl    time.Duration
 	clock  clock.PassiveClock
-	group  singleflight.Group
-	// background counts lists started for a failing zone that no caller waits on.
+	// background counts lists under way, for Settle.
 	background sync.WaitGroup
 
 	mu          sync.Mutex
 	snap        *snapshot
+	flight      *flight // the list under way, if any
 	lastAttempt time.Time
 	lastErr     error
 }
@@ -144,55 +143,111 @@ func (c *Cache) fresh(ctx context.Context) (*snapshot, error) {
 
 // refresh lists the zone once for all concurrent callers. After a failure the
 // same error is returned, without calling the API, until MinRefreshInterval
-// has passed, so an outage does not turn every lookup into a list. While
-// the zone is failing no caller waits for a list either: the next one runs
-// in the background and its result serves later lookups. The upstream node
-// controllers walk Nodes with one worker, so a caller held by a failing
-// zone's retries would hold up the Nodes of every zone behind it.
+// has passed, so an outage does not turn every lookup into a list.
+//
+// No caller waits out a failing zone: callers wait for a list only until it
+// ends or its first attempt fails; the client's retries then go on in the
+// background, and the zone counts as failing (its error returned at once)
+// until a list succeeds. After the interval the next lookup starts a new
+// list in the background and gets the error. The upstream node controllers
+// walk Nodes with one worker, and a name is looked up in every zone, so a
+// caller held by one zone's retries would hold up the Nodes of all zones.
 func (c *Cache) refresh(ctx context.Context) (*snapshot, error) {
 	c.mu.Lock()
 	if err := c.lastErr; err != nil {
-		due := c.clock.Since(c.lastAttempt) >= MinRefreshInterval
-		c.mu.Unlock()
-		if due {
-			c.background.Add(1)
-			ch := c.group.DoChan("list", func() (any, error) { return c.list(ctx) })
-			go func() {
-				defer c.background.Done()
-				<-ch
-			}()
+		if c.flight == nil && c.clock.Since(c.lastAttempt) >= MinRefreshInterval {
+			c.startLocked(ctx)
 		}
+		c.mu.Unlock()
 		return nil, err
 	}
-	c.mu.Unlock()
-	v, err, _ := c.group.Do("list", func() (any, error) { return c.list(ctx) })
-	if err != nil {
-		return nil, err
-	}
-	return v.(*snapshot), nil
-}
-
-// Settle waits for a background list to finish (tests).
-func (c *Cache) Settle() { c.background.Wait() }
-
-// list runs under the singleflight group: one list for every caller.
-func (c *Cache) list(ctx context.Context) (*snapshot, error) {
-	// A caller that waited on the lock above may find a list taken meanwhile.
-	c.mu.Lock()
+	// A caller that waited on the lock may find a list taken meanwhile.
 	if s := c.snap; s != nil && c.clock.Since(s.at) < MinRefreshInterval {
 		c.mu.Unlock()
 		return s, nil
 	}
+	f := c.flight
+	if f == nil {
+		f = c.startLocked(ctx)
+	}
 	c.mu.Unlock()
+	select {
+	case <-f.done:
+	case <-f.failed:
+	}
+	return f.result()
+}
+
+// flight is one list of the zone under way, shared by every caller.
+type flight struct {
+	done   chan struct{} // the list ended (snap or err set)
+	failed chan struct{} // an attempt failed and is being retried (err set)
+	once   sync.Once
+
+	mu   sync.Mutex
+	snap *snapshot
+	err  error
+}
+
+func (f *flight) result() (*snapshot, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.snap, f.err
+}
+
+// startLocked starts a list; call with c.mu held.
+func (c *Cache) startLocked(ctx context.Context) *flight {
+	f := &flight{done: make(chan struct{}), failed: make(chan struct{})}
+	c.flight = f
+	c.background.Add(1)
 	// Detach from the first caller's cancellation: others share this list.
-	servers, err := c.listAll(context.WithoutCancel(ctx))
+	ctx = context.WithoutCancel(ctx)
+	ctx = sakuraapi.WithRetryNotice(ctx, func(err error) {
+		err = c.failed(err)
+		f.once.Do(func() {
+			f.mu.Lock()
+			f.err = err
+			f.mu.Unlock()
+			close(f.failed)
+		})
+	})
+	go func() {
+		defer c.background.Done()
+		snap, err := c.list(ctx)
+		c.mu.Lock()
+		c.flight = nil
+		c.mu.Unlock()
+		f.mu.Lock()
+		if f.err == nil || err != nil {
+			f.snap, f.err = snap, err
+		}
+		f.mu.Unlock()
+		close(f.done)
+	}()
+	return f
+}
+
+// failed records a failed list attempt: the zone is failing from now on.
+func (c *Cache) failed(err error) error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.lastAttempt = c.clock.Now()
+	c.lastErr = fmt.Errorf("listing servers of zone %s: %w", c.zone, err)
+	return c.lastErr
+}
+
+// Settle waits for lists under way (tests).
+func (c *Cache) Settle() { c.background.Wait() }
+
+// list lists the zone and records the outcome.
+func (c *Cache) list(ctx context.Context) (*snapshot, error) {
+	servers, err := c.listAll(ctx)
 	if err != nil {
-		c.lastErr = fmt.Errorf("listing servers of zone %s: %w", c.zone, err)
-		return nil, c.lastErr
+		return nil, c.failed(err)
 	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.lastAttempt = c.clock.Now()
 	c.lastErr = nil
 	c.snap = index(servers, c.lastAttempt)
 	return c.snap, nil

@@ -428,3 +428,59 @@ func TestConcurrentUse(t *testing.T) {
 		t.Fatalf("%d %v", len(servers), err)
 	}
 }
+
+// flaky fails its first Find with 503, then blocks until released.
+type flaky struct {
+	*fakezone.PagedServerOp
+	mu      sync.Mutex
+	calls   int
+	second  chan struct{}
+	release chan struct{}
+}
+
+func (f *flaky) Find(ctx context.Context, zone string, cond *iaas.FindCondition) (*iaas.ServerFindResult, error) {
+	f.mu.Lock()
+	f.calls++
+	n := f.calls
+	f.mu.Unlock()
+	switch n {
+	case 1:
+		f.PagedServerOp.SetFail(503)
+		defer f.PagedServerOp.SetFail(0)
+	case 2:
+		close(f.second)
+		<-f.release
+	}
+	return f.PagedServerOp.Find(ctx, zone, cond)
+}
+
+// TestCallersDoNotWaitOutRetries: the client retries a failed list, but a
+// lookup returns at the first failure; the retry goes on in the background
+// and its list serves the lookups after it.
+func TestCallersDoNotWaitOutRetries(t *testing.T) {
+	fakezone.Reset()
+	limits := sakuraapi.DefaultLimits()
+	limits.RequestsPerSecond, limits.RetryMax, limits.RetryWaitMin, limits.RetryWaitMax = 0, 3, 0, 0
+	client := sakuraapi.NewFromCaller(nil, zone, limits)
+	op := &flaky{PagedServerOp: fakezone.NewPagedServerOp(), second: make(chan struct{}), release: make(chan struct{})}
+	client.UseServerOp(op)
+	fakezone.PutMany(zone, "node", 1, 2)
+	c := New(client, zone, time.Minute)
+	ctx := context.Background()
+	// The retry blocks until released: a lookup that waited for it would hang.
+	if _, err := c.ByName(ctx, "node-000"); sakuraapi.StatusCode(err) != 503 {
+		t.Fatalf("first lookup: %v, want the 503 of the first attempt", err)
+	}
+	<-op.second
+	if _, err := c.ByName(ctx, "node-001"); sakuraapi.StatusCode(err) != 503 {
+		t.Fatalf("lookup during the retry: %v", err)
+	}
+	close(op.release)
+	c.Settle()
+	if s, err := c.ByName(ctx, "node-001"); err != nil || len(s) != 1 {
+		t.Fatalf("after the retry succeeded: %v %v", s, err)
+	}
+	if op.calls != 2 {
+		t.Errorf("%d list attempts, want 2 (one failure, one retry)", op.calls)
+	}
+}
