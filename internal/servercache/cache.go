@@ -7,6 +7,7 @@ package servercache
 import (
 	"context"
 	"fmt"
+	"net/http"
 	"strings"
 	"sync"
 	"time"
@@ -203,6 +204,11 @@ func (c *Cache) startLocked(ctx context.Context) *flight {
 	// Detach from the first caller's cancellation: others share this list.
 	ctx = context.WithoutCancel(ctx)
 	ctx = sakuraapi.WithRetryNotice(ctx, func(err error) {
+		if sakuraapi.StatusCode(err) == http.StatusTooManyRequests {
+			// Throttled: the API is up and asks us to slow down; waiting
+			// for the retry is the request budget at work, not an outage.
+			return
+		}
 		err = c.failed(err)
 		f.once.Do(func() {
 			f.mu.Lock()

@@ -484,3 +484,35 @@ func TestCallersDoNotWaitOutRetries(t *testing.T) {
 		t.Errorf("%d list attempts, want 2 (one failure, one retry)", op.calls)
 	}
 }
+
+// TestThrottledListIsWaitedFor: a 429 is the API asking to slow down, not
+// an outage: the lookup waits for the client's retry and gets the list.
+func TestThrottledListIsWaitedFor(t *testing.T) {
+	fakezone.Reset()
+	limits := sakuraapi.DefaultLimits()
+	limits.RequestsPerSecond, limits.RetryMax, limits.RetryWaitMin, limits.RetryWaitMax = 0, 3, 0, 0
+	client := sakuraapi.NewFromCaller(nil, zone, limits)
+	op := &throttledOnce{PagedServerOp: fakezone.NewPagedServerOp()}
+	client.UseServerOp(op)
+	fakezone.PutMany(zone, "node", 1, 2)
+	c := New(client, zone, time.Minute)
+	if s, err := c.ByName(context.Background(), "node-001"); err != nil || len(s) != 1 {
+		t.Fatalf("lookup over a throttled list: %v %v", s, err)
+	}
+}
+
+// throttledOnce answers its first Find with 429.
+type throttledOnce struct {
+	*fakezone.PagedServerOp
+	once sync.Once
+}
+
+func (o *throttledOnce) Find(ctx context.Context, zone string, cond *iaas.FindCondition) (*iaas.ServerFindResult, error) {
+	first := false
+	o.once.Do(func() { first = true })
+	if first {
+		o.PagedServerOp.SetFail(429)
+		defer o.PagedServerOp.SetFail(0)
+	}
+	return o.PagedServerOp.Find(ctx, zone, cond)
+}
