@@ -1,6 +1,7 @@
 package instances
 
 import (
+	"context"
 	"errors"
 	"strings"
 	"testing"
@@ -10,6 +11,7 @@ import (
 	"k8s.io/client-go/tools/record"
 	cloudprovider "k8s.io/cloud-provider"
 
+	"github.com/sacloud/iaas-api-go"
 	"github.com/sakura-ccm/sakura-cloud-controller-manager/internal/fakezone"
 	"github.com/sakura-ccm/sakura-cloud-controller-manager/internal/sakuraapi"
 	"github.com/sakura-ccm/sakura-cloud-controller-manager/internal/servercache"
@@ -176,5 +178,54 @@ func TestGoneInEveryZone(t *testing.T) {
 	if _, err := e.inst.InstanceMetadata(ctx, zoned); !errors.Is(err, cloudprovider.InstanceNotFound) ||
 		!strings.Contains(err.Error(), "in zones is1a, is1b") {
 		t.Errorf("metadata: %v", err)
+	}
+}
+
+// hangZone blocks every Find of one zone until released.
+type hangZone struct {
+	*fakezone.PagedServerOp
+	zone    string
+	entered chan struct{}
+	release chan struct{}
+}
+
+func (h *hangZone) Find(ctx context.Context, zone string, cond *iaas.FindCondition) (*iaas.ServerFindResult, error) {
+	if zone == h.zone {
+		select {
+		case h.entered <- struct{}{}:
+		default:
+		}
+		<-h.release
+	}
+	return h.PagedServerOp.Find(ctx, zone, cond)
+}
+
+// TestHangingZoneDoesNotHoldOthers: while is1b's list hangs, Nodes with
+// an is1a providerID are answered: they never touch is1b (a lookup that
+// did would join the hanging list and never return).
+func TestHangingZoneDoesNotHoldOthers(t *testing.T) {
+	e := setupZones(t)
+	fakezone.Put("is1a", fakezone.Server{ID: 113100000001, Name: "a-1"})
+	fakezone.Put("is1b", fakezone.Server{ID: 113200000001, Name: "b-1"})
+	h := &hangZone{PagedServerOp: e.op, zone: "is1b", entered: make(chan struct{}, 1), release: make(chan struct{})}
+	e.client.UseServerOp(h)
+	defer func() { close(h.release); e.cache.Settle() }()
+	// An is1b Node's lookup hangs in the background on is1b's list.
+	go func() {
+		_, _ = e.inst.InstanceExists(context.Background(), node("b-1", "sakuracloud://is1b/113200000001"))
+	}()
+	<-h.entered
+	a := node("a-1", "sakuracloud://is1a/113100000001")
+	for round := 0; round < 3; round++ {
+		e.now = e.now.Add(time.Minute)
+		if ok, err := e.inst.InstanceExists(ctx, a); !ok || err != nil {
+			t.Fatalf("round %d: exists %v %v", round, ok, err)
+		}
+		if down, err := e.inst.InstanceShutdown(ctx, a); down || err != nil {
+			t.Fatalf("round %d: shutdown %v %v", round, down, err)
+		}
+		if md, err := e.inst.InstanceMetadata(ctx, a); err != nil || md.Zone != "is1a" {
+			t.Fatalf("round %d: metadata %+v %v", round, md, err)
+		}
 	}
 }
