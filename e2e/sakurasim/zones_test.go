@@ -35,7 +35,7 @@ func TestZonesServeTheirOwnServers(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	use(t, topo, Options{})
+	sim := use(t, topo, Options{})
 	ctx := context.Background()
 	op := iaas.NewServerOp(caller)
 	names := map[string][]string{}
@@ -83,6 +83,17 @@ func TestZonesServeTheirOwnServers(t *testing.T) {
 	zones, err := iaas.NewZoneOp(caller).Find(ctx, &iaas.FindCondition{})
 	if err != nil || len(zones.Zones) != 2 {
 		t.Errorf("zones: %+v %v", zones, err)
+	}
+	// The admin API adds servers to a zone the same way.
+	added, err := sim.AddServer(ServerSpec{Name: "b-3", Zone: "is1b"})
+	if err != nil || added.Zone == nil || added.Zone.Name != "is1b" {
+		t.Fatalf("admin add to is1b: %+v %v", added, err)
+	}
+	if s, err := op.Read(ctx, "is1b", added.ID); err != nil || s.Name != "b-3" {
+		t.Errorf("added server in is1b: %+v %v", s, err)
+	}
+	if _, err := sim.AddServer(ServerSpec{Name: "c-1", Zone: "is1c"}); err == nil {
+		t.Error("a server in a zone not served was added")
 	}
 }
 
