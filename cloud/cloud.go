@@ -58,7 +58,7 @@ func init() {
 type Cloud struct {
 	cfg       *config.Config
 	client    *sakuraapi.Client
-	servers   *servercache.Cache
+	servers   *servercache.Zones
 	instances *instances.Instances
 	lb        cloudprovider.LoadBalancer
 
@@ -97,8 +97,10 @@ func New(cfg *config.Config) (*Cloud, error) {
 
 // NewWithClient builds the provider on an existing client (tests use fake mode).
 func NewWithClient(cfg *config.Config, client *sakuraapi.Client) *Cloud {
-	servers := servercache.New(client, cfg.ServerCacheTTL())
-	klog.InfoS("SAKURA Cloud provider configured", "zone", cfg.Zone, "clusterID", cfg.ClusterID,
+	// One cache per zone, all on the one client: a zone more shares the
+	// request budget rather than adding to it.
+	servers := servercache.NewZones(client, cfg.ClusterZones(), cfg.ServerCacheTTL())
+	klog.InfoS("SAKURA Cloud provider configured", "zone", cfg.Zone, "zones", cfg.ClusterZones(), "clusterID", cfg.ClusterID,
 		"apiRootURLOverridden", cfg.APIRootURL != "", "loadBalancers", !cfg.DisableLoadBalancer)
 	return &Cloud{
 		cfg:       cfg,
@@ -217,8 +219,8 @@ func (c *Cloud) Config() *config.Config { return c.cfg }
 // Client returns the shared API client (for its Stats).
 func (c *Cloud) Client() *sakuraapi.Client { return c.client }
 
-// Servers returns the shared server cache.
-func (c *Cloud) Servers() *servercache.Cache { return c.servers }
+// Servers returns the shared server caches, one per zone.
+func (c *Cloud) Servers() *servercache.Zones { return c.servers }
 
 // Initialize builds the kube client and the event recorder, then the load
 // balancer adapter, which needs both.

@@ -249,6 +249,9 @@ func TestCallerOverHTTP(t *testing.T) {
 	if err == nil || sakuraapi.StatusCode(err) != 503 {
 		t.Fatalf("outage: %v", err)
 	}
+	// The lookup returned at the first 503; the client's retries of the
+	// list went on without it (servercache).
+	c.Servers().Settle()
 	if got := api.count("GET /is1a/api/cloud/1.1/server"); got != 1+3 {
 		t.Errorf("server saw %d requests for one list under 503, want 3 (1 + retryMax 2; no inner retries)", got-1)
 	}

@@ -12,6 +12,7 @@ import (
 	"github.com/sakura-ccm/sakura-cloud-controller-manager/internal/identity"
 	"github.com/sakura-ccm/sakura-cloud-controller-manager/internal/metrics"
 	"github.com/sakura-ccm/sakura-cloud-controller-manager/loadbalancer"
+	"github.com/sakura-ccm/sakura-cloud-controller-manager/loadbalancer/engine"
 	"github.com/sakura-ccm/sakura-cloud-controller-manager/loadbalancer/sweep"
 )
 
@@ -21,9 +22,16 @@ import (
 // (the cloud-provider app calls it from OnStartedLeading, and the process
 // exits when leadership is lost), so only one replica ever runs them.
 func newLoadBalancer(c *Cloud, stop <-chan struct{}) cloudprovider.LoadBalancer {
+	// Load balancers live in one zone (cfg.Zone) and take their real
+	// servers from that zone's servers; nodes of the other zones are not
+	// reachable from its switch without a bridge, which is not modelled yet.
+	var servers engine.ServerLister
+	if zc := c.servers.Zone(c.cfg.Zone); zc != nil {
+		servers = zc
+	}
 	lb := loadbalancer.New(loadbalancer.Deps{
 		Client:    c.client,
-		Servers:   c.servers,
+		Servers:   servers,
 		Config:    c.lbConfig(),
 		ClusterID: c.cfg.ClusterID,
 		Recorder:  c.recorder,

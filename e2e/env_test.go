@@ -41,6 +41,7 @@ const (
 type topology struct {
 	Servers []struct {
 		Name string `json:"name"`
+		Zone string `json:"zone"` // empty: the main zone
 		CPU  int    `json:"cpu"`
 		Mem  int    `json:"memoryGB"`
 		NICs []struct {
@@ -50,8 +51,8 @@ type topology struct {
 	} `json:"servers"`
 }
 
-func loadTopology(t *testing.T) *topology {
-	b, err := os.ReadFile(topologyFile)
+func loadTopology(t *testing.T, file string) *topology {
+	b, err := os.ReadFile(file)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -85,6 +86,8 @@ type envOptions struct {
 	extraConfig map[string]any
 	// allowForbidden: the test takes RBAC rules away on purpose.
 	allowForbidden bool
+	// topology file; empty: topologyFile.
+	topology string
 }
 
 // env is one test's world on the shared control plane: its own simulator (a
@@ -124,12 +127,16 @@ func newEnv(t *testing.T, opts envOptions) *env {
 	// terminating.
 	envSeq++
 	name = fmt.Sprintf("%s-%d", name, envSeq)
-	e := &env{t: t, ctx: ctx, kube: cp.Client, top: loadTopology(t), name: name,
+	topoFile := topologyFile
+	if opts.topology != "" {
+		topoFile = opts.topology
+	}
+	e := &env{t: t, ctx: ctx, kube: cp.Client, top: loadTopology(t, topoFile), name: name,
 		clusterID: "e2e-" + name, lease: "ccm-" + name, ns: name, allowForbidden: opts.allowForbidden}
 	t.Cleanup(cancel)
 	t.Cleanup(e.cleanup)
 
-	topo, err := filepath.Abs(topologyFile)
+	topo, err := filepath.Abs(topoFile)
 	if err != nil {
 		t.Fatal(err)
 	}

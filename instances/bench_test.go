@@ -31,7 +31,7 @@ func BenchmarkInitialize200Nodes(b *testing.B) {
 	e, nodes := benchSetup(b)
 	start := e.calls()
 	for n := 0; n < b.N; n++ {
-		e.cache = servercache.New(e.client, time.Minute) // cold cache each time
+		e.cache = servercache.NewZones(e.client, []string{zone}, time.Minute) // cold cache each time
 		e.cache.SetClock(nowFunc(func() time.Time { return e.now }))
 		e.inst = New(e.client, e.cache, nil)
 		for _, nd := range nodes {
@@ -65,6 +65,32 @@ func BenchmarkSteadyStatePass200Nodes(b *testing.B) {
 			}
 			if _, err := e.inst.InstanceMetadata(ctx, nd); err != nil {
 				b.Fatal(err)
+			}
+		}
+	}
+	b.ReportMetric(float64(e.calls()-start)/float64(b.N), "api-calls/op")
+	b.ReportMetric(float64(e.calls()-start)/float64(b.N)/benchNodes, "api-calls/node")
+}
+
+// BenchmarkInitialize200NodesTwoZones: as BenchmarkInitialize200Nodes with
+// 100 nodes in is1a and 100 in is1b, every name looked up in both zones.
+func BenchmarkInitialize200NodesTwoZones(b *testing.B) {
+	e := setupZones(b)
+	fakezone.PutMany("is1a", "a", 113300000000, benchNodes/2)
+	fakezone.PutMany("is1b", "b", 113400000000, benchNodes/2)
+	nodes := make([]*v1.Node, 0, benchNodes)
+	for i := 0; i < benchNodes/2; i++ {
+		nodes = append(nodes, node(fmt.Sprintf("a-%03d", i), ""), node(fmt.Sprintf("b-%03d", i), ""))
+	}
+	start := e.calls()
+	for n := 0; n < b.N; n++ {
+		e.cache = servercache.NewZones(e.client, []string{"is1a", "is1b"}, time.Minute) // cold caches each time
+		e.cache.SetClock(nowFunc(func() time.Time { return e.now }))
+		e.inst = New(e.client, e.cache, nil)
+		for _, nd := range nodes {
+			md, err := e.inst.InstanceMetadata(ctx, nd)
+			if err != nil || md.Zone != "is1"+nd.Name[:1] {
+				b.Fatal(md, err)
 			}
 		}
 	}

@@ -7,12 +7,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"slices"
 	"strings"
 	"sync"
 	"time"
 
-	"github.com/sacloud/iaas-api-go"
 	"github.com/sacloud/iaas-api-go/types"
 	v1 "k8s.io/api/core/v1"
 	"k8s.io/client-go/tools/record"
@@ -45,11 +43,11 @@ const (
 // unmatched node: the lifecycle controller asks every 5 s.
 const UnmatchedWarnInterval = 10 * time.Minute
 
-// Instances implements cloudprovider.InstancesV2.
+// Instances implements cloudprovider.InstancesV2 over the caches of every
+// zone of the cluster.
 type Instances struct {
 	client   *sakuraapi.Client
-	servers  *servercache.Cache
-	zone     string
+	zones    *servercache.Zones
 	recorder record.EventRecorder
 	clock    clock.PassiveClock
 
@@ -59,9 +57,9 @@ type Instances struct {
 
 var _ cloudprovider.InstancesV2 = (*Instances)(nil)
 
-// New returns the InstancesV2 for client's zone; recorder may be nil.
-func New(client *sakuraapi.Client, servers *servercache.Cache, recorder record.EventRecorder) *Instances {
-	return &Instances{client: client, servers: servers, zone: client.Zone, recorder: recorder,
+// New returns the InstancesV2 for the zones of servers; recorder may be nil.
+func New(client *sakuraapi.Client, servers *servercache.Zones, recorder record.EventRecorder) *Instances {
+	return &Instances{client: client, zones: servers, recorder: recorder,
 		clock: clock.RealClock{}, warned: map[string]time.Time{}}
 }
 
@@ -74,77 +72,115 @@ func (i *Instances) SetRecorder(r record.EventRecorder) { i.recorder = r }
 // errNodeMatch marks errors that are about the node's configuration, not the API.
 var errNodeMatch = errors.New("cannot match node to a server")
 
-// find returns the node's server, or (nil, nil) when there is none. Order:
-// providerID (either form) → the server with that ID, else the one that
-// replaced it (@previous-id); without a providerID, the server whose name is
-// exactly the node's name. A node with a providerID never falls back to its
-// name: a re-created server of the same name is another machine.
-func (i *Instances) find(ctx context.Context, node *v1.Node) (*iaas.Server, error) {
+// find returns the node's server and its zone, or (nil, nil) when there is
+// none. Order: providerID → the server with that ID, else the one that
+// replaced it (@previous-id), in the providerID's zone or, for the legacy
+// form without a zone, in every zone; without a providerID, the server
+// whose name is exactly the node's name, in any zone (decideName). A node
+// with a providerID never falls back to its name: a re-created server of
+// the same name is another machine.
+func (i *Instances) find(ctx context.Context, node *v1.Node) (*match, error) {
+	var (
+		m      *match
+		err    error
+		reason = ReasonDuplicateServerName
+	)
 	if node.Spec.ProviderID != "" {
-		zone, id, err := providerid.Parse(node.Spec.ProviderID)
-		if err != nil {
-			return nil, fmt.Errorf("node %q: %w: %w", node.Name, errNodeMatch, err)
-		}
-		if zone != "" && zone != i.zone {
-			err := fmt.Errorf("node %q: %w: providerID %q is in zone %s, but this controller manages zone %s",
-				node.Name, errNodeMatch, node.Spec.ProviderID, zone, i.zone)
-			i.warn(node, ReasonProviderIDZone, err)
-			return nil, err
-		}
-		return i.byID(ctx, node, id)
+		m, reason, err = i.findByProviderID(ctx, node)
+	} else {
+		m, err = decideName(node.Name, eachZone(i.zones.All(), func(c *servercache.Cache) nameAnswer {
+			return nameLookup(ctx, c, node.Name)
+		}))
 	}
-	servers, err := i.servers.ByName(ctx, node.Name)
-	if err != nil {
-		return nil, fmt.Errorf("node %q: %w", node.Name, err)
-	}
-	switch len(servers) {
-	case 0:
-		return nil, nil
-	case 1:
-		return servers[0], nil
-	}
-	err = fmt.Errorf("node %q: %w: %d servers are named %q (IDs %s); rename all but one, or set spec.providerID to %s",
-		node.Name, errNodeMatch, len(servers), node.Name, idList(servers), providerid.Prefix+i.zone+"/<ID of this node's server>")
-	i.warn(node, ReasonDuplicateServerName, err)
-	return nil, err
-}
-
-func (i *Instances) byID(ctx context.Context, node *v1.Node, id types.ID) (*iaas.Server, error) {
-	srv, err := i.servers.ByID(ctx, id)
-	if err != nil || srv != nil {
-		return srv, wrapNode(node, err)
-	}
-	repl, err := i.servers.ByPreviousID(ctx, id)
-	if err != nil {
-		return nil, wrapNode(node, err)
-	}
-	switch len(repl) {
-	case 0:
-		return nil, nil
-	case 1:
-		klog.V(4).InfoS("Following @previous-id", "node", node.Name, "oldID", id, "newID", repl[0].ID)
-		return repl[0], nil
-	}
-	err = fmt.Errorf("node %q: %w: server %s is gone and %d servers carry %s=%s (IDs %s)",
-		node.Name, errNodeMatch, id, len(repl), servercache.PreviousIDTag, id, idList(repl))
-	i.warn(node, ReasonAmbiguousReplacement, err)
-	return nil, err
-}
-
-func wrapNode(node *v1.Node, err error) error {
 	if err == nil {
-		return nil
+		return m, nil
 	}
-	return fmt.Errorf("node %q: %w", node.Name, err)
+	err = fmt.Errorf("node %q: %w", node.Name, err)
+	if reason != "" && errors.Is(err, errNodeMatch) {
+		i.warn(node, reason, err)
+	}
+	return nil, err
 }
 
-func idList(servers []*iaas.Server) string {
-	ids := make([]string, 0, len(servers))
-	for _, s := range servers {
-		ids = append(ids, s.ID.String())
+// findByProviderID also returns the Event reason of a node-match error
+// ("" when the error needs no Event, e.g. a malformed providerID).
+func (i *Instances) findByProviderID(ctx context.Context, node *v1.Node) (*match, string, error) {
+	zone, id, err := providerid.Parse(node.Spec.ProviderID)
+	if err != nil {
+		return nil, "", fmt.Errorf("%w: %w", errNodeMatch, err)
 	}
-	slices.Sort(ids)
-	return strings.Join(ids, ", ")
+	caches := i.zones.All()
+	if zone != "" {
+		c := i.zones.Zone(zone)
+		if c == nil {
+			return nil, ReasonProviderIDZone, fmt.Errorf("%w: providerID %q is in zone %s, but this controller manages %s",
+				errNodeMatch, node.Spec.ProviderID, zone, i.zoneWords())
+		}
+		caches = []*servercache.Cache{c}
+	}
+	m, err := decideID(id, eachZone(caches, func(c *servercache.Cache) idAnswer { return idLookup(ctx, c, id) }))
+	return m, ReasonAmbiguousReplacement, err
+}
+
+// eachZone asks every cache at once, so that a slow zone costs its own wait
+// and not the sum of all; answers keep the caches' order.
+func eachZone[T any](caches []*servercache.Cache, ask func(*servercache.Cache) T) []T {
+	out := make([]T, len(caches))
+	if len(caches) == 1 {
+		out[0] = ask(caches[0])
+		return out
+	}
+	var wg sync.WaitGroup
+	for n, c := range caches {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			out[n] = ask(c)
+		}()
+	}
+	wg.Wait()
+	return out
+}
+
+func nameLookup(ctx context.Context, c *servercache.Cache, name string) nameAnswer {
+	servers, err := c.ByName(ctx, name)
+	if err == nil {
+		return nameAnswer{zone: c.Zone(), servers: servers}
+	}
+	last, at, listed := c.LastListedByName(name)
+	if listed {
+		klog.V(4).InfoS("Zone failing; looking for the name in its last list", "zone", c.Zone(), "listedAt", at, "name", name)
+	}
+	return nameAnswer{zone: c.Zone(), servers: last, err: err, listed: listed}
+}
+
+func idLookup(ctx context.Context, c *servercache.Cache, id types.ID) idAnswer {
+	srv, err := c.ByID(ctx, id)
+	if err != nil || srv != nil {
+		return idAnswer{zone: c.Zone(), srv: srv, err: err}
+	}
+	repl, err := c.ByPreviousID(ctx, id)
+	if len(repl) == 1 {
+		klog.V(4).InfoS("Following @previous-id", "zone", c.Zone(), "oldID", id, "newID", repl[0].ID)
+	}
+	return idAnswer{zone: c.Zone(), replacements: repl, err: err}
+}
+
+// zoneWords names the cluster's zones for messages: "zone is1a" or "zones is1a, is1b".
+func (i *Instances) zoneWords() string {
+	names := i.zones.Names()
+	if len(names) == 1 {
+		return "zone " + names[0]
+	}
+	return "zones " + strings.Join(names, ", ")
+}
+
+// providerIDHint is the providerID a kubelet should be given.
+func (i *Instances) providerIDHint() string {
+	if names := i.zones.Names(); len(names) == 1 {
+		return providerid.Prefix + names[0] + "/<server ID>"
+	}
+	return providerid.Prefix + "<zone>/<server ID>"
 }
 
 func (i *Instances) warn(node *v1.Node, reason string, err error) {
@@ -156,18 +192,19 @@ func (i *Instances) warn(node *v1.Node, reason string, err error) {
 
 // InstanceExists is false only when the server of a node with a providerID
 // is really gone: absent from a list taken after the miss and answered 404
-// by a direct read. Any API error is returned as an error, which the node
-// lifecycle controller treats as "keep the node": an outage never deletes
-// Nodes. A node without a providerID that no server's name matches was never
-// matched by this controller: that is a configuration problem (hostname and
-// server name differ), not a deleted server, so it is kept (true) and a
-// Warning Event says how to fix it.
+// by a direct read, in its zone (in every zone for the legacy providerID).
+// Any API error, in any zone searched, is returned as an error, which the
+// node lifecycle controller treats as "keep the node": an outage never
+// deletes Nodes. A node without a providerID that no server's name matches
+// was never matched by this controller: that is a configuration problem
+// (hostname and server name differ), not a deleted server, so it is kept
+// (true) and a Warning Event says how to fix it.
 func (i *Instances) InstanceExists(ctx context.Context, node *v1.Node) (bool, error) {
-	srv, err := i.find(ctx, node)
+	m, err := i.find(ctx, node)
 	if err != nil {
 		return false, err
 	}
-	if srv != nil {
+	if m != nil {
 		return true, nil
 	}
 	if node.Spec.ProviderID == "" {
@@ -176,24 +213,30 @@ func (i *Instances) InstanceExists(ctx context.Context, node *v1.Node) (bool, er
 	}
 	// Confirm with the API before the node is deleted. Rare (only for gone
 	// servers), so it does not weigh on a steady-state pass.
-	_, id, _ := providerid.Parse(node.Spec.ProviderID)
-	if _, err := i.client.Servers.Read(ctx, i.zone, id); err == nil {
-		i.servers.Invalidate()
-		return true, nil
-	} else if !sakuraapi.IsNotFound(err) {
-		return false, fmt.Errorf("node %q: confirming server %s is gone: %w", node.Name, id, err)
+	zone, id, _ := providerid.Parse(node.Spec.ProviderID)
+	caches := i.zones.All()
+	if zone != "" {
+		caches = []*servercache.Cache{i.zones.Zone(zone)}
 	}
-	klog.InfoS("Server of node is gone", "node", node.Name, "serverID", id)
+	for _, c := range caches {
+		if _, err := i.client.Servers.Read(ctx, c.Zone(), id); err == nil {
+			c.Invalidate()
+			return true, nil
+		} else if !sakuraapi.IsNotFound(err) {
+			return false, fmt.Errorf("node %q: confirming server %s is gone from zone %s: %w", node.Name, id, c.Zone(), err)
+		}
+	}
+	klog.InfoS("Server of node is gone", "node", node.Name, "serverID", id, "zones", i.zones.Names())
 	return false, nil
 }
 
 // InstanceShutdown is true exactly when the server's instance status is down.
 func (i *Instances) InstanceShutdown(ctx context.Context, node *v1.Node) (bool, error) {
-	srv, err := i.find(ctx, node)
+	m, err := i.find(ctx, node)
 	if err != nil {
 		return false, err
 	}
-	if srv == nil {
+	if m == nil {
 		if node.Spec.ProviderID == "" {
 			// Never matched (see InstanceExists): nothing says it is down.
 			i.warnUnmatched(node)
@@ -201,45 +244,46 @@ func (i *Instances) InstanceShutdown(ctx context.Context, node *v1.Node) (bool, 
 		}
 		return false, cloudprovider.InstanceNotFound
 	}
-	return srv.InstanceStatus == types.ServerInstanceStatuses.Down, nil
+	return m.srv.InstanceStatus == types.ServerInstanceStatuses.Down, nil
 }
 
-// InstanceMetadata returns the providerID, instance type, addresses, zone and region.
+// InstanceMetadata returns the providerID, instance type, addresses, and the
+// zone and region of the node's server.
 func (i *Instances) InstanceMetadata(ctx context.Context, node *v1.Node) (*cloudprovider.InstanceMetadata, error) {
-	srv, err := i.find(ctx, node)
+	m, err := i.find(ctx, node)
 	if err != nil {
 		return nil, err
 	}
-	if srv == nil {
+	if m == nil {
 		if node.Spec.ProviderID == "" {
 			// The cloud-node controller keeps the uninitialized taint and
 			// retries; the Event tells the operator why.
 			return nil, fmt.Errorf("%s: %w", i.warnUnmatched(node), cloudprovider.InstanceNotFound)
 		}
-		return nil, fmt.Errorf("node %q: no server with ID or @previous-id %s in zone %s: %w",
-			node.Name, node.Spec.ProviderID, i.zone, cloudprovider.InstanceNotFound)
+		return nil, fmt.Errorf("node %q: no server with ID or @previous-id %s in %s: %w",
+			node.Name, node.Spec.ProviderID, i.zoneWords(), cloudprovider.InstanceNotFound)
 	}
 	// spec.providerID is immutable once set; keep it (a re-created server is
 	// still found through @previous-id).
 	pid := node.Spec.ProviderID
 	if pid == "" {
-		pid = providerid.Format(i.zone, srv.ID)
+		pid = providerid.Format(m.zone, m.srv.ID)
 	}
 	return &cloudprovider.InstanceMetadata{
 		ProviderID:    pid,
-		InstanceType:  InstanceType(srv),
-		NodeAddresses: NodeAddresses(srv, node.Name),
-		Zone:          i.zone,
-		Region:        Region(i.zone),
+		InstanceType:  InstanceType(m.srv),
+		NodeAddresses: NodeAddresses(m.srv, node.Name),
+		Zone:          m.zone,
+		Region:        Region(m.zone),
 	}, nil
 }
 
 // unmatchedMessage says why a node without a providerID matches no server
 // and how to fix it.
 func (i *Instances) unmatchedMessage(node *v1.Node) string {
-	return fmt.Sprintf("node %q has no spec.providerID and no server in zone %s is named %q; "+
-		"the Node is kept but not initialized. Fix: start its kubelet with --provider-id=%s%s/<server ID>, "+
-		"or rename its server to %q", node.Name, i.zone, node.Name, providerid.Prefix, i.zone, node.Name)
+	return fmt.Sprintf("node %q has no spec.providerID and no server in %s is named %q; "+
+		"the Node is kept but not initialized. Fix: start its kubelet with --provider-id=%s, "+
+		"or rename its server to %q", node.Name, i.zoneWords(), node.Name, i.providerIDHint(), node.Name)
 }
 
 // warnUnmatched logs and records a NoMatchingServer Warning on node, at most
@@ -265,11 +309,11 @@ func (i *Instances) warnUnmatched(node *v1.Node) string {
 	}
 	i.mu.Unlock()
 	if !due {
-		klog.V(4).InfoS("Node matches no server; kept", "node", node.Name, "zone", i.zone)
+		klog.V(4).InfoS("Node matches no server; kept", "node", node.Name, "zones", i.zones.Names())
 		return msg
 	}
-	klog.InfoS("Node matches no server; kept, not deleted", "node", node.Name, "zone", i.zone,
-		"reason", ReasonNoMatchingServer, "fix", "kubelet --provider-id="+providerid.Prefix+i.zone+"/<server ID>, or rename the server")
+	klog.InfoS("Node matches no server; kept, not deleted", "node", node.Name, "zones", i.zones.Names(),
+		"reason", ReasonNoMatchingServer, "fix", "kubelet --provider-id="+i.providerIDHint()+", or rename the server")
 	if i.recorder != nil {
 		i.recorder.Event(node, v1.EventTypeWarning, ReasonNoMatchingServer, msg)
 	}

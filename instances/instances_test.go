@@ -25,7 +25,7 @@ type env struct {
 	inst     *Instances
 	client   *sakuraapi.Client
 	op       *fakezone.PagedServerOp
-	cache    *servercache.Cache
+	cache    *servercache.Zones
 	recorder *record.FakeRecorder
 	now      time.Time
 }
@@ -34,7 +34,7 @@ func setup(t testing.TB) *env {
 	t.Helper()
 	client, op := fakezone.NewClient(zone)
 	e := &env{client: client, op: op, recorder: record.NewFakeRecorder(100), now: time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)}
-	e.cache = servercache.New(client, time.Minute)
+	e.cache = servercache.NewZones(client, []string{zone}, time.Minute)
 	e.cache.SetClock(nowFunc(func() time.Time { return e.now }))
 	e.inst = New(client, e.cache, e.recorder)
 	return e
@@ -333,10 +333,17 @@ func TestNotFoundVersusAPIError(t *testing.T) {
 	if ok, err := e.inst.InstanceExists(ctx, a); ok || err == nil {
 		t.Errorf("404 on list: ok=%v err=%v", ok, err)
 	}
-	e.op.SetFail(0)
-	// Gone from the list but the confirming read fails: still an error.
+	e.cache.Settle()
 	fakezone.Delete(zone, 1)
+	e.op.SetFail(0)
+	// The zone was failing: the next lookup is answered from that state
+	// while a list runs in the background (servercache).
 	e.later()
+	if ok, err := e.inst.InstanceExists(ctx, a); ok || err == nil {
+		t.Errorf("first lookup after recovery: ok=%v err=%v", ok, err)
+	}
+	e.cache.Settle()
+	// Gone from the list but the confirming read fails: still an error.
 	e.op.SetFailRead(500)
 	if ok, err := e.inst.InstanceExists(ctx, a); ok || err == nil || !strings.Contains(err.Error(), "confirming server 1 is gone") {
 		t.Errorf("failed confirmation: ok=%v err=%v", ok, err)

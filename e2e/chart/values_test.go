@@ -28,6 +28,7 @@ type chartSetting struct {
 // value fails TestEverySettingReachable.
 var chartSettings = map[string]chartSetting{
 	"zone":                                {"zone=tk1b", "tk1b"},
+	"zones":                               {"zones={tk1b,tk1a}", []any{"tk1b", "tk1a"}},
 	"clusterID":                           {"clusterName=prod-a", "prod-a"},
 	"apiRootURL":                          {"apiRootURL=https://proxy.example/cloud/zone", "https://proxy.example/cloud/zone"},
 	"retryMax":                            {"client.retryMax=7", 7},

@@ -189,6 +189,7 @@ func (s *Simulator) PowerOn(ctx context.Context, ref string) error {
 // FaultRule is one fault-injection rule (see sakurasim.FaultRule).
 type FaultRule struct {
 	Op      string  `json:"op,omitempty"`     // "LoadBalancer.Create", "LoadBalancer.*" or "*"
+	Zone    string  `json:"zone,omitempty"`   // only requests for this zone; empty: every zone
 	Status  int     `json:"status,omitempty"` // e.g. 429, 503
 	Rate    float64 `json:"rate,omitempty"`   // 0..1; 0 means always
 	Latency string  `json:"latency,omitempty"`

@@ -18,10 +18,12 @@ import (
 
 // FaultRule injects failures into API operations. Op (or its alias Route)
 // matches an operation name exactly ("LoadBalancer.Create"), by resource
-// ("LoadBalancer.*") or everything ("*").
+// ("LoadBalancer.*") or everything ("*"); Zone, when set, narrows it to
+// requests for that zone (one zone's outage).
 type FaultRule struct {
 	Op     string  `json:"op,omitempty"`
 	Route  string  `json:"route,omitempty"`
+	Zone   string  `json:"zone,omitempty"`
 	Status int     `json:"status,omitempty"` // e.g. 429, 503, 500; 0 = no error (latency only)
 	Rate   float64 `json:"rate,omitempty"`   // 0..1; 0 means 1 (always)
 	// Latency (a Go duration) is waited before the operation (with After:
@@ -38,7 +40,10 @@ type FaultRule struct {
 	latency time.Duration
 }
 
-func (f *FaultRule) matches(op string) bool {
+func (f *FaultRule) matches(op, zone string) bool {
+	if f.Zone != "" && f.Zone != zone {
+		return false
+	}
 	pat := f.Op
 	if pat == "" {
 		pat = f.Route
@@ -68,7 +73,7 @@ func (s *Simulator) injectFault(w *statusWriter, req *request) (done bool, after
 	var rule *FaultRule
 	for i := range s.faults {
 		f := &s.faults[i]
-		if !f.matches(req.op) || (f.Times > 0 && f.Fired >= f.Times) {
+		if !f.matches(req.op, req.zone) || (f.Times > 0 && f.Fired >= f.Times) {
 			continue
 		}
 		rate := f.Rate
@@ -138,7 +143,9 @@ func (s *Simulator) applyFault(w *statusWriter, req *request, rule *FaultRule) b
 
 // State is the JSON answer of GET /_admin/state.
 type State struct {
-	Zone               string                `json:"zone"`
+	Zone string `json:"zone"`
+	// Zones are every zone served, Zone first.
+	Zones              []string              `json:"zones"`
 	BootDelay          string                `json:"bootDelay"`
 	ReadNotFoundWindow string                `json:"readNotFoundWindow"`
 	Servers            []*naked.Server       `json:"servers"`
@@ -181,7 +188,7 @@ func (s *Simulator) Snapshot() *State {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.settle()
-	st := &State{Zone: s.zone, BootDelay: s.bootDelay.String(), ReadNotFoundWindow: s.notFoundAfter.String(),
+	st := &State{Zone: s.zone, Zones: append([]string{}, s.zones...), BootDelay: s.bootDelay.String(), ReadNotFoundWindow: s.notFoundAfter.String(),
 		Servers: []*naked.Server{}, Switches: []*naked.Switch{}, Routers: []*naked.Internet{},
 		LoadBalancers: []*naked.LoadBalancer{}, VPCRouters: []*naked.VPCRouter{}, Faults: append([]FaultRule{}, s.faults...),
 		RealServersDown: s.realServersDownLocked(),
@@ -357,6 +364,11 @@ func prepareFaults(rules []FaultRule) error {
 		if rules[i].Status != 0 && (rules[i].Status < 400 || rules[i].Status > 599) {
 			return fmt.Errorf("rule %d: status must be 400..599", i)
 		}
+		if z := rules[i].Zone; z != "" {
+			if _, known := zoneIDs[z]; !known {
+				return fmt.Errorf("rule %d: unknown zone %q", i, z)
+			}
+		}
 		rules[i].Fired = 0
 	}
 	return nil
@@ -502,7 +514,7 @@ func (s *Simulator) ReplaceServer(ref string, cpu, memoryGB int) (*naked.Server,
 	if e != nil {
 		return nil, e
 	}
-	spec := ServerSpec{Name: old.Name, CPU: old.CPU, MemoryGB: old.MemoryMB / 1024, GPU: old.GPU, Status: "down"}
+	spec := ServerSpec{Name: old.Name, Zone: old.Zone, CPU: old.CPU, MemoryGB: old.MemoryMB / 1024, GPU: old.GPU, Status: "down"}
 	if old.Up {
 		spec.Status = "up"
 	}

@@ -390,9 +390,11 @@ func ids(list ...types.ID) []string {
 	return out
 }
 
-func (s *Simulator) zoneValues(rec record) record {
-	rec["Zone.ID"] = ids(s.zoneID())
-	rec["Zone.Name"] = []string{s.zone}
+func (s *Simulator) zoneValues(rec record) record { return zoneValuesOf(s.zone, rec) }
+
+func zoneValuesOf(zone string, rec record) record {
+	rec["Zone.ID"] = ids(zoneIDOf(zone))
+	rec["Zone.Name"] = []string{zone}
 	return rec
 }
 
@@ -405,7 +407,7 @@ func (s *Simulator) serverRecord(sv *server) record {
 	for _, n := range sv.NICs {
 		sws = append(sws, n.SwitchID)
 	}
-	return s.zoneValues(record{
+	return zoneValuesOf(sv.Zone, record{
 		"ID": ids(sv.ID), "Name": {sv.Name}, "HostName": {sv.Name}, "Tags.Name": sv.Tags, "Tags": sv.Tags,
 		"Availability": {string(types.Availabilities.Available)}, "Instance.Status": {string(status)},
 		"ServerPlan.ID": ids(serverPlanID(sv)), "ServerPlan.CPU": {itoa(sv.CPU)}, "ServerPlan.MemoryMB": {itoa(sv.MemoryMB)},

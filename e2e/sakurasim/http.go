@@ -85,7 +85,7 @@ func (s *Simulator) serveHTTP(w http.ResponseWriter, r *http.Request) {
 	if done {
 		return
 	}
-	if req.zone != s.zone {
+	if !contains(s.zones, req.zone) {
 		s.finish(sw, req, notFound("zone "+req.zone+" not found"))
 		return
 	}
@@ -258,23 +258,31 @@ func (s *Simulator) dispatch(req *request) (int, any, *apiErr) {
 		}
 		id = types.ID(n)
 	}
+	if req.zone != s.zone {
+		if status, resp, e, handled := s.dispatchOtherZone(req); handled {
+			return status, resp, e
+		}
+	}
 	switch req.op {
 	case "Server.Find":
 		var cands []candidate
 		for _, sv := range s.servers {
+			if sv.Zone != req.zone {
+				continue
+			}
 			sv := sv
 			cands = append(cands, candidate{sv.ID, sv.Name, s.serverRecord(sv), func() any { return s.nakedServer(sv) }})
 		}
 		return s.runFind(req.find, serverKeys, req.op, "Servers", cands)
 	case "Server.Read":
 		sv := s.serverByID(id)
-		if sv == nil {
+		if sv == nil || sv.Zone != req.zone {
 			return 0, nil, notFound("server " + p[1] + " not found")
 		}
 		return ok(map[string]any{"Server": s.nakedServer(sv)})
 	case "Switch.Find":
 		var cands []candidate
-		for _, sw := range s.switches {
+		for _, sw := range inMainZone(s, req, s.switches) {
 			sw := sw
 			cands = append(cands, candidate{sw.ID, sw.Name, s.switchRecord(sw), func() any { return s.nakedSwitch(sw) }})
 		}
@@ -302,7 +310,7 @@ func (s *Simulator) dispatch(req *request) (int, any, *apiErr) {
 		return http.StatusOK, map[string]any{"Total": len(items), "From": 0, "Count": len(items), "Servers": items}, nil
 	case "Internet.Find":
 		var cands []candidate
-		for _, r := range s.routers {
+		for _, r := range inMainZone(s, req, s.routers) {
 			r := r
 			cands = append(cands, candidate{r.ID, r.Name, s.internetRecord(r), func() any { return s.nakedInternet(r) }})
 		}
@@ -314,15 +322,24 @@ func (s *Simulator) dispatch(req *request) (int, any, *apiErr) {
 		}
 		return ok(map[string]any{"Internet": s.nakedInternet(r)})
 	case "Zone.Find":
-		z := s.nakedZone()
-		rec := record{"ID": ids(z.ID), "Name": {z.Name}}
-		return s.runFind(req.find, zoneKeys, req.op, "Zones", []candidate{{z.ID, z.Name, rec, func() any { return z }}})
-	case "Zone.Read":
-		if id != s.zoneID() {
-			return 0, nil, notFound("zone " + p[1] + " not found")
+		var cands []candidate
+		for _, name := range s.zones {
+			z := nakedZoneOf(name)
+			rec := record{"ID": ids(z.ID), "Name": {z.Name}}
+			cands = append(cands, candidate{z.ID, z.Name, rec, func() any { return z }})
 		}
-		return ok(map[string]any{"Zone": s.nakedZone()})
+		return s.runFind(req.find, zoneKeys, req.op, "Zones", cands)
+	case "Zone.Read":
+		for _, name := range s.zones {
+			if id == zoneIDOf(name) {
+				return ok(map[string]any{"Zone": nakedZoneOf(name)})
+			}
+		}
+		return 0, nil, notFound("zone " + p[1] + " not found")
 	case "LoadBalancer.Find", "VPCRouter.Find", "Database.Find", "NFS.Find", "MobileGateway.Find", "Appliance.Find":
+		if req.zone != s.zone {
+			return s.runFind(req.find, applianceKeys, req.op, "Appliances", nil)
+		}
 		return s.findAppliances(req.find, req.op)
 	case "VPCRouter.Read":
 		return ok(map[string]any{"Appliance": s.nakedVPCRouter(s.vpcRouterByID(id))})
@@ -348,6 +365,17 @@ func (s *Simulator) dispatch(req *request) (int, any, *apiErr) {
 		return s.lbStatus(id)
 	}
 	return 0, nil, notFound(fmt.Sprintf("operation not supported by the simulator: %s /%s", req.method, strings.Join(p, "/")))
+}
+
+// dispatchOtherZone answers what a zone other than the main one holds
+// besides servers: nothing yet. Anything but a list (which dispatch answers
+// empty) is 404, the way the API answers for an ID of another zone.
+// Servers, zones and lists go on to dispatch (handled false).
+func (s *Simulator) dispatchOtherZone(req *request) (int, any, *apiErr, bool) {
+	if strings.HasPrefix(req.op, "Server.") || strings.HasPrefix(req.op, "Zone.") || strings.HasSuffix(req.op, ".Find") {
+		return 0, nil, nil, false
+	}
+	return 0, nil, notFound(fmt.Sprintf("the simulator keeps %s only in zone %s, not in %s", req.op, s.zone, req.zone)), true
 }
 
 func ok(env map[string]any) (int, any, *apiErr) {
@@ -382,4 +410,13 @@ func (s *Simulator) findAppliances(fc *findCond, op string) (int, any, *apiErr) 
 		cands = append(cands, candidate{v.ID, v.Name, s.vpcRouterRecord(v), func() any { return s.nakedVPCRouter(v) }})
 	}
 	return s.runFind(fc, applianceKeys, op, "Appliances", cands)
+}
+
+// inMainZone returns items when req is for the main zone, where the
+// simulator keeps everything but servers, and nothing otherwise.
+func inMainZone[T any](s *Simulator, req *request, items []T) []T {
+	if req.zone != s.zone {
+		return nil
+	}
+	return items
 }

@@ -11,16 +11,20 @@ import (
 
 var zoneIDs = map[string]types.ID{"is1a": 31001, "is1b": 31002, "is1c": 31003, "tk1a": 21001, "tk1b": 21002, "tk1v": 29001}
 
-func (s *Simulator) zoneID() types.ID {
-	if id, ok := zoneIDs[s.zone]; ok {
+func (s *Simulator) zoneID() types.ID { return zoneIDOf(s.zone) }
+
+func zoneIDOf(zone string) types.ID {
+	if id, ok := zoneIDs[zone]; ok {
 		return id
 	}
 	return 99001
 }
 
-func (s *Simulator) nakedZone() *naked.Zone {
-	region := strings.TrimRight(s.zone, "abcdefghijklmnopqrstuvwxyz")
-	if s.zone == "tk1v" {
+func (s *Simulator) nakedZone() *naked.Zone { return nakedZoneOf(s.zone) }
+
+func nakedZoneOf(zone string) *naked.Zone {
+	region := strings.TrimRight(zone, "abcdefghijklmnopqrstuvwxyz")
+	if zone == "tk1v" {
 		region = "tk1v"
 	}
 	regionNames := map[string]string{"is1": "石狩", "tk1": "東京", "tk1v": "Sandbox"}
@@ -28,8 +32,8 @@ func (s *Simulator) nakedZone() *naked.Zone {
 	if name == "" {
 		name = region
 	}
-	return &naked.Zone{ID: s.zoneID(), Name: s.zone, Description: s.zone,
-		Region: &naked.Region{ID: s.zoneID() / 100, Name: name, Description: name}}
+	return &naked.Zone{ID: zoneIDOf(zone), Name: zone, Description: zone,
+		Region: &naked.Region{ID: zoneIDOf(zone) / 100, Name: name, Description: name}}
 }
 
 func tp(t time.Time) *time.Time {
@@ -69,7 +73,7 @@ func (s *Simulator) nakedServer(sv *server) *naked.Server {
 		ServerPlan: &naked.ServerPlan{ID: serverPlanID(sv),
 			Name: itoa(sv.CPU) + "core-" + itoa(sv.MemoryMB/1024) + "GB", CPU: sv.CPU, MemoryMB: sv.MemoryMB, GPU: sv.GPU,
 			Generation: 200, Commitment: types.Commitments.Standard},
-		Zone:       s.nakedZone(),
+		Zone:       nakedZoneOf(sv.Zone),
 		Instance:   &naked.Instance{Status: status, StatusChangedAt: tp(sv.StatusChangedAt)},
 		CreatedAt:  tp(sv.CreatedAt),
 		ModifiedAt: tp(sv.StatusChangedAt),

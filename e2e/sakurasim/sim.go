@@ -10,6 +10,7 @@ import (
 	"net/netip"
 	"slices"
 	"sort"
+	"strings"
 	"sync"
 	"time"
 
@@ -48,6 +49,7 @@ const firstID = 113100000001
 
 type server struct {
 	ID              types.ID
+	Zone            string
 	Name            string
 	Tags            []string
 	CPU, MemoryMB   int
@@ -152,7 +154,9 @@ type Simulator struct {
 	mu   sync.Mutex
 	opts Options
 	zone string
-	now  func() time.Time
+	// zones are every zone served, the main one (zone) first.
+	zones []string
+	now   func() time.Time
 
 	nextID        int64
 	sharedSwitch  types.ID
@@ -202,9 +206,19 @@ func Build(topology *Topology, opts Options) (*Simulator, error) {
 	if zone == "" {
 		zone = "is1a"
 	}
+	zones := []string{zone}
+	for _, z := range topology.Zones {
+		if _, known := zoneIDs[z]; !known {
+			return nil, fmt.Errorf("zones: unknown zone %q", z)
+		}
+		if !slices.Contains(zones, z) {
+			zones = append(zones, z)
+		}
+	}
 	s := &Simulator{
 		opts:            opts,
 		zone:            zone,
+		zones:           zones,
 		now:             opts.Now,
 		nextID:          firstID,
 		bootDelay:       opts.BootDelay,
@@ -388,8 +402,15 @@ func (s *Simulator) addServerLocked(sp ServerSpec, extraTags []string) (*server,
 	if sp.Name == "" {
 		return nil, badRequest("server name is required")
 	}
+	zone := sp.Zone
+	if zone == "" {
+		zone = s.zone
+	}
+	if !slices.Contains(s.zones, zone) {
+		return nil, badRequest(fmt.Sprintf("server %q: zone %q is not served (zones: %s)", sp.Name, zone, strings.Join(s.zones, ", ")))
+	}
 	now := s.now()
-	sv := &server{ID: s.newID(), Name: sp.Name, Tags: append(append([]string{}, sp.Tags...), extraTags...),
+	sv := &server{ID: s.newID(), Zone: zone, Name: sp.Name, Tags: append(append([]string{}, sp.Tags...), extraTags...),
 		CPU: sp.CPU, MemoryMB: sp.MemoryGB * 1024, GPU: sp.GPU, CreatedAt: now, StatusChangedAt: now}
 	if sv.CPU == 0 {
 		sv.CPU = 2
@@ -426,6 +447,10 @@ func (s *Simulator) addServerLocked(sp ServerSpec, extraTags []string) (*server,
 			sw := s.switchByName(n.Switch)
 			if sw == nil {
 				return nil, badRequest(fmt.Sprintf("server %q nic %d: unknown switch %q", sp.Name, i, n.Switch))
+			}
+			if zone != s.zone {
+				// Switches are zonal and only the main zone has any so far.
+				return nil, badRequest(fmt.Sprintf("server %q nic %d: switch %q is in zone %s, the server in %s", sp.Name, i, n.Switch, s.zone, zone))
 			}
 			if n.UserIPAddress != "" {
 				if e := s.checkAddr(sw, n.UserIPAddress, "userIPAddress", 0); e != nil {

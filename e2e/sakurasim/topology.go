@@ -10,7 +10,12 @@ import (
 // Topology is the starting state of a simulated zone. It is read from YAML
 // (or JSON) with LoadTopology; field names are the JSON tags below.
 type Topology struct {
-	Zone          string             `json:"zone"`
+	// Zone is the main zone: switches, routers and appliances live there.
+	Zone string `json:"zone"`
+	// Zones are further zones the simulator serves, for clusters that span
+	// zones. Only servers (with shared-segment NICs) live in them so far;
+	// their switch, router and appliance lists are empty.
+	Zones         []string           `json:"zones,omitempty"`
 	Routers       []RouterSpec       `json:"routers,omitempty"`
 	Switches      []SwitchSpec       `json:"switches,omitempty"`
 	Servers       []ServerSpec       `json:"servers,omitempty"`
@@ -51,7 +56,9 @@ type NICSpec struct {
 
 // ServerSpec is a server (a Kubernetes node candidate).
 type ServerSpec struct {
-	Name     string    `json:"name"`
+	Name string `json:"name"`
+	// Zone of the server: the topology's zone (default) or one of its zones.
+	Zone     string    `json:"zone,omitempty"`
 	CPU      int       `json:"cpu,omitempty"`      // default 2
 	MemoryGB int       `json:"memoryGB,omitempty"` // default 4
 	GPU      int       `json:"gpu,omitempty"`

@@ -85,6 +85,7 @@ func Parse(data []byte, env LookupEnv) (*Config, error) {
 			errs = append(errs, field.Invalid(path(s.Key), bad, err.Error()+" (set by the environment variable)"))
 		}
 	}
+	c.defaultZone()
 	errs = append(errs, c.validate()...)
 	if len(errs) > 0 {
 		return nil, &Error{Errs: errs}
@@ -181,12 +182,7 @@ func (c *Config) validate() field.ErrorList {
 	if strings.TrimSpace(c.AccessTokenSecret) == "" {
 		errs = append(errs, field.Required(path("accessTokenSecret"), ""))
 	}
-	switch {
-	case c.Zone == "":
-		errs = append(errs, field.Required(path("zone"), "one of "+strings.Join(Zones, ", ")))
-	case !slices.Contains(Zones, c.Zone):
-		errs = append(errs, field.NotSupported(path("zone"), c.Zone, Zones))
-	}
+	errs = append(errs, c.validateZones()...)
 	if strings.ContainsAny(c.ClusterID, clusterIDChars) || strings.ContainsFunc(c.ClusterID, unicode.IsControl) {
 		errs = append(errs, field.Invalid(path("clusterID"), c.ClusterID, "must not contain spaces or control characters"))
 	}
@@ -220,6 +216,42 @@ func (c *Config) validate() field.ErrorList {
 		errs = append(errs, field.Invalid(path("serverCacheTTLSec"), c.ServerCacheTTLSec, "must be at least 1"))
 	}
 	return append(errs, c.LoadBalancer.validate()...)
+}
+
+// defaultZone makes the first of zones the load balancers' zone when only
+// zones is set.
+func (c *Config) defaultZone() {
+	if c.Zone == "" && len(c.Zones) > 0 {
+		c.Zone = c.Zones[0]
+	}
+}
+
+// validateZones checks zone and zones: each a known zone, no repeats, and
+// zone (where load balancers live) one of zones.
+func (c *Config) validateZones() field.ErrorList {
+	var errs field.ErrorList
+	switch {
+	case c.Zone == "" && len(c.Zones) == 0:
+		errs = append(errs, field.Required(path("zone"), "one of "+strings.Join(Zones, ", ")+" (or set zones)"))
+	case c.Zone != "" && !slices.Contains(Zones, c.Zone):
+		errs = append(errs, field.NotSupported(path("zone"), c.Zone, Zones))
+	}
+	seen := map[string]bool{}
+	for i, z := range c.Zones {
+		p := path("zones").Index(i)
+		switch {
+		case !slices.Contains(Zones, z):
+			errs = append(errs, field.NotSupported(p, z, Zones))
+		case seen[z]:
+			errs = append(errs, field.Duplicate(p, z))
+		}
+		seen[z] = true
+	}
+	if c.Zone != "" && len(c.Zones) > 0 && slices.Contains(Zones, c.Zone) && !seen[c.Zone] {
+		errs = append(errs, field.Invalid(path("zone"), c.Zone,
+			"load balancers live in zone, so it must be one of zones: "+strings.Join(c.Zones, ", ")))
+	}
+	return errs
 }
 
 // maxSelectorTags is how many tags a SAKURA resource carries at most: a

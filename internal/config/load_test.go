@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -165,7 +166,14 @@ func TestErrorMessages(t *testing.T) {
 		{"missing secret", "accessToken: " + testToken + "\nzone: is1a\n", nil,
 			"invalid configuration: accessTokenSecret (SAKURACLOUD_ACCESS_TOKEN_SECRET): Required value"},
 		{"missing zone", creds, nil,
-			"invalid configuration: zone (SAKURACLOUD_ZONE): Required value: one of is1a, is1b, is1c, tk1a, tk1b, tk1v"},
+			"invalid configuration: zone (SAKURACLOUD_ZONE): Required value: one of is1a, is1b, is1c, tk1a, tk1b, tk1v (or set zones)"},
+		{"unknown zone in zones", creds + "zones: [is1a, is9x, is1a]\n", nil,
+			`invalid configuration: zones[1] (SAKURACLOUD_ZONES): Unsupported value: "is9x": supported values: "is1a", "is1b", "is1c", "tk1a", "tk1b", "tk1v"; ` +
+				`zones[2] (SAKURACLOUD_ZONES): Duplicate value: "is1a"`},
+		{"zone outside zones", creds + "zone: is1c\nzones: [is1a, is1b]\n", nil,
+			`invalid configuration: zone (SAKURACLOUD_ZONE): Invalid value: "is1c": load balancers live in zone, so it must be one of zones: is1a, is1b`},
+		{"zones from env", creds + "zone: is1a\n", map[string]string{"SAKURACLOUD_ZONES": "is1b,tk1a"},
+			`invalid configuration: zone (SAKURACLOUD_ZONE): Invalid value: "is1a": load balancers live in zone, so it must be one of zones: is1b, tk1a`},
 		{"unknown zone", creds + "zone: is2z\n", nil,
 			`invalid configuration: zone (SAKURACLOUD_ZONE): Unsupported value: "is2z": supported values: "is1a", "is1b", "is1c", "tk1a", "tk1b", "tk1v"`},
 		{"unknown zone from env", creds + "zone: is1a\n", map[string]string{"SAKURACLOUD_ZONE": "us1"},
@@ -260,6 +268,34 @@ func TestErrorMessages(t *testing.T) {
 				t.Errorf("error:\n got %q\nwant %q", err.Error(), tc.want)
 			}
 			assertNoSecret(t, err.Error())
+		})
+	}
+}
+
+// TestZones: zones names the cluster's zones; zone alone still works and
+// means one zone; with zones only, zone (where load balancers live) is the
+// first of them.
+func TestZones(t *testing.T) {
+	creds := "accessToken: " + testToken + "\naccessTokenSecret: " + testSecret + "\n"
+	for _, tc := range []struct {
+		name, file string
+		env        map[string]string
+		zone       string
+		zones      []string
+	}{
+		{"zone only", creds + "zone: is1b\n", nil, "is1b", []string{"is1b"}},
+		{"zones only", creds + "zones: [is1b, is1a]\n", nil, "is1b", []string{"is1b", "is1a"}},
+		{"both", creds + "zone: is1a\nzones: [is1b, is1a]\n", nil, "is1a", []string{"is1b", "is1a"}},
+		{"zones from env", creds + "zone: is1a\n", map[string]string{"SAKURACLOUD_ZONES": " is1a, is1b "}, "is1a", []string{"is1a", "is1b"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			c, err := Parse([]byte(tc.file), envOf(tc.env))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if c.Zone != tc.zone || !slices.Equal(c.ClusterZones(), tc.zones) {
+				t.Errorf("zone %q zones %v, want %q %v", c.Zone, c.ClusterZones(), tc.zone, tc.zones)
+			}
 		})
 	}
 }

@@ -10,8 +10,12 @@ type Config struct {
 	// secrets: never log them; use Redacted() to print a Config.
 	AccessToken       string `json:"accessToken"`
 	AccessTokenSecret string `json:"accessTokenSecret"`
-	// Zone the cluster's servers live in, e.g. is1a.
+	// Zone is where load balancers live, e.g. is1a; with Zones empty it is
+	// also the only zone of the cluster's servers.
 	Zone string `json:"zone"`
+	// Zones the cluster's servers live in (ClusterZones gives the list in
+	// force: Zones, or Zone alone).
+	Zones []string `json:"zones"`
 	// ClusterID tags and finds what this cluster owns. Defaults to --cluster-name.
 	ClusterID string `json:"clusterID"`
 	// APIRootURL overrides the API endpoint (simulator, proxies).
@@ -85,4 +89,16 @@ type LoadBalancerConfig struct {
 	// without a class: upstream (k8s.io/cloud-provider's service
 	// controller) or own (this project's loop, the one that serves Class).
 	ServiceController string `json:"serviceController"`
+}
+
+// ClusterZones returns the zones the cluster's servers live in: Zones when
+// set, else Zone alone.
+func (c *Config) ClusterZones() []string {
+	if len(c.Zones) > 0 {
+		return c.Zones
+	}
+	if c.Zone == "" {
+		return nil
+	}
+	return []string{c.Zone}
 }

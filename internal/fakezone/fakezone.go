@@ -99,6 +99,19 @@ type PagedServerOp struct {
 	// Fail, when non-zero, makes every call answer with that HTTP status;
 	// FailRead does so for Read only.
 	Fail, FailRead int
+	// failZone makes every call to one zone answer with a status.
+	failZone map[string]int
+}
+
+// SetFailZone makes later calls to zone fail with status code (0 = succeed),
+// for tests of one zone's outage.
+func (p *PagedServerOp) SetFailZone(zone string, code int) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.failZone == nil {
+		p.failZone = map[string]int{}
+	}
+	p.failZone[zone] = code
 }
 
 // NewPagedServerOp wraps the fake's server operations.
@@ -118,17 +131,20 @@ func (p *PagedServerOp) SetFailRead(code int) {
 	p.FailRead = code
 }
 
-func (p *PagedServerOp) failure(read bool) error {
+func (p *PagedServerOp) failure(zone string, read bool) error {
 	p.mu.Lock()
 	code := p.Fail
 	if read && p.FailRead != 0 {
 		code = p.FailRead
 	}
+	if z := p.failZone[zone]; z != 0 {
+		code = z
+	}
 	p.mu.Unlock()
 	if code == 0 {
 		return nil
 	}
-	u, _ := url.Parse("http://127.0.0.1/is1a/api/cloud/1.1/server")
+	u, _ := url.Parse("http://127.0.0.1/" + zone + "/api/cloud/1.1/server")
 	return iaas.NewAPIError(http.MethodGet, u, code, &iaas.APIErrorResponse{
 		Status: http.StatusText(code), ErrorCode: "fakezone", ErrorMessage: "injected failure",
 	})
@@ -136,7 +152,7 @@ func (p *PagedServerOp) failure(read bool) error {
 
 // Find lists every match, sorts by ID and returns the page asked for.
 func (p *PagedServerOp) Find(ctx context.Context, zone string, cond *iaas.FindCondition) (*iaas.ServerFindResult, error) {
-	if err := p.failure(false); err != nil {
+	if err := p.failure(zone, false); err != nil {
 		return nil, err
 	}
 	var all iaas.FindCondition
@@ -162,7 +178,7 @@ func (p *PagedServerOp) Find(ctx context.Context, zone string, cond *iaas.FindCo
 
 // Read reads one server (or fails like Find).
 func (p *PagedServerOp) Read(ctx context.Context, zone string, id types.ID) (*iaas.Server, error) {
-	if err := p.failure(true); err != nil {
+	if err := p.failure(zone, true); err != nil {
 		return nil, err
 	}
 	return p.ServerAPI.Read(ctx, zone, id)

@@ -174,6 +174,9 @@ func (c *Client) callRetrying(ctx context.Context, op string, retryable func(err
 		}
 		mayHaveDone = mayHaveDone || !NotDone(err)
 		c.stats.recordRetry(op, result)
+		if notice, ok := ctx.Value(retryNoticeKey{}).(func(error)); ok {
+			notice(fmt.Errorf("%s: %w", op, err))
+		}
 		if serr := c.sleep(ctx, waits.next(result)); serr != nil {
 			break
 		}
@@ -185,6 +188,16 @@ func (c *Client) callRetrying(ctx context.Context, op string, retryable func(err
 		return fmt.Errorf("%s: %w", op, err)
 	}
 	return nil
+}
+
+type retryNoticeKey struct{}
+
+// WithRetryNotice returns ctx carrying notice, which every call made with
+// it tells each error it is about to retry, before the wait. A caller that
+// must not wait out retries (a server cache that others read) can answer
+// at the first failure while the call goes on.
+func WithRetryNotice(ctx context.Context, notice func(error)) context.Context {
+	return context.WithValue(ctx, retryNoticeKey{}, notice)
 }
 
 func (c *Client) attempt(ctx context.Context, fn func(ctx context.Context) error) error {

@@ -403,3 +403,39 @@ func TestRefusedReplayIsNotNotDone(t *testing.T) {
 		}
 	}
 }
+
+// TestOneBudgetAcrossZones: a call for another zone draws on the same
+// budget (the server caches of every zone share the one client).
+func TestOneBudgetAcrossZones(t *testing.T) {
+	l := testLimits()
+	l.RequestsPerSecond = 0.001
+	l.Burst = 1
+	c, _, _ := newTestClient(l)
+	if _, err := c.Servers.Find(context.Background(), "is1a", nil); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	if _, err := c.Servers.Find(ctx, "is1b", nil); err == nil || !strings.Contains(err.Error(), "waiting for the API request budget") {
+		t.Fatalf("is1b got a token from a budget of its own: %v", err)
+	}
+}
+
+// TestRetryNotice: a caller that asked is told each error before it is
+// retried, with the operation's name; the call still retries to success.
+func TestRetryNotice(t *testing.T) {
+	c, _, _ := newTestClient(testLimits(), http.StatusServiceUnavailable, http.StatusServiceUnavailable)
+	var told []error
+	ctx := WithRetryNotice(context.Background(), func(err error) { told = append(told, err) })
+	if _, err := c.Servers.Read(ctx, "is1a", 42); err != nil {
+		t.Fatal(err)
+	}
+	if len(told) != 2 {
+		t.Fatalf("told %v, want the two retried errors", told)
+	}
+	for _, err := range told {
+		if !strings.HasPrefix(err.Error(), "Server.Read: ") || StatusCode(err) != http.StatusServiceUnavailable {
+			t.Errorf("told %v", err)
+		}
+	}
+}

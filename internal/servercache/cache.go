@@ -1,18 +1,19 @@
-// Package servercache keeps one shared, paged list of the zone's servers so
+// Package servercache keeps one shared, paged list of each zone's servers so
 // that node work costs a few list calls per interval instead of one read per
-// node per loop.
+// node per loop. Every zone has its own Cache (Zones holds them); all of them
+// call the API through one sakuraapi.Client, so they share its request budget.
 package servercache
 
 import (
 	"context"
 	"fmt"
+	"net/http"
 	"strings"
 	"sync"
 	"time"
 
 	"github.com/sacloud/iaas-api-go"
 	"github.com/sacloud/iaas-api-go/types"
-	"golang.org/x/sync/singleflight"
 	"k8s.io/klog/v2"
 	"k8s.io/utils/clock"
 
@@ -32,15 +33,18 @@ const (
 	PreviousIDTag = "@previous-id"
 )
 
-// Cache is safe for concurrent use.
+// Cache holds one zone's servers. It is safe for concurrent use.
 type Cache struct {
 	client *sakuraapi.Client
+	zone   string
 	ttl    time.Duration
 	clock  clock.PassiveClock
-	group  singleflight.Group
+	// background counts lists under way, for Settle.
+	background sync.WaitGroup
 
 	mu          sync.Mutex
 	snap        *snapshot
+	flight      *flight // the list under way, if any
 	lastAttempt time.Time
 	lastErr     error
 }
@@ -53,10 +57,14 @@ type snapshot struct {
 	byPrev  map[types.ID][]*iaas.Server
 }
 
-// New returns an empty cache over client's zone; ttl bounds staleness.
-func New(client *sakuraapi.Client, ttl time.Duration) *Cache {
-	return &Cache{client: client, ttl: ttl, clock: clock.RealClock{}}
+// New returns an empty cache of zone's servers, listed through client; ttl
+// bounds staleness.
+func New(client *sakuraapi.Client, zone string, ttl time.Duration) *Cache {
+	return &Cache{client: client, zone: zone, ttl: ttl, clock: clock.RealClock{}}
 }
+
+// Zone is the zone whose servers the cache holds.
+func (c *Cache) Zone() string { return c.zone }
 
 // SetClock replaces the clock, for tests of TTL and miss pacing.
 func (c *Cache) SetClock(clk clock.PassiveClock) { c.clock = clk }
@@ -137,39 +145,132 @@ func (c *Cache) fresh(ctx context.Context) (*snapshot, error) {
 // refresh lists the zone once for all concurrent callers. After a failure the
 // same error is returned, without calling the API, until MinRefreshInterval
 // has passed, so an outage does not turn every lookup into a list.
+//
+// No caller waits out a failing zone: callers wait for a list only until it
+// ends or its first attempt fails; the client's retries then go on in the
+// background, and the zone counts as failing (its error returned at once)
+// until a list succeeds. After the interval the next lookup starts a new
+// list in the background and gets the error. The upstream node controllers
+// walk Nodes with one worker, and a name is looked up in every zone, so a
+// caller held by one zone's retries would hold up the Nodes of all zones.
 func (c *Cache) refresh(ctx context.Context) (*snapshot, error) {
 	c.mu.Lock()
-	if c.lastErr != nil && c.clock.Since(c.lastAttempt) < MinRefreshInterval {
-		err := c.lastErr
+	if err := c.lastErr; err != nil {
+		if c.flight == nil && c.clock.Since(c.lastAttempt) >= MinRefreshInterval {
+			c.startLocked(ctx)
+		}
 		c.mu.Unlock()
 		return nil, err
+	}
+	// A caller that waited on the lock may find a list taken meanwhile.
+	if s := c.snap; s != nil && c.clock.Since(s.at) < MinRefreshInterval {
+		c.mu.Unlock()
+		return s, nil
+	}
+	f := c.flight
+	if f == nil {
+		f = c.startLocked(ctx)
 	}
 	c.mu.Unlock()
-	v, err, _ := c.group.Do("list", func() (any, error) {
-		// A caller that waited on the lock above may find a list taken meanwhile.
-		c.mu.Lock()
-		if s := c.snap; s != nil && c.clock.Since(s.at) < MinRefreshInterval {
-			c.mu.Unlock()
-			return s, nil
-		}
-		c.mu.Unlock()
-		// Detach from the first caller's cancellation: others share this list.
-		servers, err := c.listAll(context.WithoutCancel(ctx))
-		c.mu.Lock()
-		defer c.mu.Unlock()
-		c.lastAttempt = c.clock.Now()
-		if err != nil {
-			c.lastErr = fmt.Errorf("listing servers of zone %s: %w", c.client.Zone, err)
-			return nil, c.lastErr
-		}
-		c.lastErr = nil
-		c.snap = index(servers, c.lastAttempt)
-		return c.snap, nil
-	})
-	if err != nil {
-		return nil, err
+	select {
+	case <-f.done:
+	case <-f.failed:
 	}
-	return v.(*snapshot), nil
+	return f.result()
+}
+
+// flight is one list of the zone under way, shared by every caller.
+type flight struct {
+	done   chan struct{} // the list ended (snap or err set)
+	failed chan struct{} // an attempt failed and is being retried (err set)
+	once   sync.Once
+
+	mu   sync.Mutex
+	snap *snapshot
+	err  error
+}
+
+func (f *flight) result() (*snapshot, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.snap, f.err
+}
+
+// startLocked starts a list; call with c.mu held.
+func (c *Cache) startLocked(ctx context.Context) *flight {
+	f := &flight{done: make(chan struct{}), failed: make(chan struct{})}
+	c.flight = f
+	c.background.Add(1)
+	// Detach from the first caller's cancellation: others share this list.
+	ctx = context.WithoutCancel(ctx)
+	ctx = sakuraapi.WithRetryNotice(ctx, func(err error) {
+		if sakuraapi.StatusCode(err) == http.StatusTooManyRequests {
+			// Throttled: the API is up and asks us to slow down; waiting
+			// for the retry is the request budget at work, not an outage.
+			return
+		}
+		err = c.failed(err)
+		f.once.Do(func() {
+			f.mu.Lock()
+			f.err = err
+			f.mu.Unlock()
+			close(f.failed)
+		})
+	})
+	go func() {
+		defer c.background.Done()
+		snap, err := c.list(ctx)
+		c.mu.Lock()
+		c.flight = nil
+		c.mu.Unlock()
+		f.mu.Lock()
+		if f.err == nil || err != nil {
+			f.snap, f.err = snap, err
+		}
+		f.mu.Unlock()
+		close(f.done)
+	}()
+	return f
+}
+
+// failed records a failed list attempt: the zone is failing from now on.
+func (c *Cache) failed(err error) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.lastAttempt = c.clock.Now()
+	c.lastErr = fmt.Errorf("listing servers of zone %s: %w", c.zone, err)
+	return c.lastErr
+}
+
+// Settle waits for lists under way (tests).
+func (c *Cache) Settle() { c.background.Wait() }
+
+// list lists the zone and records the outcome.
+func (c *Cache) list(ctx context.Context) (*snapshot, error) {
+	servers, err := c.listAll(ctx)
+	if err != nil {
+		return nil, c.failed(err)
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.lastAttempt = c.clock.Now()
+	c.lastErr = nil
+	c.snap = index(servers, c.lastAttempt)
+	return c.snap, nil
+}
+
+// LastListedByName returns the servers named name in the zone's last
+// successful list, however old, without calling the API; listed is false
+// when the zone was never listed. Name matching across zones reads it for
+// a zone whose API is failing, to look for a second server of that name.
+func (c *Cache) LastListedByName(name string) (servers []*iaas.Server, at time.Time, listed bool) {
+	c.mu.Lock()
+	s := c.snap
+	c.mu.Unlock()
+	if s == nil {
+		return nil, time.Time{}, false
+	}
+	return s.byName[name], s.at, true
 }
 
 // listAll pages through Server.Find. It trusts Total when the API reports
@@ -180,7 +281,7 @@ func (c *Cache) listAll(ctx context.Context) ([]*iaas.Server, error) {
 	seen := map[types.ID]bool{}
 	from := 0
 	for page := 0; page < maxPages; page++ {
-		res, err := c.client.Servers.Find(ctx, c.client.Zone, &iaas.FindCondition{Count: PageSize, From: from})
+		res, err := c.client.Servers.Find(ctx, c.zone, &iaas.FindCondition{Count: PageSize, From: from})
 		if err != nil {
 			return nil, err
 		}
@@ -193,7 +294,7 @@ func (c *Cache) listAll(ctx context.Context) ([]*iaas.Server, error) {
 		n := len(res.Servers)
 		from += n
 		if n == 0 || (from >= res.Total && (res.Total > n || n < PageSize)) {
-			klog.V(4).InfoS("Listed servers", "zone", c.client.Zone, "count", len(all), "pages", page+1)
+			klog.V(4).InfoS("Listed servers", "zone", c.zone, "count", len(all), "pages", page+1)
 			return all, nil
 		}
 	}

@@ -25,7 +25,7 @@ func (c testClock) advance(d time.Duration) { c.SetTime(c.Now().Add(d)) }
 func newCache(t *testing.T) (*Cache, *sakuraapi.Client, *fakezone.PagedServerOp, *testClock) {
 	t.Helper()
 	client, op := fakezone.NewClient(zone)
-	c := New(client, time.Minute)
+	c := New(client, zone, time.Minute)
 	clk := &testClock{clocktesting.NewFakePassiveClock(time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC))}
 	c.SetClock(clk)
 	return c, client, op, clk
@@ -89,7 +89,7 @@ func TestListOnLibraryFakeSinglePage(t *testing.T) {
 	limits.RequestsPerSecond = 0
 	client := sakuraapi.NewFromCaller(nil, zone, limits)
 	fakezone.PutMany(zone, "node", 5000, 42)
-	servers, err := New(client, time.Minute).List(context.Background())
+	servers, err := New(client, zone, time.Minute).List(context.Background())
 	if err != nil || len(servers) != 42 {
 		t.Fatalf("%d servers, %v", len(servers), err)
 	}
@@ -138,7 +138,7 @@ func TestPagingLoop(t *testing.T) {
 			client, _ := fakezone.NewClient(zone)
 			s := &scripted{pages: tc.pages}
 			client.UseServerOp(s)
-			servers, err := New(client, time.Minute).List(context.Background())
+			servers, err := New(client, zone, time.Minute).List(context.Background())
 			if err != nil || len(servers) != tc.wantLen || len(s.calls) != tc.wantCalls {
 				t.Fatalf("len=%d calls=%d err=%v, want len=%d calls=%d", len(servers), len(s.calls), err, tc.wantLen, tc.wantCalls)
 			}
@@ -292,8 +292,84 @@ func TestAPIErrorIsAnErrorAndIsPaced(t *testing.T) {
 	}
 	op.SetFail(0)
 	clk.advance(MinRefreshInterval)
+	// The zone was failing: this lookup is answered from that state and
+	// starts a list in the background, whose result serves the next one.
+	if _, err := c.ByID(ctx, 1); err == nil {
+		t.Fatal("the first lookup after the interval waited for a list of a failing zone")
+	}
+	c.Settle()
 	if s, err := c.ByID(ctx, 1); err != nil || s == nil {
 		t.Fatalf("after recovery: %v %v", s, err)
+	}
+	if finds(client) != 2 {
+		t.Errorf("%d lists, want 2 (the failed one and the background one)", finds(client))
+	}
+}
+
+// TestFailingZoneIsNeverWaitedOn: once a zone's list has failed, lookups
+// return its error at once, also while the next list is in flight: a
+// caller walking Nodes of every zone is not held by this one.
+func TestFailingZoneIsNeverWaitedOn(t *testing.T) {
+	c, client, op, clk := newCache(t)
+	fakezone.PutMany(zone, "node", 1, 2)
+	ctx := context.Background()
+	if _, err := c.List(ctx); err != nil {
+		t.Fatal(err)
+	}
+	op.SetFail(503)
+	clk.advance(time.Minute)
+	if _, err := c.ByName(ctx, "node-000"); sakuraapi.StatusCode(err) != 503 {
+		t.Fatalf("outage: %v", err)
+	}
+	// The API now hangs: a lookup that waited for the list would never return.
+	g := &gate{ServerAPI: op, release: make(chan struct{}), entered: make(chan struct{}, 1)}
+	client.UseServerOp(g)
+	clk.advance(MinRefreshInterval)
+	for i := 0; i < 5; i++ {
+		if _, err := c.ByName(ctx, "node-000"); sakuraapi.StatusCode(err) != 503 {
+			t.Fatalf("lookup %d while the list hangs: %v", i, err)
+		}
+	}
+	<-g.entered // the background list is under way
+	if got, at, listed := c.LastListedByName("node-000"); !listed || len(got) != 1 || at.IsZero() {
+		t.Errorf("last listed: %v %v %v", got, at, listed)
+	}
+	op.SetFail(0)
+	close(g.release)
+	c.Settle()
+	if s, err := c.ByName(ctx, "node-000"); err != nil || len(s) != 1 {
+		t.Fatalf("after the background list: %v %v", s, err)
+	}
+	if g.calls != 1 {
+		t.Errorf("%d lists while the zone was failing, want 1", g.calls)
+	}
+}
+
+// TestZonesShareOneClient: each zone lists only its own servers, and every
+// list goes through the one client (one request budget, one set of counters).
+func TestZonesShareOneClient(t *testing.T) {
+	client, _ := fakezone.NewClient(zone)
+	z := NewZones(client, []string{"is1a", "is1b", "is1a"}, time.Minute)
+	if got := z.Names(); len(got) != 2 || got[0] != "is1a" || got[1] != "is1b" {
+		t.Fatalf("zones %v", got)
+	}
+	fakezone.PutMany("is1a", "a", 100, 3)
+	fakezone.PutMany("is1b", "b", 200, 2)
+	ctx := context.Background()
+	for name, want := range map[string]int{"is1a": 3, "is1b": 2} {
+		servers, err := z.Zone(name).List(ctx)
+		if err != nil || len(servers) != want {
+			t.Errorf("%s: %d servers, %v; want %d", name, len(servers), err, want)
+		}
+	}
+	if z.Zone("is1a").client != z.Zone("is1b").client {
+		t.Error("zones do not share the client and its budget")
+	}
+	if finds(client) != 2 {
+		t.Errorf("%d lists counted on the shared client, want 2", finds(client))
+	}
+	if z.Zone("tk1a") != nil {
+		t.Error("a zone outside the cluster has a cache")
 	}
 }
 
@@ -325,7 +401,7 @@ func TestIndexes(t *testing.T) {
 // TestConcurrentUse runs lookups, lists and invalidations together (for -race).
 func TestConcurrentUse(t *testing.T) {
 	client, _ := fakezone.NewClient(zone)
-	c := New(client, time.Minute)
+	c := New(client, zone, time.Minute)
 	fakezone.PutMany(zone, "node", 1, 20)
 	ctx := context.Background()
 	var wg sync.WaitGroup
@@ -351,4 +427,92 @@ func TestConcurrentUse(t *testing.T) {
 	if servers, err := c.List(ctx); err != nil || len(servers) != 20 {
 		t.Fatalf("%d %v", len(servers), err)
 	}
+}
+
+// flaky fails its first Find with 503, then blocks until released.
+type flaky struct {
+	*fakezone.PagedServerOp
+	mu      sync.Mutex
+	calls   int
+	second  chan struct{}
+	release chan struct{}
+}
+
+func (f *flaky) Find(ctx context.Context, zone string, cond *iaas.FindCondition) (*iaas.ServerFindResult, error) {
+	f.mu.Lock()
+	f.calls++
+	n := f.calls
+	f.mu.Unlock()
+	switch n {
+	case 1:
+		f.PagedServerOp.SetFail(503)
+		defer f.PagedServerOp.SetFail(0)
+	case 2:
+		close(f.second)
+		<-f.release
+	}
+	return f.PagedServerOp.Find(ctx, zone, cond)
+}
+
+// TestCallersDoNotWaitOutRetries: the client retries a failed list, but a
+// lookup returns at the first failure; the retry goes on in the background
+// and its list serves the lookups after it.
+func TestCallersDoNotWaitOutRetries(t *testing.T) {
+	fakezone.Reset()
+	limits := sakuraapi.DefaultLimits()
+	limits.RequestsPerSecond, limits.RetryMax, limits.RetryWaitMin, limits.RetryWaitMax = 0, 3, 0, 0
+	client := sakuraapi.NewFromCaller(nil, zone, limits)
+	op := &flaky{PagedServerOp: fakezone.NewPagedServerOp(), second: make(chan struct{}), release: make(chan struct{})}
+	client.UseServerOp(op)
+	fakezone.PutMany(zone, "node", 1, 2)
+	c := New(client, zone, time.Minute)
+	ctx := context.Background()
+	// The retry blocks until released: a lookup that waited for it would hang.
+	if _, err := c.ByName(ctx, "node-000"); sakuraapi.StatusCode(err) != 503 {
+		t.Fatalf("first lookup: %v, want the 503 of the first attempt", err)
+	}
+	<-op.second
+	if _, err := c.ByName(ctx, "node-001"); sakuraapi.StatusCode(err) != 503 {
+		t.Fatalf("lookup during the retry: %v", err)
+	}
+	close(op.release)
+	c.Settle()
+	if s, err := c.ByName(ctx, "node-001"); err != nil || len(s) != 1 {
+		t.Fatalf("after the retry succeeded: %v %v", s, err)
+	}
+	if op.calls != 2 {
+		t.Errorf("%d list attempts, want 2 (one failure, one retry)", op.calls)
+	}
+}
+
+// TestThrottledListIsWaitedFor: a 429 is the API asking to slow down, not
+// an outage: the lookup waits for the client's retry and gets the list.
+func TestThrottledListIsWaitedFor(t *testing.T) {
+	fakezone.Reset()
+	limits := sakuraapi.DefaultLimits()
+	limits.RequestsPerSecond, limits.RetryMax, limits.RetryWaitMin, limits.RetryWaitMax = 0, 3, 0, 0
+	client := sakuraapi.NewFromCaller(nil, zone, limits)
+	op := &throttledOnce{PagedServerOp: fakezone.NewPagedServerOp()}
+	client.UseServerOp(op)
+	fakezone.PutMany(zone, "node", 1, 2)
+	c := New(client, zone, time.Minute)
+	if s, err := c.ByName(context.Background(), "node-001"); err != nil || len(s) != 1 {
+		t.Fatalf("lookup over a throttled list: %v %v", s, err)
+	}
+}
+
+// throttledOnce answers its first Find with 429.
+type throttledOnce struct {
+	*fakezone.PagedServerOp
+	once sync.Once
+}
+
+func (o *throttledOnce) Find(ctx context.Context, zone string, cond *iaas.FindCondition) (*iaas.ServerFindResult, error) {
+	first := false
+	o.once.Do(func() { first = true })
+	if first {
+		o.PagedServerOp.SetFail(429)
+		defer o.PagedServerOp.SetFail(0)
+	}
+	return o.PagedServerOp.Find(ctx, zone, cond)
 }
