@@ -201,11 +201,16 @@ func (s *Simulator) plbFind(fc *findCond, op string) (int, any, *apiErr) {
 	var cands []candidate
 	for _, p := range s.proxyLBs {
 		p := p
-		rec := record{"ID": ids(p.ID), "Name": {p.Name}, "Description": {p.Description},
-			"Provider.Class": {proxyLBClass}, "Tags.Name": p.Tags, "Tags": p.Tags}
-		cands = append(cands, candidate{p.ID, p.Name, rec, func() any { return s.nakedProxyLB(p) }})
+		cands = append(cands, candidate{p.ID, p.Name, plbRecord(p), func() any { return s.nakedProxyLB(p) }})
 	}
 	return s.runFind(fc, proxyLBKeys, op, "CommonServiceItems", cands)
+}
+
+// plbRecord holds an ELB's values for each filter key of proxyLBKeys
+// (no zone keys: the resource is global).
+func plbRecord(p *proxyLB) record {
+	return record{"ID": ids(p.ID), "Name": {p.Name}, "Description": {p.Description},
+		"Provider.Class": {proxyLBClass}, "Tags.Name": p.Tags, "Tags": p.Tags}
 }
 
 // nakedProxyLB renders an ELB as the API answers it (naked.ProxyLB, whose

@@ -501,3 +501,36 @@ func TestProxyLBWireForm(t *testing.T) {
 		t.Errorf("requests %+v", ops)
 	}
 }
+
+// docs/simulator.md names every ELB operation, admin route and limit.
+func TestProxyLBDocsMatchCode(t *testing.T) {
+	doc, err := readDoc()
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []string{"ProxyLB.Find", "ProxyLB.Create", "ProxyLB.Read", "ProxyLB.Update", "ProxyLB.UpdateSettings",
+		"ProxyLB.Delete", "ProxyLB.ChangePlan", "ProxyLB.GetCertificates", "ProxyLB.SetCertificates",
+		"ProxyLB.DeleteCertificates", "ProxyLB.RenewLetsEncryptCert", "ProxyLB.HealthStatus", "CommonServiceItem.Find",
+		"/_admin/proxylbs/{id}", "/_admin/proxylbs/{id}/failover", "FailoverProxyLBVIP", "ProxyLBPlanChanges", "`proxyLBs`",
+		fmt.Sprintf("other than 1 or %d bind ports", maxProxyLBBindPorts),
+		fmt.Sprintf("more than %d servers", maxProxyLBServers),
+		fmt.Sprintf("delay loop outside %d–%d s", minProxyLBDelayLoop, maxProxyLBDelayLoop),
+		fmt.Sprintf("timeout outside %d–%d s", minProxyLBInactiveSec, maxProxyLBInactiveSec),
+		fmt.Sprintf("up to %d additional", maxProxyLBAdditionalCerts),
+		fmt.Sprintf("stored as %d", defaultProxyLBDelayLoop),
+	}
+	for _, p := range proxyLBPlans {
+		want = append(want, fmt.Sprint(p))
+	}
+	for _, list := range [][]string{proxyLBRegions, proxyLBProxyModes, proxyLBHealthProtocols, proxyLBKeepAliveModes} {
+		for _, v := range list {
+			want = append(want, "`"+v+"`")
+		}
+	}
+	flat := strings.Join(strings.Fields(doc), " ")
+	for _, w := range want {
+		if !strings.Contains(flat, w) { // the doc's line breaks do not matter
+			t.Errorf("docs/simulator.md does not mention %q", w)
+		}
+	}
+}
