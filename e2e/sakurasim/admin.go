@@ -153,7 +153,12 @@ type State struct {
 	Routers            []*naked.Internet     `json:"routers"`
 	LoadBalancers      []*naked.LoadBalancer `json:"loadBalancers"`
 	VPCRouters         []*naked.VPCRouter    `json:"vpcRouters"`
-	Faults             []FaultRule           `json:"faults"`
+	// ProxyLBs are the Enhanced Load Balancers as the API shows them
+	// (certificates: GET /_admin/proxylbs/{id}); ProxyLBPlanChanges the
+	// plan changes so far, each with the old and the new ID.
+	ProxyLBs           []*naked.ProxyLB    `json:"proxyLBs"`
+	ProxyLBPlanChanges []ProxyLBPlanChange `json:"proxyLBPlanChanges"`
+	Faults             []FaultRule         `json:"faults"`
 	// RealServersDown are the admin health overrides (POST /_admin/realserver-health).
 	RealServersDown []RealServerOverride `json:"realServersDown"`
 	// AppliedSettings is, per load balancer ID, the configuration the
@@ -215,6 +220,11 @@ func (s *Simulator) Snapshot() *State {
 	for _, v := range s.vpcRouters {
 		st.VPCRouters = append(st.VPCRouters, s.nakedVPCRouter(v))
 	}
+	st.ProxyLBs = []*naked.ProxyLB{}
+	for _, p := range s.proxyLBs {
+		st.ProxyLBs = append(st.ProxyLBs, s.nakedProxyLB(p))
+	}
+	st.ProxyLBPlanChanges = append([]ProxyLBPlanChange{}, s.proxyLBPlanChanges...)
 	return st
 }
 
@@ -688,6 +698,23 @@ func (s *Simulator) serveAdmin(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		adminJSON(w, http.StatusOK, cfg)
+	case len(parts) == 2 && parts[0] == "proxylbs" && m == http.MethodGet:
+		n, _ := strconv.ParseInt(parts[1], 10, 64)
+		info, found := s.ProxyLB(types.ID(n))
+		if !found {
+			adminErr(w, notFound("ELB "+parts[1]+" not found"))
+			return
+		}
+		adminJSON(w, http.StatusOK, info)
+	case len(parts) == 3 && parts[0] == "proxylbs" && parts[2] == "failover" && m == http.MethodPost:
+		n, _ := strconv.ParseInt(parts[1], 10, 64)
+		vip, err := s.FailoverProxyLBVIP(types.ID(n))
+		if err != nil {
+			adminErr(w, err)
+			return
+		}
+		info, _ := s.ProxyLB(types.ID(n))
+		adminJSON(w, http.StatusOK, map[string]string{"id": parts[1], "vip": vip, "fqdn": info.ProxyLB.Status.FQDN})
 	case len(parts) == 1 && parts[0] == "faults" && m == http.MethodDelete:
 		_ = s.SetFaults(nil)
 		adminJSON(w, http.StatusOK, map[string]any{"rules": []FaultRule{}})
@@ -767,7 +794,7 @@ func (s *Simulator) serveAdmin(w http.ResponseWriter, r *http.Request) {
 			"POST /_admin/servers/{name-or-id}/power", "POST /_admin/servers/{name-or-id}/replace",
 			"GET|POST|DELETE /_admin/faults", "POST /_admin/faults/add", "POST /_admin/faults/fail-next-config",
 			"GET /_admin/load-balancers/{id}", "GET|POST /_admin/boot-delay", "GET|POST /_admin/conflicts", "GET /_admin/requests", "POST /_admin/requests/reset",
-			"GET|POST|DELETE /_admin/realserver-health"}
+			"GET|POST|DELETE /_admin/realserver-health", "GET /_admin/proxylbs/{id}", "POST /_admin/proxylbs/{id}/failover"}
 		sort.Strings(routes)
 		adminJSON(w, http.StatusNotFound, map[string]any{"error": "unknown admin route " + m + " " + r.URL.Path, "routes": routes})
 	}

@@ -51,11 +51,15 @@ func parseFindCond(raw string) (*findCond, error) {
 }
 
 // class returns the single Class a find asks for ("" when none or several).
-func (fc *findCond) class() string {
+func (fc *findCond) class() string { return fc.classOf("Class") }
+
+// classOf returns the single value a find asks key to equal ("" when
+// none or several).
+func (fc *findCond) classOf(key string) string {
 	if fc == nil {
 		return ""
 	}
-	raw, ok := fc.Filter["Class"]
+	raw, ok := fc.Filter[key]
 	if !ok {
 		return ""
 	}

@@ -303,6 +303,7 @@ func TestFilterKeysConsistent(t *testing.T) {
 		"lb":         {applianceKeys, sim.lbRecord(sim.lbs[0])},
 		"vpc router": {applianceKeys, sim.vpcRouterRecord(sim.vpcRouters[0])},
 		"zone":       {zoneKeys, record{"ID": ids(z.ID), "Name": {z.Name}}},
+		"proxylb":    {proxyLBKeys, plbRecord(&proxyLB{ID: 1})},
 	} {
 		var want, got []string
 		for k := range tc.f.keys {

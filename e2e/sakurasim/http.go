@@ -85,7 +85,8 @@ func (s *Simulator) serveHTTP(w http.ResponseWriter, r *http.Request) {
 	if done {
 		return
 	}
-	if !contains(s.zones, req.zone) {
+	if _, known := zoneIDs[req.zone]; !contains(s.zones, req.zone) && !(globalOp(req.op) && known) {
+		// A global resource (an ELB) answers under every zone's path.
 		s.finish(sw, req, notFound("zone "+req.zone+" not found"))
 		return
 	}
@@ -183,6 +184,9 @@ func (s *Simulator) classify(req *request) string {
 	if len(p) == 0 {
 		return "Unknown"
 	}
+	if p[0] == "commonserviceitem" {
+		return classifyCommonServiceItem(req)
+	}
 	resource := map[string]string{"server": "Server", "switch": "Switch", "internet": "Internet", "zone": "Zone"}[p[0]]
 	if p[0] == "appliance" {
 		resource = "LoadBalancer"
@@ -208,7 +212,7 @@ func (s *Simulator) classify(req *request) string {
 	case len(p) == 2 && m == http.MethodGet:
 		return resource + ".Read"
 	case len(p) == 2 && m == http.MethodPut:
-		if resource == "LoadBalancer" && isSettingsOnly(req.body) {
+		if resource == "LoadBalancer" && isSettingsOnly(req.body, "Appliance") {
 			return resource + ".UpdateSettings"
 		}
 		return resource + ".Update"
@@ -231,15 +235,15 @@ func (s *Simulator) classify(req *request) string {
 	return resource + ".Unknown"
 }
 
-// isSettingsOnly tells UpdateSettings from Update: both PUT appliance/{id}, but
-// UpdateSettings sends only Settings and SettingsHash (Update always sends
-// Name/Description/Tags).
-func isSettingsOnly(body []byte) bool {
-	var env struct{ Appliance map[string]json.RawMessage }
-	if json.Unmarshal(body, &env) != nil || env.Appliance == nil {
+// isSettingsOnly tells UpdateSettings from Update: both PUT {resource}/{id}
+// with the item under envelope, but UpdateSettings sends only Settings and
+// SettingsHash (Update always sends Name/Description/Tags).
+func isSettingsOnly(body []byte, envelope string) bool {
+	var env map[string]map[string]json.RawMessage
+	if json.Unmarshal(body, &env) != nil || env[envelope] == nil {
 		return false
 	}
-	for k := range env.Appliance {
+	for k := range env[envelope] {
 		if k != "Settings" && k != "SettingsHash" {
 			return false
 		}
@@ -257,6 +261,11 @@ func (s *Simulator) dispatch(req *request) (int, any, *apiErr) {
 			return 0, nil, notFound("invalid resource id " + p[1])
 		}
 		id = types.ID(n)
+	}
+	if globalOp(req.op) {
+		if status, resp, e, handled := s.dispatchProxyLB(req, id); handled {
+			return status, resp, e
+		}
 	}
 	if req.zone != s.zone {
 		if status, resp, e, handled := s.dispatchOtherZone(req); handled {

@@ -172,6 +172,12 @@ type Simulator struct {
 	acceptConflicts bool
 	conflicts       []Conflict
 
+	// proxyLBs are the Enhanced Load Balancers: global, so in no zone's
+	// lists; proxyLBVIPs counts the VIPs handed out.
+	proxyLBs           []*proxyLB
+	proxyLBVIPs        int
+	proxyLBPlanChanges []ProxyLBPlanChange
+
 	rng      *rand.Rand
 	faults   []FaultRule
 	requests map[string]map[string]int

@@ -62,6 +62,9 @@ type Client struct {
 	// VPC routers, databases, NFS, mobile gateways) in one listing: the
 	// address inventory and the locator read it.
 	Appliances ApplianceAPI
+	// ProxyLBs manages Enhanced Load Balancers, a global resource: their
+	// calls take no zone (see ProxyLBAPI) but share this Client's budget.
+	ProxyLBs ProxyLBAPI
 
 	limits  Limits
 	limiter *rate.Limiter
@@ -85,6 +88,7 @@ func NewFromCaller(caller iaas.APICaller, zone string, limits Limits) *Client {
 	c.Switches = &switchOp{c, iaas.NewSwitchOp(caller)}
 	c.Internet = &internetOp{c, iaas.NewInternetOp(caller)}
 	c.LoadBalancers = &loadBalancerOp{c, iaas.NewLoadBalancerOp(caller)}
+	c.ProxyLBs = &proxyLBOp{c, iaas.NewProxyLBOp(caller)}
 	var appliances ApplianceAPI = &applianceCollection{caller}
 	if caller == nil {
 		// iaas-api-go's fake mode (tests build the Client without a caller).

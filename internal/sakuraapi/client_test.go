@@ -268,7 +268,9 @@ func TestBackoffBounds(t *testing.T) {
 
 func TestIsWriteAndOps(t *testing.T) {
 	for op, want := range map[string]bool{"LoadBalancer.Create": true, "LoadBalancer.UpdateSettings": true,
-		"LoadBalancer.Config": true, "Server.Find": false, "Server.Read": false, "LoadBalancer.Status": false} {
+		"LoadBalancer.Config": true, "Server.Find": false, "Server.Read": false, "LoadBalancer.Status": false,
+		"ProxyLB.ChangePlan": true, "ProxyLB.SetCertificates": true, "ProxyLB.DeleteCertificates": true,
+		"ProxyLB.RenewLetsEncryptCert": true, "ProxyLB.GetCertificates": false, "ProxyLB.HealthStatus": false} {
 		if IsWrite(op) != want {
 			t.Errorf("IsWrite(%s) != %v", op, want)
 		}

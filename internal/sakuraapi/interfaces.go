@@ -44,3 +44,33 @@ type LoadBalancerAPI interface {
 	Boot(ctx context.Context, zone string, id types.ID) error
 	Status(ctx context.Context, zone string, id types.ID) (*iaas.LoadBalancerStatusResult, error)
 }
+
+// ProxyLBAPI manages Enhanced Load Balancers (ELB; "proxylb" in
+// iaas-api-go, a commonserviceitem of provider class "proxylb").
+//
+// An ELB is a global resource, so no operation takes a zone: iaas-api-go
+// builds every global-resource URL with its package variable
+// iaas.APIDefaultZone, read at call time (client.go: "is1a" unless set;
+// zz_api_ops.go, ProxyLBOp), giving
+// {root}/{APIDefaultZone}/api/cloud/1.1/commonserviceitem[/{id}[/...]].
+// cloud.NewCaller sets that variable to the configured zone, so the
+// controller's ELB calls go out under its own zone's path and one
+// process talks about ELBs through one zone only.
+type ProxyLBAPI interface {
+	Find(ctx context.Context, conditions *iaas.FindCondition) (*iaas.ProxyLBFindResult, error)
+	Create(ctx context.Context, param *iaas.ProxyLBCreateRequest) (*iaas.ProxyLB, error)
+	Read(ctx context.Context, id types.ID) (*iaas.ProxyLB, error)
+	Update(ctx context.Context, id types.ID, param *iaas.ProxyLBUpdateRequest) (*iaas.ProxyLB, error)
+	UpdateSettings(ctx context.Context, id types.ID, param *iaas.ProxyLBUpdateSettingsRequest) (*iaas.ProxyLB, error)
+	Delete(ctx context.Context, id types.ID) error
+	// ChangePlan answers the ELB under its new ID: the API replaces the
+	// resource. It writes no @previous-id tag; a caller that must find the
+	// ELB again by its old ID tags it first (helper/plans.ChangeProxyLBPlan
+	// does so with an Update before the ChangePlan).
+	ChangePlan(ctx context.Context, id types.ID, param *iaas.ProxyLBChangePlanRequest) (*iaas.ProxyLB, error)
+	GetCertificates(ctx context.Context, id types.ID) (*iaas.ProxyLBCertificates, error)
+	SetCertificates(ctx context.Context, id types.ID, param *iaas.ProxyLBSetCertificatesRequest) (*iaas.ProxyLBCertificates, error)
+	DeleteCertificates(ctx context.Context, id types.ID) error
+	RenewLetsEncryptCert(ctx context.Context, id types.ID) error
+	HealthStatus(ctx context.Context, id types.ID) (*iaas.ProxyLBHealth, error)
+}

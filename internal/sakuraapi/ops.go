@@ -125,3 +125,75 @@ type applianceOp struct {
 func (s *applianceOp) Find(ctx context.Context, zone string, cond *iaas.FindCondition) (*ApplianceFindResult, error) {
 	return do(ctx, s.c, "Appliance.Find", func(ctx context.Context) (*ApplianceFindResult, error) { return s.op.Find(ctx, zone, cond) })
 }
+
+type proxyLBOp struct {
+	c  *Client
+	op iaas.ProxyLBAPI
+}
+
+// noReplay runs fn through c.callNoReplay and returns its value.
+func noReplay[T any](ctx context.Context, c *Client, op string, fn func(ctx context.Context) (T, error)) (T, error) {
+	var out T
+	err := c.callNoReplay(ctx, op, func(ctx context.Context) error {
+		var err error
+		out, err = fn(ctx)
+		return err
+	})
+	return out, err
+}
+
+func (s *proxyLBOp) Find(ctx context.Context, cond *iaas.FindCondition) (*iaas.ProxyLBFindResult, error) {
+	return do(ctx, s.c, "ProxyLB.Find", func(ctx context.Context) (*iaas.ProxyLBFindResult, error) { return s.op.Find(ctx, cond) })
+}
+
+// Create is not replayed blindly: a lost answer may hide an ELB that was made.
+func (s *proxyLBOp) Create(ctx context.Context, p *iaas.ProxyLBCreateRequest) (*iaas.ProxyLB, error) {
+	return noReplay(ctx, s.c, "ProxyLB.Create", func(ctx context.Context) (*iaas.ProxyLB, error) { return s.op.Create(ctx, p) })
+}
+
+func (s *proxyLBOp) Read(ctx context.Context, id types.ID) (*iaas.ProxyLB, error) {
+	return do(ctx, s.c, "ProxyLB.Read", func(ctx context.Context) (*iaas.ProxyLB, error) { return s.op.Read(ctx, id) })
+}
+
+func (s *proxyLBOp) Update(ctx context.Context, id types.ID, p *iaas.ProxyLBUpdateRequest) (*iaas.ProxyLB, error) {
+	return do(ctx, s.c, "ProxyLB.Update", func(ctx context.Context) (*iaas.ProxyLB, error) { return s.op.Update(ctx, id, p) })
+}
+
+func (s *proxyLBOp) UpdateSettings(ctx context.Context, id types.ID, p *iaas.ProxyLBUpdateSettingsRequest) (*iaas.ProxyLB, error) {
+	return do(ctx, s.c, "ProxyLB.UpdateSettings", func(ctx context.Context) (*iaas.ProxyLB, error) { return s.op.UpdateSettings(ctx, id, p) })
+}
+
+func (s *proxyLBOp) Delete(ctx context.Context, id types.ID) error {
+	return s.c.call(ctx, "ProxyLB.Delete", func(ctx context.Context) error { return s.op.Delete(ctx, id) })
+}
+
+// ChangePlan is not replayed blindly either: a carried-out attempt moves
+// the ELB to a new ID, and a replay's 404 for the old one would read as
+// "gone". The caller looks for the ELB (by its @previous-id tag) instead.
+func (s *proxyLBOp) ChangePlan(ctx context.Context, id types.ID, p *iaas.ProxyLBChangePlanRequest) (*iaas.ProxyLB, error) {
+	return noReplay(ctx, s.c, "ProxyLB.ChangePlan", func(ctx context.Context) (*iaas.ProxyLB, error) { return s.op.ChangePlan(ctx, id, p) })
+}
+
+func (s *proxyLBOp) GetCertificates(ctx context.Context, id types.ID) (*iaas.ProxyLBCertificates, error) {
+	return do(ctx, s.c, "ProxyLB.GetCertificates", func(ctx context.Context) (*iaas.ProxyLBCertificates, error) { return s.op.GetCertificates(ctx, id) })
+}
+
+// SetCertificates replaces every certificate with the same body each time,
+// so a replay is harmless.
+func (s *proxyLBOp) SetCertificates(ctx context.Context, id types.ID, p *iaas.ProxyLBSetCertificatesRequest) (*iaas.ProxyLBCertificates, error) {
+	return do(ctx, s.c, "ProxyLB.SetCertificates", func(ctx context.Context) (*iaas.ProxyLBCertificates, error) {
+		return s.op.SetCertificates(ctx, id, p)
+	})
+}
+
+func (s *proxyLBOp) DeleteCertificates(ctx context.Context, id types.ID) error {
+	return s.c.call(ctx, "ProxyLB.DeleteCertificates", func(ctx context.Context) error { return s.op.DeleteCertificates(ctx, id) })
+}
+
+func (s *proxyLBOp) RenewLetsEncryptCert(ctx context.Context, id types.ID) error {
+	return s.c.call(ctx, "ProxyLB.RenewLetsEncryptCert", func(ctx context.Context) error { return s.op.RenewLetsEncryptCert(ctx, id) })
+}
+
+func (s *proxyLBOp) HealthStatus(ctx context.Context, id types.ID) (*iaas.ProxyLBHealth, error) {
+	return do(ctx, s.c, "ProxyLB.HealthStatus", func(ctx context.Context) (*iaas.ProxyLBHealth, error) { return s.op.HealthStatus(ctx, id) })
+}

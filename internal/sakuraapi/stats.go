@@ -124,7 +124,8 @@ func (s *Stats) Total(match func(op string) bool) int {
 
 // IsWrite reports whether op changes cloud state.
 func IsWrite(op string) bool {
-	for _, suffix := range []string{".Create", ".Update", ".UpdateSettings", ".Delete", ".Config", ".Shutdown", ".Boot"} {
+	for _, suffix := range []string{".Create", ".Update", ".UpdateSettings", ".Delete", ".Config", ".Shutdown", ".Boot",
+		".ChangePlan", ".SetCertificates", ".DeleteCertificates", ".RenewLetsEncryptCert"} {
 		if len(op) >= len(suffix) && op[len(op)-len(suffix):] == suffix {
 			return true
 		}

@@ -9,3 +9,9 @@ import "github.com/sacloud/iaas-api-go"
 func (c *Client) UseServerOp(op iaas.ServerAPI) {
 	c.Servers = &serverOp{c, op}
 }
+
+// UseProxyLBOp puts op under c's policy in place of the library's ELB
+// operations, for tests of that policy; production code never calls it.
+func (c *Client) UseProxyLBOp(op iaas.ProxyLBAPI) {
+	c.ProxyLBs = &proxyLBOp{c, op}
+}
