@@ -249,7 +249,8 @@ func realServerNodes(nodes []Node) ([]Node, []Problem) {
 	seen := map[netip.Addr]string{}
 	for _, n := range sorted {
 		if !n.GlobalIP.Is4() {
-			// The API takes IPv4 servers only (the simulator refuses others).
+			// Servers are IPv4: the API's model has no IPv6 fields, and
+			// the simulator refuses other addresses.
 			noIP = append(noIP, n.Name)
 			continue
 		}

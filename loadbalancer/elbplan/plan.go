@@ -45,7 +45,8 @@ type Changes struct {
 // None reports whether nothing must be written.
 func (c Changes) None() bool { return !c.NewELB && c.Settings == nil && c.ChangePlan == nil }
 
-// Plan compares spec with the observed ELB have (nil: there is none).
+// Plan compares spec, as Desired returns it without a blocking problem,
+// with the observed ELB have (nil: there is none).
 // Servers and bind ports are compared as sets, so the order the API lists
 // them in never causes a write. Name, description and tags are neither
 // compared nor written: ownership tags belong to the caller, and the
@@ -147,9 +148,16 @@ func diffSettings(spec Spec, have *iaas.ProxyLB) []string {
 		d = append(d, fmt.Sprintf("sorry server %s -> %s", orNone(haveSorry), orNone(wantSorry)))
 	}
 
-	haveSticky := have.StickySession != nil && have.StickySession.Enabled
-	if haveSticky != spec.StickySession || (haveSticky && have.StickySession.Method != StickyMethod) {
-		d = append(d, fmt.Sprintf("sticky session %t -> %t", haveSticky, spec.StickySession))
+	haveSticky := "off"
+	if st := have.StickySession; st != nil && st.Enabled {
+		haveSticky = "by " + orNone(st.Method)
+	}
+	wantSticky := "off"
+	if spec.StickySession {
+		wantSticky = "by " + StickyMethod
+	}
+	if haveSticky != wantSticky {
+		d = append(d, fmt.Sprintf("sticky session %s -> %s", haveSticky, wantSticky))
 	}
 	haveTimeout := 0
 	if have.Timeout != nil {
