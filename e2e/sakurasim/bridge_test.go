@@ -12,6 +12,7 @@ import (
 	"github.com/sacloud/iaas-api-go"
 	"github.com/sacloud/iaas-api-go/search"
 	"github.com/sacloud/iaas-api-go/types"
+	"github.com/sakura-ccm/sakura-cloud-controller-manager/loadbalancer/topology"
 )
 
 // bridgedZones: a bridge joins private-a (is1a) and private-b (is1b);
@@ -356,4 +357,44 @@ func keys[V any](m map[string]V) []string {
 	}
 	slices.Sort(out)
 	return out
+}
+
+// TestBridgedTopologyReach reads every zone's switches and servers through
+// iaas-api-go, as a controller would, and asks loadbalancer/topology which
+// servers reach private-a: a-1 on it, b-1 and b-3 over the bridge; b-2 is
+// only on an unbridged is1b switch.
+func TestBridgedTopologyReach(t *testing.T) {
+	useBridged(t)
+	ctx := context.Background()
+	var switches []topology.Switch
+	var servers []topology.Server
+	for _, z := range []string{"is1a", "is1b", "is1c"} {
+		for _, sw := range switchesOf(t, z) {
+			switches = append(switches, topology.FromSwitch(z, sw))
+		}
+		res, err := iaas.NewServerOp(caller).Find(ctx, z, &iaas.FindCondition{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, sv := range res.Servers {
+			servers = append(servers, topology.FromServer(z, sv))
+		}
+	}
+	r, err := topology.Reach(switches, servers, switchesOf(t, "is1a")["private-a"].ID.String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	var reached, unreached []string
+	for _, x := range r.Reached {
+		reached = append(reached, fmt.Sprintf("%s/%s/%s/%v", x.Name, x.Zone, x.Address, x.Bridged))
+	}
+	for _, x := range r.Unreached {
+		unreached = append(unreached, x.String())
+	}
+	if got, want := strings.Join(reached, " "), "a-1/is1a/192.168.0.11/false b-1/is1b/192.168.0.21/true b-3/is1b/192.168.0.23/true"; got != want {
+		t.Errorf("reached %s, want %s", got, want)
+	}
+	if got, want := strings.Join(unreached, "; "), "b-2 (zone is1b): no NIC on the load balancer's switch or a switch bridged to it"; got != want {
+		t.Errorf("unreached %s, want %s", got, want)
+	}
 }
