@@ -145,14 +145,17 @@ func (s *Simulator) applyFault(w *statusWriter, req *request, rule *FaultRule) b
 type State struct {
 	Zone string `json:"zone"`
 	// Zones are every zone served, Zone first.
-	Zones              []string              `json:"zones"`
-	BootDelay          string                `json:"bootDelay"`
-	ReadNotFoundWindow string                `json:"readNotFoundWindow"`
-	Servers            []*naked.Server       `json:"servers"`
-	Switches           []*naked.Switch       `json:"switches"`
-	Routers            []*naked.Internet     `json:"routers"`
-	LoadBalancers      []*naked.LoadBalancer `json:"loadBalancers"`
-	VPCRouters         []*naked.VPCRouter    `json:"vpcRouters"`
+	Zones              []string        `json:"zones"`
+	BootDelay          string          `json:"bootDelay"`
+	ReadNotFoundWindow string          `json:"readNotFoundWindow"`
+	Servers            []*naked.Server `json:"servers"`
+	Switches           []*naked.Switch `json:"switches"`
+	// Bridges as the main zone's path shows them: SwitchInZone is the
+	// main zone's switch, Info.Switches those of the other zones.
+	Bridges       []*naked.Bridge       `json:"bridges"`
+	Routers       []*naked.Internet     `json:"routers"`
+	LoadBalancers []*naked.LoadBalancer `json:"loadBalancers"`
+	VPCRouters    []*naked.VPCRouter    `json:"vpcRouters"`
 	// ProxyLBs are the Enhanced Load Balancers as the API shows them
 	// (certificates: GET /_admin/proxylbs/{id}); ProxyLBPlanChanges the
 	// plan changes so far, each with the old and the new ID.
@@ -207,6 +210,10 @@ func (s *Simulator) Snapshot() *State {
 	}
 	for _, r := range s.routers {
 		st.Routers = append(st.Routers, s.nakedInternet(r))
+	}
+	st.Bridges = []*naked.Bridge{}
+	for _, b := range s.bridges {
+		st.Bridges = append(st.Bridges, s.nakedBridge(b, s.zone))
 	}
 	for _, lb := range s.lbs {
 		st.LoadBalancers = append(st.LoadBalancers, s.nakedLB(lb))

@@ -122,6 +122,8 @@ var (
 	applianceKeys = keySet(commonKeys, tagKeys, map[string]fieldKind{"Class": exactField, "Description": textField,
 		"Availability": exactField, "Instance.Status": exactField, "Plan.ID": exactField, "Switch.ID": exactField})
 	zoneKeys = keySet(map[string]fieldKind{"ID": exactField, "Name": exactField})
+	// bridgeKeys: a bridge has no tags and no zone of its own.
+	bridgeKeys = keySet(map[string]fieldKind{"ID": exactField, "Name": textField, "Description": textField})
 )
 
 // sortKeys are the Sort keys a find may use (with a leading "-" for descending).
@@ -420,7 +422,7 @@ func (s *Simulator) serverRecord(sv *server) record {
 }
 
 func (s *Simulator) switchRecord(sw *switchRes) record {
-	return s.zoneValues(record{"ID": ids(sw.ID), "Name": {sw.Name}, "Tags.Name": sw.Tags, "Tags": sw.Tags,
+	return zoneValuesOf(sw.Zone, record{"ID": ids(sw.ID), "Name": {sw.Name}, "Tags.Name": sw.Tags, "Tags": sw.Tags,
 		"Scope": {string(types.Scopes.User)}})
 }
 

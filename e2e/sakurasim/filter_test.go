@@ -304,6 +304,7 @@ func TestFilterKeysConsistent(t *testing.T) {
 		"vpc router": {applianceKeys, sim.vpcRouterRecord(sim.vpcRouters[0])},
 		"zone":       {zoneKeys, record{"ID": ids(z.ID), "Name": {z.Name}}},
 		"proxylb":    {proxyLBKeys, plbRecord(&proxyLB{ID: 1})},
+		"bridge":     {bridgeKeys, bridgeRecord(&bridge{ID: 1})},
 	} {
 		var want, got []string
 		for k := range tc.f.keys {

@@ -187,7 +187,11 @@ func (s *Simulator) classify(req *request) string {
 	if p[0] == "commonserviceitem" {
 		return classifyCommonServiceItem(req)
 	}
-	resource := map[string]string{"server": "Server", "switch": "Switch", "internet": "Internet", "zone": "Zone"}[p[0]]
+	if op := classifyBridgeAction(p, req.method); op != "" {
+		return op
+	}
+	resource := map[string]string{"server": "Server", "switch": "Switch", "internet": "Internet", "zone": "Zone",
+		"bridge": "Bridge"}[p[0]]
 	if p[0] == "appliance" {
 		resource = "LoadBalancer"
 		if len(p) == 1 {
@@ -267,6 +271,9 @@ func (s *Simulator) dispatch(req *request) (int, any, *apiErr) {
 			return status, resp, e
 		}
 	}
+	if status, resp, e, handled := s.dispatchBridge(req, id); handled {
+		return status, resp, e
+	}
 	if req.zone != s.zone {
 		if status, resp, e, handled := s.dispatchOtherZone(req); handled {
 			return status, resp, e
@@ -291,20 +298,23 @@ func (s *Simulator) dispatch(req *request) (int, any, *apiErr) {
 		return ok(map[string]any{"Server": s.nakedServer(sv)})
 	case "Switch.Find":
 		var cands []candidate
-		for _, sw := range inMainZone(s, req, s.switches) {
+		for _, sw := range s.switches {
+			if sw.Zone != req.zone {
+				continue
+			}
 			sw := sw
 			cands = append(cands, candidate{sw.ID, sw.Name, s.switchRecord(sw), func() any { return s.nakedSwitch(sw) }})
 		}
 		return s.runFind(req.find, switchKeys, req.op, "Switches", cands)
 	case "Switch.Read":
 		sw := s.switchByID(id)
-		if sw == nil {
+		if sw == nil || sw.Zone != req.zone {
 			return 0, nil, notFound("switch " + p[1] + " not found")
 		}
 		return ok(map[string]any{"Switch": s.nakedSwitch(sw)})
 	case "Switch.GetServers":
 		sw := s.switchByID(id)
-		if sw == nil {
+		if sw == nil || sw.Zone != req.zone {
 			return 0, nil, notFound("switch " + p[1] + " not found")
 		}
 		var items []*naked.Server
@@ -377,11 +387,13 @@ func (s *Simulator) dispatch(req *request) (int, any, *apiErr) {
 }
 
 // dispatchOtherZone answers what a zone other than the main one holds
-// besides servers: nothing yet. Anything but a list (which dispatch answers
-// empty) is 404, the way the API answers for an ID of another zone.
-// Servers, zones and lists go on to dispatch (handled false).
+// besides servers and switches: nothing yet. Anything but a list (which
+// dispatch answers empty) is 404, the way the API answers for an ID of
+// another zone. Servers, switches, zones and lists go on to dispatch
+// (handled false); bridges were answered before.
 func (s *Simulator) dispatchOtherZone(req *request) (int, any, *apiErr, bool) {
-	if strings.HasPrefix(req.op, "Server.") || strings.HasPrefix(req.op, "Zone.") || strings.HasSuffix(req.op, ".Find") {
+	if strings.HasPrefix(req.op, "Server.") || strings.HasPrefix(req.op, "Switch.") || strings.HasPrefix(req.op, "Zone.") ||
+		strings.HasSuffix(req.op, ".Find") {
 		return 0, nil, nil, false
 	}
 	return 0, nil, notFound(fmt.Sprintf("the simulator keeps %s only in zone %s, not in %s", req.op, s.zone, req.zone)), true

@@ -223,6 +223,10 @@ func (s *Simulator) validateNewLB(lb *loadBalancer, raw json.RawMessage, c *conf
 	if sw == nil {
 		return badRequest(fmt.Sprintf("Remark.Switch.ID: switch %s not found", lb.SwitchID))
 	}
+	if sw.Zone != s.zone {
+		// Appliances live in the main zone only; an ID of another zone's switch is unknown here, as in the API.
+		return badRequest(fmt.Sprintf("Remark.Switch.ID: switch %s not found in zone %s", lb.SwitchID, s.zone))
+	}
 	if lb.Name == "" {
 		return badRequest("Name is required")
 	}

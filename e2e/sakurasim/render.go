@@ -131,8 +131,14 @@ func (s *Simulator) nakedSwitch(sw *switchRes) *naked.Switch {
 		}
 	}
 	out := &naked.Switch{ID: sw.ID, Name: sw.Name, Tags: sortedTags(sw.Tags), Scope: types.Scopes.User,
-		CreatedAt: tp(sw.CreatedAt), ModifiedAt: tp(sw.CreatedAt), ServerCount: count, Zone: s.nakedZone(),
+		CreatedAt: tp(sw.CreatedAt), ModifiedAt: tp(sw.CreatedAt), ServerCount: count, Zone: nakedZoneOf(sw.Zone),
 		UserSubnet: &naked.UserSubnet{NetworkMaskLen: sw.Prefix.Bits()}}
+	if b := s.bridgeByID(sw.BridgeID); b != nil {
+		// iaas-api-go reads only Bridge.ID of a switch (Switch.BridgeID,
+		// mapconv "Bridge.ID"); what else the real API nests here is not
+		// known, so the simulator sends the ID and name.
+		out.Bridge = &naked.Bridge{ID: b.ID, Name: b.Name}
+	}
 	if sw.DefaultRoute.IsValid() {
 		out.UserSubnet.DefaultRoute = sw.DefaultRoute.String()
 	}

@@ -70,13 +70,24 @@ type nic struct {
 
 type switchRes struct {
 	ID           types.ID
+	Zone         string
 	Name         string
 	Tags         []string
 	Prefix       netip.Prefix
 	DefaultRoute netip.Addr // zero when none
 	RouterID     types.ID   // router+switch when set
 	SubnetID     types.ID
+	BridgeID     types.ID // 0 when not connected to a bridge
 	CreatedAt    time.Time
+}
+
+// bridge is global: every served zone's path lists and reads it; what it
+// shows of its switches depends on the zone asked (see nakedBridge).
+type bridge struct {
+	ID          types.ID
+	Name        string
+	Description string
+	CreatedAt   time.Time
 }
 
 type router struct {
@@ -162,6 +173,7 @@ type Simulator struct {
 	sharedSwitch  types.ID
 	servers       []*server // ordered by ID
 	switches      []*switchRes
+	bridges       []*bridge
 	routers       []*router
 	lbs           []*loadBalancer
 	vpcRouters    []*vpcRouter
@@ -249,6 +261,12 @@ func (s *Simulator) newID() types.ID {
 
 func (s *Simulator) load(t *Topology) error {
 	now := s.now()
+	for _, b := range t.Bridges {
+		if b.Name == "" || s.bridgeByName(b.Name) != nil {
+			return fmt.Errorf("bridge name %q empty or duplicate", b.Name)
+		}
+		s.bridges = append(s.bridges, &bridge{ID: s.newID(), Name: b.Name, Description: b.Description, CreatedAt: now})
+	}
 	for _, r := range t.Routers {
 		prefix, err := parsePrefix(r.Switch.Network, r.Switch.MaskLen)
 		if err != nil {
@@ -264,7 +282,7 @@ func (s *Simulator) load(t *Topology) error {
 		if rt.BandWidth == 0 {
 			rt.BandWidth = 100
 		}
-		sw := &switchRes{ID: s.newID(), Name: r.Switch.Name, Tags: r.Switch.Tags, Prefix: prefix,
+		sw := &switchRes{ID: s.newID(), Zone: s.zone, Name: r.Switch.Name, Tags: r.Switch.Tags, Prefix: prefix,
 			DefaultRoute: prefix.Addr().Next(), RouterID: rt.ID, SubnetID: s.newID(), CreatedAt: now}
 		rt.SwitchID = sw.ID
 		s.routers = append(s.routers, rt)
@@ -278,7 +296,23 @@ func (s *Simulator) load(t *Topology) error {
 		if s.switchByName(w.Name) != nil || w.Name == "" {
 			return fmt.Errorf("switch name %q empty or duplicate", w.Name)
 		}
-		sw := &switchRes{ID: s.newID(), Name: w.Name, Tags: w.Tags, Prefix: prefix, CreatedAt: now}
+		zone := w.Zone
+		if zone == "" {
+			zone = s.zone
+		}
+		if !slices.Contains(s.zones, zone) {
+			return fmt.Errorf("switch %q: zone %q is not served (zones: %s)", w.Name, zone, strings.Join(s.zones, ", "))
+		}
+		sw := &switchRes{ID: s.newID(), Zone: zone, Name: w.Name, Tags: w.Tags, Prefix: prefix, CreatedAt: now}
+		if w.Bridge != "" {
+			b := s.bridgeByName(w.Bridge)
+			if b == nil {
+				return fmt.Errorf("switch %q: unknown bridge %q", w.Name, w.Bridge)
+			}
+			if e := s.connectLocked(sw, b); e != nil {
+				return fmt.Errorf("switch %q: %s", w.Name, e.msg)
+			}
+		}
 		if w.DefaultRoute != "" {
 			a, err := netip.ParseAddr(w.DefaultRoute)
 			if err != nil || !prefix.Contains(a) {
@@ -297,6 +331,9 @@ func (s *Simulator) load(t *Topology) error {
 		sw := s.switchByName(l.Switch)
 		if sw == nil {
 			return fmt.Errorf("load balancer %q: unknown switch %q", l.Name, l.Switch)
+		}
+		if sw.Zone != s.zone {
+			return fmt.Errorf("load balancer %q: switch %q is in zone %s; appliances live in %s only", l.Name, l.Switch, sw.Zone, s.zone)
 		}
 		lb := &loadBalancer{ID: s.newID(), Name: l.Name, Tags: l.Tags, SwitchID: sw.ID, PlanID: types.ID(l.PlanID),
 			VRID: l.VRID, IPs: l.IPAddresses, MaskLen: sw.Prefix.Bits(), CreatedAt: now, ModifiedAt: now,
@@ -329,6 +366,9 @@ func (s *Simulator) load(t *Topology) error {
 		sw := s.switchByName(v.Switch)
 		if sw == nil {
 			return fmt.Errorf("vpc router %q: unknown switch %q", v.Name, v.Switch)
+		}
+		if sw.Zone != s.zone {
+			return fmt.Errorf("vpc router %q: switch %q is in zone %s; appliances live in %s only", v.Name, v.Switch, sw.Zone, s.zone)
 		}
 		vr := &vpcRouter{ID: s.newID(), Name: v.Name, Tags: v.Tags, SwitchID: sw.ID, InterfaceIndex: v.InterfaceIndex,
 			IPs: v.IPAddresses, VIP: v.VirtualIPAddress, VRID: v.VRID, CreatedAt: now}
@@ -385,6 +425,28 @@ func (s *Simulator) switchByName(name string) *switchRes {
 
 func (s *Simulator) switchByID(id types.ID) *switchRes {
 	return first(s.switches, func(sw *switchRes) bool { return sw.ID == id })
+}
+
+func (s *Simulator) bridgeByName(name string) *bridge {
+	return first(s.bridges, func(b *bridge) bool { return b.Name == name })
+}
+
+func (s *Simulator) bridgeByID(id types.ID) *bridge {
+	return first(s.bridges, func(b *bridge) bool { return b.ID == id })
+}
+
+// connectLocked connects sw to b. A bridge takes one switch per zone: a
+// second one in the same zone is refused with 409, as iaas-api-go's fake
+// driver refuses it (fake/ops_switch.go, ConnectToBridge).
+func (s *Simulator) connectLocked(sw *switchRes, b *bridge) *apiErr {
+	if sw.BridgeID != 0 {
+		return conflict(fmt.Sprintf("switch %s is already connected to bridge %s", sw.ID, sw.BridgeID))
+	}
+	if other := first(s.switches, func(o *switchRes) bool { return o.BridgeID == b.ID && o.Zone == sw.Zone }); other != nil {
+		return conflict(fmt.Sprintf("bridge %q already has switch %q in zone %s", b.Name, other.Name, sw.Zone))
+	}
+	sw.BridgeID = b.ID
+	return nil
 }
 
 func (s *Simulator) routerByID(id types.ID) *router {
@@ -454,9 +516,9 @@ func (s *Simulator) addServerLocked(sp ServerSpec, extraTags []string) (*server,
 			if sw == nil {
 				return nil, badRequest(fmt.Sprintf("server %q nic %d: unknown switch %q", sp.Name, i, n.Switch))
 			}
-			if zone != s.zone {
-				// Switches are zonal and only the main zone has any so far.
-				return nil, badRequest(fmt.Sprintf("server %q nic %d: switch %q is in zone %s, the server in %s", sp.Name, i, n.Switch, s.zone, zone))
+			if zone != sw.Zone {
+				// Switches are zonal: another zone's switch is reached only through a bridge.
+				return nil, badRequest(fmt.Sprintf("server %q nic %d: switch %q is in zone %s, the server in %s", sp.Name, i, n.Switch, sw.Zone, zone))
 			}
 			if n.UserIPAddress != "" {
 				if e := s.checkAddr(sw, n.UserIPAddress, "userIPAddress", 0); e != nil {

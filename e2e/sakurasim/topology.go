@@ -10,14 +10,18 @@ import (
 // Topology is the starting state of a simulated zone. It is read from YAML
 // (or JSON) with LoadTopology; field names are the JSON tags below.
 type Topology struct {
-	// Zone is the main zone: switches, routers and appliances live there.
+	// Zone is the main zone: routers and appliances live there, and
+	// switches and servers unless they name another zone.
 	Zone string `json:"zone"`
 	// Zones are further zones the simulator serves, for clusters that span
-	// zones. Only servers (with shared-segment NICs) live in them so far;
-	// their switch, router and appliance lists are empty.
-	Zones         []string           `json:"zones,omitempty"`
-	Routers       []RouterSpec       `json:"routers,omitempty"`
-	Switches      []SwitchSpec       `json:"switches,omitempty"`
+	// zones. Servers and plain switches may live in them; their router and
+	// appliance lists are empty.
+	Zones    []string     `json:"zones,omitempty"`
+	Routers  []RouterSpec `json:"routers,omitempty"`
+	Switches []SwitchSpec `json:"switches,omitempty"`
+	// Bridges join switches of different zones into one layer-2 segment;
+	// a switch names its bridge (SwitchSpec.Bridge).
+	Bridges       []BridgeSpec       `json:"bridges,omitempty"`
 	Servers       []ServerSpec       `json:"servers,omitempty"`
 	LoadBalancers []LoadBalancerSpec `json:"loadBalancers,omitempty"`
 	VPCRouters    []VPCRouterSpec    `json:"vpcRouters,omitempty"`
@@ -43,6 +47,19 @@ type SwitchSpec struct {
 	Network      string   `json:"network"`
 	MaskLen      int      `json:"maskLen"`
 	DefaultRoute string   `json:"defaultRoute,omitempty"` // optional gateway on the segment
+	// Zone of the switch: the topology's zone (default) or one of its zones.
+	// Switches are zonal: only servers of the same zone have NICs on it.
+	Zone string `json:"zone,omitempty"`
+	// Bridge is the name of the bridge the switch is connected to, if any.
+	// A bridge takes at most one switch per zone.
+	Bridge string `json:"bridge,omitempty"`
+}
+
+// BridgeSpec is a bridge: a global resource that joins at most one switch
+// of each zone into one layer-2 segment.
+type BridgeSpec struct {
+	Name        string `json:"name"`
+	Description string `json:"description,omitempty"`
 }
 
 // NICSpec is one server NIC: either on the shared segment (shared: true,

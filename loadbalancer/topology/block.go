@@ -1,0 +1,77 @@
+package topology
+
+import (
+	"fmt"
+	"strings"
+)
+
+// Block is one configured address block (a router+switch, or a range on a
+// switch), in the order the configuration lists them.
+type Block struct {
+	ID   string
+	Zone string
+}
+
+// ChooseBlock picks the block a new address comes from. free holds each
+// block's free addresses; a block missing from it was not counted (its
+// zone's API failed, say) and is never chosen, since it may be full.
+//
+// preferred is the block a Service named; empty means the default, the
+// first block. Only the default spills: when it has no free address, the
+// next block in configured order with one is chosen and spilled is true.
+// A block the Service named is kept to even when full (chosen is empty),
+// because putting the address elsewhere would ignore what the Service
+// asked for. reason says what happened, for an Event or an error.
+func ChooseBlock(blocks []Block, free map[string]int, preferred string) (chosen string, spilled bool, reason string) {
+	if len(blocks) == 0 {
+		return "", false, "no address block is configured"
+	}
+	if preferred != "" {
+		for _, b := range blocks {
+			if b.ID != preferred {
+				continue
+			}
+			if n, ok := free[b.ID]; !ok {
+				return "", false, fmt.Sprintf("free addresses of block %s are not known", describe(b))
+			} else if n <= 0 {
+				return "", false, fmt.Sprintf("block %s, which the Service names, has no free address", describe(b))
+			}
+			return b.ID, false, fmt.Sprintf("block %s, which the Service names", describe(b))
+		}
+		return "", false, fmt.Sprintf("no configured block is %s", preferred)
+	}
+	def := blocks[0]
+	if n := free[def.ID]; n > 0 {
+		return def.ID, false, fmt.Sprintf("default block %s", describe(def))
+	}
+	why := fmt.Sprintf("default block %s has no free address", describe(def))
+	if _, ok := free[def.ID]; !ok {
+		why = fmt.Sprintf("free addresses of default block %s are not known", describe(def))
+	}
+	var passed []string
+	for _, b := range blocks[1:] {
+		n, counted := free[b.ID]
+		if n > 0 {
+			if len(passed) > 0 {
+				why += fmt.Sprintf(" (nor %s)", strings.Join(passed, ", "))
+			}
+			return b.ID, true, fmt.Sprintf("%s; using block %s, next in configured order", why, describe(b))
+		}
+		if counted {
+			passed = append(passed, describe(b)+" full")
+		} else {
+			passed = append(passed, describe(b)+" not counted")
+		}
+	}
+	if len(passed) > 0 {
+		why += fmt.Sprintf(", nor any other: %s", strings.Join(passed, ", "))
+	}
+	return "", false, why
+}
+
+func describe(b Block) string {
+	if b.Zone == "" {
+		return b.ID
+	}
+	return b.ID + " (" + b.Zone + ")"
+}
