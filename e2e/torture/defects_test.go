@@ -464,6 +464,7 @@ func (w *world) wipeSoleMember() string {
 	})
 	lb := cands[0]
 	uids := memberUIDs(lb.Tags)
+	wiped := false
 	err := oobTry(func() error {
 		cur, err := w.oob.Read(bg, zoneName, lb.ID)
 		if err != nil {
@@ -473,13 +474,22 @@ func (w *world) wipeSoleMember() string {
 			VirtualIPAddresses: []*iaas.LoadBalancerVirtualIPAddress{}, SettingsHash: cur.SettingsHash}); err != nil {
 			return err
 		}
+		wiped = true
 		return w.oob.Config(bg, zoneName, lb.ID)
 	})
 	what := fmt.Sprintf("wiped appliance %s (key %q, member %s)", lb.ID, sharingKey(lb.Tags), shortUIDs(uids))
+	if wiped {
+		// Saved is damage enough, applied or not: the entries are gone
+		// from the settings the controller reads, and with them the only
+		// record of a VIP the Service did not show yet (seed 110753: an
+		// adopted appliance wiped before its Service's status was
+		// written gets a new VIP; SAKURA keeps no record of removed
+		// entries, so nothing could bring the old one back).
+		w.damage(uids, "wipe")
+	}
 	if err != nil {
 		return what + ": error: " + err.Error()
 	}
-	w.damage(uids, "wipe")
 	return what
 }
 
