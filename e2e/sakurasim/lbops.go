@@ -139,20 +139,11 @@ func (s *Simulator) lbUpdate(id types.ID, body []byte, settingsOnly bool) (int, 
 	}
 	name, desc, tags := lb.Name, lb.Description, lb.Tags
 	if !settingsOnly {
-		if _, has := keys["Name"]; has {
-			if n.Name == "" {
-				return 0, nil, badRequest("Name: must not be empty")
-			}
-			name = n.Name
-		}
-		if _, has := keys["Description"]; has {
-			desc = n.Description
+		var e *apiErr
+		if name, desc, tags, e = updateCommon(keys, n.Name, n.Description, n.Tags, name, desc, tags); e != nil {
+			return 0, nil, e
 		}
 		if _, has := keys["Tags"]; has {
-			if len(n.Tags) > maxTags {
-				return 0, nil, badRequest(fmt.Sprintf("Tags: at most %d tags (got %d)", maxTags, len(n.Tags)))
-			}
-			tags = n.Tags
 			c.tags("Tags", tags)
 		}
 	}
@@ -311,4 +302,26 @@ func (s *Simulator) lbStatus(id types.ID) (int, any, *apiErr) {
 		}
 	}
 	return http.StatusOK, map[string]any{"Total": len(out), "From": 0, "Count": len(out), "LoadBalancer": out}, nil
+}
+
+// updateCommon applies the Name, Description and Tags an update carries
+// (keys: the fields present in its body) over the current ones, as every
+// appliance kind's update does.
+func updateCommon(keys map[string]json.RawMessage, newName, newDesc string, newTags []string, name, desc string, tags []string) (string, string, []string, *apiErr) {
+	if _, has := keys["Name"]; has {
+		if newName == "" {
+			return "", "", nil, badRequest("Name: must not be empty")
+		}
+		name = newName
+	}
+	if _, has := keys["Description"]; has {
+		desc = newDesc
+	}
+	if _, has := keys["Tags"]; has {
+		if len(newTags) > maxTags {
+			return "", "", nil, badRequest(fmt.Sprintf("Tags: at most %d tags (got %d)", maxTags, len(newTags)))
+		}
+		tags = newTags
+	}
+	return name, desc, tags, nil
 }

@@ -383,20 +383,9 @@ func (s *Simulator) plbUpdate(id types.ID, body []byte, settingsOnly bool) (int,
 	}
 	name, desc, tags, icon := p.Name, p.Description, p.Tags, p.IconID
 	if !settingsOnly {
-		if _, has := keys["Name"]; has {
-			if n.Name == "" {
-				return 0, nil, badRequest("Name: must not be empty")
-			}
-			name = n.Name
-		}
-		if _, has := keys["Description"]; has {
-			desc = n.Description
-		}
-		if _, has := keys["Tags"]; has {
-			if len(n.Tags) > maxTags {
-				return 0, nil, badRequest(fmt.Sprintf("Tags: at most %d tags (got %d)", maxTags, len(n.Tags)))
-			}
-			tags = n.Tags
+		var e *apiErr
+		if name, desc, tags, e = updateCommon(keys, n.Name, n.Description, n.Tags, name, desc, tags); e != nil {
+			return 0, nil, e
 		}
 		if _, has := keys["Icon"]; has {
 			icon = 0

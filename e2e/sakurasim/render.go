@@ -121,15 +121,7 @@ func (s *Simulator) subnetOf(sw *switchRes) *naked.Subnet {
 }
 
 func (s *Simulator) nakedSwitch(sw *switchRes) *naked.Switch {
-	count := 0
-	for _, sv := range s.servers {
-		for _, n := range sv.NICs {
-			if n.SwitchID == sw.ID {
-				count++
-				break
-			}
-		}
-	}
+	count := s.serverCount(sw)
 	out := &naked.Switch{ID: sw.ID, Name: sw.Name, Tags: sortedTags(sw.Tags), Scope: types.Scopes.User,
 		CreatedAt: tp(sw.CreatedAt), ModifiedAt: tp(sw.CreatedAt), ServerCount: count, Zone: nakedZoneOf(sw.Zone),
 		UserSubnet: &naked.UserSubnet{NetworkMaskLen: sw.Prefix.Bits()}}
