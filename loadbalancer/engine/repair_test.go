@@ -9,6 +9,7 @@ import (
 	"github.com/sacloud/iaas-api-go/fake"
 	"github.com/sacloud/iaas-api-go/types"
 	"github.com/sakura-ccm/sakura-cloud-controller-manager/internal/sakuraapi"
+	"github.com/sakura-ccm/sakura-cloud-controller-manager/loadbalancer/decide"
 	"github.com/sakura-ccm/sakura-cloud-controller-manager/loadbalancer/sweep"
 	v1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -121,6 +122,34 @@ func TestRepairBootsAStoppedAppliance(t *testing.T) {
 	lb.InstanceStatus = types.ServerInstanceStatuses.Down
 	fake.DataStore.Put(fake.ResourceLoadBalancer, zone, lb.ID, lb)
 	e.ensureUp(service("web", 80), nodes)
+}
+
+// An appliance shut down outside the controller after this process booted
+// it, before it was seen up, reads like one still booting: the repair pass
+// leaves it alone for decide.BootGrace after the Boot (booting it again would
+// restart a real boot) and boots it once the grace has passed, so the outage
+// is bounded by the grace (torture seed 112947).
+func TestRepairBootsAgainOnceTheBootGraceHasPassed(t *testing.T) {
+	e, _, _, _ := repairEnv(t)
+	lb := e.lbs()[0]
+	lb.InstanceStatus = types.ServerInstanceStatuses.Down
+	fake.DataStore.Put(fake.ResourceLoadBalancer, zone, lb.ID, lb)
+	for _, c := range []struct {
+		name  string
+		sent  time.Duration // how long ago this process sent its Boot
+		boots int
+	}{
+		{"boot sent 10 s ago: still booting", 10 * time.Second, 0},
+		{"boot sent just within the grace: still booting", decide.BootGrace - time.Second, 0},
+		{"boot sent longer ago than the grace: stopped, booted", decide.BootGrace + time.Second, 1},
+	} {
+		e.lb.mem.bootSent = map[types.ID]time.Time{lb.ID: time.Now().Add(-c.sent)}
+		snap := e.client.Stats().Snapshot()
+		e.lb.RepairPass(e.ctx)
+		if _, by := writes(e.client, snap); by["LoadBalancer.Boot"] != c.boots {
+			t.Fatalf("%s: writes %v, want %d Boot", c.name, by, c.boots)
+		}
+	}
 }
 
 // Real servers changed outside the controller are rewritten.
