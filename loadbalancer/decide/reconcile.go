@@ -159,24 +159,43 @@ func Next(f Facts) Step {
 		}
 		return StepCreate
 	}
-	switch f.State {
-	case Failed:
-		return StepFailed
-	case Stopped:
-		switch {
-		case f.NoRepair:
-			return StepStayOff
-		case f.ServiceDeleting:
-			return StepNone // whoever asks: the deletion's shutdown stands
-		}
-		return StepBoot
-	case Booting, Missing:
-		return StepWaitBoot
+	if step, settled := notUp(f.State, f.NoRepair, f.ServiceDeleting); settled {
+		return step
 	}
 	if f.NoRepair && f.Trigger == ByRepair {
 		return StepHandsOff
 	}
 	return StepServe
+}
+
+// notUp is the step for an appliance that is not up (settled false: it is
+// up, and the caller decides).
+func notUp(state State, noRepair, serviceDeleting bool) (step Step, settled bool) {
+	switch state {
+	case Failed:
+		return StepFailed, true
+	case Stopped:
+		switch {
+		case noRepair:
+			return StepStayOff, true
+		case serviceDeleting:
+			return StepNone, true // whoever asks: the deletion's shutdown stands
+		}
+		return StepBoot, true
+	case Booting, Missing:
+		return StepWaitBoot, true
+	}
+	return StepServe, false
+}
+
+// JoinStep is the step of a Service about to join its sharing key's
+// appliance, in state: join it when up; boot it when it is off, as its
+// members would (the key's tag is on it, so no deletion is under way: a
+// deletion takes the key off first), since a member already served need
+// not sync again and the joining Service would wait for ever.
+func JoinStep(state State, noRepair, serviceDeleting bool) Step {
+	step, _ := notUp(state, noRepair, serviceDeleting)
+	return step
 }
 
 // ServeFacts is what a reconcile observed of an appliance that is up.

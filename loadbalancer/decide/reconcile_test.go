@@ -98,3 +98,29 @@ func TestAdmit(t *testing.T) {
 		t.Error("EnsureLoadBalancer after a deletion began is not admitted")
 	}
 }
+
+// A Service joining its sharing key's appliance boots it when it is off:
+// the member already served may never sync again (engine test
+// TestWantedAgainBeforeItsDeletionFinishedIsSharedAgain waited for ever
+// when the shutdown of a deletion landed after that member was wanted
+// again).
+func TestJoinStep(t *testing.T) {
+	for _, c := range []struct {
+		name               string
+		state              State
+		noRepair, deleting bool
+		want               Step
+	}{
+		{"up: join", Up, false, false, StepServe},
+		{"off: boot it", Stopped, false, false, StepBoot},
+		{"off, the joining Service opts out of repair: say so", Stopped, true, false, StepStayOff},
+		{"off, the joining Service is being deleted: nothing", Stopped, false, true, StepNone},
+		{"booting: wait", Booting, false, false, StepWaitBoot},
+		{"not listed yet: wait", Missing, false, false, StepWaitBoot},
+		{"failed: a person must act", Failed, false, false, StepFailed},
+	} {
+		if got := JoinStep(c.state, c.noRepair, c.deleting); got != c.want {
+			t.Errorf("%s: %v, want %v", c.name, got, c.want)
+		}
+	}
+}

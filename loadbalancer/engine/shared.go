@@ -87,11 +87,24 @@ func (l *Engine) join(ctx context.Context, exec *apply.Executor, cluster string,
 // whose entries are in place.
 func (l *Engine) joinAppliance(ctx context.Context, exec *apply.Executor, cluster string, svc *v1.Service, nodes []*v1.Node, p *prepared, lb *iaas.LoadBalancer, keepShown bool) (*v1.LoadBalancerStatus, error) {
 	key := p.opts.SharingKey
-	if lb.Availability.IsFailed() {
+	bootSent := l.mem.bootSentAt(lb.ID)
+	switch decide.JoinStep(decide.StateOf(lb, bootSent, l.clock.Now()), p.opts.NoRepair, svc.DeletionTimestamp != nil) {
+	case decide.StepServe:
+	case decide.StepFailed:
 		return nil, orReason(ReasonAPIError, fmt.Errorf("load balancer %s (%s) shared by key %s failed to be created by SAKURA Cloud; delete it to let the controller create a new one", lb.Name, lb.ID, key))
-	}
-	if !isUp(lb) {
-		return nil, api.NewRetryError(fmt.Sprintf("load balancer %s shared by key %s is not up yet", lb.ID, key), l.nextBootLook(l.clock.Since(lb.CreatedAt)))
+	case decide.StepBoot:
+		a := act{l: l, exec: exec, cluster: cluster, svc: svc, nodes: nodes, p: p}
+		return nil, a.boot(ctx, lb)
+	case decide.StepStayOff:
+		return nil, fmt.Errorf("load balancer %s shared by key %s is powered off and the Service opts out of repair (%s: \"false\"); boot it by hand or remove the annotation", lb.ID, key, annotations.Repair)
+	case decide.StepNone:
+		return nil, nil
+	default:
+		since := lb.CreatedAt
+		if !bootSent.IsZero() {
+			since = bootSent
+		}
+		return nil, api.NewRetryError(fmt.Sprintf("load balancer %s shared by key %s is not up yet", lb.ID, key), l.nextBootLook(l.clock.Since(since)))
 	}
 	if err := l.sharingConflict(ctx, svc, nodes, p, lb); err != nil {
 		return nil, err
