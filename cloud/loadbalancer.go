@@ -22,20 +22,25 @@ import (
 // (the cloud-provider app calls it from OnStartedLeading, and the process
 // exits when leadership is lost), so only one replica ever runs them.
 func newLoadBalancer(c *Cloud, stop <-chan struct{}) cloudprovider.LoadBalancer {
-	// Load balancers live in one zone (cfg.Zone) and take their real
-	// servers from that zone's servers; nodes of the other zones are not
-	// reachable from its switch without a bridge, which is not modelled yet.
+	// Load balancers live in one zone (cfg.Zone); the other zones' servers
+	// are real servers of an appliance whose switch is bridged to theirs.
 	var servers engine.ServerLister
-	if zc := c.servers.Zone(c.cfg.Zone); zc != nil {
-		servers = zc
+	others := map[string]engine.ServerLister{}
+	for _, zc := range c.servers.All() {
+		if zc.Zone() == c.cfg.Zone {
+			servers = zc
+		} else {
+			others[zc.Zone()] = zc
+		}
 	}
 	lb := loadbalancer.New(loadbalancer.Deps{
-		Client:    c.client,
-		Servers:   servers,
-		Config:    c.lbConfig(),
-		ClusterID: c.cfg.ClusterID,
-		Recorder:  c.recorder,
-		Kube:      c.kube,
+		Client:     c.client,
+		Servers:    servers,
+		OtherZones: others,
+		Config:     c.lbConfig(),
+		ClusterID:  c.cfg.ClusterID,
+		Recorder:   c.recorder,
+		Kube:       c.kube,
 	})
 	ctx := context.Background()
 	if stop != nil {

@@ -56,6 +56,7 @@ type Client struct {
 
 	Servers       ServerAPI
 	Switches      SwitchAPI
+	Bridges       BridgeAPI
 	Internet      InternetAPI
 	LoadBalancers LoadBalancerAPI
 	// Appliances lists every appliance class of the zone (load balancers,
@@ -86,6 +87,7 @@ func NewFromCaller(caller iaas.APICaller, zone string, limits Limits) *Client {
 	}
 	c.Servers = &serverOp{c, iaas.NewServerOp(caller)}
 	c.Switches = &switchOp{c, iaas.NewSwitchOp(caller)}
+	c.Bridges = &bridgeOp{c, iaas.NewBridgeOp(caller)}
 	c.Internet = &internetOp{c, iaas.NewInternetOp(caller)}
 	c.LoadBalancers = &loadBalancerOp{c, iaas.NewLoadBalancerOp(caller)}
 	c.ProxyLBs = &proxyLBOp{c, iaas.NewProxyLBOp(caller)}

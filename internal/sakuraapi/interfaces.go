@@ -25,6 +25,13 @@ type SwitchAPI interface {
 	GetServers(ctx context.Context, zone string, id types.ID) (*iaas.SwitchGetServersResult, error)
 }
 
+// BridgeAPI reads bridges: the layer-2 joins between switches of different
+// zones. A bridge is a regional resource read through any zone's path; its
+// BridgeInfo lists every switch on it with the switch's zone.
+type BridgeAPI interface {
+	Read(ctx context.Context, zone string, id types.ID) (*iaas.Bridge, error)
+}
+
 // InternetAPI reads routers (router+switch blocks of global addresses).
 type InternetAPI interface {
 	Find(ctx context.Context, zone string, conditions *iaas.FindCondition) (*iaas.InternetFindResult, error)

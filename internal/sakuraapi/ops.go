@@ -51,6 +51,15 @@ func (s *switchOp) GetServers(ctx context.Context, zone string, id types.ID) (*i
 	return do(ctx, s.c, "Switch.GetServers", func(ctx context.Context) (*iaas.SwitchGetServersResult, error) { return s.op.GetServers(ctx, zone, id) })
 }
 
+type bridgeOp struct {
+	c  *Client
+	op iaas.BridgeAPI
+}
+
+func (s *bridgeOp) Read(ctx context.Context, zone string, id types.ID) (*iaas.Bridge, error) {
+	return do(ctx, s.c, "Bridge.Read", func(ctx context.Context) (*iaas.Bridge, error) { return s.op.Read(ctx, zone, id) })
+}
+
 type internetOp struct {
 	c  *Client
 	op iaas.InternetAPI

@@ -241,6 +241,8 @@ func portName(p v1.ServicePort) string {
 type Server struct {
 	ID   types.ID
 	Name string
+	// Zone is the zone the server was listed in ("" when not known).
+	Zone string
 	// IPs maps switch ID to the NIC's user address on that switch; "" when
 	// the server has a NIC there but SAKURA knows no address (usual on a
 	// plain switch, where the address is set inside the OS).
@@ -259,13 +261,46 @@ type Backend struct {
 	IP   string
 }
 
+// Segment is the layer-2 segment a load balancer's real servers must share
+// with it (a DSR appliance rewrites only the MAC): its own switch first,
+// then the switches a SAKURA bridge joins to it, with the zones they are in.
+type Segment struct {
+	Switches []types.ID
+	// Zones holds the zone of each switch; empty when not known (then no
+	// node is told apart as being in another zone).
+	Zones []string
+}
+
+// OneSwitch is the segment of a switch on no bridge.
+func OneSwitch(id types.ID) Segment { return Segment{Switches: []types.ID{id}} }
+
+// nicOn is the server's address on the first switch of seg it has a NIC
+// on, and whether it has one.
+func (seg Segment) nicOn(s *Server) (string, bool) {
+	for _, id := range seg.Switches {
+		if ip, ok := s.IPs[id]; ok {
+			return ip, true
+		}
+	}
+	return "", false
+}
+
+// elsewhere reports whether s lives in a zone none of seg's switches is in:
+// no bridge reaches it from there.
+func (seg Segment) elsewhere(s *Server) bool {
+	return s.Zone != "" && len(seg.Zones) > 0 && !slices.Contains(seg.Zones, s.Zone)
+}
+
 // Backends is the outcome of backend selection, with reasons for every node left out.
 type Backends struct {
 	Selected    []Backend // sorted by node name, at most MaxRealServers
 	Excluded    []string  // by ExcludeLabel
 	NotOnSwitch []string  // matched a server with no address on the switch
-	Unmatched   []string  // no server found (or ambiguous name)
-	Truncated   []string  // eligible but beyond MaxRealServers
+	// OtherZone: matched a server in a zone with no switch on the segment
+	// (no bridge joins its zone to the load balancer's switch).
+	OtherZone []string
+	Unmatched []string // no server found (or ambiguous name)
+	Truncated []string // eligible but beyond MaxRealServers
 	// OutsideNetwork: on the switch, but no address inside the appliance's
 	// network (NIC address outside it, or unknown and no InternalIP in it).
 	OutsideNetwork []string
@@ -283,6 +318,13 @@ func SelectBackends(nodes []*v1.Node, servers []Server, switchID types.ID) Backe
 // no address for its NIC on the switch (a plain switch), the Node's
 // InternalIP inside network is used, as kubelet reports it.
 func SelectBackendsOn(nodes []*v1.Node, servers []Server, switchID types.ID, network netip.Prefix) Backends {
+	return SelectBackendsIn(nodes, servers, OneSwitch(switchID), network)
+}
+
+// SelectBackendsIn is SelectBackendsOn for an appliance whose switch is on
+// a bridge: a node's address may be on any switch of seg (the first one,
+// in seg's order, that its server has a NIC on).
+func SelectBackendsIn(nodes []*v1.Node, servers []Server, seg Segment, network netip.Prefix) Backends {
 	match := newMatcher(servers)
 	sorted := append([]*v1.Node(nil), nodes...)
 	sort.Slice(sorted, func(i, j int) bool { return sorted[i].Name < sorted[j].Name })
@@ -302,7 +344,11 @@ func SelectBackendsOn(nodes []*v1.Node, servers []Server, switchID types.ID, net
 			out.Unmatched = append(out.Unmatched, n.Name)
 			continue
 		}
-		ip, onSwitch := srv.IPs[switchID]
+		ip, onSwitch := seg.nicOn(srv)
+		if !onSwitch && seg.elsewhere(srv) {
+			out.OtherZone = append(out.OtherZone, n.Name)
+			continue
+		}
 		if !onSwitch || (ip == "" && !network.IsValid()) {
 			out.NotOnSwitch = append(out.NotOnSwitch, n.Name)
 			continue

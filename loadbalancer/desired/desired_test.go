@@ -2,6 +2,7 @@ package desired
 
 import (
 	"errors"
+	"net/netip"
 	"reflect"
 	"strings"
 	"testing"
@@ -90,6 +91,61 @@ func TestSelectBackends(t *testing.T) {
 	}
 	if !reflect.DeepEqual(got, want) {
 		t.Fatalf("got %+v\nwant %+v", got, want)
+	}
+}
+
+// A load balancer in is1a on a switch bridged to one of is1b's switches:
+// its real servers are the nodes on either switch (each by its address on
+// the switch it sits on); a node of a zone the bridge does not reach is told
+// apart from one whose zone is on the segment but which has no NIC on it.
+func TestSelectBackendsAcrossABridge(t *testing.T) {
+	const home, bridged, otherB, onlyC types.ID = 10, 20, 21, 30
+	seg := Segment{Switches: []types.ID{home, bridged}, Zones: []string{"is1a", "is1b"}}
+	servers := []Server{
+		{ID: 1, Name: "a1", Zone: "is1a", IPs: map[types.ID]string{home: "192.168.0.11"}},
+		{ID: 2, Name: "b1", Zone: "is1b", IPs: map[types.ID]string{bridged: "192.168.0.21"}},
+		{ID: 3, Name: "b2", Zone: "is1b", IPs: map[types.ID]string{otherB: "10.1.0.2"}},
+		{ID: 4, Name: "c1", Zone: "is1c", IPs: map[types.ID]string{onlyC: "10.2.0.1"}},
+		// On both: the address on the first switch of the segment wins.
+		{ID: 5, Name: "a2", Zone: "is1a", IPs: map[types.ID]string{bridged: "192.168.0.25", home: "192.168.0.15"}},
+		// The same name in two zones: never a guess.
+		{ID: 6, Name: "twin", Zone: "is1a", IPs: map[types.ID]string{home: "192.168.0.16"}},
+		{ID: 7, Name: "twin", Zone: "is1b", IPs: map[types.ID]string{bridged: "192.168.0.27"}},
+	}
+	nodes := []*v1.Node{
+		nodeNamed("a1", "sakuracloud://is1a/1", nil),
+		nodeNamed("b1", "sakuracloud://is1b/2", nil),
+		nodeNamed("b2", "sakuracloud://is1b/3", nil),
+		nodeNamed("c1", "sakuracloud://is1c/4", nil),
+		nodeNamed("a2", "", nil),
+		nodeNamed("twin", "", nil),
+	}
+	network := netip.MustParsePrefix("192.168.0.0/24")
+	for _, c := range []struct {
+		name string
+		seg  Segment
+		want Backends
+	}{
+		{"bridged", seg, Backends{
+			Selected:    []Backend{{"a1", "192.168.0.11"}, {"a2", "192.168.0.15"}, {"b1", "192.168.0.21"}},
+			NotOnSwitch: []string{"b2"},
+			OtherZone:   []string{"c1"},
+			Unmatched:   []string{"twin"},
+		}},
+		{"the home switch alone, zones known", Segment{Switches: []types.ID{home}, Zones: []string{"is1a"}}, Backends{
+			Selected:  []Backend{{"a1", "192.168.0.11"}, {"a2", "192.168.0.15"}},
+			OtherZone: []string{"b1", "b2", "c1"},
+			Unmatched: []string{"twin"},
+		}},
+		{"zones not known: every server off the switch is simply not on it", OneSwitch(home), Backends{
+			Selected:    []Backend{{"a1", "192.168.0.11"}, {"a2", "192.168.0.15"}},
+			NotOnSwitch: []string{"b1", "b2", "c1"},
+			Unmatched:   []string{"twin"},
+		}},
+	} {
+		if got := SelectBackendsIn(nodes, servers, c.seg, network); !reflect.DeepEqual(got, c.want) {
+			t.Errorf("%s:\ngot  %+v\nwant %+v", c.name, got, c.want)
+		}
 	}
 }
 

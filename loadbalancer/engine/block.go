@@ -16,6 +16,7 @@ import (
 	"github.com/sakura-ccm/sakura-cloud-controller-manager/loadbalancer/annotations"
 	"github.com/sakura-ccm/sakura-cloud-controller-manager/loadbalancer/desired"
 	"github.com/sakura-ccm/sakura-cloud-controller-manager/loadbalancer/ipam"
+	"github.com/sakura-ccm/sakura-cloud-controller-manager/loadbalancer/zoneview"
 	v1 "k8s.io/api/core/v1"
 )
 
@@ -48,9 +49,21 @@ func (l *Engine) releaseListed(owner string) {
 // which an address taken outside the controller can cause).
 func (l *Engine) forgetInventory(id types.ID) {
 	l.switches.mu.Lock()
+	if c, ok := l.switches.items[id]; ok && !c.sw.BridgeID.IsEmpty() {
+		// The address the API refused may be held across the bridge.
+		if b, ok := l.switches.bridges[c.sw.BridgeID]; ok {
+			for _, i := range b.bridge.BridgeInfo {
+				if i != nil {
+					delete(l.switches.servers, i.ID)
+				}
+			}
+			delete(l.switches.bridges, c.sw.BridgeID)
+		}
+	}
 	delete(l.switches.servers, id)
 	delete(l.switches.items, id)
 	l.switches.zoneFloor = l.clock.Now()
+	l.switches.bridgedFloor = l.clock.Now()
 	l.switches.mu.Unlock()
 }
 
@@ -85,6 +98,12 @@ type switchCache struct {
 	// zoneFloor: listings of the zone used from now on must have started
 	// at or after it (forgetInventory, releaseListed).
 	zoneFloor time.Time
+	// bridges holds the bridges of switches, reused like the switches.
+	bridges map[types.ID]cachedBridge
+	// otherZones are the appliance listings of zones that switches are
+	// bridged to (segment.go), used from bridgedFloor on (forgetInventory).
+	otherZones   map[string]*zoneview.Lister
+	bridgedFloor time.Time
 }
 
 type cachedBlock struct {

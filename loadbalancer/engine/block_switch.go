@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"net/netip"
+	"slices"
 	"sort"
 	"strings"
 
@@ -33,6 +34,10 @@ func (l *Engine) cfgDescribesSwitch() bool {
 
 // resolve chooses where the Service's appliance lives, by its type.
 func (l *Engine) resolve(ctx context.Context, svc *v1.Service, opts annotations.Options, nodes []*v1.Node, servers []desired.Server) (ipam.Block, error) {
+	// A block is found among the switches of the load balancers' zone:
+	// other zones' switches are neither readable there nor a place for an
+	// appliance.
+	servers = slices.DeleteFunc(slices.Clone(servers), func(s desired.Server) bool { return s.Zone != "" && s.Zone != l.client.Zone })
 	if opts.Type == annotations.TypeSwitch {
 		return l.resolveSwitch(ctx, svc, opts, nodes, servers)
 	}

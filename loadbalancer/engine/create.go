@@ -164,7 +164,7 @@ func (l *Engine) create(ctx context.Context, exec *apply.Executor, cluster strin
 		}
 		return nil, orReason(ReasonAPIError, err)
 	}
-	backends, err := l.backends(svc, nodes, p, block.SwitchID, block.Plain, block.Prefix)
+	backends, err := l.backends(ctx, svc, nodes, p, block.SwitchID, block.Plain, block.Prefix)
 	if err != nil {
 		return nil, err
 	}

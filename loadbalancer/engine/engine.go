@@ -78,10 +78,15 @@ type ServerLister interface {
 // Deps are the collaborators of the adapter.
 type Deps struct {
 	Client *sakuraapi.Client
-	// Servers lists servers (cached). Nil: list through Client every time.
-	Servers   ServerLister
-	Config    config.LoadBalancerConfig
-	ClusterID string
+	// Servers lists the servers of the load balancers' zone (cached). Nil:
+	// list through Client every time.
+	Servers ServerLister
+	// OtherZones lists the servers of the cluster's other zones, by zone:
+	// they are real servers of a load balancer whose switch is bridged to
+	// a switch of theirs.
+	OtherZones map[string]ServerLister
+	Config     config.LoadBalancerConfig
+	ClusterID  string
 	// Recorder receives Events on Services; nil drops them (logs remain).
 	Recorder record.EventRecorder
 	// Kube records on Services (the create record, the appliance ID) and
@@ -98,6 +103,7 @@ type Engine struct {
 	clock     clock.Clock
 	client    *sakuraapi.Client
 	servers   ServerLister
+	others    map[string]ServerLister
 	cfg       config.LoadBalancerConfig
 	scope     desired.Scope
 	clusterID string
@@ -141,12 +147,14 @@ func New(d Deps) *Engine {
 		clock:     clk,
 		client:    d.Client,
 		servers:   servers,
+		others:    d.OtherZones,
 		cfg:       d.Config,
 		scope:     ScopeOf(d.Config),
 		clusterID: d.ClusterID,
 		recorder:  d.Recorder,
 		exec:      &apply.Executor{Client: d.Client, ClusterID: d.ClusterID, StatusPolled: d.Config.HealthPollIntervalSec > 0, Clock: clk},
-		switches:  switchCache{items: map[types.ID]cachedSwitch{}, selectors: map[string]cachedBlock{}, servers: map[types.ID]cachedServers{}},
+		switches: switchCache{items: map[types.ID]cachedSwitch{}, selectors: map[string]cachedBlock{}, servers: map[types.ID]cachedServers{},
+			bridges: map[types.ID]cachedBridge{}, otherZones: map[string]*zoneview.Lister{}},
 
 		deleteWaits: DeleteConfirmWaits,
 		kube:        d.Kube,
@@ -229,6 +237,10 @@ var problemReasons = map[desired.ProblemKind]string{
 type prepared struct {
 	opts    annotations.Options
 	servers []desired.Server
+	// unlisted holds the other zones whose servers could not be listed,
+	// with the error: a load balancer whose segment reaches one of them
+	// keeps its real servers until the zone answers.
+	unlisted map[string]error
 	// served is the Service as the appliance serves it: the Service
 	// itself, or a copy with its TCP ports only (annotation
 	// load-balancer-mixed-protocol: serve-tcp), whose other ports are
@@ -273,6 +285,17 @@ func (l *Engine) prepare(ctx context.Context, svc *v1.Service) (*prepared, error
 		return nil, orReason(ReasonAPIError, err)
 	}
 	pr := &prepared{opts: opts, servers: servers, served: svc}
+	for zone, lister := range l.others {
+		raw, err := lister.List(ctx)
+		if err != nil {
+			if pr.unlisted == nil {
+				pr.unlisted = map[string]error{}
+			}
+			pr.unlisted[zone] = err
+			continue
+		}
+		pr.servers = append(pr.servers, serversOf(zone, raw)...)
+	}
 	if opts.ServeTCPOnly {
 		pr.served, pr.skipped = desired.TCPPorts(svc)
 	}
@@ -296,12 +319,17 @@ func (l *Engine) listServers(ctx context.Context) ([]desired.Server, error) {
 	if err != nil {
 		return nil, fmt.Errorf("listing servers: %w", err)
 	}
+	return serversOf(l.client.Zone, raw), nil
+}
+
+// serversOf converts the servers listed in zone for backend selection.
+func serversOf(zone string, raw []*iaas.Server) []desired.Server {
 	out := make([]desired.Server, 0, len(raw))
 	for _, s := range raw {
 		if s == nil {
 			continue
 		}
-		ds := desired.Server{ID: s.ID, Name: s.Name, IPs: map[types.ID]string{}, PreviousIDs: servercache.PreviousIDs(s)}
+		ds := desired.Server{ID: s.ID, Name: s.Name, Zone: zone, IPs: map[types.ID]string{}, PreviousIDs: servercache.PreviousIDs(s)}
 		for _, nic := range s.Interfaces {
 			if nic == nil || nic.SwitchID.IsEmpty() {
 				continue
@@ -319,13 +347,17 @@ func (l *Engine) listServers(ctx context.Context) ([]desired.Server, error) {
 		}
 		out = append(out, ds)
 	}
-	return out, nil
+	return out
 }
 
 func (l *Engine) reportBackends(svc *v1.Service, b desired.Backends, where string) {
 	if len(b.NotOnSwitch) > 0 {
 		l.notice(svc, ReasonNodesNotOnSwitch, b.NotOnSwitch, fmt.Sprintf("nodes %s have no NIC on the load balancer's switch %s and are not real servers; connect them to that switch or exclude them with the label %s",
 			strings.Join(b.NotOnSwitch, ", "), where, desired.ExcludeLabel))
+	}
+	if len(b.OtherZone) > 0 {
+		l.notice(svc, ReasonNodesInOtherZone, b.OtherZone, fmt.Sprintf("nodes %s are in zones that no bridge joins to the load balancer's switch %s and are not real servers; connect a switch of their zone to that switch's bridge or exclude them with the label %s",
+			strings.Join(b.OtherZone, ", "), where, desired.ExcludeLabel))
 	}
 	if len(b.Unmatched) > 0 {
 		l.notice(svc, ReasonNodesWithoutServer, b.Unmatched, fmt.Sprintf("nodes %s match no SAKURA server (by providerID or unique name) and are not real servers", strings.Join(b.Unmatched, ", ")))

@@ -13,6 +13,7 @@ const (
 	ReasonAddressBlockExhausted   = "AddressBlockExhausted"
 	ReasonLoadBalancerIPInvalid   = "LoadBalancerIPUnavailable"
 	ReasonNodesNotOnSwitch        = "NodesNotOnSwitch"
+	ReasonNodesInOtherZone        = "NodesInOtherZone"
 	ReasonNodesWithoutServer      = "NodesWithoutServer"
 	ReasonTooManyNodes            = "TooManyNodes"
 	ReasonTrafficPolicyLocal      = "ExternalTrafficPolicyLocal"
@@ -43,7 +44,7 @@ const (
 var AllReasons = []string{
 	ReasonInvalidAnnotation, ReasonUnsupportedProtocol, ReasonTooManyPorts,
 	ReasonNoAddressBlock, ReasonAmbiguousAddressBlock, ReasonAddressBlockExhausted, ReasonLoadBalancerIPInvalid,
-	ReasonNodesNotOnSwitch, ReasonNodesWithoutServer, ReasonTooManyNodes, ReasonTrafficPolicyLocal, ReasonChangeNeedsNewAppliance,
+	ReasonNodesNotOnSwitch, ReasonNodesInOtherZone, ReasonNodesWithoutServer, ReasonTooManyNodes, ReasonTrafficPolicyLocal, ReasonChangeNeedsNewAppliance,
 	ReasonCreated, ReasonUpdated, ReasonShuttingDown, ReasonDeleted, ReasonDuplicate, ReasonAPIError, ReasonConfigError,
 	ReasonSharingConflict, ReasonSharedApplianceFull, ReasonJoinedShared, ReasonLeftShared,
 	ReasonNoReadyEndpoints, ReasonRealServerDown, ReasonRealServerUp, ReasonRepaired,

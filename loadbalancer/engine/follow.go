@@ -436,23 +436,36 @@ func (l *Engine) backendsOn(ctx context.Context, svc *v1.Service, nodes []*v1.No
 	if err != nil {
 		return desired.Backends{}, orReason(ReasonAPIError, fmt.Errorf("reading switch %s of load balancer %s: %w", lb.SwitchID, lb.ID, err))
 	}
-	return l.backends(svc, nodes, p, lb.SwitchID, haveType == annotations.TypeSwitch, networkOf(lb))
+	return l.backends(ctx, svc, nodes, p, lb.SwitchID, haveType == annotations.TypeSwitch, networkOf(lb))
 }
 
-// backends selects the real servers for svc on switchID (a plain switch
-// with network when plain), narrowed to endpoint nodes for Local Services,
-// and reports the nodes left out.
-func (l *Engine) backends(svc *v1.Service, nodes []*v1.Node, p *prepared, switchID types.ID, plain bool, network netip.Prefix) (desired.Backends, error) {
+// backends selects the real servers for svc on switchID's segment (a plain
+// switch with network when plain), narrowed to endpoint nodes for Local
+// Services, and reports the nodes left out.
+func (l *Engine) backends(ctx context.Context, svc *v1.Service, nodes []*v1.Node, p *prepared, switchID types.ID, plain bool, network netip.Prefix) (desired.Backends, error) {
 	candidates, err := l.localNodes(svc, nodes)
 	if err != nil {
 		return desired.Backends{}, err
 	}
-	var b desired.Backends
-	if plain {
-		b = desired.SelectBackendsOn(candidates, p.servers, switchID, network)
-	} else {
-		b = desired.SelectBackends(candidates, p.servers, switchID)
+	sw, err := l.readSwitch(ctx, switchID)
+	if err != nil {
+		return desired.Backends{}, orReason(ReasonAPIError, fmt.Errorf("reading switch %s: %w", switchID, err))
 	}
+	seg, err := l.segmentOf(ctx, sw, switchTTL)
+	if err != nil {
+		return desired.Backends{}, orReason(ReasonAPIError, err)
+	}
+	for _, zone := range seg.Zones {
+		if err := p.unlisted[zone]; err != nil {
+			// Its nodes would all look gone: keep the real servers as
+			// they are until the zone answers.
+			return desired.Backends{}, orReason(ReasonAPIError, fmt.Errorf("switch %s is bridged to zone %s, whose servers could not be listed: %w", switchID, zone, err))
+		}
+	}
+	if !plain {
+		network = netip.Prefix{}
+	}
+	b := desired.SelectBackendsIn(candidates, p.servers, seg, network)
 	l.reportBackends(svc, b, "switch "+switchID.String())
 	return b, nil
 }

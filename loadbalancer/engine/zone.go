@@ -74,6 +74,12 @@ func ownedBy(snap *zoneview.Snapshot, cluster, uid string) []*iaas.LoadBalancer 
 // are made by people, seldom; a create the API refuses forgets them
 // (forgetInventory), so the next try reads them again.
 func (l *Engine) switchServers(ctx context.Context, id types.ID) ([]*iaas.Server, error) {
+	return l.switchServersIn(ctx, l.client.Zone, id)
+}
+
+// switchServersIn is switchServers for a switch of zone (switch IDs are
+// unique across zones).
+func (l *Engine) switchServersIn(ctx context.Context, zone string, id types.ID) ([]*iaas.Server, error) {
 	l.switches.mu.Lock()
 	c, ok := l.switches.servers[id]
 	l.switches.mu.Unlock()
@@ -81,9 +87,9 @@ func (l *Engine) switchServers(ctx context.Context, id types.ID) ([]*iaas.Server
 		return c.servers, nil
 	}
 	at := l.clock.Now()
-	r, err := l.client.Switches.GetServers(ctx, l.client.Zone, id)
+	r, err := l.client.Switches.GetServers(ctx, zone, id)
 	if err != nil {
-		return nil, fmt.Errorf("listing servers on switch %s: %w", id, err)
+		return nil, fmt.Errorf("listing servers on switch %s of zone %s: %w", id, zone, err)
 	}
 	if l.inventoryTTL() > 0 {
 		l.switches.mu.Lock()
@@ -98,8 +104,9 @@ type cachedServers struct {
 	at      time.Time
 }
 
-// switchUsage is every address and VRID in use on sw: its next hops, its
-// servers and every appliance of the zone's listing with a NIC on it.
+// switchUsage is every address and VRID in use on sw's segment: its next
+// hops, its servers and every appliance of the zone's listing with a NIC on
+// it, and the same of every switch bridged to it.
 func (l *Engine) switchUsage(ctx context.Context, sw *iaas.Switch) (*ipam.Usage, error) {
 	servers, err := l.switchServers(ctx, sw.ID)
 	if err != nil {
@@ -109,5 +116,9 @@ func (l *Engine) switchUsage(ctx context.Context, sw *iaas.Switch) (*ipam.Usage,
 	if err != nil {
 		return nil, err
 	}
-	return snap.SwitchUsage(sw, servers), nil
+	u := snap.SwitchUsage(sw, servers)
+	if err := l.bridgedUsage(ctx, u, sw); err != nil {
+		return nil, err
+	}
+	return u, nil
 }
