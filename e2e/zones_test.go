@@ -3,6 +3,7 @@ package e2e
 import (
 	"encoding/json"
 	"fmt"
+	"net/netip"
 	"strings"
 	"testing"
 	"time"
@@ -150,6 +151,39 @@ func TestZoneOutageKeepsNodes(t *testing.T) {
 	for _, name := range []string{"zone-a-1", "zone-a-3", "zone-b-1"} {
 		if _, err := e.kube.CoreV1().Nodes().Get(e.ctx, name, metav1.GetOptions{}); err != nil {
 			t.Errorf("Node %s after the outage: %v", name, err)
+		}
+	}
+}
+
+// TestLoadBalancerAcrossABridge: the cluster spans is1a and is1b, and the
+// is1a switch of its private network is bridged to an is1b switch. A
+// Service's appliance, made in is1a, takes the is1b node on the bridged
+// switch as a real server and leaves out the one on an unbridged switch
+// (with an Event naming it), and takes no address that a server on the
+// bridged switch holds: the first two of its assign range are is1b
+// servers' (the simulator accepts an appliance on them, as SAKURA may).
+func TestLoadBalancerAcrossABridge(t *testing.T) {
+	e := newEnv(t, envOptions{topology: "testdata/topology-bridged.yaml",
+		nodes:       []string{"zone-a-1", "zone-a-2", "zone-b-1", "zone-b-2"},
+		extraConfig: map[string]any{"zones": []string{"is1a", "is1b"}}})
+	assign := netip.MustParsePrefix("192.168.100.16/29")
+	e.createAnnotatedService("across", map[string]string{
+		annType: "switch", annIPRange: "192.168.100.0/24", annAssign: assign.String(),
+	})
+	ip := e.waitIngressIP("across")
+	e.waitVIPs(ip, map[int][]string{80: {"192.168.100.11", "192.168.100.12", "192.168.100.21"}})
+	e.waitEvent("across", "NodesNotOnSwitch", "zone-b-2")
+	lb, _, err := e.sakura.lbWithVIP(e.ctx, ip)
+	if err != nil || lb == nil {
+		t.Fatalf("appliance for %s: %v", ip, err)
+	}
+	held := map[string]string{"192.168.100.17": "db-b-1", "192.168.100.18": "db-b-2", "192.168.100.21": "zone-b-1"}
+	for _, a := range append([]string{ip}, lb.IPAddresses...) {
+		if who := held[a]; who != "" {
+			t.Errorf("address %s went to the load balancer, but %s holds it on the bridged switch", a, who)
+		}
+		if !assign.Contains(netip.MustParseAddr(a)) {
+			t.Errorf("address %s is outside the assign range %s", a, assign)
 		}
 	}
 }

@@ -350,21 +350,21 @@ func serversOf(zone string, raw []*iaas.Server) []desired.Server {
 	return out
 }
 
-func (l *Engine) reportBackends(svc *v1.Service, b desired.Backends, where string) {
+func (l *Engine) reportBackends(svc *v1.Service, b desired.Backends, switchID string) {
 	if len(b.NotOnSwitch) > 0 {
 		l.notice(svc, ReasonNodesNotOnSwitch, b.NotOnSwitch, fmt.Sprintf("nodes %s have no NIC on the load balancer's switch %s and are not real servers; connect them to that switch or exclude them with the label %s",
-			strings.Join(b.NotOnSwitch, ", "), where, desired.ExcludeLabel))
+			strings.Join(b.NotOnSwitch, ", "), switchID, desired.ExcludeLabel))
 	}
 	if len(b.OtherZone) > 0 {
 		l.notice(svc, ReasonNodesInOtherZone, b.OtherZone, fmt.Sprintf("nodes %s are in zones that no bridge joins to the load balancer's switch %s and are not real servers; connect a switch of their zone to that switch's bridge or exclude them with the label %s",
-			strings.Join(b.OtherZone, ", "), where, desired.ExcludeLabel))
+			strings.Join(b.OtherZone, ", "), switchID, desired.ExcludeLabel))
 	}
 	if len(b.Unmatched) > 0 {
 		l.notice(svc, ReasonNodesWithoutServer, b.Unmatched, fmt.Sprintf("nodes %s match no SAKURA server (by providerID or unique name) and are not real servers", strings.Join(b.Unmatched, ", ")))
 	}
 	if len(b.OutsideNetwork) > 0 {
 		l.notice(svc, ReasonNodesNotOnSwitch+"/network", b.OutsideNetwork, fmt.Sprintf("nodes %s are on the load balancer's switch %s but have no address inside its network (SAKURA's NIC address or the Node's InternalIP); they are not real servers",
-			strings.Join(b.OutsideNetwork, ", "), where))
+			strings.Join(b.OutsideNetwork, ", "), switchID))
 	}
 	if len(b.Truncated) > 0 {
 		l.notice(svc, ReasonTooManyNodes, b.Truncated, fmt.Sprintf("%d eligible nodes but a SAKURA load balancer takes at most %d real servers per port: using the first %d by node name; left out: %s",

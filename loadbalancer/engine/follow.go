@@ -466,6 +466,6 @@ func (l *Engine) backends(ctx context.Context, svc *v1.Service, nodes []*v1.Node
 		network = netip.Prefix{}
 	}
 	b := desired.SelectBackendsIn(candidates, p.servers, seg, network)
-	l.reportBackends(svc, b, "switch "+switchID.String())
+	l.reportBackends(svc, b, switchID.String())
 	return b, nil
 }
