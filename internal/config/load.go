@@ -254,6 +254,38 @@ func (c *Config) validateZones() field.ErrorList {
 	return errs
 }
 
+// validateBlocks checks loadBalancer.blocks: numeric switch IDs, each once,
+// for type internet, and no other way of choosing the block beside it
+// (which would win would be a guess).
+func (lb *LoadBalancerConfig) validateBlocks() field.ErrorList {
+	if len(lb.Blocks) == 0 {
+		return nil
+	}
+	var errs field.ErrorList
+	p := path("loadBalancer.blocks")
+	seen := map[string]bool{}
+	for i, id := range lb.Blocks {
+		if n, err := strconv.ParseInt(id, 10, 64); err != nil || n <= 0 {
+			errs = append(errs, field.Invalid(p.Index(i), id, "must be the numeric ID of a router+switch's switch, such as 113000000123"))
+		} else if seen[id] {
+			errs = append(errs, field.Duplicate(p.Index(i), id))
+		}
+		seen[id] = true
+	}
+	if lb.Type == LoadBalancerTypeSwitch {
+		errs = append(errs, field.Invalid(p, lb.Blocks, "lists router+switch blocks, which type switch does not use; set type internet or remove blocks"))
+	}
+	for _, other := range []struct {
+		key string
+		set bool
+	}{{"routerID", lb.RouterID != ""}, {"switchID", lb.SwitchID != ""}, {"routerSelector", len(lb.RouterSelector) > 0}, {"switchSelector", len(lb.SwitchSelector) > 0}} {
+		if other.set {
+			errs = append(errs, field.Forbidden(path("loadBalancer."+other.key), "set either blocks or "+other.key+", not both"))
+		}
+	}
+	return errs
+}
+
 // maxSelectorTags is how many tags a SAKURA resource carries at most: a
 // selector asking for more can never match.
 const maxSelectorTags = 10
@@ -274,6 +306,7 @@ func (lb *LoadBalancerConfig) validate() field.ErrorList {
 			}
 		}
 	}
+	errs = append(errs, lb.validateBlocks()...)
 	for _, sel := range []struct {
 		key  string
 		tags []string

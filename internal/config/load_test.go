@@ -248,6 +248,12 @@ func TestErrorMessages(t *testing.T) {
 		{"selectors", minimalFile + "loadBalancer:\n  routerSelector: [\"k8s\", \" k8s\", \"k8s\"]\n  switchSelector: [a,b,c,d,e,f,g,h,i,j,k]\n", nil,
 			`invalid configuration: loadBalancer.routerSelector[1]: Invalid value: " k8s": must be a tag without leading or trailing spaces; ` +
 				`loadBalancer.routerSelector[2]: Duplicate value: "k8s"; loadBalancer.switchSelector: Too many: 11: must have at most 10 items`},
+		{"blocks", minimalFile + "loadBalancer:\n  blocks: [\"113100000001\", abc, \"113100000001\"]\n  switchID: \"113100000009\"\n  switchSelector: [k8s]\n", nil,
+			`invalid configuration: loadBalancer.blocks[1]: Invalid value: "abc": must be the numeric ID of a router+switch's switch, such as 113000000123; ` +
+				`loadBalancer.blocks[2]: Duplicate value: "113100000001"; loadBalancer.switchID: Forbidden: set either blocks or switchID, not both; ` +
+				`loadBalancer.switchSelector: Forbidden: set either blocks or switchSelector, not both`},
+		{"blocks for type switch", minimalFile + "loadBalancer:\n  type: switch\n  blocks: [\"113100000001\"]\n", nil,
+			`invalid configuration: loadBalancer.blocks: Invalid value: ["113100000001"]: lists router+switch blocks, which type switch does not use; set type internet or remove blocks`},
 		{"switch network", minimalFile + "loadBalancer:\n  ipRange: 192.168.0.0/24\n  assignIPRange: 192.168.1.0/27\n  assignDefaultGateway: 10.0.0.1\n", nil,
 			`invalid configuration: loadBalancer.assignIPRange: Invalid value: "192.168.1.0/27": must lie inside loadBalancer.ipRange (192.168.0.0/24); ` +
 				`loadBalancer.assignDefaultGateway: Invalid value: "10.0.0.1": must lie inside loadBalancer.ipRange (192.168.0.0/24)`},

@@ -43,6 +43,11 @@ type LoadBalancerConfig struct {
 	// the switch) that VIPs come from. Empty: choose by selector or by nodes.
 	RouterID string `json:"routerID"`
 	SwitchID string `json:"switchID"`
+	// Blocks are router+switch blocks (their switch IDs) in order of
+	// preference: new addresses come from the first with room, the
+	// others take over when it is full. Exclusive with the four settings
+	// around it.
+	Blocks []string `json:"blocks"`
 	// RouterSelector / SwitchSelector are tags the router or switch must carry.
 	RouterSelector []string `json:"routerSelector"`
 	SwitchSelector []string `json:"switchSelector"`

@@ -40,9 +40,9 @@ var (
 	blockAddresses = metrics.NewGaugeVec(&metrics.GaugeOpts{
 		Namespace:      namespace,
 		Name:           "block_addresses",
-		Help:           "Usable addresses of a router+switch block or switch range by state (free, used), as of the last address search.",
+		Help:           "Usable addresses of a router+switch block or switch range by zone and state (free, used), as of the last address search.",
 		StabilityLevel: metrics.ALPHA,
-	}, []string{"switch", "state"})
+	}, []string{"zone", "switch", "state"})
 
 	reconcileErrors = metrics.NewCounterVec(&metrics.CounterOpts{
 		Namespace:      namespace,
@@ -138,10 +138,11 @@ func (APIObserver) ObserveRetry(op, reason string) {
 	apiRetries.WithLabelValues(op, reason).Inc()
 }
 
-// SetBlockAddresses reports the free and used usable addresses of a switch.
-func SetBlockAddresses(switchID string, free, used int) {
-	blockAddresses.WithLabelValues(switchID, "free").Set(float64(free))
-	blockAddresses.WithLabelValues(switchID, "used").Set(float64(used))
+// SetBlockAddresses reports the free and used usable addresses of a switch
+// of zone.
+func SetBlockAddresses(zone, switchID string, free, used int) {
+	blockAddresses.WithLabelValues(zone, switchID, "free").Set(float64(free))
+	blockAddresses.WithLabelValues(zone, switchID, "used").Set(float64(used))
 }
 
 // CountReconcileError records a failed reconciliation by its Event reason.

@@ -18,7 +18,7 @@ func TestObserverFeedsRegistry(t *testing.T) {
 	o.ObserveCall("LoadBalancer.Create", "ok", 120*time.Millisecond)
 	o.ObserveCall("LoadBalancer.Create", "throttled", 5*time.Millisecond)
 	o.ObserveRetry("LoadBalancer.Create", "throttled")
-	SetBlockAddresses("113000000001", 8, 3)
+	SetBlockAddresses("is1a", "113000000001", 8, 3)
 	CountReconcileError("UnsupportedProtocol")
 	SetManagedLoadBalancers(3)
 	CountSwept(SweepDeleted)
@@ -40,10 +40,10 @@ sakuracloud_ccm_api_requests_total{operation="LoadBalancer.Create",result="throt
 # HELP sakuracloud_ccm_api_retries_total [ALPHA] SAKURA Cloud API requests retried, by operation and the answer that caused the retry (throttled = 429, unavailable = 503/423).
 # TYPE sakuracloud_ccm_api_retries_total counter
 sakuracloud_ccm_api_retries_total{operation="LoadBalancer.Create",reason="throttled"} 1
-# HELP sakuracloud_ccm_block_addresses [ALPHA] Usable addresses of a router+switch block or switch range by state (free, used), as of the last address search.
+# HELP sakuracloud_ccm_block_addresses [ALPHA] Usable addresses of a router+switch block or switch range by zone and state (free, used), as of the last address search.
 # TYPE sakuracloud_ccm_block_addresses gauge
-sakuracloud_ccm_block_addresses{state="free",switch="113000000001"} 8
-sakuracloud_ccm_block_addresses{state="used",switch="113000000001"} 3
+sakuracloud_ccm_block_addresses{state="free",switch="113000000001",zone="is1a"} 8
+sakuracloud_ccm_block_addresses{state="used",switch="113000000001",zone="is1a"} 3
 # HELP sakuracloud_ccm_reconcile_errors_total [ALPHA] Load balancer reconciliations that failed, by the Event reason reported on the Service.
 # TYPE sakuracloud_ccm_reconcile_errors_total counter
 sakuracloud_ccm_reconcile_errors_total{reason="UnsupportedProtocol"} 1

@@ -76,9 +76,10 @@ type Adoption struct {
 type AdoptTarget struct {
 	// ClusterID and UID are this cluster's and the Service's.
 	ClusterID, UID string
-	// Switch is the switch the Service may use (its block or plain switch,
-	// chosen as for a create); SwitchErr says why none could be chosen.
-	Switch    types.ID
+	// Switches are the switches the Service may use (its block or plain
+	// switch, chosen as for a create; every configured block when the
+	// cloud-config lists several); SwitchErr says why none could be chosen.
+	Switches  []types.ID
 	SwitchErr string
 	// Ports is how many VIP entries the Service needs.
 	Ports int
@@ -176,8 +177,8 @@ func fit(lb *iaas.LoadBalancer, t AdoptTarget) Adoption {
 	if t.SwitchErr != "" {
 		return refused(lb, "no switch could be chosen for the Service to check it against: "+t.SwitchErr)
 	}
-	if lb.SwitchID != t.Switch {
-		return refused(lb, fmt.Sprintf("it sits on switch %s, but this Service may only use switch %s", lb.SwitchID, t.Switch))
+	if !slices.Contains(t.Switches, lb.SwitchID) {
+		return refused(lb, fmt.Sprintf("it sits on switch %s, but this Service may only use %s", lb.SwitchID, switchList(t.Switches)))
 	}
 	if t.Ports > desired.MaxVIPEntries {
 		return refused(lb, fmt.Sprintf("the Service has %d ports and a load balancer carries at most %d entries", t.Ports, desired.MaxVIPEntries))
@@ -290,4 +291,15 @@ func Released(tags []string) []string {
 		out = append(out, t)
 	}
 	return out
+}
+
+func switchList(ids []types.ID) string {
+	if len(ids) == 1 {
+		return "switch " + ids[0].String()
+	}
+	parts := make([]string, len(ids))
+	for i, id := range ids {
+		parts[i] = id.String()
+	}
+	return "one of the switches " + strings.Join(parts, ", ")
 }

@@ -32,7 +32,7 @@ func TestEarlierServiceTag(t *testing.T) {
 
 func TestAdoptEarlier(t *testing.T) {
 	svcTag := EarlierServiceTag(svcName)
-	target := AdoptTarget{ClusterID: "prod", UID: "u1", Switch: 7, Ports: 1}
+	target := AdoptTarget{ClusterID: "prod", UID: "u1", Switches: []types.ID{7}, Ports: 1}
 	facts := func(cluster string, lbs ...*iaas.LoadBalancer) EarlierFacts {
 		return EarlierFacts{Enabled: true, Name: earlierName, ServiceName: svcName, ClusterID: cluster, LoadBalancers: lbs}
 	}
@@ -59,11 +59,13 @@ func TestAdoptEarlier(t *testing.T) {
 			[]string{"@k8s.ClusterID=prod", desired.ClusterTag("prod")}},
 		{"one, other cluster ID: refused", facts("prod", earlierLB(1, "@k8s.ClusterID=stage", svcTag)), target, AdoptRefused, []string{"1"}, "@k8s.ClusterID=stage", nil},
 		{"two: refused naming both", facts("prod", earlierLB(1, svcTag), earlierLB(2, svcTag)), target, AdoptRefused, []string{"1", "2"}, "2 load balancers", nil},
-		{"another switch: refused", facts("prod", earlierLB(1, svcTag)), AdoptTarget{ClusterID: "prod", UID: "u1", Switch: 8}, AdoptRefused, []string{"1"}, "switch 7", nil},
+		{"another switch: refused", facts("prod", earlierLB(1, svcTag)), AdoptTarget{ClusterID: "prod", UID: "u1", Switches: []types.ID{8}}, AdoptRefused, []string{"1"}, "switch 7", nil},
+		{"one of several configured blocks: adopted", facts("prod", earlierLB(1, svcTag)), AdoptTarget{ClusterID: "prod", UID: "u1", Switches: []types.ID{8, 7}, Ports: 1}, AdoptIt, []string{"1"}, "", nil},
+		{"none of several configured blocks: refused", facts("prod", earlierLB(1, svcTag)), AdoptTarget{ClusterID: "prod", UID: "u1", Switches: []types.ID{8, 9}}, AdoptRefused, []string{"1"}, "one of the switches 8, 9", nil},
 		{"no switch for the Service: refused", facts("prod", earlierLB(1, svcTag)), AdoptTarget{ClusterID: "prod", UID: "u1", SwitchErr: "no router+switch found"}, AdoptRefused, []string{"1"}, "no router+switch", nil},
 		{"already another cluster's: refused", facts("prod", earlierLB(1, svcTag, desired.ClusterTag("other"), desired.ServiceTag("u9"))), target, AdoptRefused, []string{"1"}, "another cluster", nil},
-		{"VIP shown by another Service: refused", facts("prod", earlierLB(1, svcTag)), AdoptTarget{ClusterID: "prod", UID: "u1", Switch: 7, ShownBy: map[string]string{"203.0.113.9": "shop/web"}}, AdoptRefused, []string{"1"}, "shop/web", nil},
-		{"too many ports: refused", facts("prod", earlierLB(1, svcTag)), AdoptTarget{ClusterID: "prod", UID: "u1", Switch: 7, Ports: 21}, AdoptRefused, []string{"1"}, "21 ports", nil},
+		{"VIP shown by another Service: refused", facts("prod", earlierLB(1, svcTag)), AdoptTarget{ClusterID: "prod", UID: "u1", Switches: []types.ID{7}, ShownBy: map[string]string{"203.0.113.9": "shop/web"}}, AdoptRefused, []string{"1"}, "shop/web", nil},
+		{"too many ports: refused", facts("prod", earlierLB(1, svcTag)), AdoptTarget{ClusterID: "prod", UID: "u1", Switches: []types.ID{7}, Ports: 21}, AdoptRefused, []string{"1"}, "21 ports", nil},
 		{"no room for two tags: refused", facts("prod", earlierLB(1, svcTag, "t1", "t2", "t3", "t4", "t5", "t6", "t7")), target, AdoptRefused, []string{"1"}, "tags", nil},
 	}
 	for _, c := range cases {
@@ -80,7 +82,7 @@ func TestAdoptEarlier(t *testing.T) {
 }
 
 func TestAdoptByID(t *testing.T) {
-	target := AdoptTarget{ClusterID: "prod", UID: "u1", Switch: 7, Ports: 2}
+	target := AdoptTarget{ClusterID: "prod", UID: "u1", Switches: []types.ID{7}, Ports: 2}
 	plain := func(tags ...string) *iaas.LoadBalancer {
 		lb := earlierLB(5, tags...)
 		lb.Tags = tags
@@ -107,7 +109,7 @@ func TestAdoptByID(t *testing.T) {
 	for _, c := range cases {
 		tt := target
 		if c.name == "another switch" {
-			tt.Switch = 9
+			tt.Switches = []types.ID{9}
 		}
 		if strings.HasPrefix(c.name, "absent, adopted before") {
 			tt.RecordedID = "5"

@@ -156,7 +156,16 @@ func (l *Engine) allocFailed(svc *v1.Service, err error, untouched string) error
 // create allocates addresses and creates the appliance under the switch's
 // lock, so concurrent Services never receive the same address.
 func (l *Engine) create(ctx context.Context, exec *apply.Executor, cluster string, svc *v1.Service, nodes []*v1.Node, p *prepared) (*v1.LoadBalancerStatus, error) {
-	block, err := l.resolve(ctx, svc, p.opts, nodes, p.servers)
+	var block ipam.Block
+	var err error
+	if ids := l.listedBlocks(svc, p.opts); ids != nil {
+		var spill string
+		if block, spill, err = l.blockFromList(ctx, svc, p.opts, nodes, ids); err == nil && spill != "" {
+			l.notice(svc, ReasonAddressBlockSpilled, []string{block.SwitchID.String()}, spill)
+		}
+	} else {
+		block, err = l.resolve(ctx, svc, p.opts, nodes, p.servers)
+	}
 	if err != nil {
 		var be *blockError
 		if errors.As(err, &be) {
@@ -175,7 +184,7 @@ func (l *Engine) create(ctx context.Context, exec *apply.Executor, cluster strin
 		return nil, reasoned(reason, err)
 	}
 	free := len(ipam.Free(block, usage, l.reserved))
-	metrics.SetBlockAddresses(block.SwitchID.String(), free, len(block.Usable())-free)
+	metrics.SetBlockAddresses(l.client.Zone, block.SwitchID.String(), free, len(block.Usable())-free)
 	n := 1
 	if p.opts.HA {
 		n = 2

@@ -11,6 +11,7 @@ const (
 	ReasonNoAddressBlock          = "NoAddressBlock"
 	ReasonAmbiguousAddressBlock   = "AmbiguousAddressBlock"
 	ReasonAddressBlockExhausted   = "AddressBlockExhausted"
+	ReasonAddressBlockSpilled     = "AddressBlockSpilled"
 	ReasonLoadBalancerIPInvalid   = "LoadBalancerIPUnavailable"
 	ReasonNodesNotOnSwitch        = "NodesNotOnSwitch"
 	ReasonNodesInOtherZone        = "NodesInOtherZone"
@@ -43,7 +44,7 @@ const (
 // AllReasons lists every reason, for the documentation test.
 var AllReasons = []string{
 	ReasonInvalidAnnotation, ReasonUnsupportedProtocol, ReasonTooManyPorts,
-	ReasonNoAddressBlock, ReasonAmbiguousAddressBlock, ReasonAddressBlockExhausted, ReasonLoadBalancerIPInvalid,
+	ReasonNoAddressBlock, ReasonAmbiguousAddressBlock, ReasonAddressBlockExhausted, ReasonAddressBlockSpilled, ReasonLoadBalancerIPInvalid,
 	ReasonNodesNotOnSwitch, ReasonNodesInOtherZone, ReasonNodesWithoutServer, ReasonTooManyNodes, ReasonTrafficPolicyLocal, ReasonChangeNeedsNewAppliance,
 	ReasonCreated, ReasonUpdated, ReasonShuttingDown, ReasonDeleted, ReasonDuplicate, ReasonAPIError, ReasonConfigError,
 	ReasonSharingConflict, ReasonSharedApplianceFull, ReasonJoinedShared, ReasonLeftShared,

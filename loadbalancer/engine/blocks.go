@@ -1,0 +1,122 @@
+package engine
+
+import (
+	"context"
+	"fmt"
+	"net/netip"
+	"strings"
+
+	"github.com/sacloud/iaas-api-go/types"
+	v1 "k8s.io/api/core/v1"
+
+	"github.com/sakura-ccm/sakura-cloud-controller-manager/internal/metrics"
+	"github.com/sakura-ccm/sakura-cloud-controller-manager/loadbalancer/annotations"
+	"github.com/sakura-ccm/sakura-cloud-controller-manager/loadbalancer/ipam"
+	"github.com/sakura-ccm/sakura-cloud-controller-manager/loadbalancer/topology"
+)
+
+// Several router+switch blocks (loadBalancer.blocks): a new address comes
+// from the first block in configured order with room for the appliance,
+// the next taking over when it is full. An appliance already on any of
+// them stays where it is, and an address the Service pins or shows keeps
+// it in the block that holds the address.
+
+// listedBlocks is the configured blocks when they decide svc's block (type
+// internet, no selector annotation on the Service), else nil.
+func (l *Engine) listedBlocks(svc *v1.Service, opts annotations.Options) []types.ID {
+	if len(l.cfg.Blocks) == 0 || opts.Type == annotations.TypeSwitch {
+		return nil
+	}
+	if _, ok := svc.Annotations[annotations.RouterSelector]; ok {
+		return nil
+	}
+	if _, ok := svc.Annotations[annotations.SwitchSelector]; ok {
+		return nil
+	}
+	ids := make([]types.ID, 0, len(l.cfg.Blocks))
+	for _, id := range l.cfg.Blocks {
+		ids = append(ids, types.StringID(id))
+	}
+	return ids
+}
+
+// addressesNeeded is how many free addresses a new appliance takes: its
+// VIP and one address per appliance (two for a redundant pair).
+func addressesNeeded(opts annotations.Options) int {
+	if opts.HA {
+		return 3
+	}
+	return 2
+}
+
+// blockFromList chooses the block of a new appliance among ids. spill,
+// when not empty, says that the default block was passed over and why.
+func (l *Engine) blockFromList(ctx context.Context, svc *v1.Service, opts annotations.Options, nodes []*v1.Node, ids []types.ID) (block ipam.Block, spill string, err error) {
+	pin := opts.IP
+	if pin == "" {
+		pin = statusIP(svc) // a re-create keeps the address the Service shows
+	}
+	listed := make([]topology.Block, 0, len(ids))
+	for _, id := range ids {
+		listed = append(listed, topology.Block{ID: id.String(), Zone: l.client.Zone})
+	}
+	free := map[string]int{}
+	found := map[string]ipam.Block{}
+	for _, id := range ids {
+		b, usage, reason, err := l.blockUsage(ctx, svc, opts, nodes, id)
+		if err != nil {
+			if reason == ReasonNoAddressBlock {
+				return ipam.Block{}, "", &blockError{ReasonNoAddressBlock, fmt.Sprintf("cloud-config blocks: %v", err)}
+			}
+			return ipam.Block{}, "", reasoned(reason, err)
+		}
+		found[id.String()] = b
+		if a, perr := netip.ParseAddr(pin); perr == nil && b.Prefix.Contains(a) {
+			return b, "", nil // the pinned or shown address decides
+		}
+		n := len(ipam.Free(b, usage, l.reserved))
+		if n < addressesNeeded(opts) {
+			n = 0
+		}
+		free[id.String()] = n
+		if n > 0 && pin == "" {
+			break // blocks after the first with room are not counted
+		}
+	}
+	if opts.IP != "" {
+		return ipam.Block{}, "", reasoned(ReasonLoadBalancerIPInvalid, fmt.Errorf("%s %s is in none of the cloud-config blocks (%s)", annotations.LoadBalancerIP, opts.IP, describeBlocks(found, ids)))
+	}
+	chosen, spilled, why := topology.ChooseBlock(listed, free, "")
+	if chosen == "" {
+		return ipam.Block{}, "", &blockError{ReasonAddressBlockExhausted, fmt.Sprintf("no free address for a new load balancer (%d needed): %s", addressesNeeded(opts), why)}
+	}
+	if spilled {
+		spill = why
+	}
+	return found[chosen], spill, nil
+}
+
+// blockUsage reads block id and takes stock of it under the switch's lock,
+// and reports its free and used addresses.
+func (l *Engine) blockUsage(ctx context.Context, svc *v1.Service, opts annotations.Options, nodes []*v1.Node, id types.ID) (ipam.Block, *ipam.Usage, string, error) {
+	defer l.locks.lock(switchLock(id))()
+	b, usage, reason, err := l.usageOf(ctx, id, opts, nodes, string(svc.UID))
+	if err != nil {
+		return b, nil, reason, err
+	}
+	free := len(ipam.Free(b, usage, l.reserved))
+	metrics.SetBlockAddresses(l.client.Zone, b.SwitchID.String(), free, len(b.Usable())-free)
+	return b, usage, "", nil
+}
+
+func describeBlocks(found map[string]ipam.Block, ids []types.ID) string {
+	parts := make([]string, 0, len(ids))
+	for _, id := range ids {
+		if b, ok := found[id.String()]; ok {
+			parts = append(parts, b.String())
+		} else {
+			parts = append(parts, "switch "+id.String())
+		}
+	}
+	return strings.Join(parts, ", ")
+}
