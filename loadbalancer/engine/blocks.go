@@ -3,7 +3,6 @@ package engine
 import (
 	"context"
 	"fmt"
-	"net/netip"
 	"strings"
 
 	"github.com/sacloud/iaas-api-go/types"
@@ -51,39 +50,37 @@ func addressesNeeded(opts annotations.Options) int {
 
 // blockFromList chooses the block of a new appliance among ids. spill,
 // when not empty, says that the default block was passed over and why.
+// Blocks are counted in order until one has room; all of them when an
+// address the Service pins or shows must be placed.
 func (l *Engine) blockFromList(ctx context.Context, svc *v1.Service, opts annotations.Options, nodes []*v1.Node, ids []types.ID) (block ipam.Block, spill string, err error) {
-	pin := opts.IP
-	if pin == "" {
-		pin = statusIP(svc) // a re-create keeps the address the Service shows
-	}
+	placing := opts.IP != "" || statusIP(svc) != ""
 	listed := make([]topology.Block, 0, len(ids))
-	for _, id := range ids {
-		listed = append(listed, topology.Block{ID: id.String(), Zone: l.client.Zone})
-	}
 	free := map[string]int{}
 	found := map[string]ipam.Block{}
 	for _, id := range ids {
-		b, usage, reason, err := l.blockUsage(ctx, svc, opts, nodes, id)
-		if err != nil {
-			if reason == ReasonNoAddressBlock {
-				return ipam.Block{}, "", &blockError{ReasonNoAddressBlock, fmt.Sprintf("cloud-config blocks: %v", err)}
+		tb := topology.Block{ID: id.String(), Zone: l.client.Zone}
+		if placing || !hasRoom(free) {
+			b, usage, reason, err := l.blockUsage(ctx, svc, opts, nodes, id)
+			if err != nil {
+				if reason == ReasonNoAddressBlock {
+					return ipam.Block{}, "", &blockError{ReasonNoAddressBlock, fmt.Sprintf("cloud-config blocks: %v", err)}
+				}
+				return ipam.Block{}, "", reasoned(reason, err)
 			}
-			return ipam.Block{}, "", reasoned(reason, err)
+			found[tb.ID] = b
+			tb.Network = b.Prefix
+			if n := len(ipam.Free(b, usage, l.reserved)); n >= addressesNeeded(opts) {
+				free[tb.ID] = n
+			} else {
+				free[tb.ID] = 0
+			}
 		}
-		found[id.String()] = b
-		if a, perr := netip.ParseAddr(pin); perr == nil && b.Prefix.Contains(a) {
-			return b, "", nil // the pinned or shown address decides
-		}
-		n := len(ipam.Free(b, usage, l.reserved))
-		if n < addressesNeeded(opts) {
-			n = 0
-		}
-		free[id.String()] = n
-		if n > 0 && pin == "" {
-			break // blocks after the first with room are not counted
-		}
+		listed = append(listed, tb)
 	}
-	if opts.IP != "" {
+	switch held, pinned := topology.HoldingBlock(listed, opts.IP, statusIP(svc)); pinned {
+	case topology.PinHeld:
+		return found[held], "", nil
+	case topology.PinOutside:
 		return ipam.Block{}, "", reasoned(ReasonLoadBalancerIPInvalid, fmt.Errorf("%s %s is in none of the cloud-config blocks (%s)", annotations.LoadBalancerIP, opts.IP, describeBlocks(found, ids)))
 	}
 	chosen, spilled, why := topology.ChooseBlock(listed, free, "")
@@ -94,6 +91,16 @@ func (l *Engine) blockFromList(ctx context.Context, svc *v1.Service, opts annota
 		spill = why
 	}
 	return found[chosen], spill, nil
+}
+
+// hasRoom reports whether a counted block has room.
+func hasRoom(free map[string]int) bool {
+	for _, n := range free {
+		if n > 0 {
+			return true
+		}
+	}
+	return false
 }
 
 // blockUsage reads block id and takes stock of it under the switch's lock,

@@ -2,6 +2,7 @@ package topology
 
 import (
 	"fmt"
+	"net/netip"
 	"strings"
 )
 
@@ -10,6 +11,46 @@ import (
 type Block struct {
 	ID   string
 	Zone string
+	// Network is the block's network, when known (HoldingBlock).
+	Network netip.Prefix
+}
+
+// Pinned is where an address a Service pins or already shows puts it, among
+// blocks in configured order.
+type Pinned int
+
+const (
+	// NotPinned: the Service neither pins nor shows an address (or it is
+	// not an IPv4 address); the block is chosen by room (ChooseBlock).
+	NotPinned Pinned = iota
+	// PinHeld: a block holds the address; the Service keeps to it,
+	// whatever its place in the list: its address would change elsewhere.
+	PinHeld
+	// PinOutside: the Service pins an address that no block holds: refused.
+	PinOutside
+	// ShownOutside: the address the Service shows is in no block (the list
+	// changed since): choose by room, as for a new Service.
+	ShownOutside
+)
+
+// HoldingBlock says where pinned (an address the Service pins), or else
+// shown (the address it shows), puts the Service among blocks: the first
+// block whose Network holds it, and which case applies.
+func HoldingBlock(blocks []Block, pinned, shown string) (string, Pinned) {
+	addr, outside := pinned, PinOutside
+	if addr == "" {
+		addr, outside = shown, ShownOutside
+	}
+	a, err := netip.ParseAddr(addr)
+	if err != nil || !a.Is4() {
+		return "", NotPinned
+	}
+	for _, b := range blocks {
+		if b.Network.IsValid() && b.Network.Contains(a) {
+			return b.ID, PinHeld
+		}
+	}
+	return "", outside
 }
 
 // ChooseBlock picks the block a new address comes from. free holds each

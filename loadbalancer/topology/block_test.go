@@ -1,6 +1,7 @@
 package topology
 
 import (
+	"net/netip"
 	"strings"
 	"testing"
 )
@@ -42,5 +43,27 @@ func TestChooseBlock(t *testing.T) {
 				t.Errorf("reason %q, want it to contain %q", reason, tc.reason)
 			}
 		})
+	}
+}
+
+func TestHoldingBlock(t *testing.T) {
+	blocks := []Block{{ID: "a", Network: netip.MustParsePrefix("203.0.113.16/28")}, {ID: "b", Network: netip.MustParsePrefix("203.0.113.32/28")}}
+	for _, tc := range []struct {
+		name          string
+		pinned, shown string
+		block         string
+		want          Pinned
+	}{
+		{"nothing pinned or shown", "", "", "", NotPinned},
+		{"pinned in the second block: that block, not the first", "203.0.113.40", "", "b", PinHeld},
+		{"shown in the first block", "", "203.0.113.20", "a", PinHeld},
+		{"the pin wins over what is shown", "203.0.113.40", "203.0.113.20", "b", PinHeld},
+		{"pinned outside every block: refused", "198.51.100.7", "", "", PinOutside},
+		{"shown outside every block: chosen by room", "", "198.51.100.7", "", ShownOutside},
+		{"not an IPv4 address: chosen by room", "", "fd00::1", "", NotPinned},
+	} {
+		if block, got := HoldingBlock(blocks, tc.pinned, tc.shown); block != tc.block || got != tc.want {
+			t.Errorf("%s: %q %v, want %q %v", tc.name, block, got, tc.block, tc.want)
+		}
 	}
 }

@@ -5,8 +5,9 @@
 // full.
 //
 // It is pure: plain values in, plain values out, no API calls, no clock,
-// no globals. It is not wired into the controller yet (issue #23): the
-// load balancer engine still takes its real servers from its own zone.
+// no globals. The engine chooses a Service's block with ChooseBlock and
+// HoldingBlock (loadBalancer.blocks); its real servers follow the bridged
+// segment through desired.Segment, which Reach describes the same way.
 package topology
 
 import (
