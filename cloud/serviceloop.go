@@ -3,6 +3,8 @@ package cloud
 import (
 	"context"
 
+	"github.com/sakura-ccm/sakura-cloud-controller-manager/loadbalancer/desired"
+
 	"k8s.io/client-go/informers"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/klog/v2"
@@ -21,7 +23,7 @@ func (c *Cloud) ServiceLoops() (upstream, own bool) {
 	if c.cfg.DisableLoadBalancer {
 		return true, false // the upstream controller only finds there is no load balancer
 	}
-	scope := engine.ScopeOf(c.cfg.LoadBalancer)
+	scope := c.scope()
 	return !scope.OwnLoopWithoutClass, scope.Class != "" || scope.OwnLoopWithoutClass
 }
 
@@ -35,7 +37,7 @@ func (c *Cloud) StartServiceLoop(ctx context.Context, kube kubernetes.Interface,
 	}
 	loop, err := serviceloop.New(serviceloop.Options{
 		LoadBalancer: c.lb,
-		Scope:        engine.ScopeOf(c.cfg.LoadBalancer),
+		Scope:        c.scope(),
 		ClusterName:  clusterName,
 		Kube:         kube,
 		Services:     f.Core().V1().Services(),
@@ -47,3 +49,6 @@ func (c *Cloud) StartServiceLoop(ctx context.Context, kube kubernetes.Interface,
 	go loop.Run(ctx, workers)
 	return true, nil
 }
+
+// scope is the Services the configuration has this controller serve.
+func (c *Cloud) scope() desired.Scope { return engine.ScopeOf(c.cfg.LoadBalancer) }

@@ -32,6 +32,12 @@ func (s Scope) Serves(svc *v1.Service) bool {
 	if svc.Spec.Type != v1.ServiceTypeLoadBalancer {
 		return false
 	}
+	return s.classServed(svc)
+}
+
+// classServed reports whether svc's class (none, or this controller's) is
+// served here.
+func (s Scope) classServed(svc *v1.Service) bool {
 	c := svc.Spec.LoadBalancerClass
 	return c == nil || (s.Class != "" && *c == s.Class)
 }
@@ -48,8 +54,7 @@ func (s Scope) OwnLoop(svc *v1.Service) bool {
 // changed through a type change, or before the configuration changed).
 // A Service of another class is never even looked up.
 func (s Scope) MayDelete(svc *v1.Service) bool {
-	c := svc.Spec.LoadBalancerClass
-	return c == nil || (s.Class != "" && *c == s.Class) || slices.Contains(svc.Finalizers, ClassFinalizer)
+	return s.classServed(svc) || slices.Contains(svc.Finalizers, ClassFinalizer)
 }
 
 // FinalizerOf is the finalizer that holds svc's deletion until its

@@ -4,6 +4,8 @@ import (
 	"slices"
 	"strconv"
 
+	servicecontroller "k8s.io/cloud-provider/controllers/service"
+
 	v1 "k8s.io/api/core/v1"
 	apiequality "k8s.io/apimachinery/pkg/api/equality"
 
@@ -88,8 +90,8 @@ func AfterCleanup(svc *v1.Service, scope desired.Scope) *v1.Service {
 // which avoids rewriting every appliance when a node flaps.
 
 // ToBeDeletedTaint is the cluster autoscaler's taint on a node it is about
-// to delete.
-const ToBeDeletedTaint = "ToBeDeletedByClusterAutoscaler"
+// to delete; the upstream service controller leaves such nodes out too.
+const ToBeDeletedTaint = servicecontroller.ToBeDeletedTaint
 
 // Eligible reports whether n may be a real server.
 func Eligible(n *v1.Node) bool {

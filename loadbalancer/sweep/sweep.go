@@ -12,6 +12,8 @@ import (
 	"strings"
 	"time"
 
+	servicehelpers "k8s.io/cloud-provider/service/helpers"
+
 	"github.com/sacloud/iaas-api-go"
 	"github.com/sacloud/iaas-api-go/types"
 	"github.com/sakura-ccm/sakura-cloud-controller-manager/loadbalancer/desired"
@@ -51,7 +53,7 @@ const DefaultGrace = 2 * time.Minute
 // CleanupFinalizer is the service controller's finalizer on LoadBalancer
 // Services; while a Service carries it, the service controller still owns
 // the appliance's deletion.
-const CleanupFinalizer = "service.kubernetes.io/load-balancer-cleanup"
+const CleanupFinalizer = servicehelpers.LoadBalancerCleanupFinalizer
 
 // Claims reports whether svc still owns its appliance: it is of type
 // LoadBalancer, or it carries a cleanup finalizer, the upstream one or the
