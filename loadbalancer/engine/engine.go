@@ -352,7 +352,7 @@ func serversOf(zone string, raw []*iaas.Server) []desired.Server {
 
 func (l *Engine) reportBackends(svc *v1.Service, b desired.Backends, switchID string) {
 	if len(b.NotOnSwitch) > 0 {
-		l.notice(svc, ReasonNodesNotOnSwitch, b.NotOnSwitch, fmt.Sprintf("nodes %s have no NIC on the load balancer's switch %s and are not real servers; connect them to that switch or exclude them with the label %s",
+		l.notice(svc, ReasonNodesNotOnSwitch, b.NotOnSwitch, fmt.Sprintf("nodes %s have no NIC on the load balancer's switch %s (or on a switch a bridge joins to it) and are not real servers; connect them to that switch or exclude them with the label %s",
 			strings.Join(b.NotOnSwitch, ", "), switchID, desired.ExcludeLabel))
 	}
 	if len(b.OtherZone) > 0 {
