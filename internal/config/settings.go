@@ -69,7 +69,7 @@ var Settings = []Setting{
 		Doc: "Zone where load balancers are made, and the cluster's only zone when zones is empty: " + strings.Join(Zones, ", ") + ". Required unless zones is set; then it defaults to the first of zones and must be one of them.",
 		set: func(c *Config, v string) error { c.Zone = v; return nil }},
 	{Key: "zones", Env: "SAKURACLOUD_ZONES",
-		Doc: "Zones (list) the cluster's servers live in, e.g. [is1a, is1b]; each Node is looked up in all of them and labelled with its server's zone (see docs/nodes.md, Nodes in several zones). Empty: zone alone.",
+		Doc: "Zones (list) the cluster's servers live in, e.g. [is1a, is1b]; each Node is looked up in all of them and labelled with its server's zone (see docs/nodes.md, Nodes in several zones), and nodes of any of them on a switch bridged to a load balancer's switch are its real servers (docs/load-balancers.md). Empty: zone alone.",
 		set: listSetter(func(c *Config) *[]string { return &c.Zones })},
 	{Key: "clusterID", Env: "SAKURACLOUD_CLUSTER_ID",
 		Doc: "Cluster identity used to tag and find what this cluster owns. Empty: --cluster-name unless it is the default kubernetes, else the kube-system namespace's UID, recorded in a ConfigMap (see Cluster identity below).",
