@@ -1,6 +1,7 @@
 package e2e
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"net/netip"
@@ -186,4 +187,39 @@ func TestLoadBalancerAcrossABridge(t *testing.T) {
 			t.Errorf("address %s is outside the assign range %s", a, assign)
 		}
 	}
+
+	// is1b's API fails: its nodes cannot be listed, so nothing is written
+	// (they would all look gone), not even the is1a change that comes
+	// meanwhile; once is1b answers, the change is applied and zone-b-1
+	// stays.
+	if err := e.sim.SetFaults(e.ctx, []cluster.FaultRule{{Op: "*", Zone: "is1b", Status: 503}}); err != nil {
+		t.Fatal(err)
+	}
+	// Evidence that the controller's copy of is1b's servers has expired: a
+	// refresh was refused (the node controllers look servers up every few
+	// seconds). Before that, a sync uses the copy, rightly.
+	e.eventually(longWait, "no is1b request met the outage", func() (bool, error) {
+		rules, err := e.sim.Faults(e.ctx)
+		return err == nil && len(rules) == 1 && rules[0].Fired > 0, err
+	})
+	const refused = "is bridged to zone is1b, whose servers could not be listed"
+	before := strings.Count(e.ccm.Log(), refused)
+	exclude := `{"metadata":{"labels":{"node.kubernetes.io/exclude-from-external-load-balancers":"true"}}}`
+	if _, err := e.kube.CoreV1().Nodes().Patch(e.ctx, "zone-a-2", "application/merge-patch+json", []byte(exclude), metav1.PatchOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), longWait)
+		defer cancel()
+		undo := `{"metadata":{"labels":{"node.kubernetes.io/exclude-from-external-load-balancers":null}}}`
+		_, _ = e.kube.CoreV1().Nodes().Patch(ctx, "zone-a-2", "application/merge-patch+json", []byte(undo), metav1.PatchOptions{})
+	})
+	e.eventually(longWait, "no sync met is1b's outage", func() (bool, error) {
+		return strings.Count(e.ccm.Log(), refused) > before, nil
+	})
+	e.waitVIPs(ip, map[int][]string{80: {"192.168.100.11", "192.168.100.12", "192.168.100.21"}})
+	if err := e.sim.SetFaults(e.ctx, nil); err != nil {
+		t.Fatal(err)
+	}
+	e.waitVIPs(ip, map[int][]string{80: {"192.168.100.11", "192.168.100.21"}})
 }
