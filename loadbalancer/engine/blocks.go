@@ -60,7 +60,7 @@ func (l *Engine) blockFromList(ctx context.Context, svc *v1.Service, opts annota
 	for _, id := range ids {
 		tb := topology.Block{ID: id.String(), Zone: l.client.Zone}
 		if placing || !hasRoom(free) {
-			b, usage, reason, err := l.blockUsage(ctx, svc, opts, nodes, id)
+			b, n, reason, err := l.blockFree(ctx, svc, opts, nodes, id)
 			if err != nil {
 				if reason == ReasonNoAddressBlock {
 					return ipam.Block{}, "", &blockError{ReasonNoAddressBlock, fmt.Sprintf("cloud-config blocks: %v", err)}
@@ -69,7 +69,7 @@ func (l *Engine) blockFromList(ctx context.Context, svc *v1.Service, opts annota
 			}
 			found[tb.ID] = b
 			tb.Network = b.Prefix
-			if n := len(ipam.Free(b, usage, l.reserved)); n >= addressesNeeded(opts) {
+			if n >= addressesNeeded(opts) {
 				free[tb.ID] = n
 			} else {
 				free[tb.ID] = 0
@@ -103,17 +103,17 @@ func hasRoom(free map[string]int) bool {
 	return false
 }
 
-// blockUsage reads block id and takes stock of it under the switch's lock,
-// and reports its free and used addresses.
-func (l *Engine) blockUsage(ctx context.Context, svc *v1.Service, opts annotations.Options, nodes []*v1.Node, id types.ID) (ipam.Block, *ipam.Usage, string, error) {
+// blockFree reads block id, takes stock of it under the switch's lock and
+// returns (and reports in the metrics) how many addresses are free.
+func (l *Engine) blockFree(ctx context.Context, svc *v1.Service, opts annotations.Options, nodes []*v1.Node, id types.ID) (ipam.Block, int, string, error) {
 	defer l.locks.lock(switchLock(id))()
 	b, usage, reason, err := l.usageOf(ctx, id, opts, nodes, string(svc.UID))
 	if err != nil {
-		return b, nil, reason, err
+		return b, 0, reason, err
 	}
 	free := len(ipam.Free(b, usage, l.reserved))
 	metrics.SetBlockAddresses(l.client.Zone, b.SwitchID.String(), free, len(b.Usable())-free)
-	return b, usage, "", nil
+	return b, free, "", nil
 }
 
 func describeBlocks(found map[string]ipam.Block, ids []types.ID) string {
