@@ -325,6 +325,38 @@ func TestZoneSwitchesHoldNoAppliances(t *testing.T) {
 	}
 }
 
+// TestRouterSwitchOnABridge: a router's switch joins a bridge like a plain
+// switch; the is1b end sees it in the bridge, and the router's switch
+// reports the bridge.
+func TestRouterSwitchOnABridge(t *testing.T) {
+	topo, err := ParseTopology([]byte(`
+zone: is1a
+zones: [is1b]
+bridges: [{name: br}]
+routers:
+  - name: r
+    switch: {name: global, network: 203.0.113.0, maskLen: 28, bridge: br}
+switches:
+  - {name: global-b, zone: is1b, network: 203.0.113.0, maskLen: 28, bridge: br}
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	use(t, topo, Options{})
+	br := bridgeByName(t, "is1a", "br")
+	global := switchesOf(t, "is1a")["global"]
+	if global == nil || global.BridgeID != br.ID || len(global.Subnets) != 1 {
+		t.Fatalf("router switch: %+v, want on bridge %s with its subnet", global, br.ID)
+	}
+	b, err := iaas.NewBridgeOp(caller).Read(context.Background(), "is1b", br.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := infoOf(b); got != "global@is1a(31001)" {
+		t.Errorf("bridge seen from is1b: %s", got)
+	}
+}
+
 func TestBridgeTopologyErrors(t *testing.T) {
 	const base = "zones: [is1b]\nbridges: [{name: br}]\n"
 	for _, tc := range []struct{ topo, want string }{
@@ -333,6 +365,7 @@ func TestBridgeTopologyErrors(t *testing.T) {
 		{base + "bridges: [{name: br}, {name: br}]\n", `bridge name "br" empty or duplicate`},
 		{base + "switches: [{name: s1, bridge: br, network: 192.168.0.0, maskLen: 24}, {name: s2, bridge: br, network: 192.168.1.0, maskLen: 24}]\n",
 			`switch "s2": bridge "br" already has switch "s1" in zone is1a`},
+		{base + "routers: [{name: r, switch: {name: g, network: 203.0.113.0, maskLen: 28, bridge: nope}}]\n", `switch "g": unknown bridge "nope"`},
 		{base + "switches: [{name: sw, zone: is1b, network: 192.168.0.0, maskLen: 24}]\nservers: [{name: x, nics: [{switch: sw, userIPAddress: 192.168.0.9}]}]\n",
 			`server "x" nic 0: switch "sw" is in zone is1b, the server in is1a`},
 		{base + "switches: [{name: sw, zone: is1b, network: 192.168.0.0, maskLen: 24}]\nloadBalancers: [{name: lb, switch: sw, ipAddresses: [192.168.0.5], vrid: 1}]\n",

@@ -285,6 +285,9 @@ func (s *Simulator) load(t *Topology) error {
 		sw := &switchRes{ID: s.newID(), Zone: s.zone, Name: r.Switch.Name, Tags: r.Switch.Tags, Prefix: prefix,
 			DefaultRoute: prefix.Addr().Next(), RouterID: rt.ID, SubnetID: s.newID(), CreatedAt: now}
 		rt.SwitchID = sw.ID
+		if err := s.connectNamed(sw, r.Switch.Bridge); err != nil {
+			return err
+		}
 		s.routers = append(s.routers, rt)
 		s.switches = append(s.switches, sw)
 	}
@@ -304,14 +307,8 @@ func (s *Simulator) load(t *Topology) error {
 			return fmt.Errorf("switch %q: zone %q is not served (zones: %s)", w.Name, zone, strings.Join(s.zones, ", "))
 		}
 		sw := &switchRes{ID: s.newID(), Zone: zone, Name: w.Name, Tags: w.Tags, Prefix: prefix, CreatedAt: now}
-		if w.Bridge != "" {
-			b := s.bridgeByName(w.Bridge)
-			if b == nil {
-				return fmt.Errorf("switch %q: unknown bridge %q", w.Name, w.Bridge)
-			}
-			if e := s.connectLocked(sw, b); e != nil {
-				return fmt.Errorf("switch %q: %s", w.Name, e.msg)
-			}
+		if err := s.connectNamed(sw, w.Bridge); err != nil {
+			return err
 		}
 		if w.DefaultRoute != "" {
 			a, err := netip.ParseAddr(w.DefaultRoute)
@@ -433,6 +430,21 @@ func (s *Simulator) bridgeByName(name string) *bridge {
 
 func (s *Simulator) bridgeByID(id types.ID) *bridge {
 	return first(s.bridges, func(b *bridge) bool { return b.ID == id })
+}
+
+// connectNamed connects sw to the topology's bridge named name, if any.
+func (s *Simulator) connectNamed(sw *switchRes, name string) error {
+	if name == "" {
+		return nil
+	}
+	b := s.bridgeByName(name)
+	if b == nil {
+		return fmt.Errorf("switch %q: unknown bridge %q", sw.Name, name)
+	}
+	if e := s.connectLocked(sw, b); e != nil {
+		return fmt.Errorf("switch %q: %s", sw.Name, e.msg)
+	}
+	return nil
 }
 
 // connectLocked connects sw to b. A bridge takes one switch per zone: a

@@ -37,6 +37,10 @@ type RouterSpec struct {
 		Tags    []string `json:"tags,omitempty"`
 		Network string   `json:"network"` // network address, e.g. 203.0.113.16
 		MaskLen int      `json:"maskLen"` // e.g. 28
+		// Bridge names the bridge the router's switch is connected to:
+		// SAKURA connects a router+switch to a bridge like any switch
+		// (saklient's Swytch.connect_to_bridge covers both).
+		Bridge string `json:"bridge,omitempty"`
 	} `json:"switch"`
 }
 
