@@ -323,6 +323,14 @@ func TestZoneSwitchesHoldNoAppliances(t *testing.T) {
 	if _, err := op.Create(ctx, "is1a", req(switchesOf(t, "is1a")["private-a"].ID)); err != nil {
 		t.Errorf("load balancer on private-a: %v", err)
 	}
+	// b-1 holds .21 on private-b, the same segment as private-a: an
+	// appliance there is refused as on b-1's own switch.
+	held := lbRequest(switchesOf(t, "is1a")["private-a"].ID, []string{"192.168.0.21"}, 10)
+	held.NetworkMaskLen, held.DefaultRoute = 24, ""
+	_, err = op.Create(ctx, "is1a", held)
+	if code, _ := apiStatus(err); code != http.StatusConflict || !strings.Contains(err.Error(), "server b-1") {
+		t.Errorf("load balancer on an address a server holds across the bridge: %v, want 409 naming b-1", err)
+	}
 }
 
 // TestRouterSwitchOnABridge: a router's switch joins a bridge like a plain

@@ -74,18 +74,28 @@ func assignedRange(sw *switchRes) (netip.Addr, netip.Addr) {
 	return min, broadcast(sw.Prefix).Prev()
 }
 
-// owner returns who holds ip on the switch ("" when free). excludeLB skips one
-// load balancer (the one being validated); excludeServer skips a server NIC owner.
+// sameSegment: a and b are one switch, or two switches a bridge joins into
+// one layer-2 segment (where an address is just as taken).
+func (s *Simulator) sameSegment(a, b types.ID) bool {
+	if a == b {
+		return true
+	}
+	sa, sb := s.switchByID(a), s.switchByID(b)
+	return sa != nil && sb != nil && sa.BridgeID != 0 && sa.BridgeID == sb.BridgeID
+}
+
+// owner returns who holds ip on the switch's layer-2 segment ("" when
+// free). excludeLB skips one load balancer (the one being validated).
 func (s *Simulator) owner(swID types.ID, ip string, excludeLB types.ID) string {
 	for _, sv := range s.servers {
 		for _, n := range sv.NICs {
-			if !n.Shared && n.SwitchID == swID && n.IP == ip {
+			if !n.Shared && s.sameSegment(n.SwitchID, swID) && n.IP == ip {
 				return "server " + sv.Name
 			}
 		}
 	}
 	for _, lb := range s.lbs {
-		if lb.ID == excludeLB || lb.SwitchID != swID {
+		if lb.ID == excludeLB || !s.sameSegment(lb.SwitchID, swID) {
 			continue
 		}
 		for _, a := range lb.IPs {
@@ -100,7 +110,7 @@ func (s *Simulator) owner(swID types.ID, ip string, excludeLB types.ID) string {
 		}
 	}
 	for _, v := range s.vpcRouters {
-		if v.SwitchID != swID {
+		if !s.sameSegment(v.SwitchID, swID) {
 			continue
 		}
 		if v.VIP == ip {
