@@ -41,14 +41,19 @@ const (
 	svcActors      = 3
 	maxLivePerSvc  = 3
 	maxTakeovers   = 2
-	nodeNamePool   = 10 // endpoints are drawn over node-1..node-10
-	initialNodes   = 6
-	maxLiveNodes   = 9
+	nodeNamePool   = 10 // endpoints are drawn over node-1..node-10 and zoneBNodes
+	initialNodes   = 6  // node-1..node-6 in is1a, besides zoneBNodes
+	maxLiveNodes   = 11
 	minLiveNodes   = 3
 	defaultActions = 20
 )
 
 var portPool = []int32{80, 443, 8080, 8443, 9000}
+
+// zoneBNodes are the is1b nodes on the switch bridged to the block
+// (testdata/topology.yaml); the node actor plays them like the others.
+// node-b3, on an unbridged switch, is no actor's: it is never a real server.
+var zoneBNodes = []string{"node-b1", "node-b2"}
 
 // script is the seed's plan: per actor, its slots in order.
 type script struct {
@@ -415,12 +420,16 @@ func drawPorts(r *rand.Rand) []int32 {
 
 func drawReady(r *rand.Rand) map[string]bool {
 	out := map[string]bool{}
+	names := make([]string, 0, nodeNamePool+len(zoneBNodes))
 	for i := 1; i <= nodeNamePool; i++ {
+		names = append(names, fmt.Sprintf("node-%d", i))
+	}
+	for _, n := range append(names, zoneBNodes...) {
 		switch r.Intn(4) {
 		case 0:
-			out[fmt.Sprintf("node-%d", i)] = true
+			out[n] = true
 		case 1:
-			out[fmt.Sprintf("node-%d", i)] = false
+			out[n] = false
 		}
 	}
 	return out
@@ -622,6 +631,7 @@ func newNodeActor() *nodeActor {
 	for i := 1; i <= initialNodes; i++ {
 		a.live = append(a.live, fmt.Sprintf("node-%d", i))
 	}
+	a.live = append(a.live, zoneBNodes...)
 	for i := range nodeSlots {
 		a.free = append(a.free, i)
 	}
@@ -657,7 +667,7 @@ func (a *nodeActor) eligible() int {
 }
 
 func (a *nodeActor) next(r *rand.Rand) *slot {
-	ops := []weighted{{"replace", 1}}
+	ops := []weighted{{"replace", 1}, {"not-ready", 1}}
 	if a.eligible() > 2 || len(a.excluded) > 0 {
 		ops = append(ops, weighted{"exclude", 2})
 	}
@@ -711,6 +721,16 @@ func (a *nodeActor) next(r *rand.Rand) *slot {
 					n.Labels[excludeLabel] = "true"
 				} else {
 					delete(n.Labels, excludeLabel)
+				}
+			}))
+		}}
+	case "not-ready":
+		return &slot{desc: fmt.Sprintf("kubelet of %s stops reporting: its Node turns NotReady, its server stays (the Node must stay)", name), run: func(w *world) string {
+			return errText(w.updateNode(name, "", func(n *v1.Node) {
+				for i := range n.Status.Conditions {
+					if n.Status.Conditions[i].Type == v1.NodeReady {
+						n.Status.Conditions[i].Status = v1.ConditionUnknown
+					}
 				}
 			}))
 		}}
@@ -912,6 +932,10 @@ func faultAction(r *rand.Rand) *slot {
 		case 6:
 			// The settings are saved but not applied: Config fails once.
 			f = sakurasim.FaultRule{Op: "LoadBalancer.Config", Status: 500, Times: 1}
+		case 8:
+			// One zone's API is down: is1b's servers cannot be listed.
+			// Nodes there must stay, and the block's real servers with them.
+			f = sakurasim.FaultRule{Op: "*", Zone: zoneB, Status: []int{503, 500}[r.Intn(2)]}
 		case 7:
 			if r.Intn(3) == 0 {
 				// Beyond the client's 1 s timeout.
@@ -924,18 +948,20 @@ func faultAction(r *rand.Rand) *slot {
 		}
 		rules = append(rules, f)
 	}
-	// The first matching rule is rolled: specific operations before
-	// resources before everything.
-	rank := func(op string) int {
+	// The first matching rule is rolled: a zone's outage before specific
+	// operations before resources before everything.
+	rank := func(f sakurasim.FaultRule) int {
 		switch {
-		case op == "*":
+		case f.Zone != "":
+			return -1
+		case f.Op == "*":
 			return 2
-		case strings.HasSuffix(op, ".*"):
+		case strings.HasSuffix(f.Op, ".*"):
 			return 1
 		}
 		return 0
 	}
-	sort.SliceStable(rules, func(i, j int) bool { return rank(rules[i].Op) < rank(rules[j].Op) })
+	sort.SliceStable(rules, func(i, j int) bool { return rank(rules[i]) < rank(rules[j]) })
 	desc := make([]string, len(rules))
 	for i, f := range rules {
 		desc[i] = faultText(f)
@@ -985,6 +1011,9 @@ func faultText(f sakurasim.FaultRule) string {
 	}
 	if f.After {
 		b.WriteString(" after")
+	}
+	if f.Zone != "" {
+		b.WriteString(" in " + f.Zone)
 	}
 	if f.Rate > 0 {
 		fmt.Fprintf(&b, " rate %.1f", f.Rate)

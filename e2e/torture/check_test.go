@@ -80,7 +80,7 @@ func (w *world) check() []violation {
 	eligible := map[string]string{} // node name -> address on the switch
 	for _, n := range filterNodes(nodes, stableNodeSetPredicates...) {
 		if s := serverOf(n); s != nil {
-			if ip := ipOn(s.Interfaces, w.globalSW); ip != "" {
+			if ip := w.segmentIP(s.Interfaces); ip != "" {
 				eligible[n.Name] = ip
 			}
 		}
@@ -282,9 +282,12 @@ func (w *world) check() []violation {
 		}
 	}
 
-	// Invariant 8: one holder per address on a switch.
+	// Invariant 8: one holder per address on a layer-2 segment.
 	holders := map[string][]string{} // "<switch>/<ip>" -> holders
 	hold := func(sw types.ID, ip, who string) {
+		if sw == w.globalSWB {
+			sw = w.globalSW // one segment across the bridge
+		}
 		if ip != "" {
 			k := sw.String() + "/" + ip
 			holders[k] = append(holders[k], who)
@@ -355,6 +358,18 @@ func (w *world) check() []violation {
 		}
 		if !carried {
 			adds(s, "inv9/status-not-carried", "Service %s shows %s, which no appliance carrying its service-uid tag has as a VIP", key(s), ip)
+		}
+	}
+	// Invariant 10: a node's server that exists keeps its Node, whichever
+	// zone's API failed meanwhile (the harness deletes a Node only with
+	// its server; the lifecycle controller only for a server gone).
+	hasNode := map[string]bool{}
+	for _, n := range nodes {
+		hasNode[n.Name] = true
+	}
+	for _, sv := range st.Servers {
+		if strings.HasPrefix(sv.Name, "node-") && !hasNode[sv.Name] {
+			add("inv10/node-lost", "server %s (%s, zone %s) exists but its Node was deleted", sv.Name, sv.ID, sv.Zone.Name)
 		}
 	}
 	out = append(out, w.checkAdoption(services, st)...)
@@ -500,10 +515,11 @@ func serverMatcher(servers []*naked.Server) func(*v1.Node) *naked.Server {
 	}
 	return func(n *v1.Node) *naked.Server {
 		if n.Spec.ProviderID != "" {
-			id, ok := strings.CutPrefix(n.Spec.ProviderID, providerPrefix)
+			rest, ok := strings.CutPrefix(n.Spec.ProviderID, providerScheme)
 			if !ok {
 				return nil
 			}
+			id := rest[strings.LastIndexByte(rest, '/')+1:]
 			if s := byID[types.StringID(id)]; s != nil {
 				return s
 			}

@@ -2,8 +2,10 @@
 // controller, run against the SAKURA Cloud API simulator (e2e/sakurasim).
 //
 // Each seed builds a fresh simulator (testdata/topology.yaml: a /26
-// router+switch block, six nodes, three appliances and a VPC router that
-// are not the cluster's) and a fake Kubernetes API, and runs the product's
+// router+switch block in is1a, six nodes on it, three appliances and a VPC
+// router that are not the cluster's; a second zone, is1b, whose switch is
+// bridged to the block with two more nodes, and a third is1b node on an
+// unbridged switch) and a fake Kubernetes API, and runs the product's
 // provider (cloud.New, Initialize, LoadBalancer, InstancesV2) behind an
 // emulation of the k8s.io/cloud-provider v0.37.2 service controller
 // (svcctl_test.go follows controllers/service/controller.go function by
@@ -14,11 +16,12 @@
 // Service actors (create, ports, annotations, loadBalancerIP pins, sharing
 // keys, externalTrafficPolicy, type changes, invalid annotations, endpoint
 // churn, delete and re-create under the same name), a node actor (servers
-// and Nodes added and removed, exclusion label, plan changes), out-of-band
+// and Nodes added and removed, exclusion label, plan changes, kubelets that
+// stop reporting while their server stays), out-of-band
 // damage through the API with a separate client (shutdown, delete, settings
 // edits), simulator fault rules (500/409/429/503/423, drops, answers lost
 // after the change, latency beyond the client's timeout, a Config that
-// fails once after its UpdateSettings) and take-overs (the controller is
+// fails once after its UpdateSettings, is1b's whole API down) and take-overs (the controller is
 // stopped mid-flight and a second one continues on the same simulator, at
 // once: a new leader may meet an appliance SAKURA does not list yet). A
 // defect actor (defects_test.go, -torture.defects) plays what issue #18's

@@ -41,7 +41,9 @@ const (
 	otherClusterID  = "other-cluster"
 	kubeClusterName = "kubernetes" // --cluster-name; the product uses clusterID
 	zoneName        = "is1a"
+	zoneB           = "is1b" // the second zone: servers only, bridged to the block (testdata/topology.yaml)
 	globalSwitch    = "torture-global"
+	globalSwitchB   = "torture-global-b"
 	privateSwitch   = "torture-private"
 	lbFinalizer     = "service.kubernetes.io/load-balancer-cleanup"
 	tagCluster      = "k8s.usacloud.jp/cluster="
@@ -56,7 +58,7 @@ const (
 	annSorry        = "k8s.usacloud.jp/load-balancer-sorry-server"
 	excludeLabel    = "node.kubernetes.io/exclude-from-external-load-balancers"
 	uninitTaint     = "node.cloudprovider.kubernetes.io/uninitialized"
-	providerPrefix  = "sakuracloud://" + zoneName + "/"
+	providerScheme  = "sakuracloud://"
 	// nodeReserved keeps the node addresses out of the allocator (see testdata/topology.yaml).
 	nodeReserved = "203.0.113.10-203.0.113.24"
 
@@ -139,6 +141,7 @@ type world struct {
 	foreign   map[types.ID]string // foreign appliance ID -> its JSON at the start
 	trapUID   string              // UID on the other cluster's appliance
 	globalSW  types.ID
+	globalSWB types.ID // is1b's switch on the bridge: the same segment as globalSW
 	oob       iaas.LoadBalancerAPI
 	oobRoute  *route
 	tokens    []string
@@ -193,8 +196,11 @@ func newWorld(seed int64, o options) (*world, error) {
 		w.foreign[lb.ID] = string(data)
 	}
 	for _, sw := range st.Switches {
-		if sw.Name == globalSwitch {
+		switch sw.Name {
+		case globalSwitch:
 			w.globalSW = sw.ID
+		case globalSwitchB:
+			w.globalSWB = sw.ID
 		}
 	}
 	w.kube = fake.NewClientset()
@@ -221,8 +227,8 @@ func newWorld(seed int64, o options) (*world, error) {
 		if !strings.HasPrefix(sv.Name, "node-") {
 			continue
 		}
-		n := newNode(sv.Name, ipOn(sv.Interfaces, w.globalSW))
-		n.Spec.ProviderID = providerPrefix + sv.ID.String()
+		n := newNode(sv.Name, firstIP(sv.Interfaces))
+		n.Spec.ProviderID = providerScheme + sv.Zone.Name + "/" + sv.ID.String()
 		n.Spec.Taints = nil
 		if _, err := w.kube.CoreV1().Nodes().Create(context.Background(), n, metav1.CreateOptions{}); err != nil {
 			return nil, err
@@ -256,6 +262,25 @@ func (w *world) close() {
 	}
 }
 
+// firstIP is the address of a server's first switch NIC (its InternalIP).
+func firstIP(nics []*naked.Interface) string {
+	for _, n := range nics {
+		if n != nil && n.Switch != nil && n.UserIPAddress != "" {
+			return n.UserIPAddress
+		}
+	}
+	return ""
+}
+
+// segmentIP is a server's address on the block's layer-2 segment: on the
+// router's switch or on is1b's switch bridged to it.
+func (w *world) segmentIP(nics []*naked.Interface) string {
+	if ip := ipOn(nics, w.globalSW); ip != "" {
+		return ip
+	}
+	return ipOn(nics, w.globalSWB)
+}
+
 func ipOn(nics []*naked.Interface, sw types.ID) string {
 	for _, n := range nics {
 		if n != nil && n.Switch != nil && n.Switch.ID == sw {
@@ -269,8 +294,8 @@ func ipOn(nics []*naked.Interface, sw types.ID) string {
 // that authenticates with token.
 func (w *world) config(token string) (*config.Config, error) {
 	var b strings.Builder
-	fmt.Fprintf(&b, "accessToken: %s\naccessTokenSecret: torture-secret\nzone: %s\nclusterID: %s\napiRootURL: %s\n",
-		token, zoneName, clusterID, apiServer.URL)
+	fmt.Fprintf(&b, "accessToken: %s\naccessTokenSecret: torture-secret\nzone: %s\nzones: [%s, %s]\nclusterID: %s\napiRootURL: %s\n",
+		token, zoneName, zoneName, zoneB, clusterID, apiServer.URL)
 	fmt.Fprintf(&b, "retryMax: %d\nretryIntervalSec: 0\nretryMaxWaitSec: 0\nrequestsPerSecond: %g\nrequestTimeoutSec: 1\nserverCacheTTLSec: 1\n",
 		w.knobs.retryMax, w.knobs.rps)
 	fmt.Fprintf(&b, "loadBalancer:\n  reservedIPRanges: [%q]\n  sweepIntervalSec: %d\n  healthPollIntervalSec: %d\n  endpointHoldDownSec: 0\n  endpointMinIntervalSec: 0\n",
