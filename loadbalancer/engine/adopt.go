@@ -86,20 +86,15 @@ func (l *Engine) adoptable(ctx context.Context, exec *apply.Executor, svc *v1.Se
 func (l *Engine) adoptTarget(ctx context.Context, exec *apply.Executor, svc *v1.Service, in *adoptInputs) (decide.AdoptTarget, error) {
 	t := decide.AdoptTarget{ClusterID: exec.ClusterID, UID: string(svc.UID), Ports: len(svc.Spec.Ports), ShownBy: map[string]string{},
 		RecordedID: svc.Annotations[annotations.LoadBalancerID]}
-	switch ids := l.listedBlocks(svc, in.p.opts); {
-	case ids != nil:
-		t.Switches = ids
+	allowed, err := l.allowed(ctx, svc, in.p.opts, in.nodes, in.p.servers)
+	var be *blockError
+	switch {
+	case err == nil:
+		t.Switches = allowed.switches
+	case errors.As(err, &be):
+		t.SwitchErr = err.Error()
 	default:
-		block, err := l.resolve(ctx, svc, in.p.opts, in.nodes, in.p.servers)
-		var be *blockError
-		switch {
-		case err == nil:
-			t.Switches = []types.ID{block.SwitchID}
-		case errors.As(err, &be):
-			t.SwitchErr = err.Error()
-		default:
-			return t, err
-		}
+		return t, err
 	}
 	shown, err := l.shownByOthers(string(svc.UID))
 	if err != nil {

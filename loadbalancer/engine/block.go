@@ -171,9 +171,6 @@ func (l *Engine) resolveBlock(ctx context.Context, svc *v1.Service, opts annotat
 			return ipam.Block{}, &blockError{ReasonNoAddressBlock, fmt.Sprintf("router %s (cloud-config routerID) has no switch", cfg.RouterID)}
 		}
 		return l.blockBySwitchID(ctx, r.Switch.ID, "cloud-config routerID "+cfg.RouterID)
-	case len(cfg.Blocks) > 0:
-		b, _, err := l.blockFromList(ctx, svc, opts, nodes, l.listedBlocks(svc, opts))
-		return b, err
 	case len(opts.RouterSelector) > 0 || len(switchSel) > 0:
 		return l.blockBySelectors(ctx, opts.RouterSelector, switchSel)
 	}

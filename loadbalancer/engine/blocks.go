@@ -10,6 +10,7 @@ import (
 
 	"github.com/sakura-ccm/sakura-cloud-controller-manager/internal/metrics"
 	"github.com/sakura-ccm/sakura-cloud-controller-manager/loadbalancer/annotations"
+	"github.com/sakura-ccm/sakura-cloud-controller-manager/loadbalancer/desired"
 	"github.com/sakura-ccm/sakura-cloud-controller-manager/loadbalancer/ipam"
 	"github.com/sakura-ccm/sakura-cloud-controller-manager/loadbalancer/topology"
 )
@@ -37,6 +38,49 @@ func (l *Engine) listedBlocks(svc *v1.Service, opts annotations.Options) []types
 		ids = append(ids, types.StringID(id))
 	}
 	return ids
+}
+
+// allowedBlocks is where svc's appliance may live: any of the configured
+// blocks, or the one block resolve chooses.
+type allowedBlocks struct {
+	switches []types.ID
+	listed   bool // from cloud-config blocks
+}
+
+// String names the allowed blocks for a drift message.
+func (a allowedBlocks) String() string {
+	if a.listed {
+		parts := make([]string, len(a.switches))
+		for i, id := range a.switches {
+			parts[i] = id.String()
+		}
+		return "one of cloud-config blocks " + strings.Join(parts, ", ")
+	}
+	return a.switches[0].String()
+}
+
+// allowed says which blocks an existing appliance of svc may be on (the
+// drift check, adoption).
+func (l *Engine) allowed(ctx context.Context, svc *v1.Service, opts annotations.Options, nodes []*v1.Node, servers []desired.Server) (allowedBlocks, error) {
+	if ids := l.listedBlocks(svc, opts); ids != nil {
+		return allowedBlocks{switches: ids, listed: true}, nil
+	}
+	b, err := l.resolve(ctx, svc, opts, nodes, servers)
+	if err != nil {
+		return allowedBlocks{}, err
+	}
+	return allowedBlocks{switches: []types.ID{b.SwitchID}}, nil
+}
+
+// placeNew chooses the block of a new appliance: the first configured
+// block with room (spill says why the default was passed over), or the
+// one block resolve chooses.
+func (l *Engine) placeNew(ctx context.Context, svc *v1.Service, opts annotations.Options, nodes []*v1.Node, servers []desired.Server) (block ipam.Block, spill string, err error) {
+	if ids := l.listedBlocks(svc, opts); ids != nil {
+		return l.blockFromList(ctx, svc, opts, nodes, ids)
+	}
+	block, err = l.resolve(ctx, svc, opts, nodes, servers)
+	return block, "", err
 }
 
 // addressesNeeded is how many free addresses a new appliance takes: its

@@ -156,15 +156,9 @@ func (l *Engine) allocFailed(svc *v1.Service, err error, untouched string) error
 // create allocates addresses and creates the appliance under the switch's
 // lock, so concurrent Services never receive the same address.
 func (l *Engine) create(ctx context.Context, exec *apply.Executor, cluster string, svc *v1.Service, nodes []*v1.Node, p *prepared) (*v1.LoadBalancerStatus, error) {
-	var block ipam.Block
-	var err error
-	if ids := l.listedBlocks(svc, p.opts); ids != nil {
-		var spill string
-		if block, spill, err = l.blockFromList(ctx, svc, p.opts, nodes, ids); err == nil && spill != "" {
-			l.notice(svc, ReasonAddressBlockSpilled, []string{block.SwitchID.String()}, spill)
-		}
-	} else {
-		block, err = l.resolve(ctx, svc, p.opts, nodes, p.servers)
+	block, spill, err := l.placeNew(ctx, svc, p.opts, nodes, p.servers)
+	if err == nil && spill != "" {
+		l.notice(svc, ReasonAddressBlockSpilled, []string{block.SwitchID.String()}, spill)
 	}
 	if err != nil {
 		var be *blockError

@@ -202,14 +202,11 @@ func (l *Engine) fixedDrift(ctx context.Context, svc *v1.Service, nodes []*v1.No
 		return nil, orReason(ReasonAPIError, fmt.Errorf("reading switch %s of load balancer %s: %w", lb.SwitchID, lb.ID, err))
 	}
 	drift := plan.NetworkDrift(haveType, lb, networkOf(lb), p.opts)
-	if ids := l.listedBlocks(svc, p.opts); ids != nil {
-		// Any configured block will do: the one it was made on may have
-		// been the next in line when the first was full.
-		if !slices.Contains(ids, lb.SwitchID) {
-			drift = append(drift, plan.Drift{Field: "switch", Have: lb.SwitchID.String(), Want: "one of cloud-config blocks " + strings.Join(l.cfg.Blocks, ", ")})
-		}
-	} else if wantBlock, berr := l.resolve(ctx, svc, p.opts, nodes, p.servers); berr == nil && wantBlock.SwitchID != lb.SwitchID {
-		drift = append(drift, plan.Drift{Field: "switch", Have: lb.SwitchID.String(), Want: wantBlock.SwitchID.String()})
+	// Any configured block will do: the one it was made on may have been
+	// the next in line when the first was full. A block that cannot be
+	// resolved now is no drift (the appliance stays where it is).
+	if allowed, berr := l.allowed(ctx, svc, p.opts, nodes, p.servers); berr == nil && !slices.Contains(allowed.switches, lb.SwitchID) {
+		drift = append(drift, plan.Drift{Field: "switch", Have: lb.SwitchID.String(), Want: allowed.String()})
 	}
 	drift = append(drift, plan.FixedDrift(lb, desired.PlanIDOf(p.opts), p.opts.HA)...)
 	drift = append(drift, plan.SharingDrift(desired.SharingKeyOf(lb.Tags), p.opts.SharingKey)...)
