@@ -219,7 +219,9 @@ func (w *world) quiet() (bool, string) {
 		if hasTaint(n, uninitTaint) {
 			return false, "Node " + n.Name + " not initialised by the cloud-node controller"
 		}
-		if !nodeReady(n) {
+		// A NotReady Node whose server exists (its kubelet stopped) is
+		// rightly kept; one whose server is gone must be deleted.
+		if !nodeReady(n) && !servers[n.Name] {
 			return false, "Node " + n.Name + " NotReady and not deleted by the lifecycle controller"
 		}
 	}
