@@ -184,6 +184,7 @@ func (b *bench) run(ctx context.Context) error {
 		// from the container's memory limit (downward API).
 		Env: []string{"GODEBUG=gctrace=1", fmt.Sprintf("MEMORY_LIMIT_MIB=%d", p.MemoryLimitMiB)},
 		Extra: map[string]any{
+			"zones":             benchZones,
 			"requestsPerSecond": p.RequestsPerSecond,
 			"serverCacheTTLSec": int(p.ServerCacheTTL.Seconds()),
 			"loadBalancer": map[string]any{
@@ -608,7 +609,7 @@ func (b *bench) phaseSteady(ctx context.Context, window time.Duration, faults bo
 	s.RSSAnonKB, s.RSSFileKB = anon, file
 	b.rep.Steady = append(b.rep.Steady, s)
 	b.rep.add(Row{
-		Figure: fmt.Sprintf("%s, %d nodes × %d Services: calls/min (%.0fs window, %d node-status passes)",
+		Figure: fmt.Sprintf("%s, %d nodes in two zones × %d Services: calls/min (%.0fs window, %d node-status passes)",
 			label, p.Nodes, b.p.Services, el.Seconds(), passes),
 		Measured: fmt.Sprintf("%.1f reads + %.1f writes /min", s.ReadsPerMin, s.WritesPerMin),
 		Naive:    fmt.Sprintf("%.0f /min", s.NaivePerMin),

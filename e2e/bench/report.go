@@ -176,7 +176,7 @@ func (r *Report) Targets() []Target {
 			continue
 		}
 		got := s.ReadsPerMin + s.WritesPerMin
-		out = append(out, Target{Name: fmt.Sprintf("steady-state calls/min at %d nodes × %d Services", p.Nodes, p.Services),
+		out = append(out, Target{Name: fmt.Sprintf("steady-state calls/min at %d nodes in two zones × %d Services", p.Nodes, p.Services),
 			Want: fmt.Sprintf("≤ 106 /min and 0 writes (naive here: %.0f /min)", s.NaivePerMin),
 			Got:  fmt.Sprintf("%.1f /min (%.1f writes /min)", got, s.WritesPerMin),
 			Met:  got <= 106 && s.WritesPerMin == 0})
@@ -269,7 +269,7 @@ func (r *Report) Markdown() string {
 	b.WriteString("\n\n## Last run\n\n")
 	fmt.Fprintf(&b, "- Date: %s (run took %s)\n", r.Date.Format("2006-01-02 15:04 MST"), r.Duration.Round(time.Second))
 	fmt.Fprintf(&b, "- Machine: %s, %d CPUs (`nproc`; shared with other work), %s %s/%s\n", cpuModel(), runtime.NumCPU(), goVersion(), runtime.GOOS, runtime.GOARCH)
-	fmt.Fprintf(&b, "- Scale: %d nodes (servers; %d with a NIC on the /24 router+switch, the rest on a plain switch only), %d LoadBalancer Services (1 TCP port each)\n", p.Nodes, p.NodesOnBlock, p.Services)
+	fmt.Fprintf(&b, "- Scale: %d nodes (servers) in two zones, is1a and is1b (cloud-config `zones`; odd-numbered servers in is1a, even in is1b); %d with a NIC on the /24 router+switch's segment (is1a's servers on the router's switch, is1b's on a switch bridged to it), the rest on a plain switch only; %d LoadBalancer Services (1 TCP port each)\n", p.Nodes, p.NodesOnBlock, p.Services)
 	fmt.Fprintf(&b, "- Simulator: boot delay %s (%s in the realistic-boot phase; shutdown takes half the boot delay); latency 0 except the %s rows; faults: %.0f%% of `LoadBalancer.*` answered 503 and %.0f%% of every other operation answered 429\n", p.BootDelay, p.RealisticBoot, p.Latency, p.FaultRate*100, p.FaultRate*100)
 	fmt.Fprintf(&b, "- Controller: `--node-status-update-frequency=%s --node-monitor-period=%s --concurrent-service-syncs=%d`, cloud-config `requestsPerSecond: %g` (every phase), `serverCacheTTLSec: %d`, `loadBalancer.sweepIntervalSec: %d`; retries: defaults (`retryMax` 5, 1–8 s waits); environment `MEMORY_LIMIT_MIB=%d` (the chart's default memory limit)\n",
 		p.NodeStatusPeriod, p.NodeMonitorPeriod, p.ServiceWorkers, p.RequestsPerSecond, int(p.ServerCacheTTL.Seconds()), int(p.SweepInterval.Seconds()), p.MemoryLimitMiB)
