@@ -360,7 +360,7 @@ func (w *world) check() []violation {
 			adds(s, "inv9/status-not-carried", "Service %s shows %s, which no appliance carrying its service-uid tag has as a VIP", key(s), ip)
 		}
 	}
-	// Invariant 10: a node's server that exists keeps its Node, whichever
+	// Invariant 11: a node's server that exists keeps its Node, whichever
 	// zone's API failed meanwhile (the harness deletes a Node only with
 	// its server; the lifecycle controller only for a server gone).
 	hasNode := map[string]bool{}
@@ -369,7 +369,7 @@ func (w *world) check() []violation {
 	}
 	for _, sv := range st.Servers {
 		if strings.HasPrefix(sv.Name, "node-") && !hasNode[sv.Name] {
-			add("inv10/node-lost", "server %s (%s, zone %s) exists but its Node was deleted", sv.Name, sv.ID, sv.Zone.Name)
+			add("inv11/node-lost", "server %s (%s, zone %s) exists but its Node was deleted", sv.Name, sv.ID, sv.Zone.Name)
 		}
 	}
 	out = append(out, w.checkAdoption(services, st)...)

@@ -43,6 +43,13 @@
 // while, or -torture.settle passes; what does not hold is reported with the
 // seed, a one-line replay command and the seed's trace.
 //
+// One seed in four (-torture.loop) runs the product's own Service loop
+// (cloud-config serviceController: own, started through
+// Cloud.StartServiceLoop on the fake API's informers) instead of the
+// emulated upstream service controller: the same actors and checks then
+// hold the own loop to the same invariants, its retry waits compressed like
+// the upstream loop's.
+//
 // Time is compressed: the service controller's waits (RetryAfter, its
 // 5 s..300 s backoff) are divided by 1000, the simulator boots appliances
 // in a few milliseconds, and the provider's server cache runs on a clock

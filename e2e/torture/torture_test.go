@@ -20,6 +20,8 @@ import (
 	"time"
 
 	"k8s.io/klog/v2"
+
+	"github.com/sakura-ccm/sakura-cloud-controller-manager/loadbalancer/serviceloop"
 )
 
 var (
@@ -42,6 +44,7 @@ var (
 	flagTraceDir = flag.String("torture.tracedir", "", "write the full report of every failing run to this directory (seed-N[-k].txt)")
 	flagStrict   = flag.Bool("torture.strict", false, "the simulator refuses an address in use (409) instead of accepting and storing it as SAKURA may")
 	flagAdopt    = flag.Bool("torture.adopt", true, "play the adoption actor (the earlier controller's appliance adopted, adopt-by-ID of another Service's appliance refused, preserve then re-adopt, two matches refused)")
+	flagLoop     = flag.String("torture.loop", "mixed", "which loop serves the Services: upstream (the emulated k8s.io/cloud-provider service controller), own (the product's serviceController: own), or mixed (one seed in four own, drawn from the seed)")
 	flagDefects  = flag.Bool("torture.defects", true, "play the actors aimed at issue #18's defects (joins in one listing, pins on a member's VIP, wiped entries, restarts mid-create and mid-Config, 503-then-409 replays)")
 )
 
@@ -66,6 +69,12 @@ type route struct {
 func TestMain(m *testing.M) {
 	flag.Parse()
 	quietKlog()
+	// The product's own Service loop waits like the upstream one; the
+	// harness compresses both by timeScale (svcctl_test.go does it for
+	// the emulated upstream loop).
+	serviceloop.MinRetryDelay /= timeScale
+	serviceloop.MaxRetryDelay /= timeScale
+	serviceloop.RetryAfterDivisor = timeScale
 	apiServer = httptest.NewUnstartedServer(http.HandlerFunc(serveAPI))
 	// Every controller generation of every seed has its own HTTP client;
 	// closing idle connections frees those of finished seeds.
@@ -265,11 +274,12 @@ type options struct {
 	strict   bool
 	defects  bool
 	adopt    bool
+	loop     string // upstream, own or mixed
 }
 
 func currentOptions() options {
 	o := options{actions: *flagActions, skip: parseSkip(*flagSkip), oob: *flagOOB, faults: *flagFaults,
-		takeover: *flagTakeover, settle: *flagSettle, lbExtra: map[string]string{}, strict: *flagStrict, defects: *flagDefects, adopt: *flagAdopt}
+		takeover: *flagTakeover, settle: *flagSettle, lbExtra: map[string]string{}, strict: *flagStrict, defects: *flagDefects, adopt: *flagAdopt, loop: *flagLoop}
 	for _, kv := range strings.Split(*flagLBConfig, ",") {
 		if k, v, ok := strings.Cut(strings.TrimSpace(kv), "="); ok && k != "" {
 			o.lbExtra[k] = v
@@ -321,6 +331,9 @@ func replay(seed int64, o options) string {
 	}
 	if !o.defects {
 		b.WriteString(" -torture.defects=false")
+	}
+	if o.loop != "mixed" {
+		fmt.Fprintf(&b, " -torture.loop=%s", o.loop)
 	}
 	if o.settle != 15*time.Second {
 		fmt.Fprintf(&b, " -torture.settle=%s", o.settle)

@@ -23,6 +23,7 @@ import (
 	discoveryv1 "k8s.io/api/discovery/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/informers"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/kubernetes/fake"
 	restclient "k8s.io/client-go/rest"
@@ -87,14 +88,19 @@ type knobs struct {
 	notFound  time.Duration // simulator read-not-found window after a create
 	retryMax  int
 	rps       float64
-	workers   int // service controller workers
+	workers   int  // service controller workers
+	ownLoop   bool // the product's own Service loop serves the Services, not the emulated upstream one
 	sweepSec  int
 	healthSec int
 }
 
 func (k knobs) String() string {
-	return fmt.Sprintf("boot=%s notFoundWindow=%s retryMax=%d rps=%g workers=%d sweep=%ds healthPoll=%ds",
-		k.bootDelay, k.notFound, k.retryMax, k.rps, k.workers, k.sweepSec, k.healthSec)
+	loop := "upstream"
+	if k.ownLoop {
+		loop = "own"
+	}
+	return fmt.Sprintf("boot=%s notFoundWindow=%s retryMax=%d rps=%g workers=%d sweep=%ds healthPoll=%ds loop=%s",
+		k.bootDelay, k.notFound, k.retryMax, k.rps, k.workers, k.sweepSec, k.healthSec, loop)
 }
 
 func drawKnobs(r *rand.Rand) knobs {
@@ -119,6 +125,7 @@ func drawKnobs(r *rand.Rand) knobs {
 	if r.Intn(3) == 0 {
 		k.healthSec = 1
 	}
+	k.ownLoop = r.Intn(4) == 0
 	return k
 }
 
@@ -170,6 +177,12 @@ func (w *world) since() time.Duration { return time.Since(w.start) }
 func newWorld(seed int64, o options) (*world, error) {
 	kr := rand.New(rand.NewSource(seed*7919 + 1))
 	w := &world{seed: seed, opts: o, knobs: drawKnobs(kr), start: time.Now(), damaged: map[string][]string{}}
+	switch o.loop {
+	case "own":
+		w.knobs.ownLoop = true
+	case "upstream":
+		w.knobs.ownLoop = false
+	}
 	w.tr = newTracer(w.start)
 	topo, err := sakurasim.LoadTopology("testdata/topology.yaml")
 	if err != nil {
@@ -300,6 +313,9 @@ func (w *world) config(token string) (*config.Config, error) {
 		w.knobs.retryMax, w.knobs.rps)
 	fmt.Fprintf(&b, "loadBalancer:\n  reservedIPRanges: [%q]\n  sweepIntervalSec: %d\n  healthPollIntervalSec: %d\n  endpointHoldDownSec: 0\n  endpointMinIntervalSec: 0\n",
 		nodeReserved, w.knobs.sweepSec, w.knobs.healthSec)
+	if w.knobs.ownLoop {
+		b.WriteString("  serviceController: own\n")
+	}
 	keys := make([]string, 0, len(w.opts.lbExtra))
 	for k := range w.opts.lbExtra {
 		keys = append(keys, k)
@@ -420,7 +436,7 @@ type ccm struct {
 	stop   chan struct{}
 	ctx    context.Context
 	cancel context.CancelFunc
-	sc     *svcController
+	sc     *svcController // nil when the product's own loop serves the Services
 	wg     sync.WaitGroup
 	// nodeBusy counts node-controller work in flight (for quiescence).
 	nodeBusy atomic.Int64
@@ -467,9 +483,21 @@ func (w *world) startCCM() error {
 		return fmt.Errorf("the provider offers no InstancesV2")
 	}
 	m.lb, m.inst = lb, inst
-	m.sc = newSvcController(m)
 	w.ccm = m
-	m.sc.start()
+	if w.knobs.ownLoop {
+		// The product's own loop, as the app starts it: on its shared
+		// informers, with the service controller's worker count.
+		factory := informers.NewSharedInformerFactory(w.kube, 0)
+		started, err := c.StartServiceLoop(m.ctx, w.kube, factory, kubeClusterName, w.knobs.workers)
+		if err != nil || !started {
+			w.ccm = nil
+			return fmt.Errorf("the own Service loop did not start (started %v): %v", started, err)
+		}
+		factory.Start(m.ctx.Done())
+	} else {
+		m.sc = newSvcController(m)
+		m.sc.start()
+	}
 	m.wg.Add(1)
 	go m.nodeControllers()
 	w.tr.add("ccm#%d started (server cache clock compressed: %v; repair pass: %s)", gen, m.fastPath, w.repair)
@@ -492,7 +520,9 @@ func (w *world) stopCCM() {
 	m.route.stopped.Store(true)
 	close(m.stop)
 	m.cancel()
-	m.sc.shutdown()
+	if m.sc != nil {
+		m.sc.shutdown()
+	}
 	m.wg.Wait()
 	w.mu.Lock()
 	w.stoppedAt = append(w.stoppedAt, time.Now())

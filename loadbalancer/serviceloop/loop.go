@@ -45,10 +45,14 @@ const Name = "sakura-service"
 
 // Retry bounds of a failed sync (not a boot, which waits the engine's
 // delay): the upstream service controller's, so that both loops load the
-// API alike.
-const (
-	minRetryDelay = 5 * time.Second
-	maxRetryDelay = 5 * time.Minute
+// API alike. RetryAfterDivisor divides the engine's wait before a boot is
+// looked at again (1 in the product). They are variables only so that a
+// test on a compressed clock (e2e/torture) can scale the loop's waits the
+// way it scales the upstream loop's; set them before New.
+var (
+	MinRetryDelay     = 5 * time.Second
+	MaxRetryDelay     = 5 * time.Minute
+	RetryAfterDivisor = 1
 )
 
 // Options are the loop's collaborators.
@@ -85,7 +89,7 @@ func New(o Options) (*Loop, error) {
 		nodes:       o.Nodes.Lister(),
 		synced:      []cache.InformerSynced{o.Services.Informer().HasSynced, o.Nodes.Informer().HasSynced},
 		queue: workqueue.NewTypedRateLimitingQueueWithConfig(
-			workqueue.NewTypedItemExponentialFailureRateLimiter[string](minRetryDelay, maxRetryDelay),
+			workqueue.NewTypedItemExponentialFailureRateLimiter[string](MinRetryDelay, MaxRetryDelay),
 			workqueue.TypedRateLimitingQueueConfig[string]{Name: Name}),
 	}
 	if _, err := o.Services.Informer().AddEventHandler(cache.ResourceEventHandlerFuncs{
@@ -179,7 +183,7 @@ func (l *Loop) next(ctx context.Context) bool {
 		// the condition and the engine's Normal Events already do.
 		klog.V(2).InfoS("Load balancer not settled yet", "service", key, "retryAfter", retry.RetryAfter(), "reason", err.Error())
 		l.queue.Forget(key)
-		l.queue.AddAfter(key, retry.RetryAfter())
+		l.queue.AddAfter(key, retry.RetryAfter()/time.Duration(max(RetryAfterDivisor, 1)))
 	default:
 		// The engine has already recorded the Warning for its own
 		// failures; this is for the log and the retry.
