@@ -1,7 +1,6 @@
 package e2e
 
 import (
-	"context"
 	"slices"
 	"strings"
 	"sync"
@@ -206,16 +205,7 @@ func TestOwnServiceLoopServesServicesWithoutClass(t *testing.T) {
 	}
 
 	// A node leaving the pool (the upstream label) leaves the appliance.
-	patch := `{"metadata":{"labels":{"node.kubernetes.io/exclude-from-external-load-balancers":"true"}}}`
-	if _, err := e.kube.CoreV1().Nodes().Patch(e.ctx, "node-3", "application/merge-patch+json", []byte(patch), metav1.PatchOptions{}); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), longWait)
-		defer cancel()
-		undo := `{"metadata":{"labels":{"node.kubernetes.io/exclude-from-external-load-balancers":null}}}`
-		_, _ = e.kube.CoreV1().Nodes().Patch(ctx, "node-3", "application/merge-patch+json", []byte(undo), metav1.PatchOptions{})
-	})
+	e.excludeNode("node-3")
 	e.waitVIPs(ip, map[int][]string{80: e.nodeIPs("node-1", "node-2")})
 
 	e.deleteService("web")

@@ -18,6 +18,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	k8stypes "k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/util/intstr"
 	"k8s.io/client-go/kubernetes"
 	"sigs.k8s.io/yaml"
@@ -368,6 +369,25 @@ func (e *env) deleteService(name string) {
 	e.eventually(longWait, "Service "+name+" not deleted (finalizer kept?)", func() (bool, error) {
 		_, err := e.kube.CoreV1().Services(e.ns).Get(e.ctx, name, metav1.GetOptions{})
 		return apierrors.IsNotFound(err), nil
+	})
+}
+
+// excludeNode labels Node name out of load balancers (the upstream label)
+// and takes the label off again when the test ends.
+func (e *env) excludeNode(name string) {
+	e.t.Helper()
+	label := func(ctx context.Context, value string) error {
+		patch := fmt.Sprintf(`{"metadata":{"labels":{%q:%s}}}`, corev1.LabelNodeExcludeBalancers, value)
+		_, err := e.kube.CoreV1().Nodes().Patch(ctx, name, k8stypes.MergePatchType, []byte(patch), metav1.PatchOptions{})
+		return err
+	}
+	if err := label(e.ctx, `"true"`); err != nil {
+		e.t.Fatal(err)
+	}
+	e.t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), longWait)
+		defer cancel()
+		_ = label(ctx, "null")
 	})
 }
 

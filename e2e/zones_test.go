@@ -1,7 +1,6 @@
 package e2e
 
 import (
-	"context"
 	"encoding/json"
 	"fmt"
 	"net/netip"
@@ -204,16 +203,7 @@ func TestLoadBalancerAcrossABridge(t *testing.T) {
 	})
 	const refused = "is bridged to zone is1b, whose servers could not be listed"
 	before := strings.Count(e.ccm.Log(), refused)
-	exclude := `{"metadata":{"labels":{"node.kubernetes.io/exclude-from-external-load-balancers":"true"}}}`
-	if _, err := e.kube.CoreV1().Nodes().Patch(e.ctx, "zone-a-2", "application/merge-patch+json", []byte(exclude), metav1.PatchOptions{}); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), longWait)
-		defer cancel()
-		undo := `{"metadata":{"labels":{"node.kubernetes.io/exclude-from-external-load-balancers":null}}}`
-		_, _ = e.kube.CoreV1().Nodes().Patch(ctx, "zone-a-2", "application/merge-patch+json", []byte(undo), metav1.PatchOptions{})
-	})
+	e.excludeNode("zone-a-2")
 	e.eventually(longWait, "no sync met is1b's outage", func() (bool, error) {
 		return strings.Count(e.ccm.Log(), refused) > before, nil
 	})
