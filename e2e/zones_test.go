@@ -159,9 +159,10 @@ func TestZoneOutageKeepsNodes(t *testing.T) {
 // is1a switch of its private network is bridged to an is1b switch. A
 // Service's appliance, made in is1a, takes the is1b node on the bridged
 // switch as a real server and leaves out the one on an unbridged switch
-// (with an Event naming it), and takes no address that a server on the
-// bridged switch holds: the first two of its assign range are is1b
-// servers' (the simulator accepts an appliance on them, as SAKURA may).
+// (with an Event naming it), and takes no address that a server or an
+// appliance of is1b on the bridged switch holds: the first three of its
+// assign range are two is1b servers' and an is1b VPC router's, which also
+// has VRID 1 (the simulator accepts an appliance on them, as SAKURA may).
 func TestLoadBalancerAcrossABridge(t *testing.T) {
 	e := newEnv(t, envOptions{topology: "testdata/topology-bridged.yaml",
 		nodes:       []string{"zone-a-1", "zone-a-2", "zone-b-1", "zone-b-2"},
@@ -177,7 +178,10 @@ func TestLoadBalancerAcrossABridge(t *testing.T) {
 	if err != nil || lb == nil {
 		t.Fatalf("appliance for %s: %v", ip, err)
 	}
-	held := map[string]string{"192.168.100.17": "db-b-1", "192.168.100.18": "db-b-2", "192.168.100.21": "zone-b-1"}
+	held := map[string]string{"192.168.100.17": "db-b-1", "192.168.100.18": "db-b-2", "192.168.100.19": "VPC router vpc-b (is1b)", "192.168.100.21": "zone-b-1"}
+	if lb.VRID == 1 {
+		t.Errorf("the load balancer took VRID 1, which is1b's VPC router vpc-b uses on the bridged segment")
+	}
 	for _, a := range append([]string{ip}, lb.IPAddresses...) {
 		if who := held[a]; who != "" {
 			t.Errorf("address %s went to the load balancer, but %s holds it on the bridged switch", a, who)

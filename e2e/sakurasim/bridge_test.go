@@ -365,6 +365,67 @@ switches:
 	}
 }
 
+// TestAppliancesOfAnotherZone: appliances the topology puts on an is1b
+// switch are listed in is1b only, are unknown by ID to is1a, and hold
+// their addresses and VRID on the whole bridged segment.
+func TestAppliancesOfAnotherZone(t *testing.T) {
+	topo, err := ParseTopology([]byte(bridgedZones + `
+loadBalancers:
+  - {name: lb-b, switch: private-b, ipAddresses: [192.168.0.40], vrid: 7}
+vpcRouters:
+  - {name: vr-b, switch: private-b, ipAddresses: [192.168.0.41, 192.168.0.42], virtualIPAddress: 192.168.0.43, vrid: 8}
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	use(t, topo, Options{})
+	ctx := context.Background()
+	names := func(zone string) []string {
+		res, err := iaas.NewLoadBalancerOp(caller).Find(ctx, zone, &iaas.FindCondition{})
+		if err != nil {
+			t.Fatalf("load balancers of %s: %v", zone, err)
+		}
+		var out []string
+		for _, lb := range res.LoadBalancers {
+			out = append(out, lb.Name)
+		}
+		vr, err := iaas.NewVPCRouterOp(caller).Find(ctx, zone, &iaas.FindCondition{})
+		if err != nil {
+			t.Fatalf("vpc routers of %s: %v", zone, err)
+		}
+		for _, v := range vr.VPCRouters {
+			out = append(out, v.Name)
+		}
+		return out
+	}
+	if a, b := names("is1a"), names("is1b"); len(a) != 0 || !slices.Equal(b, []string{"lb-b", "vr-b"}) {
+		t.Fatalf("appliances listed: is1a %v, is1b %v; want none and [lb-b vr-b]", a, b)
+	}
+	res, _ := iaas.NewLoadBalancerOp(caller).Find(ctx, "is1b", &iaas.FindCondition{})
+	if _, err := iaas.NewLoadBalancerOp(caller).Read(ctx, "is1a", res.LoadBalancers[0].ID); !iaas.IsNotFoundError(err) {
+		t.Errorf("is1b's load balancer read through is1a: %v, want 404", err)
+	}
+	// The is1a end of the bridge: the addresses and VRIDs are taken.
+	privateA := switchesOf(t, "is1a")["private-a"].ID
+	for _, tc := range []struct {
+		ip   string
+		vrid int
+		want string
+	}{
+		{"192.168.0.40", 20, "load balancer lb-b"},
+		{"192.168.0.43", 20, "vpc router vr-b"},
+		{"192.168.0.60", 7, "load balancer lb-b"},
+		{"192.168.0.60", 8, "vpc router vr-b"},
+	} {
+		req := lbRequest(privateA, []string{tc.ip}, tc.vrid)
+		req.NetworkMaskLen, req.DefaultRoute = 24, ""
+		_, err := iaas.NewLoadBalancerOp(caller).Create(ctx, "is1a", req)
+		if code, _ := apiStatus(err); code != http.StatusConflict || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("load balancer on private-a at %s vrid %d: %v, want 409 naming %s", tc.ip, tc.vrid, err, tc.want)
+		}
+	}
+}
+
 func TestBridgeTopologyErrors(t *testing.T) {
 	const base = "zones: [is1b]\nbridges: [{name: br}]\n"
 	for _, tc := range []struct{ topo, want string }{
@@ -376,10 +437,6 @@ func TestBridgeTopologyErrors(t *testing.T) {
 		{base + "routers: [{name: r, switch: {name: g, network: 203.0.113.0, maskLen: 28, bridge: nope}}]\n", `switch "g": unknown bridge "nope"`},
 		{base + "switches: [{name: sw, zone: is1b, network: 192.168.0.0, maskLen: 24}]\nservers: [{name: x, nics: [{switch: sw, userIPAddress: 192.168.0.9}]}]\n",
 			`server "x" nic 0: switch "sw" is in zone is1b, the server in is1a`},
-		{base + "switches: [{name: sw, zone: is1b, network: 192.168.0.0, maskLen: 24}]\nloadBalancers: [{name: lb, switch: sw, ipAddresses: [192.168.0.5], vrid: 1}]\n",
-			`load balancer "lb": switch "sw" is in zone is1b; appliances live in is1a only`},
-		{base + "switches: [{name: sw, zone: is1b, network: 192.168.0.0, maskLen: 24}]\nvpcRouters: [{name: vr, switch: sw, ipAddresses: [192.168.0.5], vrid: 1}]\n",
-			`vpc router "vr": switch "sw" is in zone is1b; appliances live in is1a only`},
 	} {
 		topo, err := ParseTopology([]byte(strings.Replace(tc.topo, "bridges: [{name: br}]\nbridges:", "bridges:", 1)))
 		if err != nil {

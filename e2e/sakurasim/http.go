@@ -279,6 +279,13 @@ func (s *Simulator) dispatch(req *request) (int, any, *apiErr) {
 			return status, resp, e
 		}
 	}
+	// An appliance of another zone (seeded by the topology) is listed in
+	// its zone only; by ID it is unknown to the main zone's operations.
+	if strings.HasPrefix(req.op, "LoadBalancer.") || strings.HasPrefix(req.op, "VPCRouter.") {
+		if sw := s.applianceSwitch(id); sw != nil && sw.Zone != req.zone {
+			return 0, nil, notFound(fmt.Sprintf("appliance %s not found in zone %s", id, req.zone))
+		}
+	}
 	switch req.op {
 	case "Server.Find":
 		var cands []candidate
@@ -356,10 +363,7 @@ func (s *Simulator) dispatch(req *request) (int, any, *apiErr) {
 		}
 		return 0, nil, notFound("zone " + p[1] + " not found")
 	case "LoadBalancer.Find", "VPCRouter.Find", "Database.Find", "NFS.Find", "MobileGateway.Find", "Appliance.Find":
-		if req.zone != s.zone {
-			return s.runFind(req.find, applianceKeys, req.op, "Appliances", nil)
-		}
-		return s.findAppliances(req.find, req.op)
+		return s.findAppliances(req.find, req.op, req.zone)
 	case "VPCRouter.Read":
 		return ok(map[string]any{"Appliance": s.nakedVPCRouter(s.vpcRouterByID(id))})
 	case "LoadBalancer.Create":
@@ -386,11 +390,22 @@ func (s *Simulator) dispatch(req *request) (int, any, *apiErr) {
 	return 0, nil, notFound(fmt.Sprintf("operation not supported by the simulator: %s /%s", req.method, strings.Join(p, "/")))
 }
 
+// applianceSwitch is the switch of the load balancer or VPC router id, if any.
+func (s *Simulator) applianceSwitch(id types.ID) *switchRes {
+	if lb := s.lbByID(id); lb != nil {
+		return s.switchByID(lb.SwitchID)
+	}
+	if v := s.vpcRouterByID(id); v != nil {
+		return s.switchByID(v.SwitchID)
+	}
+	return nil
+}
+
 // dispatchOtherZone answers what a zone other than the main one holds
-// besides servers and switches: nothing yet. Anything but a list (which
-// dispatch answers empty) is 404, the way the API answers for an ID of
-// another zone. Servers, switches, zones and lists go on to dispatch
-// (handled false); bridges were answered before.
+// besides servers, switches and the appliances its topology seeds (listed
+// by dispatch): nothing. Anything but a list is 404, the way the API
+// answers for an ID of another zone. Servers, switches, zones and lists go
+// on to dispatch (handled false); bridges were answered before.
 func (s *Simulator) dispatchOtherZone(req *request) (int, any, *apiErr, bool) {
 	if strings.HasPrefix(req.op, "Server.") || strings.HasPrefix(req.op, "Switch.") || strings.HasPrefix(req.op, "Zone.") ||
 		strings.HasSuffix(req.op, ".Find") {
@@ -414,19 +429,27 @@ func contains(list []string, s string) bool {
 	return false
 }
 
-// findAppliances lists load balancers and VPC routers (in ID order); the
-// Class filter that every appliance find carries selects the kind, so
-// database, NFS and mobile gateway finds answer an empty list.
-func (s *Simulator) findAppliances(fc *findCond, op string) (int, any, *apiErr) {
+// findAppliances lists zone's load balancers and VPC routers (in ID
+// order), an appliance being in its switch's zone; the Class filter that
+// every appliance find carries selects the kind, so database, NFS and
+// mobile gateway finds answer an empty list.
+func (s *Simulator) findAppliances(fc *findCond, op, zone string) (int, any, *apiErr) {
+	inZone := func(sw types.ID) bool {
+		r := s.switchByID(sw)
+		return r != nil && r.Zone == zone
+	}
 	var cands []candidate
 	for _, lb := range s.lbs {
-		if s.hiddenByCreateWindow(lb) {
+		if s.hiddenByCreateWindow(lb) || !inZone(lb.SwitchID) {
 			continue
 		}
 		lb := lb
 		cands = append(cands, candidate{lb.ID, lb.Name, s.lbRecord(lb), func() any { return wireLB(s.nakedLB(lb)) }})
 	}
 	for _, v := range s.vpcRouters {
+		if !inZone(v.SwitchID) {
+			continue
+		}
 		v := v
 		cands = append(cands, candidate{v.ID, v.Name, s.vpcRouterRecord(v), func() any { return s.nakedVPCRouter(v) }})
 	}

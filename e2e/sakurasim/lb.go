@@ -145,12 +145,12 @@ func (s *Simulator) checkAddr(sw *switchRes, ip, field string, excludeLB types.I
 
 func (s *Simulator) vridOwner(swID types.ID, vrid int, excludeLB types.ID) string {
 	for _, lb := range s.lbs {
-		if lb.ID != excludeLB && lb.SwitchID == swID && lb.VRID == vrid {
+		if lb.ID != excludeLB && s.sameSegment(lb.SwitchID, swID) && lb.VRID == vrid {
 			return "load balancer " + lb.Name
 		}
 	}
 	for _, v := range s.vpcRouters {
-		if v.SwitchID == swID && v.VRID == vrid {
+		if s.sameSegment(v.SwitchID, swID) && v.VRID == vrid {
 			return "vpc router " + v.Name
 		}
 	}
@@ -225,17 +225,18 @@ func (s *Simulator) checkLBAddr(sw *switchRes, ip, field string, excludeLB types
 	return c.address(field, ip, s.owner(sw.ID, ip, excludeLB), e)
 }
 
-// validateNewLB checks the immutable part of a new load balancer and its settings.
-// raw is the request's Appliance JSON (nil for topology-made ones); c
-// (nil for topology-made ones) decides on and records conflicts.
-func (s *Simulator) validateNewLB(lb *loadBalancer, raw json.RawMessage, c *conflicts) *apiErr {
+// validateNewLB checks the immutable part of a new load balancer in zone
+// and its settings. raw is the request's Appliance JSON (nil for
+// topology-made ones); c (nil for topology-made ones) decides on and
+// records conflicts.
+func (s *Simulator) validateNewLB(lb *loadBalancer, zone string, raw json.RawMessage, c *conflicts) *apiErr {
 	sw := s.switchByID(lb.SwitchID)
 	if sw == nil {
 		return badRequest(fmt.Sprintf("Remark.Switch.ID: switch %s not found", lb.SwitchID))
 	}
-	if sw.Zone != s.zone {
-		// Appliances live in the main zone only; an ID of another zone's switch is unknown here, as in the API.
-		return badRequest(fmt.Sprintf("Remark.Switch.ID: switch %s not found in zone %s", lb.SwitchID, s.zone))
+	if sw.Zone != zone {
+		// An ID of another zone's switch is unknown here, as in the API.
+		return badRequest(fmt.Sprintf("Remark.Switch.ID: switch %s not found in zone %s", lb.SwitchID, zone))
 	}
 	if lb.Name == "" {
 		return badRequest("Name is required")

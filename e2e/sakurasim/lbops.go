@@ -70,7 +70,7 @@ func (s *Simulator) lbCreate(body []byte) (int, any, *apiErr) {
 		lb.PlanID = n.Plan.ID
 	}
 	c := s.newConflicts()
-	if e := s.validateNewLB(lb, raw, c); e != nil {
+	if e := s.validateNewLB(lb, s.zone, raw, c); e != nil {
 		return 0, nil, e
 	}
 	lb.ID = s.newID()

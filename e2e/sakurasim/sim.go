@@ -329,9 +329,6 @@ func (s *Simulator) load(t *Topology) error {
 		if sw == nil {
 			return fmt.Errorf("load balancer %q: unknown switch %q", l.Name, l.Switch)
 		}
-		if sw.Zone != s.zone {
-			return fmt.Errorf("load balancer %q: switch %q is in zone %s; appliances live in %s only", l.Name, l.Switch, sw.Zone, s.zone)
-		}
 		lb := &loadBalancer{ID: s.newID(), Name: l.Name, Tags: l.Tags, SwitchID: sw.ID, PlanID: types.ID(l.PlanID),
 			VRID: l.VRID, IPs: l.IPAddresses, MaskLen: sw.Prefix.Bits(), CreatedAt: now, ModifiedAt: now,
 			Availability: types.Availabilities.Available, Status: types.ServerInstanceStatuses.Up, StatusAt: now}
@@ -349,7 +346,7 @@ func (s *Simulator) load(t *Topology) error {
 			}
 			lb.Settings = append(lb.Settings, set)
 		}
-		if err := s.validateNewLB(lb, nil, nil); err != nil {
+		if err := s.validateNewLB(lb, sw.Zone, nil, nil); err != nil {
 			return fmt.Errorf("load balancer %q: %s", l.Name, err.msg)
 		}
 		lb.Hash = settingsHash(lb.Settings)
@@ -363,9 +360,6 @@ func (s *Simulator) load(t *Topology) error {
 		sw := s.switchByName(v.Switch)
 		if sw == nil {
 			return fmt.Errorf("vpc router %q: unknown switch %q", v.Name, v.Switch)
-		}
-		if sw.Zone != s.zone {
-			return fmt.Errorf("vpc router %q: switch %q is in zone %s; appliances live in %s only", v.Name, v.Switch, sw.Zone, s.zone)
 		}
 		vr := &vpcRouter{ID: s.newID(), Name: v.Name, Tags: v.Tags, SwitchID: sw.ID, InterfaceIndex: v.InterfaceIndex,
 			IPs: v.IPAddresses, VIP: v.VirtualIPAddress, VRID: v.VRID, CreatedAt: now}
