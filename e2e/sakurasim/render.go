@@ -13,6 +13,14 @@ var zoneIDs = map[string]types.ID{"is1a": 31001, "is1b": 31002, "is1c": 31003, "
 
 func (s *Simulator) zoneID() types.ID { return zoneIDOf(s.zone) }
 
+// applianceZoneID is the ID of the zone an appliance lives in: its switch's.
+func (s *Simulator) applianceZoneID(sw types.ID) types.ID {
+	if r := s.switchByID(sw); r != nil {
+		return zoneIDOf(r.Zone)
+	}
+	return s.zoneID()
+}
+
 func zoneIDOf(zone string) types.ID {
 	if id, ok := zoneIDs[zone]; ok {
 		return id
@@ -167,7 +175,7 @@ func (s *Simulator) nakedLB(lb *loadBalancer) *naked.LoadBalancer {
 		Settings:     &naked.LoadBalancerSettings{LoadBalancer: cloneSettings(lb.Settings)},
 		SettingsHash: lb.Hash,
 		Remark: &naked.ApplianceRemark{
-			Zone:    &naked.ApplianceRemarkZone{ID: s.zoneID()},
+			Zone:    &naked.ApplianceRemarkZone{ID: s.applianceZoneID(lb.SwitchID)},
 			Switch:  &naked.ApplianceRemarkSwitch{ID: lb.SwitchID},
 			VRRP:    &naked.ApplianceVRRP{VRID: lb.VRID},
 			Network: &naked.ApplianceRemarkNetwork{DefaultRoute: lb.DefaultRoute, NetworkMaskLen: lb.MaskLen},
@@ -239,7 +247,7 @@ func (s *Simulator) nakedVPCRouter(v *vpcRouter) *naked.VPCRouter {
 		Instance:  &naked.Instance{Status: types.ServerInstanceStatuses.Up, StatusChangedAt: now},
 		CreatedAt: now,
 		Settings:  &naked.VPCRouterSettings{Router: &naked.VPCRouterSetting{VRID: v.VRID, Interfaces: ifs}},
-		Remark: &naked.ApplianceRemark{Zone: &naked.ApplianceRemarkZone{ID: s.zoneID()},
+		Remark: &naked.ApplianceRemark{Zone: &naked.ApplianceRemarkZone{ID: s.applianceZoneID(v.SwitchID)},
 			Router: &naked.ApplianceRemarkRouter{VPCRouterVersion: 2}, VRRP: &naked.ApplianceVRRP{VRID: v.VRID}},
 	}
 	for _, ip := range v.IPs {

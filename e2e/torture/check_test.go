@@ -318,6 +318,26 @@ func (w *world) check() []violation {
 			}
 		}
 	}
+	// VPC routers hold their addresses too (the topology seeds them; the
+	// controller never writes them).
+	for _, v := range st.VPCRouters {
+		if v.Remark == nil || len(v.Interfaces) == 0 || v.Interfaces[0] == nil || v.Interfaces[0].Switch == nil {
+			continue
+		}
+		sw := v.Interfaces[0].Switch.ID
+		for _, a := range v.Remark.Servers {
+			if a != nil {
+				hold(sw, a.IPAddress, "vpc router "+v.Name)
+			}
+		}
+		if v.Settings != nil && v.Settings.Router != nil {
+			for _, i := range v.Settings.Router.Interfaces {
+				if i != nil {
+					hold(sw, i.VirtualIPAddress, "vpc router "+v.Name+" (VIP)")
+				}
+			}
+		}
+	}
 	for k, hs := range holders {
 		if len(hs) > 1 {
 			add("inv8/address", "address %s is held %d times: %s", k[strings.IndexByte(k, '/')+1:], len(hs), strings.Join(hs, ", "))
