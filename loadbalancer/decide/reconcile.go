@@ -111,6 +111,10 @@ const (
 	// StepRefuseAdopt: report why the proposed appliance is not adopted;
 	// write and create nothing.
 	StepRefuseAdopt
+	// StepWaitLeaving: the sharing key's appliance is off and every
+	// Service on it is being deleted: wait for that deletion (which
+	// removes the appliance) rather than boot it; then make a new one.
+	StepWaitLeaving
 )
 
 // Facts is what a reconcile observed, reduced to what the step depends on.
@@ -190,12 +194,47 @@ func notUp(state State, noRepair, serviceDeleting bool) (step Step, settled bool
 
 // JoinStep is the step of a Service about to join its sharing key's
 // appliance, in state: join it when up; boot it when it is off, as its
-// members would (the key's tag is on it, so no deletion is under way: a
-// deletion takes the key off first), since a member already served need
-// not sync again and the joining Service would wait for ever.
-func JoinStep(state State, noRepair, serviceDeleting bool) Step {
+// members would, since a member already served need not sync again and
+// the joining Service would wait for ever. But when the appliance's
+// members are leaving (Leaving), the last one's deletion removes the
+// appliance, tags and all: a boot would race it (seed 300526), so the
+// joining Service waits and makes a new one once it is gone. Joining one
+// that is up needs no wait: the join writes this Service's tag under the
+// key's lock, and the deletion then keeps the appliance for it.
+func JoinStep(state State, noRepair, serviceDeleting, membersLeaving bool) Step {
 	step, _ := notUp(state, noRepair, serviceDeleting)
+	if step == StepBoot && membersLeaving {
+		return StepWaitLeaving
+	}
 	return step
+}
+
+// Member is what a member UID's Service is, as the Service cache shows it.
+type Member int
+
+const (
+	MemberLive Member = iota // a LoadBalancer Service served here, not being deleted
+	// MemberDeleting: being deleted, or no longer a LoadBalancer Service
+	// served here: its clean-up takes its part off the appliance.
+	MemberDeleting
+	MemberGone // no such Service
+)
+
+// Leaving: no member of the appliance is a live Service and at least one
+// is being deleted. Members whose Services are all gone make an orphan of
+// it, which the joining Service may take over (nothing else will delete
+// it while the sweep only reports).
+func Leaving(members []Member) bool {
+	deleting := false
+	for _, m := range members {
+		switch m {
+		case MemberLive:
+			return false
+		case MemberDeleting:
+			deleting = true
+		}
+	}
+	return deleting
 }
 
 // ServeFacts is what a reconcile observed of an appliance that is up.

@@ -106,20 +106,43 @@ func TestAdmit(t *testing.T) {
 // again).
 func TestJoinStep(t *testing.T) {
 	for _, c := range []struct {
-		name               string
-		state              State
-		noRepair, deleting bool
-		want               Step
+		name                        string
+		state                       State
+		noRepair, deleting, leaving bool
+		want                        Step
 	}{
-		{"up: join", Up, false, false, StepServe},
-		{"off: boot it", Stopped, false, false, StepBoot},
-		{"off, the joining Service opts out of repair: say so", Stopped, true, false, StepStayOff},
-		{"off, the joining Service is being deleted: nothing", Stopped, false, true, StepNone},
-		{"booting: wait", Booting, false, false, StepWaitBoot},
-		{"not listed yet: wait", Missing, false, false, StepWaitBoot},
-		{"failed: a person must act", Failed, false, false, StepFailed},
+		{"up: join", Up, false, false, false, StepServe},
+		{"up, its members leaving: join (the tag keeps it)", Up, false, false, true, StepServe},
+		{"off: boot it", Stopped, false, false, false, StepBoot},
+		// Seed 300526: the only member was being deleted with its
+		// appliance down (its Delete refused); the joiner booted it.
+		{"off, its members leaving: wait for the deletion", Stopped, false, false, true, StepWaitLeaving},
+		{"off, the joining Service opts out of repair: say so", Stopped, true, false, false, StepStayOff},
+		{"off, the joining Service is being deleted: nothing", Stopped, false, true, false, StepNone},
+		{"booting: wait", Booting, false, false, false, StepWaitBoot},
+		{"not listed yet: wait", Missing, false, false, false, StepWaitBoot},
+		{"failed: a person must act", Failed, false, false, false, StepFailed},
 	} {
-		if got := JoinStep(c.state, c.noRepair, c.deleting); got != c.want {
+		if got := JoinStep(c.state, c.noRepair, c.deleting, c.leaving); got != c.want {
+			t.Errorf("%s: %v, want %v", c.name, got, c.want)
+		}
+	}
+}
+
+func TestLeaving(t *testing.T) {
+	for _, c := range []struct {
+		name    string
+		members []Member
+		want    bool
+	}{
+		{"no members", nil, false},
+		{"the only member is being deleted", []Member{MemberDeleting}, true},
+		{"one leaving, one live", []Member{MemberDeleting, MemberLive}, false},
+		{"one leaving, one gone", []Member{MemberGone, MemberDeleting}, true},
+		{"all gone: an orphan, not a deletion", []Member{MemberGone, MemberGone}, false},
+		{"live", []Member{MemberLive}, false},
+	} {
+		if got := Leaving(c.members); got != c.want {
 			t.Errorf("%s: %v, want %v", c.name, got, c.want)
 		}
 	}

@@ -18,6 +18,7 @@ import (
 	"github.com/sakura-ccm/sakura-cloud-controller-manager/loadbalancer/ipam"
 	"github.com/sakura-ccm/sakura-cloud-controller-manager/loadbalancer/plan"
 	v1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/cloud-provider/api"
 )
 
@@ -78,6 +79,36 @@ func (l *Engine) join(ctx context.Context, exec *apply.Executor, cluster string,
 	return l.joinAppliance(ctx, exec, cluster, svc, nodes, p, keyCreate.lbs[0], false)
 }
 
+// membersLeaving reads, from the Service cache, whether lb's members
+// other than self are leaving (decide.Leaving).
+func (l *Engine) membersLeaving(lb *iaas.LoadBalancer, self string) (bool, error) {
+	f := l.follower()
+	if f == nil {
+		return false, nil
+	}
+	svcs, err := f.services.List(labels.Everything())
+	if err != nil {
+		return false, fmt.Errorf("listing Services for the members of load balancer %s: %w", lb.ID, err)
+	}
+	byUID := make(map[string]*v1.Service, len(svcs))
+	for _, s := range svcs {
+		byUID[string(s.UID)] = s
+	}
+	var members []decide.Member
+	for _, uid := range desired.MemberUIDs(lb.Tags) {
+		switch s := byUID[uid]; {
+		case uid == self:
+		case s == nil:
+			members = append(members, decide.MemberGone)
+		case s.DeletionTimestamp != nil || !l.scope.Serves(s):
+			members = append(members, decide.MemberDeleting)
+		default:
+			members = append(members, decide.MemberLive)
+		}
+	}
+	return decide.Leaving(members), nil
+}
+
 // joinAppliance adds svc's entries, with a newly allocated VIP, to the
 // running shared appliance lb; a Service whose settings disagree with the
 // appliance, or that does not fit, is refused and lb is left as it is.
@@ -89,8 +120,14 @@ func (l *Engine) join(ctx context.Context, exec *apply.Executor, cluster string,
 func (l *Engine) joinAppliance(ctx context.Context, exec *apply.Executor, cluster string, svc *v1.Service, nodes []*v1.Node, p *prepared, lb *iaas.LoadBalancer, keepShown bool) (*v1.LoadBalancerStatus, error) {
 	key := p.opts.SharingKey
 	bootSent := l.mem.bootSentAt(lb.ID)
-	switch decide.JoinStep(decide.StateOf(lb, bootSent, l.clock.Now()), p.opts.NoRepair, svc.DeletionTimestamp != nil) {
+	leaving, err := l.membersLeaving(lb, string(svc.UID))
+	if err != nil {
+		return nil, orReason(ReasonAPIError, err)
+	}
+	switch decide.JoinStep(decide.StateOf(lb, bootSent, l.clock.Now()), p.opts.NoRepair, svc.DeletionTimestamp != nil, leaving) {
 	case decide.StepServe:
+	case decide.StepWaitLeaving:
+		return nil, api.NewRetryError(fmt.Sprintf("load balancer %s shared by key %s is powered off and its Services are being deleted; a new one is made once it is gone", lb.ID, key), BootRetryAfter)
 	case decide.StepFailed:
 		return nil, orReason(ReasonAPIError, fmt.Errorf("load balancer %s (%s) shared by key %s failed to be created by SAKURA Cloud; delete it to let the controller create a new one", lb.Name, lb.ID, key))
 	case decide.StepBoot:
