@@ -220,6 +220,19 @@ const (
 	MemberGone // no such Service
 )
 
+// MemberOf classifies a member UID's Service: exists (in the Service
+// cache), deleting (its deletion timestamp is set), served (a
+// LoadBalancer Service this controller serves).
+func MemberOf(exists, deleting, served bool) Member {
+	switch {
+	case !exists:
+		return MemberGone
+	case deleting || !served:
+		return MemberDeleting
+	}
+	return MemberLive
+}
+
 // Leaving: no member of the appliance is a live Service and at least one
 // is being deleted. Members whose Services are all gone make an orphan of
 // it, which the joining Service may take over (nothing else will delete

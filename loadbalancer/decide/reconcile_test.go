@@ -147,3 +147,20 @@ func TestLeaving(t *testing.T) {
 		}
 	}
 }
+
+func TestMemberOf(t *testing.T) {
+	for _, c := range []struct {
+		name                     string
+		exists, deleting, served bool
+		want                     Member
+	}{
+		{"no such Service", false, false, false, MemberGone},
+		{"served, not being deleted", true, false, true, MemberLive},
+		{"being deleted", true, true, true, MemberDeleting},
+		{"no longer a LoadBalancer Service served here", true, false, false, MemberDeleting},
+	} {
+		if got := MemberOf(c.exists, c.deleting, c.served); got != c.want {
+			t.Errorf("%s: %v, want %v", c.name, got, c.want)
+		}
+	}
+}

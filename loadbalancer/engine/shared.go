@@ -96,15 +96,11 @@ func (l *Engine) membersLeaving(lb *iaas.LoadBalancer, self string) (bool, error
 	}
 	var members []decide.Member
 	for _, uid := range desired.MemberUIDs(lb.Tags) {
-		switch s := byUID[uid]; {
-		case uid == self:
-		case s == nil:
-			members = append(members, decide.MemberGone)
-		case s.DeletionTimestamp != nil || !l.scope.Serves(s):
-			members = append(members, decide.MemberDeleting)
-		default:
-			members = append(members, decide.MemberLive)
+		if uid == self {
+			continue
 		}
+		s := byUID[uid]
+		members = append(members, decide.MemberOf(s != nil, s != nil && s.DeletionTimestamp != nil, s != nil && l.scope.Serves(s)))
 	}
 	return decide.Leaving(members), nil
 }
