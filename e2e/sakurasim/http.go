@@ -282,7 +282,7 @@ func (s *Simulator) dispatch(req *request) (int, any, *apiErr) {
 	// An appliance of another zone (seeded by the topology) is listed in
 	// its zone only; by ID it is unknown to the main zone's operations.
 	if strings.HasPrefix(req.op, "LoadBalancer.") || strings.HasPrefix(req.op, "VPCRouter.") {
-		if sw := s.applianceSwitch(id); sw != nil && sw.Zone != req.zone {
+		if sw, ok := s.applianceSwitch(id); ok && s.applianceZone(sw) != req.zone {
 			return 0, nil, notFound(fmt.Sprintf("appliance %s not found in zone %s", id, req.zone))
 		}
 	}
@@ -390,15 +390,16 @@ func (s *Simulator) dispatch(req *request) (int, any, *apiErr) {
 	return 0, nil, notFound(fmt.Sprintf("operation not supported by the simulator: %s /%s", req.method, strings.Join(p, "/")))
 }
 
-// applianceSwitch is the switch of the load balancer or VPC router id, if any.
-func (s *Simulator) applianceSwitch(id types.ID) *switchRes {
+// applianceSwitch is the switch of the load balancer or VPC router id, if
+// there is one of that ID.
+func (s *Simulator) applianceSwitch(id types.ID) (types.ID, bool) {
 	if lb := s.lbByID(id); lb != nil {
-		return s.switchByID(lb.SwitchID)
+		return lb.SwitchID, true
 	}
 	if v := s.vpcRouterByID(id); v != nil {
-		return s.switchByID(v.SwitchID)
+		return v.SwitchID, true
 	}
-	return nil
+	return 0, false
 }
 
 // dispatchOtherZone answers what a zone other than the main one holds
@@ -434,20 +435,16 @@ func contains(list []string, s string) bool {
 // every appliance find carries selects the kind, so database, NFS and
 // mobile gateway finds answer an empty list.
 func (s *Simulator) findAppliances(fc *findCond, op, zone string) (int, any, *apiErr) {
-	inZone := func(sw types.ID) bool {
-		r := s.switchByID(sw)
-		return r != nil && r.Zone == zone
-	}
 	var cands []candidate
 	for _, lb := range s.lbs {
-		if s.hiddenByCreateWindow(lb) || !inZone(lb.SwitchID) {
+		if s.hiddenByCreateWindow(lb) || s.applianceZone(lb.SwitchID) != zone {
 			continue
 		}
 		lb := lb
 		cands = append(cands, candidate{lb.ID, lb.Name, s.lbRecord(lb), func() any { return wireLB(s.nakedLB(lb)) }})
 	}
 	for _, v := range s.vpcRouters {
-		if !inZone(v.SwitchID) {
+		if s.applianceZone(v.SwitchID) != zone {
 			continue
 		}
 		v := v

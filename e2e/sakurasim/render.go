@@ -11,14 +11,13 @@ import (
 
 var zoneIDs = map[string]types.ID{"is1a": 31001, "is1b": 31002, "is1c": 31003, "tk1a": 21001, "tk1b": 21002, "tk1v": 29001}
 
-func (s *Simulator) zoneID() types.ID { return zoneIDOf(s.zone) }
-
-// applianceZoneID is the ID of the zone an appliance lives in: its switch's.
-func (s *Simulator) applianceZoneID(sw types.ID) types.ID {
+// applianceZone is the zone an appliance on switch sw lives in: its
+// switch's (the main zone if the switch is unknown).
+func (s *Simulator) applianceZone(sw types.ID) string {
 	if r := s.switchByID(sw); r != nil {
-		return zoneIDOf(r.Zone)
+		return r.Zone
 	}
-	return s.zoneID()
+	return s.zone
 }
 
 func zoneIDOf(zone string) types.ID {
@@ -175,7 +174,7 @@ func (s *Simulator) nakedLB(lb *loadBalancer) *naked.LoadBalancer {
 		Settings:     &naked.LoadBalancerSettings{LoadBalancer: cloneSettings(lb.Settings)},
 		SettingsHash: lb.Hash,
 		Remark: &naked.ApplianceRemark{
-			Zone:    &naked.ApplianceRemarkZone{ID: s.applianceZoneID(lb.SwitchID)},
+			Zone:    &naked.ApplianceRemarkZone{ID: zoneIDOf(s.applianceZone(lb.SwitchID))},
 			Switch:  &naked.ApplianceRemarkSwitch{ID: lb.SwitchID},
 			VRRP:    &naked.ApplianceVRRP{VRID: lb.VRID},
 			Network: &naked.ApplianceRemarkNetwork{DefaultRoute: lb.DefaultRoute, NetworkMaskLen: lb.MaskLen},
@@ -247,7 +246,7 @@ func (s *Simulator) nakedVPCRouter(v *vpcRouter) *naked.VPCRouter {
 		Instance:  &naked.Instance{Status: types.ServerInstanceStatuses.Up, StatusChangedAt: now},
 		CreatedAt: now,
 		Settings:  &naked.VPCRouterSettings{Router: &naked.VPCRouterSetting{VRID: v.VRID, Interfaces: ifs}},
-		Remark: &naked.ApplianceRemark{Zone: &naked.ApplianceRemarkZone{ID: s.applianceZoneID(v.SwitchID)},
+		Remark: &naked.ApplianceRemark{Zone: &naked.ApplianceRemarkZone{ID: zoneIDOf(s.applianceZone(v.SwitchID))},
 			Router: &naked.ApplianceRemarkRouter{VPCRouterVersion: 2}, VRRP: &naked.ApplianceVRRP{VRID: v.VRID}},
 	}
 	for _, ip := range v.IPs {
