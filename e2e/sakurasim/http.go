@@ -336,14 +336,17 @@ func (s *Simulator) dispatch(req *request) (int, any, *apiErr) {
 		return http.StatusOK, map[string]any{"Total": len(items), "From": 0, "Count": len(items), "Servers": items}, nil
 	case "Internet.Find":
 		var cands []candidate
-		for _, r := range inMainZone(s, req, s.routers) {
+		for _, r := range s.routers {
+			if r.Zone != req.zone {
+				continue
+			}
 			r := r
 			cands = append(cands, candidate{r.ID, r.Name, s.internetRecord(r), func() any { return s.nakedInternet(r) }})
 		}
 		return s.runFind(req.find, internetKeys, req.op, "Internet", cands)
 	case "Internet.Read":
 		r := s.routerByID(id)
-		if r == nil {
+		if r == nil || r.Zone != req.zone {
 			return 0, nil, notFound("router " + p[1] + " not found")
 		}
 		return ok(map[string]any{"Internet": s.nakedInternet(r)})
@@ -367,7 +370,7 @@ func (s *Simulator) dispatch(req *request) (int, any, *apiErr) {
 	case "VPCRouter.Read":
 		return ok(map[string]any{"Appliance": s.nakedVPCRouter(s.vpcRouterByID(id))})
 	case "LoadBalancer.Create":
-		return s.lbCreate(req.body)
+		return s.lbCreate(req.zone, req.body)
 	case "LoadBalancer.Read":
 		lb, e := s.lbForRead(id)
 		if e != nil {
@@ -408,8 +411,10 @@ func (s *Simulator) applianceSwitch(id types.ID) (types.ID, bool) {
 // answers for an ID of another zone. Servers, switches, zones and lists go
 // on to dispatch (handled false); bridges were answered before.
 func (s *Simulator) dispatchOtherZone(req *request) (int, any, *apiErr, bool) {
+	// Load balancers and routers live in their switch's zone: the
+	// operations below check the zone of the one named.
 	if strings.HasPrefix(req.op, "Server.") || strings.HasPrefix(req.op, "Switch.") || strings.HasPrefix(req.op, "Zone.") ||
-		strings.HasSuffix(req.op, ".Find") {
+		strings.HasPrefix(req.op, "LoadBalancer.") || strings.HasPrefix(req.op, "Internet.") || strings.HasSuffix(req.op, ".Find") {
 		return 0, nil, nil, false
 	}
 	return 0, nil, notFound(fmt.Sprintf("the simulator keeps %s only in zone %s, not in %s", req.op, s.zone, req.zone)), true
@@ -451,13 +456,4 @@ func (s *Simulator) findAppliances(fc *findCond, op, zone string) (int, any, *ap
 		cands = append(cands, candidate{v.ID, v.Name, s.vpcRouterRecord(v), func() any { return s.nakedVPCRouter(v) }})
 	}
 	return s.runFind(fc, applianceKeys, op, "Appliances", cands)
-}
-
-// inMainZone returns items when req is for the main zone, where the
-// simulator keeps everything but servers, and nothing otherwise.
-func inMainZone[T any](s *Simulator, req *request, items []T) []T {
-	if req.zone != s.zone {
-		return nil
-	}
-	return items
 }

@@ -35,7 +35,7 @@ func settingsOf(n *naked.LoadBalancer) []*naked.LoadBalancerSetting {
 	return n.Settings.LoadBalancer
 }
 
-func (s *Simulator) lbCreate(body []byte) (int, any, *apiErr) {
+func (s *Simulator) lbCreate(zone string, body []byte) (int, any, *apiErr) {
 	raw, n, _, e := decodeAppliance(body)
 	if e != nil {
 		return 0, nil, e
@@ -70,7 +70,7 @@ func (s *Simulator) lbCreate(body []byte) (int, any, *apiErr) {
 		lb.PlanID = n.Plan.ID
 	}
 	c := s.newConflicts()
-	if e := s.validateNewLB(lb, s.zone, raw, c); e != nil {
+	if e := s.validateNewLB(lb, zone, raw, c); e != nil {
 		return 0, nil, e
 	}
 	lb.ID = s.newID()

@@ -4,6 +4,7 @@
 package sakurasim
 
 import (
+	"cmp"
 	"fmt"
 	"math/rand"
 	"net/http"
@@ -92,6 +93,7 @@ type bridge struct {
 
 type router struct {
 	ID        types.ID
+	Zone      string
 	Name      string
 	Tags      []string
 	SwitchID  types.ID
@@ -278,11 +280,15 @@ func (s *Simulator) load(t *Topology) error {
 		if s.switchByName(r.Switch.Name) != nil || r.Switch.Name == "" {
 			return fmt.Errorf("router %q: switch name %q empty or duplicate", r.Name, r.Switch.Name)
 		}
-		rt := &router{ID: s.newID(), Name: r.Name, Tags: r.Tags, BandWidth: r.BandWidthMbps, CreatedAt: now}
+		zone := cmp.Or(r.Zone, s.zone)
+		if !slices.Contains(s.zones, zone) {
+			return fmt.Errorf("router %q: zone %q is not served (zones: %s)", r.Name, zone, strings.Join(s.zones, ", "))
+		}
+		rt := &router{ID: s.newID(), Zone: zone, Name: r.Name, Tags: r.Tags, BandWidth: r.BandWidthMbps, CreatedAt: now}
 		if rt.BandWidth == 0 {
 			rt.BandWidth = 100
 		}
-		sw := &switchRes{ID: s.newID(), Zone: s.zone, Name: r.Switch.Name, Tags: r.Switch.Tags, Prefix: prefix,
+		sw := &switchRes{ID: s.newID(), Zone: zone, Name: r.Switch.Name, Tags: r.Switch.Tags, Prefix: prefix,
 			DefaultRoute: prefix.Addr().Next(), RouterID: rt.ID, SubnetID: s.newID(), CreatedAt: now}
 		rt.SwitchID = sw.ID
 		if err := s.connectNamed(sw, r.Switch.Bridge); err != nil {

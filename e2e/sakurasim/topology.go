@@ -10,12 +10,11 @@ import (
 // Topology is the starting state of a simulated zone. It is read from YAML
 // (or JSON) with LoadTopology; field names are the JSON tags below.
 type Topology struct {
-	// Zone is the main zone: routers and appliances live there, and
-	// switches and servers unless they name another zone.
+	// Zone is the main zone: routers, switches and servers live there
+	// unless they name another zone; an appliance lives in its switch's.
 	Zone string `json:"zone"`
 	// Zones are further zones the simulator serves, for clusters that span
-	// zones. Servers and plain switches may live in them; their router and
-	// appliance lists are empty.
+	// zones. Routers, switches, servers and appliances may live in them.
 	Zones    []string     `json:"zones,omitempty"`
 	Routers  []RouterSpec `json:"routers,omitempty"`
 	Switches []SwitchSpec `json:"switches,omitempty"`
@@ -29,7 +28,10 @@ type Topology struct {
 
 // RouterSpec is a router+switch: a block of global addresses behind a router.
 type RouterSpec struct {
-	Name          string   `json:"name"`
+	Name string `json:"name"`
+	// Zone of the router and its switch: the topology's zone (default) or
+	// one of its zones.
+	Zone          string   `json:"zone,omitempty"`
 	Tags          []string `json:"tags,omitempty"`
 	BandWidthMbps int      `json:"bandWidthMbps,omitempty"` // default 100
 	Switch        struct {

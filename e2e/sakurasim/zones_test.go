@@ -29,7 +29,8 @@ servers:
 
 // TestZonesServeTheirOwnServers: each zone's path lists and reads only its
 // own servers, which carry their zone; the other zone's lists of switches
-// and appliances are empty and its writes 404.
+// and appliances are empty, and a load balancer cannot be made there on a
+// switch it does not have.
 func TestZonesServeTheirOwnServers(t *testing.T) {
 	topo, err := ParseTopology([]byte(twoZones))
 	if err != nil {
@@ -74,8 +75,8 @@ func TestZonesServeTheirOwnServers(t *testing.T) {
 	if lbs, err := iaas.NewLoadBalancerOp(caller).Find(ctx, "is1b", &iaas.FindCondition{}); err != nil || len(lbs.LoadBalancers) != 0 {
 		t.Errorf("is1b load balancers: %+v %v, want none", lbs, err)
 	}
-	if _, err := iaas.NewLoadBalancerOp(caller).Create(ctx, "is1b", lbRequest(1, []string{"192.168.0.50"}, 9)); !iaas.IsNotFoundError(err) {
-		t.Errorf("create in is1b: %v, want 404", err)
+	if _, err := iaas.NewLoadBalancerOp(caller).Create(ctx, "is1b", lbRequest(1, []string{"192.168.0.50"}, 9)); err == nil || !strings.Contains(err.Error(), "Remark.Switch.ID") {
+		t.Errorf("create in is1b on a switch it does not have: %v, want a 400 naming Remark.Switch.ID", err)
 	}
 	if _, err := op.Find(ctx, "tk1a", &iaas.FindCondition{}); !iaas.IsNotFoundError(err) {
 		t.Errorf("a zone not served: %v, want 404", err)
@@ -135,6 +136,58 @@ func TestZonesTopologyErrors(t *testing.T) {
 		}
 		if _, err := Build(topo, Options{}); err == nil || !strings.Contains(err.Error(), tc.want) {
 			t.Errorf("%q: %v, want %q", tc.topo, err, tc.want)
+		}
+	}
+}
+
+const zonedBlocks = `
+zone: is1a
+zones: [is1b]
+routers:
+  - name: block-a
+    switch: {name: block-a-switch, network: 203.0.113.16, maskLen: 28}
+  - name: block-b
+    zone: is1b
+    switch: {name: block-b-switch, network: 203.0.113.32, maskLen: 28}
+`
+
+// TestApplianceInItsSwitchsZone: a router+switch may live in is1b; a load
+// balancer on its switch is made in is1b (not in is1a, which does not have
+// the switch), listed and read there only, and answers 404 in is1a.
+func TestApplianceInItsSwitchsZone(t *testing.T) {
+	topo, err := ParseTopology([]byte(zonedBlocks))
+	if err != nil {
+		t.Fatal(err)
+	}
+	use(t, topo, Options{})
+	ctx := context.Background()
+	routers, err := iaas.NewInternetOp(caller).Find(ctx, "is1b", &iaas.FindCondition{})
+	if err != nil || len(routers.Internet) != 1 || routers.Internet[0].Name != "block-b" {
+		t.Fatalf("is1b routers: %+v %v, want block-b", routers, err)
+	}
+	swB := routers.Internet[0].Switch.ID
+	if _, err := iaas.NewInternetOp(caller).Read(ctx, "is1a", routers.Internet[0].ID); !iaas.IsNotFoundError(err) {
+		t.Errorf("read of is1b's router in is1a: %v, want 404", err)
+	}
+	op := iaas.NewLoadBalancerOp(caller)
+	req := lbRequest(swB, []string{"203.0.113.36"}, 1)
+	req.DefaultRoute = "203.0.113.33"
+	if _, err := op.Create(ctx, "is1a", req); err == nil {
+		t.Fatal("a load balancer on is1b's switch was made in is1a")
+	}
+	lb, err := op.Create(ctx, "is1b", req)
+	if err != nil {
+		t.Fatalf("create in is1b on is1b's switch: %v", err)
+	}
+	if _, err := op.Read(ctx, "is1b", lb.ID); err != nil {
+		t.Errorf("read in is1b: %v", err)
+	}
+	if _, err := op.Read(ctx, "is1a", lb.ID); !iaas.IsNotFoundError(err) {
+		t.Errorf("read of the is1b load balancer in is1a: %v, want 404", err)
+	}
+	for z, want := range map[string]int{"is1a": 0, "is1b": 1} {
+		if got, err := op.Find(ctx, z, &iaas.FindCondition{}); err != nil || len(got.LoadBalancers) != want {
+			t.Errorf("%s lists %+v (%v), want %d load balancers", z, got, err, want)
 		}
 	}
 }
