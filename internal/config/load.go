@@ -215,7 +215,30 @@ func (c *Config) validate() field.ErrorList {
 	if c.ServerCacheTTLSec < 1 {
 		errs = append(errs, field.Invalid(path("serverCacheTTLSec"), c.ServerCacheTTLSec, "must be at least 1"))
 	}
-	return append(errs, c.LoadBalancer.validate()...)
+	errs = append(errs, c.LoadBalancer.validate()...)
+	return append(errs, c.validateBlockZones()...)
+}
+
+// validateBlockZones checks the zone a blocks entry names: one of the
+// cluster's zones (appliances are listed there, nowhere else).
+func (c *Config) validateBlockZones() field.ErrorList {
+	var errs field.ErrorList
+	zones := c.ClusterZones()
+	for i, entry := range c.LoadBalancer.Blocks {
+		zone, _, named := strings.Cut(entry, "/")
+		if named && !slices.Contains(zones, zone) {
+			errs = append(errs, field.NotSupported(path("loadBalancer.blocks").Index(i), entry, prefixEach(zones, "/<switch ID>")))
+		}
+	}
+	return errs
+}
+
+func prefixEach(list []string, suffix string) []string {
+	out := make([]string, len(list))
+	for i, s := range list {
+		out[i] = s + suffix
+	}
+	return append(out, "<switch ID> (a switch of zone)")
 }
 
 // defaultZone makes the first of zones the load balancers' zone when only
@@ -264,11 +287,12 @@ func (lb *LoadBalancerConfig) validateBlocks() field.ErrorList {
 	var errs field.ErrorList
 	p := path("loadBalancer.blocks")
 	seen := map[string]bool{}
-	for i, id := range lb.Blocks {
+	for i, entry := range lb.Blocks {
+		_, id := SplitBlock(entry, "")
 		if n, err := strconv.ParseInt(id, 10, 64); err != nil || n <= 0 {
-			errs = append(errs, field.Invalid(p.Index(i), id, "must be the numeric ID of a router+switch's switch, such as 113000000123"))
+			errs = append(errs, field.Invalid(p.Index(i), entry, "must be the numeric ID of a router+switch's switch, such as 113000000123, or zone/ID for a switch of another zone, such as is1b/113000000456"))
 		} else if seen[id] {
-			errs = append(errs, field.Duplicate(p.Index(i), id))
+			errs = append(errs, field.Duplicate(p.Index(i), entry))
 		}
 		seen[id] = true
 	}

@@ -249,9 +249,14 @@ func TestErrorMessages(t *testing.T) {
 			`invalid configuration: loadBalancer.routerSelector[1]: Invalid value: " k8s": must be a tag without leading or trailing spaces; ` +
 				`loadBalancer.routerSelector[2]: Duplicate value: "k8s"; loadBalancer.switchSelector: Too many: 11: must have at most 10 items`},
 		{"blocks", minimalFile + "loadBalancer:\n  blocks: [\"113100000001\", abc, \"113100000001\"]\n  switchID: \"113100000009\"\n  switchSelector: [k8s]\n", nil,
-			`invalid configuration: loadBalancer.blocks[1]: Invalid value: "abc": must be the numeric ID of a router+switch's switch, such as 113000000123; ` +
+			`invalid configuration: loadBalancer.blocks[1]: Invalid value: "abc": must be the numeric ID of a router+switch's switch, such as 113000000123, or zone/ID for a switch of another zone, such as is1b/113000000456; ` +
 				`loadBalancer.blocks[2]: Duplicate value: "113100000001"; loadBalancer.switchID: Forbidden: set either blocks or switchID, not both; ` +
 				`loadBalancer.switchSelector: Forbidden: set either blocks or switchSelector, not both`},
+		{"blocks of zones the cluster has not", minimalFile + "loadBalancer:\n  blocks: [\"113100000001\", \"is1b/113100000002\", \"is1a/113100000001\", \"is1b/\"]\n", nil,
+			`invalid configuration: loadBalancer.blocks[2]: Duplicate value: "is1a/113100000001"; ` +
+				`loadBalancer.blocks[3]: Invalid value: "is1b/": must be the numeric ID of a router+switch's switch, such as 113000000123, or zone/ID for a switch of another zone, such as is1b/113000000456; ` +
+				`loadBalancer.blocks[1]: Unsupported value: "is1b/113100000002": supported values: "is1a/<switch ID>", "<switch ID> (a switch of zone)"; ` +
+				`loadBalancer.blocks[3]: Unsupported value: "is1b/": supported values: "is1a/<switch ID>", "<switch ID> (a switch of zone)"`},
 		{"blocks for type switch", minimalFile + "loadBalancer:\n  type: switch\n  blocks: [\"113100000001\"]\n", nil,
 			`invalid configuration: loadBalancer.blocks: Invalid value: ["113100000001"]: lists router+switch blocks, which type switch does not use; set type internet or remove blocks`},
 		{"switch network", minimalFile + "loadBalancer:\n  ipRange: 192.168.0.0/24\n  assignIPRange: 192.168.1.0/27\n  assignDefaultGateway: 10.0.0.1\n", nil,

@@ -4,6 +4,8 @@
 // sacloud/sakura-cloud-controller-manager so existing configs keep working.
 package config
 
+import "strings"
+
 // Config is the whole configuration after loading, defaulting and validation.
 type Config struct {
 	// AccessToken and AccessTokenSecret authenticate to the API. They are
@@ -45,8 +47,9 @@ type LoadBalancerConfig struct {
 	SwitchID string `json:"switchID"`
 	// Blocks are router+switch blocks (their switch IDs) in order of
 	// preference: new addresses come from the first with room, the
-	// others take over when it is full. Exclusive with the four settings
-	// around it.
+	// others take over when it is full. An entry "is1b/113000000456"
+	// names a switch of another of the cluster's zones; a bare ID is a
+	// switch of zone. Exclusive with the four settings around it.
 	Blocks []string `json:"blocks"`
 	// RouterSelector / SwitchSelector are tags the router or switch must carry.
 	RouterSelector []string `json:"routerSelector"`
@@ -106,4 +109,13 @@ func (c *Config) ClusterZones() []string {
 		return nil
 	}
 	return []string{c.Zone}
+}
+
+// SplitBlock is the zone and switch ID of a loadBalancer.blocks entry:
+// "zone/ID", or a bare ID of home.
+func SplitBlock(entry, home string) (zone, switchID string) {
+	if z, id, ok := strings.Cut(entry, "/"); ok {
+		return z, id
+	}
+	return home, entry
 }

@@ -131,3 +131,21 @@ func TestAdoptAndPreserve(t *testing.T) {
 		t.Fatalf("no annotation: %v %v", p, err)
 	}
 }
+
+// The zone annotation takes one of the cluster's zones, and its error
+// names them; without it the block's zone decides ("").
+func TestZone(t *testing.T) {
+	d := Defaults{Zones: []string{"is1a", "is1b"}}
+	if o, errs := Parse(svc(nil), d); len(errs) != 0 || o.Zone != "" {
+		t.Fatalf("no annotation: zone %q, errs %v", o.Zone, errs)
+	}
+	if o, errs := Parse(svc(map[string]string{Zone: " is1b "}), d); len(errs) != 0 || o.Zone != "is1b" {
+		t.Fatalf("is1b: zone %q, errs %v", o.Zone, errs)
+	}
+	for _, bad := range []string{"tk1a", "IS1B", ""} {
+		_, errs := Parse(svc(map[string]string{Zone: bad}), d)
+		if len(errs) != 1 || !strings.Contains(errs[0].Error(), Zone) || !strings.Contains(errs[0].Error(), "is1a, is1b") {
+			t.Errorf("%q: %v, want one error naming %s and the zones is1a, is1b", bad, errs, Zone)
+		}
+	}
+}

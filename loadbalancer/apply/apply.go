@@ -4,6 +4,7 @@
 package apply
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -47,6 +48,9 @@ type Executor struct {
 	// Clock times the shutdown waits; nil is the real clock. Tests step a
 	// fake one instead of sleeping through ShutdownConflictWait.
 	Clock clock.PassiveClock
+	// Zones says where each appliance lives and which zones appliances may
+	// live in; nil: the client's zone alone.
+	Zones *sakuraapi.ZoneBook
 
 	mu sync.Mutex
 	// shutdownUntil: a shutdown was requested; not again before this time.
@@ -108,24 +112,65 @@ func (e *Executor) FindCluster(ctx context.Context) ([]*iaas.LoadBalancer, error
 
 func (e *Executor) findTagged(ctx context.Context, tags ...string) ([]*iaas.LoadBalancer, error) {
 	cond := &iaas.FindCondition{Filter: search.Filter{search.Key("Tags.Name"): search.TagsAndEqual(tags...)}}
-	all, err := ipam.FindAll(ctx, func(ctx context.Context, c *iaas.FindCondition) ([]*iaas.LoadBalancer, int, error) {
-		r, err := e.Client.LoadBalancers.Find(ctx, e.Client.Zone, c)
-		if err != nil {
-			return nil, 0, err
-		}
-		return r.LoadBalancers, r.Total, nil
-	}, cond)
-	if err != nil {
-		return nil, err
-	}
 	var out []*iaas.LoadBalancer
-	for _, lb := range all {
-		if lb != nil && Owned(lb, tags...) {
-			out = append(out, lb)
+	// Every zone must answer: a zone left out would hide its appliances
+	// from the sweep and the repair pass, which is safe, but also from a
+	// caller that reads "none" as "none anywhere".
+	for _, zone := range e.zones() {
+		all, err := ipam.FindAll(ctx, func(ctx context.Context, c *iaas.FindCondition) ([]*iaas.LoadBalancer, int, error) {
+			r, err := e.Client.LoadBalancers.Find(ctx, zone, c)
+			if err != nil {
+				return nil, 0, err
+			}
+			return r.LoadBalancers, r.Total, nil
+		}, cond)
+		if err != nil {
+			return nil, fmt.Errorf("zone %s: %w", zone, err)
+		}
+		for _, lb := range all {
+			if lb != nil && Owned(lb, tags...) {
+				e.Zones.Note(lb.ID, zone)
+				out = append(out, lb)
+			}
 		}
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].ID < out[j].ID })
 	return out, nil
+}
+
+// zones are the zones appliances may live in, the client's first.
+func (e *Executor) zones() []string {
+	if e.Zones == nil || len(e.Zones.Zones) == 0 {
+		return []string{e.Client.Zone}
+	}
+	return e.Zones.Zones
+}
+
+// ZoneOf is the zone appliance id lives in (the client's when unknown:
+// every appliance this process writes to was listed, read or created by
+// it first, which notes its zone).
+func (e *Executor) ZoneOf(id types.ID) string {
+	return e.Zones.ZoneOr(id, e.Client.Zone)
+}
+
+// read reads appliance id in its zone, or, when the book does not know
+// it, in each zone in turn: "not found" only when no zone has it (a
+// deletion that trusted one zone's 404 would let the Service go and leave
+// the appliance of another zone behind).
+func (e *Executor) read(ctx context.Context, id types.ID) (*iaas.LoadBalancer, error) {
+	var lb *iaas.LoadBalancer
+	var err error
+	for _, zone := range e.Zones.Candidates(id, e.Client.Zone) {
+		lb, err = e.Client.LoadBalancers.Read(ctx, zone, id)
+		if err == nil {
+			e.Zones.Note(id, zone)
+			return lb, nil
+		}
+		if !sakuraapi.IsNotFound(err) {
+			return nil, err
+		}
+	}
+	return nil, err
 }
 
 // Create makes the appliance. The block gives mask and default route.
@@ -146,10 +191,12 @@ func (e *Executor) Create(ctx context.Context, want *desired.Appliance, block ip
 	for _, ip := range ips {
 		req.IPAddresses = append(req.IPAddresses, ip.String())
 	}
-	lb, err := e.Client.LoadBalancers.Create(ctx, e.Client.Zone, req)
+	zone := cmp.Or(block.Zone, e.Client.Zone)
+	lb, err := e.Client.LoadBalancers.Create(ctx, zone, req)
 	if err != nil {
-		return nil, fmt.Errorf("creating load balancer %s: %w", want.Name, err)
+		return nil, fmt.Errorf("creating load balancer %s in zone %s: %w", want.Name, zone, err)
 	}
+	e.Zones.Note(lb.ID, zone)
 	return lb, nil
 }
 
@@ -190,7 +237,7 @@ func (e *Executor) update(ctx context.Context, lb *iaas.LoadBalancer, vips iaas.
 	var saved *iaas.LoadBalancer
 	var err error
 	if tags == nil && !mark {
-		saved, err = e.Client.LoadBalancers.UpdateSettings(ctx, e.Client.Zone, lb.ID, &iaas.LoadBalancerUpdateSettingsRequest{
+		saved, err = e.Client.LoadBalancers.UpdateSettings(ctx, e.ZoneOf(lb.ID), lb.ID, &iaas.LoadBalancerUpdateSettingsRequest{
 			VirtualIPAddresses: vips,
 			SettingsHash:       lb.SettingsHash,
 		})
@@ -202,7 +249,7 @@ func (e *Executor) update(ctx context.Context, lb *iaas.LoadBalancer, vips iaas.
 		// its last Service (torture seed 100376). So the tags must still
 		// be the copy's on a fresh read; every writer of a shared
 		// appliance's tags holds its sharing key's lock meanwhile.
-		fresh, rerr := e.Client.LoadBalancers.Read(ctx, e.Client.Zone, lb.ID)
+		fresh, rerr := e.read(ctx, lb.ID)
 		if rerr != nil {
 			return fmt.Errorf("reading load balancer %s before writing its tags: %w", lb.ID, rerr)
 		}
@@ -216,7 +263,7 @@ func (e *Executor) update(ctx context.Context, lb *iaas.LoadBalancer, vips iaas.
 		if mark {
 			desc = desired.MarkConfigPending(desc)
 		}
-		saved, err = e.Client.LoadBalancers.Update(ctx, e.Client.Zone, lb.ID, &iaas.LoadBalancerUpdateRequest{
+		saved, err = e.Client.LoadBalancers.Update(ctx, e.ZoneOf(lb.ID), lb.ID, &iaas.LoadBalancerUpdateRequest{
 			Name:               lb.Name,
 			Description:        desc,
 			Tags:               types.Tags(append([]string(nil), tags...)),
@@ -252,7 +299,7 @@ func (e *Executor) Config(ctx context.Context, lb *iaas.LoadBalancer) error {
 	if !Owned(lb, desired.ClusterTag(e.ClusterID)) {
 		return fmt.Errorf("load balancer %s: %w", lb.ID, ErrNotOwned)
 	}
-	if err := e.Client.LoadBalancers.Config(ctx, e.Client.Zone, lb.ID); err != nil {
+	if err := e.Client.LoadBalancers.Config(ctx, e.ZoneOf(lb.ID), lb.ID); err != nil {
 		e.setUnapplied(lb.ID, true)
 		return fmt.Errorf("applying settings of load balancer %s: %w: %w", lb.ID, ErrNotApplied, err)
 	}
@@ -271,7 +318,7 @@ func (e *Executor) unmark(ctx context.Context, lb *iaas.LoadBalancer) {
 	if !desired.ConfigPending(lb.Description) {
 		return
 	}
-	cur, err := e.Client.LoadBalancers.Read(ctx, e.Client.Zone, lb.ID)
+	cur, err := e.read(ctx, lb.ID)
 	if err != nil || !desired.ConfigPending(cur.Description) || cur.SettingsHash != lb.SettingsHash {
 		return
 	}
@@ -337,7 +384,7 @@ func (e *Executor) Boot(ctx context.Context, lb *iaas.LoadBalancer, members []st
 	if !cur.InstanceStatus.IsDown() || cur.Availability.IsMigrating() {
 		return false, nil // booting or up already
 	}
-	err = e.Client.LoadBalancers.Boot(ctx, e.Client.Zone, lb.ID)
+	err = e.Client.LoadBalancers.Boot(ctx, e.ZoneOf(lb.ID), lb.ID)
 	// 409: a boot is already under way.
 	if err != nil && sakuraapi.StatusCode(err) != http.StatusConflict {
 		return false, fmt.Errorf("booting load balancer %s: %w", lb.ID, err)
@@ -381,7 +428,7 @@ func (e *Executor) Delete(ctx context.Context, lb *iaas.LoadBalancer, members []
 	cur := lb
 	if !fresh {
 		var err error
-		cur, err = e.Client.LoadBalancers.Read(ctx, e.Client.Zone, lb.ID)
+		cur, err = e.read(ctx, lb.ID)
 		if sakuraapi.IsNotFound(err) {
 			return Deleted, nil
 		}
@@ -408,7 +455,7 @@ func (e *Executor) Delete(ctx context.Context, lb *iaas.LoadBalancer, members []
 		if err := e.unshare(ctx, cur); err != nil {
 			return 0, err
 		}
-		err := e.Client.LoadBalancers.Shutdown(ctx, e.Client.Zone, lb.ID, &iaas.ShutdownOption{Force: true})
+		err := e.Client.LoadBalancers.Shutdown(ctx, e.ZoneOf(lb.ID), lb.ID, &iaas.ShutdownOption{Force: true})
 		if sakuraapi.StatusCode(err) == http.StatusConflict {
 			// A shutdown under way, or the appliance busy: look again soon.
 			e.markShutdown(lb.ID, ShutdownConflictWait)
@@ -420,7 +467,7 @@ func (e *Executor) Delete(ctx context.Context, lb *iaas.LoadBalancer, members []
 		e.markShutdown(lb.ID, ShutdownGrace)
 		return ShutdownSent, nil
 	case cur.Availability.IsFailed() || (cur.InstanceStatus.IsDown() && !cur.Availability.IsMigrating()):
-		err := e.Client.LoadBalancers.Delete(ctx, e.Client.Zone, lb.ID)
+		err := e.Client.LoadBalancers.Delete(ctx, e.ZoneOf(lb.ID), lb.ID)
 		if err != nil && !sakuraapi.IsNotFound(err) {
 			return 0, fmt.Errorf("deleting load balancer %s: %w", lb.ID, err)
 		}
@@ -475,7 +522,7 @@ func (e *Executor) Reshare(ctx context.Context, lb *iaas.LoadBalancer, uid, key 
 // full Update carries name, icon and entries too, guarded by lb's settings
 // hash). Callers decide on a fresh read.
 func (e *Executor) retag(ctx context.Context, lb *iaas.LoadBalancer, tags []string, desc string) error {
-	_, err := e.Client.LoadBalancers.Update(ctx, e.Client.Zone, lb.ID, &iaas.LoadBalancerUpdateRequest{
+	_, err := e.Client.LoadBalancers.Update(ctx, e.ZoneOf(lb.ID), lb.ID, &iaas.LoadBalancerUpdateRequest{
 		Name:               lb.Name,
 		Description:        desc,
 		Tags:               types.Tags(slices.Clone(tags)),
@@ -488,7 +535,7 @@ func (e *Executor) retag(ctx context.Context, lb *iaas.LoadBalancer, tags []stri
 
 // Read reads one appliance afresh.
 func (e *Executor) Read(ctx context.Context, id types.ID) (*iaas.LoadBalancer, error) {
-	lb, err := e.Client.LoadBalancers.Read(ctx, e.Client.Zone, id)
+	lb, err := e.read(ctx, id)
 	if err != nil {
 		return nil, fmt.Errorf("reading load balancer %s: %w", id, err)
 	}
@@ -539,7 +586,7 @@ func (e *Executor) Adopt(ctx context.Context, decidedOn *iaas.LoadBalancer, tags
 // keeps running with its VIP and entries; nothing of this cluster finds it
 // any more (sweep and repair list by the cluster tag). Gone already: nil.
 func (e *Executor) Release(ctx context.Context, lb *iaas.LoadBalancer, members []string) (*iaas.LoadBalancer, error) {
-	cur, err := e.Client.LoadBalancers.Read(ctx, e.Client.Zone, lb.ID)
+	cur, err := e.read(ctx, lb.ID)
 	if sakuraapi.IsNotFound(err) {
 		return nil, nil
 	}

@@ -322,3 +322,47 @@ func TestStaleTagsAreNeverWrittenBack(t *testing.T) {
 		t.Fatalf("a write on a fresh copy: %v", err)
 	}
 }
+
+// An appliance of another zone is found by the cluster's listing of every
+// zone, read where it lives when only its ID is known (after a restart:
+// an empty book), and shut down and deleted there: a call sent to the
+// client's zone would answer 404, which a deletion must never take for
+// "gone".
+func TestAppliancesOfAnotherZone(t *testing.T) {
+	e, ctx := setup(t)
+	e.Zones = sakuraapi.NewZoneBook("is1a", []string{"is1b"})
+	lb := &iaas.LoadBalancer{ID: 31, Name: "lb", Class: "loadbalancer", Tags: []string{desired.ClusterTag(e.ClusterID), desired.ServiceTag("u1")},
+		Availability: types.Availabilities.Available, InstanceStatus: types.ServerInstanceStatuses.Up}
+	fake.DataStore.Put(fake.ResourceLoadBalancer, "is1b", lb.ID, lb)
+	put(11, desired.ClusterTag(e.ClusterID), desired.ServiceTag("u2"))
+
+	got, err := e.FindCluster(ctx)
+	if err != nil || len(got) != 2 || got[0].ID != 11 || got[1].ID != 31 {
+		t.Fatalf("FindCluster over is1a and is1b: %v, %v", got, err)
+	}
+	if z := e.ZoneOf(31); z != "is1b" {
+		t.Fatalf("listed in is1b, but the book says %s", z)
+	}
+
+	restarted := &Executor{Client: e.Client, ClusterID: e.ClusterID, Zones: sakuraapi.NewZoneBook("is1a", []string{"is1b"})}
+	read, err := restarted.Read(ctx, 31)
+	if err != nil || read.ID != 31 {
+		t.Fatalf("read by ID with an empty book: %v, %v", read, err)
+	}
+	step, err := restarted.Delete(ctx, read, []string{"u1"}, true)
+	if err != nil || step != ShutdownSent {
+		t.Fatalf("delete of an up appliance: %v, %v; want ShutdownSent", step, err)
+	}
+	down := fake.DataStore.Get(fake.ResourceLoadBalancer, "is1b", 31).(*iaas.LoadBalancer)
+	down.InstanceStatus = types.ServerInstanceStatuses.Down
+	step, err = restarted.Delete(ctx, down, []string{"u1"}, true)
+	if err != nil || step != Deleted {
+		t.Fatalf("delete of a stopped appliance: %v, %v; want Deleted", step, err)
+	}
+	if v := fake.DataStore.Get(fake.ResourceLoadBalancer, "is1b", 31); v != nil {
+		t.Fatalf("the is1b appliance is still there: %v", v)
+	}
+	if _, err := restarted.Read(ctx, 31); !sakuraapi.IsNotFound(err) {
+		t.Fatalf("read after the delete: %v, want not found", err)
+	}
+}

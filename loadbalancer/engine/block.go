@@ -93,6 +93,9 @@ type switchCache struct {
 	mu        sync.Mutex
 	items     map[types.ID]cachedSwitch
 	selectors map[string]cachedBlock
+	// zones: the zone each switch was read in (kept when its copy is
+	// forgotten: a switch never changes zone).
+	zones map[types.ID]string
 	// servers holds, per switch, the servers on it, reused for inventoryTTL.
 	servers map[types.ID]cachedServers
 	// zoneFloor: listings of the zone used from now on must have started
@@ -112,39 +115,53 @@ type cachedBlock struct {
 }
 
 type cachedSwitch struct {
-	sw *iaas.Switch
-	at time.Time
+	sw   *iaas.Switch
+	zone string
+	at   time.Time
 }
 
-// readSwitch reads the switch for choosing a block, reusing a copy younger
-// than switchTTL.
-func (l *Engine) readSwitch(ctx context.Context, id types.ID) (*iaas.Switch, error) {
-	return l.readSwitchWithin(ctx, id, switchTTL)
+// readSwitch reads switch id of zone for choosing a block, reusing a copy
+// younger than switchTTL.
+func (l *Engine) readSwitch(ctx context.Context, zone string, id types.ID) (*iaas.Switch, error) {
+	return l.readSwitchWithin(ctx, zone, id, switchTTL)
 }
 
-// readSwitchWithin reads the switch unless a copy younger than maxAge is at
-// hand.
-func (l *Engine) readSwitchWithin(ctx context.Context, id types.ID, maxAge time.Duration) (*iaas.Switch, error) {
+// readSwitchWithin reads switch id of zone unless a copy younger than
+// maxAge is at hand, and remembers the zone (switchZone).
+func (l *Engine) readSwitchWithin(ctx context.Context, zone string, id types.ID, maxAge time.Duration) (*iaas.Switch, error) {
 	l.switches.mu.Lock()
 	c, ok := l.switches.items[id]
 	l.switches.mu.Unlock()
-	if ok && l.clock.Since(c.at) < maxAge {
+	if ok && c.zone == zone && l.clock.Since(c.at) < maxAge {
 		return c.sw, nil
 	}
-	sw, err := l.client.Switches.Read(ctx, l.client.Zone, id)
+	sw, err := l.client.Switches.Read(ctx, zone, id)
 	if err != nil {
 		return nil, err
 	}
 	l.switches.mu.Lock()
-	l.switches.items[id] = cachedSwitch{sw: sw, at: l.clock.Now()}
+	l.switches.items[id] = cachedSwitch{sw: sw, zone: zone, at: l.clock.Now()}
+	l.switches.zones[id] = zone
 	l.switches.mu.Unlock()
 	return sw, nil
+}
+
+// switchZone is the zone switch id was read in. Every switch the engine
+// handles was read by readSwitchWithin first (switch IDs are unique
+// across zones); an unknown one is taken for the client's zone.
+func (l *Engine) switchZone(id types.ID) string {
+	l.switches.mu.Lock()
+	defer l.switches.mu.Unlock()
+	if z, ok := l.switches.zones[id]; ok {
+		return z
+	}
+	return l.client.Zone
 }
 
 // resolveBlock chooses the router+switch: Service selectors, else the
 // configured router/switch ID, else configured selectors, else the one the
 // nodes' NICs sit on.
-func (l *Engine) resolveBlock(ctx context.Context, svc *v1.Service, opts annotations.Options, nodes []*v1.Node, servers []desired.Server) (ipam.Block, error) {
+func (l *Engine) resolveBlock(ctx context.Context, zone string, svc *v1.Service, opts annotations.Options, nodes []*v1.Node, servers []desired.Server) (ipam.Block, error) {
 	_, svcRouterSel := svc.Annotations[annotations.RouterSelector]
 	_, svcSwitchSel := svc.Annotations[annotations.SwitchSelector]
 	cfg := l.cfg
@@ -159,20 +176,20 @@ func (l *Engine) resolveBlock(ctx context.Context, svc *v1.Service, opts annotat
 	}
 	switch {
 	case svcRouterSel || svcSwitchSel:
-		return l.blockBySelectors(ctx, opts.RouterSelector, switchSel)
+		return l.blockBySelectors(ctx, zone, opts.RouterSelector, switchSel)
 	case cfg.SwitchID != "":
-		return l.blockBySwitchID(ctx, types.StringID(cfg.SwitchID), "cloud-config switchID")
+		return l.blockBySwitchID(ctx, zone, types.StringID(cfg.SwitchID), "cloud-config switchID")
 	case cfg.RouterID != "":
-		r, err := l.client.Internet.Read(ctx, l.client.Zone, types.StringID(cfg.RouterID))
+		r, err := l.client.Internet.Read(ctx, zone, types.StringID(cfg.RouterID))
 		if err != nil {
 			return ipam.Block{}, fmt.Errorf("reading router %s from cloud-config routerID: %w", cfg.RouterID, err)
 		}
 		if r.Switch == nil {
 			return ipam.Block{}, &blockError{ReasonNoAddressBlock, fmt.Sprintf("router %s (cloud-config routerID) has no switch", cfg.RouterID)}
 		}
-		return l.blockBySwitchID(ctx, r.Switch.ID, "cloud-config routerID "+cfg.RouterID)
+		return l.blockBySwitchID(ctx, zone, r.Switch.ID, "cloud-config routerID "+cfg.RouterID)
 	case len(opts.RouterSelector) > 0 || len(switchSel) > 0:
-		return l.blockBySelectors(ctx, opts.RouterSelector, switchSel)
+		return l.blockBySelectors(ctx, zone, opts.RouterSelector, switchSel)
 	}
 	counts := desired.NodeSwitches(nodes, servers)
 	var ids []types.ID
@@ -182,7 +199,7 @@ func (l *Engine) resolveBlock(ctx context.Context, svc *v1.Service, opts annotat
 	sort.Slice(ids, func(i, j int) bool { return ids[i] < ids[j] })
 	var blocks []ipam.Block
 	for _, id := range ids {
-		sw, err := l.readSwitch(ctx, id)
+		sw, err := l.readSwitch(ctx, zone, id)
 		if err != nil {
 			if sakuraapi.IsNotFound(err) {
 				continue
@@ -206,11 +223,11 @@ func (l *Engine) resolveBlock(ctx context.Context, svc *v1.Service, opts annotat
 	return ipam.Block{}, &blockError{ReasonAmbiguousAddressBlock, fmt.Sprintf("the nodes sit on %d router+switch blocks (%s); choose one: %s", len(blocks), strings.Join(names, ", "), howToChoose)}
 }
 
-func (l *Engine) blockBySwitchID(ctx context.Context, id types.ID, from string) (ipam.Block, error) {
-	sw, err := l.readSwitch(ctx, id)
+func (l *Engine) blockBySwitchID(ctx context.Context, zone string, id types.ID, from string) (ipam.Block, error) {
+	sw, err := l.readSwitch(ctx, zone, id)
 	if err != nil {
 		if sakuraapi.IsNotFound(err) {
-			return ipam.Block{}, &blockError{ReasonNoAddressBlock, fmt.Sprintf("switch %s (%s) does not exist", id, from)}
+			return ipam.Block{}, &blockError{ReasonNoAddressBlock, fmt.Sprintf("switch %s (%s) does not exist in zone %s", id, from, zone)}
 		}
 		return ipam.Block{}, fmt.Errorf("reading switch %s (%s): %w", id, from, err)
 	}
@@ -223,15 +240,15 @@ func (l *Engine) blockBySwitchID(ctx context.Context, id types.ID, from string) 
 
 // blockBySelectors resolves tags to one block; a success is reused for
 // switchTTL so steady-state resyncs do not search the zone each time.
-func (l *Engine) blockBySelectors(ctx context.Context, routerTags, switchTags []string) (ipam.Block, error) {
-	key := strings.Join(routerTags, ",") + "|" + strings.Join(switchTags, ",")
+func (l *Engine) blockBySelectors(ctx context.Context, zone string, routerTags, switchTags []string) (ipam.Block, error) {
+	key := zone + "|" + strings.Join(routerTags, ",") + "|" + strings.Join(switchTags, ",")
 	l.switches.mu.Lock()
 	c, ok := l.switches.selectors[key]
 	l.switches.mu.Unlock()
 	if ok && l.clock.Since(c.at) < switchTTL {
 		return c.block, nil
 	}
-	b, err := l.searchBySelectors(ctx, routerTags, switchTags)
+	b, err := l.searchBySelectors(ctx, zone, routerTags, switchTags)
 	if err == nil {
 		l.switches.mu.Lock()
 		l.switches.selectors[key] = cachedBlock{block: b, at: l.clock.Now()}
@@ -240,11 +257,11 @@ func (l *Engine) blockBySelectors(ctx context.Context, routerTags, switchTags []
 	return b, err
 }
 
-func (l *Engine) searchBySelectors(ctx context.Context, routerTags, switchTags []string) (ipam.Block, error) {
+func (l *Engine) searchBySelectors(ctx context.Context, zone string, routerTags, switchTags []string) (ipam.Block, error) {
 	var candidates map[types.ID]bool
 	if len(switchTags) > 0 {
 		sws, err := ipam.FindAll(ctx, func(ctx context.Context, c *iaas.FindCondition) ([]*iaas.Switch, int, error) {
-			r, err := l.client.Switches.Find(ctx, l.client.Zone, c)
+			r, err := l.client.Switches.Find(ctx, zone, c)
 			if err != nil {
 				return nil, 0, err
 			}
@@ -262,7 +279,7 @@ func (l *Engine) searchBySelectors(ctx context.Context, routerTags, switchTags [
 	}
 	if len(routerTags) > 0 {
 		rs, err := ipam.FindAll(ctx, func(ctx context.Context, c *iaas.FindCondition) ([]*iaas.Internet, int, error) {
-			r, err := l.client.Internet.Find(ctx, l.client.Zone, c)
+			r, err := l.client.Internet.Find(ctx, zone, c)
 			if err != nil {
 				return nil, 0, err
 			}
@@ -287,10 +304,10 @@ func (l *Engine) searchBySelectors(ctx context.Context, routerTags, switchTags [
 			}
 		}
 	}
-	desc := fmt.Sprintf("router tags %v, switch tags %v", routerTags, switchTags)
+	desc := fmt.Sprintf("router tags %v, switch tags %v in zone %s", routerTags, switchTags, zone)
 	var blocks []ipam.Block
 	for id := range candidates {
-		b, err := l.blockBySwitchID(ctx, id, desc)
+		b, err := l.blockBySwitchID(ctx, zone, id, desc)
 		var be *blockError
 		if errors.As(err, &be) {
 			continue // a plain switch with those tags is not a router+switch

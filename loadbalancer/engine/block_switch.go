@@ -1,6 +1,7 @@
 package engine
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"net/netip"
@@ -32,35 +33,47 @@ func (l *Engine) cfgDescribesSwitch() bool {
 	return strings.EqualFold(l.cfg.Type, annotations.TypeSwitch)
 }
 
-// resolve chooses where the Service's appliance lives, by its type.
+// resolve chooses where the Service's appliance lives, by its type, among
+// the switches of the Service's zone.
 func (l *Engine) resolve(ctx context.Context, svc *v1.Service, opts annotations.Options, nodes []*v1.Node, servers []desired.Server) (ipam.Block, error) {
-	// A block is found among the switches of the load balancers' zone:
-	// other zones' switches are neither readable there nor a place for an
-	// appliance.
-	servers = slices.DeleteFunc(slices.Clone(servers), func(s desired.Server) bool { return s.Zone != "" && s.Zone != l.client.Zone })
+	zone := l.serviceZone(opts)
+	// Other zones' switches are neither readable in zone nor a place for
+	// its appliance.
+	servers = slices.DeleteFunc(slices.Clone(servers), func(s desired.Server) bool { return s.Zone != "" && s.Zone != zone })
+	var b ipam.Block
+	var err error
 	if opts.Type == annotations.TypeSwitch {
-		return l.resolveSwitch(ctx, svc, opts, nodes, servers)
+		b, err = l.resolveSwitch(ctx, zone, svc, opts, nodes, servers)
+	} else {
+		b, err = l.resolveBlock(ctx, zone, svc, opts, nodes, servers)
 	}
-	return l.resolveBlock(ctx, svc, opts, nodes, servers)
+	b.Zone = zone
+	return b, err
+}
+
+// serviceZone is the zone the Service's appliance is looked for a block
+// in: the one its annotation names, else zone.
+func (l *Engine) serviceZone(opts annotations.Options) string {
+	return cmp.Or(opts.Zone, l.client.Zone)
 }
 
 // resolveSwitch: Service switch-selector, else cloud-config switchID, else
 // cloud-config switchSelector, else the one plain switch the nodes' NICs
 // share (with node addresses inside ip-range).
-func (l *Engine) resolveSwitch(ctx context.Context, svc *v1.Service, opts annotations.Options, nodes []*v1.Node, servers []desired.Server) (ipam.Block, error) {
+func (l *Engine) resolveSwitch(ctx context.Context, zone string, svc *v1.Service, opts annotations.Options, nodes []*v1.Node, servers []desired.Server) (ipam.Block, error) {
 	p := opts.Private
 	var sw *iaas.Switch
 	var err error
 	_, svcSel := svc.Annotations[annotations.SwitchSelector]
 	switch {
 	case svcSel && len(opts.SwitchSelector) > 0:
-		sw, err = l.plainBySelector(ctx, opts.SwitchSelector, "annotation "+annotations.SwitchSelector)
+		sw, err = l.plainBySelector(ctx, zone, opts.SwitchSelector, "annotation "+annotations.SwitchSelector)
 	case l.cfgDescribesSwitch() && l.cfg.SwitchID != "":
-		sw, err = l.plainByID(ctx, types.StringID(l.cfg.SwitchID), "cloud-config switchID")
+		sw, err = l.plainByID(ctx, zone, types.StringID(l.cfg.SwitchID), "cloud-config switchID")
 	case l.cfgDescribesSwitch() && len(l.cfg.SwitchSelector) > 0:
-		sw, err = l.plainBySelector(ctx, l.cfg.SwitchSelector, "cloud-config switchSelector")
+		sw, err = l.plainBySelector(ctx, zone, l.cfg.SwitchSelector, "cloud-config switchSelector")
 	default:
-		sw, err = l.plainByNodes(ctx, p.Network, nodes, servers)
+		sw, err = l.plainByNodes(ctx, zone, p.Network, nodes, servers)
 	}
 	if err != nil {
 		return ipam.Block{}, err
@@ -72,11 +85,11 @@ func (l *Engine) resolveSwitch(ctx context.Context, svc *v1.Service, opts annota
 	return b, nil
 }
 
-func (l *Engine) plainByID(ctx context.Context, id types.ID, from string) (*iaas.Switch, error) {
-	sw, err := l.readSwitch(ctx, id)
+func (l *Engine) plainByID(ctx context.Context, zone string, id types.ID, from string) (*iaas.Switch, error) {
+	sw, err := l.readSwitch(ctx, zone, id)
 	if err != nil {
 		if sakuraapi.IsNotFound(err) {
-			return nil, &blockError{ReasonNoAddressBlock, fmt.Sprintf("switch %s (%s) does not exist", id, from)}
+			return nil, &blockError{ReasonNoAddressBlock, fmt.Sprintf("switch %s (%s) does not exist in zone %s", id, from, zone)}
 		}
 		return nil, fmt.Errorf("reading switch %s (%s): %w", id, from, err)
 	}
@@ -89,16 +102,16 @@ func (l *Engine) plainByID(ctx context.Context, id types.ID, from string) (*iaas
 // plainBySelector finds the one plain switch with every tag. The tag →
 // switch answer is reused for switchTTL (the block itself depends on the
 // Service's ranges, so only the switch ID is cached).
-func (l *Engine) plainBySelector(ctx context.Context, tags []string, from string) (*iaas.Switch, error) {
-	key := "plain|" + strings.Join(tags, ",")
+func (l *Engine) plainBySelector(ctx context.Context, zone string, tags []string, from string) (*iaas.Switch, error) {
+	key := "plain|" + zone + "|" + strings.Join(tags, ",")
 	l.switches.mu.Lock()
 	c, ok := l.switches.selectors[key]
 	l.switches.mu.Unlock()
 	if ok && l.clock.Since(c.at) < switchTTL {
-		return l.plainByID(ctx, c.block.SwitchID, from)
+		return l.plainByID(ctx, zone, c.block.SwitchID, from)
 	}
 	sws, err := ipam.FindAll(ctx, func(ctx context.Context, c *iaas.FindCondition) ([]*iaas.Switch, int, error) {
-		r, err := l.client.Switches.Find(ctx, l.client.Zone, c)
+		r, err := l.client.Switches.Find(ctx, zone, c)
 		if err != nil {
 			return nil, 0, err
 		}
@@ -143,7 +156,7 @@ func (l *Engine) plainBySelector(ctx context.Context, tags []string, from string
 
 // plainByNodes picks the plain switch the nodes have NICs on; when there
 // are several, only those where some node has an address inside network.
-func (l *Engine) plainByNodes(ctx context.Context, network netip.Prefix, nodes []*v1.Node, servers []desired.Server) (*iaas.Switch, error) {
+func (l *Engine) plainByNodes(ctx context.Context, zone string, network netip.Prefix, nodes []*v1.Node, servers []desired.Server) (*iaas.Switch, error) {
 	counts := desired.NodeNICSwitches(nodes, servers)
 	var ids []types.ID
 	for id := range counts {
@@ -152,7 +165,7 @@ func (l *Engine) plainByNodes(ctx context.Context, network netip.Prefix, nodes [
 	sort.Slice(ids, func(i, j int) bool { return ids[i] < ids[j] })
 	var plain []*iaas.Switch
 	for _, id := range ids {
-		sw, err := l.readSwitch(ctx, id)
+		sw, err := l.readSwitch(ctx, zone, id)
 		if err != nil {
 			if sakuraapi.IsNotFound(err) {
 				continue
@@ -214,9 +227,10 @@ func addNodeAddresses(u *ipam.Usage, b ipam.Block, nodes []*v1.Node) {
 	}
 }
 
-// haveType is the type of an existing appliance, judged by its switch.
+// haveType is the type of an existing appliance, judged by its switch
+// (of the appliance's zone).
 func (l *Engine) haveType(ctx context.Context, lb *iaas.LoadBalancer) (string, *iaas.Switch, error) {
-	sw, err := l.readSwitch(ctx, lb.SwitchID)
+	sw, err := l.readSwitch(ctx, l.exec.ZoneOf(lb.ID), lb.SwitchID)
 	if err != nil {
 		return "", nil, err
 	}

@@ -8,6 +8,7 @@ import (
 	"github.com/sacloud/iaas-api-go/types"
 	v1 "k8s.io/api/core/v1"
 
+	"github.com/sakura-ccm/sakura-cloud-controller-manager/internal/config"
 	"github.com/sakura-ccm/sakura-cloud-controller-manager/internal/metrics"
 	"github.com/sakura-ccm/sakura-cloud-controller-manager/loadbalancer/annotations"
 	"github.com/sakura-ccm/sakura-cloud-controller-manager/loadbalancer/desired"
@@ -21,23 +22,38 @@ import (
 // them stays where it is, and an address the Service pins or shows keeps
 // it in the block that holds the address.
 
+// blockRef is a configured block: its switch and the switch's zone.
+type blockRef struct {
+	zone string
+	id   types.ID
+}
+
 // listedBlocks is the configured blocks when they decide svc's block (type
-// internet, no selector annotation on the Service), else nil.
-func (l *Engine) listedBlocks(svc *v1.Service, opts annotations.Options) []types.ID {
+// internet, no selector annotation on the Service), else nil: those of the
+// Service's zone when it names one, else all of them in order. A zone
+// with no configured block is an error naming the blocks there are.
+func (l *Engine) listedBlocks(svc *v1.Service, opts annotations.Options) ([]blockRef, error) {
 	if len(l.cfg.Blocks) == 0 || opts.Type == annotations.TypeSwitch {
-		return nil
+		return nil, nil
 	}
 	if _, ok := svc.Annotations[annotations.RouterSelector]; ok {
-		return nil
+		return nil, nil
 	}
 	if _, ok := svc.Annotations[annotations.SwitchSelector]; ok {
-		return nil
+		return nil, nil
 	}
-	ids := make([]types.ID, 0, len(l.cfg.Blocks))
-	for _, id := range l.cfg.Blocks {
-		ids = append(ids, types.StringID(id))
+	refs := make([]blockRef, 0, len(l.cfg.Blocks))
+	for _, entry := range l.cfg.Blocks {
+		zone, id := config.SplitBlock(entry, l.client.Zone)
+		if opts.Zone == "" || opts.Zone == zone {
+			refs = append(refs, blockRef{zone: zone, id: types.StringID(id)})
+		}
 	}
-	return ids
+	if len(refs) == 0 {
+		return nil, &blockError{ReasonNoAddressBlock, fmt.Sprintf("annotation %s names zone %s, but cloud-config blocks (%s) list no switch of it; add one as %s/<switch ID>, or name the zone of a listed block",
+			annotations.Zone, opts.Zone, strings.Join(l.cfg.Blocks, ", "), opts.Zone)}
+	}
+	return refs, nil
 }
 
 // allowedBlocks is where svc's appliance may live: any of the configured
@@ -62,7 +78,15 @@ func (a allowedBlocks) String() string {
 // allowed says which blocks an existing appliance of svc may be on (the
 // drift check, adoption).
 func (l *Engine) allowed(ctx context.Context, svc *v1.Service, opts annotations.Options, nodes []*v1.Node, servers []desired.Server) (allowedBlocks, error) {
-	if ids := l.listedBlocks(svc, opts); ids != nil {
+	refs, err := l.listedBlocks(svc, opts)
+	if err != nil {
+		return allowedBlocks{}, err
+	}
+	if refs != nil {
+		ids := make([]types.ID, len(refs))
+		for i, r := range refs {
+			ids[i] = r.id
+		}
 		return allowedBlocks{switches: ids, listed: true}, nil
 	}
 	b, err := l.resolve(ctx, svc, opts, nodes, servers)
@@ -76,8 +100,12 @@ func (l *Engine) allowed(ctx context.Context, svc *v1.Service, opts annotations.
 // block with room (spill says why the default was passed over), or the
 // one block resolve chooses.
 func (l *Engine) placeNew(ctx context.Context, svc *v1.Service, opts annotations.Options, nodes []*v1.Node, servers []desired.Server) (block ipam.Block, spill string, err error) {
-	if ids := l.listedBlocks(svc, opts); ids != nil {
-		return l.blockFromList(ctx, svc, opts, nodes, ids)
+	refs, err := l.listedBlocks(svc, opts)
+	if err != nil {
+		return ipam.Block{}, "", err
+	}
+	if refs != nil {
+		return l.blockFromList(ctx, svc, opts, nodes, refs)
 	}
 	block, err = l.resolve(ctx, svc, opts, nodes, servers)
 	return block, "", err
@@ -96,15 +124,15 @@ func addressesNeeded(opts annotations.Options) int {
 // when not empty, says that the default block was passed over and why.
 // Blocks are counted in order until one has room; all of them when an
 // address the Service pins or shows must be placed.
-func (l *Engine) blockFromList(ctx context.Context, svc *v1.Service, opts annotations.Options, nodes []*v1.Node, ids []types.ID) (block ipam.Block, spill string, err error) {
+func (l *Engine) blockFromList(ctx context.Context, svc *v1.Service, opts annotations.Options, nodes []*v1.Node, refs []blockRef) (block ipam.Block, spill string, err error) {
 	placing := opts.IP != "" || statusIP(svc) != ""
-	listed := make([]topology.Block, 0, len(ids))
+	listed := make([]topology.Block, 0, len(refs))
 	free := map[string]int{}
 	found := map[string]ipam.Block{}
-	for _, id := range ids {
-		tb := topology.Block{ID: id.String(), Zone: l.client.Zone}
+	for _, ref := range refs {
+		tb := topology.Block{ID: ref.id.String(), Zone: ref.zone}
 		if placing || !hasRoom(free) {
-			b, n, reason, err := l.blockFree(ctx, svc, opts, nodes, id)
+			b, n, reason, err := l.blockFree(ctx, svc, opts, nodes, ref)
 			if err != nil {
 				if reason == ReasonNoAddressBlock {
 					return ipam.Block{}, "", &blockError{ReasonNoAddressBlock, fmt.Sprintf("cloud-config blocks: %v", err)}
@@ -125,7 +153,7 @@ func (l *Engine) blockFromList(ctx context.Context, svc *v1.Service, opts annota
 	case topology.PinHeld:
 		return found[held], "", nil
 	case topology.PinOutside:
-		return ipam.Block{}, "", reasoned(ReasonLoadBalancerIPInvalid, fmt.Errorf("%s %s is in none of the cloud-config blocks (%s)", annotations.LoadBalancerIP, opts.IP, describeBlocks(found, ids)))
+		return ipam.Block{}, "", reasoned(ReasonLoadBalancerIPInvalid, fmt.Errorf("%s %s is in none of the cloud-config blocks (%s)", annotations.LoadBalancerIP, opts.IP, describeBlocks(found, refs)))
 	}
 	chosen, spilled, why := topology.ChooseBlock(listed, free, "")
 	if chosen == "" {
@@ -149,24 +177,24 @@ func hasRoom(free map[string]int) bool {
 
 // blockFree reads block id, takes stock of it under the switch's lock and
 // returns (and reports in the metrics) how many addresses are free.
-func (l *Engine) blockFree(ctx context.Context, svc *v1.Service, opts annotations.Options, nodes []*v1.Node, id types.ID) (ipam.Block, int, string, error) {
-	defer l.locks.lock(switchLock(id))()
-	b, usage, reason, err := l.usageOf(ctx, id, opts, nodes, string(svc.UID))
+func (l *Engine) blockFree(ctx context.Context, svc *v1.Service, opts annotations.Options, nodes []*v1.Node, ref blockRef) (ipam.Block, int, string, error) {
+	defer l.locks.lock(switchLock(ref.id))()
+	b, usage, reason, err := l.usageOf(ctx, ref.zone, ref.id, opts, nodes, string(svc.UID))
 	if err != nil {
 		return b, 0, reason, err
 	}
 	free := len(ipam.Free(b, usage, l.reserved))
-	metrics.SetBlockAddresses(l.client.Zone, b.SwitchID.String(), free, len(b.Usable())-free)
+	metrics.SetBlockAddresses(ref.zone, b.SwitchID.String(), free, len(b.Usable())-free)
 	return b, free, "", nil
 }
 
-func describeBlocks(found map[string]ipam.Block, ids []types.ID) string {
-	parts := make([]string, 0, len(ids))
-	for _, id := range ids {
-		if b, ok := found[id.String()]; ok {
+func describeBlocks(found map[string]ipam.Block, refs []blockRef) string {
+	parts := make([]string, 0, len(refs))
+	for _, ref := range refs {
+		if b, ok := found[ref.id.String()]; ok {
 			parts = append(parts, b.String())
 		} else {
-			parts = append(parts, "switch "+id.String())
+			parts = append(parts, "switch "+ref.id.String())
 		}
 	}
 	return strings.Join(parts, ", ")

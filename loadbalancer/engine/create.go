@@ -31,7 +31,7 @@ func (l *Engine) checkNewVIP(ctx context.Context, owner string, lb *iaas.LoadBal
 	defer l.locks.lock(switchLock(lb.SwitchID))()
 	// An earlier try's hold on a pinned address is this Service's own.
 	l.mem.release(vipOwner(owner))
-	block, usage, _, err := l.usageOf(ctx, lb.SwitchID, opts, nodes, owner)
+	block, usage, _, err := l.usageOf(ctx, l.exec.ZoneOf(lb.ID), lb.SwitchID, opts, nodes, owner)
 	if err != nil {
 		return err
 	}
@@ -79,14 +79,15 @@ func (l *Engine) restoreVIP(ctx context.Context, svc *v1.Service, opts annotatio
 // the cloud, but the Service still shows it (and clients still use it) until
 // the repair pass re-creates the appliance on it, so it must never become
 // another Service's VIP. self is the UID of the Service allocating.
-func (l *Engine) usageOf(ctx context.Context, switchID types.ID, opts annotations.Options, nodes []*v1.Node, self string) (block ipam.Block, usage *ipam.Usage, reason string, err error) {
-	sw, err := l.readSwitchWithin(ctx, switchID, l.inventoryTTL())
+func (l *Engine) usageOf(ctx context.Context, zone string, switchID types.ID, opts annotations.Options, nodes []*v1.Node, self string) (block ipam.Block, usage *ipam.Usage, reason string, err error) {
+	sw, err := l.readSwitchWithin(ctx, zone, switchID, l.inventoryTTL())
 	if err != nil {
-		return block, nil, ReasonAPIError, fmt.Errorf("reading switch %s: %w", switchID, err)
+		return block, nil, ReasonAPIError, fmt.Errorf("reading switch %s of zone %s: %w", switchID, zone, err)
 	}
 	if block, err = blockOf(sw, opts); err != nil {
 		return block, nil, ReasonNoAddressBlock, err
 	}
+	block.Zone = zone
 	if usage, err = l.switchUsage(ctx, sw); err != nil {
 		return block, nil, ReasonAPIError, err
 	}
@@ -173,12 +174,12 @@ func (l *Engine) create(ctx context.Context, exec *apply.Executor, cluster strin
 	}
 
 	defer l.locks.lock(switchLock(block.SwitchID))()
-	block, usage, reason, err := l.usageOf(ctx, block.SwitchID, p.opts, nodes, string(svc.UID))
+	block, usage, reason, err := l.usageOf(ctx, block.Zone, block.SwitchID, p.opts, nodes, string(svc.UID))
 	if err != nil {
 		return nil, reasoned(reason, err)
 	}
 	free := len(ipam.Free(block, usage, l.reserved))
-	metrics.SetBlockAddresses(l.client.Zone, block.SwitchID.String(), free, len(block.Usable())-free)
+	metrics.SetBlockAddresses(block.Zone, block.SwitchID.String(), free, len(block.Usable())-free)
 	n := 1
 	if p.opts.HA {
 		n = 2

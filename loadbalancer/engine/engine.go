@@ -12,7 +12,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"reflect"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -143,6 +145,10 @@ func New(d Deps) *Engine {
 	if clk == nil {
 		clk = clock.RealClock{}
 	}
+	// Appliances may live in any of the cluster's zones (a Service's zone
+	// annotation, a blocks entry of another zone): each is listed, and
+	// the book remembers where each appliance lives.
+	book := sakuraapi.NewZoneBook(d.Client.Zone, slices.Sorted(maps.Keys(d.OtherZones)))
 	l := &Engine{
 		clock:     clk,
 		client:    d.Client,
@@ -152,14 +158,14 @@ func New(d Deps) *Engine {
 		scope:     ScopeOf(d.Config),
 		clusterID: d.ClusterID,
 		recorder:  d.Recorder,
-		exec:      &apply.Executor{Client: d.Client, ClusterID: d.ClusterID, StatusPolled: d.Config.HealthPollIntervalSec > 0, Clock: clk},
-		switches: switchCache{items: map[types.ID]cachedSwitch{}, selectors: map[string]cachedBlock{}, servers: map[types.ID]cachedServers{},
+		exec:      &apply.Executor{Client: d.Client, ClusterID: d.ClusterID, StatusPolled: d.Config.HealthPollIntervalSec > 0, Clock: clk, Zones: book},
+		switches: switchCache{items: map[types.ID]cachedSwitch{}, zones: map[types.ID]string{}, selectors: map[string]cachedBlock{}, servers: map[types.ID]cachedServers{},
 			bridges: map[types.ID]cachedBridge{}, otherZones: map[string]*zoneview.Lister{}},
 
 		deleteWaits: DeleteConfirmWaits,
 		kube:        d.Kube,
 		mem:         newMemory(clk),
-		zone:        zoneview.NewLister(d.Client.Appliances, d.Client.Zone, clk),
+		zone:        zoneview.NewBookLister(d.Client.Appliances, book, clk),
 	}
 	l.reserved, l.cfgErr = ipam.ParseRanges(d.Config.ReservedIPRanges)
 	if l.cfgErr == nil && d.Config.Plan != "" {
@@ -178,6 +184,7 @@ func (l *Engine) defaults() annotations.Defaults {
 		Type: l.cfg.Type, Plan: l.cfg.Plan, HA: l.cfg.HA,
 		RouterSelector: l.cfg.RouterSelector, SwitchSelector: l.cfg.SwitchSelector,
 		IPRange: l.cfg.IPRange, AssignIPRange: l.cfg.AssignIPRange, AssignDefaultGateway: l.cfg.AssignDefaultGateway,
+		Zones: l.exec.Zones.Zones,
 	}
 }
 
@@ -201,7 +208,7 @@ func (l *Engine) executor(clusterName string) *apply.Executor {
 	if l.clusterID != "" || clusterName == "" {
 		return l.exec
 	}
-	return &apply.Executor{Client: l.client, ClusterID: clusterName, StatusPolled: l.exec.StatusPolled, Clock: l.clock}
+	return &apply.Executor{Client: l.client, ClusterID: clusterName, StatusPolled: l.exec.StatusPolled, Clock: l.clock, Zones: l.exec.Zones}
 }
 
 // Status finds the Service's appliance by its ownership tags and gives the

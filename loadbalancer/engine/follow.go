@@ -447,7 +447,9 @@ func (l *Engine) backends(ctx context.Context, svc *v1.Service, nodes []*v1.Node
 	if err != nil {
 		return desired.Backends{}, err
 	}
-	sw, err := l.readSwitch(ctx, switchID)
+	// The switch was read when the block was chosen or the appliance's
+	// type judged, which noted its zone.
+	sw, err := l.readSwitch(ctx, l.switchZone(switchID), switchID)
 	if err != nil {
 		return desired.Backends{}, orReason(ReasonAPIError, fmt.Errorf("reading switch %s: %w", switchID, err))
 	}

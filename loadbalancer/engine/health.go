@@ -128,7 +128,7 @@ func (h *healthPoller) poll(ctx context.Context, lbs []*iaas.LoadBalancer, clust
 			case <-time.After(h.gap):
 			}
 		}
-		st, err := l.client.LoadBalancers.Status(ctx, l.client.Zone, lb.ID)
+		st, err := l.client.LoadBalancers.Status(ctx, l.exec.ZoneOf(lb.ID), lb.ID)
 		if err != nil {
 			klog.ErrorS(err, "Health poll: reading status failed; keeping the last known states", "loadBalancer", lb.ID)
 			for k, v := range h.last {

@@ -128,6 +128,13 @@ func (l *Engine) listOwned(ctx context.Context, exec *apply.Executor, uid string
 		}
 		owned = ownedBy(snap, exec.ClusterID, uid)
 	}
+	if len(owned) == 0 {
+		// "None" from a listing that missed a zone is not an answer: the
+		// appliance may be there.
+		if err := snap.ProvesAbsence(); err != nil {
+			return nil, time.Time{}, err
+		}
+	}
 	return owned, snap.At, nil
 }
 

@@ -28,7 +28,7 @@ type cachedBridge struct {
 // readBridge reads bridge id unless a copy younger than maxAge is at hand.
 // A bridge is regional: any zone's path reads it, and its BridgeInfo lists
 // the switches of the zones other than the one asked.
-func (l *Engine) readBridge(ctx context.Context, id types.ID, maxAge time.Duration) (*iaas.Bridge, error) {
+func (l *Engine) readBridge(ctx context.Context, zone string, id types.ID, maxAge time.Duration) (*iaas.Bridge, error) {
 	l.switches.mu.Lock()
 	c, ok := l.switches.bridges[id]
 	l.switches.mu.Unlock()
@@ -36,7 +36,7 @@ func (l *Engine) readBridge(ctx context.Context, id types.ID, maxAge time.Durati
 		return c.bridge, nil
 	}
 	at := l.clock.Now()
-	b, err := l.client.Bridges.Read(ctx, l.client.Zone, id)
+	b, err := l.client.Bridges.Read(ctx, zone, id)
 	if err != nil {
 		return nil, fmt.Errorf("reading bridge %s: %w", id, err)
 	}
@@ -46,14 +46,15 @@ func (l *Engine) readBridge(ctx context.Context, id types.ID, maxAge time.Durati
 	return b, nil
 }
 
-// segmentOf is the segment of sw, a switch of the load balancers' zone: sw
-// first, then the switches bridged to it by zone and ID.
+// segmentOf is the segment of sw, the switch of a load balancer (in its
+// zone): sw first, then the switches bridged to it by zone and ID.
 func (l *Engine) segmentOf(ctx context.Context, sw *iaas.Switch, maxAge time.Duration) (desired.Segment, error) {
-	seg := desired.Segment{Switches: []types.ID{sw.ID}, Zones: []string{l.client.Zone}}
+	zone := l.switchZone(sw.ID)
+	seg := desired.Segment{Switches: []types.ID{sw.ID}, Zones: []string{zone}}
 	if sw.BridgeID.IsEmpty() {
 		return seg, nil
 	}
-	b, err := l.readBridge(ctx, sw.BridgeID, maxAge)
+	b, err := l.readBridge(ctx, zone, sw.BridgeID, maxAge)
 	if err != nil {
 		return seg, err
 	}

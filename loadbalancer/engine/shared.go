@@ -46,6 +46,11 @@ func (l *Engine) join(ctx context.Context, exec *apply.Executor, cluster string,
 	}
 	tags := []string{desired.ClusterTag(exec.ClusterID), desired.SharingTag(key)}
 	shared := ownedIn(snap, tags...)
+	if len(shared) == 0 {
+		if err := snap.ProvesAbsence(); err != nil {
+			return nil, orReason(ReasonAPIError, err)
+		}
+	}
 	keyCreate := location{found: decide.FoundListed, lbs: shared}
 	if len(shared) > 0 {
 		l.mem.release(sharedOwner(key))
@@ -198,7 +203,7 @@ func (l *Engine) joinAppliance(ctx context.Context, exec *apply.Executor, cluste
 // allocateVIP takes a free address (or the pinned one) of lb's block for a
 // new member. The caller holds the switch's lock.
 func (l *Engine) allocateVIP(ctx context.Context, svc *v1.Service, opts annotations.Options, nodes []*v1.Node, lb *iaas.LoadBalancer) (netip.Addr, error) {
-	block, usage, reason, err := l.usageOf(ctx, lb.SwitchID, opts, nodes, string(svc.UID))
+	block, usage, reason, err := l.usageOf(ctx, l.exec.ZoneOf(lb.ID), lb.SwitchID, opts, nodes, string(svc.UID))
 	if err != nil {
 		return netip.Addr{}, reasoned(reason, err)
 	}
@@ -241,6 +246,7 @@ func (l *Engine) fixedDrift(ctx context.Context, svc *v1.Service, nodes []*v1.No
 	if allowed, berr := l.allowed(ctx, svc, p.opts, nodes, p.servers); berr == nil && !slices.Contains(allowed.switches, lb.SwitchID) {
 		drift = append(drift, plan.Drift{Field: "switch", Have: lb.SwitchID.String(), Want: allowed.String()})
 	}
+	drift = append(drift, plan.ZoneDrift(l.exec.ZoneOf(lb.ID), p.opts.Zone)...)
 	drift = append(drift, plan.FixedDrift(lb, desired.PlanIDOf(p.opts), p.opts.HA)...)
 	drift = append(drift, plan.SharingDrift(desired.SharingKeyOf(lb.Tags), p.opts.SharingKey)...)
 	return drift, nil

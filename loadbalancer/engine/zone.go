@@ -12,8 +12,8 @@ import (
 	"github.com/sakura-ccm/sakura-cloud-controller-manager/loadbalancer/zoneview"
 )
 
-// One listing of the zone's appliances (every class, zoneview.Lister)
-// answers the locator, the sharing key's lookup, the boot looks and the
+// One listing of the appliances of the cluster's zones (every class,
+// zoneview.Lister) answers the locator, the sharing key's lookup, the boot looks and the
 // address and VRID inventory. Where five class finds and a tag find per
 // question were, a create now costs one shared listing (plus, once per
 // inventoryTTL, the switch's record and its servers) and the create.
@@ -74,7 +74,7 @@ func ownedBy(snap *zoneview.Snapshot, cluster, uid string) []*iaas.LoadBalancer 
 // are made by people, seldom; a create the API refuses forgets them
 // (forgetInventory), so the next try reads them again.
 func (l *Engine) switchServers(ctx context.Context, id types.ID) ([]*iaas.Server, error) {
-	return l.switchServersIn(ctx, l.client.Zone, id)
+	return l.switchServersIn(ctx, l.switchZone(id), id)
 }
 
 // switchServersIn is switchServers for a switch of zone (switch IDs are
@@ -114,6 +114,10 @@ func (l *Engine) switchUsage(ctx context.Context, sw *iaas.Switch) (*ipam.Usage,
 	}
 	snap, err := l.recentZone(ctx)
 	if err != nil {
+		return nil, err
+	}
+	// The appliances on sw all live in sw's zone.
+	if err := snap.Listed(l.switchZone(sw.ID)); err != nil {
 		return nil, err
 	}
 	u := snap.SwitchUsage(sw, servers)

@@ -45,6 +45,8 @@ type Block struct {
 	// Min..Max) is the operator's assign range.
 	Plain  bool
 	Assign netip.Prefix
+	// Zone is the zone of the switch: the appliance is made there.
+	Zone string
 }
 
 // String names the block for messages.

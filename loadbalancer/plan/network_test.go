@@ -44,3 +44,25 @@ func TestNetworkDrift(t *testing.T) {
 		})
 	}
 }
+
+// A zone the Service names differs from the appliance's: drift; no zone
+// named (the block decides) or the same zone: none.
+func TestZoneDrift(t *testing.T) {
+	for _, tc := range []struct {
+		have, want string
+		drift      string
+	}{
+		{"is1a", "", ""},
+		{"is1a", "is1a", ""},
+		{"is1b", "is1a", "zone is is1b, wanted is1a"},
+	} {
+		got := ZoneDrift(tc.have, tc.want)
+		text := ""
+		if len(got) == 1 {
+			text = got[0].String()
+		}
+		if len(got) > 1 || text != tc.drift {
+			t.Errorf("ZoneDrift(%q, %q) = %v, want %q", tc.have, tc.want, got, tc.drift)
+		}
+	}
+}

@@ -90,6 +90,16 @@ func SharingDrift(have, want string) []Drift {
 	return []Drift{{"sharing-key", orNone(have), orNone(want)}}
 }
 
+// ZoneDrift compares the zone an appliance lives in with the zone the
+// Service names ("" = any: the block's zone decides). An appliance never
+// moves between zones.
+func ZoneDrift(have, want string) []Drift {
+	if want == "" || have == want {
+		return nil
+	}
+	return []Drift{{"zone", have, want}}
+}
+
 // SplitEntries separates the entries owned by owner (by their description)
 // from the other members' entries of a shared appliance.
 func SplitEntries(have iaas.LoadBalancerVirtualIPAddresses, owner desired.ServiceRef) (mine, others iaas.LoadBalancerVirtualIPAddresses) {

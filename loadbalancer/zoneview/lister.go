@@ -2,6 +2,7 @@ package zoneview
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"sync"
 	"time"
@@ -13,12 +14,14 @@ import (
 	"k8s.io/utils/clock"
 )
 
-// Lister lists a zone's appliances for whoever asks, sharing listings:
-// at most one is under way at a time, and every caller that can use it
-// waits for it rather than starting another.
+// Lister lists the appliances of one or more zones for whoever asks,
+// sharing listings: at most one is under way at a time, and every caller
+// that can use it waits for it rather than starting another.
 type Lister struct {
 	api   sakuraapi.ApplianceAPI
-	zone  string
+	zones []string
+	// book, when set, learns the zone of every appliance listed.
+	book  *sakuraapi.ZoneBook
 	clock clock.PassiveClock
 
 	mu       sync.Mutex
@@ -36,7 +39,15 @@ type listing struct {
 
 // NewLister lists zone's appliances through api, timing listings on clk.
 func NewLister(api sakuraapi.ApplianceAPI, zone string, clk clock.PassiveClock) *Lister {
-	return &Lister{api: api, zone: zone, clock: clk}
+	return &Lister{api: api, zones: []string{zone}, clock: clk}
+}
+
+// NewBookLister lists the appliances of every zone of book through api,
+// noting in book where each lives. A listing some zones answered is a
+// snapshot that says which did not (Snapshot.ProvesAbsence); one that no
+// zone answered fails.
+func NewBookLister(api sakuraapi.ApplianceAPI, book *sakuraapi.ZoneBook, clk clock.PassiveClock) *Lister {
+	return &Lister{api: api, zones: book.Zones, book: book, clock: clk}
 }
 
 // Get returns a listing that started at or after notBefore: the last one
@@ -94,21 +105,42 @@ var byID = search.SortKeys{search.SortKeyAsc("ID")}
 
 func (l *Lister) list(ctx context.Context, f *listing) {
 	var all sakuraapi.Appliances
-	err := ipam.FindPages(ctx, func(ctx context.Context, cond *iaas.FindCondition) (int, int, error) {
-		r, err := l.api.Find(ctx, l.zone, cond)
+	unlisted := map[string]error{}
+	for _, zone := range l.zones {
+		var got sakuraapi.Appliances
+		err := ipam.FindPages(ctx, func(ctx context.Context, cond *iaas.FindCondition) (int, int, error) {
+			r, err := l.api.Find(ctx, zone, cond)
+			if err != nil {
+				return 0, 0, err
+			}
+			got.Add(&r.Appliances)
+			return r.Count, r.Total, nil
+		}, &iaas.FindCondition{Sort: byID})
 		if err != nil {
-			return 0, 0, err
+			unlisted[zone] = err
+			continue
 		}
-		all.Add(&r.Appliances)
-		return r.Count, r.Total, nil
-	}, &iaas.FindCondition{Sort: byID})
+		for _, lb := range got.LoadBalancers {
+			if lb != nil {
+				l.book.Note(lb.ID, zone)
+			}
+		}
+		all.Add(&got)
+	}
 
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	if err != nil {
-		f.err = fmt.Errorf("listing the zone's appliances: %w", err)
+	if len(unlisted) == len(l.zones) {
+		var errs []error
+		for _, zone := range l.zones {
+			errs = append(errs, fmt.Errorf("listing the appliances of zone %s: %w", zone, unlisted[zone]))
+		}
+		f.err = errors.Join(errs...)
 	} else {
 		f.snap = NewSnapshot(f.started, all)
+		if len(unlisted) > 0 {
+			f.snap = f.snap.WithUnlisted(unlisted)
+		}
 		if l.last == nil || l.last.At.Before(f.started) {
 			l.last = f.snap
 		}

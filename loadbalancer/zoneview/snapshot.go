@@ -11,7 +11,9 @@ package zoneview
 
 import (
 	"cmp"
+	"fmt"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/sacloud/iaas-api-go"
@@ -29,6 +31,9 @@ type Snapshot struct {
 	At time.Time
 
 	appliances sakuraapi.Appliances
+	// unlisted are the zones whose listing failed, with the error: what
+	// is not in the snapshot may be there.
+	unlisted map[string]error
 }
 
 // NewSnapshot holds the listing a, started at at. Each class is put in ID
@@ -42,6 +47,43 @@ func NewSnapshot(at time.Time, a sakuraapi.Appliances) *Snapshot {
 		NFS:            oldestFirst(a.NFS, func(v *iaas.NFS) types.ID { return v.ID }),
 		MobileGateways: oldestFirst(a.MobileGateways, func(v *iaas.MobileGateway) types.ID { return v.ID }),
 	}}
+}
+
+// WithUnlisted is s, noting that the zones of unlisted could not be
+// listed (a listing of several zones that some answered).
+func (s *Snapshot) WithUnlisted(unlisted map[string]error) *Snapshot {
+	c := *s
+	c.unlisted = unlisted
+	return &c
+}
+
+// ProvesAbsence says whether an appliance missing from the listing is
+// missing everywhere: not when a zone could not be listed, as the
+// appliance may live there. Creating one then could give a Service a
+// second appliance (and a second paid address) once the zone answers.
+func (s *Snapshot) ProvesAbsence() error {
+	if len(s.unlisted) == 0 {
+		return nil
+	}
+	zones := make([]string, 0, len(s.unlisted))
+	for z := range s.unlisted {
+		zones = append(zones, z)
+	}
+	slices.Sort(zones)
+	parts := make([]string, len(zones))
+	for i, z := range zones {
+		parts[i] = fmt.Sprintf("zone %s (%v)", z, s.unlisted[z])
+	}
+	return fmt.Errorf("the appliances of %s could not be listed, so none found elsewhere does not mean none exists; retrying before anything is created", strings.Join(parts, ", "))
+}
+
+// Listed says whether the listing covers zone (its appliances are all
+// in it): an address inventory of a switch of zone needs them.
+func (s *Snapshot) Listed(zone string) error {
+	if err, ok := s.unlisted[zone]; ok {
+		return fmt.Errorf("the appliances of zone %s could not be listed: %w", zone, err)
+	}
+	return nil
 }
 
 // oldestFirst copies list without nils and repeats, in ID order (IDs grow
