@@ -410,6 +410,11 @@ type sakuraView struct {
 	servers iaas.ServerAPI
 	lbs     iaas.LoadBalancerAPI
 	foreign map[types.ID]bool
+	// zones are the zones listed for appliances (the main one first;
+	// alsoZone adds one): an appliance lives in its switch's zone. Other
+	// zones are left out unless a test asks, so that a test taking one
+	// zone's API down still reads the others.
+	zones []string
 }
 
 func newSakuraView(t *testing.T, sim *cluster.Simulator) *sakuraView {
@@ -421,7 +426,7 @@ func newSakuraView(t *testing.T, sim *cluster.Simulator) *sakuraView {
 		},
 		APIRootURL: sim.URL, DefaultZone: zone,
 	})
-	v := &sakuraView{t: t, servers: iaas.NewServerOp(caller), lbs: iaas.NewLoadBalancerOp(caller), foreign: map[types.ID]bool{}}
+	v := &sakuraView{t: t, servers: iaas.NewServerOp(caller), lbs: iaas.NewLoadBalancerOp(caller), foreign: map[types.ID]bool{}, zones: []string{zone}}
 	lbs, err := v.allLBs(context.Background())
 	if err != nil {
 		t.Fatalf("listing load balancers in the simulator: %v", err)
@@ -434,17 +439,45 @@ func newSakuraView(t *testing.T, sim *cluster.Simulator) *sakuraView {
 
 func (v *sakuraView) allLBs(ctx context.Context) ([]*iaas.LoadBalancer, error) {
 	var out []*iaas.LoadBalancer
-	for from := 0; ; {
-		res, err := v.lbs.Find(ctx, zone, &iaas.FindCondition{Count: 50, From: from})
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, res.LoadBalancers...)
-		from += len(res.LoadBalancers)
-		if len(res.LoadBalancers) == 0 || from >= res.Total {
-			return out, nil
+	for _, z := range v.zones {
+		for from := 0; ; {
+			res, err := v.lbs.Find(ctx, z, &iaas.FindCondition{Count: 50, From: from})
+			if err != nil {
+				return nil, err
+			}
+			out = append(out, res.LoadBalancers...)
+			from += len(res.LoadBalancers)
+			if len(res.LoadBalancers) == 0 || from >= res.Total {
+				break
+			}
 		}
 	}
+	return out, nil
+}
+
+// alsoZone lists the appliances of z too, those there now being foreign.
+func (v *sakuraView) alsoZone(ctx context.Context, z string) {
+	v.t.Helper()
+	before := v.zones
+	v.zones = []string{z}
+	lbs, err := v.allLBs(ctx)
+	v.zones = append(before, z)
+	if err != nil {
+		v.t.Fatalf("listing the load balancers of zone %s: %v", z, err)
+	}
+	for _, lb := range lbs {
+		v.foreign[lb.ID] = true
+	}
+}
+
+// zoneOf is the zone load balancer id answers in ("" when none does).
+func (v *sakuraView) zoneOf(ctx context.Context, id types.ID) string {
+	for _, z := range v.zones {
+		if _, err := v.lbs.Read(ctx, z, id); err == nil {
+			return z
+		}
+	}
+	return ""
 }
 
 // ownLBs are the load balancers that were not in the topology: the ones the

@@ -277,7 +277,7 @@ func (e *env) lbStatus(id types.ID) string {
 // powerOffOutOfBand shuts the appliance down (forced) and waits until it is down.
 func (e *env) powerOffOutOfBand(id types.ID) {
 	e.t.Helper()
-	if err := e.sakura.lbs.Shutdown(e.ctx, zone, id, &iaas.ShutdownOption{Force: true}); err != nil {
+	if err := e.sakura.lbs.Shutdown(e.ctx, e.sakura.zoneOf(e.ctx, id), id, &iaas.ShutdownOption{Force: true}); err != nil {
 		e.t.Fatalf("shutting down %s: %v", id, err)
 	}
 	ctx, cancel := context.WithTimeout(e.ctx, shortWait)
@@ -296,7 +296,7 @@ func (e *env) deleteOutOfBand(id types.ID) {
 	e.t.Helper()
 	for attempt := 1; ; attempt++ {
 		e.powerOffOutOfBand(id)
-		err := e.sakura.lbs.Delete(e.ctx, zone, id)
+		err := e.sakura.lbs.Delete(e.ctx, e.sakura.zoneOf(e.ctx, id), id)
 		if err == nil {
 			return
 		}
