@@ -86,7 +86,7 @@ func TestLoadBalancerInAnotherZone(t *testing.T) {
 	blockA, blockB := e.simSwitchID("block-a-switch"), e.simSwitchID("block-b-switch")
 	e.ccm = e.startCCM("ccm-"+e.name, map[string]any{
 		"zones":        []string{"is1a", "is1b"},
-		"loadBalancer": map[string]any{"blocks": []string{blockA, "is1b/" + blockB}},
+		"loadBalancer": map[string]any{"zones": []string{"is1b"}, "blocks": []string{blockA, "is1b/" + blockB}},
 	})
 	netA, netB := netip.MustParsePrefix("203.0.113.16/28"), netip.MustParsePrefix("203.0.113.32/28")
 	e.sakura.alsoZone(e.ctx, "is1b")
@@ -129,14 +129,7 @@ func TestLoadBalancerInAnotherZone(t *testing.T) {
 	e.waitVIPs(ipB, map[int][]string{80: {"203.0.113.36"}})
 
 	// The zone is fixed at creation: a change is reported, nothing moves.
-	svc, err := e.kube.CoreV1().Services(e.ns).Get(e.ctx, "in-b", metav1.GetOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	svc.Annotations[annZone] = "is1a"
-	if _, err := e.kube.CoreV1().Services(e.ns).Update(e.ctx, svc, metav1.UpdateOptions{}); err != nil {
-		t.Fatal(err)
-	}
+	e.annotate("in-b", annZone, "is1a")
 	e.waitEvent("in-b", "ChangeNeedsNewLoadBalancer", "zone is is1b, wanted is1a")
 	if n := e.ownCount(); n != 2 {
 		t.Errorf("%d appliances after the zone change, want 2", n)

@@ -49,6 +49,22 @@ func (e *env) createAnnotatedService(name string, ann map[string]string) {
 
 // waitEvent waits for an Event on the Service with reason whose message
 // contains the given strings (reasons say Warning or Normal by themselves).
+// annotate sets one annotation of Service name.
+func (e *env) annotate(name, key, value string) {
+	e.t.Helper()
+	svc, err := e.kube.CoreV1().Services(e.ns).Get(e.ctx, name, metav1.GetOptions{})
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	if svc.Annotations == nil {
+		svc.Annotations = map[string]string{}
+	}
+	svc.Annotations[key] = value
+	if _, err := e.kube.CoreV1().Services(e.ns).Update(e.ctx, svc, metav1.UpdateOptions{}); err != nil {
+		e.t.Fatal(err)
+	}
+}
+
 func (e *env) waitEvent(name, reason string, substr ...string) {
 	e.t.Helper()
 	e.eventually(longWait, "no "+reason+" event on "+name+" with "+strings.Join(substr, ", "), func() (bool, error) {
@@ -109,14 +125,7 @@ func TestSwitchPrivateLoadBalancer(t *testing.T) {
 	}
 
 	// switch -> internet needs a new appliance: reported, the VIP stays.
-	svc, err := e.kube.CoreV1().Services(e.ns).Get(e.ctx, "private", metav1.GetOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	svc.Annotations[annType] = "internet"
-	if _, err := e.kube.CoreV1().Services(e.ns).Update(e.ctx, svc, metav1.UpdateOptions{}); err != nil {
-		t.Fatal(err)
-	}
+	e.annotate("private", annType, "internet")
 	e.waitEvent("private", "ChangeNeedsNewLoadBalancer", "type is switch, wanted internet")
 	if got := e.waitIngressIP("private"); got != ip {
 		t.Errorf("EXTERNAL-IP changed from %s to %s", ip, got)

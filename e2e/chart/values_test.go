@@ -45,6 +45,7 @@ var chartSettings = map[string]chartSetting{
 	"loadBalancer.switchID":               {"loadBalancer.switchID=113000000456", "113000000456"}, // --set-string
 	"loadBalancer.routerSelector":         {"loadBalancer.routerSelector={k8s,prod}", []any{"k8s", "prod"}},
 	"loadBalancer.switchSelector":         {"loadBalancer.switchSelector={lb}", []any{"lb"}},
+	"loadBalancer.zones":                  {"loadBalancer.zones={tk1a}", []any{"tk1a"}},
 	"loadBalancer.blocks":                 {"loadBalancer.blocks={113000000123,113000000456}", []any{"113000000123", "113000000456"}}, // --set-string
 	"loadBalancer.reservedIPRanges":       {"loadBalancer.reservedIPRanges={192.168.0.10-192.168.0.12,192.168.0.64/28}", []any{"192.168.0.10-192.168.0.12", "192.168.0.64/28"}},
 	"loadBalancer.ipRange":                {"loadBalancer.ipRange=192.168.0.0/24", "192.168.0.0/24"},

@@ -219,11 +219,25 @@ func (c *Config) validate() field.ErrorList {
 	return append(errs, c.validateBlockZones()...)
 }
 
-// validateBlockZones checks the zone a blocks entry names: one of the
-// cluster's zones (appliances are listed there, nowhere else).
+// validateBlockZones checks loadBalancer.zones (among the cluster's zones,
+// each once) and the zone a blocks entry names: one of the load balancers'
+// zones (appliances are listed there, nowhere else).
 func (c *Config) validateBlockZones() field.ErrorList {
 	var errs field.ErrorList
-	zones := c.ClusterZones()
+	seen := map[string]bool{}
+	zones := []string{c.Zone}
+	for i, z := range c.LoadBalancer.Zones {
+		p := path("loadBalancer.zones").Index(i)
+		switch {
+		case !slices.Contains(c.ClusterZones(), z):
+			errs = append(errs, field.NotSupported(p, z, c.ClusterZones()))
+		case seen[z]:
+			errs = append(errs, field.Duplicate(p, z))
+		case z != c.Zone:
+			zones = append(zones, z)
+		}
+		seen[z] = true
+	}
 	for i, entry := range c.LoadBalancer.Blocks {
 		zone, _, named := strings.Cut(entry, "/")
 		if named && !slices.Contains(zones, zone) {

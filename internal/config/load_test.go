@@ -257,6 +257,10 @@ func TestErrorMessages(t *testing.T) {
 				`loadBalancer.blocks[3]: Invalid value: "is1b/": must be the numeric ID of a router+switch's switch, such as 113000000123, or zone/ID for a switch of another zone, such as is1b/113000000456; ` +
 				`loadBalancer.blocks[1]: Unsupported value: "is1b/113100000002": supported values: "is1a/<switch ID>", "<switch ID> (a switch of zone)"; ` +
 				`loadBalancer.blocks[3]: Unsupported value: "is1b/": supported values: "is1a/<switch ID>", "<switch ID> (a switch of zone)"`},
+		{"load balancer zones", minimalFile + "zones: [is1a, is1b]\nloadBalancer:\n  zones: [is1b, tk1a, is1b]\n  blocks: [\"tk1a/1\", \"is1b/2\"]\n", nil,
+			`invalid configuration: loadBalancer.zones[1]: Unsupported value: "tk1a": supported values: "is1a", "is1b"; ` +
+				`loadBalancer.zones[2]: Duplicate value: "is1b"; ` +
+				`loadBalancer.blocks[0]: Unsupported value: "tk1a/1": supported values: "is1a/<switch ID>", "is1b/<switch ID>", "<switch ID> (a switch of zone)"`},
 		{"blocks for type switch", minimalFile + "loadBalancer:\n  type: switch\n  blocks: [\"113100000001\"]\n", nil,
 			`invalid configuration: loadBalancer.blocks: Invalid value: ["113100000001"]: lists router+switch blocks, which type switch does not use; set type internet or remove blocks`},
 		{"switch network", minimalFile + "loadBalancer:\n  ipRange: 192.168.0.0/24\n  assignIPRange: 192.168.1.0/27\n  assignDefaultGateway: 10.0.0.1\n", nil,

@@ -51,6 +51,10 @@ type LoadBalancerConfig struct {
 	// names a switch of another of the cluster's zones; a bare ID is a
 	// switch of zone. Exclusive with the four settings around it.
 	Blocks []string `json:"blocks"`
+	// Zones are the zones (among the cluster's) load balancers may be made
+	// in beside the cluster-config zone; each is listed when a Service's
+	// load balancer is looked for. Empty: zone alone (ApplianceZones).
+	Zones []string `json:"zones"`
 	// RouterSelector / SwitchSelector are tags the router or switch must carry.
 	RouterSelector []string `json:"routerSelector"`
 	SwitchSelector []string `json:"switchSelector"`
@@ -118,4 +122,16 @@ func SplitBlock(entry, home string) (zone, switchID string) {
 		return z, id
 	}
 	return home, entry
+}
+
+// ApplianceZones are the zones load balancers may live in: zone first,
+// then loadBalancer.zones.
+func (c *Config) ApplianceZones() []string {
+	out := []string{c.Zone}
+	for _, z := range c.LoadBalancer.Zones {
+		if z != c.Zone {
+			out = append(out, z)
+		}
+	}
+	return out
 }

@@ -20,24 +20,35 @@ type ZoneBook struct {
 	// Home is the zone of the client (cloud-config zone): the answer for
 	// an appliance the book does not know, and the first zone tried.
 	Home string
-	// Zones are every zone appliances may live in, Home first.
+	// Zones are the zones appliances are made in and listed in, Home first.
 	Zones []string
+	// Known are every zone an appliance of the cluster may be in: Zones,
+	// and the cluster's other zones, where an appliance made before a zone
+	// was taken out of Zones may still live. A read by ID tries them all.
+	Known []string
 
 	mu   sync.Mutex
 	seen map[types.ID]string
 }
 
-// NewZoneBook is a book for appliances of zones (home first; home is added
-// when missing).
-func NewZoneBook(home string, zones []string) *ZoneBook {
+// NewZoneBook is a book for appliances made and listed in zones, which
+// may also be found by ID in others (home first in both; repeats dropped).
+func NewZoneBook(home string, zones, others []string) *ZoneBook {
+	listed := withHome(home, zones)
+	return &ZoneBook{Home: home, Zones: listed, Known: withHome(home, append(slicesClone(listed), others...)), seen: map[types.ID]string{}}
+}
+
+func withHome(home string, zones []string) []string {
 	all := []string{home}
 	for _, z := range zones {
-		if z != "" && z != home && !containsString(all, z) {
+		if z != "" && !containsString(all, z) {
 			all = append(all, z)
 		}
 	}
-	return &ZoneBook{Home: home, Zones: all, seen: map[types.ID]string{}}
+	return all
 }
+
+func slicesClone(s []string) []string { return append([]string(nil), s...) }
 
 func containsString(list []string, s string) bool {
 	for _, x := range list {
@@ -81,13 +92,13 @@ func (b *ZoneBook) ZoneOr(id types.ID, home string) string {
 }
 
 // Candidates are the zones to look for id in: its known zone alone, else
-// every zone, home first.
+// every known zone, home first.
 func (b *ZoneBook) Candidates(id types.ID, home string) []string {
 	if z, ok := b.Of(id); ok {
 		return []string{z}
 	}
-	if b == nil || len(b.Zones) == 0 {
+	if b == nil || len(b.Known) == 0 {
 		return []string{home}
 	}
-	return append([]string(nil), b.Zones...)
+	return slicesClone(b.Known)
 }

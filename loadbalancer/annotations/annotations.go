@@ -109,7 +109,7 @@ var Table = []Spec{
 	{IPRange, "(none; or config `ipRange`)", "an IPv4 CIDR, mask /8-/30, e.g. 192.168.0.0/24", "Type switch, required: the switch's network. Its mask becomes the appliance's; its network and broadcast addresses are never handed out. Cannot change in place."},
 	{AssignIPRange, "(none; or config `assignIPRange`)", "an IPv4 CIDR inside ip-range, mask /16-/30, e.g. 192.168.0.192/27", "Type switch, required: where the appliance's own addresses and VIPs may be taken from (SAKURA does not know every address used on a plain switch, so the controller only takes addresses you give it)."},
 	{AssignDefaultGateway, "(none; or config `assignDefaultGateway`)", "an IPv4 address inside ip-range", "Type switch: the appliance's default route (e.g. a VPC router on the switch); never handed out. Empty: no default route. Cannot change in place."},
-	{Zone, "the zone of the block (config `zone`, or the zone a `blocks` entry names)", "one of the cloud-config zones (`zones`), e.g. is1a, is1b", "The zone the appliance is made in: its block is chosen among the switches of that zone (the `blocks` entries of that zone, or the selectors, IDs or nodes' switches looked up there). Its real servers are the nodes that reach its switch, there or across a bridge. Cannot change in place: a change is reported as drift, and the appliance stays where it is."},
+	{Zone, "the zone of the block (config `zone`, or the zone a `blocks` entry names)", "config `zone` or one of `loadBalancer.zones`, e.g. is1a, is1b", "The zone the appliance is made in: its block is chosen among the switches of that zone (the `blocks` entries of that zone, or the selectors, IDs or nodes' switches looked up there). Its real servers are the nodes that reach its switch, there or across a bridge. Cannot change in place: a change is reported as drift, and the appliance stays where it is."},
 	{SharingKey, "(none: the Service gets its own appliance)", fmt.Sprintf("1-%d lowercase letters, digits and '-', starting and ending with a letter or digit", MaxSharingKeyLen), "Services with the same key share one appliance, each with its own VIP, up to the appliance's 20 VIP+port entries and 8 Services. Plan, HA, type and block must agree; a Service that disagrees gets a SharingConflict Event and the running appliance is left as it is. The appliance is deleted with its last Service. Cannot change in place."},
 	{Repair, "true", "true, false", "false: the repair pass leaves this Service's appliance as it is (for maintenance by hand): it is not re-created, booted or rewritten when it differs from the Service. Updates the Service itself asks for still apply."},
 	{MixedProtocol, MixedRefuse, "refuse, serve-tcp", "A Service with UDP or SCTP ports beside TCP ones (a game server's UDP port beside TCP query ports): refuse = nothing is created and the Service's condition and an UnsupportedProtocol Event say why; serve-tcp = the TCP ports are served, and each other port appears in status.loadBalancer.ingress[].ports[] with the error k8s.usacloud.jp/UnsupportedProtocol (the appliance serves TCP only)."},
@@ -139,8 +139,8 @@ type Defaults struct {
 	IPRange              string
 	AssignIPRange        string
 	AssignDefaultGateway string
-	// Zones are the zones a Service may name (cloud-config zones); empty:
-	// the annotation is refused.
+	// Zones are the zones a Service may name (cloud-config zone and
+	// loadBalancer.zones); empty: the annotation is refused.
 	Zones []string
 }
 
@@ -242,7 +242,7 @@ func Parse(svc *v1.Service, d Defaults) (Options, []error) {
 		if slices.Contains(d.Zones, v) {
 			o.Zone = v
 		} else {
-			bad(Zone, "one of the cloud-config zones: "+strings.Join(d.Zones, ", "))
+			bad(Zone, "one of the zones load balancers are made in (cloud-config zone and loadBalancer.zones): "+strings.Join(d.Zones, ", "))
 		}
 	}
 	if v, ok := get(Repair); ok {

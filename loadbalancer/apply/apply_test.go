@@ -325,12 +325,13 @@ func TestStaleTagsAreNeverWrittenBack(t *testing.T) {
 
 // An appliance of another zone is found by the cluster's listing of every
 // zone, read where it lives when only its ID is known (after a restart:
-// an empty book), and shut down and deleted there: a call sent to the
+// an empty book, even when is1b is no longer listed), and shut down and
+// deleted there: a call sent to the
 // client's zone would answer 404, which a deletion must never take for
 // "gone".
 func TestAppliancesOfAnotherZone(t *testing.T) {
 	e, ctx := setup(t)
-	e.Zones = sakuraapi.NewZoneBook("is1a", []string{"is1b"})
+	e.Zones = sakuraapi.NewZoneBook("is1a", []string{"is1b"}, nil)
 	lb := &iaas.LoadBalancer{ID: 31, Name: "lb", Class: "loadbalancer", Tags: []string{desired.ClusterTag(e.ClusterID), desired.ServiceTag("u1")},
 		Availability: types.Availabilities.Available, InstanceStatus: types.ServerInstanceStatuses.Up}
 	fake.DataStore.Put(fake.ResourceLoadBalancer, "is1b", lb.ID, lb)
@@ -344,7 +345,9 @@ func TestAppliancesOfAnotherZone(t *testing.T) {
 		t.Fatalf("listed in is1b, but the book says %s", z)
 	}
 
-	restarted := &Executor{Client: e.Client, ClusterID: e.ClusterID, Zones: sakuraapi.NewZoneBook("is1a", []string{"is1b"})}
+	// is1b no longer among the zones appliances are made in: still found
+	// by ID among the cluster's zones.
+	restarted := &Executor{Client: e.Client, ClusterID: e.ClusterID, Zones: sakuraapi.NewZoneBook("is1a", nil, []string{"is1b"})}
 	read, err := restarted.Read(ctx, 31)
 	if err != nil || read.ID != 31 {
 		t.Fatalf("read by ID with an empty book: %v, %v", read, err)

@@ -145,10 +145,10 @@ func New(d Deps) *Engine {
 	if clk == nil {
 		clk = clock.RealClock{}
 	}
-	// Appliances may live in any of the cluster's zones (a Service's zone
-	// annotation, a blocks entry of another zone): each is listed, and
-	// the book remembers where each appliance lives.
-	book := sakuraapi.NewZoneBook(d.Client.Zone, slices.Sorted(maps.Keys(d.OtherZones)))
+	// Appliances are made in zone or in loadBalancer.zones (a Service's
+	// zone annotation, a blocks entry of another zone): each of those is
+	// listed, and the book remembers where each appliance lives.
+	book := sakuraapi.NewZoneBook(d.Client.Zone, d.Config.Zones, slices.Sorted(maps.Keys(d.OtherZones)))
 	l := &Engine{
 		clock:     clk,
 		client:    d.Client,

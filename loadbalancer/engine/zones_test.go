@@ -39,6 +39,7 @@ func (noServers) List(context.Context) ([]*iaas.Server, error) { return nil, nil
 // is updated as usual meanwhile. Once is1b answers, the create goes ahead.
 func TestNoCreateWhileAZoneIsUnlisted(t *testing.T) {
 	e := newEnv(t, 28)
+	e.cfg.Zones = []string{"is1b"}
 	e.lb = New(Deps{Client: e.client, Servers: fakeServers{}, OtherZones: map[string]ServerLister{"is1b": noServers{}},
 		Config: e.cfg, ClusterID: "test", Recorder: e.recorder})
 	outage := &zoneDown{api: e.client.Appliances, zone: "is1b"}
@@ -67,5 +68,22 @@ func TestNoCreateWhileAZoneIsUnlisted(t *testing.T) {
 	e.ensureUp(fresh, nodes)
 	if n := len(e.lbs()); n != 2 {
 		t.Fatalf("%d appliances once is1b answers, want 2", n)
+	}
+}
+
+// TestOtherZoneOutageHoldsNothingWhenNoApplianceLivesThere: a cluster
+// whose servers span is1a and is1b but whose load balancers are made in
+// is1a only (no loadBalancer.zones) does not list is1b's appliances, so
+// is1b's outage holds no create.
+func TestOtherZoneOutageHoldsNothingWhenNoApplianceLivesThere(t *testing.T) {
+	e := newEnv(t, 28)
+	e.lb = New(Deps{Client: e.client, Servers: fakeServers{}, OtherZones: map[string]ServerLister{"is1b": noServers{}},
+		Config: e.cfg, ClusterID: "test", Recorder: e.recorder})
+	outage := &zoneDown{api: e.client.Appliances, zone: "is1b"}
+	outage.down.Store(true)
+	e.lb.zone = zoneview.NewBookLister(outage, e.lb.exec.Zones, e.lb.clock)
+	e.ensureUp(service("fresh", 80), e.addNodes(2, 0))
+	if n := len(e.lbs()); n != 1 {
+		t.Fatalf("%d appliances, want 1", n)
 	}
 }

@@ -44,7 +44,7 @@ func TestBookListerCoversEveryZone(t *testing.T) {
 		"is1a": {tagged(11, "svc")},
 		"is1b": {tagged(21, "svc"), tagged(22, "other")},
 	}}
-	book := sakuraapi.NewZoneBook("is1a", []string{"is1b"})
+	book := sakuraapi.NewZoneBook("is1a", []string{"is1b"}, nil)
 	l := NewBookLister(api, book, clocktesting.NewFakePassiveClock(t0))
 	snap, err := l.Get(context.Background(), t0)
 	if err != nil {
@@ -71,7 +71,7 @@ func TestBookListerCoversEveryZone(t *testing.T) {
 func TestListingMissingAZoneProvesNoAbsence(t *testing.T) {
 	api := &zonedAPI{lbs: map[string][]*iaas.LoadBalancer{"is1a": {tagged(11, "svc")}, "is1b": {tagged(21, "lost")}},
 		down: map[string]bool{"is1b": true}}
-	book := sakuraapi.NewZoneBook("is1a", []string{"is1b"})
+	book := sakuraapi.NewZoneBook("is1a", []string{"is1b"}, nil)
 	clk := clocktesting.NewFakePassiveClock(t0)
 	l := NewBookLister(api, book, clk)
 	snap, err := l.Get(context.Background(), t0)
