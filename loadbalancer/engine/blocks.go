@@ -99,16 +99,29 @@ func (l *Engine) allowed(ctx context.Context, svc *v1.Service, opts annotations.
 // placeNew chooses the block of a new appliance: the first configured
 // block with room (spill says why the default was passed over), or the
 // one block resolve chooses.
-func (l *Engine) placeNew(ctx context.Context, svc *v1.Service, opts annotations.Options, nodes []*v1.Node, servers []desired.Server) (block ipam.Block, spill string, err error) {
+func (l *Engine) placeNew(ctx context.Context, svc *v1.Service, opts annotations.Options, nodes []*v1.Node, servers []desired.Server) (placed placement, err error) {
 	refs, err := l.listedBlocks(svc, opts)
 	if err != nil {
-		return ipam.Block{}, "", err
+		return placement{}, err
 	}
 	if refs != nil {
-		return l.blockFromList(ctx, svc, opts, nodes, refs)
+		placed.block, placed.spill, err = l.blockFromList(ctx, svc, opts, nodes, refs)
+		placed.again = topology.PlaceAgain(len(refs), opts.IP != "" || statusIP(svc) != "")
+		return placed, err
 	}
-	block, err = l.resolve(ctx, svc, opts, nodes, servers)
-	return block, "", err
+	placed.block, err = l.resolve(ctx, svc, opts, nodes, servers)
+	return placed, err
+}
+
+// placement is where a new appliance goes.
+type placement struct {
+	block ipam.Block
+	// spill, when not empty, says that the default block was passed over
+	// and why.
+	spill string
+	// again: should the block be full by the time its addresses are taken,
+	// place the appliance again (topology.PlaceAgain).
+	again bool
 }
 
 // addressesNeeded is how many free addresses a new appliance takes: its

@@ -80,6 +80,10 @@ func (l *Engine) restoreVIP(ctx context.Context, svc *v1.Service, opts annotatio
 // the repair pass re-creates the appliance on it, so it must never become
 // another Service's VIP. self is the UID of the Service allocating.
 func (l *Engine) usageOf(ctx context.Context, zone string, switchID types.ID, opts annotations.Options, nodes []*v1.Node, self string) (block ipam.Block, usage *ipam.Usage, reason string, err error) {
+	// The reservations as they are before the listing is fetched: one
+	// released meanwhile was shown by a listing the inventory's may
+	// predate (ipam.Reservations.Hold).
+	held := l.mem.reservationsOn(switchID)
 	sw, err := l.readSwitchWithin(ctx, zone, switchID, l.inventoryTTL())
 	if err != nil {
 		return block, nil, ReasonAPIError, fmt.Errorf("reading switch %s of zone %s: %w", switchID, zone, err)
@@ -92,6 +96,7 @@ func (l *Engine) usageOf(ctx context.Context, zone string, switchID types.ID, op
 		return block, nil, ReasonAPIError, err
 	}
 	l.mem.mergeReservations(usage, sw.ID, CreateVisibilityGrace)
+	held.Hold(usage, sw.ID, l.clock.Now(), CreateVisibilityGrace)
 	addNodeAddresses(usage, block, nodes)
 	recs, err := l.recordsInFlight(self)
 	if err != nil {
@@ -141,6 +146,10 @@ func (l *Engine) shownByOthers(self string) (map[string]string, error) {
 	return out, nil
 }
 
+// PlaceAgainAfter is how soon a create whose block filled up meanwhile
+// places the appliance again (topology.PlaceAgain).
+const PlaceAgainAfter = time.Second
+
 // allocFailed reports an ipam.Allocate error as the Event it calls for;
 // untouched says what was left as it was.
 func (l *Engine) allocFailed(svc *v1.Service, err error, untouched string) error {
@@ -157,9 +166,10 @@ func (l *Engine) allocFailed(svc *v1.Service, err error, untouched string) error
 // create allocates addresses and creates the appliance under the switch's
 // lock, so concurrent Services never receive the same address.
 func (l *Engine) create(ctx context.Context, exec *apply.Executor, cluster string, svc *v1.Service, nodes []*v1.Node, p *prepared) (*v1.LoadBalancerStatus, error) {
-	block, spill, err := l.placeNew(ctx, svc, p.opts, nodes, p.servers)
-	if err == nil && spill != "" {
-		l.notice(svc, ReasonAddressBlockSpilled, []string{block.SwitchID.String()}, spill)
+	placed, err := l.placeNew(ctx, svc, p.opts, nodes, p.servers)
+	block := placed.block
+	if err == nil && placed.spill != "" {
+		l.notice(svc, ReasonAddressBlockSpilled, []string{block.SwitchID.String()}, placed.spill)
 	}
 	if err != nil {
 		var be *blockError
@@ -185,6 +195,10 @@ func (l *Engine) create(ctx context.Context, exec *apply.Executor, cluster strin
 		n = 2
 	}
 	res, err := allocateOn(block, usage, l.reserved, svc, p.opts, n)
+	var ex *ipam.ExhaustedError
+	if errors.As(err, &ex) && placed.again {
+		return nil, api.NewRetryError(fmt.Sprintf("block %s filled up while this Service was placed (other creates ran at once); placing it again among the configured blocks", block), PlaceAgainAfter)
+	}
 	if err != nil {
 		return nil, l.allocFailed(svc, err, "nothing was created")
 	}

@@ -227,6 +227,13 @@ func (m *memory) release(owner string) {
 	delete(m.reservations, owner)
 }
 
+// reservationsOn is a copy of the reservations on switchID.
+func (m *memory) reservationsOn(switchID types.ID) ipam.Reservations {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.reservations.On(switchID)
+}
+
 // mergeReservations adds the reservations on switchID that u does not show
 // yet to u, and forgets those it shows or that are older than maxAge.
 func (m *memory) mergeReservations(u *ipam.Usage, switchID types.ID, maxAge time.Duration) {

@@ -456,6 +456,35 @@ func (rs Reservations) Merge(u *Usage, switchID types.ID, now time.Time, maxAge 
 	}
 }
 
+// On is a copy of the reservations on switchID.
+func (rs Reservations) On(switchID types.ID) Reservations {
+	out := Reservations{}
+	for owner, r := range rs {
+		if r.SwitchID == switchID {
+			out[owner] = r
+		}
+	}
+	return out
+}
+
+// Hold adds to u what the reservations on switchID younger than maxAge at
+// now hold, whatever u shows: a copy taken before the inventory's listing
+// was fetched holds what creates had taken by then, and one of them may
+// have been released since (a newer listing showed its appliance) while
+// the inventory's listing is older than that one and does not show it
+// (TestBlocksAcrossZonesUnderConcurrency found the address given twice).
+func (rs Reservations) Hold(u *Usage, switchID types.ID, now time.Time, maxAge time.Duration) {
+	for owner, r := range rs {
+		if r.SwitchID != switchID || (maxAge > 0 && now.Sub(r.At) > maxAge) {
+			continue
+		}
+		for _, ip := range r.IPs {
+			u.AddIP(ip.String(), "a load balancer being created for "+owner)
+		}
+		u.AddVRID(r.VRID, "a load balancer being created for "+owner)
+	}
+}
+
 // visibleIn: the inventory shows everything r holds. An appliance listed
 // without r's addresses is not enough: a member joining a shared appliance
 // reserves its new VIP under the appliance's ID, and a listing made before

@@ -291,3 +291,40 @@ func TestReservationsKeepsAJoinersVIPUntilListed(t *testing.T) {
 
 // t0 dates the reservations of the tests above.
 var t0 = time.Date(2026, 12, 7, 0, 0, 0, 0, time.UTC)
+
+// TestHeldReservationsOutliveARelease is the race the seeded test
+// TestBlocksAcrossZonesUnderConcurrency found (seed 3): an allocation
+// fetches a listing; the Service whose create it lacks then sees a newer
+// listing show its appliance and releases its reservation; the allocation
+// merges the reservations after that release and, with neither the
+// listing nor a reservation holding the address, hands it out again. The
+// copy taken before the listing keeps holding it.
+func TestHeldReservationsOutliveARelease(t *testing.T) {
+	rs := Reservations{
+		"svc-made":  {At: t0, SwitchID: 5, IPs: addrs("192.0.2.20", "192.0.2.21"), VRID: 4, ApplianceID: 23},
+		"svc-other": {At: t0, SwitchID: 6, IPs: addrs("192.0.2.40"), VRID: 9},
+		"svc-stale": {At: t0.Add(-2 * time.Hour), SwitchID: 5, IPs: addrs("192.0.2.30"), VRID: 7},
+	}
+	held := rs.On(5)
+	delete(rs, "svc-made") // released: a newer listing showed appliance 23
+	old := NewUsage()      // the allocation's listing, older than that one
+	rs.Merge(old, 5, t0, time.Hour)
+	if _, ok := old.IPs[netip.MustParseAddr("192.0.2.20")]; ok {
+		t.Fatal("the released reservation is still merged: the race cannot show here")
+	}
+	held.Hold(old, 5, t0, time.Hour)
+	for _, ip := range []string{"192.0.2.20", "192.0.2.21"} {
+		if _, ok := old.IPs[netip.MustParseAddr(ip)]; !ok {
+			t.Errorf("%s, held by a create released after the listing was fetched, is free", ip)
+		}
+	}
+	if old.VRIDs[4] == "" {
+		t.Error("VRID 4 of that create is free")
+	}
+	if _, ok := old.IPs[netip.MustParseAddr("192.0.2.40")]; ok {
+		t.Error("another switch's reservation is held here")
+	}
+	if _, ok := old.IPs[netip.MustParseAddr("192.0.2.30")]; ok || old.VRIDs[7] != "" {
+		t.Error("a reservation older than the visibility grace is held")
+	}
+}

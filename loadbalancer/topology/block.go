@@ -110,6 +110,18 @@ func ChooseBlock(blocks []Block, free map[string]int, preferred string) (chosen 
 	return "", false, why
 }
 
+// PlaceAgain says whether a new appliance whose chosen block turned out
+// full under the block's lock is placed again rather than refused: the
+// blocks are counted one at a time, each under its own lock, so creates
+// running at once may fill the block chosen from a count made a moment
+// before (the seeded test TestBlocksAcrossZonesUnderConcurrency found
+// this). Placing again counts afresh and spills to the next block; an
+// address the Service pins or shows names its block, and one block alone
+// has nowhere else to go, so those are refused as before.
+func PlaceAgain(listedBlocks int, placing bool) bool {
+	return listedBlocks > 1 && !placing
+}
+
 func describe(b Block) string {
 	if b.Zone == "" {
 		return b.ID

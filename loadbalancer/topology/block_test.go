@@ -67,3 +67,24 @@ func TestHoldingBlock(t *testing.T) {
 		}
 	}
 }
+
+// A block that filled up between its count and the create is placed again
+// only when another block could take the appliance and no address of the
+// Service ties it to this one.
+func TestPlaceAgain(t *testing.T) {
+	for _, tc := range []struct {
+		blocks  int
+		placing bool
+		want    bool
+	}{
+		{blocks: 2, want: true},
+		{blocks: 3, want: true},
+		{blocks: 1, want: false},
+		{blocks: 0, want: false},
+		{blocks: 2, placing: true, want: false},
+	} {
+		if got := PlaceAgain(tc.blocks, tc.placing); got != tc.want {
+			t.Errorf("PlaceAgain(%d, %v) = %v, want %v", tc.blocks, tc.placing, got, tc.want)
+		}
+	}
+}
