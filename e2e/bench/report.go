@@ -132,6 +132,11 @@ type Target struct {
 	Info bool
 }
 
+// bridgedColdCalls are the reads a cold inventory of a bridged switch
+// adds: the bridge, the servers on the switch across it and the appliance
+// listing of that switch's zone.
+const bridgedColdCalls = 3
+
 // Targets judges the run.
 func (r *Report) Targets() []Target {
 	var out []Target
@@ -139,10 +144,13 @@ func (r *Report) Targets() []Target {
 	if c := r.CreateStats; c.N > 0 {
 		// The first create after the start reads the switch and its servers
 		// (cold); the others reuse them for loadBalancer.inventoryTTLSec.
+		// The bench's block is bridged to is1b, which adds the bridge, the
+		// servers on the bridged switch and is1b's appliances to the cold
+		// inventory (docs/load-balancers.md, Nodes of other zones).
 		out = append(out, Target{Name: "API calls of the first Service create (cold), boot looks apart",
-			Want: "≤ 4 calls",
+			Want: fmt.Sprintf("≤ %d calls (4, and %d for the bridged segment)", 4+bridgedColdCalls, bridgedColdCalls),
 			Got:  fmt.Sprintf("%d calls + %d boot looks", c.FirstRest, c.FirstPolls),
-			Met:  c.FirstRest <= 4})
+			Met:  c.FirstRest <= 4+bridgedColdCalls})
 		out = append(out, Target{Name: "API calls per later Service create (warm), boot looks apart",
 			Want: fmt.Sprintf("≤ 2 calls (median of the %d later creates measured alone)", c.N-1),
 			Got:  fmt.Sprintf("%d calls median + %d boot looks median (all %d: mean %.1f calls + %.1f looks)", c.LaterRestMedian, c.LaterPollsMedian, c.N, c.RestMean, c.PollsMean),
