@@ -1,6 +1,7 @@
 package sakuraapi
 
 import (
+	"slices"
 	"sync"
 
 	"github.com/sacloud/iaas-api-go/types"
@@ -35,28 +36,17 @@ type ZoneBook struct {
 // may also be found by ID in others (home first in both; repeats dropped).
 func NewZoneBook(home string, zones, others []string) *ZoneBook {
 	listed := withHome(home, zones)
-	return &ZoneBook{Home: home, Zones: listed, Known: withHome(home, append(slicesClone(listed), others...)), seen: map[types.ID]string{}}
+	return &ZoneBook{Home: home, Zones: listed, Known: withHome(home, append(slices.Clone(listed), others...)), seen: map[types.ID]string{}}
 }
 
 func withHome(home string, zones []string) []string {
 	all := []string{home}
 	for _, z := range zones {
-		if z != "" && !containsString(all, z) {
+		if z != "" && !slices.Contains(all, z) {
 			all = append(all, z)
 		}
 	}
 	return all
-}
-
-func slicesClone(s []string) []string { return append([]string(nil), s...) }
-
-func containsString(list []string, s string) bool {
-	for _, x := range list {
-		if x == s {
-			return true
-		}
-	}
-	return false
 }
 
 // Note records that appliance id lives in zone.
@@ -100,5 +90,5 @@ func (b *ZoneBook) Candidates(id types.ID, home string) []string {
 	if b == nil || len(b.Known) == 0 {
 		return []string{home}
 	}
-	return slicesClone(b.Known)
+	return slices.Clone(b.Known)
 }

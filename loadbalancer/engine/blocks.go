@@ -106,7 +106,7 @@ func (l *Engine) placeNew(ctx context.Context, svc *v1.Service, opts annotations
 	}
 	if refs != nil {
 		placed.block, placed.spill, err = l.blockFromList(ctx, svc, opts, nodes, refs)
-		placed.again = topology.PlaceAgain(len(refs), opts.IP != "" || statusIP(svc) != "")
+		placed.again = topology.PlaceAgain(len(refs), tiedToAddress(svc, opts))
 		return placed, err
 	}
 	placed.block, err = l.resolve(ctx, svc, opts, nodes, servers)
@@ -124,6 +124,11 @@ type placement struct {
 	again bool
 }
 
+// tiedToAddress: an address the Service pins or shows decides its block.
+func tiedToAddress(svc *v1.Service, opts annotations.Options) bool {
+	return opts.IP != "" || statusIP(svc) != ""
+}
+
 // addressesNeeded is how many free addresses a new appliance takes: its
 // VIP and one address per appliance (two for a redundant pair).
 func addressesNeeded(opts annotations.Options) int {
@@ -138,7 +143,7 @@ func addressesNeeded(opts annotations.Options) int {
 // Blocks are counted in order until one has room; all of them when an
 // address the Service pins or shows must be placed.
 func (l *Engine) blockFromList(ctx context.Context, svc *v1.Service, opts annotations.Options, nodes []*v1.Node, refs []blockRef) (block ipam.Block, spill string, err error) {
-	placing := opts.IP != "" || statusIP(svc) != ""
+	placing := tiedToAddress(svc, opts)
 	listed := make([]topology.Block, 0, len(refs))
 	free := map[string]int{}
 	found := map[string]ipam.Block{}

@@ -12,6 +12,7 @@ package zoneview
 import (
 	"cmp"
 	"fmt"
+	"maps"
 	"slices"
 	"strings"
 	"time"
@@ -65,11 +66,7 @@ func (s *Snapshot) ProvesAbsence() error {
 	if len(s.unlisted) == 0 {
 		return nil
 	}
-	zones := make([]string, 0, len(s.unlisted))
-	for z := range s.unlisted {
-		zones = append(zones, z)
-	}
-	slices.Sort(zones)
+	zones := slices.Sorted(maps.Keys(s.unlisted))
 	parts := make([]string, len(zones))
 	for i, z := range zones {
 		parts[i] = fmt.Sprintf("zone %s (%v)", z, s.unlisted[z])
