@@ -38,6 +38,7 @@ type Spec struct {
 	InactiveSec     int
 	KeepAlive       types.EProxyLBBackendHttpKeepAlive
 	Gzip            bool
+	VIPFailover     bool // creation only
 }
 
 // BindPort is one port the ELB listens on.
@@ -168,6 +169,7 @@ func Desired(svc *v1.Service, nodes []Node, opts Options) (Spec, []Problem) {
 		InactiveSec:     cmp.Or(opts.InactiveSec, DefaultInactiveSec),
 		KeepAlive:       cmp.Or(opts.KeepAlive, DefaultKeepAlive),
 		Gzip:            opts.Gzip,
+		VIPFailover:     opts.VIPFailover,
 	}
 	for _, p := range tcp {
 		spec.BindPorts = append(spec.BindPorts, bindPort(int(p.Port), opts))

@@ -88,6 +88,9 @@ type Options struct {
 	SorryServerPort int
 	KeepAlive       types.EProxyLBBackendHttpKeepAlive // "" = DefaultKeepAlive
 	Gzip            bool
+	// VIPFailover lets SAKURA move the VIP to another address when its
+	// site fails; clients then follow the FQDN. Set at creation only.
+	VIPFailover bool
 }
 
 // HealthCheck is run by the ELB against each server on the server's own

@@ -40,6 +40,10 @@ type Changes struct {
 	// The API answers the ELB under a new ID. Write Settings first: its
 	// hash was read from the ID the ELB has before the plan change.
 	ChangePlan *iaas.ProxyLBChangePlanRequest
+
+	// Kept are differences that cannot change in place but do not stop
+	// the rest from being written (VIP failover): the caller reports them.
+	Kept []Drift
 }
 
 // None reports whether nothing must be written.
@@ -62,6 +66,9 @@ func Plan(spec Spec, have *iaas.ProxyLB) Changes {
 	if diff := diffSettings(spec, have); len(diff) > 0 {
 		c.Settings = settings(spec, have)
 		c.Diff = diff
+	}
+	if have.UseVIPFailover != spec.VIPFailover {
+		c.Kept = append(c.Kept, Drift{Field: "VIP failover", Have: strconv.FormatBool(have.UseVIPFailover), Want: strconv.FormatBool(spec.VIPFailover)})
 	}
 	if have.Plan != spec.Plan {
 		c.ChangePlan = &iaas.ProxyLBChangePlanRequest{ServiceClass: types.ProxyLBServiceClass(spec.Plan, spec.Region)}
