@@ -15,6 +15,7 @@ import (
 	"time"
 	"unicode"
 
+	sacloudtypes "github.com/sacloud/iaas-api-go/types"
 	"k8s.io/apimachinery/pkg/util/validation"
 	"k8s.io/apimachinery/pkg/util/validation/field"
 	"k8s.io/klog/v2"
@@ -330,8 +331,21 @@ const maxSelectorTags = 10
 
 func (lb *LoadBalancerConfig) validate() field.ErrorList {
 	var errs field.ErrorList
-	if !slices.Contains([]string{LoadBalancerTypeInternet, LoadBalancerTypeSwitch}, lb.Type) {
-		errs = append(errs, field.NotSupported(path("loadBalancer.type"), lb.Type, []string{LoadBalancerTypeInternet, LoadBalancerTypeSwitch}))
+	kinds := []string{LoadBalancerTypeInternet, LoadBalancerTypeSwitch, LoadBalancerTypeEnhanced}
+	if !slices.Contains(kinds, lb.Type) {
+		errs = append(errs, field.NotSupported(path("loadBalancer.type"), lb.Type, kinds))
+	}
+	// Checked whatever the type: a Service may ask for type enhanced
+	// while the default type is another.
+	if !slices.Contains(sacloudtypes.ProxyLBPlanValues, lb.ELBPlan) {
+		plans := make([]string, len(sacloudtypes.ProxyLBPlanValues))
+		for i, p := range sacloudtypes.ProxyLBPlanValues {
+			plans[i] = strconv.Itoa(p)
+		}
+		errs = append(errs, field.NotSupported(path("loadBalancer.elbPlan"), strconv.Itoa(lb.ELBPlan), plans))
+	}
+	if !slices.Contains(sacloudtypes.ProxyLBRegionStrings, lb.ELBRegion) {
+		errs = append(errs, field.NotSupported(path("loadBalancer.elbRegion"), lb.ELBRegion, sacloudtypes.ProxyLBRegionStrings))
 	}
 	if !slices.Contains([]string{LoadBalancerPlanStandard, LoadBalancerPlanHighSpec, LoadBalancerPlanPremium}, lb.Plan) {
 		errs = append(errs, field.NotSupported(path("loadBalancer.plan"), lb.Plan,

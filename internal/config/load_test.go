@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/sacloud/iaas-api-go/types"
 	"k8s.io/klog/v2"
 )
 
@@ -36,7 +37,7 @@ func TestDefaults(t *testing.T) {
 		AccessToken: testToken, AccessTokenSecret: testSecret, Zone: "is1a",
 		RetryMax: 5, RetryIntervalSec: 1, RetryMaxWaitSec: 8, RequestsPerSecond: 5, RequestTimeoutSec: 30,
 		ServerCacheTTLSec: 60,
-		LoadBalancer:      LoadBalancerConfig{Type: "internet", Plan: "standard", SweepIntervalSec: 300, SweepMode: "delete", EndpointHoldDownSec: 10, EndpointMinIntervalSec: 5, HealthPollIntervalSec: 60, RepairIntervalSec: 60, InventoryTTLSec: 300, AdoptEarlier: true, Class: "k8s.usacloud.jp/dsr", ServiceController: "upstream"},
+		LoadBalancer:      LoadBalancerConfig{Type: "internet", Plan: "standard", ELBPlan: 100, ELBRegion: "is1", SweepIntervalSec: 300, SweepMode: "delete", EndpointHoldDownSec: 10, EndpointMinIntervalSec: 5, HealthPollIntervalSec: 60, RepairIntervalSec: 60, InventoryTTLSec: 300, AdoptEarlier: true, Class: "k8s.usacloud.jp/dsr", ServiceController: "upstream"},
 	}
 	if fmt.Sprintf("%#v", want) != fmt.Sprintf("%#v", *c) || c.AccessToken != testToken || c.AccessTokenSecret != testSecret {
 		t.Fatalf("defaults:\n got %s\nwant %s", c.Redacted(), want.Redacted())
@@ -199,7 +200,15 @@ func TestErrorMessages(t *testing.T) {
 		{"negative ttl", minimalFile + "serverCacheTTLSec: -5\n", nil,
 			"invalid configuration: serverCacheTTLSec (SAKURACLOUD_SERVER_CACHE_TTL_SEC): Invalid value: -5: must be at least 1"},
 		{"lb type", minimalFile + "loadBalancer:\n  type: vpc\n", nil,
-			`invalid configuration: loadBalancer.type: Unsupported value: "vpc": supported values: "internet", "switch"`},
+			`invalid configuration: loadBalancer.type: Unsupported value: "vpc": supported values: "internet", "switch", "enhanced"`},
+		{"lb elbPlan", minimalFile + "loadBalancer:\n  elbPlan: 250\n", nil,
+			`invalid configuration: loadBalancer.elbPlan: Unsupported value: "250": supported values: "100", "500", "1000", "5000", "10000", "50000", "100000", "400000"`},
+		{"lb elbPlan zero", minimalFile + "loadBalancer:\n  elbPlan: 0\n", nil,
+			`invalid configuration: loadBalancer.elbPlan: Unsupported value: "0": supported values: "100", "500", "1000", "5000", "10000", "50000", "100000", "400000"`},
+		{"lb elbRegion", minimalFile + "loadBalancer:\n  elbRegion: os1\n", nil,
+			`invalid configuration: loadBalancer.elbRegion: Unsupported value: "os1": supported values: "tk1", "is1", "anycast"`},
+		{"lb elbRegion empty", minimalFile + "loadBalancer:\n  elbRegion: \"\"\n", nil,
+			`invalid configuration: loadBalancer.elbRegion: Unsupported value: "": supported values: "tk1", "is1", "anycast"`},
 		{"lb plan", minimalFile + "loadBalancer:\n  plan: gold\n", nil,
 			`invalid configuration: loadBalancer.plan: Unsupported value: "gold": supported values: "standard", "highspec", "premium (= highspec)"`},
 		{"lb ipRange", minimalFile + "loadBalancer:\n  ipRange: 10.0.0.0\n", nil,
@@ -444,5 +453,35 @@ func TestValidFormsAccepted(t *testing.T) {
 	var cfgErr *Error
 	if !errors.As(err, &cfgErr) || len(cfgErr.Errs) != 2 || cfgErr.Errs[0].Field != "accessToken" {
 		t.Errorf("error %v does not carry the field list", err)
+	}
+}
+
+// TestEnhancedType: type enhanced is a default like the others, and asks
+// for none of the DSR types' settings; elbPlan and elbRegion take every
+// value iaas-api-go knows.
+func TestEnhancedType(t *testing.T) {
+	if DefaultELBPlan != int(types.ProxyLBPlans.CPS100) || DefaultELBRegion != types.ProxyLBRegions.IS1.String() {
+		t.Fatalf("defaults %d %q are not iaas-api-go's CPS100 and is1", DefaultELBPlan, DefaultELBRegion)
+	}
+	c, err := Parse([]byte(minimalFile+"loadBalancer:\n  type: enhanced\n  elbPlan: 5000\n  elbRegion: anycast\n"), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.LoadBalancer.Type != LoadBalancerTypeEnhanced || c.LoadBalancer.ELBPlan != 5000 || c.LoadBalancer.ELBRegion != "anycast" {
+		t.Fatalf("got %+v", c.LoadBalancer)
+	}
+	// Blocks still serve the Services that ask for type internet.
+	if _, err := Parse([]byte(minimalFile+"loadBalancer:\n  type: enhanced\n  blocks: [\"113100000001\"]\n"), nil); err != nil {
+		t.Fatalf("blocks with default type enhanced: %v", err)
+	}
+	for _, plan := range types.ProxyLBPlanValues {
+		if _, err := Parse([]byte(fmt.Sprintf("%sloadBalancer:\n  elbPlan: %d\n", minimalFile, plan)), nil); err != nil {
+			t.Errorf("elbPlan %d: %v", plan, err)
+		}
+	}
+	for _, region := range types.ProxyLBRegionStrings {
+		if _, err := Parse([]byte(minimalFile+"loadBalancer:\n  elbRegion: "+region+"\n"), nil); err != nil {
+			t.Errorf("elbRegion %s: %v", region, err)
+		}
 	}
 }

@@ -41,6 +41,9 @@ var Zones = slices.Sorted(slices.Values(types.ZoneNames))
 const (
 	LoadBalancerTypeInternet = "internet"
 	LoadBalancerTypeSwitch   = "switch"
+	// LoadBalancerTypeEnhanced is SAKURA's Enhanced Load Balancer (ELB,
+	// "proxylb" in iaas-api-go): a proxy with a VIP of SAKURA's.
+	LoadBalancerTypeEnhanced = "enhanced"
 	LoadBalancerPlanStandard = "standard"
 	LoadBalancerPlanHighSpec = "highspec"
 	// LoadBalancerPlanPremium is the earlier controller's name for highspec.
@@ -55,6 +58,12 @@ const (
 	// loadBalancer.serviceController.
 	ServiceControllerUpstream = "upstream"
 	ServiceControllerOwn      = "own"
+
+	// DefaultELBPlan (connections per second, the smallest plan) and
+	// DefaultELBRegion are the defaults of loadBalancer.elbPlan and
+	// loadBalancer.elbRegion.
+	DefaultELBPlan   = 100
+	DefaultELBRegion = "is1"
 )
 
 // Settings is the table of every configuration value.
@@ -106,11 +115,17 @@ var Settings = []Setting{
 		Doc: "true turns off the load balancer part of the service controller.",
 		set: boolSetter(func(c *Config) *bool { return &c.DisableLoadBalancer })},
 	{Key: "loadBalancer.type", Default: LoadBalancerTypeInternet,
-		Doc: "Default load balancer type: internet (router+switch, global VIPs) or switch (private).",
+		Doc: "Default load balancer type: internet (router+switch, global VIPs), switch (private) or enhanced (SAKURA's Enhanced Load Balancer, a proxy with a global VIP of SAKURA's; see elbPlan and elbRegion).",
 		set: func(c *Config, v string) error { c.LoadBalancer.Type = v; return nil }},
 	{Key: "loadBalancer.plan", Default: LoadBalancerPlanStandard,
 		Doc: "Default plan: standard or highspec (premium is accepted as highspec).",
 		set: func(c *Config, v string) error { c.LoadBalancer.Plan = v; return nil }},
+	{Key: "loadBalancer.elbPlan", Default: strconv.Itoa(DefaultELBPlan),
+		Doc: "Type enhanced: default plan of new Enhanced Load Balancers, in connections per second: " + joinInts(types.ProxyLBPlanValues) + ". The annotation k8s.usacloud.jp/elb-plan overrides it.",
+		set: intSetter(func(c *Config) *int { return &c.LoadBalancer.ELBPlan })},
+	{Key: "loadBalancer.elbRegion", Default: DefaultELBRegion,
+		Doc: "Type enhanced: default region of new Enhanced Load Balancers: " + strings.Join(types.ProxyLBRegionStrings, ", ") + ". The annotation k8s.usacloud.jp/elb-region overrides it.",
+		set: func(c *Config, v string) error { c.LoadBalancer.ELBRegion = v; return nil }},
 	{Key: "loadBalancer.ha", Default: "false",
 		Doc: "Create load balancers as redundant (VRRP) pairs by default.",
 		set: boolSetter(func(c *Config) *bool { return &c.LoadBalancer.HA })},
@@ -180,6 +195,14 @@ var Settings = []Setting{
 			c.LoadBalancer.SweepMode = strings.ToLower(strings.TrimSpace(v))
 			return nil
 		}},
+}
+
+func joinInts(v []int) string {
+	s := make([]string, len(v))
+	for i, n := range v {
+		s[i] = strconv.Itoa(n)
+	}
+	return strings.Join(s, ", ")
 }
 
 func secondsCeil(s float64) string { return strconv.Itoa(int(math.Ceil(s))) }

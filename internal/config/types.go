@@ -65,8 +65,14 @@ type LoadBalancerConfig struct {
 	Plan string `json:"plan"`
 	// HA makes new appliances redundant pairs.
 	HA bool `json:"ha"`
-	// Type is internet (router+switch, global VIPs) or switch (private).
+	// Type is internet (router+switch, global VIPs), switch (private) or
+	// enhanced (SAKURA's Enhanced Load Balancer).
 	Type string `json:"type"`
+	// ELBPlan (connections per second) and ELBRegion are what new
+	// Enhanced Load Balancers get unless a Service's annotations say
+	// otherwise.
+	ELBPlan   int    `json:"elbPlan"`
+	ELBRegion string `json:"elbRegion"`
 	// For Type switch: the network (CIDR), where addresses may be taken from
 	// (CIDR inside IPRange) and the default gateway.
 	IPRange              string `json:"ipRange"`

@@ -11,7 +11,10 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/sacloud/iaas-api-go/types"
 	v1 "k8s.io/api/core/v1"
+
+	"github.com/sakura-ccm/sakura-cloud-controller-manager/loadbalancer/elbplan"
 )
 
 // Prefix is shared with the earlier SAKURA controller so users keep their manifests.
@@ -58,6 +61,32 @@ const (
 	IPRange              = Prefix + "load-balancer-ip-range"
 	AssignIPRange        = Prefix + "load-balancer-assign-ip-range"
 	AssignDefaultGateway = Prefix + "load-balancer-assign-default-gateway"
+
+	// Type enhanced only: SAKURA's Enhanced Load Balancer (ELB), a proxy
+	// with settings of its own; the DSR annotations above do not apply to
+	// it (ParseEnhanced refuses them) and these do not apply to the DSR
+	// types (Parse refuses them), so no setting is silently ignored.
+	ELBPlan                = Prefix + "elb-plan"
+	ELBRegion              = Prefix + "elb-region"
+	ELBPortModes           = Prefix + "elb-port-modes"
+	ELBRedirectToHTTPS     = Prefix + "elb-redirect-to-https"
+	ELBHTTP2               = Prefix + "elb-http2"
+	ELBSSLPolicy           = Prefix + "elb-ssl-policy"
+	ELBHealthCheckProtocol = Prefix + "elb-health-check-protocol"
+	ELBHealthCheckPath     = Prefix + "elb-health-check-path"
+	ELBHealthCheckHost     = Prefix + "elb-health-check-host"
+	ELBHealthCheckInterval = Prefix + "elb-health-check-interval"
+	ELBProxyProtocol       = Prefix + "elb-proxy-protocol"
+	ELBStickySession       = Prefix + "elb-sticky-session"
+	ELBInactivityTimeout   = Prefix + "elb-inactivity-timeout"
+	ELBSorryServer         = Prefix + "elb-sorry-server"
+	ELBBackendKeepAlive    = Prefix + "elb-backend-keep-alive"
+	ELBGzip                = Prefix + "elb-gzip"
+	ELBVIPFailover         = Prefix + "elb-vip-failover"
+	// ELBID is written by the controller, not by users: the ID of the ELB
+	// created for the Service, found by it as an appliance is found by
+	// LoadBalancerID.
+	ELBID = Prefix + "elb-id"
 )
 
 // Values and bounds. Numbers that come from SAKURA's manual live here so they
@@ -65,6 +94,7 @@ const (
 const (
 	TypeInternet = "internet"
 	TypeSwitch   = "switch"
+	TypeEnhanced = "enhanced"
 
 	MixedRefuse   = "refuse"
 	MixedServeTCP = "serve-tcp"
@@ -88,6 +118,13 @@ const (
 	MaxSharingKeyLen = 32
 	// MinAssignBits: an assign range is at most a /16 (ipam lists its candidates).
 	MinAssignBits = 16
+
+	// DefaultELBRegion and DefaultELBPlan (connections per second) apply
+	// when the cloud-config gives none (Defaults' zero values). The plan is
+	// types.ProxyLBPlans.CPS100, the smallest, spelled as a constant
+	// because iaas-api-go's is a variable (a test keeps them equal).
+	DefaultELBRegion = "is1"
+	DefaultELBPlan   = 100
 )
 
 // Spec documents one annotation. Table is the single source for docs.
@@ -100,7 +137,7 @@ type Spec struct {
 
 // Table lists every annotation, in documentation order.
 var Table = []Spec{
-	{Type, TypeInternet + " (or config `type`)", "internet, switch", "Where the VIP comes from: internet = a global address of a router+switch block; switch = a private address on a plain switch (needs ip-range and assign-ip-range). Cannot change in place."},
+	{Type, TypeInternet + " (or config `type`)", "internet, switch, enhanced", "Where the VIP comes from: internet = a global address of a router+switch block; switch = a private address on a plain switch (needs ip-range and assign-ip-range); enhanced = SAKURA's Enhanced Load Balancer (ELB), a proxy whose global VIP SAKURA gives (set with the elb-* annotations). Cannot change in place."},
 	{Plan, PlanStandard + " (or config `plan`)", "standard, highspec, premium (= highspec)", "Appliance plan. Cannot change in place: a change is reported, not applied."},
 	{HA, "false (or config `ha`)", "true, false", "Redundant pair (two appliance addresses and a VRRP VRID). Cannot change in place."},
 	{LoadBalancerIP, "(none)", "an IPv4 address of the block", "Pins the VIP; same as spec.loadBalancerIP (which wins if both are set). Must be in the block and free."},
@@ -124,6 +161,24 @@ var Table = []Spec{
 	{HealthCheckRetry, "(API default)", fmt.Sprintf("%d-%d", MinRetry, MaxRetry), "Failed checks before a real server is taken out."},
 	{HealthCheckTimeout, "(API default)", fmt.Sprintf("%d-%d (seconds)", MinTimeout, MaxTimeout), "Connect timeout of one check."},
 	{SorryServer, "(none)", "an IPv4 address", "Server that answers when every real server is down."},
+	{ELBPlan, strconv.Itoa(DefaultELBPlan) + " (or config `elbPlan`)", joinInts(types.ProxyLBPlanValues) + " (connections per second)", "Type enhanced: the ELB's plan. Changes in place."},
+	{ELBRegion, DefaultELBRegion + " (or config `elbRegion`)", strings.Join(types.ProxyLBRegionStrings, ", "), "Type enhanced: where the ELB runs: is1 (Ishikari), tk1 (Tokyo) or anycast. Cannot change in place: a change is reported as drift, and the ELB is kept as it is."},
+	{ELBPortModes, string(elbplan.DefaultMode), "one mode for every port (" + strings.Join(types.ProxyLBProxyModeStrings, ", ") + "), or port=mode pairs, e.g. 80=http,443=https", "Type enhanced: how the ELB serves each Service port: tcp passes connections through; http and https end HTTP at the ELB (https needs a certificate on the ELB). Ports missing from a list are served as tcp."},
+	{ELBRedirectToHTTPS, "false", "true, false", "Type enhanced: http ports answer with a redirect to https."},
+	{ELBHTTP2, "false", "true, false", "Type enhanced: https ports offer HTTP/2."},
+	{ELBSSLPolicy, "(none: the ELB's own)", strings.Join(types.ProxyLBSSLPolicies, ", ") + ", or empty", "Type enhanced: TLS versions and ciphers of https ports."},
+	{ELBHealthCheckProtocol, string(elbplan.DefaultHealthProtocol), strings.Join(types.ProxyLBProtocolStrings, ", "), "Type enhanced: health check of each node on its NodePort: tcp = the port accepts a connection (kube-proxy listens on every NodePort, so nothing else is needed); http = an HTTP request for elb-health-check-path."},
+	{ELBHealthCheckPath, "(none)", "a path starting with /; required with protocol http, not allowed with tcp", "Type enhanced: request path of http checks."},
+	{ELBHealthCheckHost, "(none)", "a host name; with protocol http only", "Type enhanced: Host header of http checks."},
+	{ELBHealthCheckInterval, strconv.Itoa(elbplan.DefaultDelayLoop), fmt.Sprintf("%d-%d (seconds)", elbplan.MinDelayLoop, elbplan.MaxDelayLoop), "Type enhanced: seconds between two health checks of a node."},
+	{ELBProxyProtocol, "false", "true, false", "Type enhanced: the ELB speaks PROXY protocol v2 to the nodes, so a server that understands it sees the client's address."},
+	{ELBStickySession, "false", "true, false", "Type enhanced: a client keeps the node it was first sent to, by " + elbplan.StickyMethod + "."},
+	{ELBInactivityTimeout, strconv.Itoa(elbplan.DefaultInactiveSec), fmt.Sprintf("%d-%d (seconds)", elbplan.MinInactiveSec, elbplan.MaxInactiveSec), "Type enhanced: seconds after which an idle connection is closed."},
+	{ELBSorryServer, "(none)", "an IPv4 address, or IPv4:port (without a port: the client's)", "Type enhanced: server that answers when every node is down."},
+	{ELBBackendKeepAlive, string(elbplan.DefaultKeepAlive), strings.Join(types.ProxyLBBackendHttpKeepAliveStrings, ", "), "Type enhanced: HTTP keep-alive towards the nodes: safe keeps a connection to a node open only while the client's is; aggressive keeps it open always."},
+	{ELBGzip, "false", "true, false", "Type enhanced: responses of http and https ports are compressed with gzip."},
+	{ELBVIPFailover, "false", "true, false", "Type enhanced: SAKURA may move the VIP to another address when the ELB's site fails; the Service's status then follows it, and clients should use the hostname (the ELB's FQDN) rather than the address. Set at creation only: a change is reported as drift (ChangeNeedsNewLoadBalancer) and the ELB is kept."},
+	{ELBID, "(set by the controller)", "the ELB's ID", "Type enhanced: written by the controller after it creates the ELB; read to find it before listings show it, after a restart or a leader change. Do not set or change it."},
 }
 
 // Defaults are the cluster-wide values from the cloud-config that an
@@ -142,6 +197,10 @@ type Defaults struct {
 	// Zones are the zones a Service may name (cloud-config zone and
 	// loadBalancer.zones); empty: the annotation is refused.
 	Zones []string
+	// Type enhanced: plan (connections per second) and region of new
+	// ELBs; zero values mean DefaultELBPlan and DefaultELBRegion.
+	ELBPlan   int
+	ELBRegion string
 }
 
 // HealthCheck is the parsed health check. Zero Retry/Timeout mean "leave to the API".
@@ -225,7 +284,7 @@ func Parse(svc *v1.Service, d Defaults) (Options, []error) {
 
 	if v, ok := get(Type); ok {
 		switch strings.ToLower(v) {
-		case TypeInternet, TypeSwitch:
+		case TypeInternet, TypeSwitch, TypeEnhanced:
 			o.Type = strings.ToLower(v)
 		default:
 			bad(Type, specOf(Type).Allowed)
@@ -245,14 +304,10 @@ func Parse(svc *v1.Service, d Defaults) (Options, []error) {
 			bad(Zone, "one of the zones load balancers are made in (cloud-config zone and loadBalancer.zones): "+strings.Join(d.Zones, ", "))
 		}
 	}
-	if v, ok := get(Repair); ok {
-		switch v {
-		case "true":
-		case "false":
-			o.NoRepair = true
-		default:
-			bad(Repair, specOf(Repair).Allowed)
-		}
+	if v, err := noRepairOf(svc); err != nil {
+		errs = append(errs, err)
+	} else {
+		o.NoRepair = v
 	}
 	if v, ok := get(MixedProtocol); ok {
 		switch v {
@@ -358,11 +413,42 @@ func Parse(svc *v1.Service, d Defaults) (Options, []error) {
 		}
 	}
 	errs = append(errs, parsePrivate(a, d, &o)...)
+	// Only for a valid DSR type: with a mistyped type, which annotations
+	// apply is unknown, and the type's own error says what to fix.
+	if t := TypeOf(svc, d); t == TypeInternet || t == TypeSwitch {
+		errs = append(errs, refuseELB(a)...)
+	}
 	return o, errs
+}
+
+// TypeOf is the type svc asks for, so the caller knows which parser to
+// use: the annotation as written (lowercased, trimmed, even when invalid:
+// Parse reports it), else the cloud-config's type, else internet.
+func TypeOf(svc *v1.Service, d Defaults) string {
+	if v, ok := svc.Annotations[Type]; ok {
+		return strings.ToLower(strings.TrimSpace(v))
+	}
+	return orDefault(d.Type, TypeInternet)
 }
 
 // adoptIDRE: SAKURA resource IDs are decimal numbers (12 digits today).
 var adoptIDRE = regexp.MustCompile(`^[1-9][0-9]{0,18}$`)
+
+// noRepairOf reads the repair annotation: true when the Service opts out
+// of the repair pass.
+func noRepairOf(svc *v1.Service) (bool, error) {
+	v, ok := svc.Annotations[Repair]
+	if !ok {
+		return false, nil
+	}
+	switch strings.TrimSpace(v) {
+	case "true":
+		return false, nil
+	case "false":
+		return true, nil
+	}
+	return false, &Error{Annotation: Repair, Value: v, Allowed: specOf(Repair).Allowed}
+}
 
 // PreserveOf reads the preserve annotation alone: the deletion path reads
 // it without parsing the rest (a Service being deleted need not be valid).

@@ -25,7 +25,14 @@ type CreateRecord struct {
 	// create answered 503 came back from SAKURA's front end, most likely
 	// before anything was made.
 	GraceSec int `json:"graceSec,omitempty"`
+	// Kind is KindELB for an Enhanced Load Balancer's create ("" for a
+	// DSR appliance's): its deletion must look for an ELB even if the
+	// Service's type annotation changed since.
+	Kind string `json:"kind,omitempty"`
 }
+
+// KindELB marks a CreateRecord of an Enhanced Load Balancer.
+const KindELB = "elb"
 
 // Value renders r as the annotation's value.
 func (r CreateRecord) Value() string {
