@@ -58,3 +58,18 @@ func StateOf(lb *iaas.LoadBalancer, bootSent, now time.Time) State {
 	}
 	return Booting
 }
+
+// StateOfELB classifies an Enhanced Load Balancer (nil: Missing). It has
+// no power state: it serves once available, and a failed one needs a
+// person as a failed appliance does.
+func StateOfELB(elb *iaas.ProxyLB) State {
+	switch {
+	case elb == nil:
+		return Missing
+	case elb.Availability.IsFailed():
+		return Failed
+	case elb.Availability.IsAvailable():
+		return Up
+	}
+	return Booting
+}

@@ -56,3 +56,20 @@ func TestStateOfAfterOurBoot(t *testing.T) {
 		}
 	}
 }
+
+func TestStateOfELB(t *testing.T) {
+	for _, c := range []struct {
+		elb  *iaas.ProxyLB
+		want State
+	}{
+		{nil, Missing},
+		{&iaas.ProxyLB{Availability: types.Availabilities.Available}, Up},
+		{&iaas.ProxyLB{Availability: types.Availabilities.Failed}, Failed},
+		{&iaas.ProxyLB{Availability: types.Availabilities.Migrating}, Booting},
+		{&iaas.ProxyLB{}, Booting},
+	} {
+		if got := StateOfELB(c.elb); got != c.want {
+			t.Errorf("StateOfELB(%+v) = %v, want %v", c.elb, got, c.want)
+		}
+	}
+}
