@@ -2,6 +2,7 @@ package engine
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strings"
 	"time"
@@ -45,6 +46,14 @@ func (l *Engine) Delete(ctx context.Context, clusterName string, svc *v1.Service
 	defer l.locks.lock("svc/" + string(svc.UID))()
 	l.mem.setDeleting(string(svc.UID), true)
 	l.mem.bootOver(string(svc.UID), nil, false)
+	if l.mayOwnELB(svc) {
+		var re *api.RetryError
+		if err := l.deleteELBs(ctx, clusterName, svc, preserve); errors.As(err, &re) {
+			return err
+		} else if err != nil {
+			return l.fail(svc, ReasonAPIError, err)
+		}
+	}
 	exec := l.executor(clusterName)
 	loc, err := l.locate(ctx, exec, svc, locateFor{since: l.clock.Now(), recentIfShown: true})
 	if err != nil {

@@ -184,7 +184,8 @@ func (l *Engine) defaults() annotations.Defaults {
 		Type: l.cfg.Type, Plan: l.cfg.Plan, HA: l.cfg.HA,
 		RouterSelector: l.cfg.RouterSelector, SwitchSelector: l.cfg.SwitchSelector,
 		IPRange: l.cfg.IPRange, AssignIPRange: l.cfg.AssignIPRange, AssignDefaultGateway: l.cfg.AssignDefaultGateway,
-		Zones: l.exec.Zones.Zones,
+		Zones:   l.exec.Zones.Zones,
+		ELBPlan: l.cfg.ELBPlan, ELBRegion: l.cfg.ELBRegion,
 	}
 }
 
@@ -220,6 +221,13 @@ func (l *Engine) executor(clusterName string) *apply.Executor {
 // ago. Saying "does not exist" then would let the service controller drop
 // the Service's finalizer and the new appliance would leak.
 func (l *Engine) Status(ctx context.Context, clusterName string, svc *v1.Service) (*v1.LoadBalancerStatus, bool, error) {
+	if l.mayOwnELB(svc) {
+		st, exists, err := l.statusELB(ctx, clusterName, svc)
+		if err != nil || exists || l.isEnhanced(svc) {
+			return st, exists, err
+		}
+		// Recorded an ELB that is gone, and asks for a DSR appliance now.
+	}
 	loc, err := l.locate(ctx, l.executor(clusterName), svc, locateFor{since: l.clock.Now()})
 	switch {
 	case err != nil:

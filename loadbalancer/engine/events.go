@@ -39,6 +39,9 @@ const (
 	ReasonAdopted                 = "LoadBalancerAdopted"
 	ReasonAdoptRefused            = "AdoptionRefused"
 	ReasonPreserved               = "LoadBalancerPreserved"
+	// ReasonProxyNetworks: the source networks an enhanced load balancer
+	// connects to the nodes from (for their firewalls).
+	ReasonProxyNetworks = "ProxyNetworks"
 )
 
 // AllReasons lists every reason, for the documentation test.
@@ -50,7 +53,7 @@ var AllReasons = []string{
 	ReasonSharingConflict, ReasonSharedApplianceFull, ReasonJoinedShared, ReasonLeftShared,
 	ReasonNoReadyEndpoints, ReasonRealServerDown, ReasonRealServerUp, ReasonRepaired,
 	ReasonUnsupportedIPFamily, ReasonSourceRangesOnNodes,
-	ReasonAdopted, ReasonAdoptRefused, ReasonPreserved,
+	ReasonAdopted, ReasonAdoptRefused, ReasonPreserved, ReasonProxyNetworks,
 }
 
 // reasonedError carries the Event reason that fits an error made below the

@@ -89,6 +89,9 @@ func (l *Engine) reconcile(ctx context.Context, r Request, out *outcome) (*v1.Lo
 			f.remember(r.Cluster, serviceKey(svc.Namespace, svc.Name), r.Nodes)
 		}
 	}
+	if l.scope.Serves(svc) && l.isEnhanced(svc) {
+		return l.reconcileELB(ctx, r, deleting, out)
+	}
 	p, err := l.prepare(ctx, svc)
 	if err != nil {
 		return nil, err
@@ -212,6 +215,11 @@ type act struct {
 // yet that the Service is being deleted.
 func (a act) create(ctx context.Context) (*v1.LoadBalancerStatus, error) {
 	l, svc := a.l, a.svc
+	if id := svc.Annotations[annotations.ELBID]; id != "" {
+		// The Service had an enhanced load balancer: an appliance beside
+		// it would leave two addresses for one Service.
+		return nil, reasoned(ReasonChangeNeedsNewAppliance, fmt.Errorf("the Service records enhanced load balancer %s (%s); the type cannot change in place, so no load balancer of type %s is created. Delete and re-create the Service to change its type, or set %s back to enhanced", id, annotations.ELBID, a.p.opts.Type, annotations.Type))
+	}
 	if a.trigger == decide.ByRepair {
 		if ok, err := l.stillWanted(ctx, svc); !ok {
 			return nil, err

@@ -1,0 +1,253 @@
+package engine
+
+import (
+	"fmt"
+	"strings"
+	"testing"
+
+	"github.com/sacloud/iaas-api-go"
+	"github.com/sacloud/iaas-api-go/fake"
+	"github.com/sakura-ccm/sakura-cloud-controller-manager/loadbalancer/annotations"
+	"github.com/sakura-ccm/sakura-cloud-controller-manager/loadbalancer/decide"
+	v1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+)
+
+// The Enhanced Load Balancer kind through the engine's Reconcile, Status
+// and Delete, over the library's fake (it stores what is written; the
+// settings hash is shown against the simulator in e2e/adapter).
+
+func elbNode(name, global string) *v1.Node {
+	return &v1.Node{ObjectMeta: metav1.ObjectMeta{Name: name},
+		Status: v1.NodeStatus{Addresses: []v1.NodeAddress{{Type: v1.NodeInternalIP, Address: "192.168.0.9"}, {Type: v1.NodeExternalIP, Address: global}}}}
+}
+
+func elbService(name string, ports ...int32) *v1.Service {
+	svc := service(name, ports...)
+	svc.Annotations[annotations.Type] = annotations.TypeEnhanced
+	for i := range svc.Spec.Ports {
+		svc.Spec.Ports[i].NodePort = 30000 + svc.Spec.Ports[i].Port
+	}
+	return svc
+}
+
+func TestEnhancedCreateServeDelete(t *testing.T) {
+	e := newEnv(t, 28)
+	nodes := []*v1.Node{elbNode("a", "198.51.100.11"), elbNode("b", "198.51.100.12")}
+	svc := elbService("web", 80)
+
+	snap := e.client.Stats().Snapshot()
+	if _, err := e.lb.EnsureLoadBalancer(e.ctx, "test", svc, nodes); err != nil {
+		t.Fatalf("create: %v", err)
+	}
+	if n, by := writes(e.client, snap); n != 1 || by["ProxyLB.Create"] != 1 {
+		t.Fatalf("a create is one write, got %v", by)
+	}
+	elbs, err := e.lb.elbs("test").Find(e.ctx, elbTags("test", string(svc.UID))...)
+	if err != nil || len(elbs) != 1 {
+		t.Fatalf("owned ELBs = %v, %v", elbs, err)
+	}
+	// The library's fake gives no VIP (SAKURA gives one at creation).
+	elbs[0].VirtualIPAddress, elbs[0].FQDN = "203.0.113.50", "site-1.proxylb.example"
+	fake.DataStore.Put(fake.ResourceProxyLB, iaas.APIDefaultZone, elbs[0].ID, elbs[0])
+	st, exists, err := e.lb.GetLoadBalancer(e.ctx, "test", svc)
+	if err != nil || !exists || len(st.Ingress) != 1 {
+		t.Fatalf("GetLoadBalancer = %+v, %v, %v", st, exists, err)
+	}
+	if in := st.Ingress[0]; in.IP != "203.0.113.50" || in.Hostname != "site-1.proxylb.example" || in.IPMode == nil || *in.IPMode != v1.LoadBalancerIPModeProxy {
+		t.Fatalf("ingress = %+v, want the VIP and FQDN with ipMode Proxy", in)
+	}
+	if got := len(elbs[0].Servers); got != 2 || elbs[0].Servers[0].Port != 30080 {
+		t.Fatalf("servers = %d (first port %d), want both nodes on the NodePort", got, elbs[0].Servers[0].Port)
+	}
+	if !strings.Contains(findEvent(e.events(), ReasonCreated), "enhanced load balancer") {
+		t.Fatal("no LoadBalancerCreated Event")
+	}
+
+	// A resync with nothing changed writes nothing.
+	snap = e.client.Stats().Snapshot()
+	if err := e.lb.UpdateLoadBalancer(e.ctx, "test", svc, nodes); err != nil {
+		t.Fatal(err)
+	}
+	if n, by := writes(e.client, snap); n != 0 {
+		t.Fatalf("a no-op resync wrote %v", by)
+	}
+
+	// A node more: one settings write.
+	nodes = append(nodes, elbNode("c", "198.51.100.13"))
+	snap = e.client.Stats().Snapshot()
+	if err := e.lb.UpdateLoadBalancer(e.ctx, "test", svc, nodes); err != nil {
+		t.Fatal(err)
+	}
+	if n, by := writes(e.client, snap); n != 1 || by["ProxyLB.UpdateSettings"] != 1 {
+		t.Fatalf("a node added is one settings write, got %v", by)
+	}
+
+	// GetLoadBalancer sees it; the deletion removes it.
+	if _, exists, err := e.lb.GetLoadBalancer(e.ctx, "test", svc); err != nil || !exists {
+		t.Fatalf("GetLoadBalancer = %v, %v", exists, err)
+	}
+	if err := e.lb.EnsureLoadBalancerDeleted(e.ctx, "test", svc); err != nil {
+		t.Fatal(err)
+	}
+	if left, _ := e.lb.elbs("test").Find(e.ctx, elbTags("test", string(svc.UID))...); len(left) != 0 {
+		t.Fatalf("ELBs left after the deletion: %d", len(left))
+	}
+	if _, exists, _ := e.lb.GetLoadBalancer(e.ctx, "test", svc); exists {
+		t.Fatal("GetLoadBalancer still sees the deleted ELB")
+	}
+}
+
+func TestEnhancedRefusalsTouchNothing(t *testing.T) {
+	nodes := []*v1.Node{elbNode("a", "198.51.100.11")}
+	for _, c := range []struct {
+		name   string
+		mut    func(*v1.Service)
+		reason string
+		says   []string
+	}{
+		{"bad plan", func(s *v1.Service) { s.Annotations[annotations.ELBPlan] = "123" }, ReasonInvalidAnnotation, []string{annotations.ELBPlan}},
+		{"DSR annotation", func(s *v1.Service) { s.Annotations[annotations.HA] = "true" }, ReasonInvalidAnnotation, []string{annotations.HA}},
+		{"three ports", func(s *v1.Service) {
+			s.Spec.Ports = append(s.Spec.Ports, v1.ServicePort{Name: "b", Port: 81, NodePort: 30081}, v1.ServicePort{Name: "c", Port: 82, NodePort: 30082})
+		}, ReasonTooManyPorts, []string{"at most 2"}},
+		{"udp", func(s *v1.Service) { s.Spec.Ports[0].Protocol = v1.ProtocolUDP }, ReasonUnsupportedProtocol, []string{"TCP only"}},
+		{"had a DSR appliance", func(s *v1.Service) { s.Annotations[annotations.LoadBalancerID] = "113100000001" }, ReasonChangeNeedsNewAppliance, []string{"cannot change in place"}},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			e := newEnv(t, 28)
+			svc := elbService("web", 80)
+			c.mut(svc)
+			snap := e.client.Stats().Snapshot()
+			if _, err := e.lb.EnsureLoadBalancer(e.ctx, "test", svc, nodes); err == nil {
+				t.Fatal("accepted")
+			}
+			if n, by := writes(e.client, snap); n != 0 {
+				t.Fatalf("a refused Service made writes: %v", by)
+			}
+			if ev := findEvent(e.events(), append([]string{"Warning", c.reason}, c.says...)...); ev == "" {
+				t.Fatalf("no %s Warning naming %v", c.reason, c.says)
+			}
+		})
+	}
+}
+
+// TestEnhancedInvalidChangeKeepsTheRunningELB: an annotation made invalid
+// later leaves the ELB serving as it was.
+func TestEnhancedInvalidChangeKeepsTheRunningELB(t *testing.T) {
+	e := newEnv(t, 28)
+	nodes := []*v1.Node{elbNode("a", "198.51.100.11")}
+	svc := elbService("web", 80)
+	if _, err := e.lb.EnsureLoadBalancer(e.ctx, "test", svc, nodes); err != nil {
+		t.Fatal(err)
+	}
+	svc.Annotations[annotations.ELBPortModes] = "80=ftp"
+	snap := e.client.Stats().Snapshot()
+	if _, err := e.lb.EnsureLoadBalancer(e.ctx, "test", svc, nodes); err == nil || !strings.Contains(err.Error(), annotations.ELBPortModes) {
+		t.Fatalf("err = %v, want one naming %s", err, annotations.ELBPortModes)
+	}
+	if n, by := writes(e.client, snap); n != 0 {
+		t.Fatalf("wrote %v", by)
+	}
+	if left, _ := e.lb.elbs("test").Find(e.ctx, elbTags("test", string(svc.UID))...); len(left) != 1 {
+		t.Fatalf("ELBs = %d, want the running one kept", len(left))
+	}
+}
+
+// TestEnhancedRegionChangeIsReported: the region cannot change in place.
+func TestEnhancedRegionChangeIsReported(t *testing.T) {
+	e := newEnv(t, 28)
+	nodes := []*v1.Node{elbNode("a", "198.51.100.11")}
+	svc := elbService("web", 80)
+	if _, err := e.lb.EnsureLoadBalancer(e.ctx, "test", svc, nodes); err != nil {
+		t.Fatal(err)
+	}
+	svc.Annotations[annotations.ELBRegion] = "tk1"
+	snap := e.client.Stats().Snapshot()
+	if st, err := e.lb.EnsureLoadBalancer(e.ctx, "test", svc, nodes); err != nil || st == nil {
+		t.Fatalf("the running ELB must keep serving: %v, %+v", err, st)
+	}
+	if n, by := writes(e.client, snap); n != 0 {
+		t.Fatalf("wrote %v", by)
+	}
+	if findEvent(e.events(), ReasonChangeNeedsNewAppliance, "region is is1, wanted tk1") == "" {
+		t.Fatal("no ChangeNeedsNewLoadBalancer Event for the region")
+	}
+}
+
+// TestEnhancedPlanChangeFollowsTheNewID: the plan is changed in place, and
+// the ELB is found under its new ID afterwards.
+func TestEnhancedPlanChangeFollowsTheNewID(t *testing.T) {
+	e := newEnv(t, 28)
+	nodes := []*v1.Node{elbNode("a", "198.51.100.11")}
+	svc := elbService("web", 80)
+	if _, err := e.lb.EnsureLoadBalancer(e.ctx, "test", svc, nodes); err != nil {
+		t.Fatal(err)
+	}
+	svc.Annotations[annotations.ELBPlan] = "500"
+	snap := e.client.Stats().Snapshot()
+	if _, err := e.lb.EnsureLoadBalancer(e.ctx, "test", svc, nodes); err != nil {
+		t.Fatal(err)
+	}
+	if n, by := writes(e.client, snap); n != 1 || by["ProxyLB.ChangePlan"] != 1 {
+		t.Fatalf("a plan change is one ChangePlan, got %v", by)
+	}
+	snap = e.client.Stats().Snapshot()
+	if err := e.lb.UpdateLoadBalancer(e.ctx, "test", svc, nodes); err != nil {
+		t.Fatal(err)
+	}
+	if n, by := writes(e.client, snap); n != 0 {
+		t.Fatalf("after the plan change a resync wrote %v", by)
+	}
+}
+
+// TestDSRServiceThatHadAnELB: a Service that records an ELB gets no DSR
+// appliance beside it, and its deletion still removes the ELB.
+func TestDSRServiceThatHadAnELB(t *testing.T) {
+	e := newEnv(t, 28)
+	nodes := e.addNodes(1, 0)
+	for i, n := range nodes {
+		n.Status.Addresses = []v1.NodeAddress{{Type: v1.NodeExternalIP, Address: fmt.Sprintf("198.51.100.%d", 11+i)}}
+	}
+	svc := elbService("web", 80)
+	if _, err := e.lb.EnsureLoadBalancer(e.ctx, "test", svc, nodes); err != nil {
+		t.Fatal(err)
+	}
+	elbs, _ := e.lb.elbs("test").Find(e.ctx, elbTags("test", string(svc.UID))...)
+	svc.Annotations[annotations.ELBID] = elbs[0].ID.String() // as recorded
+	delete(svc.Annotations, annotations.Type)
+	snap := e.client.Stats().Snapshot()
+	if _, err := e.lb.EnsureLoadBalancer(e.ctx, "test", svc, nodes); err == nil {
+		t.Fatal("a DSR appliance was allowed beside the ELB")
+	}
+	if n, by := writes(e.client, snap); n != 0 {
+		t.Fatalf("wrote %v", by)
+	}
+	if !strings.Contains(findEvent(e.events(), ReasonChangeNeedsNewAppliance), annotations.ELBID) {
+		t.Fatal("the refusal must name the recorded ELB")
+	}
+	if _, exists, err := e.lb.GetLoadBalancer(e.ctx, "test", svc); err != nil || !exists {
+		t.Fatalf("GetLoadBalancer must still see the ELB: %v %v", exists, err)
+	}
+	e.deleteUntilGone(svc, false)
+	if left, _ := e.lb.elbs("test").Find(e.ctx, elbTags("test", string(svc.UID))...); len(left) != 0 {
+		t.Fatal("the ELB outlived its Service")
+	}
+}
+
+// TestEnhancedRepairCreatesAgain: the repair trigger re-creates an ELB
+// deleted out of band (stillWanted needs a Kubernetes client: without one
+// it declines, which is what this test shows for a nil client).
+func TestEnhancedRepairNeedsTheServiceReadAgain(t *testing.T) {
+	e := newEnv(t, 28)
+	nodes := []*v1.Node{elbNode("a", "198.51.100.11")}
+	svc := elbService("web", 80)
+	svc.Finalizers = []string{"service.kubernetes.io/load-balancer-cleanup"}
+	snap := e.client.Stats().Snapshot()
+	if _, err := e.lb.Reconcile(e.ctx, Request{Trigger: decide.ByRepair, Cluster: "test", Service: svc, Nodes: nodes}); err != nil {
+		t.Fatal(err)
+	}
+	if n, by := writes(e.client, snap); n != 0 {
+		t.Fatalf("the repair pass created without re-reading the Service: %v", by)
+	}
+}
