@@ -30,6 +30,7 @@ func (l *Engine) Sweeper(services sweep.ServiceLister) (*sweep.Runner, error) {
 	}
 	return &sweep.Runner{
 		Exec:     l.exec,
+		ELBs:     l.elbs(l.clusterID),
 		Services: services,
 		Mode:     mode,
 		Interval: time.Duration(l.cfg.SweepIntervalSec) * time.Second,

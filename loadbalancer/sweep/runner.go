@@ -58,7 +58,10 @@ func (k KubeServices) Claimed(ctx context.Context) (map[string]string, error) {
 type Runner struct {
 	// Exec lists this cluster's appliances and deletes them; share the
 	// adapter's executor so a shutdown in flight is not requested twice.
-	Exec     *apply.Executor
+	Exec *apply.Executor
+	// ELBs lists and deletes this cluster's Enhanced Load Balancers, which
+	// are swept by the same rules (nil: none are swept).
+	ELBs     *apply.ELBs
 	Services ServiceLister
 	Mode     Mode
 	Interval time.Duration
@@ -75,6 +78,7 @@ type Runner struct {
 	LockKey func(key string) (unlock func())
 
 	mu          sync.Mutex
+	elbIDs      map[types.ID]bool // the ELBs of the sweep in progress
 	seen        map[types.ID]time.Time
 	seenMembers map[string]time.Time
 	reported    map[string]bool // appliance ID, or appliance ID/member UID
@@ -119,6 +123,11 @@ func (r *Runner) Sweep(ctx context.Context) (Summary, error) {
 	if err != nil {
 		return Summary{}, err
 	}
+	elbs, err := r.listELBs(ctx)
+	if err != nil {
+		return Summary{}, err
+	}
+	lbs = append(lbs, elbViews(elbs)...)
 	refs, err := r.Services.Claimed(ctx)
 	if err != nil {
 		return Summary{}, err
@@ -154,9 +163,14 @@ func (r *Runner) Sweep(ctx context.Context) (Summary, error) {
 			sum.Reported = append(sum.Reported, o.LB.ID)
 			continue
 		}
-		unlock := r.lockKeyOf(o.LB)
-		step, err := r.Exec.Delete(ctx, o.LB, o.UIDs, false)
-		unlock()
+		var step apply.DeleteStep
+		if r.isELB(o.LB) {
+			step, err = r.deleteELB(ctx, o)
+		} else {
+			unlock := r.lockKeyOf(o.LB)
+			step, err = r.Exec.Delete(ctx, o.LB, o.UIDs, false)
+			unlock()
+		}
 		switch {
 		case err != nil:
 			klog.ErrorS(err, "Sweep could not remove an orphaned load balancer; retrying at the next sweep", logFields(o)...)
@@ -201,7 +215,11 @@ func (r *Runner) Sweep(ctx context.Context) (Summary, error) {
 // prune takes the entries and tags of vanished members off shared
 // appliances that other Services still use (report mode: only logs).
 func (r *Runner) prune(ctx context.Context, res Result, sum *Summary) {
+
 	for _, d := range res.Prune {
+		if r.isELB(d.LB) {
+			continue // an ELB has no members to prune: it is never shared
+		}
 		fields := []any{"loadBalancer", d.LB.ID, "name", d.LB.Name, "goneServiceUID", d.Gone, "keptServices", d.Keep}
 		if r.Mode == ModeReport {
 			for _, uid := range d.Gone {
@@ -282,4 +300,48 @@ func vips(lb *iaas.LoadBalancer) []string {
 		}
 	}
 	return out
+}
+
+// listELBs lists this cluster's ELBs (none when the runner has no ELB
+// writer) and notes their IDs for this sweep. A failure ends the sweep
+// before anything is removed, as for appliances.
+func (r *Runner) listELBs(ctx context.Context) ([]*iaas.ProxyLB, error) {
+	r.elbIDs = map[types.ID]bool{}
+	if r.ELBs == nil {
+		return nil, nil
+	}
+	found, err := r.ELBs.Find(ctx, desired.ClusterTag(r.ELBs.ClusterID))
+	if err != nil {
+		return nil, err
+	}
+	for _, e := range found {
+		r.elbIDs[e.ID] = true
+	}
+	return found, nil
+}
+
+func (r *Runner) isELB(lb *iaas.LoadBalancer) bool { return r.elbIDs[lb.ID] }
+
+// elbViews shows ELBs to Decide, which reads an appliance's ID, name, tags
+// and age only: one rule decides both kinds. SAKURA's IDs are unique
+// across resource kinds, so the orphan memory keyed by ID holds both.
+func elbViews(elbs []*iaas.ProxyLB) []*iaas.LoadBalancer {
+	out := make([]*iaas.LoadBalancer, 0, len(elbs))
+	for _, e := range elbs {
+		out = append(out, &iaas.LoadBalancer{ID: e.ID, Name: e.Name, Tags: e.Tags, CreatedAt: e.CreatedAt})
+	}
+	return out
+}
+
+// deleteELB deletes an orphaned ELB after a fresh read shows it still
+// carries the cluster's tag and the orphan's Service tags.
+func (r *Runner) deleteELB(ctx context.Context, o Orphan) (apply.DeleteStep, error) {
+	tags := []string{desired.ClusterTag(r.ELBs.ClusterID)}
+	for _, uid := range o.UIDs {
+		tags = append(tags, desired.ServiceTag(uid))
+	}
+	if err := r.ELBs.Delete(ctx, o.LB.ID, tags...); err != nil {
+		return 0, err
+	}
+	return apply.Deleted, nil
 }
