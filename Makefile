@@ -84,5 +84,5 @@ sandbox-down:
 # iaas-api-go fake), then e2e/bench runs the real binary against the
 # simulator and a real kube-apiserver and writes docs/benchmarks.md.
 bench: build tools
-	set -o pipefail; go test -run '^$$' -bench . -benchmem ./instances ./loadbalancer | tee bin/unit-bench.txt
+	set -o pipefail; go test -run '^$$' -bench . -benchmem ./instances ./loadbalancer ./loadbalancer/engine | tee bin/unit-bench.txt
 	cd e2e && CCM_BINARY=$(CURDIR)/$(BINARY) SAKURA_TOOLS_BIN=$$(../hack/build-tools.sh) go run ./bench -out $(CURDIR)/docs/benchmarks.md -unit-bench $(CURDIR)/bin/unit-bench.txt
