@@ -30,8 +30,9 @@ const (
 // world is a simulator with two nodes on the shared segment and the
 // controller's ELB writer talking to it over HTTP.
 type world struct {
-	sim  *sakurasim.Simulator
-	elbs *apply.ELBs
+	sim    *sakurasim.Simulator
+	client *sakuraapi.Client
+	elbs   *apply.ELBs
 	api  iaas.ProxyLBAPI // out of band: another person's edits
 }
 
@@ -54,7 +55,7 @@ func newWorld(t *testing.T) *world {
 		t.Fatal(err)
 	}
 	client := sakuraapi.NewFromCaller(caller, "is1a", sakuraapi.Limits{})
-	return &world{sim: sim, elbs: &apply.ELBs{API: client.ProxyLBs, ClusterID: "adapter"}, api: iaas.NewProxyLBOp(caller)}
+	return &world{sim: sim, client: client, elbs: &apply.ELBs{API: client.ProxyLBs, ClusterID: "adapter"}, api: iaas.NewProxyLBOp(caller)}
 }
 
 func spec(servers ...string) elbplan.Spec {

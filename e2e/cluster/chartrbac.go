@@ -49,7 +49,9 @@ func (c *Cluster) RenderChart(ctx context.Context, args ...string) ([]byte, erro
 // installChartRBAC applies the chart's ServiceAccount and RBAC and writes
 // CCMKubeconfig with a token of that ServiceAccount.
 func (c *Cluster) installChartRBAC(ctx context.Context) error {
-	manifests, err := c.RenderChart(ctx, "--set", "existingSecret=unused",
+	// Secrets of "default" only: Enhanced Load Balancer tests name TLS
+	// Secrets there, and this proves the per-namespace Role is enough.
+	manifests, err := c.RenderChart(ctx, "--set", "existingSecret=unused", "--set", "rbac.secretNamespaces={default}",
 		"--show-only", "templates/serviceaccount.yaml", "--show-only", "templates/rbac.yaml")
 	if err != nil {
 		return err

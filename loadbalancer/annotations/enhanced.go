@@ -8,6 +8,8 @@ import (
 	"strconv"
 	"strings"
 
+	"k8s.io/apimachinery/pkg/util/validation"
+
 	"github.com/sacloud/iaas-api-go/types"
 	v1 "k8s.io/api/core/v1"
 
@@ -16,9 +18,12 @@ import (
 
 // Enhanced is what the annotations say about a type enhanced Service.
 type Enhanced struct {
-	ELB      elbplan.Options
-	NoRepair bool // load-balancer-repair: "false"
-	Preserve bool // load-balancer-preserve: "true"
+	ELB elbplan.Options
+	// TLSSecrets name the kubernetes.io/tls Secrets (in the Service's
+	// namespace) of the https ports' certificates; the first is primary.
+	TLSSecrets []string
+	NoRepair   bool // load-balancer-repair: "false"
+	Preserve   bool // load-balancer-preserve: "true"
 }
 
 // elbAnnotations are the annotations a user sets on a type enhanced
@@ -26,7 +31,7 @@ type Enhanced struct {
 var elbAnnotations = []string{
 	ELBPlan, ELBRegion, ELBPortModes, ELBRedirectToHTTPS, ELBHTTP2, ELBSSLPolicy,
 	ELBHealthCheckProtocol, ELBHealthCheckPath, ELBHealthCheckHost, ELBHealthCheckInterval,
-	ELBProxyProtocol, ELBStickySession, ELBInactivityTimeout, ELBSorryServer, ELBBackendKeepAlive, ELBGzip, ELBVIPFailover,
+	ELBProxyProtocol, ELBStickySession, ELBInactivityTimeout, ELBSorryServer, ELBBackendKeepAlive, ELBGzip, ELBVIPFailover, ELBTLSSecret,
 }
 
 // optionAnnotation names the annotation that carries each elbplan option,
@@ -47,6 +52,7 @@ var optionAnnotation = map[string]string{
 	elbplan.OptKeepAlive:       ELBBackendKeepAlive,
 	elbplan.OptRedirectToHTTPS: ELBRedirectToHTTPS,
 	elbplan.OptHTTP2:           ELBHTTP2,
+	elbplan.OptTLS:             ELBTLSSecret,
 }
 
 // ParseEnhanced reads a type enhanced Service's annotations over defaults
@@ -172,6 +178,18 @@ func ParseEnhanced(svc *v1.Service, d Defaults) (Enhanced, []error) {
 	}
 	boolAnn(ELBGzip, &o.Gzip)
 	boolAnn(ELBVIPFailover, &o.VIPFailover)
+	if v, ok := get(ELBTLSSecret); ok && v != "" {
+		names := splitTags(v)
+		valid := len(names) <= 1+elbplan.MaxAdditionalCerts
+		for _, n := range names {
+			valid = valid && len(validation.IsDNS1123Subdomain(n)) == 0
+		}
+		if valid {
+			e.TLSSecrets, o.TLS = names, true
+		} else {
+			bad(ELBTLSSecret)
+		}
+	}
 
 	if v, err := noRepairOf(svc); err != nil {
 		errs = append(errs, err)

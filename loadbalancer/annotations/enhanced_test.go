@@ -63,6 +63,7 @@ func TestParseEnhancedValid(t *testing.T) {
 		ELBBackendKeepAlive:    "aggressive",
 		ELBGzip:                "true",
 		ELBVIPFailover:         "true",
+		ELBTLSSecret:           "www-tls, api-tls",
 		Repair:                 "false",
 		Preserve:               "true",
 		ELBID:                  "113600000001", // the controller's: never refused
@@ -78,9 +79,10 @@ func TestParseEnhancedValid(t *testing.T) {
 			HealthCheck:   elbplan.HealthCheck{Protocol: "http", Path: "/healthz", Host: "www.example.com", DelayLoop: 30},
 			ProxyProtocol: true, StickySession: true, InactiveSec: 600,
 			SorryServer: netip.MustParseAddr("192.0.2.9"), SorryServerPort: 8080,
-			KeepAlive: "aggressive", Gzip: true, VIPFailover: true,
+			KeepAlive: "aggressive", Gzip: true, VIPFailover: true, TLS: true,
 		},
-		NoRepair: true, Preserve: true,
+		TLSSecrets: []string{"www-tls", "api-tls"},
+		NoRepair:   true, Preserve: true,
 	}
 	if !reflect.DeepEqual(e, want) {
 		t.Fatalf("got\n %+v\nwant\n %+v", e, want)
@@ -157,6 +159,8 @@ func TestParseEnhancedInvalid(t *testing.T) {
 		{ELBSorryServer, "192.0.2.9:70000"},
 		{ELBBackendKeepAlive, "always"},
 		{ELBGzip, "True!"},
+		{ELBTLSSecret, "Web_TLS"},
+		{ELBTLSSecret, strings.Repeat("s,", 22) + "s"},
 		{Repair, "no"},
 		{Preserve, "yes"},
 	} {

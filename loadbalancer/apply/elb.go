@@ -108,3 +108,23 @@ func (e *ELBs) Retag(ctx context.Context, id types.ID, tags []string, owned ...s
 	}
 	return e.API.Update(ctx, id, elbplan.RetagRequest(cur, tags))
 }
+
+// Certificates reads the certificates the ELB serves (without keys).
+func (e *ELBs) Certificates(ctx context.Context, id types.ID) (*iaas.ProxyLBCertificates, error) {
+	return e.API.GetCertificates(ctx, id)
+}
+
+// SetCertificates replaces the ELB's certificates after a fresh read shows
+// it still carries tags. The request holds private keys: it is never
+// logged, and errors name the ELB only.
+func (e *ELBs) SetCertificates(ctx context.Context, id types.ID, req *iaas.ProxyLBSetCertificatesRequest, tags ...string) error {
+	cur, err := e.API.Read(ctx, id)
+	if err != nil {
+		return err
+	}
+	if !OwnedELB(cur, tags...) {
+		return fmt.Errorf("enhanced load balancer %s no longer carries the tags the write was decided on: %w", id, ErrNotOwned)
+	}
+	_, err = e.API.SetCertificates(ctx, id, req)
+	return err
+}

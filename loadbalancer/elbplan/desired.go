@@ -237,6 +237,7 @@ func mismatches(tcp []v1.ServicePort, opts Options) []Problem {
 	need(OptRedirectToHTTPS, opts.RedirectToHTTPS, types.ProxyLBProxyModes.HTTP)
 	need(OptHTTP2, opts.HTTP2, types.ProxyLBProxyModes.HTTPS)
 	need(OptSSLPolicy, opts.SSLPolicy != "", types.ProxyLBProxyModes.HTTPS)
+	need(OptTLS, opts.TLS, types.ProxyLBProxyModes.HTTPS)
 	return out
 }
 

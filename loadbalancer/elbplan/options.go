@@ -88,6 +88,9 @@ type Options struct {
 	SorryServerPort int
 	KeepAlive       types.EProxyLBBackendHttpKeepAlive // "" = DefaultKeepAlive
 	Gzip            bool
+	// TLS: the Service gives certificates for its https ports (from
+	// Secrets, set by the caller beside the settings).
+	TLS bool
 	// VIPFailover lets SAKURA move the VIP to another address when its
 	// site fails; clients then follow the FQDN. Set at creation only.
 	VIPFailover bool
@@ -130,6 +133,7 @@ const (
 	OptKeepAlive       = "backend-keep-alive"
 	OptRedirectToHTTPS = "redirect-to-https"
 	OptHTTP2           = "http2"
+	OptTLS             = "tls-secret"
 )
 
 // Validate lists every invalid option at once, in a fixed order, so a user

@@ -19,6 +19,8 @@ import (
 	"github.com/sakura-ccm/sakura-cloud-controller-manager/loadbalancer/elbplan"
 	"github.com/sakura-ccm/sakura-cloud-controller-manager/loadbalancer/ipam"
 	v1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/cloud-provider/api"
 	"k8s.io/klog/v2"
 )
@@ -314,6 +316,9 @@ func (a elbAct) create(ctx context.Context) (*v1.LoadBalancerStatus, error) {
 	l.event(svc, false, ReasonCreated, "created enhanced load balancer %s (%s), region %s, plan %d cps, VIP %s%s, %d servers",
 		elb.Name, elb.ID, elb.Region, elb.Plan.Int(), orNone(elb.VirtualIPAddress), fqdnNote(elb), len(a.p.spec.Servers))
 	a.report(elb)
+	if err := a.certificates(ctx, elb); err != nil {
+		return nil, err
+	}
 	return elbStatus(elb), nil
 }
 
@@ -350,6 +355,9 @@ func (a elbAct) serve(ctx context.Context, elb *iaas.ProxyLB) (*v1.LoadBalancerS
 		l.recordELBID(ctx, svc, changed.ID)
 		l.event(svc, false, ReasonUpdated, "changed the plan of enhanced load balancer %s from %d to %d cps; it is now %s", elb.ID, from.Int(), changed.Plan.Int(), changed.ID)
 		elb = changed
+	}
+	if err := a.certificates(ctx, elb); err != nil {
+		return nil, err
 	}
 	if len(c.Kept) > 0 {
 		a.caveat(ReasonChangeNeedsNewAppliance, fmt.Sprintf("enhanced load balancer %s: %s; SAKURA cannot change this in place, so it is kept as it is. To apply it, delete and re-create the Service (its address will change) or revert the setting", elb.ID, elbDriftText(c.Kept)))
@@ -484,5 +492,64 @@ func (l *Engine) deleteELBs(ctx context.Context, clusterName string, svc *v1.Ser
 		l.event(svc, false, ReasonDeleted, "deleted enhanced load balancer %s (%s) and its certificates", elb.Name, elb.ID)
 	}
 	l.mem.release(elbOwner(string(svc.UID)))
+	return nil
+}
+
+// certificates sets the https ports' certificates from the Service's TLS
+// Secrets when the ELB serves others (GetCertificates compares; nothing is
+// written when they are the same). A Service without TLS Secrets leaves
+// the ELB's certificates alone: they may have been set by hand. A bad
+// Secret leaves the ELB serving the certificates it has.
+func (a elbAct) certificates(ctx context.Context, elb *iaas.ProxyLB) error {
+	names := a.p.opts.TLSSecrets
+	if len(names) == 0 || a.l.kube == nil {
+		return nil
+	}
+	ns := a.svc.Namespace
+	var sources []elbplan.CertSource
+	var problems []string
+	for _, name := range names {
+		ref := ns + "/" + name
+		sec, err := a.l.kube.CoreV1().Secrets(ns).Get(ctx, name, metav1.GetOptions{})
+		switch {
+		case apierrors.IsNotFound(err):
+			problems = append(problems, fmt.Sprintf("TLS Secret %s does not exist", ref))
+		case apierrors.IsForbidden(err):
+			problems = append(problems, fmt.Sprintf("the controller may not read Secrets in namespace %s: add it to the chart value rbac.secretNamespaces", ns))
+		case err != nil:
+			return orReason(ReasonAPIError, fmt.Errorf("reading TLS Secret %s: %w", ref, err))
+		case sec.Type != v1.SecretTypeTLS:
+			problems = append(problems, fmt.Sprintf("TLS Secret %s is of type %q, not %q", ref, sec.Type, v1.SecretTypeTLS))
+		default:
+			sources = append(sources, elbplan.CertSource{Source: ref, Chain: sec.Data[v1.TLSCertKey], Key: sec.Data[v1.TLSPrivateKeyKey]})
+		}
+	}
+	var want []elbplan.Cert
+	if len(problems) == 0 {
+		var errs []error
+		if want, errs = elbplan.Certificates(sources); len(errs) > 0 {
+			for _, e := range errs {
+				problems = append(problems, e.Error())
+			}
+		}
+	}
+	if len(problems) > 0 {
+		return reasoned(ReasonInvalidTLSSecret, fmt.Errorf("annotation %s: %s; the enhanced load balancer %s keeps the certificates it has", annotations.ELBTLSSecret, strings.Join(problems, "; "), elb.ID))
+	}
+	have, err := a.elbs.Certificates(ctx, elb.ID)
+	if err != nil {
+		return orReason(ReasonAPIError, fmt.Errorf("reading the certificates of enhanced load balancer %s: %w", elb.ID, err))
+	}
+	if !elbplan.CertificatesDiffer(want, have) {
+		return nil
+	}
+	if err := a.elbs.SetCertificates(ctx, elb.ID, elbplan.SetCertificatesRequest(want), elbTags(a.cluster, string(a.svc.UID))...); err != nil {
+		return orReason(ReasonAPIError, fmt.Errorf("setting the certificates of enhanced load balancer %s: %w", elb.ID, err))
+	}
+	var from []string
+	for _, c := range want {
+		from = append(from, fmt.Sprintf("%s (CN %s)", c.Source, orNone(c.CommonName)))
+	}
+	a.l.event(a.svc, false, ReasonUpdated, "set the certificates of enhanced load balancer %s from %s", elb.ID, strings.Join(from, ", "))
 	return nil
 }

@@ -1,9 +1,17 @@
 package engine
 
 import (
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/pem"
 	"fmt"
+	"math/big"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/sacloud/iaas-api-go"
 	"github.com/sacloud/iaas-api-go/fake"
@@ -11,6 +19,7 @@ import (
 	"github.com/sakura-ccm/sakura-cloud-controller-manager/loadbalancer/decide"
 	v1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	kubefake "k8s.io/client-go/kubernetes/fake"
 )
 
 // The Enhanced Load Balancer kind through the engine's Reconcile, Status
@@ -249,5 +258,67 @@ func TestEnhancedRepairNeedsTheServiceReadAgain(t *testing.T) {
 	}
 	if n, by := writes(e.client, snap); n != 0 {
 		t.Fatalf("the repair pass created without re-reading the Service: %v", by)
+	}
+}
+
+// tlsSecret makes a kubernetes.io/tls Secret with a fresh self-signed
+// certificate for cn.
+func tlsSecret(t *testing.T, name, cn string) *v1.Secret {
+	t.Helper()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{SerialNumber: big.NewInt(time.Now().UnixNano()), Subject: pkix.Name{CommonName: cn},
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour)}
+	der, _ := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	kder, _ := x509.MarshalPKCS8PrivateKey(key)
+	return &v1.Secret{ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: "default"}, Type: v1.SecretTypeTLS, Data: map[string][]byte{
+		v1.TLSCertKey:       pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}),
+		v1.TLSPrivateKeyKey: pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: kder})}}
+}
+
+// TestEnhancedBrokenTLSSecret: a Secret that cannot be used writes no
+// certificate and says why without showing the key. (Setting and rotating
+// certificates is shown against the simulator in e2e/adapter: the
+// library's fake cannot store certificates.)
+func TestEnhancedBrokenTLSSecret(t *testing.T) {
+	e := newEnv(t, 28)
+	kube := kubefake.NewClientset()
+	e.lb = New(Deps{Client: e.client, Servers: fakeServers{}, Config: e.cfg, ClusterID: "test", Recorder: e.recorder, Kube: kube})
+	nodes := []*v1.Node{elbNode("a", "198.51.100.11")}
+	svc := elbService("web", 443)
+	svc.Annotations[annotations.ELBPortModes] = "https"
+	svc.Annotations[annotations.ELBTLSSecret] = "web-tls"
+	if _, err := kube.CoreV1().Services("default").Create(e.ctx, svc, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	// A key that does not fit: nothing written, the reason named, no key shown.
+	other := tlsSecret(t, "other", "www.example.com")
+	broken := tlsSecret(t, "web-tls", "www.example.com")
+	broken.Data[v1.TLSPrivateKeyKey] = other.Data[v1.TLSPrivateKeyKey]
+	if _, err := kube.CoreV1().Secrets("default").Create(e.ctx, broken, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	snap := e.client.Stats().Snapshot()
+	_, err := e.lb.EnsureLoadBalancer(e.ctx, "test", svc, nodes)
+	if err == nil || !strings.Contains(err.Error(), "default/web-tls") || !strings.Contains(err.Error(), "does not fit") {
+		t.Fatalf("err = %v", err)
+	}
+	if n, by := writes(e.client, snap); n != 1 || by["ProxyLB.Create"] != 1 {
+		t.Fatalf("a broken Secret: %v, want the ELB created and no certificate written", by)
+	}
+	ev := findEvent(e.events(), "Warning", ReasonInvalidTLSSecret, annotations.ELBTLSSecret)
+	if ev == "" {
+		t.Fatal("no InvalidTLSSecret Warning naming the annotation")
+	}
+	if strings.Contains(ev+err.Error(), "PRIVATE KEY") || strings.Contains(ev+err.Error(), string(broken.Data[v1.TLSPrivateKeyKey][30:60])) {
+		t.Fatal("the key reached an Event or an error")
+	}
+
+	// A missing Secret, and one of another type.
+	svc.Annotations[annotations.ELBTLSSecret] = "nope"
+	if err := e.lb.UpdateLoadBalancer(e.ctx, "test", svc, nodes); err == nil || !strings.Contains(err.Error(), "default/nope does not exist") {
+		t.Fatalf("missing Secret: %v", err)
 	}
 }

@@ -42,6 +42,9 @@ const (
 	// ReasonProxyNetworks: the source networks an enhanced load balancer
 	// connects to the nodes from (for their firewalls).
 	ReasonProxyNetworks = "ProxyNetworks"
+	// ReasonInvalidTLSSecret: a TLS Secret named by elb-tls-secret cannot
+	// be used (missing, not readable, wrong type, bad certificate or key).
+	ReasonInvalidTLSSecret = "InvalidTLSSecret"
 )
 
 // AllReasons lists every reason, for the documentation test.
@@ -53,7 +56,7 @@ var AllReasons = []string{
 	ReasonSharingConflict, ReasonSharedApplianceFull, ReasonJoinedShared, ReasonLeftShared,
 	ReasonNoReadyEndpoints, ReasonRealServerDown, ReasonRealServerUp, ReasonRepaired,
 	ReasonUnsupportedIPFamily, ReasonSourceRangesOnNodes,
-	ReasonAdopted, ReasonAdoptRefused, ReasonPreserved, ReasonProxyNetworks,
+	ReasonAdopted, ReasonAdoptRefused, ReasonPreserved, ReasonProxyNetworks, ReasonInvalidTLSSecret,
 }
 
 // reasonedError carries the Event reason that fits an error made below the
