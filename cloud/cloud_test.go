@@ -515,18 +515,19 @@ func TestSetInformersTrimsAndShares(t *testing.T) {
 func TestServiceLoops(t *testing.T) {
 	for _, c := range []struct {
 		name                  string
-		class, loop           string
+		class, elbClass, loop string
 		disabled              bool
 		wantUpstream, wantOwn bool
 	}{
-		{"defaults: upstream for no class, own for the class", config.DefaultLoadBalancerClass, config.ServiceControllerUpstream, false, true, true},
-		{"own loop for everything: the upstream one stands down", config.DefaultLoadBalancerClass, config.ServiceControllerOwn, false, false, true},
-		{"no class served: the upstream loop alone", "", config.ServiceControllerUpstream, false, true, false},
-		{"no class served, own loop for the rest", "", config.ServiceControllerOwn, false, false, true},
-		{"load balancers off: the upstream loop finds none", config.DefaultLoadBalancerClass, config.ServiceControllerOwn, true, true, false},
+		{"defaults: upstream for no class, own for the classes", config.DefaultLoadBalancerClass, config.DefaultELBClass, config.ServiceControllerUpstream, false, true, true},
+		{"own loop for everything: the upstream one stands down", config.DefaultLoadBalancerClass, config.DefaultELBClass, config.ServiceControllerOwn, false, false, true},
+		{"no class served: the upstream loop alone", "", "", config.ServiceControllerUpstream, false, true, false},
+		{"the ELB class alone: own loop for it", "", config.DefaultELBClass, config.ServiceControllerUpstream, false, true, true},
+		{"no class served, own loop for the rest", "", "", config.ServiceControllerOwn, false, false, true},
+		{"load balancers off: the upstream loop finds none", config.DefaultLoadBalancerClass, config.DefaultELBClass, config.ServiceControllerOwn, true, true, false},
 	} {
 		cfg := testConfig(t, "http://127.0.0.1:1")
-		cfg.LoadBalancer.Class, cfg.LoadBalancer.ServiceController, cfg.DisableLoadBalancer = c.class, c.loop, c.disabled
+		cfg.LoadBalancer.Class, cfg.LoadBalancer.ELBClass, cfg.LoadBalancer.ServiceController, cfg.DisableLoadBalancer = c.class, c.elbClass, c.loop, c.disabled
 		p := NewWithClient(cfg, sakuraapi.NewFromCaller(nil, "is1a", cfg.Limits()))
 		if up, own := p.ServiceLoops(); up != c.wantUpstream || own != c.wantOwn {
 			t.Errorf("%s: upstream %v own %v, want %v %v", c.name, up, own, c.wantUpstream, c.wantOwn)

@@ -24,7 +24,7 @@ func (c *Cloud) ServiceLoops() (upstream, own bool) {
 		return true, false // the upstream controller only finds there is no load balancer
 	}
 	scope := c.scope()
-	return !scope.OwnLoopWithoutClass, scope.Class != "" || scope.OwnLoopWithoutClass
+	return !scope.OwnLoopWithoutClass, scope.Class != "" || scope.ELBClass != "" || scope.OwnLoopWithoutClass
 }
 
 // StartServiceLoop starts the own Service loop (package serviceloop) on the

@@ -62,6 +62,7 @@ var chartSettings = map[string]chartSetting{
 	"loadBalancer.sweepMode":              {"loadBalancer.sweepMode=report", "report"},
 	"loadBalancer.adoptEarlier":           {"loadBalancer.adoptEarlier=false", false},
 	"loadBalancer.class":                  {"loadBalancer.class=example.com/sakura", "example.com/sakura"},
+	"loadBalancer.elbClass":               {"loadBalancer.elbClass=example.com/proxy", "example.com/proxy"},
 	"loadBalancer.serviceController":      {"loadBalancer.serviceController=own", "own"},
 }
 

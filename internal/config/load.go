@@ -421,6 +421,14 @@ func (lb *LoadBalancerConfig) validate() field.ErrorList {
 				"must be a domain-prefixed name such as "+DefaultLoadBalancerClass+" (or empty to serve no class)"))
 		}
 	}
+	if lb.ELBClass != "" {
+		if msgs := validation.IsQualifiedName(lb.ELBClass); len(msgs) > 0 || !strings.Contains(lb.ELBClass, "/") {
+			errs = append(errs, field.Invalid(path("loadBalancer.elbClass"), lb.ELBClass,
+				"must be a domain-prefixed name such as "+DefaultELBClass+" (or empty to serve no such class)"))
+		} else if lb.ELBClass == lb.Class {
+			errs = append(errs, field.Invalid(path("loadBalancer.elbClass"), lb.ELBClass, "must differ from loadBalancer.class"))
+		}
+	}
 	if !slices.Contains([]string{ServiceControllerUpstream, ServiceControllerOwn}, lb.ServiceController) {
 		errs = append(errs, field.NotSupported(path("loadBalancer.serviceController"), lb.ServiceController,
 			[]string{ServiceControllerUpstream, ServiceControllerOwn}))

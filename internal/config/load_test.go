@@ -37,7 +37,7 @@ func TestDefaults(t *testing.T) {
 		AccessToken: testToken, AccessTokenSecret: testSecret, Zone: "is1a",
 		RetryMax: 5, RetryIntervalSec: 1, RetryMaxWaitSec: 8, RequestsPerSecond: 5, RequestTimeoutSec: 30,
 		ServerCacheTTLSec: 60,
-		LoadBalancer:      LoadBalancerConfig{Type: "internet", Plan: "standard", ELBPlan: 100, ELBRegion: "is1", SweepIntervalSec: 300, SweepMode: "delete", EndpointHoldDownSec: 10, EndpointMinIntervalSec: 5, HealthPollIntervalSec: 60, RepairIntervalSec: 60, InventoryTTLSec: 300, AdoptEarlier: true, Class: "k8s.usacloud.jp/dsr", ServiceController: "upstream"},
+		LoadBalancer:      LoadBalancerConfig{Type: "internet", Plan: "standard", ELBPlan: 100, ELBRegion: "is1", SweepIntervalSec: 300, SweepMode: "delete", EndpointHoldDownSec: 10, EndpointMinIntervalSec: 5, HealthPollIntervalSec: 60, RepairIntervalSec: 60, InventoryTTLSec: 300, AdoptEarlier: true, Class: "k8s.usacloud.jp/dsr", ELBClass: "k8s.usacloud.jp/elb", ServiceController: "upstream"},
 	}
 	if fmt.Sprintf("%#v", want) != fmt.Sprintf("%#v", *c) || c.AccessToken != testToken || c.AccessTokenSecret != testSecret {
 		t.Fatalf("defaults:\n got %s\nwant %s", c.Redacted(), want.Redacted())

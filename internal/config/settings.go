@@ -54,6 +54,9 @@ const (
 
 	// DefaultLoadBalancerClass is the spec.loadBalancerClass served by default.
 	DefaultLoadBalancerClass = "k8s.usacloud.jp/dsr"
+	// DefaultELBClass is the spec.loadBalancerClass of Enhanced Load
+	// Balancer Services served by default.
+	DefaultELBClass = "k8s.usacloud.jp/elb"
 	// ServiceControllerUpstream and ServiceControllerOwn are the values of
 	// loadBalancer.serviceController.
 	ServiceControllerUpstream = "upstream"
@@ -183,6 +186,9 @@ var Settings = []Setting{
 	{Key: "loadBalancer.class", Env: "SAKURACLOUD_LOAD_BALANCER_CLASS", Default: DefaultLoadBalancerClass,
 		Doc: "The spec.loadBalancerClass this controller serves with its own Service loop, beside other load balancer implementations; Services with any other class are never touched. Empty serves no class.",
 		set: func(c *Config, v string) error { c.LoadBalancer.Class = strings.TrimSpace(v); return nil }},
+	{Key: "loadBalancer.elbClass", Env: "SAKURACLOUD_LOAD_BALANCER_ELB_CLASS", Default: DefaultELBClass,
+		Doc: "A second spec.loadBalancerClass this controller serves with its own Service loop: its Services get an Enhanced Load Balancer whatever their k8s.usacloud.jp/load-balancer-type. Must differ from class. Empty serves no such class.",
+		set: func(c *Config, v string) error { c.LoadBalancer.ELBClass = strings.TrimSpace(v); return nil }},
 	{Key: "loadBalancer.serviceController", Env: "SAKURACLOUD_LOAD_BALANCER_SERVICE_CONTROLLER", Default: ServiceControllerUpstream,
 		Doc: "Which loop serves LoadBalancer Services without a class: upstream (k8s.io/cloud-provider's service controller, as before) or own (this project's loop: a boot is a condition and a Normal Event, never a Warning; the upstream service controller then stands down). See docs/load-balancers.md, Classes.",
 		set: func(c *Config, v string) error {

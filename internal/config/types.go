@@ -103,6 +103,9 @@ type LoadBalancerConfig struct {
 	// Class is the spec.loadBalancerClass this controller's own Service
 	// loop serves ("" serves none).
 	Class string `json:"class"`
+	// ELBClass is the spec.loadBalancerClass whose Services get an
+	// Enhanced Load Balancer whatever their type annotation ("" serves none).
+	ELBClass string `json:"elbClass"`
 	// ServiceController says which loop serves LoadBalancer Services
 	// without a class: upstream (k8s.io/cloud-provider's service
 	// controller) or own (this project's loop, the one that serves Class).

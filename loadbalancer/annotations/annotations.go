@@ -203,6 +203,9 @@ type Defaults struct {
 	// ELBs; zero values mean DefaultELBPlan and DefaultELBRegion.
 	ELBPlan   int
 	ELBRegion string
+	// ELBClass is the spec.loadBalancerClass whose Services are of type
+	// enhanced whatever their annotation ("" none).
+	ELBClass string
 }
 
 // HealthCheck is the parsed health check. Zero Retry/Timeout mean "leave to the API".
@@ -427,10 +430,18 @@ func Parse(svc *v1.Service, d Defaults) (Options, []error) {
 // use: the annotation as written (lowercased, trimmed, even when invalid:
 // Parse reports it), else the cloud-config's type, else internet.
 func TypeOf(svc *v1.Service, d Defaults) string {
+	if isELBClass(svc, d) {
+		return TypeEnhanced // ParseEnhanced refuses a type annotation that says otherwise
+	}
 	if v, ok := svc.Annotations[Type]; ok {
 		return strings.ToLower(strings.TrimSpace(v))
 	}
 	return orDefault(d.Type, TypeInternet)
+}
+
+func isELBClass(svc *v1.Service, d Defaults) bool {
+	c := svc.Spec.LoadBalancerClass
+	return c != nil && d.ELBClass != "" && *c == d.ELBClass
 }
 
 // adoptIDRE: SAKURA resource IDs are decimal numbers (12 digits today).

@@ -3,6 +3,7 @@ package annotations
 import (
 	"cmp"
 	"errors"
+	"fmt"
 	"net/netip"
 	"slices"
 	"strconv"
@@ -202,6 +203,9 @@ func ParseEnhanced(svc *v1.Service, d Defaults) (Enhanced, []error) {
 		e.Preserve = v
 	}
 	errs = append(errs, refuseDSR(svc)...)
+	if v, ok := get(Type); ok && isELBClass(svc, d) && !strings.EqualFold(v, TypeEnhanced) {
+		errs = append(errs, &Error{Annotation: Type, Value: a[Type], Allowed: fmt.Sprintf("%s, or not set: spec.loadBalancerClass %s always gets an Enhanced Load Balancer", TypeEnhanced, d.ELBClass)})
+	}
 
 	for _, err := range o.Validate() {
 		var oe *elbplan.OptionError

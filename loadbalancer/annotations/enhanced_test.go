@@ -9,6 +9,7 @@ import (
 	"testing"
 
 	"github.com/sacloud/iaas-api-go/types"
+	v1 "k8s.io/api/core/v1"
 
 	"github.com/sakura-ccm/sakura-cloud-controller-manager/loadbalancer/elbplan"
 )
@@ -371,4 +372,31 @@ func annotationsOf(t *testing.T, errs []error) []string {
 		out = append(out, ae.Annotation)
 	}
 	return out
+}
+
+// The ELB class makes a Service enhanced; a type annotation saying
+// otherwise is refused rather than silently overruled.
+func TestELBClass(t *testing.T) {
+	d := Defaults{ELBClass: "k8s.usacloud.jp/elb"}
+	withClass := func(class string, ann map[string]string) *v1.Service {
+		s := svc(ann)
+		s.Spec.LoadBalancerClass = &class
+		return s
+	}
+	if got := TypeOf(withClass("k8s.usacloud.jp/elb", nil), d); got != TypeEnhanced {
+		t.Errorf("ELB class without annotation: %q", got)
+	}
+	if got := TypeOf(withClass("k8s.usacloud.jp/dsr", nil), d); got != TypeInternet {
+		t.Errorf("another class: %q", got)
+	}
+	if got := TypeOf(withClass("k8s.usacloud.jp/elb", nil), Defaults{}); got != TypeInternet {
+		t.Errorf("no ELB class configured: %q", got)
+	}
+	if _, errs := ParseEnhanced(withClass("k8s.usacloud.jp/elb", map[string]string{Type: "Enhanced"}), d); len(errs) != 0 {
+		t.Errorf("type enhanced on the ELB class: %v", errs)
+	}
+	_, errs := ParseEnhanced(withClass("k8s.usacloud.jp/elb", map[string]string{Type: "internet"}), d)
+	if len(errs) != 1 || !strings.Contains(errs[0].Error(), Type) || !strings.Contains(errs[0].Error(), "k8s.usacloud.jp/elb") {
+		t.Errorf("type internet on the ELB class: %v", errs)
+	}
 }

@@ -21,6 +21,9 @@ const ClassFinalizer = "k8s.usacloud.jp/load-balancer-cleanup"
 type Scope struct {
 	// Class is the spec.loadBalancerClass served ("" serves no class).
 	Class string
+	// ELBClass is a second class served, whose Services get an Enhanced
+	// Load Balancer ("" serves no such class).
+	ELBClass string
 	// OwnLoopWithoutClass: Services without a class are served by the own
 	// loop too, and the upstream service controller stands down.
 	OwnLoopWithoutClass bool
@@ -39,7 +42,13 @@ func (s Scope) Serves(svc *v1.Service) bool {
 // served here.
 func (s Scope) classServed(svc *v1.Service) bool {
 	c := svc.Spec.LoadBalancerClass
-	return c == nil || (s.Class != "" && *c == s.Class)
+	return c == nil || (s.Class != "" && *c == s.Class) || s.IsELBClass(svc)
+}
+
+// IsELBClass reports whether svc is of the Enhanced Load Balancer class.
+func (s Scope) IsELBClass(svc *v1.Service) bool {
+	c := svc.Spec.LoadBalancerClass
+	return c != nil && s.ELBClass != "" && *c == s.ELBClass
 }
 
 // OwnLoop reports whether the own Service loop (not the upstream service

@@ -16,7 +16,9 @@ func TestScope(t *testing.T) {
 			Spec: v1.ServiceSpec{Type: v1.ServiceTypeLoadBalancer, LoadBalancerClass: class}}
 	}
 	ours, other := ptr.To("k8s.usacloud.jp/dsr"), ptr.To("example.com/metal")
+	elb := ptr.To("k8s.usacloud.jp/elb")
 	upstream := Scope{Class: *ours}
+	withELB := Scope{Class: *ours, ELBClass: *elb}
 	own := Scope{Class: *ours, OwnLoopWithoutClass: true}
 	none := Scope{}
 	clusterIP := lb(nil)
@@ -33,6 +35,8 @@ func TestScope(t *testing.T) {
 		{"our class", upstream, lb(ours), true, true, ClassFinalizer},
 		{"our class when no class is served", none, lb(ours), false, false, ClassFinalizer},
 		{"another class", own, lb(other), false, false, ClassFinalizer},
+		{"the ELB class", withELB, lb(elb), true, true, ClassFinalizer},
+		{"the ELB class when none is configured", upstream, lb(elb), false, false, ClassFinalizer},
 		{"not a load balancer", own, clusterIP, false, false, servicehelpers.LoadBalancerCleanupFinalizer},
 	} {
 		if got := tc.scope.Serves(tc.svc); got != tc.serves {
@@ -55,6 +59,9 @@ func TestScope(t *testing.T) {
 	}
 	if got := own.OwnLoopFinalizers(lb(other, std)); len(got) != 0 {
 		t.Errorf("another class's upstream finalizer is not the own loop's: %v", got)
+	}
+	if !withELB.IsELBClass(lb(elb)) || withELB.IsELBClass(lb(ours)) || withELB.IsELBClass(lb(nil)) || !withELB.MayDelete(lb(elb)) {
+		t.Error("the ELB class is told apart from the others, and its Services' load balancers are this controller's to delete")
 	}
 	if !upstream.MayDelete(lb(nil)) || !upstream.MayDelete(lb(ours)) || upstream.MayDelete(lb(other, servicehelpers.LoadBalancerCleanupFinalizer)) ||
 		!upstream.MayDelete(lb(other, ClassFinalizer)) || !none.MayDelete(lb(ours, ClassFinalizer)) || none.MayDelete(lb(ours)) {

@@ -322,3 +322,22 @@ func TestEnhancedBrokenTLSSecret(t *testing.T) {
 		t.Fatalf("missing Secret: %v", err)
 	}
 }
+
+// TestELBClassGetsAnELB: a Service of the ELB class gets an ELB without
+// the type annotation.
+func TestELBClassGetsAnELB(t *testing.T) {
+	e := newEnv(t, 28)
+	e.cfg.Class, e.cfg.ELBClass = "k8s.usacloud.jp/dsr", "k8s.usacloud.jp/elb"
+	e.rebuild()
+	svc := elbService("web", 80)
+	delete(svc.Annotations, annotations.Type)
+	class := "k8s.usacloud.jp/elb"
+	svc.Spec.LoadBalancerClass = &class
+	snap := e.client.Stats().Snapshot()
+	if _, err := e.lb.EnsureLoadBalancer(e.ctx, "test", svc, []*v1.Node{elbNode("a", "198.51.100.11")}); err != nil {
+		t.Fatal(err)
+	}
+	if n, by := writes(e.client, snap); n != 1 || by["ProxyLB.Create"] != 1 {
+		t.Fatalf("the ELB class: %v, want one ELB created", by)
+	}
+}

@@ -129,7 +129,7 @@ type Engine struct {
 
 // ScopeOf is the Services the configuration has this controller serve.
 func ScopeOf(cfg config.LoadBalancerConfig) desired.Scope {
-	return desired.Scope{Class: cfg.Class, OwnLoopWithoutClass: cfg.ServiceController == config.ServiceControllerOwn}
+	return desired.Scope{Class: cfg.Class, ELBClass: cfg.ELBClass, OwnLoopWithoutClass: cfg.ServiceController == config.ServiceControllerOwn}
 }
 
 // Scope is the Services this engine serves.
@@ -185,7 +185,7 @@ func (l *Engine) defaults() annotations.Defaults {
 		RouterSelector: l.cfg.RouterSelector, SwitchSelector: l.cfg.SwitchSelector,
 		IPRange: l.cfg.IPRange, AssignIPRange: l.cfg.AssignIPRange, AssignDefaultGateway: l.cfg.AssignDefaultGateway,
 		Zones:   l.exec.Zones.Zones,
-		ELBPlan: l.cfg.ELBPlan, ELBRegion: l.cfg.ELBRegion,
+		ELBPlan: l.cfg.ELBPlan, ELBRegion: l.cfg.ELBRegion, ELBClass: l.cfg.ELBClass,
 	}
 }
 
