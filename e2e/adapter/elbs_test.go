@@ -33,15 +33,18 @@ type world struct {
 	sim    *sakurasim.Simulator
 	client *sakuraapi.Client
 	elbs   *apply.ELBs
-	api  iaas.ProxyLBAPI // out of band: another person's edits
+	api    iaas.ProxyLBAPI // out of band: another person's edits
 }
 
-func newWorld(t *testing.T) *world {
+func newWorld(t *testing.T) *world { return newWorldWith(t, sakurasim.Options{}) }
+
+// newWorldWith is newWorld with simulator options (a read-not-found window).
+func newWorldWith(t *testing.T, opts sakurasim.Options) *world {
 	t.Helper()
 	sim := sakurasim.New(&sakurasim.Topology{Zone: "is1a", Servers: []sakurasim.ServerSpec{
 		{Name: "node-a", NICs: []sakurasim.NICSpec{{Shared: true, IPAddress: "198.51.100.11"}}},
 		{Name: "node-b", NICs: []sakurasim.NICSpec{{Shared: true, IPAddress: "198.51.100.12"}}},
-	}}, sakurasim.Options{})
+	}}, opts)
 	srv := httptest.NewServer(sim.Handler()) // 127.0.0.1, a free port
 	t.Cleanup(srv.Close)
 	cfg, err := config.FromReader(strings.NewReader(fmt.Sprintf(

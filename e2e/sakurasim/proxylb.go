@@ -171,7 +171,12 @@ func (s *Simulator) dispatchProxyLB(req *request, id types.ID) (int, any, *apiEr
 	case "ProxyLB.Create":
 		status, resp, e = s.plbCreate(req.body)
 	case "ProxyLB.Read":
-		status, resp, e = s.plbAnswer(id, func(p *proxyLB) *apiErr { return nil })
+		status, resp, e = s.plbAnswer(id, func(p *proxyLB) *apiErr {
+			if s.plbHidden(p) {
+				return notFound(fmt.Sprintf("commonserviceitem %s not found", id))
+			}
+			return nil
+		})
 	case "ProxyLB.Update", "ProxyLB.UpdateSettings":
 		status, resp, e = s.plbUpdate(id, req.body, req.op == "ProxyLB.UpdateSettings")
 	case "ProxyLB.Delete":
@@ -200,6 +205,9 @@ var proxyLBKeys = keySet(map[string]fieldKind{"ID": exactField, "Name": textFiel
 func (s *Simulator) plbFind(fc *findCond, op string) (int, any, *apiErr) {
 	var cands []candidate
 	for _, p := range s.proxyLBs {
+		if s.plbHidden(p) {
+			continue
+		}
 		p := p
 		cands = append(cands, candidate{p.ID, p.Name, plbRecord(p), func() any { return s.nakedProxyLB(p) }})
 	}
@@ -325,6 +333,13 @@ func (s *Simulator) newProxyLBVIP() string {
 	s.proxyLBVIPs++
 	n := s.proxyLBVIPs
 	return fmt.Sprintf("198.18.%d.%d", (n/250)%256, 1+n%250)
+}
+
+// plbHidden: a just-created ELB is missing from finds and reads for the
+// simulator's ReadNotFoundWindow, as a new appliance is (the real API's
+// lag after a create); writes by its ID find it.
+func (s *Simulator) plbHidden(p *proxyLB) bool {
+	return s.notFoundAfter > 0 && s.now().Before(p.CreatedAt.Add(s.notFoundAfter))
 }
 
 func (s *Simulator) plbFor(id types.ID) (*proxyLB, *apiErr) {

@@ -36,3 +36,50 @@ func graceOf(rec annotations.CreateRecord, grace time.Duration) time.Duration {
 	}
 	return grace
 }
+
+// ReadResult is how a read by an ID came back.
+type ReadResult int
+
+const (
+	ReadOK       ReadResult = iota
+	ReadNotFound            // 404: gone, or just made and not readable yet
+	ReadFailed              // any other error
+)
+
+// IDRead is what a read by a recorded or just-made ID means for the
+// locator.
+type IDRead int
+
+const (
+	// IDFound: the Service's load balancer.
+	IDFound IDRead = iota
+	// IDIgnore: not the Service's (or gone) and not this process's create:
+	// look further.
+	IDIgnore
+	// IDRelease: this process's create is not the Service's after all, or
+	// gone for good: forget it, so a new create may go ahead.
+	IDRelease
+	// IDPending: this process's create, young and not readable yet: wait.
+	// Answering "none" here made a second ELB (adapter test seeds 3, 41,
+	// 52, 55 with the simulator's read-not-found window).
+	IDPending
+	// IDError: the read failed; nothing can be decided.
+	IDError
+)
+
+// ReadOfID decides on one read by ID: owned says the answer carries the
+// Service's tags, mine that the ID is this process's own create, young
+// that the create is within its visibility grace.
+func ReadOfID(r ReadResult, owned, mine, young bool) IDRead {
+	switch {
+	case r == ReadOK && owned:
+		return IDFound
+	case r == ReadFailed:
+		return IDError
+	case !mine:
+		return IDIgnore
+	case r == ReadOK || !young:
+		return IDRelease
+	}
+	return IDPending
+}

@@ -34,3 +34,27 @@ func TestCreateWait(t *testing.T) {
 		}
 	}
 }
+
+func TestReadOfID(t *testing.T) {
+	for _, c := range []struct {
+		r                  ReadResult
+		owned, mine, young bool
+		want               IDRead
+	}{
+		{ReadOK, true, false, false, IDFound},
+		{ReadOK, true, true, true, IDFound},
+		{ReadFailed, false, true, true, IDError},
+		{ReadFailed, false, false, false, IDError},
+		{ReadOK, false, false, false, IDIgnore},      // the recorded ID is someone else's now
+		{ReadNotFound, false, false, true, IDIgnore}, // recorded, gone
+		{ReadOK, false, true, true, IDRelease},       // our create, retagged by someone
+		{ReadNotFound, false, true, false, IDRelease},
+		// Seeds 3, 41, 52, 55: just made, not readable yet. "None" here
+		// made a second ELB.
+		{ReadNotFound, false, true, true, IDPending},
+	} {
+		if got := ReadOfID(c.r, c.owned, c.mine, c.young); got != c.want {
+			t.Errorf("ReadOfID(%v, owned %v, mine %v, young %v) = %v, want %v", c.r, c.owned, c.mine, c.young, got, c.want)
+		}
+	}
+}

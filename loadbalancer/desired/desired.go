@@ -253,6 +253,25 @@ type Server struct {
 	Plain map[types.ID]bool
 	// PreviousIDs are the IDs this server replaced (@previous-id tags).
 	PreviousIDs []types.ID
+	// Global is the server's address on the shared segment ("" when it has
+	// no NIC there): the address an Enhanced Load Balancer reaches it at.
+	Global string
+}
+
+// MatchServers maps each node's name to its server (by providerID, else
+// by unique name), leaving out nodes that match none.
+func MatchServers(nodes []*v1.Node, servers []Server) map[string]*Server {
+	match := newMatcher(servers)
+	out := map[string]*Server{}
+	for _, n := range nodes {
+		if n == nil {
+			continue
+		}
+		if s := match(n); s != nil {
+			out[n.Name] = s
+		}
+	}
+	return out
 }
 
 // Backend is a node chosen as real server, with its address on the switch.

@@ -92,15 +92,22 @@ type elbPrepared struct {
 
 // prepareELB validates the Service for an ELB: every problem at once, and
 // nothing is created or changed while one blocks.
-func (l *Engine) prepareELB(svc *v1.Service, nodes []*v1.Node) (*elbPrepared, error) {
+func (l *Engine) prepareELB(ctx context.Context, svc *v1.Service, nodes []*v1.Node) (*elbPrepared, error) {
 	opts, errs := annotations.ParseEnhanced(svc, l.defaults())
+	var servers []desired.Server
+	if len(errs) == 0 {
+		var err error
+		if servers, err = l.elbServers(ctx); err != nil {
+			return nil, orReason(ReasonAPIError, err)
+		}
+	}
 	var msgs []string
 	reason := ""
 	for _, e := range errs {
 		msgs = append(msgs, e.Error())
 		reason = ReasonInvalidAnnotation
 	}
-	spec, probs := elbplan.Desired(svc, elbNodes(nodes), opts.ELB)
+	spec, probs := elbplan.Desired(svc, elbNodes(nodes, servers), opts.ELB)
 	var left []elbplan.Problem
 	for _, p := range probs {
 		switch {
@@ -121,11 +128,33 @@ func (l *Engine) prepareELB(svc *v1.Service, nodes []*v1.Node) (*elbPrepared, er
 	return &elbPrepared{opts: opts, spec: spec, left: left}, nil
 }
 
-// elbNodes are the nodes as an ELB sees them: by their global address, the
-// Node's ExternalIP (the instances controller sets it from the server's
-// shared-segment NIC). Nodes excluded from load balancers are left out, as
-// for DSR appliances.
-func elbNodes(nodes []*v1.Node) []elbplan.Node {
+// elbServers lists the servers of every zone of the cluster: an ELB is
+// global, so its real servers may be nodes of any zone. A zone whose
+// listing fails fails the reconcile: its nodes would otherwise lose their
+// servers in the next write.
+func (l *Engine) elbServers(ctx context.Context) ([]desired.Server, error) {
+	servers, err := l.listServers(ctx)
+	if err != nil {
+		return nil, err
+	}
+	for zone, lister := range l.others {
+		raw, err := lister.List(ctx)
+		if err != nil {
+			return nil, fmt.Errorf("listing the servers of zone %s: %w", zone, err)
+		}
+		servers = append(servers, serversOf(zone, raw)...)
+	}
+	return servers, nil
+}
+
+// elbNodes are the nodes as an ELB sees them: by their global address.
+// That is the shared-segment address SAKURA shows for the node's server
+// (matched by providerID or name), else the Node's ExternalIP: a node that
+// just joined has no ExternalIP until the cloud-node controller writes it,
+// and the service controller does not sync again when addresses change.
+// Nodes excluded from load balancers are left out, as for DSR appliances.
+func elbNodes(nodes []*v1.Node, servers []desired.Server) []elbplan.Node {
+	byNode := desired.MatchServers(nodes, servers)
 	out := make([]elbplan.Node, 0, len(nodes))
 	for _, n := range nodes {
 		if n == nil {
@@ -135,6 +164,13 @@ func elbNodes(nodes []*v1.Node) []elbplan.Node {
 			continue
 		}
 		node := elbplan.Node{Name: n.Name}
+		if s := byNode[n.Name]; s != nil {
+			if ip, err := netip.ParseAddr(s.Global); err == nil && ip.Is4() {
+				node.GlobalIP = ip
+				out = append(out, node)
+				continue
+			}
+		}
 		for _, a := range n.Status.Addresses {
 			if ip, err := netip.ParseAddr(a.Address); a.Type == v1.NodeExternalIP && err == nil && ip.Is4() {
 				node.GlobalIP = ip
@@ -185,13 +221,22 @@ func (l *Engine) locateELB(ctx context.Context, elbs *apply.ELBs, svc *v1.Servic
 	}
 	for _, id := range ids {
 		elb, err := elbs.Read(ctx, id)
+		res := decide.ReadOK
 		switch {
-		case err == nil && apply.OwnedELB(elb, tags...):
+		case sakuraapi.IsNotFound(err):
+			res = decide.ReadNotFound
+		case err != nil:
+			res = decide.ReadFailed
+		}
+		switch decide.ReadOfID(res, err == nil && apply.OwnedELB(elb, tags...), reserved && id == r.ApplianceID, young) {
+		case decide.IDFound:
 			return elbLocation{found: decide.FoundUnlisted, elbs: []*iaas.ProxyLB{elb}}, nil
-		case err != nil && !sakuraapi.IsNotFound(err):
+		case decide.IDError:
 			return elbLocation{}, fmt.Errorf("reading enhanced load balancer %s: %w", id, err)
-		case reserved && id == r.ApplianceID:
-			l.mem.release(elbOwner(uid)) // gone or not ours: a new create may go ahead
+		case decide.IDRelease:
+			l.mem.release(elbOwner(uid))
+		case decide.IDPending:
+			return elbPending(fmt.Sprintf("enhanced load balancer %s was just created and is not visible yet", id), BootRetryAfter), nil
 		}
 	}
 	rec, has, err := annotations.CreateRecordOf(svc)
@@ -216,7 +261,7 @@ func (l *Engine) reconcileELB(ctx context.Context, r Request, deleting bool, out
 	if l.cfgErr != nil {
 		return nil, reasoned(ReasonConfigError, l.cfgErr)
 	}
-	p, err := l.prepareELB(svc, r.Nodes)
+	p, err := l.prepareELB(ctx, svc, r.Nodes)
 	if err != nil {
 		return nil, err
 	}

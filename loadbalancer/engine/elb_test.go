@@ -15,8 +15,10 @@ import (
 
 	"github.com/sacloud/iaas-api-go"
 	"github.com/sacloud/iaas-api-go/fake"
+	"github.com/sacloud/iaas-api-go/types"
 	"github.com/sakura-ccm/sakura-cloud-controller-manager/loadbalancer/annotations"
 	"github.com/sakura-ccm/sakura-cloud-controller-manager/loadbalancer/decide"
+	"github.com/sakura-ccm/sakura-cloud-controller-manager/loadbalancer/desired"
 	v1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	kubefake "k8s.io/client-go/kubernetes/fake"
@@ -339,5 +341,43 @@ func TestELBClassGetsAnELB(t *testing.T) {
 	}
 	if n, by := writes(e.client, snap); n != 1 || by["ProxyLB.Create"] != 1 {
 		t.Fatalf("the ELB class: %v, want one ELB created", by)
+	}
+}
+
+// TestELBNodesTakeTheServersGlobalAddress: a node that just joined has no
+// ExternalIP yet; its server's shared-segment address stands in, so it is
+// not left out until the next node sync (which an address change never
+// triggers).
+func TestELBNodesTakeTheServersGlobalAddress(t *testing.T) {
+	joined := &v1.Node{ObjectMeta: metav1.ObjectMeta{Name: "new"}, Spec: v1.NodeSpec{ProviderID: "sakuracloud://is1a/113100000003"}}
+	old := elbNode("old", "198.51.100.11")
+	excluded := elbNode("excluded", "198.51.100.13")
+	excluded.Labels = map[string]string{"node.kubernetes.io/exclude-from-external-load-balancers": ""}
+	noServer := &v1.Node{ObjectMeta: metav1.ObjectMeta{Name: "bare"}}
+	servers := []desired.Server{
+		{ID: 113100000003, Name: "new", Global: "198.51.100.12"},
+		{ID: 113100000001, Name: "old"}, // no shared NIC: the Node's ExternalIP
+	}
+	got := map[string]string{}
+	for _, n := range elbNodes([]*v1.Node{joined, old, excluded, noServer}, servers) {
+		got[n.Name] = ""
+		if n.GlobalIP.IsValid() {
+			got[n.Name] = n.GlobalIP.String()
+		}
+	}
+	want := map[string]string{"new": "198.51.100.12", "old": "198.51.100.11", "bare": ""}
+	if fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Fatalf("elbNodes = %v, want %v", got, want)
+	}
+}
+
+func TestServersOfKeepsTheSharedAddress(t *testing.T) {
+	raw := []*iaas.Server{{ID: 1, Name: "a", Interfaces: []*iaas.InterfaceView{
+		{SwitchScope: types.Scopes.Shared, UpstreamType: types.UpstreamNetworkTypes.Shared, IPAddress: "198.51.100.11"},
+		{SwitchID: 9, SwitchScope: types.Scopes.User, UpstreamType: types.UpstreamNetworkTypes.Switch, UserIPAddress: "192.168.0.11"},
+	}}, {ID: 2, Name: "b", Interfaces: []*iaas.InterfaceView{{SwitchID: 9, UserIPAddress: "192.168.0.12"}}}}
+	got := serversOf("is1a", raw)
+	if got[0].Global != "198.51.100.11" || got[0].IPs[9] != "192.168.0.11" || got[1].Global != "" {
+		t.Fatalf("servers = %+v", got)
 	}
 }

@@ -346,7 +346,13 @@ func serversOf(zone string, raw []*iaas.Server) []desired.Server {
 		}
 		ds := desired.Server{ID: s.ID, Name: s.Name, Zone: zone, IPs: map[types.ID]string{}, PreviousIDs: servercache.PreviousIDs(s)}
 		for _, nic := range s.Interfaces {
-			if nic == nil || nic.SwitchID.IsEmpty() {
+			if nic == nil {
+				continue
+			}
+			if ds.Global == "" && nic.IPAddress != "" && (nic.SwitchScope == types.Scopes.Shared || nic.UpstreamType == types.UpstreamNetworkTypes.Shared) {
+				ds.Global = nic.IPAddress
+			}
+			if nic.SwitchID.IsEmpty() {
 				continue
 			}
 			// A NIC without a known address still counts (plain switches).
