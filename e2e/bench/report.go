@@ -308,7 +308,7 @@ func (r *Report) Markdown() string {
 		fmt.Fprintf(&b, "| %s | %d | %d | %d | %d | %s |\n", c.When, c.Appliances, c.Want, c.Duplicates, c.Leaks+c.Untagged, missing)
 	}
 	if r.UnitBench != "" {
-		b.WriteString("\n### Unit benchmarks\n\n`go test -run '^$' -bench . -benchmem ./instances ./loadbalancer` (iaas-api-go fake, counted by the client's Stats):\n\n```\n")
+		b.WriteString("\n### Unit benchmarks\n\n`go test -run '^$' -bench . -benchmem ./instances ./loadbalancer ./loadbalancer/engine` (iaas-api-go fake, counted by the client's Stats):\n\n```\n")
 		b.WriteString(cleanBenchOutput(r.UnitBench))
 		b.WriteString("\n```\n")
 	}

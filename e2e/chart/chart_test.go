@@ -362,3 +362,52 @@ func toStrings(v any) []string {
 	}
 	return out
 }
+
+// TestTLSSecretRBAC: Secrets are readable (get only) exactly where
+// rbac.secretNamespaces says: nowhere by default, per namespace by a Role
+// each, everywhere with "*".
+func TestTLSSecretRBAC(t *testing.T) {
+	grants := func(args ...string) (cluster bool, namespaces []string) {
+		out, err := helm(t, append([]string{"template", "ccm", chartDir(t), "--namespace", "kube-system"}, append(args, tokenValues...)...)...)
+		if err != nil {
+			t.Fatalf("helm template %v: %v\n%s", args, err, out)
+		}
+		for _, doc := range strings.Split(out, "\n---") {
+			var o object
+			if err := yaml.Unmarshal([]byte(doc), &o); err != nil || o == nil {
+				continue
+			}
+			rules, _ := dig(o, "rules").([]any)
+			for _, r := range rules {
+				if !slices.Contains(toStrings(dig(r, "resources")), "secrets") {
+					continue
+				}
+				if verbs := toStrings(dig(r, "verbs")); !slices.Equal(verbs, []string{"get"}) {
+					t.Errorf("%v: secrets verbs %v, want get only", args, verbs)
+				}
+				switch o["kind"] {
+				case "ClusterRole":
+					cluster = true
+				case "Role":
+					ns, _ := dig(o, "metadata", "namespace").(string)
+					namespaces = append(namespaces, ns)
+				}
+			}
+			if o["kind"] == "RoleBinding" && strings.HasSuffix(dig(o, "metadata", "name").(string), "-tls-secrets") {
+				if dig(o, "subjects", 0, "name") != "ccm-sakura-cloud-controller-manager" {
+					t.Errorf("%v: the tls-secrets RoleBinding binds %v", args, dig(o, "subjects"))
+				}
+			}
+		}
+		return cluster, namespaces
+	}
+	if c, ns := grants(); c || len(ns) != 0 {
+		t.Errorf("default values grant Secrets: cluster-wide %v, namespaces %v", c, ns)
+	}
+	if c, ns := grants("--set", "rbac.secretNamespaces={web,shop}"); c || !slices.Equal(ns, []string{"web", "shop"}) {
+		t.Errorf("two namespaces: cluster-wide %v, namespaces %v", c, ns)
+	}
+	if c, ns := grants("--set", "rbac.secretNamespaces={*}"); !c || len(ns) != 0 {
+		t.Errorf(`"*": cluster-wide %v, namespaces %v`, c, ns)
+	}
+}

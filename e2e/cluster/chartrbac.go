@@ -49,9 +49,10 @@ func (c *Cluster) RenderChart(ctx context.Context, args ...string) ([]byte, erro
 // installChartRBAC applies the chart's ServiceAccount and RBAC and writes
 // CCMKubeconfig with a token of that ServiceAccount.
 func (c *Cluster) installChartRBAC(ctx context.Context) error {
-	// Secrets of "default" only: Enhanced Load Balancer tests name TLS
-	// Secrets there, and this proves the per-namespace Role is enough.
-	manifests, err := c.RenderChart(ctx, "--set", "existingSecret=unused", "--set", "rbac.secretNamespaces={default}",
+	// Secrets in every namespace: each test has its own namespace, and the
+	// Enhanced Load Balancer tests name TLS Secrets there (the chart test
+	// TestTLSSecretRBAC checks the per-namespace Roles).
+	manifests, err := c.RenderChart(ctx, "--set", "existingSecret=unused", "--set", "rbac.secretNamespaces={*}",
 		"--show-only", "templates/serviceaccount.yaml", "--show-only", "templates/rbac.yaml")
 	if err != nil {
 		return err
