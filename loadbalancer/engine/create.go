@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net/http"
 	"net/netip"
 	"time"
 
@@ -19,7 +18,6 @@ import (
 	v1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/cloud-provider/api"
-	"k8s.io/klog/v2"
 )
 
 // Creating an appliance: allocation under the switch's lock, the create
@@ -220,14 +218,7 @@ func (l *Engine) create(ctx context.Context, exec *apply.Executor, cluster strin
 		// A 5xx, a timeout or a lost answer: the appliance may exist and
 		// show up in listings only later. Keep its addresses and wait for
 		// it (justCreated) rather than create a second one.
-		var grace time.Duration
-		if sakuraapi.StatusCode(err) == http.StatusServiceUnavailable {
-			grace = UnavailableCreateGrace
-			rec.GraceSec = int(max(grace/time.Second, 1))
-			if rerr := l.recordCreate(ctx, svc, rec); rerr != nil {
-				klog.ErrorS(rerr, "Could not shorten the create record's wait; a restart would wait the whole visibility grace", "service", serviceKey(svc.Namespace, svc.Name))
-			}
-		}
+		grace := l.uncertainCreateGrace(ctx, svc, rec, err)
 		r := ipam.Reservation{SwitchID: block.SwitchID, IPs: ips, VRID: vrid, Uncertain: true, Grace: grace}
 		l.mem.reserve(string(svc.UID), r)
 		if key := p.opts.SharingKey; key != "" {

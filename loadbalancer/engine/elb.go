@@ -3,7 +3,6 @@ package engine
 import (
 	"context"
 	"fmt"
-	"net/http"
 	"net/netip"
 	"slices"
 	"strings"
@@ -340,15 +339,7 @@ func (a elbAct) create(ctx context.Context) (*v1.LoadBalancerStatus, error) {
 	if err != nil && !sakuraapi.NotDone(err) {
 		// A 5xx, a timeout or a lost answer may have made one: wait for it
 		// by its tags rather than create a second.
-		var grace time.Duration
-		if sakuraapi.StatusCode(err) == http.StatusServiceUnavailable {
-			grace = UnavailableCreateGrace
-			rec.GraceSec = int(max(grace/time.Second, 1))
-			if rerr := l.recordCreate(ctx, svc, rec); rerr != nil {
-				klog.ErrorS(rerr, "Could not shorten the create record's wait; a restart would wait the whole visibility grace", "service", serviceKey(svc.Namespace, svc.Name))
-			}
-		}
-		res := ipam.Reservation{Uncertain: true, Grace: grace}
+		res := ipam.Reservation{Uncertain: true, Grace: l.uncertainCreateGrace(ctx, svc, rec, err)}
 		l.mem.reserve(elbOwner(uid), res)
 		_ = l.fail(svc, ReasonAPIError, err)
 		return nil, api.NewRetryError(fmt.Sprintf("creating the enhanced load balancer failed (%v); looking for it by its tags before trying again", err), min(BootRetryAfter, graceOf(res)))
@@ -497,15 +488,11 @@ func (l *Engine) recordELBID(ctx context.Context, svc *v1.Service, id types.ID) 
 // statusELB is Status (GetLoadBalancer) for a Service that may own an ELB.
 func (l *Engine) statusELB(ctx context.Context, clusterName string, svc *v1.Service) (*v1.LoadBalancerStatus, bool, error) {
 	loc, err := l.locateELB(ctx, l.elbs(l.cluster(clusterName)), svc)
-	switch {
-	case err != nil:
+	if err != nil {
 		return nil, false, err
-	case loc.found == decide.FoundPending:
-		return &v1.LoadBalancerStatus{}, true, nil
-	case loc.found == decide.FoundNone:
-		return nil, false, nil
 	}
-	return elbStatus(loc.elbs[0]), true, nil
+	st, exists := answerStatus(loc.found, func() *v1.LoadBalancerStatus { return elbStatus(loc.elbs[0]) })
+	return st, exists, nil
 }
 
 // deleteELBs deletes the Service's ELBs (all of them, duplicates too), or

@@ -229,15 +229,25 @@ func (l *Engine) Status(ctx context.Context, clusterName string, svc *v1.Service
 		// Recorded an ELB that is gone, and asks for a DSR appliance now.
 	}
 	loc, err := l.locate(ctx, l.executor(clusterName), svc, locateFor{since: l.clock.Now()})
-	switch {
-	case err != nil:
+	if err != nil {
 		return nil, false, err
-	case loc.found == decide.FoundPending:
-		return &v1.LoadBalancerStatus{}, true, nil
-	case loc.found == decide.FoundNone:
-		return nil, false, nil
 	}
-	return statusOf(loc.lbs[0], memberVIP(loc.lbs[0], svc)), true, nil
+	st, exists := answerStatus(loc.found, func() *v1.LoadBalancerStatus { return statusOf(loc.lbs[0], memberVIP(loc.lbs[0], svc)) })
+	return st, exists, nil
+}
+
+// answerStatus is GetLoadBalancer's answer for what a locator found: a
+// create in flight exists, with no address yet ("does not exist" would let
+// the service controller drop the finalizer); none does not exist; a
+// found appliance shows its status.
+func answerStatus(found decide.Found, show func() *v1.LoadBalancerStatus) (*v1.LoadBalancerStatus, bool) {
+	switch found {
+	case decide.FoundPending:
+		return &v1.LoadBalancerStatus{}, true
+	case decide.FoundNone:
+		return nil, false
+	}
+	return show(), true
 }
 
 // problemReasons are the Event reasons of desired.CheckService's problems.

@@ -4,10 +4,13 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"net/http"
 	"slices"
+	"time"
 
 	"github.com/sacloud/iaas-api-go"
 	"github.com/sacloud/iaas-api-go/types"
+	"github.com/sakura-ccm/sakura-cloud-controller-manager/internal/sakuraapi"
 	"github.com/sakura-ccm/sakura-cloud-controller-manager/loadbalancer/annotations"
 	"github.com/sakura-ccm/sakura-cloud-controller-manager/loadbalancer/apply"
 	"github.com/sakura-ccm/sakura-cloud-controller-manager/loadbalancer/decide"
@@ -43,6 +46,22 @@ func (l *Engine) recordCreate(ctx context.Context, svc *v1.Service, rec annotati
 		return fmt.Errorf("recording the create on the Service: %w", err)
 	}
 	return nil
+}
+
+// uncertainCreateGrace is how long a create that failed with err (not
+// refused: it may have made something) is waited for: UnavailableCreateGrace
+// after a 503, which SAKURA's front end answers before the request reaches
+// the service, with the create record shortened to match; else the whole
+// visibility grace (0).
+func (l *Engine) uncertainCreateGrace(ctx context.Context, svc *v1.Service, rec annotations.CreateRecord, err error) time.Duration {
+	if sakuraapi.StatusCode(err) != http.StatusServiceUnavailable {
+		return 0
+	}
+	rec.GraceSec = int(max(UnavailableCreateGrace/time.Second, 1))
+	if rerr := l.recordCreate(ctx, svc, rec); rerr != nil {
+		klog.ErrorS(rerr, "Could not shorten the create record's wait; a restart would wait the whole visibility grace", "service", serviceKey(svc.Namespace, svc.Name))
+	}
+	return UnavailableCreateGrace
 }
 
 // patchAnnotation sets one annotation on svc, on the condition that the
