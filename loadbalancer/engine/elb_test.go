@@ -370,3 +370,35 @@ func TestServersOfKeepsTheSharedAddress(t *testing.T) {
 		t.Fatalf("servers = %+v", got)
 	}
 }
+
+// TestEnhancedPreserve: with load-balancer-preserve the ELB keeps running,
+// without this cluster's tags, and a later sweep or Service never finds it
+// as theirs.
+func TestEnhancedPreserve(t *testing.T) {
+	e := newEnv(t, 28)
+	svc := elbService("web", 80)
+	if _, err := e.lb.EnsureLoadBalancer(e.ctx, "test", svc, []*v1.Node{elbNode("a", "198.51.100.11")}); err != nil {
+		t.Fatal(err)
+	}
+	owned, _ := e.lb.elbs("test").Find(e.ctx, elbTags("test", string(svc.UID))...)
+	if len(owned) != 1 {
+		t.Fatalf("owned = %d", len(owned))
+	}
+	svc.Annotations[annotations.Preserve] = "true"
+	if err := e.lb.EnsureLoadBalancerDeleted(e.ctx, "test", svc); err != nil {
+		t.Fatal(err)
+	}
+	kept, err := e.client.ProxyLBs.Read(e.ctx, owned[0].ID)
+	if err != nil {
+		t.Fatalf("the preserved ELB is gone: %v", err)
+	}
+	if desired.HasTags(kept.Tags, desired.ClusterTag("test")) || desired.HasTags(kept.Tags, desired.ServiceTag(string(svc.UID))) {
+		t.Fatalf("the preserved ELB still carries this cluster's tags: %v", kept.Tags)
+	}
+	if len(kept.Servers) != 1 || len(kept.BindPorts) != 1 {
+		t.Fatalf("the preserved ELB lost its settings: %+v", kept)
+	}
+	if findEvent(e.events(), ReasonPreserved, owned[0].ID.String()) == "" {
+		t.Fatal("no LoadBalancerPreserved Event naming the ELB")
+	}
+}
