@@ -218,3 +218,33 @@ func TestPreserveKeepsSettings(t *testing.T) {
 		t.Fatalf("read after delete: %v", err)
 	}
 }
+
+// TestLetsEncryptAsPlanned: a Let's Encrypt setting is accepted by the
+// API as the writer sends it and reads back equal, so nothing is written
+// again; left out of a later spec, it is kept by a settings write.
+func TestLetsEncryptAsPlanned(t *testing.T) {
+	w := newWorld(t)
+	ctx := context.Background()
+	s := spec("198.51.100.11")
+	s.BindPorts = []elbplan.BindPort{{Port: 80, Mode: "http"}}
+	s.LetsEncrypt = &elbplan.LetsEncrypt{CommonName: "www.example.com", AltNames: []string{"a.example.com"}}
+	w.create(t, s)
+	got, err := w.elbs.Find(ctx, clusterTag, serviceTag)
+	if err != nil || len(got) != 1 {
+		t.Fatalf("find = %v, %v", got, err)
+	}
+	if c := elbplan.Plan(s, got[0]); !c.None() {
+		t.Fatalf("a just-created ELB with Let's Encrypt would be rewritten: %v", c.Diff)
+	}
+	unmanaged := s
+	unmanaged.LetsEncrypt = nil
+	unmanaged.Servers = append(unmanaged.Servers, elbplan.Server{Addr: netip.MustParseAddr("198.51.100.12"), Port: 30080})
+	c := elbplan.Plan(unmanaged, got[0])
+	written, err := w.elbs.UpdateSettings(ctx, got[0].ID, c.Settings)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if le := written.LetsEncrypt; le == nil || !le.Enabled || le.CommonName != "www.example.com" {
+		t.Fatalf("the Let's Encrypt setting was lost by a write that did not manage it: %+v", le)
+	}
+}

@@ -84,6 +84,8 @@ const (
 	ELBGzip                = Prefix + "elb-gzip"
 	ELBVIPFailover         = Prefix + "elb-vip-failover"
 	ELBTLSSecret           = Prefix + "elb-tls-secret"
+	ELBLetsEncrypt         = Prefix + "elb-letsencrypt-common-name"
+	ELBLetsEncryptAltNames = Prefix + "elb-letsencrypt-alt-names"
 	// ELBID is written by the controller, not by users: the ID of the ELB
 	// created for the Service, found by it as an appliance is found by
 	// LoadBalancerID.
@@ -179,6 +181,8 @@ var Table = []Spec{
 	{ELBBackendKeepAlive, string(elbplan.DefaultKeepAlive), strings.Join(types.ProxyLBBackendHttpKeepAliveStrings, ", "), "Type enhanced: HTTP keep-alive towards the nodes: safe keeps a connection to a node open only while the client's is; aggressive keeps it open always."},
 	{ELBGzip, "false", "true, false", "Type enhanced: responses of http and https ports are compressed with gzip."},
 	{ELBTLSSecret, "(none: the certificates set on the ELB by hand, if any, are kept)", fmt.Sprintf("comma-separated names of kubernetes.io/tls Secrets in the Service's namespace, at most %d", 1+elbplan.MaxAdditionalCerts), "Type enhanced: the certificates of the https ports. The first Secret's is the primary certificate, the others are served by SNI. tls.crt is the server certificate followed by its intermediates, tls.key its key. They are set again when a Secret changes (by the next repair pass). Needs an https port (elb-port-modes) and the chart's rbac.secretNamespaces to cover the namespace. Removing the annotation leaves the certificates on the ELB."},
+	{ELBLetsEncrypt, "(none: the ELB's own Let's Encrypt setting, if any, is kept)", "a lowercase DNS name that resolves to the ELB", "Type enhanced: SAKURA gets the certificate of the https ports from Let's Encrypt for this name, and renews it. Needs an http or https port (SAKURA answers the challenge there); not with elb-tls-secret. Removing the annotation leaves the setting on the ELB."},
+	{ELBLetsEncryptAltNames, "(none)", "comma-separated lowercase DNS names that resolve to the ELB", "Type enhanced: further names of the Let's Encrypt certificate; needs elb-letsencrypt-common-name."},
 	{ELBVIPFailover, "false", "true, false", "Type enhanced: SAKURA may move the VIP to another address when the ELB's site fails; the Service's status then follows it, and clients should use the hostname (the ELB's FQDN) rather than the address. Set at creation only: a change is reported as drift (ChangeNeedsNewLoadBalancer) and the ELB is kept."},
 	{ELBID, "(set by the controller)", "the ELB's ID", "Type enhanced: written by the controller after it creates the ELB; read to find it before listings show it, after a restart or a leader change. Do not set or change it."},
 }

@@ -32,7 +32,7 @@ type Enhanced struct {
 var elbAnnotations = []string{
 	ELBPlan, ELBRegion, ELBPortModes, ELBRedirectToHTTPS, ELBHTTP2, ELBSSLPolicy,
 	ELBHealthCheckProtocol, ELBHealthCheckPath, ELBHealthCheckHost, ELBHealthCheckInterval,
-	ELBProxyProtocol, ELBStickySession, ELBInactivityTimeout, ELBSorryServer, ELBBackendKeepAlive, ELBGzip, ELBVIPFailover, ELBTLSSecret,
+	ELBProxyProtocol, ELBStickySession, ELBInactivityTimeout, ELBSorryServer, ELBBackendKeepAlive, ELBGzip, ELBVIPFailover, ELBTLSSecret, ELBLetsEncrypt, ELBLetsEncryptAltNames,
 }
 
 // optionAnnotation names the annotation that carries each elbplan option,
@@ -54,6 +54,8 @@ var optionAnnotation = map[string]string{
 	elbplan.OptRedirectToHTTPS: ELBRedirectToHTTPS,
 	elbplan.OptHTTP2:           ELBHTTP2,
 	elbplan.OptTLS:             ELBTLSSecret,
+	elbplan.OptLetsEncrypt:     ELBLetsEncrypt,
+	elbplan.OptLetsEncryptAlt:  ELBLetsEncryptAltNames,
 }
 
 // ParseEnhanced reads a type enhanced Service's annotations over defaults
@@ -189,6 +191,20 @@ func ParseEnhanced(svc *v1.Service, d Defaults) (Enhanced, []error) {
 			e.TLSSecrets, o.TLS = names, true
 		} else {
 			bad(ELBTLSSecret)
+		}
+	}
+
+	// Let's Encrypt names are checked by Validate (below), which names
+	// these annotations; alternative names alone are refused here.
+	if v, ok := get(ELBLetsEncrypt); ok {
+		o.LetsEncrypt.CommonName = v
+	}
+	if v, ok := get(ELBLetsEncryptAltNames); ok && v != "" {
+		if o.LetsEncrypt.CommonName == "" {
+			refused[ELBLetsEncryptAltNames] = true
+			errs = append(errs, &Error{Annotation: ELBLetsEncryptAltNames, Value: a[ELBLetsEncryptAltNames], Allowed: "names only together with " + ELBLetsEncrypt})
+		} else {
+			o.LetsEncrypt.AltNames = splitTags(v)
 		}
 	}
 

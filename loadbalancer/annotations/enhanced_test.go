@@ -400,3 +400,23 @@ func TestELBClass(t *testing.T) {
 		t.Errorf("type internet on the ELB class: %v", errs)
 	}
 }
+
+func TestParseEnhancedLetsEncrypt(t *testing.T) {
+	e, errs := ParseEnhanced(svc(map[string]string{ELBLetsEncrypt: " www.example.com ", ELBLetsEncryptAltNames: "b.example.com, a.example.com"}), Defaults{})
+	if len(errs) != 0 || e.ELB.LetsEncrypt.CommonName != "www.example.com" || strings.Join(e.ELB.LetsEncrypt.AltNames, ",") != "b.example.com,a.example.com" {
+		t.Fatalf("got %+v, %v", e.ELB.LetsEncrypt, errs)
+	}
+	for _, tc := range []struct {
+		ann  map[string]string
+		name string
+	}{
+		{map[string]string{ELBLetsEncryptAltNames: "a.example.com"}, ELBLetsEncryptAltNames},
+		{map[string]string{ELBLetsEncrypt: "WWW.Example.com"}, ELBLetsEncrypt},
+		{map[string]string{ELBLetsEncrypt: "www.example.com", ELBLetsEncryptAltNames: "a b"}, ELBLetsEncryptAltNames},
+	} {
+		_, errs := ParseEnhanced(svc(tc.ann), Defaults{})
+		if len(errs) != 1 || !strings.Contains(errs[0].Error(), tc.name) {
+			t.Errorf("%v: errs = %v, want one naming %s", tc.ann, errs, tc.name)
+		}
+	}
+}

@@ -39,6 +39,8 @@ type Spec struct {
 	KeepAlive       types.EProxyLBBackendHttpKeepAlive
 	Gzip            bool
 	VIPFailover     bool // creation only
+	// LetsEncrypt is nil when the Service leaves the ELB's setting alone.
+	LetsEncrypt *LetsEncrypt
 }
 
 // BindPort is one port the ELB listens on.
@@ -171,6 +173,11 @@ func Desired(svc *v1.Service, nodes []Node, opts Options) (Spec, []Problem) {
 		Gzip:            opts.Gzip,
 		VIPFailover:     opts.VIPFailover,
 	}
+	if opts.LetsEncrypt.managed() {
+		le := opts.LetsEncrypt
+		le.AltNames = slices.Compact(slices.Sorted(slices.Values(le.AltNames)))
+		spec.LetsEncrypt = &le
+	}
 	for _, p := range tcp {
 		spec.BindPorts = append(spec.BindPorts, bindPort(int(p.Port), opts))
 	}
@@ -238,6 +245,15 @@ func mismatches(tcp []v1.ServicePort, opts Options) []Problem {
 	need(OptHTTP2, opts.HTTP2, types.ProxyLBProxyModes.HTTPS)
 	need(OptSSLPolicy, opts.SSLPolicy != "", types.ProxyLBProxyModes.HTTPS)
 	need(OptTLS, opts.TLS, types.ProxyLBProxyModes.HTTPS)
+	if opts.LetsEncrypt.managed() {
+		if !modes[types.ProxyLBProxyModes.HTTP] && !modes[types.ProxyLBProxyModes.HTTPS] {
+			out = append(out, Problem{Kind: ProblemOptionMismatch, Msg: fmt.Sprintf("option %s needs an http or https port: SAKURA answers Let's Encrypt's challenge there", OptLetsEncrypt)})
+		}
+		if opts.TLS {
+			// Both would set the primary certificate, each undoing the other.
+			out = append(out, Problem{Kind: ProblemOptionMismatch, Msg: fmt.Sprintf("options %s and %s both give the certificate; choose one", OptTLS, OptLetsEncrypt)})
+		}
+	}
 	return out
 }
 

@@ -174,6 +174,31 @@ func TestDesired(t *testing.T) {
 			kinds: []ProblemKind{ProblemOptionMismatch, ProblemOptionMismatch, ProblemOptionMismatch},
 		},
 		{
+			name: "let's encrypt without an http or https port, and beside a TLS Secret",
+			svc:  svc(web), opts: valid(func(o *Options) { o.LetsEncrypt = LetsEncrypt{CommonName: "www.example.com"}; o.TLS = true }),
+			kinds: []ProblemKind{ProblemOptionMismatch, ProblemOptionMismatch, ProblemOptionMismatch},
+		},
+		{
+			name: "let's encrypt names are DNS names",
+			svc:  svc(web), opts: valid(func(o *Options) {
+				o.Mode = "http"
+				o.LetsEncrypt = LetsEncrypt{CommonName: "WWW.example.com", AltNames: []string{"a b"}}
+			}),
+			kinds: []ProblemKind{ProblemOption, ProblemOption},
+		},
+		{
+			name: "let's encrypt on an http port: alt names sorted and deduplicated",
+			svc:  svc(web), opts: valid(func(o *Options) {
+				o.Mode = "http"
+				o.LetsEncrypt = LetsEncrypt{CommonName: "www.example.com", AltNames: []string{"b.example.com", "a.example.com", "b.example.com"}}
+			}),
+			check: func(t *testing.T, s Spec) {
+				if s.LetsEncrypt == nil || s.LetsEncrypt.String() != "www.example.com (a.example.com, b.example.com)" {
+					t.Errorf("let's encrypt %v", s.LetsEncrypt)
+				}
+			},
+		},
+		{
 			name:  "nodes without a global IPv4 address are left out, named",
 			svc:   svc(web),
 			nodes: []Node{node("c", ""), node("a", "203.0.113.1"), node("b", "2001:db8::2")},

@@ -18,6 +18,8 @@ import (
 	"strconv"
 	"strings"
 
+	"k8s.io/apimachinery/pkg/util/validation"
+
 	"github.com/sacloud/iaas-api-go/types"
 )
 
@@ -91,9 +93,32 @@ type Options struct {
 	// TLS: the Service gives certificates for its https ports (from
 	// Secrets, set by the caller beside the settings).
 	TLS bool
+	// LetsEncrypt has SAKURA get and renew the certificate from Let's
+	// Encrypt; a zero CommonName leaves the ELB's setting as it is.
+	LetsEncrypt LetsEncrypt
 	// VIPFailover lets SAKURA move the VIP to another address when its
 	// site fails; clients then follow the FQDN. Set at creation only.
 	VIPFailover bool
+}
+
+// LetsEncrypt is the ELB's Let's Encrypt setting: the names the
+// certificate is for. SAKURA answers the ACME challenge on the ELB's http
+// or https port, so the names must resolve to the ELB.
+type LetsEncrypt struct {
+	CommonName string
+	AltNames   []string // sorted, without duplicates
+}
+
+func (le LetsEncrypt) managed() bool { return le.CommonName != "" }
+
+func (le LetsEncrypt) String() string {
+	if !le.managed() {
+		return "off"
+	}
+	if len(le.AltNames) == 0 {
+		return le.CommonName
+	}
+	return le.CommonName + " (" + strings.Join(le.AltNames, ", ") + ")"
 }
 
 // HealthCheck is run by the ELB against each server on the server's own
@@ -134,6 +159,8 @@ const (
 	OptRedirectToHTTPS = "redirect-to-https"
 	OptHTTP2           = "http2"
 	OptTLS             = "tls-secret"
+	OptLetsEncrypt     = "letsencrypt-common-name"
+	OptLetsEncryptAlt  = "letsencrypt-alt-names"
 )
 
 // Validate lists every invalid option at once, in a fixed order, so a user
@@ -177,6 +204,16 @@ func (o Options) Validate() []error {
 		bad(OptSorryServerPort, strconv.Itoa(o.SorryServerPort), "1-65535, or 0 for the client's port")
 	} else if o.SorryServerPort != 0 && !o.SorryServer.IsValid() {
 		bad(OptSorryServerPort, strconv.Itoa(o.SorryServerPort), "a port only together with a sorry server address")
+	}
+	if le := o.LetsEncrypt; le.managed() || len(le.AltNames) > 0 {
+		if len(validation.IsDNS1123Subdomain(le.CommonName)) > 0 {
+			bad(OptLetsEncrypt, le.CommonName, "a lowercase DNS name that resolves to the ELB")
+		}
+		for _, n := range le.AltNames {
+			if len(validation.IsDNS1123Subdomain(n)) > 0 {
+				bad(OptLetsEncryptAlt, n, "lowercase DNS names that resolve to the ELB, beside a common name")
+			}
+		}
 	}
 	if o.KeepAlive != "" && !slices.Contains(types.ProxyLBBackendHttpKeepAliveStrings, string(o.KeepAlive)) {
 		bad(OptKeepAlive, string(o.KeepAlive), strings.Join(types.ProxyLBBackendHttpKeepAliveStrings, ", "))

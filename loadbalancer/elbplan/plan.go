@@ -100,6 +100,9 @@ func settings(spec Spec, have *iaas.ProxyLB) *iaas.ProxyLBUpdateSettingsRequest 
 	if hc.Protocol == types.ProxyLBProtocols.HTTP {
 		req.HealthCheck.Path, req.HealthCheck.Host = hc.Path, hc.Host
 	}
+	if le := spec.LetsEncrypt; le != nil {
+		req.LetsEncrypt = &iaas.ProxyLBACMESetting{CommonName: le.CommonName, Enabled: true, SubjectAltNames: slices.Clone(le.AltNames)}
+	}
 	if spec.SorryServer.IsValid() {
 		req.SorryServer = &iaas.ProxyLBSorryServer{IPAddress: spec.SorryServer.String(), Port: spec.SorryServerPort}
 	}
@@ -182,6 +185,11 @@ func diffSettings(spec Spec, have *iaas.ProxyLB) []string {
 	}
 	if h := have.ProxyProtocol != nil && have.ProxyProtocol.Enabled; h != spec.ProxyProtocol {
 		d = append(d, fmt.Sprintf("PROXY protocol %t -> %t", h, spec.ProxyProtocol))
+	}
+	if want := spec.LetsEncrypt; want != nil {
+		if h := observedLetsEncrypt(have.LetsEncrypt); h.String() != want.String() {
+			d = append(d, fmt.Sprintf("let's encrypt %s -> %s", h, want))
+		}
 	}
 	if h := have.Gzip != nil && have.Gzip.Enabled; h != spec.Gzip {
 		d = append(d, fmt.Sprintf("gzip %t -> %t", h, spec.Gzip))
@@ -303,4 +311,13 @@ func orNone(s string) string {
 		return "(none)"
 	}
 	return s
+}
+
+// observedLetsEncrypt reads the ELB's setting as a LetsEncrypt (zero when
+// off), alternative names sorted so their order never causes a write.
+func observedLetsEncrypt(h *iaas.ProxyLBACMESetting) LetsEncrypt {
+	if h == nil || !h.Enabled {
+		return LetsEncrypt{}
+	}
+	return LetsEncrypt{CommonName: h.CommonName, AltNames: slices.Compact(slices.Sorted(slices.Values(h.SubjectAltNames)))}
 }

@@ -33,6 +33,7 @@ func CreateRequest(spec Spec, id Identity) *iaas.ProxyLBCreateRequest {
 		Gzip:                 s.Gzip,
 		BackendHttpKeepAlive: s.BackendHttpKeepAlive,
 		ProxyProtocol:        s.ProxyProtocol,
+		LetsEncrypt:          s.LetsEncrypt,
 		Name:                 id.Name,
 		Description:          id.Description,
 		Tags:                 types.Tags(slices.Clone(id.Tags)),

@@ -3,6 +3,7 @@ package elbplan
 import (
 	"net/netip"
 	"reflect"
+	"strings"
 	"testing"
 
 	"github.com/sacloud/iaas-api-go"
@@ -16,7 +17,7 @@ func readBack(req *iaas.ProxyLBCreateRequest) *iaas.ProxyLB {
 		ID: 113100000021, Name: req.Name, Tags: req.Tags, Plan: req.Plan, Region: req.Region, SettingsHash: hash,
 		HealthCheck: req.HealthCheck, SorryServer: req.SorryServer, BindPorts: req.BindPorts, Servers: req.Servers,
 		StickySession: req.StickySession, Timeout: req.Timeout, Gzip: req.Gzip, BackendHttpKeepAlive: req.BackendHttpKeepAlive,
-		ProxyProtocol: req.ProxyProtocol,
+		ProxyProtocol: req.ProxyProtocol, LetsEncrypt: req.LetsEncrypt,
 	}
 }
 
@@ -32,6 +33,9 @@ func TestCreateRequestNeedsNoWriteAfterwards(t *testing.T) {
 			s.HealthCheck = HealthCheck{Protocol: "http", Path: "/healthz", Host: "a.example", DelayLoop: 30}
 		}),
 		"proxy protocol": spec(func(s *Spec) { s.ProxyProtocol, s.Gzip, s.InactiveSec = true, true, 600 }),
+		"let's encrypt": spec(func(s *Spec) {
+			s.LetsEncrypt = &LetsEncrypt{CommonName: "www.example.com", AltNames: []string{"a.example.com"}}
+		}),
 	} {
 		t.Run(name, func(t *testing.T) {
 			req := CreateRequest(s, Identity{Name: "n", Description: "d", Tags: []string{"a", "b"}})
@@ -86,5 +90,32 @@ func TestVIPFailoverIsKeptAndReported(t *testing.T) {
 	}
 	if c := Plan(s, observed(s, func(e *iaas.ProxyLB) { e.UseVIPFailover = true })); len(c.Kept) != 0 || !c.None() {
 		t.Fatalf("an ELB as wanted must need nothing: %+v", c)
+	}
+}
+
+func TestLetsEncrypt(t *testing.T) {
+	le := &LetsEncrypt{CommonName: "www.example.com", AltNames: []string{"a.example.com", "b.example.com"}}
+	want := spec(func(s *Spec) { s.LetsEncrypt = le })
+	// Off on the ELB: one settings write turns it on.
+	c := Plan(want, observed(spec()))
+	if c.Settings == nil || c.Settings.LetsEncrypt == nil || !c.Settings.LetsEncrypt.Enabled || c.Settings.LetsEncrypt.CommonName != "www.example.com" {
+		t.Fatalf("turning Let's Encrypt on: %+v", c.Settings)
+	}
+	if len(c.Diff) != 1 || !strings.Contains(c.Diff[0], "let's encrypt off -> www.example.com (a.example.com, b.example.com)") {
+		t.Fatalf("diff = %v", c.Diff)
+	}
+	// The same names in another order: nothing to write.
+	on := observed(spec(), func(e *iaas.ProxyLB) {
+		e.LetsEncrypt = &iaas.ProxyLBACMESetting{CommonName: "www.example.com", Enabled: true, SubjectAltNames: []string{"b.example.com", "a.example.com"}}
+	})
+	if c := Plan(want, on); !c.None() {
+		t.Fatalf("same names, another order: %v", c.Diff)
+	}
+	// Not asked for: the ELB's own setting is kept as it is.
+	if c := Plan(spec(), on); !c.None() {
+		t.Fatalf("a setting made by hand was changed: %v", c.Diff)
+	}
+	if c := Plan(spec(func(s *Spec) { s.Servers = s.Servers[:1] }), on); c.Settings == nil || c.Settings.LetsEncrypt == nil || !c.Settings.LetsEncrypt.Enabled {
+		t.Fatalf("another write dropped the ELB's own Let's Encrypt setting: %+v", c.Settings)
 	}
 }
