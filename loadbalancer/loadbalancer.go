@@ -1,6 +1,6 @@
 // Package loadbalancer is the cloudprovider.LoadBalancer adapter for
 // Services of type LoadBalancer on SAKURA Cloud DSR load balancer
-// appliances. It holds only the cloudprovider methods: each says who asks
+// appliances and Enhanced Load Balancers. It holds only the cloudprovider methods: each says who asks
 // and hands the Service and the nodes to the engine (package engine), which
 // observes, decides (package decide) and acts (package apply).
 package loadbalancer

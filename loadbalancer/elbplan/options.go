@@ -5,9 +5,9 @@
 // no Kubernetes client, no clock, no package state), so table tests cover
 // every branch.
 //
-// It is not wired yet: no annotation, engine step, chart value or user
-// document reaches it. The engine will call Desired and Plan once the ELB
-// kind is driven through its seam (issue #22; docs/architecture.md).
+// The engine's ELB kind (loadbalancer/engine/elb.go) calls it with the
+// options annotations.ParseEnhanced reads (docs/architecture.md, Two kinds
+// of appliance).
 package elbplan
 
 import (

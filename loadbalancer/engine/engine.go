@@ -1,5 +1,6 @@
-// Package engine reconciles a Service's SAKURA Cloud DSR load balancer
-// appliance. One function, Reconcile, fixes the order of every reconcile
+// Package engine reconciles a Service's SAKURA Cloud load balancer: a DSR
+// appliance, or an Enhanced Load Balancer (elb.go) for a Service of type
+// enhanced. One function, Reconcile, fixes the order of every reconcile
 // (lock, observe, decide, act, record, report); the choices are made by
 // the pure package decide over what was observed, addresses by ipam, and
 // every write goes through apply. The cloudprovider adapter (the parent
