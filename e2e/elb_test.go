@@ -627,6 +627,24 @@ func TestEnhancedLoadBalancer(t *testing.T) {
 	e.waitCertificate(p, rotated)
 	e.expectWrites("repair after an out-of-band delete", before, map[string]int{"ProxyLB.Create": 1, "ProxyLB.SetCertificates": 1})
 
+	// 9b. VIP failover moves the VIP (the FQDN stays): the repair pass
+	// shows the new one in the Service's status, writing nothing to SAKURA.
+	before = e.requests()
+	var moved struct {
+		VIP string `json:"vip"`
+	}
+	if err := e.sim.Admin(e.ctx, http.MethodPost, "/proxylbs/"+p.ID.String()+"/failover", nil, &moved); err != nil {
+		t.Fatalf("VIP failover: %v", err)
+	}
+	if moved.VIP == "" || moved.VIP == p.VirtualIPAddress {
+		t.Fatalf("VIP failover gave %q (was %s)", moved.VIP, p.VirtualIPAddress)
+	}
+	p = e.waitELB("web", want) // waits for the status to show the ELB's VIP and FQDN
+	if p.VirtualIPAddress != moved.VIP {
+		t.Fatalf("the ELB's VIP is %s, the failover gave %s", p.VirtualIPAddress, moved.VIP)
+	}
+	e.expectWrites("VIP failover followed", before, map[string]int{})
+
 	// 10. The Service goes: its ELB goes, and its finalizer with it.
 	if fin := e.service("web").Finalizers; len(fin) == 0 {
 		t.Errorf("the Service has no finalizer while it has an ELB")
