@@ -189,14 +189,19 @@ type elbLocation struct {
 }
 
 // locateELB answers "where is this Service's ELB", in the DSR locator's
-// order: listed by its tags; else read by the ID this process just made
-// or the Service records; else pending while a create may be in flight.
-func (l *Engine) locateELB(ctx context.Context, elbs *apply.ELBs, svc *v1.Service) (elbLocation, error) {
+// order: listed by its tags (observed, the repair pass's listing, else a
+// listing now: an empty observation may be older than a create); else read
+// by the ID this process just made or the Service records; else pending
+// while a create may be in flight.
+func (l *Engine) locateELB(ctx context.Context, elbs *apply.ELBs, svc *v1.Service, observed []*iaas.ProxyLB) (elbLocation, error) {
 	uid := string(svc.UID)
 	tags := elbTags(elbs.ClusterID, uid)
-	listed, err := elbs.Find(ctx, tags...)
-	if err != nil {
-		return elbLocation{}, err
+	listed := observed
+	if len(listed) == 0 {
+		var err error
+		if listed, err = elbs.Find(ctx, tags...); err != nil {
+			return elbLocation{}, err
+		}
 	}
 	if len(listed) > 0 {
 		l.mem.release(elbOwner(uid))
@@ -266,7 +271,7 @@ func (l *Engine) reconcileELB(ctx context.Context, r Request, deleting bool, out
 	}
 	cluster := l.cluster(r.Cluster)
 	elbs := l.elbs(cluster)
-	loc, err := l.locateELB(ctx, elbs, svc)
+	loc, err := l.locateELB(ctx, elbs, svc, r.ObservedELBs)
 	if err != nil {
 		return nil, orReason(ReasonAPIError, err)
 	}
@@ -487,7 +492,7 @@ func (l *Engine) recordELBID(ctx context.Context, svc *v1.Service, id types.ID) 
 
 // statusELB is Status (GetLoadBalancer) for a Service that may own an ELB.
 func (l *Engine) statusELB(ctx context.Context, clusterName string, svc *v1.Service) (*v1.LoadBalancerStatus, bool, error) {
-	loc, err := l.locateELB(ctx, l.elbs(l.cluster(clusterName)), svc)
+	loc, err := l.locateELB(ctx, l.elbs(l.cluster(clusterName)), svc, nil)
 	if err != nil {
 		return nil, false, err
 	}
@@ -501,7 +506,7 @@ func (l *Engine) statusELB(ctx context.Context, clusterName string, svc *v1.Serv
 func (l *Engine) deleteELBs(ctx context.Context, clusterName string, svc *v1.Service, preserve bool) error {
 	cluster := l.cluster(clusterName)
 	elbs := l.elbs(cluster)
-	loc, err := l.locateELB(ctx, elbs, svc)
+	loc, err := l.locateELB(ctx, elbs, svc, nil)
 	if err != nil {
 		return err
 	}

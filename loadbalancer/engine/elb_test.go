@@ -1,9 +1,11 @@
 package engine
 
 import (
+	"context"
 	"fmt"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/sakura-ccm/sakura-cloud-controller-manager/internal/testcert"
 
@@ -13,8 +15,11 @@ import (
 	"github.com/sakura-ccm/sakura-cloud-controller-manager/loadbalancer/annotations"
 	"github.com/sakura-ccm/sakura-cloud-controller-manager/loadbalancer/decide"
 	"github.com/sakura-ccm/sakura-cloud-controller-manager/loadbalancer/desired"
+	"github.com/sakura-ccm/sakura-cloud-controller-manager/loadbalancer/sweep"
 	v1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/apimachinery/pkg/runtime"
 	kubefake "k8s.io/client-go/kubernetes/fake"
 )
 
@@ -400,5 +405,61 @@ func TestEnhancedPreserve(t *testing.T) {
 	}
 	if findEvent(e.events(), ReasonPreserved, owned[0].ID.String()) == "" {
 		t.Fatal("no LoadBalancerPreserved Event naming the ELB")
+	}
+}
+
+// TestRepairPassListsELBsOnce: a pass over several ELB Services lists the
+// cluster's ELBs once, and re-creates one deleted out of band.
+func TestRepairPassListsELBsOnce(t *testing.T) {
+	// A missing ELB younger than its create record is waited for (it may
+	// be SAKURA's lag after the create): compress that wait, as an ELB
+	// deleted by hand minutes after its create would be past it.
+	defer func(g time.Duration) { CreateVisibilityGrace = g }(CreateVisibilityGrace)
+	CreateVisibilityGrace = time.Millisecond
+	e := newEnv(t, 28)
+	nodes := []*v1.Node{elbNode("a", "198.51.100.11")}
+	var svcs []runtime.Object
+	for _, name := range []string{"a", "b", "c"} {
+		svc := elbService(name, 80)
+		svc.Finalizers = []string{sweep.CleanupFinalizer}
+		svcs = append(svcs, svc)
+	}
+	kube := kubefake.NewClientset(svcs...)
+	e.lb.kube = kube
+	ctx, cancel := context.WithCancel(context.Background())
+	t.Cleanup(cancel)
+	e.lb.FollowEndpoints(ctx, kube, FollowOptions{})
+	for _, o := range svcs {
+		if _, err := e.lb.EnsureLoadBalancer(e.ctx, "test", o.(*v1.Service), nodes); err != nil {
+			t.Fatal(err)
+		}
+	}
+	waitFor(t, func() bool {
+		l, err := e.lb.follower().services.List(labels.Everything())
+		return err == nil && len(l) == 3
+	})
+	gone, _ := e.lb.elbs("test").Find(e.ctx, elbTags("test", "uid-b")...)
+	if err := e.client.ProxyLBs.Delete(e.ctx, gone[0].ID); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(10 * time.Millisecond)
+	snap := e.client.Stats().Snapshot()
+	sum := e.lb.RepairPass(e.ctx)
+	if sum.Services != 3 || len(sum.Repaired) != 1 || sum.Repaired[0] != "default/b" {
+		t.Fatalf("repair pass = %+v, want 3 Services, b repaired", sum)
+	}
+	finds := 0
+	for k, v := range e.client.Stats().Snapshot() {
+		if k.Op == "ProxyLB.Find" {
+			finds += v - snap[k]
+		}
+	}
+	// One listing for the pass, one more for b, whose observation is empty
+	// (it may be older than a create).
+	if finds != 2 {
+		t.Fatalf("the pass listed ELBs %d times, want 2", finds)
+	}
+	if again, _ := e.lb.elbs("test").Find(e.ctx, elbTags("test", "uid-b")...); len(again) != 1 {
+		t.Fatalf("b's ELB was not made again: %d", len(again))
 	}
 }

@@ -34,6 +34,9 @@ type Request struct {
 	// Observed is the Service's appliances as a listing just saw them (the
 	// repair pass); nil: the locator looks now.
 	Observed []*iaas.LoadBalancer
+	// ObservedELBs is the Service's Enhanced Load Balancers as the repair
+	// pass's one listing saw them; empty: the locator looks now.
+	ObservedELBs []*iaas.ProxyLB
 }
 
 // Reconcile brings the Service's appliance in line. It is the one place

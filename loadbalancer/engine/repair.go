@@ -80,6 +80,7 @@ func (l *Engine) repairWith(ctx context.Context, lbs []*iaas.LoadBalancer, clust
 	sort.Slice(svcs, func(i, j int) bool {
 		return serviceKey(svcs[i].Namespace, svcs[i].Name) < serviceKey(svcs[j].Namespace, svcs[j].Name)
 	})
+	elbs := elbListing{l: l, cluster: cluster}
 	for _, svc := range svcs {
 		if !l.wantsRepair(svc) {
 			continue
@@ -91,7 +92,11 @@ func (l *Engine) repairWith(ctx context.Context, lbs []*iaas.LoadBalancer, clust
 			owned = []*iaas.LoadBalancer{} // listed: none (not "find it")
 		}
 		before := l.client.Stats().Total(sakuraapi.IsWrite)
-		st, err := l.Reconcile(ctx, Request{Trigger: decide.ByRepair, Cluster: cluster, Service: svc, Observed: owned})
+		req := Request{Trigger: decide.ByRepair, Cluster: cluster, Service: svc, Observed: owned}
+		if l.mayOwnELB(svc) {
+			req.ObservedELBs = elbs.of(ctx, svc)
+		}
+		st, err := l.Reconcile(ctx, req)
 		if l.client.Stats().Total(sakuraapi.IsWrite) != before {
 			sum.Repaired = append(sum.Repaired, key)
 		}
@@ -136,4 +141,34 @@ func (l *Engine) showStatus(ctx context.Context, svc *v1.Service, st *v1.LoadBal
 func (l *Engine) reservedOther(uid, shown string) bool {
 	r, ok := l.mem.reservation(uid)
 	return ok && len(r.IPs) > 0 && r.IPs[0].String() != shown
+}
+
+// elbListing is one pass's listing of the cluster's ELBs, made when the
+// first ELB Service asks: a pass over a hundred ELB Services then costs one
+// listing, not a hundred.
+type elbListing struct {
+	l       *Engine
+	cluster string
+	done    bool
+	byUID   map[string][]*iaas.ProxyLB // nil: the listing failed
+}
+
+// of is svc's ELBs in the listing; nil (look again) when the listing
+// failed or shows none.
+func (e *elbListing) of(ctx context.Context, svc *v1.Service) []*iaas.ProxyLB {
+	if !e.done {
+		e.done = true
+		all, err := e.l.elbs(e.l.cluster(e.cluster)).Find(ctx, desired.ClusterTag(e.l.cluster(e.cluster)))
+		if err != nil {
+			klog.ErrorS(err, "Listing this cluster's enhanced load balancers for the repair pass failed; each is looked up on its own")
+			return nil
+		}
+		e.byUID = map[string][]*iaas.ProxyLB{}
+		for _, elb := range all {
+			for _, uid := range desired.MemberUIDs(elb.Tags) {
+				e.byUID[uid] = append(e.byUID[uid], elb)
+			}
+		}
+	}
+	return e.byUID[string(svc.UID)]
 }
