@@ -463,3 +463,17 @@ func TestRepairPassListsELBsOnce(t *testing.T) {
 		t.Fatalf("b's ELB was not made again: %d", len(again))
 	}
 }
+
+// TestLocalELBIsNotFollowed: externalTrafficPolicy: Local on an ELB Service
+// needs no endpoint following (its NodePort health check does the work), so
+// endpoint changes cost it no reconcile.
+func TestLocalELBIsNotFollowed(t *testing.T) {
+	e := newEnv(t, 28)
+	elb, dsr := elbService("web", 80), service("dsr", 80)
+	for _, s := range []*v1.Service{elb, dsr} {
+		s.Spec.ExternalTrafficPolicy = v1.ServiceExternalTrafficPolicyLocal
+	}
+	if e.lb.isLocal(elb) || !e.lb.isLocal(dsr) {
+		t.Fatalf("isLocal: ELB %v, DSR %v; want false, true", e.lb.isLocal(elb), e.lb.isLocal(dsr))
+	}
+}

@@ -215,9 +215,13 @@ func (f *follower) watchSlices() (discoverylisters.EndpointSliceLister, cache.In
 	return f.slices, f.slicesSynced
 }
 
-// isLocal: svc is served here and has externalTrafficPolicy: Local.
+// isLocal: svc is served here, has externalTrafficPolicy: Local and gets
+// a DSR appliance, whose real servers follow the ready endpoints.
 func (l *Engine) isLocal(svc *v1.Service) bool {
-	return l.scope.Serves(svc) && servicehelpers.RequestsOnlyLocalTraffic(svc)
+	// An Enhanced Load Balancer needs no endpoint following: its health
+	// check on each node's NodePort fails where kube-proxy has no local
+	// endpoint for a Local Service, which takes that node out by itself.
+	return l.scope.Serves(svc) && servicehelpers.RequestsOnlyLocalTraffic(svc) && !l.isEnhanced(svc)
 }
 
 func (l *Engine) follower() *follower {
