@@ -248,3 +248,31 @@ func TestLetsEncryptAsPlanned(t *testing.T) {
 		t.Fatalf("the Let's Encrypt setting was lost by a write that did not manage it: %+v", le)
 	}
 }
+
+// TestAdoptChecksTheELBDecidedOn: an adoption decided on a copy that
+// someone retagged since is refused with nothing written; one on an
+// unchanged ELB writes exactly the tags decided.
+func TestAdoptChecksTheELBDecidedOn(t *testing.T) {
+	w := newWorld(t)
+	ctx := context.Background()
+	elb, err := w.api.Create(ctx, elbplan.CreateRequest(spec("198.51.100.11"), elbplan.Identity{Name: "by-hand", Tags: []string{"mine"}}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	decided, _ := w.api.Read(ctx, elb.ID)
+	cur, _ := w.api.Read(ctx, elb.ID)
+	if _, err := w.api.Update(ctx, elb.ID, elbplan.RetagRequest(cur, []string{"mine", "taken"})); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := w.elbs.Adopt(ctx, decided, []string{"mine", clusterTag, serviceTag}); !errors.Is(err, apply.ErrAdoptChanged) {
+		t.Fatalf("adopting a retagged ELB: %v", err)
+	}
+	if now, _ := w.api.Read(ctx, elb.ID); len(now.Tags) != 2 {
+		t.Fatalf("a refused adoption wrote tags: %v", now.Tags)
+	}
+	fresh, _ := w.api.Read(ctx, elb.ID)
+	got, err := w.elbs.Adopt(ctx, fresh, []string{"mine", "taken", clusterTag, serviceTag})
+	if err != nil || len(got.Tags) != 4 || len(got.Servers) != 1 {
+		t.Fatalf("adoption: %v, tags %v", err, got)
+	}
+}

@@ -23,8 +23,10 @@ type Enhanced struct {
 	// TLSSecrets name the kubernetes.io/tls Secrets (in the Service's
 	// namespace) of the https ports' certificates; the first is primary.
 	TLSSecrets []string
-	NoRepair   bool // load-balancer-repair: "false"
-	Preserve   bool // load-balancer-preserve: "true"
+	// AdoptID is the ELB the Service asks to take over ("" = none).
+	AdoptID  string
+	NoRepair bool // load-balancer-repair: "false"
+	Preserve bool // load-balancer-preserve: "true"
 }
 
 // elbAnnotations are the annotations a user sets on a type enhanced
@@ -208,6 +210,14 @@ func ParseEnhanced(svc *v1.Service, d Defaults) (Enhanced, []error) {
 		}
 	}
 
+	if v, ok := get(AdoptID); ok && v != "" {
+		if adoptIDRE.MatchString(v) {
+			e.AdoptID = v
+		} else {
+			bad(AdoptID)
+		}
+	}
+
 	if v, err := noRepairOf(svc); err != nil {
 		errs = append(errs, err)
 	} else {
@@ -316,7 +326,6 @@ var dsrOnly = []dsrNote{
 	{Zone, dsrTypes, "choose the ELB's region with " + ELBRegion},
 	{SharingKey, dsrTypes, "each type enhanced Service has an ELB of its own"},
 	{MixedProtocol, dsrTypes, ""},
-	{AdoptID, dsrTypes, ""},
 	{HealthCheckProtocol, dsrTypes, "use " + ELBHealthCheckProtocol},
 	{HealthCheckPath, dsrTypes, "use " + ELBHealthCheckPath},
 	{HealthCheckStatus, dsrTypes, elbHealthInstead},

@@ -267,7 +267,6 @@ func TestParseEnhancedRefusesDSRAnnotations(t *testing.T) {
 		{SharingKey, "web", ""},
 		{Zone, "is1b", ELBRegion},
 		{MixedProtocol, "serve-tcp", ""},
-		{AdoptID, "113600000001", ""},
 		{IPRange, "192.168.0.0/24", ""},
 		{AssignIPRange, "192.168.0.128/25", ""},
 		{AssignDefaultGateway, "192.168.0.1", ""},
@@ -418,5 +417,15 @@ func TestParseEnhancedLetsEncrypt(t *testing.T) {
 		if len(errs) != 1 || !strings.Contains(errs[0].Error(), tc.name) {
 			t.Errorf("%v: errs = %v, want one naming %s", tc.ann, errs, tc.name)
 		}
+	}
+}
+
+func TestParseEnhancedAdoptID(t *testing.T) {
+	e, errs := ParseEnhanced(svc(map[string]string{AdoptID: "113600000001"}), Defaults{})
+	if len(errs) != 0 || e.AdoptID != "113600000001" {
+		t.Fatalf("got %q, %v", e.AdoptID, errs)
+	}
+	if _, errs := ParseEnhanced(svc(map[string]string{AdoptID: "elb-1"}), Defaults{}); len(errs) != 1 || !strings.Contains(errs[0].Error(), AdoptID) {
+		t.Fatalf("a bad ID: %v", errs)
 	}
 }

@@ -9,6 +9,7 @@ import (
 	"github.com/sacloud/iaas-api-go/search"
 	"github.com/sacloud/iaas-api-go/types"
 	"github.com/sakura-ccm/sakura-cloud-controller-manager/internal/sakuraapi"
+	"github.com/sakura-ccm/sakura-cloud-controller-manager/loadbalancer/decide"
 	"github.com/sakura-ccm/sakura-cloud-controller-manager/loadbalancer/desired"
 	"github.com/sakura-ccm/sakura-cloud-controller-manager/loadbalancer/elbplan"
 	"github.com/sakura-ccm/sakura-cloud-controller-manager/loadbalancer/ipam"
@@ -127,4 +128,32 @@ func (e *ELBs) SetCertificates(ctx context.Context, id types.ID, req *iaas.Proxy
 	}
 	_, err = e.API.SetCertificates(ctx, id, req)
 	return err
+}
+
+// Adopt writes tags to the ELB decided on, after a fresh read shows it
+// unchanged (decide.StillAdoptableELB), and checks after the write that
+// the tags are exactly those written (another writer racing it shows).
+// It answers the ELB as adopted.
+func (e *ELBs) Adopt(ctx context.Context, decidedOn *iaas.ProxyLB, tags []string) (*iaas.ProxyLB, error) {
+	if e.ClusterID == "" || !desired.HasTags(tags, desired.ClusterTag(e.ClusterID)) {
+		return nil, fmt.Errorf("enhanced load balancer %s: adopting without this cluster's tag: %w", decidedOn.ID, ErrNotOwned)
+	}
+	cur, err := e.API.Read(ctx, decidedOn.ID)
+	if err != nil {
+		return nil, err
+	}
+	if !decide.StillAdoptableELB(decidedOn, cur) {
+		return nil, fmt.Errorf("enhanced load balancer %s changed since the adoption was decided (tags now %v): %w", decidedOn.ID, []string(cur.Tags), ErrAdoptChanged)
+	}
+	if _, err := e.API.Update(ctx, cur.ID, elbplan.RetagRequest(cur, tags)); err != nil {
+		return nil, err
+	}
+	after, err := e.API.Read(ctx, cur.ID)
+	if err != nil {
+		return nil, err
+	}
+	if !decide.SameTags(after.Tags, tags) {
+		return nil, fmt.Errorf("enhanced load balancer %s was retagged (%v) right after its adoption: %w", cur.ID, []string(after.Tags), ErrAdoptChanged)
+	}
+	return after, nil
 }

@@ -303,3 +303,62 @@ func switchList(ids []types.ID) string {
 	}
 	return "one of the switches " + strings.Join(parts, ", ")
 }
+
+// ELBAdoption is the adoption decision for an Enhanced Load Balancer.
+type ELBAdoption struct {
+	Kind AdoptKind
+	ELB  *iaas.ProxyLB // AdoptIt: as decided on
+	Tags []string      // AdoptIt: its tags after the write
+	ID   string
+	Why  string // AdoptRefused
+}
+
+// ELBAdoptTarget is what an adopted ELB must fit.
+type ELBAdoptTarget struct {
+	ClusterID, UID string
+	// Region is the region the Service asks for: an ELB cannot move, so
+	// one elsewhere would be reported as drift for ever.
+	Region types.EProxyLBRegion
+	// ShownBy maps an address to the other Service showing it.
+	ShownBy map[string]string
+	// RecordedID is the ELB the Service records as its own (elb-id).
+	RecordedID string
+}
+
+// AdoptELBByID decides whether the Service adopts the ELB id it names
+// (elb: a fresh read, nil when it does not exist), by the rules of
+// AdoptByID: not owned by anyone, not failed, room for the two ownership
+// tags, a VIP no other Service shows, and the Service's region.
+func AdoptELBByID(id string, elb *iaas.ProxyLB, t ELBAdoptTarget) ELBAdoption {
+	refuse := func(why string) ELBAdoption { return ELBAdoption{Kind: AdoptRefused, ID: id, Why: why} }
+	switch {
+	case elb == nil && t.RecordedID != "":
+		// It was the Service's and was deleted since: create a new one
+		// like for any Service whose ELB is gone.
+		return ELBAdoption{Kind: AdoptNone}
+	case elb == nil:
+		return refuse("no enhanced load balancer with this ID exists")
+	case elb.Availability.IsFailed():
+		return refuse("SAKURA Cloud failed to create it")
+	}
+	if why := ForeignOwner(elb.Tags, t.ClusterID, t.UID); why != "" {
+		return refuse(why)
+	}
+	if elb.Region != t.Region {
+		return refuse(fmt.Sprintf("it is in region %s and the Service asks for %s, which cannot change in place", elb.Region, t.Region))
+	}
+	if other, ok := t.ShownBy[elb.VirtualIPAddress]; ok && elb.VirtualIPAddress != "" {
+		return refuse(fmt.Sprintf("its VIP %s is shown by Service %s", elb.VirtualIPAddress, other))
+	}
+	tags := append(slices.Clone([]string(elb.Tags)), desired.ClusterTag(t.ClusterID), desired.ServiceTag(t.UID))
+	if len(tags) > desired.MaxTags {
+		return refuse(fmt.Sprintf("it carries %d tags and SAKURA allows %d, so the two ownership tags do not fit; remove some", len(elb.Tags), desired.MaxTags))
+	}
+	return ELBAdoption{Kind: AdoptIt, ELB: elb, Tags: tags, ID: id}
+}
+
+// StillAdoptableELB is the precondition of the adopt write on a fresh
+// read: the ELB decided on, with the tags and settings it was decided on.
+func StillAdoptableELB(decidedOn, fresh *iaas.ProxyLB) bool {
+	return fresh.ID == decidedOn.ID && fresh.SettingsHash == decidedOn.SettingsHash && sameTags(fresh.Tags, decidedOn.Tags)
+}

@@ -1,6 +1,7 @@
 package decide
 
 import (
+	"fmt"
 	"slices"
 	"strings"
 	"testing"
@@ -166,5 +167,49 @@ func TestLeaveOrPreserve(t *testing.T) {
 		if got.Kind != c.want || (c.want == LeavePreserve && !slices.Equal(got.Tags, c.tags)) {
 			t.Errorf("%s: got %+v", c.name, got)
 		}
+	}
+}
+
+func TestAdoptELBByID(t *testing.T) {
+	target := ELBAdoptTarget{ClusterID: "c1", UID: "u1", Region: "is1", ShownBy: map[string]string{"198.18.0.9": "ns/other"}}
+	free := &iaas.ProxyLB{ID: 5, Region: "is1", VirtualIPAddress: "198.18.0.2", Tags: types.Tags{"web"}, Availability: types.Availabilities.Available}
+	with := func(mut func(*iaas.ProxyLB)) *iaas.ProxyLB { c := *free; mut(&c); return &c }
+	for _, c := range []struct {
+		name string
+		elb  *iaas.ProxyLB
+		t    ELBAdoptTarget
+		kind AdoptKind
+		why  string
+	}{
+		{"free, same region", free, target, AdoptIt, ""},
+		{"missing", nil, target, AdoptRefused, "no enhanced load balancer"},
+		{"missing, but the Service had one", nil, ELBAdoptTarget{RecordedID: "5"}, AdoptNone, ""},
+		{"failed", with(func(e *iaas.ProxyLB) { e.Availability = types.Availabilities.Failed }), target, AdoptRefused, "failed"},
+		{"another cluster's", with(func(e *iaas.ProxyLB) { e.Tags = types.Tags{desired.ClusterTag("c2"), desired.ServiceTag("x")} }), target, AdoptRefused, "another cluster"},
+		{"another Service's", with(func(e *iaas.ProxyLB) { e.Tags = types.Tags{desired.ClusterTag("c1"), desired.ServiceTag("x")} }), target, AdoptRefused, "another Service"},
+		{"another region", with(func(e *iaas.ProxyLB) { e.Region = "tk1" }), target, AdoptRefused, "region tk1"},
+		{"VIP shown elsewhere", with(func(e *iaas.ProxyLB) { e.VirtualIPAddress = "198.18.0.9" }), target, AdoptRefused, "ns/other"},
+		{"no room for the tags", with(func(e *iaas.ProxyLB) {
+			e.Tags = nil
+			for i := 0; i < desired.MaxTags-1; i++ {
+				e.Tags = append(e.Tags, fmt.Sprintf("t%d", i))
+			}
+		}), target, AdoptRefused, "tags"},
+	} {
+		a := AdoptELBByID("5", c.elb, c.t)
+		if a.Kind != c.kind || !strings.Contains(a.Why, c.why) {
+			t.Errorf("%s: %+v, want kind %v saying %q", c.name, a, c.kind, c.why)
+		}
+		if a.Kind == AdoptIt && !SameTags(a.Tags, []string{"web", desired.ClusterTag("c1"), desired.ServiceTag("u1")}) {
+			t.Errorf("%s: tags %v", c.name, a.Tags)
+		}
+	}
+	fresh := *free
+	if !StillAdoptableELB(free, &fresh) {
+		t.Error("an unchanged ELB is adoptable")
+	}
+	fresh.Tags = types.Tags{desired.ClusterTag("c2")}
+	if StillAdoptableELB(free, &fresh) {
+		t.Error("an ELB tagged since the decision is not")
 	}
 }

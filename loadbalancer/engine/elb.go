@@ -2,6 +2,7 @@ package engine
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net/netip"
 	"slices"
@@ -186,6 +187,8 @@ type elbLocation struct {
 	found decide.Found
 	elbs  []*iaas.ProxyLB // oldest first
 	wait  error           // for FoundPending
+	// adoption is the decision behind FoundAdoptable / FoundAdoptRefused.
+	adoption decide.ELBAdoption
 }
 
 // locateELB answers "where is this Service's ELB", in the DSR locator's
@@ -272,6 +275,9 @@ func (l *Engine) reconcileELB(ctx context.Context, r Request, deleting bool, out
 	cluster := l.cluster(r.Cluster)
 	elbs := l.elbs(cluster)
 	loc, err := l.locateELB(ctx, elbs, svc, r.ObservedELBs)
+	if err == nil && loc.found == decide.FoundNone && r.Trigger.MayCreate() && p.opts.AdoptID != "" {
+		loc, err = l.adoptableELB(ctx, elbs, svc, p)
+	}
 	if err != nil {
 		return nil, orReason(ReasonAPIError, err)
 	}
@@ -292,6 +298,10 @@ func (l *Engine) reconcileELB(ctx context.Context, r Request, deleting bool, out
 		return nil, loc.wait
 	case decide.StepCreate:
 		return a.create(ctx)
+	case decide.StepAdopt:
+		return a.adopt(ctx, loc.adoption)
+	case decide.StepRefuseAdopt:
+		return nil, refuseAdopt(svc, decide.Adoption{Kind: decide.AdoptRefused, IDs: []string{loc.adoption.ID}, Why: loc.adoption.Why})
 	case decide.StepHandsOff:
 		return elbStatus(elb), nil
 	case decide.StepServe:
@@ -589,4 +599,54 @@ func (a elbAct) certificates(ctx context.Context, elb *iaas.ProxyLB) error {
 	}
 	a.l.event(a.svc, false, ReasonUpdated, "set the certificates of enhanced load balancer %s from %s", elb.ID, strings.Join(from, ", "))
 	return nil
+}
+
+// adoptableELB answers, for a Service with no ELB of this controller that
+// names one to adopt, whether it may take it over (decide.AdoptELBByID).
+func (l *Engine) adoptableELB(ctx context.Context, elbs *apply.ELBs, svc *v1.Service, p *elbPrepared) (elbLocation, error) {
+	var byID *iaas.ProxyLB
+	switch elb, err := elbs.Read(ctx, types.StringID(p.opts.AdoptID)); {
+	case err == nil:
+		byID = elb
+	case !sakuraapi.IsNotFound(err):
+		return elbLocation{}, fmt.Errorf("reading enhanced load balancer %s to adopt: %w", p.opts.AdoptID, err)
+	}
+	shown, err := l.shownByOthers(string(svc.UID))
+	if err != nil {
+		return elbLocation{}, err
+	}
+	a := decide.AdoptELBByID(p.opts.AdoptID, byID, decide.ELBAdoptTarget{ClusterID: elbs.ClusterID, UID: string(svc.UID),
+		Region: p.spec.Region, ShownBy: shown, RecordedID: svc.Annotations[annotations.ELBID]})
+	switch a.Kind {
+	case decide.AdoptIt:
+		return elbLocation{found: decide.FoundAdoptable, adoption: a}, nil
+	case decide.AdoptRefused:
+		return elbLocation{found: decide.FoundAdoptRefused, adoption: a}, nil
+	}
+	return elbLocation{found: decide.FoundNone}, nil
+}
+
+// adopt makes the adoptable ELB the Service's (one tag write, re-checked
+// on a fresh read), then serves it like any other.
+func (a elbAct) adopt(ctx context.Context, ad decide.ELBAdoption) (*v1.LoadBalancerStatus, error) {
+	l, svc := a.l, a.svc
+	if a.trigger == decide.ByRepair {
+		if ok, err := l.stillWanted(ctx, svc); !ok {
+			return nil, err
+		}
+	}
+	// Two Services of this process naming one ELB take turns; the second
+	// then finds it tagged and is refused.
+	defer l.locks.lock("adopt/" + ad.ELB.ID.String())()
+	elb, err := a.elbs.Adopt(ctx, ad.ELB, ad.Tags)
+	if err != nil {
+		reason := ReasonAPIError
+		if errors.Is(err, apply.ErrAdoptChanged) {
+			reason = ReasonAdoptRefused
+		}
+		return nil, reasoned(reason, fmt.Errorf("%w; nothing was adopted", err))
+	}
+	l.recordELBID(ctx, svc, elb.ID)
+	l.event(svc, false, ReasonAdopted, "adopted enhanced load balancer %s (%s) with VIP %s: it now carries this cluster's and this Service's ownership tags (its other tags are kept); its settings are brought in line with the Service", elb.Name, elb.ID, orNone(elb.VirtualIPAddress))
+	return a.serve(ctx, elb)
 }

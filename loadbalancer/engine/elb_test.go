@@ -477,3 +477,57 @@ func TestLocalELBIsNotFollowed(t *testing.T) {
 		t.Fatalf("isLocal: ELB %v, DSR %v; want false, true", e.lb.isLocal(elb), e.lb.isLocal(dsr))
 	}
 }
+
+// TestEnhancedAdoptByID: a Service naming an ELB nobody owns takes it over
+// (tags, then its settings), creating nothing; one owned by another
+// cluster is refused with nothing written.
+func TestEnhancedAdoptByID(t *testing.T) {
+	e := newEnv(t, 28)
+	nodes := []*v1.Node{elbNode("a", "198.51.100.11")}
+	put := func(id types.ID, tags ...string) {
+		fake.DataStore.Put(fake.ResourceProxyLB, iaas.APIDefaultZone, id, &iaas.ProxyLB{ID: id, Name: "by-hand", Tags: tags, Plan: 100, Region: "is1",
+			Availability: types.Availabilities.Available, VirtualIPAddress: "198.18.0.7",
+			BindPorts: []*iaas.ProxyLBBindPort{{ProxyMode: "tcp", Port: 80}}, Servers: []*iaas.ProxyLBServer{{IPAddress: "198.51.100.99", Port: 8080, Enabled: true}}})
+		// The library's fake keeps a health record beside each ELB it made.
+		fake.DataStore.Put(fake.ResourceProxyLB+"Status", iaas.APIDefaultZone, id, &iaas.ProxyLBHealth{})
+	}
+	put(990000000501, "made-by-hand")
+	put(990000000502, desired.ClusterTag("other"), desired.ServiceTag("x"))
+
+	svc := elbService("web", 80)
+	svc.Annotations[annotations.AdoptID] = "990000000501"
+	snap := e.client.Stats().Snapshot()
+	st, err := e.lb.EnsureLoadBalancer(e.ctx, "test", svc, nodes)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, by := writes(e.client, snap); by["ProxyLB.Create"] != 0 || by["ProxyLB.Update"] != 1 || by["ProxyLB.UpdateSettings"] != 1 {
+		t.Fatalf("adoption wrote %v, want one tag write and one settings write, no create", by)
+	}
+	if len(st.Ingress) != 1 || st.Ingress[0].IP != "198.18.0.7" {
+		t.Fatalf("status %+v, want the adopted ELB's VIP", st)
+	}
+	adopted, _ := e.client.ProxyLBs.Read(e.ctx, 990000000501)
+	if !desired.HasTags(adopted.Tags, "made-by-hand", desired.ClusterTag("test"), desired.ServiceTag(string(svc.UID))) {
+		t.Fatalf("tags after adoption: %v", adopted.Tags)
+	}
+	if len(adopted.Servers) != 1 || adopted.Servers[0].IPAddress != "198.51.100.11" {
+		t.Fatalf("servers after adoption: %+v", adopted.Servers)
+	}
+	if findEvent(e.events(), ReasonAdopted, "990000000501") == "" {
+		t.Fatal("no LoadBalancerAdopted Event")
+	}
+
+	other := elbService("shop", 80)
+	other.Annotations[annotations.AdoptID] = "990000000502"
+	snap = e.client.Stats().Snapshot()
+	if _, err := e.lb.EnsureLoadBalancer(e.ctx, "test", other, nodes); err == nil || !strings.Contains(err.Error(), "another cluster") {
+		t.Fatalf("adopting another cluster's ELB: %v", err)
+	}
+	if n, by := writes(e.client, snap); n != 0 {
+		t.Fatalf("a refused adoption wrote %v", by)
+	}
+	if findEvent(e.events(), "Warning", ReasonAdoptRefused, "990000000502") == "" {
+		t.Fatal("no AdoptionRefused Warning")
+	}
+}
