@@ -70,8 +70,16 @@ func makeScript(seed int64, o options) *script {
 	}
 	sc := &script{n: n, actors: map[string][]*slot{}}
 	svcs := make([]*svcActor, svcActors)
+	// The ELB choices have their own stream, drawn only when -torture.elb
+	// is above 0: with 0 every seed plays the script it played before
+	// ELBs were driven (the seeds named in comments still replay).
+	var er *rand.Rand
+	if o.elb > 0 {
+		er = rand.New(rand.NewSource(seed*7919 + 6))
+	}
 	for i := range svcs {
 		svcs[i] = newSvcActor(seed, i)
+		svcs[i].elbShare, svcs[i].er = o.elb, er
 	}
 	nodes := newNodeActor()
 	defects := newDefectActor(seed)
@@ -103,13 +111,17 @@ func makeScript(seed int64, o options) *script {
 			s.gap = time.Duration(sr.Intn(12)) * time.Millisecond
 		case r < 80:
 			s = oobAction(sr)
+			if er != nil && er.Float64() < o.elb {
+				// The ELBs' share of the damage is the Services' share.
+				s = oobELBAction(er)
+			}
 			s.actor = "oob"
 			s.gap = time.Duration(sr.Intn(15)) * time.Millisecond
 			if !o.oob {
 				s.disabled = "-torture.oob=false"
 			}
 		case r < 93:
-			s = faultAction(sr)
+			s = faultAction(sr, er, o.elb)
 			s.actor = "faults"
 			s.gap = time.Duration(5+sr.Intn(35)) * time.Millisecond
 			if !o.faults {
@@ -215,6 +227,12 @@ type svcModel struct {
 	invalid  bool
 	sorry    string // sorry server annotation (the defect actor only)
 	ready    map[string]bool
+	// elb: type enhanced (an Enhanced Load Balancer), fixed at creation
+	// (the type cannot change in place). Such a Service carries no DSR
+	// annotation, pin or sharing key (they are refused on it), and its
+	// ports share one targetPort (an ELB server has no port per bind port).
+	elb     bool
+	elbPlan string // elb-plan annotation, "" = unset (the default, 100)
 }
 
 func (m *svcModel) clone() *svcModel {
@@ -248,8 +266,11 @@ func (m *svcModel) applyTo(s *v1.Service) {
 	s.Spec.Ports = nil
 	for _, p := range m.ports {
 		sp := v1.ServicePort{Name: fmt.Sprintf("p%d", p), Protocol: v1.ProtocolTCP, Port: p, TargetPort: intstr.FromInt32(p + 8000)}
+		if m.elb {
+			sp.TargetPort = intstr.FromInt32(8080)
+		}
 		if m.isLB {
-			sp.NodePort = 30000 + p%2000
+			sp.NodePort = nodePort(p)
 		}
 		s.Spec.Ports = append(s.Spec.Ports, sp)
 	}
@@ -266,8 +287,19 @@ func (m *svcModel) applyTo(s *v1.Service) {
 	if s.Annotations == nil {
 		s.Annotations = map[string]string{}
 	}
-	for _, a := range []string{annSharing, annPlan, annHA, annProtocol, annPath, annInterval, annSorry} {
+	for _, a := range []string{annSharing, annPlan, annHA, annProtocol, annPath, annInterval, annSorry, annType, annELBPlan} {
 		delete(s.Annotations, a)
+	}
+	if m.elb {
+		s.Spec.LoadBalancerIP = ""
+		s.Annotations[annType] = typeEnhanced
+		switch {
+		case m.invalid:
+			s.Annotations[annELBPlan] = "fast"
+		case m.elbPlan != "":
+			s.Annotations[annELBPlan] = m.elbPlan
+		}
+		return
 	}
 	if m.key != "" {
 		s.Annotations[annSharing] = m.key
@@ -301,7 +333,25 @@ func (m *svcModel) summary() string {
 	if !m.isLB {
 		typ = "ClusterIP"
 	}
+	if m.elb {
+		typ += " ELB"
+		if m.isLB {
+			typ = "ELB"
+		}
+	}
 	fmt.Fprintf(&b, "%s ports=%v", typ, m.ports)
+	if m.elb {
+		if m.elbPlan != "" {
+			fmt.Fprintf(&b, " elb-plan=%s", m.elbPlan)
+		}
+		if m.local {
+			b.WriteString(" Local")
+		}
+		if m.invalid {
+			b.WriteString(" INVALID-elb-plan")
+		}
+		return b.String()
+	}
 	if m.key != "" {
 		fmt.Fprintf(&b, " key=%s", m.key)
 	}
@@ -352,6 +402,10 @@ type svcActor struct {
 	seq    int
 	live   map[string]*svcModel // by name
 	held   map[string]string    // pin address -> name of the live Service holding it
+	// elbShare of the Services created are of type enhanced, drawn from
+	// er (nil when elbShare is 0).
+	elbShare float64
+	er       *rand.Rand
 }
 
 func newSvcActor(seed int64, id int) *svcActor {
@@ -407,6 +461,16 @@ func (a *svcActor) hold(m *svcModel, p string) {
 	a.held[p] = m.name
 }
 
+// nodePort is the NodePort the API server would have given port p: one
+// of its own per port of the pool (an ELB reaches the Service on them, so
+// two ports of a Service never share one, as the API server ensures).
+func nodePort(p int32) int32 {
+	if p < 2000 {
+		return 30000 + p
+	}
+	return 31000 + p%1000
+}
+
 func drawPorts(r *rand.Rand) []int32 {
 	n := 1 + r.Intn(2)
 	perm := r.Perm(len(portPool))
@@ -445,6 +509,15 @@ func drawProto(r *rand.Rand) string {
 		return "ping"
 	}
 	return ""
+}
+
+// drawELBPlan draws an elb-plan annotation other than cur ("" = unset).
+func drawELBPlan(r *rand.Rand, cur string) string {
+	for {
+		if p := []string{"", "", "100", "500", "1000"}[r.Intn(5)]; p != cur {
+			return p
+		}
+	}
 }
 
 func drawInterval(r *rand.Rand) int {
@@ -486,6 +559,11 @@ func (a *svcActor) next(r *rand.Rand) *slot {
 		return a.create(r)
 	}
 	m := a.live[names[r.Intn(len(names))]]
+	if m.elb && (op == "healthcheck" || op == "pin" || op == "plan") {
+		// What an ELB has of these: its plan (a ChangePlan, under a new ID).
+		op = "elb-plan"
+		m.elbPlan = drawELBPlan(a.er, m.elbPlan)
+	}
 	switch op {
 	case "delete":
 		delete(a.live, m.name)
@@ -530,9 +608,34 @@ func (a *svcActor) next(r *rand.Rand) *slot {
 		m.invalid = false // every other change also fixes a bad annotation
 	}
 	snap := m.clone()
+	if op == "elb-plan" {
+		return &slot{desc: fmt.Sprintf("update %s/%s (%s, once it shows an address): %s", m.ns, m.name, op, snap.summary()), run: func(w *world) string {
+			// A plan change is a ChangePlan only on an ELB that exists;
+			// one made before the create only changes what is created.
+			// The wait is bounded: the script goes on either way.
+			shown := w.waitAddress(snap.ns, snap.name, snap.uid, time.Second)
+			return joinNotes(errText(w.updateService(snap.ns, snap.name, snap.uid, snap.applyTo)), shown)
+		}}
+	}
 	return &slot{desc: fmt.Sprintf("update %s/%s (%s): %s", m.ns, m.name, op, snap.summary()), run: func(w *world) string {
 		return errText(w.updateService(snap.ns, snap.name, snap.uid, snap.applyTo))
 	}}
+}
+
+// waitAddress waits up to d for the Service with that UID to show an
+// address, and says when it did not.
+func (w *world) waitAddress(ns, name, uid string, d time.Duration) string {
+	if poll(d, func() bool {
+		s, err := w.getService(ns, name)
+		if err != nil || string(s.UID) != uid {
+			return true // gone or replaced: nothing to wait for
+		}
+		ip, _ := statusIP(s)
+		return ip != "" || !wantsLoadBalancer(s)
+	}) {
+		return ""
+	}
+	return fmt.Sprintf("no address after %s", d)
 }
 
 func (a *svcActor) create(r *rand.Rand) *slot {
@@ -569,6 +672,13 @@ func (a *svcActor) create(r *rand.Rand) *slot {
 			m.pin = p
 			a.hold(m, p)
 		}
+	}
+	if a.elbShare > 0 && a.er.Float64() < a.elbShare {
+		// Drawn after the DSR choices, which are dropped, so that the
+		// main stream is the same as without ELBs.
+		a.release(m)
+		m.elb, m.key, m.plan, m.ha, m.pin = true, "", "", false, ""
+		m.elbPlan = drawELBPlan(a.er, "-")
 	}
 	a.live[name] = m
 	snap := m.clone()
@@ -692,8 +802,11 @@ func (a *nodeActor) next(r *rand.Rand) *slot {
 		a.slot[name] = si
 		ip := nodeSlots[si]
 		priv := fmt.Sprintf("192.168.0.%d", 100+si)
-		return &slot{desc: fmt.Sprintf("add server and Node %s (%s)", name, ip), run: func(w *world) string {
-			if _, err := w.sim.AddServer(sakurasim.ServerSpec{Name: name, NICs: []sakurasim.NICSpec{
+		// Its global address on the shared segment (first NIC, as on
+		// SAKURA), where ELBs reach it: 198.51.100.x for 203.0.113.x.
+		global := "198.51.100." + ip[strings.LastIndexByte(ip, '.')+1:]
+		return &slot{desc: fmt.Sprintf("add server and Node %s (%s, global %s)", name, ip, global), run: func(w *world) string {
+			if _, err := w.sim.AddServer(sakurasim.ServerSpec{Name: name, NICs: []sakurasim.NICSpec{{Shared: true, IPAddress: global},
 				{Switch: globalSwitch, UserIPAddress: ip}, {Switch: privateSwitch, UserIPAddress: priv}}}); err != nil {
 				return "error: " + err.Error()
 			}
@@ -785,6 +898,90 @@ func oobAction(r *rand.Rand) *slot {
 			return w.oobDamage(pickN, "edit")
 		}}
 	}
+}
+
+// oobELBAction damages one of the cluster's ELBs through the API, as
+// someone in the control panel would: deletes it (the repair pass must
+// make a new one) or takes a server out of its settings.
+func oobELBAction(r *rand.Rand) *slot {
+	pickN := r.Uint32()
+	if r.Intn(3) == 2 {
+		return &slot{desc: "out of band: take a server out of one of the cluster's ELBs", run: func(w *world) string {
+			return w.oobELBDamage(pickN, "elb-edit")
+		}}
+	}
+	return &slot{desc: "out of band: delete one of the cluster's ELBs", run: func(w *world) string {
+		return w.oobELBDamage(pickN, "elb-delete")
+	}}
+}
+
+func (w *world) oobELBDamage(pickN uint32, kind string) string {
+	// ELBs come a while after their Services (the controller works on
+	// the appliances too): the damage waits for one, up to a bound.
+	var cands []*iaas.ProxyLB
+	var err error
+	poll(time.Second, func() bool {
+		var found *iaas.ProxyLBFindResult
+		err = oobTry(func() error {
+			var err error
+			found, err = w.oobELB.Find(bg, &iaas.FindCondition{Count: 100,
+				Filter: search.Filter{search.Key("Tags.Name"): search.TagsAndEqual(tagCluster + clusterID)}})
+			return err
+		})
+		if err != nil {
+			return true
+		}
+		cands = nil
+		for _, p := range found.ProxyLBs {
+			if _, foreign := w.foreignELBs[p.ID]; foreign || len(memberUIDs(p.Tags)) == 0 {
+				continue
+			}
+			if kind == "elb-edit" && len(p.Servers) == 0 {
+				continue
+			}
+			cands = append(cands, p)
+		}
+		return len(cands) > 0
+	})
+	if err != nil {
+		return "error: " + err.Error()
+	}
+	if len(cands) == 0 {
+		return "no ELB to damage"
+	}
+	sort.Slice(cands, func(i, j int) bool { return cands[i].ID < cands[j].ID })
+	p := cands[int(pickN%uint32(len(cands)))]
+	uids := memberUIDs(p.Tags)
+	what := fmt.Sprintf("%s %s (Service …%s)", kind, p.ID, shortUIDs(uids))
+	switch kind {
+	case "elb-delete":
+		err = oobTry(func() error { return w.oobELB.Delete(bg, p.ID) })
+	case "elb-edit":
+		err = oobTry(func() error {
+			cur, err := w.oobELB.Read(bg, p.ID)
+			if err != nil {
+				return err
+			}
+			if len(cur.Servers) == 0 {
+				return nil
+			}
+			i := int(pickN/7) % len(cur.Servers)
+			what += fmt.Sprintf(": server %s:%d removed", cur.Servers[i].IPAddress, cur.Servers[i].Port)
+			servers := append(append([]*iaas.ProxyLBServer{}, cur.Servers[:i]...), cur.Servers[i+1:]...)
+			_, err = w.oobELB.UpdateSettings(bg, p.ID, &iaas.ProxyLBUpdateSettingsRequest{
+				HealthCheck: cur.HealthCheck, SorryServer: cur.SorryServer, BindPorts: cur.BindPorts, Servers: servers,
+				Rules: cur.Rules, LetsEncrypt: cur.LetsEncrypt, StickySession: cur.StickySession, Timeout: cur.Timeout,
+				Gzip: cur.Gzip, BackendHttpKeepAlive: cur.BackendHttpKeepAlive, ProxyProtocol: cur.ProxyProtocol,
+				Syslog: cur.Syslog, MonitoringSuiteLog: cur.MonitoringSuiteLog, OriginGuard: cur.OriginGuard,
+				StrictRule: cur.StrictRule, SettingsHash: cur.SettingsHash})
+			return err
+		})
+	}
+	if err != nil {
+		return what + ": error: " + err.Error()
+	}
+	w.damage(uids, kind)
+	return what
 }
 
 // oobTry retries an out-of-band call through injected faults.
@@ -908,7 +1105,14 @@ var faultOps = []string{"LoadBalancer.Find", "LoadBalancer.Create", "LoadBalance
 var writeOps = []string{"LoadBalancer.Create", "LoadBalancer.UpdateSettings", "LoadBalancer.Update", "LoadBalancer.Config",
 	"LoadBalancer.Shutdown", "LoadBalancer.Delete"}
 
-func faultAction(r *rand.Rand) *slot {
+// elbFaultOps are the ELB operations the controller calls.
+var elbFaultOps = []string{"ProxyLB.Find", "ProxyLB.Create", "ProxyLB.Read", "ProxyLB.UpdateSettings", "ProxyLB.Delete",
+	"ProxyLB.ChangePlan", "ProxyLB.*"}
+
+// faultAction draws a set of fault rules from r. With er (ELBs driven), a
+// share elb of the rules is turned onto ELB operations, drawn from er so
+// that r's draws stay those of a run without ELBs.
+func faultAction(r, er *rand.Rand, elb float64) *slot {
 	if r.Intn(5) == 0 {
 		return &slot{desc: "faults: none", run: func(w *world) string {
 			fired := w.firedFaults()
@@ -945,6 +1149,10 @@ func faultAction(r *rand.Rand) *slot {
 			}
 		default:
 			f = sakurasim.FaultRule{Op: "*", Latency: fmt.Sprintf("%dms", 1+r.Intn(3)), Rate: 0.3}
+		}
+		if er != nil && f.Zone == "" && er.Float64() < elb {
+			// The same fault on an ELB operation (global: no zone).
+			f.Op = elbFaultOps[er.Intn(len(elbFaultOps))]
 		}
 		rules = append(rules, f)
 	}

@@ -31,6 +31,12 @@ package torture
 //  9. every address a Service shows is a VIP of an appliance that carries
 //     its service-uid tag.
 //
+// Services of type enhanced are served by an Enhanced Load Balancer, not an
+// appliance: invariants 1, 5 and 9 skip them, and elb_test.go (checkELBs)
+// holds them and the cluster's ELBs to the same numbered invariants. The
+// others (deletion, cleanup, no appliance for a Service that is not live,
+// one Service per status address) cover them as they are.
+//
 // Nothing is excused, with one exception: a Service the controller
 // refused, because the address it pins is held by something else or the
 // dynamic range is full, may have no address (and no appliance, or its old
@@ -150,11 +156,19 @@ func (w *world) check() []violation {
 			}
 			continue
 		}
-		live[uid] = s
 		ip, n := statusIP(s)
 		if ip != "" {
 			statusOwners[ip] = append(statusOwners[ip], key(s))
 		}
+		if isELBService(s) {
+			// Type enhanced: an Enhanced Load Balancer serves it, not an
+			// appliance, so the appliance checks do not apply; checkELBs
+			// holds it to the ELB's invariants, and to having no
+			// appliance. It stays out of live: an appliance carrying its
+			// service-uid tag is a leftover.
+			continue
+		}
+		live[uid] = s
 		if k := s.Annotations[annSharing]; k != "" {
 			keyMembers[k] = append(keyMembers[k], s)
 		}
@@ -393,6 +407,7 @@ func (w *world) check() []violation {
 		}
 	}
 	out = append(out, w.checkAdoption(services, st)...)
+	out = append(out, w.checkELBs(services, nodes, st, ours, ourIDs, damaged)...)
 	return w.excuseRefusals(out, services, st, holders)
 }
 

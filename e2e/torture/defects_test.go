@@ -494,11 +494,13 @@ func (w *world) wipeSoleMember() string {
 }
 
 // settledServices are the LoadBalancer Services that show an address and
-// are not being deleted, in a stable order.
+// are not being deleted, in a stable order. Type enhanced Services are not
+// among them: the defect actor's plays are about DSR appliances (their
+// settings, Config, sharing keys), whose annotations an ELB Service refuses.
 func (w *world) settledServices() []*v1.Service {
 	var out []*v1.Service
 	for _, s := range w.listServices() {
-		if ip, _ := statusIP(s); ip != "" && wantsLoadBalancer(s) && s.DeletionTimestamp == nil {
+		if ip, _ := statusIP(s); ip != "" && wantsLoadBalancer(s) && s.DeletionTimestamp == nil && !isELBService(s) {
 			out = append(out, s)
 		}
 	}
@@ -645,7 +647,7 @@ func (w *world) changeSetting(s *v1.Service, kind string, n uint32) (string, err
 		what = fmt.Sprintf("port %d added", add)
 		return what, mutate(func(s *v1.Service) {
 			s.Spec.Ports = append(s.Spec.Ports, v1.ServicePort{Name: fmt.Sprintf("p%d", add), Protocol: v1.ProtocolTCP, Port: add,
-				TargetPort: intstr.FromInt32(add + 8000), NodePort: 30000 + add%2000})
+				TargetPort: intstr.FromInt32(add + 8000), NodePort: nodePort(add)})
 		})
 	default: // realservers: a Local Service ready on other nodes
 		ready := drawReady(rand.New(rand.NewSource(int64(n))))

@@ -5,7 +5,9 @@
 // router+switch block in is1a, six nodes on it, three appliances and a VPC
 // router that are not the cluster's; a second zone, is1b, whose switch is
 // bridged to the block with two more nodes, and a third is1b node on an
-// unbridged switch) and a fake Kubernetes API, and runs the product's
+// unbridged switch; every node also has a shared-segment NIC with a global
+// address, where an Enhanced Load Balancer reaches it) and a fake
+// Kubernetes API, and runs the product's
 // provider (cloud.New, Initialize, LoadBalancer, InstancesV2) behind an
 // emulation of the k8s.io/cloud-provider v0.37.2 service controller
 // (svcctl_test.go follows controllers/service/controller.go function by
@@ -15,13 +17,17 @@
 // actors then play a script drawn from the seed (actors_test.go): three
 // Service actors (create, ports, annotations, loadBalancerIP pins, sharing
 // keys, externalTrafficPolicy, type changes, invalid annotations, endpoint
-// churn, delete and re-create under the same name), a node actor (servers
+// churn, delete and re-create under the same name; -torture.elb of the
+// Services they create, 0.25 by default, are of type enhanced: an Enhanced
+// Load Balancer, whose elb-plan they change), a node actor (servers
 // and Nodes added and removed, exclusion label, plan changes, kubelets that
 // stop reporting while their server stays), out-of-band
 // damage through the API with a separate client (shutdown, delete, settings
-// edits), simulator fault rules (500/409/429/503/423, drops, answers lost
+// edits; an ELB deleted or a server taken out of it), simulator fault rules
+// (500/409/429/503/423, drops, answers lost
 // after the change, latency beyond the client's timeout, a Config that
-// fails once after its UpdateSettings, is1b's whole API down) and take-overs (the controller is
+// fails once after its UpdateSettings, is1b's whole API down, the same on
+// ELB operations: ProxyLB.Create, ChangePlan, ...) and take-overs (the controller is
 // stopped mid-flight and a second one continues on the same simulator, at
 // once: a new leader may meet an appliance SAKURA does not list yet). A
 // defect actor (defects_test.go, -torture.defects) plays what issue #18's
@@ -36,7 +42,7 @@
 // address already in use, a duplicate tag; -torture.strict refuses them),
 // so a controller that relies on a refusal leaves what the checks see.
 // The checks excuse nothing but a refusal announced with its Event while
-// its reason holds (check_test.go).
+// its reason holds (check_test.go; the ELB invariants in elb_test.go).
 //
 // Then the settle phase clears the faults and keeps the controllers running
 // until everything is quiet and the invariants of check_test.go hold for a

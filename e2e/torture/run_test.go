@@ -344,11 +344,15 @@ func (w *world) describe() string {
 		}
 		fmt.Fprintf(&b, "      appliance %s %s %s/%s tags=%v entries=%v\n", lb.ID, lb.Name, lb.Availability, status, tags, vips)
 	}
+	b.WriteString(w.describeELBs())
 	for _, s := range w.listServices() {
 		ip, _ := statusIP(s)
 		del := ""
 		if s.DeletionTimestamp != nil {
 			del = " deleting"
+		}
+		if isELBService(s) {
+			del += fmt.Sprintf(" enhanced(elb-id=%s elb-plan=%s)", s.Annotations[annELBID], s.Annotations[annELBPlan])
 		}
 		fmt.Fprintf(&b, "      Service %s uid=…%s %s%s finalizer=%v status=%s pin=%s\n", key(s), short(string(s.UID)), s.Spec.Type, del, hasFinalizer(s), ip, s.Spec.LoadBalancerIP)
 	}

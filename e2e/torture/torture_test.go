@@ -45,6 +45,7 @@ var (
 	flagStrict   = flag.Bool("torture.strict", false, "the simulator refuses an address in use (409) instead of accepting and storing it as SAKURA may")
 	flagAdopt    = flag.Bool("torture.adopt", true, "play the adoption actor (the earlier controller's appliance adopted, adopt-by-ID of another Service's appliance refused, preserve then re-adopt, two matches refused)")
 	flagLoop     = flag.String("torture.loop", "mixed", "which loop serves the Services: upstream (the emulated k8s.io/cloud-provider service controller), own (the product's serviceController: own), or mixed (one seed in four own, drawn from the seed)")
+	flagELB      = flag.Float64("torture.elb", defaultELBShare, "share of the Services the Service actors create that are of type enhanced (an Enhanced Load Balancer instead of a DSR appliance); 0 plays the scripts of a run without ELBs")
 	flagDefects  = flag.Bool("torture.defects", true, "play the actors aimed at issue #18's defects (joins in one listing, pins on a member's VIP, wiped entries, restarts mid-create and mid-Config, 503-then-409 replays)")
 )
 
@@ -275,11 +276,13 @@ type options struct {
 	defects  bool
 	adopt    bool
 	loop     string // upstream, own or mixed
+	elb      float64
 }
 
 func currentOptions() options {
 	o := options{actions: *flagActions, skip: parseSkip(*flagSkip), oob: *flagOOB, faults: *flagFaults,
-		takeover: *flagTakeover, settle: *flagSettle, lbExtra: map[string]string{}, strict: *flagStrict, defects: *flagDefects, adopt: *flagAdopt, loop: *flagLoop}
+		takeover: *flagTakeover, settle: *flagSettle, lbExtra: map[string]string{}, strict: *flagStrict, defects: *flagDefects, adopt: *flagAdopt, loop: *flagLoop,
+		elb: *flagELB}
 	for _, kv := range strings.Split(*flagLBConfig, ",") {
 		if k, v, ok := strings.Cut(strings.TrimSpace(kv), "="); ok && k != "" {
 			o.lbExtra[k] = v
@@ -331,6 +334,9 @@ func replay(seed int64, o options) string {
 	}
 	if !o.defects {
 		b.WriteString(" -torture.defects=false")
+	}
+	if o.elb != defaultELBShare {
+		fmt.Fprintf(&b, " -torture.elb=%g", o.elb)
 	}
 	if o.loop != "mixed" {
 		fmt.Fprintf(&b, " -torture.loop=%s", o.loop)

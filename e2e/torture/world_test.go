@@ -57,6 +57,11 @@ const (
 	annPath         = "k8s.usacloud.jp/load-balancer-healthcheck-path"
 	annInterval     = "k8s.usacloud.jp/load-balancer-healthz-interval"
 	annSorry        = "k8s.usacloud.jp/load-balancer-sorry-server"
+	annType         = "k8s.usacloud.jp/load-balancer-type"
+	typeEnhanced    = "enhanced"
+	annELBPlan      = "k8s.usacloud.jp/elb-plan"
+	annELBID        = "k8s.usacloud.jp/elb-id"
+	defaultELBPlan  = 100 // cps, the cloud-config's default elbPlan
 	excludeLabel    = "node.kubernetes.io/exclude-from-external-load-balancers"
 	uninitTaint     = "node.cloudprovider.kubernetes.io/uninitialized"
 	providerScheme  = "sakuracloud://"
@@ -150,12 +155,17 @@ type world struct {
 	globalSW  types.ID
 	globalSWB types.ID // is1b's switch on the bridge: the same segment as globalSW
 	oob       iaas.LoadBalancerAPI
+	oobELB    iaas.ProxyLBAPI
 	oobRoute  *route
 	tokens    []string
 	ccmMu     sync.Mutex
 	ccm       *ccm
 	gens      int
 	stoppedAt []time.Time
+
+	// foreignELBs are the ELBs that are not this cluster's (made at the
+	// start with -torture.elb above 0): ID -> their JSON then.
+	foreignELBs map[types.ID]string
 
 	mu        sync.Mutex
 	damaged   map[string][]string   // Service UID -> out-of-band damage done to its appliance
@@ -259,7 +269,47 @@ func newWorld(seed int64, o options) (*world, error) {
 		return nil, err
 	}
 	w.oob = iaas.NewLoadBalancerOp(caller)
+	w.oobELB = iaas.NewProxyLBOp(caller)
+	if o.elb > 0 {
+		if err := w.foreignELBSetup(); err != nil {
+			return nil, err
+		}
+	}
 	return w, nil
+}
+
+// foreignELBSetup makes the ELBs that are not this cluster's: another
+// cluster's, carrying the service-uid of one of this cluster's Services
+// (the trap), and one with this cluster's tag but no service-uid. The
+// controller must never write or delete them (invariant 3).
+func (w *world) foreignELBSetup() error {
+	w.foreignELBs = map[types.ID]string{}
+	for i, tags := range []types.Tags{{tagCluster + otherClusterID, tagService + w.trapUID}, {tagCluster + clusterID}} {
+		req := &iaas.ProxyLBCreateRequest{Plan: types.ProxyLBPlans.CPS100, Region: types.ProxyLBRegions.IS1,
+			Name: fmt.Sprintf("foreign-elb-%d", i), Tags: tags,
+			HealthCheck: &iaas.ProxyLBHealthCheck{Protocol: types.ProxyLBProtocols.TCP, DelayLoop: 10},
+			BindPorts:   []*iaas.ProxyLBBindPort{{ProxyMode: types.ProxyLBProxyModes.TCP, Port: 80}},
+			Servers:     []*iaas.ProxyLBServer{{IPAddress: "198.51.100.10", Port: 30080, Enabled: true}}}
+		if _, err := w.oobELB.Create(bg, req); err != nil {
+			return fmt.Errorf("creating a foreign ELB: %w", err)
+		}
+	}
+	for _, p := range w.sim.Snapshot().ProxyLBs {
+		data, _ := json.Marshal(p)
+		w.foreignELBs[p.ID] = string(data)
+	}
+	return nil
+}
+
+// sharedIP is a server's address on the shared segment (its global
+// address, where an ELB reaches it), or "".
+func sharedIP(nics []*naked.Interface) string {
+	for _, n := range nics {
+		if n != nil && n.Switch != nil && n.Switch.Scope == types.Scopes.Shared && n.IPAddress != "" {
+			return n.IPAddress
+		}
+	}
+	return ""
 }
 
 func (w *world) register(token string, r *route) {
@@ -401,6 +451,25 @@ func (w *world) noteRequest(rt *route, method, path string, status int, start ti
 		w.findings = append(w.findings, violation{kind: "inv3/foreign-write",
 			msg: fmt.Sprintf("%s sent %s %s to appliance %s, which is not this cluster's (answer %d)", rt.role, method, op, id, status)})
 	}
+	if eid := elbID(path); !eid.IsEmpty() && rt.gen > 0 && method != "GET" {
+		if _, foreign := w.foreignELBs[eid]; foreign {
+			w.findings = append(w.findings, violation{kind: "inv3/foreign-elb-write",
+				msg: fmt.Sprintf("%s sent %s %s to ELB %s, which is not this cluster's (answer %d)", rt.role, method, op, eid, status)})
+		}
+	}
+}
+
+// elbID is the ELB a request is about (ELBs are commonserviceitems).
+func elbID(path string) types.ID {
+	i := strings.Index(path, "/commonserviceitem/")
+	if i < 0 {
+		return 0
+	}
+	rest := path[i+len("/commonserviceitem/"):]
+	if j := strings.IndexByte(rest, '/'); j >= 0 {
+		rest = rest[:j]
+	}
+	return types.StringID(rest)
 }
 
 func applianceID(path string) types.ID {
