@@ -83,3 +83,15 @@ func ReadOfID(r ReadResult, owned, mine, young bool) IDRead {
 	}
 	return IDPending
 }
+
+// ClearShownAddress says whether the repair pass clears the address a
+// Service's status shows after its reconcile was refused: the Service has
+// no appliance (the listing shows none), the refusal is of the address it
+// pins, and it shows another address. That address belonged to an
+// appliance that is gone, and the Service no longer asks for it; showing
+// it would tell clients an address nothing serves, and keep it from other
+// Services for good (torture seed 900043: a sharing-key member whose
+// appliance was deleted out of band, then pinned to its partner's VIP).
+func ClearShownAddress(hasAppliance, pinRefused bool, shown, pinned string) bool {
+	return !hasAppliance && pinRefused && shown != "" && shown != pinned
+}

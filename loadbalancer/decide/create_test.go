@@ -58,3 +58,21 @@ func TestReadOfID(t *testing.T) {
 		}
 	}
 }
+
+func TestClearShownAddress(t *testing.T) {
+	for _, c := range []struct {
+		has, refused  bool
+		shown, pinned string
+		want          bool
+	}{
+		{false, true, "203.0.113.25", "203.0.113.37", true}, // seed 900043
+		{true, true, "203.0.113.25", "203.0.113.37", false}, // the appliance still serves it
+		{false, false, "203.0.113.25", "", false},           // another error: the address is held for the re-create
+		{false, true, "", "203.0.113.37", false},            // nothing shown
+		{false, true, "203.0.113.37", "203.0.113.37", false},
+	} {
+		if got := ClearShownAddress(c.has, c.refused, c.shown, c.pinned); got != c.want {
+			t.Errorf("ClearShownAddress(%v, %v, %q, %q) = %v", c.has, c.refused, c.shown, c.pinned, got)
+		}
+	}
+}

@@ -7,8 +7,10 @@ import (
 
 	"github.com/sacloud/iaas-api-go"
 	"github.com/sakura-ccm/sakura-cloud-controller-manager/internal/sakuraapi"
+	"github.com/sakura-ccm/sakura-cloud-controller-manager/loadbalancer/annotations"
 	"github.com/sakura-ccm/sakura-cloud-controller-manager/loadbalancer/decide"
 	"github.com/sakura-ccm/sakura-cloud-controller-manager/loadbalancer/desired"
+	"github.com/sakura-ccm/sakura-cloud-controller-manager/loadbalancer/ipam"
 	v1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
@@ -103,6 +105,9 @@ func (l *Engine) repairWith(ctx context.Context, lbs []*iaas.LoadBalancer, clust
 		var re *api.RetryError
 		if err != nil && !errors.As(err, &re) {
 			sum.Failed = append(sum.Failed, key)
+			if decide.ClearShownAddress(len(owned) > 0 || len(req.ObservedELBs) > 0, errors.Is(err, ipam.ErrPinnedUnavailable), statusIP(svc), pinnedIP(svc)) {
+				l.showStatus(ctx, svc, &v1.LoadBalancerStatus{})
+			}
 			continue
 		}
 		l.showStatus(ctx, svc, st)
@@ -171,4 +176,13 @@ func (e *elbListing) of(ctx context.Context, svc *v1.Service) []*iaas.ProxyLB {
 		}
 	}
 	return e.byUID[string(svc.UID)]
+}
+
+// pinnedIP is the address svc pins (spec.loadBalancerIP, else the
+// annotation), "" when none or unreadable.
+func pinnedIP(svc *v1.Service) string {
+	if svc.Spec.LoadBalancerIP != "" {
+		return svc.Spec.LoadBalancerIP
+	}
+	return svc.Annotations[annotations.LoadBalancerIP]
 }
