@@ -118,11 +118,7 @@ func (a act) adopt(ctx context.Context, ad decide.Adoption) (*v1.LoadBalancerSta
 	defer l.locks.lock("adopt/" + ad.LB.ID.String())()
 	lb, err := a.exec.Adopt(ctx, ad.LB, ad.Tags)
 	if err != nil {
-		reason := ReasonAPIError
-		if errors.Is(err, apply.ErrAdoptChanged) {
-			reason = ReasonAdoptRefused
-		}
-		return nil, reasoned(reason, fmt.Errorf("%w; nothing was adopted", err))
+		return nil, adoptFailed(err)
 	}
 	// Listings made before the write show it untagged: none may answer
 	// for it any more.
@@ -137,6 +133,17 @@ func (a act) adopt(ctx context.Context, ad decide.Adoption) (*v1.LoadBalancerSta
 		return nil, api.NewRetryError(fmt.Sprintf("adopted load balancer %s is not up (%s/%s)", lb.ID, lb.Availability, lb.InstanceStatus), BootRetryAfter)
 	}
 	return a.serve(ctx, lb)
+}
+
+// adoptFailed reports a failed adopt write of either kind: a refusal when
+// the load balancer changed since the adoption was decided (someone took
+// it meanwhile), else an API error.
+func adoptFailed(err error) error {
+	reason := ReasonAPIError
+	if errors.Is(err, apply.ErrAdoptChanged) {
+		reason = ReasonAdoptRefused
+	}
+	return reasoned(reason, fmt.Errorf("%w; nothing was adopted", err))
 }
 
 // refuseAdopt says why nothing is adopted, naming the appliances (the

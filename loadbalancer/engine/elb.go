@@ -2,7 +2,6 @@ package engine
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"net/netip"
 	"slices"
@@ -640,11 +639,7 @@ func (a elbAct) adopt(ctx context.Context, ad decide.ELBAdoption) (*v1.LoadBalan
 	defer l.locks.lock("adopt/" + ad.ELB.ID.String())()
 	elb, err := a.elbs.Adopt(ctx, ad.ELB, ad.Tags)
 	if err != nil {
-		reason := ReasonAPIError
-		if errors.Is(err, apply.ErrAdoptChanged) {
-			reason = ReasonAdoptRefused
-		}
-		return nil, reasoned(reason, fmt.Errorf("%w; nothing was adopted", err))
+		return nil, adoptFailed(err)
 	}
 	l.recordELBID(ctx, svc, elb.ID)
 	l.event(svc, false, ReasonAdopted, "adopted enhanced load balancer %s (%s) with VIP %s: it now carries this cluster's and this Service's ownership tags (its other tags are kept); its settings are brought in line with the Service", elb.Name, elb.ID, orNone(elb.VirtualIPAddress))
